@@ -1,0 +1,612 @@
+package probes
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"asym/probes/flow"
+	"asym/probes/probetest"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	mdnetlink "github.com/mdlayher/netlink"
+	"github.com/ti-mo/conntrack"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// The conntrack lab: client namespace A (192.0.2.10, tracks connections)
+// joined by a veth to server namespace B (192.0.2.20, tracks nothing).
+// Tracking happens in A because an entry is confirmed only when its first
+// packet leaves the hooks: a SYN that A sends is confirmed in A even if the
+// peer never answers, whereas a SYN dropped by B's input filter would never
+// reach B's table.
+const (
+	ctClientAddr = "192.0.2.10"
+	ctNATAddr    = "192.0.2.11" // A's second address, the SNAT target
+	ctServerAddr = "192.0.2.20"
+	ctServerPort = 8080
+)
+
+type ctLab struct {
+	a, b   probetest.NS
+	ta, tb *Target
+}
+
+func newCtLab(t *testing.T) ctLab {
+	t.Helper()
+	l := ctLab{a: probetest.NewNS(t), b: probetest.NewNS(t)}
+	ctQuiet(t, l.a)
+	ctQuiet(t, l.b)
+	ctVeth(t, l.a, "a0", ctClientAddr+"/24", l.b, "b0", ctServerAddr+"/24")
+	ctTrackInvalid(t, l.a)
+	l.ta, l.tb = ctTarget(t, l.a), ctTarget(t, l.b)
+	return l
+}
+
+// ctQuiet gives a fresh namespace deterministic sysctls: no IPv6 (no DAD,
+// router solicitations or MLD reports to disturb counters), rp_filter off.
+// Set before links exist, so that new interfaces inherit "default".
+func ctQuiet(t *testing.T, ns probetest.NS) {
+	t.Helper()
+	for _, c := range []struct{ path, value string }{
+		{"net/ipv6/conf/all/disable_ipv6", "1"},
+		{"net/ipv6/conf/default/disable_ipv6", "1"},
+		{"net/ipv4/conf/all/rp_filter", "0"},
+		{"net/ipv4/conf/default/rp_filter", "0"},
+		{"net/ipv4/conf/all/send_redirects", "0"},
+		{"net/ipv4/conf/default/send_redirects", "0"},
+	} {
+		probetest.Sysctl(t, ns.Handle, c.path, c.value)
+	}
+}
+
+// ctVeth joins two namespaces with a veth pair, addresses both ends and
+// brings them up. It returns the two links.
+func ctVeth(t *testing.T, a probetest.NS, aName, aAddr string, b probetest.NS, bName, bAddr string) (netlink.Link, netlink.Link) {
+	t.Helper()
+	ha, hb := probetest.Netlink(t, a.Handle), probetest.Netlink(t, b.Handle)
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: aName}, PeerName: bName, PeerNamespace: netlink.NsFd(int(b.Handle))}
+	if err := ha.LinkAdd(veth); err != nil {
+		t.Fatalf("add veth %s-%s: %v", aName, bName, err)
+	}
+	up := func(h *netlink.Handle, name, addr string) netlink.Link {
+		l, err := h.LinkByName(name)
+		if err != nil {
+			t.Fatalf("find %s: %v", name, err)
+		}
+		ad, err := netlink.ParseAddr(addr)
+		if err != nil {
+			t.Fatalf("parse %s: %v", addr, err)
+		}
+		if err := h.AddrAdd(l, ad); err != nil {
+			t.Fatalf("address %s on %s: %v", addr, name, err)
+		}
+		if err := h.LinkSetUp(l); err != nil {
+			t.Fatalf("bring up %s: %v", name, err)
+		}
+		// Re-read for the MAC address and the up state.
+		if l, err = h.LinkByName(name); err != nil {
+			t.Fatalf("find %s: %v", name, err)
+		}
+		return l
+	}
+	return up(ha, aName, aAddr), up(hb, bName, bAddr)
+}
+
+func ctTarget(t *testing.T, ns probetest.NS) *Target {
+	t.Helper()
+	tg, err := OpenTarget(ns.Name, 0)
+	if err != nil {
+		t.Fatalf("open target %s: %v", ns.Name, err)
+	}
+	t.Cleanup(tg.Close)
+	return tg
+}
+
+// ctTrackInvalid installs `table inet filter { chain input { type filter
+// hook input priority 0; ct state invalid counter drop } }`: the ct
+// expression is what makes the namespace track connections at all.
+func ctTrackInvalid(t *testing.T, ns probetest.NS) {
+	t.Helper()
+	ctInputRule(t, ns,
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitINVALID), Xor: []byte{0, 0, 0, 0}},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}},
+		&expr.Counter{},
+		&expr.Verdict{Kind: expr.VerdictDrop},
+	)
+}
+
+// ctDropPort installs `table inet filter { chain input { type filter hook
+// input priority 0; tcp dport PORT drop } }`, which needs no conntrack.
+func ctDropPort(t *testing.T, ns probetest.NS, port uint16) {
+	t.Helper()
+	ctInputRule(t, ns,
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(port)},
+		&expr.Verdict{Kind: expr.VerdictDrop},
+	)
+}
+
+// ctInputRule adds one rule to an inet filter input chain in ns.
+func ctInputRule(t *testing.T, ns probetest.NS, exprs ...expr.Any) {
+	t.Helper()
+	c, err := nftables.New(nftables.WithNetNSFd(int(ns.Handle)))
+	if err != nil {
+		t.Fatalf("nftables in %s: %v", ns.Name, err)
+	}
+	tbl := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: "filter"})
+	accept := nftables.ChainPolicyAccept
+	ch := c.AddChain(&nftables.Chain{Name: "input", Table: tbl, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+	c.AddRule(&nftables.Rule{Table: tbl, Chain: ch, Exprs: exprs})
+	if err := c.Flush(); err != nil {
+		t.Fatalf("install an input rule in %s: %v", ns.Name, err)
+	}
+}
+
+// ctSNAT installs `table ip nat { chain postrouting { type nat hook
+// postrouting priority srcnat; ip daddr SERVER snat to NATADDR } }`.
+func ctSNAT(t *testing.T, ns probetest.NS) {
+	t.Helper()
+	c, err := nftables.New(nftables.WithNetNSFd(int(ns.Handle)))
+	if err != nil {
+		t.Fatalf("nftables in %s: %v", ns.Name, err)
+	}
+	tbl := c.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: "nat"})
+	ch := c.AddChain(&nftables.Chain{Name: "postrouting", Table: tbl, Type: nftables.ChainTypeNAT,
+		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource})
+	c.AddRule(&nftables.Rule{Table: tbl, Chain: ch, Exprs: []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: netip.MustParseAddr(ctServerAddr).AsSlice()},
+		&expr.Immediate{Register: 1, Data: netip.MustParseAddr(ctNATAddr).AsSlice()},
+		&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1},
+	}})
+	if err := c.Flush(); err != nil {
+		t.Fatalf("install the snat rule in %s: %v", ns.Name, err)
+	}
+}
+
+// ctListen opens a TCP listener inside ns; the socket stays in ns whatever
+// thread later uses it.
+func ctListen(t *testing.T, ns probetest.NS, addr string) net.Listener {
+	t.Helper()
+	var ln net.Listener
+	probetest.Do(t, ns.Handle, func() (err error) {
+		ln, err = net.Listen("tcp4", addr)
+		return err
+	})
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+// ctConnect opens a TCP connection from a fixed source inside ns, accepts it
+// on ln and bounces one message through it, so that the handshake's last
+// ACK has certainly gone through conntrack. Both ends close with RST
+// (SO_LINGER 0) when the test ends.
+func ctConnect(t *testing.T, ns probetest.NS, ln net.Listener, src, dst string) (client, server *net.TCPConn) {
+	t.Helper()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			accepted <- nil
+			return
+		}
+		accepted <- c
+	}()
+	probetest.Do(t, ns.Handle, func() error {
+		d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.MustParseAddrPort(src)), Timeout: 5 * time.Second}
+		c, err := d.Dial("tcp4", dst)
+		if err != nil {
+			return err
+		}
+		client = c.(*net.TCPConn)
+		return nil
+	})
+	var sc net.Conn
+	select {
+	case sc = <-accepted:
+	case <-time.After(5 * time.Second):
+	}
+	if sc == nil {
+		t.Fatal("the server did not accept the connection")
+	}
+	server = sc.(*net.TCPConn)
+	for _, c := range []*net.TCPConn{client, server} {
+		c.SetLinger(0)
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		t.Cleanup(func() { c.Close() })
+	}
+	if _, err := client.Write([]byte("ping")); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(server, buf); err != nil {
+		t.Fatalf("server read: %v", err)
+	}
+	if _, err := server.Write(buf); err != nil {
+		t.Fatalf("server write: %v", err)
+	}
+	if _, err := io.ReadFull(client, buf); err != nil {
+		t.Fatalf("client read: %v", err)
+	}
+	return client, server
+}
+
+func ctFlow(t *testing.T, s string) flow.Flow {
+	t.Helper()
+	f, err := flow.ParseString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func ctProbe(t *testing.T, tg *Target, f flow.Flow) *ConntrackView {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	v := ProbeConntrack(ctx, tg, f)
+	if !v.OK() {
+		t.Fatalf("ProbeConntrack(%s) = %s: %s", f, v.Status, v.Reason)
+	}
+	t.Logf("%s\n  %s", v.Command, strings.Join(v.Lines, "\n  "))
+	return v
+}
+
+func ctHasLine(lines []string, part string) bool {
+	for _, l := range lines {
+		if strings.Contains(l, part) {
+			return true
+		}
+	}
+	return false
+}
+
+func ctOne(t *testing.T, v *ConntrackView) ConntrackEntry {
+	t.Helper()
+	if !v.Looked {
+		t.Fatalf("Looked = false, want a lookup")
+	}
+	if len(v.Entries) != 1 {
+		t.Fatalf("got %d entries, want 1: %+v", len(v.Entries), v.Entries)
+	}
+	return v.Entries[0]
+}
+
+func TestConntrackEstablished(t *testing.T) {
+	l := newCtLab(t)
+	ln := ctListen(t, l.b, ctServerAddr+":8080")
+	client, server := ctConnect(t, l.a, ln, ctClientAddr+":40000", ctServerAddr+":8080")
+	f := ctFlow(t, "tcp 192.0.2.10:40000 192.0.2.20:8080")
+
+	v := ctProbe(t, l.ta, f)
+	e := ctOne(t, v)
+	want := ConntrackEntry{
+		MatchedAs: "original", Proto: 6,
+		OrigSrc: f.Src, OrigDst: f.Dst, ReplySrc: f.Dst, ReplyDst: f.Src,
+		TCPState: "ESTABLISHED", Unreplied: false, Assured: true,
+	}
+	got := e
+	got.Timeout, got.Text = 0, "" // the timeout counts down; Text is checked below
+	if got != want {
+		t.Errorf("entry = %+v\nwant    %+v", got, want)
+	}
+	if e.Timeout == 0 {
+		t.Errorf("Timeout = 0: an established entry has days to live")
+	}
+	wantText := "ESTABLISHED src=192.0.2.10 dst=192.0.2.20 sport=40000 dport=8080 src=192.0.2.20 dst=192.0.2.10 sport=8080 dport=40000 [ASSURED] mark=0 use="
+	if !strings.HasPrefix(e.Text, "tcp      6 ") || !strings.Contains(e.Text, wantText) {
+		t.Errorf("Text = %q, want conntrack -L format containing %q", e.Text, wantText)
+	}
+	if v.Command != "ip netns exec "+l.a.Name+" conntrack -L -p tcp --src 192.0.2.10 --dst 192.0.2.20 --sport 40000 --dport 8080" {
+		t.Errorf("Command = %q", v.Command)
+	}
+	if v.Count < 1 || v.Max == 0 || v.Stats.CPUs == 0 {
+		t.Errorf("Count %d, Max %d, CPUs %d: want at least one entry, a limit and one CPU", v.Count, v.Max, v.Stats.CPUs)
+	}
+	if !ctHasLine(v.Lines, "conntrack -S (summed over") || !ctHasLine(v.Lines, "entries ") {
+		t.Errorf("Lines lack the statistics: %q", v.Lines)
+	}
+
+	// The reply direction, as a person on the server side would type it:
+	// the kernel finds the entry with the first query, because its lookup
+	// hashes both directions of every entry.
+	r := ctOne(t, ctProbe(t, l.ta, f.Reverse()))
+	if r.MatchedAs != "reply" || r.OrigSrc != f.Src || r.TCPState != "ESTABLISHED" {
+		t.Errorf("reverse flow: MatchedAs %q, OrigSrc %s, state %s; want reply, %s, ESTABLISHED", r.MatchedAs, r.OrigSrc, r.TCPState, f.Src)
+	}
+
+	// B's ruleset uses no conntrack: it tracks nothing, and says so.
+	nb := ctProbe(t, l.tb, f)
+	if !nb.Looked || len(nb.Entries) != 0 || nb.Count != 0 {
+		t.Errorf("namespace B: Looked %v, %d entries, count %d; want a lookup that finds nothing in an empty table", nb.Looked, len(nb.Entries), nb.Count)
+	}
+	if !ctHasLine(nb.Lines, "no conntrack entry for the flow (neither direction)") || !ctHasLine(nb.Lines, "may not be tracking connections") {
+		t.Errorf("namespace B lines = %q", nb.Lines)
+	}
+
+	// Close with RST from both ends: conntrack moves to CLOSE and keeps the
+	// entry for nf_conntrack_tcp_timeout_close (10s). A FIN close would give
+	// TIME_WAIT; either says the connection ended.
+	client.Close()
+	server.Close()
+	var c ConntrackEntry
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		c = ctOne(t, ctProbe(t, l.ta, f))
+		if c.TCPState != "ESTABLISHED" || time.Now().After(deadline) {
+			break
+		}
+	}
+	if c.TCPState != "CLOSE" && c.TCPState != "TIME_WAIT" {
+		t.Errorf("after RST: state %s, want CLOSE (or TIME_WAIT)", c.TCPState)
+	}
+}
+
+// TestConntrackKernelMatchesEitherTuple pins the kernel behaviour that lets
+// ProbeConntrack skip a separate "as reply" query: CTA_TUPLE_REPLY alone
+// and CTA_TUPLE_ORIG alone are the same lookup, and each finds an entry
+// through either of its tuples.
+func TestConntrackKernelMatchesEitherTuple(t *testing.T) {
+	l := newCtLab(t)
+	ln := ctListen(t, l.b, ctServerAddr+":8080")
+	ctConnect(t, l.a, ln, ctClientAddr+":40001", ctServerAddr+":8080")
+	f := ctFlow(t, "tcp 192.0.2.10:40001 192.0.2.20:8080")
+
+	c, err := conntrack.Dial(&mdnetlink.Config{NetNS: int(l.a.Handle)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, tc := range []struct {
+		name   string
+		asOrig bool
+		tuple  flow.Flow
+	}{
+		{"the original tuple sent as CTA_TUPLE_ORIG", true, f},
+		{"the original tuple sent as CTA_TUPLE_REPLY", false, f},
+		{"the reply tuple sent as CTA_TUPLE_ORIG", true, f.Reverse()},
+		{"the reply tuple sent as CTA_TUPLE_REPLY", false, f.Reverse()},
+	} {
+		q := ctQuery(tc.tuple)
+		if !tc.asOrig {
+			q.TupleOrig, q.TupleReply = conntrack.Tuple{}, q.TupleOrig
+		}
+		got, err := c.Get(q)
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if got.TupleOrig.IP.SourceAddress != f.Src.Addr() || got.TupleOrig.Proto.SourcePort != f.Src.Port() {
+			t.Errorf("%s: found %s, want the entry from %s", tc.name, got.TupleOrig, f.Src)
+		}
+	}
+	// And a miss is ENOENT, which the probe reads as "not there".
+	_, err = c.Get(ctQuery(ctFlow(t, "tcp 192.0.2.10:40009 192.0.2.20:8080")))
+	if !errors.Is(err, unix.ENOENT) {
+		t.Errorf("missing entry: err = %v, want ENOENT", err)
+	}
+}
+
+func TestConntrackUnreplied(t *testing.T) {
+	l := newCtLab(t)
+	// B silently drops SYNs to port 8081: A's SYN leaves A's hooks (so the
+	// entry is confirmed in A) and no answer ever comes back.
+	ctDropPort(t, l.b, 8081)
+	probetest.Do(t, l.a.Handle, func() error {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		t.Cleanup(func() { unix.Close(fd) })
+		if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{192, 0, 2, 10}, Port: 40002}); err != nil {
+			return err
+		}
+		err = unix.Connect(fd, &unix.SockaddrInet4{Addr: [4]byte{192, 0, 2, 20}, Port: 8081})
+		if !errors.Is(err, unix.EINPROGRESS) {
+			return err
+		}
+		return nil
+	})
+	f := ctFlow(t, "tcp 192.0.2.10:40002 192.0.2.20:8081")
+	var v *ConntrackView
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if v = ctProbe(t, l.ta, f); len(v.Entries) > 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	e := ctOne(t, v)
+	if e.MatchedAs != "original" || e.TCPState != "SYN_SENT" || !e.Unreplied || e.Assured {
+		t.Errorf("entry = %+v; want original, SYN_SENT, unreplied, not assured", e)
+	}
+	if !strings.Contains(e.Text, "SYN_SENT src=192.0.2.10 dst=192.0.2.20 sport=40002 dport=8081 [UNREPLIED] src=192.0.2.20 dst=192.0.2.10 sport=8081 dport=40002 mark=0 use=") {
+		t.Errorf("Text = %q", e.Text)
+	}
+}
+
+func TestConntrackNAT(t *testing.T) {
+	l := newCtLab(t)
+	ha := probetest.Netlink(t, l.a.Handle)
+	a0, err := ha.LinkByName("a0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ha.AddrAdd(a0, &netlink.Addr{IPNet: &net.IPNet{IP: net.ParseIP(ctNATAddr).To4(), Mask: net.CIDRMask(24, 32)}}); err != nil {
+		t.Fatal(err)
+	}
+	ctSNAT(t, l.a)
+	ln := ctListen(t, l.b, ctServerAddr+":8080")
+	_, server := ctConnect(t, l.a, ln, ctClientAddr+":40003", ctServerAddr+":8080")
+	seen := server.RemoteAddr().(*net.TCPAddr).AddrPort() // the client as B sees it, after SNAT
+	if seen.Addr() != netip.MustParseAddr(ctNATAddr) {
+		t.Fatalf("B sees the client as %s: the SNAT rule did not apply", seen)
+	}
+
+	f := ctFlow(t, "tcp 192.0.2.10:40003 192.0.2.20:8080")
+	e := ctOne(t, ctProbe(t, l.ta, f))
+	if e.MatchedAs != "original" || !e.SrcNAT || e.DstNAT || e.ReplyDst != seen {
+		t.Errorf("pre-NAT flow: %+v; want original, src_nat, reply_dst %s", e, seen)
+	}
+
+	// The flow as B's side reports it (after SNAT) is neither tuple; its
+	// reverse is the reply tuple, so the second query finds it.
+	post := flow.Flow{Proto: flow.TCP, Src: seen, Dst: f.Dst}
+	v := ctProbe(t, l.ta, post)
+	p := ctOne(t, v)
+	if p.MatchedAs != "original" || p.OrigSrc != f.Src || !p.SrcNAT {
+		t.Errorf("post-NAT flow: %+v; want original, orig_src %s, src_nat", p, f.Src)
+	}
+	if !ctHasLine(v.Lines, "matched through the reverse tuple") || !ctHasLine(v.Lines, "source NAT") {
+		t.Errorf("post-NAT lines = %q, want the NAT explained", v.Lines)
+	}
+
+	// The reply of the post-NAT flow is exactly the entry's reply tuple.
+	if r := ctOne(t, ctProbe(t, l.ta, post.Reverse())); r.MatchedAs != "reply" {
+		t.Errorf("post-NAT reply: MatchedAs %q, want reply", r.MatchedAs)
+	}
+}
+
+// TestConntrackInvalidStats sends SYN-ACKs out of nowhere into A. A
+// SYN-ACK with no entry cannot start one (nf_conntrack_proto_tcp.c: sNO →
+// sIV), so conntrack counts it invalid and creates nothing.
+func TestConntrackInvalidStats(t *testing.T) {
+	l := newCtLab(t)
+	noPorts := ctFlow(t, "tcp 192.0.2.20 192.0.2.10")
+	before := ctProbe(t, l.ta, noPorts)
+	if before.Looked {
+		t.Errorf("a flow without ports: Looked = true")
+	}
+	if !ctHasLine(before.Lines, "the flow has no ports: give SRC:PORT and DST:PORT to look up its conntrack entry") {
+		t.Errorf("lines = %q, want the no-ports sentence", before.Lines)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	cBefore := ProbeCounters(ctx, l.ta)
+
+	const n = 3
+	probetest.Do(t, l.b.Handle, func() error {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		// Bound, so that the source the kernel writes is the one the
+		// checksum covers.
+		if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{192, 0, 2, 20}}); err != nil {
+			return err
+		}
+		src, dst := netip.MustParseAddr(ctServerAddr), netip.MustParseAddr(ctClientAddr)
+		for i := range n {
+			seg := ctSynAck(src, dst, 8080, uint16(40100+i), uint32(1000*i+1))
+			if err := unix.Sendto(fd, seg, 0, &unix.SockaddrInet4{Addr: dst.As4()}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+
+	var after *ConntrackView
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		after = ctProbe(t, l.ta, noPorts)
+		if after.Stats.Invalid >= before.Stats.Invalid+n || time.Now().After(deadline) {
+			break
+		}
+	}
+	if got := after.Stats.Invalid - before.Stats.Invalid; got != n {
+		t.Errorf("invalid rose by %d, want %d (%+v)", got, n, after.Stats)
+	}
+	if after.Count != 0 {
+		t.Errorf("count = %d: invalid packets must create no entry", after.Count)
+	}
+	// The same count, read the other way: /proc/net/stat/nf_conntrack.
+	cAfter := ProbeCounters(ctx, l.ta)
+	if d := cAfter.Delta(cBefore)["nf_conntrack:invalid"]; d != n {
+		t.Errorf("nf_conntrack:invalid rose by %d, want %d", d, n)
+	}
+}
+
+// ctSynAck builds a 20-byte TCP SYN-ACK with a correct checksum.
+func ctSynAck(src, dst netip.Addr, sport, dport uint16, seq uint32) []byte {
+	h := make([]byte, 20)
+	binary.BigEndian.PutUint16(h[0:], sport)
+	binary.BigEndian.PutUint16(h[2:], dport)
+	binary.BigEndian.PutUint32(h[4:], seq)
+	binary.BigEndian.PutUint32(h[8:], 4242) // ack
+	h[12] = 5 << 4                          // data offset: 5 words
+	h[13] = 0x12                            // SYN|ACK
+	binary.BigEndian.PutUint16(h[14:], 65535)
+	pseudo := append(src.AsSlice(), dst.AsSlice()...)
+	pseudo = append(pseudo, 0, unix.IPPROTO_TCP, 0, byte(len(h)))
+	var sum uint32
+	for _, b := range [][]byte{pseudo, h} {
+		for i := 0; i+1 < len(b); i += 2 {
+			sum += uint32(binary.BigEndian.Uint16(b[i:]))
+		}
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	binary.BigEndian.PutUint16(h[16:], ^uint16(sum))
+	return h
+}
+
+func TestConntrackNotLookable(t *testing.T) {
+	l := newCtLab(t)
+	v := ctProbe(t, l.ta, ctFlow(t, "icmp 192.0.2.10 192.0.2.20"))
+	if v.Looked || len(v.Entries) != 0 {
+		t.Errorf("icmp: Looked %v with %d entries, want no lookup", v.Looked, len(v.Entries))
+	}
+	if !ctHasLine(v.Lines, "echo id") || v.Stats.CPUs == 0 {
+		t.Errorf("icmp: lines %q, CPUs %d; want the reason and statistics", v.Lines, v.Stats.CPUs)
+	}
+	if v.Command != "ip netns exec "+l.a.Name+" conntrack -L -p icmp --src 192.0.2.10 --dst 192.0.2.20" {
+		t.Errorf("icmp: Command = %q", v.Command)
+	}
+
+	// Out of time before starting: timed out, not a failure.
+	ctx, cancel := context.WithTimeout(t.Context(), -time.Second)
+	defer cancel()
+	if to := ProbeConntrack(ctx, l.ta, ctFlow(t, "tcp 192.0.2.10:1 192.0.2.20:2")); to.Status != StatusTimedOut {
+		t.Errorf("expired context: status %s (%s), want timed out", to.Status, to.Reason)
+	}
+}
+
+// TestConntrackText checks the conntrack -L rendering without a kernel.
+func TestConntrackText(t *testing.T) {
+	var c conntrack.Flow
+	c.TupleOrig.IP.SourceAddress = netip.MustParseAddr("2001:db8::1")
+	c.TupleOrig.IP.DestinationAddress = netip.MustParseAddr("2001:db8::2")
+	c.TupleOrig.Proto = conntrack.ProtoTuple{Protocol: unix.IPPROTO_UDP, SourcePort: 5353, DestinationPort: 53}
+	c.TupleReply.IP.SourceAddress = c.TupleOrig.IP.DestinationAddress
+	c.TupleReply.IP.DestinationAddress = c.TupleOrig.IP.SourceAddress
+	c.TupleReply.Proto = conntrack.ProtoTuple{Protocol: unix.IPPROTO_UDP, SourcePort: 53, DestinationPort: 5353}
+	c.Timeout, c.Mark, c.Zone, c.Use = 29, 42, 5, 1
+	c.Status = conntrack.StatusSeenReply | conntrack.StatusAssured
+	c.CountersOrig = conntrack.Counter{Packets: 2, Bytes: 120}
+	c.CountersReply = conntrack.Counter{Packets: 1, Bytes: 80}
+	want := "udp      17 29 src=2001:db8::1 dst=2001:db8::2 sport=5353 dport=53 packets=2 bytes=120 src=2001:db8::2 dst=2001:db8::1 sport=53 dport=5353 packets=1 bytes=80 [ASSURED] mark=42 zone=5 use=1"
+	if got := ctText(c); got != want {
+		t.Errorf("ctText =\n%q\nwant\n%q", got, want)
+	}
+	f := ctFlow(t, "udp [2001:db8::2]:53 [2001:db8::1]:5353")
+	e, note := ctEntry(f, f, c)
+	if e.MatchedAs != "reply" || note != "" || e.PacketsOrig != 2 || e.PacketsReply != 1 || e.Zone != 5 || e.Unreplied {
+		t.Errorf("ctEntry = %+v, %q", e, note)
+	}
+	if got := Command(ctCommandWords(f)...); got != "conntrack -L -f ipv6 -p udp --src 2001:db8::2 --dst 2001:db8::1 --sport 53 --dport 5353" {
+		t.Errorf("command = %q", got)
+	}
+}

@@ -1,0 +1,501 @@
+package probes
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+	"unsafe"
+
+	"asym/probes/probetest"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// When the test binary is started through a symlink named
+// iptables-legacy-save, it plays that tool: the machine has no iptables,
+// and this is how the test checks that ProbeFirewall runs it with -c inside
+// the target namespace (not asym's own) and parses what it prints.
+func init() {
+	if filepath.Base(os.Args[0]) == "iptables-legacy-save" {
+		os.Exit(fwFakeLegacySave(os.Args[1:]))
+	}
+}
+
+const fwFakeNetnsEnv = "ASYM_TEST_FAKE_SAVE_NETNS"
+
+func fwFakeLegacySave(args []string) int {
+	if !slices.Equal(args, []string{"-c"}) {
+		fmt.Fprintf(os.Stderr, "fake iptables-legacy-save: want the single argument -c, got %q\n", args)
+		return 2
+	}
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/net", &st); err != nil {
+		fmt.Fprintln(os.Stderr, "fake iptables-legacy-save:", err)
+		return 1
+	}
+	if got, want := strconv.FormatUint(st.Ino, 10), os.Getenv(fwFakeNetnsEnv); got != want {
+		fmt.Fprintf(os.Stderr, "fake iptables-legacy-save: running in network namespace %s, not the target %s\n", got, want)
+		return 3
+	}
+	fmt.Print(recordedLegacySave)
+	return 0
+}
+
+func fwCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func fwTarget(t *testing.T, ns probetest.NS) *Target {
+	t.Helper()
+	tg, err := OpenTarget(ns.Name, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tg.Close)
+	return tg
+}
+
+func fwNft(t *testing.T, ns probetest.NS) *nftables.Conn {
+	t.Helper()
+	c, err := nftables.New(nftables.WithNetNSFd(int(ns.Handle)))
+	if err != nil {
+		t.Fatalf("nftables in %s: %v", ns.Name, err)
+	}
+	return c
+}
+
+func fwBaseChain(c *nftables.Conn, tb *nftables.Table, name string, hook *nftables.ChainHook, prio int32) *nftables.Chain {
+	accept := nftables.ChainPolicyAccept
+	return c.AddChain(&nftables.Chain{Name: name, Table: tb, Type: nftables.ChainTypeFilter,
+		Hooknum: hook, Priority: nftables.ChainPriorityRef(nftables.ChainPriority(prio)), Policy: &accept})
+}
+
+// fwInvalidDrop is `ct state invalid counter drop` as nft compiles it.
+func fwInvalidDrop() []expr.Any {
+	return fwCat(fwCtExprs(expr.CtStateBitINVALID, expr.CmpOpNeq), &expr.Counter{}, fwDrop)
+}
+
+func TestProbeFirewallFindsRules(t *testing.T) {
+	ns := probetest.NewNS(t)
+	c := fwNft(t, ns)
+
+	// table inet filter: what a hand-written nftables.conf has.
+	filter := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: "filter"})
+	forward := fwBaseChain(c, filter, "forward", nftables.ChainHookForward, 0)
+	c.AddRule(&nftables.Rule{Table: filter, Chain: forward, Exprs: fwInvalidDrop()})
+	input := fwBaseChain(c, filter, "input", nftables.ChainHookInput, 0)
+	// fib saddr . iif oif 0 drop (4-byte ifindex compared with 0)
+	c.AddRule(&nftables.Rule{Table: filter, Chain: input, Exprs: []expr.Any{
+		&expr.Fib{Register: 1, FlagSADDR: true, FlagIIF: true, ResultOIF: true},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0, 0, 0, 0}},
+		fwDrop,
+	}})
+	// fib saddr . iif oif missing counter drop (what nft writes for `missing`:
+	// NFTA_FIB_F_PRESENT and a 1-byte boolean)
+	c.AddRule(&nftables.Rule{Table: filter, Chain: input, Exprs: []expr.Any{
+		&expr.Fib{Register: 1, FlagSADDR: true, FlagIIF: true, ResultOIF: true, FlagPRESENT: true},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0}},
+		&expr.Counter{},
+		fwDrop,
+	}})
+	// Unrelated rules that must not be reported: tcp dport 22 accept and
+	// ct state established,related accept.
+	c.AddRule(&nftables.Rule{Table: filter, Chain: input, Exprs: []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(22)},
+		fwAccept,
+	}})
+	c.AddRule(&nftables.Rule{Table: filter, Chain: input,
+		Exprs: fwCat(fwCtExprs(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED, expr.CmpOpNeq), fwAccept)})
+
+	// table inet firewalld: the shapes firewalld ≥ 1.0 writes.
+	fw := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: "firewalld"})
+	fwInput := fwBaseChain(c, fw, "filter_INPUT", nftables.ChainHookInput, 10)
+	vmap := &nftables.Set{Table: fw, Anonymous: true, Constant: true, IsMap: true,
+		KeyType: nftables.TypeCTState, DataType: nftables.TypeVerdict}
+	if err := c.AddSet(vmap, []nftables.SetElement{
+		{Key: fwU32(expr.CtStateBitESTABLISHED), VerdictData: &expr.Verdict{Kind: expr.VerdictAccept}},
+		{Key: fwU32(expr.CtStateBitRELATED), VerdictData: &expr.Verdict{Kind: expr.VerdictAccept}},
+		{Key: fwU32(expr.CtStateBitINVALID), VerdictData: &expr.Verdict{Kind: expr.VerdictDrop}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c.AddRule(&nftables.Rule{Table: fw, Chain: fwInput, Exprs: []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Lookup{SourceRegister: 1, SetName: vmap.Name, SetID: vmap.ID, IsDestRegSet: true, DestRegister: 0},
+	}})
+	fwPre := fwBaseChain(c, fw, "filter_PREROUTING", nftables.ChainHookPrerouting, 10)
+	c.AddRule(&nftables.Rule{Table: fw, Chain: fwPre, Exprs: []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV6}},
+		&expr.Fib{Register: 1, FlagSADDR: true, FlagMARK: true, FlagIIF: true, ResultOIF: true, FlagPRESENT: true},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0}},
+		fwDrop,
+	}})
+	// A named counter in a regular chain: ct state invalid counter name "inv" reject.
+	c.AddObj(&nftables.NamedObj{Table: fw, Name: "inv", Type: nftables.ObjTypeCounter, Obj: &expr.Counter{Packets: 7, Bytes: 280}})
+	policy := c.AddChain(&nftables.Chain{Name: "filter_IN_policy", Table: fw})
+	c.AddRule(&nftables.Rule{Table: fw, Chain: policy, Exprs: fwCat(fwCtExprs(expr.CtStateBitINVALID, expr.CmpOpNeq),
+		&expr.Objref{Type: unix.NFT_OBJECT_COUNTER, Name: "inv"},
+		&expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_ADMIN_PROHIBITED})})
+
+	// table ip filter / ip raw: what iptables-nft writes (xt compat).
+	ipf := c.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: "filter"})
+	ipIn := fwBaseChain(c, ipf, "INPUT", nftables.ChainHookInput, 0)
+	c.AddRule(&nftables.Rule{Table: ipf, Chain: ipIn, Exprs: []expr.Any{fwXtConntrack(uint16(expr.CtStateBitINVALID), false), &expr.Counter{}, fwDrop}})
+	c.AddRule(&nftables.Rule{Table: ipf, Chain: ipIn, Exprs: []expr.Any{fwXtConntrack(uint16(expr.CtStateBitINVALID), true), fwAccept}})
+	// -m state --state INVALID -j REJECT: xt_state_info and ipt_reject_info
+	// are a u32 each, padded by the kernel to 8 bytes (XT_ALIGN).
+	c.AddRule(&nftables.Rule{Table: ipf, Chain: ipIn, Exprs: []expr.Any{
+		&expr.Match{Name: "state", Info: fwXtRaw(1, 0, 0, 0, 0, 0, 0, 0)}, &expr.Counter{},
+		&expr.Target{Name: "REJECT", Info: fwXtRaw(0, 0, 0, 0, 0, 0, 0, 0)},
+	}})
+	// -t raw -A PREROUTING -m rpfilter --invert -j DROP (rpfilter is only
+	// accepted in raw/mangle PREROUTING: EINVAL elsewhere).
+	raw := c.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: "raw"})
+	rawPre := fwBaseChain(c, raw, "PREROUTING", nftables.ChainHookPrerouting, -300)
+	c.AddRule(&nftables.Rule{Table: raw, Chain: rawPre, Exprs: []expr.Any{
+		&expr.Match{Name: "rpfilter", Info: fwXtRaw(8, 0, 0, 0, 0, 0, 0, 0)}, &expr.Counter{}, fwDrop,
+	}})
+	if err := c.Flush(); err != nil {
+		t.Fatalf("load the test ruleset: %v", err)
+	}
+
+	v := ProbeFirewall(fwCtx(t), fwTarget(t, ns))
+	t.Logf("%s\n%s", v.Command, strings.Join(v.Lines, "\n"))
+	if v.Status != StatusOK {
+		t.Fatalf("status %s: %s", v.Status, v.Reason)
+	}
+	if v.Probe != "firewall" || v.Title != "Firewall: ct state invalid and reverse-path rules" {
+		t.Errorf("probe %q title %q", v.Probe, v.Title)
+	}
+	if want := "ip netns exec " + ns.Name + " nft list ruleset"; v.Command != want {
+		t.Errorf("command %q, want %q", v.Command, want)
+	}
+	if v.Tables != 4 || len(v.LegacyTables) != 0 {
+		t.Errorf("tables %d legacy %v, want 4 and none", v.Tables, v.LegacyTables)
+	}
+
+	type row struct {
+		where, hook string
+		prio        int
+		source      string
+		kind, verd  string
+		counter     bool
+		pkts        uint64
+		text        string
+	}
+	want := []row{
+		{"inet filter forward", "forward", 0, "nftables", "ct_invalid", "drop", true, 0, "ct state invalid counter packets 0 bytes 0 drop"},
+		{"inet filter input", "input", 0, "nftables", "fib_rpfilter", "drop", false, 0, "fib saddr . iif oif 0 drop"},
+		{"inet filter input", "input", 0, "nftables", "fib_rpfilter", "drop", true, 0, "fib saddr . iif oif missing counter packets 0 bytes 0 drop"},
+		{"inet firewalld filter_INPUT", "input", 10, "nftables", "ct_invalid", "drop", false, 0, "ct state vmap { invalid : drop, established : accept, related : accept }"},
+		{"inet firewalld filter_PREROUTING", "prerouting", 10, "nftables", "fib_rpfilter", "drop", false, 0, "meta nfproto ipv6 fib saddr . mark . iif oif missing drop"},
+		{"inet firewalld filter_IN_policy", "", 0, "nftables", "ct_invalid", "reject", true, 7, `ct state invalid counter name "inv" (packets 7 bytes 280) reject`},
+		{"ip filter INPUT", "input", 0, "iptables-nft", "ct_invalid", "drop", true, 0, "ct state invalid counter packets 0 bytes 0 drop"},
+		{"ip filter INPUT", "input", 0, "iptables-nft", "ct_invalid", "reject", true, 0, "ct state invalid counter packets 0 bytes 0 reject"},
+		{"ip raw PREROUTING", "prerouting", -300, "iptables-nft", "fib_rpfilter", "drop", true, 0, "fib saddr . iif oif 0 counter packets 0 bytes 0 drop"},
+	}
+	var got []row
+	for _, r := range v.Rules {
+		if r.Handle == 0 {
+			t.Errorf("rule %q has no handle", r.Text)
+		}
+		got = append(got, row{r.Where(), r.Hook, r.Priority, r.Source, r.Kind, r.Verdict, r.HasCounter, r.Packets, r.Text})
+	}
+	// The kernel lists tables and chains in creation order, but do not
+	// depend on it.
+	key := func(r row) string { return r.where + "|" + r.text }
+	slices.SortFunc(got, func(a, b row) int { return strings.Compare(key(a), key(b)) })
+	slices.SortFunc(want, func(a, b row) int { return strings.Compare(key(a), key(b)) })
+	if !slices.Equal(got, want) {
+		t.Errorf("rules:\n%s\nwant:\n%s", fwRows(got), fwRows(want))
+	}
+	for _, r := range v.Rules {
+		if strings.Contains(r.Text, "dport") || strings.Contains(r.Text, "established,related") {
+			t.Errorf("unrelated rule reported: %q", r.Text)
+		}
+	}
+	fwd := slices.Index(v.Lines, "table inet filter  chain forward (hook forward priority 0; policy accept)")
+	if fwd < 0 || fwd+1 >= len(v.Lines) || !strings.HasPrefix(v.Lines[fwd+1], "  ct state invalid counter packets 0 bytes 0 drop  # handle ") {
+		t.Errorf("lines lack the forward chain in nft form:\n%s", strings.Join(v.Lines, "\n"))
+	}
+}
+
+func fwRows[T any](rows []T) string {
+	var b strings.Builder
+	for _, r := range rows {
+		fmt.Fprintf(&b, "  %+v\n", r)
+	}
+	return b.String()
+}
+
+// TestProbeFirewallCountsInvalidTraffic sends real invalid packets: a
+// SYN-ACK that answers no SYN is invalid to conntrack (TCP state sNO ->
+// sIV, whatever nf_conntrack_tcp_loose says), which is exactly what an
+// asymmetric return path looks like to a stateful firewall.
+func TestProbeFirewallCountsInvalidTraffic(t *testing.T) {
+	a, b := probetest.NewNS(t), probetest.NewNS(t)
+	for _, ns := range []probetest.NS{a, b} {
+		// No IPv6: neighbour discovery and MLD would cross the inet
+		// input chain too and make the counts less exact.
+		probetest.Sysctl(t, ns.Handle, "net/ipv6/conf/all/disable_ipv6", "1")
+		probetest.Sysctl(t, ns.Handle, "net/ipv6/conf/default/disable_ipv6", "1")
+	}
+	ha, hb := probetest.Netlink(t, a.Handle), probetest.Netlink(t, b.Handle)
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "asym-a"}, PeerName: "asym-b", PeerNamespace: netlink.NsFd(int(b.Handle))}
+	if err := ha.LinkAdd(veth); err != nil {
+		t.Fatalf("veth: %v", err)
+	}
+	for _, side := range []struct {
+		h    *netlink.Handle
+		name string
+		addr string
+	}{{ha, "asym-a", "192.0.2.1/24"}, {hb, "asym-b", "192.0.2.2/24"}} {
+		l, err := side.h.LinkByName(side.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr, _ := netlink.ParseAddr(side.addr)
+		if err := side.h.AddrAdd(l, addr); err != nil {
+			t.Fatal(err)
+		}
+		if err := side.h.LinkSetUp(l); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	c := fwNft(t, b)
+	filter := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: "filter"})
+	input := fwBaseChain(c, filter, "input", nftables.ChainHookInput, 0)
+	c.AddRule(&nftables.Rule{Table: filter, Chain: input, Exprs: fwInvalidDrop()})
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	const sent = 3
+	probetest.Do(t, a.Handle, func() error {
+		return fwSendSynAck([4]byte{192, 0, 2, 1}, [4]byte{192, 0, 2, 2}, 40001, 8080, sent)
+	})
+
+	tb := fwTarget(t, b)
+	invalidRule := func() (FirewallRule, *FirewallView) {
+		v := ProbeFirewall(fwCtx(t), tb)
+		if v.Status != StatusOK {
+			t.Fatalf("status %s: %s", v.Status, v.Reason)
+		}
+		for _, r := range v.Rules {
+			if r.Where() == "inet filter input" && r.Kind == "ct_invalid" {
+				return r, v
+			}
+		}
+		t.Fatalf("ct state invalid rule not reported: %+v", v.Rules)
+		return FirewallRule{}, nil
+	}
+	var r FirewallRule
+	var v *FirewallView
+	// ARP has to resolve before the queued segments go out.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		r, v = invalidRule()
+		if r.Packets >= sent || time.Now().After(deadline) {
+			break
+		}
+	}
+	t.Logf("%s", strings.Join(v.Lines, "\n"))
+	// Each segment is a 20-byte IPv4 header and a 20-byte TCP header.
+	if !r.HasCounter || r.Packets != sent || r.Bytes != sent*40 || !r.Drops() {
+		t.Fatalf("rule %+v: want %d packets, %d bytes, dropping", r, sent, sent*40)
+	}
+	want := fmt.Sprintf("ct state invalid counter packets %d bytes %d drop", sent, sent*40)
+	if r.Text != want {
+		t.Errorf("text %q, want %q", r.Text, want)
+	}
+	// Listing again must give the same numbers: reading is not resetting.
+	if again, _ := invalidRule(); again.Packets != sent || again.Bytes != sent*40 {
+		t.Errorf("second reading %d packets %d bytes: the first one reset the counter", again.Packets, again.Bytes)
+	}
+}
+
+// fwSendSynAck writes n TCP SYN-ACK segments through a raw socket on the
+// calling thread (which the caller has moved into the sending namespace).
+// The kernel adds the IPv4 header; the TCP checksum is ours.
+func fwSendSynAck(src, dst [4]byte, sport, dport uint16, n int) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_TCP)
+	if err != nil {
+		return fmt.Errorf("raw socket: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: src}); err != nil {
+		return fmt.Errorf("bind raw socket to %v: %w", net.IP(src[:]), err)
+	}
+	for i := range n {
+		seg := make([]byte, 20)
+		binary.BigEndian.PutUint16(seg[0:], sport)
+		binary.BigEndian.PutUint16(seg[2:], dport)
+		binary.BigEndian.PutUint32(seg[4:], 1000+uint32(i))
+		binary.BigEndian.PutUint32(seg[8:], 5000)
+		seg[12] = 5 << 4      // data offset: 5 words
+		seg[13] = 0x02 | 0x10 // SYN|ACK
+		binary.BigEndian.PutUint16(seg[14:], 65535)
+		binary.BigEndian.PutUint16(seg[16:], fwTCPChecksum(src, dst, seg))
+		if err := unix.Sendto(fd, seg, 0, &unix.SockaddrInet4{Addr: dst}); err != nil {
+			return fmt.Errorf("send SYN-ACK: %w", err)
+		}
+	}
+	return nil
+}
+
+func fwTCPChecksum(src, dst [4]byte, seg []byte) uint16 {
+	pseudo := append(append(append([]byte{}, src[:]...), dst[:]...), 0, unix.IPPROTO_TCP, byte(len(seg)>>8), byte(len(seg)))
+	var sum uint32
+	for _, b := range [][]byte{pseudo, seg} {
+		for i := 0; i+1 < len(b); i += 2 {
+			sum += uint32(b[i])<<8 | uint32(b[i+1])
+		}
+		if len(b)%2 == 1 {
+			sum += uint32(b[len(b)-1]) << 8
+		}
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	return ^uint16(sum)
+}
+
+func TestProbeFirewallNoTables(t *testing.T) {
+	ns := probetest.NewNS(t)
+	v := ProbeFirewall(fwCtx(t), fwTarget(t, ns))
+	if v.Status != StatusOK || v.Tables != 0 || len(v.Rules) != 0 || len(v.LegacyTables) != 0 {
+		t.Fatalf("status %s (%s) tables %d rules %v legacy %v", v.Status, v.Reason, v.Tables, v.Rules, v.LegacyTables)
+	}
+	if !slices.Equal(v.Lines, []string{"no nftables tables: nothing here filters with nftables"}) {
+		t.Errorf("lines %q", v.Lines)
+	}
+}
+
+func TestProbeFirewallOnlyUnrelatedRules(t *testing.T) {
+	ns := probetest.NewNS(t)
+	c := fwNft(t, ns)
+	for _, name := range []string{"a", "b"} {
+		tb := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: name})
+		ch := fwBaseChain(c, tb, "input", nftables.ChainHookInput, 0)
+		c.AddRule(&nftables.Rule{Table: tb, Chain: ch,
+			Exprs: fwCat(fwCtExprs(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED, expr.CmpOpNeq), fwAccept)})
+	}
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	v := ProbeFirewall(fwCtx(t), fwTarget(t, ns))
+	if v.Status != StatusOK || v.Tables != 2 || len(v.Rules) != 0 {
+		t.Fatalf("status %s (%s) tables %d rules %v", v.Status, v.Reason, v.Tables, v.Rules)
+	}
+	if !slices.Equal(v.Lines, []string{"no ct state invalid or fib reverse-path rules in 2 nftables tables"}) {
+		t.Errorf("lines %q", v.Lines)
+	}
+}
+
+// fwCreateLegacyTable instantiates an x_tables table in ns the way
+// iptables-legacy -L does as a side effect: IPT_SO_GET_INFO on a table the
+// namespace does not have yet makes the kernel create it from its template.
+func fwCreateLegacyTable(t *testing.T, ns probetest.NS, name string) {
+	t.Helper()
+	probetest.Do(t, ns.Handle, func() error {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_RAW)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		// struct ipt_getinfo: char name[32]; u32 valid_hooks,
+		// hook_entry[5], underflow[5], num_entries, size.
+		buf := make([]byte, 32+4*13)
+		copy(buf, name)
+		size := uint32(len(buf))
+		const iptSoGetInfo = 64 // IPT_BASE_CTL
+		_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_IP, iptSoGetInfo,
+			uintptr(unsafe.Pointer(&buf[0])), uintptr(unsafe.Pointer(&size)), 0)
+		if e != 0 {
+			return fmt.Errorf("IPT_SO_GET_INFO %s: %w", name, e)
+		}
+		return nil
+	})
+}
+
+func TestProbeFirewallLegacyTables(t *testing.T) {
+	ns := probetest.NewNS(t)
+	fwCreateLegacyTable(t, ns, "filter")
+	tg := fwTarget(t, ns)
+
+	t.Run("without iptables-legacy-save", func(t *testing.T) {
+		t.Setenv("PATH", t.TempDir())
+		v := ProbeFirewall(fwCtx(t), tg)
+		t.Logf("%s", strings.Join(v.Lines, "\n"))
+		if v.Status != StatusOK || !slices.Equal(v.LegacyTables, []string{"ip filter"}) || len(v.Rules) != 0 {
+			t.Fatalf("status %s (%s) legacy %v rules %v", v.Status, v.Reason, v.LegacyTables, v.Rules)
+		}
+		found := slices.ContainsFunc(v.Lines, func(l string) bool {
+			return strings.HasPrefix(l, "iptables-legacy tables exist (filter) but cannot be read without iptables-legacy-save")
+		})
+		if !found {
+			t.Errorf("no line saying the legacy tables cannot be read: %q", v.Lines)
+		}
+	})
+
+	t.Run("with iptables-legacy-save", func(t *testing.T) {
+		self, err := os.Executable()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		if err := os.Symlink(self, filepath.Join(dir, "iptables-legacy-save")); err != nil {
+			t.Fatal(err)
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(int(ns.Handle), &st); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("PATH", dir)
+		t.Setenv(fwFakeNetnsEnv, strconv.FormatUint(st.Ino, 10))
+		v := ProbeFirewall(fwCtx(t), tg)
+		t.Logf("%s", strings.Join(v.Lines, "\n"))
+		if v.Status != StatusOK || !slices.Equal(v.LegacyTables, []string{"ip filter"}) {
+			t.Fatalf("status %s (%s) legacy %v", v.Status, v.Reason, v.LegacyTables)
+		}
+		if !slices.Contains(v.Lines, "# ip netns exec "+ns.Name+" iptables-legacy-save -c") {
+			t.Errorf("no command line for iptables-legacy-save: %q", v.Lines)
+		}
+		if len(v.Rules) != 5 {
+			t.Fatalf("got %d rules, want the 5 of the recorded output: %+v", len(v.Rules), v.Rules)
+		}
+		r := v.Rules[1]
+		if r.Source != "iptables-legacy" || r.Where() != "ip filter INPUT" || r.Packets != 3 || r.Bytes != 120 || !r.Drops() {
+			t.Errorf("INPUT rule: %+v", r)
+		}
+	})
+}
+
+func TestProbeFirewallTimedOut(t *testing.T) {
+	ns := probetest.NewNS(t)
+	tg := fwTarget(t, ns)
+	ctx, cancel := context.WithDeadline(t.Context(), time.Now().Add(-time.Second))
+	defer cancel()
+	v := ProbeFirewall(ctx, tg)
+	if v.Status != StatusTimedOut || v.Reason == "" {
+		t.Fatalf("status %s reason %q, want timed out", v.Status, v.Reason)
+	}
+}

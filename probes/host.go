@@ -1,0 +1,218 @@
+package probes
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	"asym/probes/flow"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Role is where this host stands in the flow.
+type Role string
+
+const (
+	RoleClient Role = "client" // the flow's source address is local: this host opened it
+	RoleServer Role = "server" // the destination is local: this host answers
+	RoleMiddle Role = "middle" // neither: a router or firewall the flow crosses
+)
+
+// Describe says the role in words.
+func (r Role) Describe() string {
+	switch r {
+	case RoleClient:
+		return "client side (the flow's source is on this host)"
+	case RoleServer:
+		return "server side (the flow's destination is on this host)"
+	}
+	return "in the middle (a router or firewall the flow crosses)"
+}
+
+// Iface is one interface of the target and its addresses.
+type Iface struct {
+	Name  string         `json:"name"`
+	Index int            `json:"index"`
+	MTU   int            `json:"mtu"`
+	Up    bool           `json:"up"`
+	MAC   string         `json:"mac,omitempty"`
+	Kind  string         `json:"kind,omitempty"`
+	Addrs []netip.Prefix `json:"addrs"`
+}
+
+// HostView is the context every other probe builds on.
+type HostView struct {
+	Report
+	Hostname   string     `json:"hostname"`
+	Kernel     string     `json:"kernel"`
+	Target     string     `json:"target"`
+	Privileged bool       `json:"privileged"`
+	Missing    string     `json:"missing_privileges,omitempty"`
+	Ifaces     []Iface    `json:"interfaces"`
+	Role       Role       `json:"role"`
+	Local      netip.Addr `json:"local_addr,omitzero"`   // the flow's address on this host
+	LocalIface string     `json:"local_iface,omitempty"` // the interface that holds it
+}
+
+// Iface finds an interface by name.
+func (h *HostView) Iface(name string) *Iface {
+	for i := range h.Ifaces {
+		if h.Ifaces[i].Name == name {
+			return &h.Ifaces[i]
+		}
+	}
+	return nil
+}
+
+// Owner returns the interface that holds addr, or nil.
+func (h *HostView) Owner(addr netip.Addr) *Iface {
+	for i := range h.Ifaces {
+		for _, p := range h.Ifaces[i].Addrs {
+			if p.Addr() == addr {
+				return &h.Ifaces[i]
+			}
+		}
+	}
+	return nil
+}
+
+// Connected returns the interfaces whose subnets contain addr, with the prefix.
+func (h *HostView) Connected(addr netip.Addr) (out []struct {
+	Iface  *Iface
+	Prefix netip.Prefix
+}) {
+	for i := range h.Ifaces {
+		for _, p := range h.Ifaces[i].Addrs {
+			if p.Bits() < p.Addr().BitLen() && p.Masked().Contains(addr) {
+				out = append(out, struct {
+					Iface  *Iface
+					Prefix netip.Prefix
+				}{&h.Ifaces[i], p})
+			}
+		}
+	}
+	return out
+}
+
+// ProbeHost reads who and where we are: host name, kernel, privileges, the
+// target's interfaces and addresses of the flow's family, and this host's role.
+func ProbeHost(ctx context.Context, t *Target, f flow.Flow) *HostView {
+	r, start := begin("host", "Host, interfaces and role")
+	h := &HostView{Report: r, Target: t.String()}
+	defer h.finish(start)
+	h.Hostname, _ = os.Hostname()
+	var u unix.Utsname
+	if unix.Uname(&u) == nil {
+		h.Kernel = unix.ByteSliceToString(u.Release[:])
+	}
+	h.Privileged, h.Missing = privileges()
+	family := netlink.FAMILY_V4
+	if f.Is6() {
+		family = netlink.FAMILY_V6
+	}
+	h.Command = t.IPCmd("-br", "addr", "show")
+	type res struct {
+		addrs []netlink.Addr
+		err   error
+	}
+	c := make(chan res, 1)
+	go func() { a, err := t.nl.AddrList(nil, family); c <- res{a, err} }()
+	var a res
+	select {
+	case a = <-c:
+	case <-ctx.Done():
+		h.Fail(ctx.Err())
+		return h
+	}
+	if a.err != nil {
+		h.Fail(a.err)
+		return h
+	}
+	byIdx := map[int]*Iface{}
+	for _, ad := range a.addrs {
+		ifc := byIdx[ad.LinkIndex]
+		if ifc == nil {
+			ifc = &Iface{Index: ad.LinkIndex, Name: t.ifName(ad.LinkIndex)}
+			if l, err := t.nl.LinkByIndex(ad.LinkIndex); err == nil {
+				at := l.Attrs()
+				ifc.MTU, ifc.Up, ifc.Kind = at.MTU, at.Flags&unix.IFF_UP != 0 && at.OperState != netlink.OperDown, l.Type()
+				if len(at.HardwareAddr) > 0 {
+					ifc.MAC = at.HardwareAddr.String()
+				}
+			}
+			byIdx[ad.LinkIndex] = ifc
+		}
+		if p := prefixOf(ad.IPNet); p.IsValid() {
+			ifc.Addrs = append(ifc.Addrs, p)
+		}
+	}
+	for _, ifc := range byIdx {
+		h.Ifaces = append(h.Ifaces, *ifc)
+	}
+	sort.Slice(h.Ifaces, func(i, j int) bool { return h.Ifaces[i].Index < h.Ifaces[j].Index })
+	for _, ifc := range h.Ifaces {
+		state := "DOWN"
+		if ifc.Up {
+			state = "UP"
+		}
+		words := []string{padRight(ifc.Name, 16), padRight(state, 14)}
+		for _, p := range ifc.Addrs {
+			words = append(words, p.String())
+		}
+		h.Add("%s", strings.Join(words, " "))
+	}
+	switch {
+	case h.Owner(f.Src.Addr()) != nil:
+		h.Role, h.Local, h.LocalIface = RoleClient, f.Src.Addr(), h.Owner(f.Src.Addr()).Name
+	case h.Owner(f.Dst.Addr()) != nil:
+		h.Role, h.Local, h.LocalIface = RoleServer, f.Dst.Addr(), h.Owner(f.Dst.Addr()).Name
+	default:
+		h.Role = RoleMiddle
+	}
+	h.Add("# role: %s", h.Role.Describe())
+	if h.Local.IsValid() {
+		h.Add("# %s is on %s", h.Local, h.LocalIface)
+	}
+	if !h.Privileged {
+		h.Add("# running without %s: some probes will be unavailable", h.Missing)
+	}
+	return h
+}
+
+// privileges reports whether we hold CAP_NET_ADMIN (needed for conntrack,
+// nftables and entering namespaces), from /proc/self/status.
+func privileges() (bool, string) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return os.Geteuid() == 0, "root"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			if err != nil {
+				break
+			}
+			var missing []string
+			if caps&(1<<unix.CAP_NET_ADMIN) == 0 {
+				missing = append(missing, "CAP_NET_ADMIN")
+			}
+			if caps&(1<<unix.CAP_SYS_ADMIN) == 0 {
+				missing = append(missing, "CAP_SYS_ADMIN (to enter namespaces)")
+			}
+			return len(missing) == 0, strings.Join(missing, ", ")
+		}
+	}
+	return os.Geteuid() == 0, "root"
+}
+
+func padRight(s string, n int) string {
+	if len(s) >= n {
+		return s
+	}
+	return s + strings.Repeat(" ", n-len(s))
+}

@@ -1,0 +1,214 @@
+package probes
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// Target is the network namespace asym inspects: the host's own, a named one
+// (ip netns), one given by path, or a process's (a container). Probes open
+// their sockets inside it; the asym process itself never moves.
+type Target struct {
+	Kind   string // "host", "netns", "path", "pid"
+	Value  string // the name, path or pid as given
+	ns     netns.NsHandle
+	nl     *netlink.Handle
+	strict *netlink.Handle // strict checking: for table dumps only
+
+	mu    sync.Mutex
+	raw   *nl.SocketHandle // route socket for raw requests the library lacks
+	names map[int]string   // ifindex → name inside the target
+}
+
+// probeSocketTimeout bounds every netlink answer.
+const probeSocketTimeout = 2 * time.Second
+
+// OpenTarget opens the namespace a person named. At most one of name and pid
+// may be set; a name containing "/" is taken as a path.
+func OpenTarget(name string, pid int) (*Target, error) {
+	t := &Target{Kind: "host"}
+	var err error
+	switch {
+	case name != "" && pid != 0:
+		return nil, fmt.Errorf("give either --netns or --pid, not both")
+	case pid != 0:
+		t.Kind, t.Value = "pid", strconv.Itoa(pid)
+		if pid < 0 {
+			return nil, fmt.Errorf("--pid %d is not a process id: give a positive number", pid)
+		}
+		t.ns, err = netns.GetFromPid(pid)
+		if err != nil {
+			if os.IsNotExist(err) {
+				return nil, fmt.Errorf("there is no process %d: check the pid (for a container: docker inspect -f '{{.State.Pid}}' NAME)", pid)
+			}
+			return nil, fmt.Errorf("cannot open the network namespace of process %d: %v (run asym as root)", pid, err)
+		}
+	case strings.Contains(name, "/"):
+		t.Kind, t.Value = "path", name
+		t.ns, err = netns.GetFromPath(name)
+		if err != nil {
+			return nil, fmt.Errorf("cannot open the network namespace at %s: %v", name, err)
+		}
+	case name != "":
+		t.Kind, t.Value = "netns", name
+		t.ns, err = netns.GetFromName(name)
+		if err != nil {
+			if os.IsNotExist(err) {
+				return nil, fmt.Errorf("there is no network namespace named %q: `ip netns list` shows the names", name)
+			}
+			return nil, fmt.Errorf("cannot open network namespace %q: %v (run asym as root)", name, err)
+		}
+	default:
+		// The host's own: the namespace of process 1 would be "the host" for
+		// a tool running in a container, but the user asked about where asym
+		// runs; take our own.
+		t.ns, err = netns.GetFromPath("/proc/self/ns/net")
+		if err != nil {
+			return nil, fmt.Errorf("cannot open this host's network namespace: %v", err)
+		}
+	}
+	var stat unix.Stat_t
+	if err := unix.Fstat(int(t.ns), &stat); err != nil || stat.Dev == 0 {
+		t.ns.Close()
+		return nil, fmt.Errorf("%s is not a network namespace", t)
+	}
+	open := func() (*netlink.Handle, error) {
+		if t.Kind == "host" {
+			// Entering even our own namespace needs CAP_SYS_ADMIN; a handle in
+			// the current namespace lets a non-root user run what needs no root.
+			return netlink.NewHandle(unix.NETLINK_ROUTE)
+		}
+		return netlink.NewHandleAt(t.ns, unix.NETLINK_ROUTE)
+	}
+	if t.nl, err = open(); err == nil {
+		t.strict, err = open()
+	}
+	if err != nil {
+		t.Close()
+		return nil, fmt.Errorf("cannot open a netlink socket in %s: %v", t, err)
+	}
+	// Strict checking makes the kernel filter route dumps by table itself
+	// instead of sending every route it has. It stays off on the other
+	// handle: strict mode rejects the header the library sends for rule dumps.
+	if err := t.strict.SetStrictCheck(true); err != nil {
+		t.Close()
+		return nil, fmt.Errorf("cannot enable strict netlink checking in %s (kernel older than 4.20?): %v", t, err)
+	}
+	return t, nil
+}
+
+// Close releases the namespace handle and sockets.
+func (t *Target) Close() {
+	if t.nl != nil {
+		t.nl.Close()
+	}
+	if t.strict != nil {
+		t.strict.Close()
+	}
+	if t.raw != nil {
+		t.raw.Socket.Close()
+	}
+	t.ns.Close()
+}
+
+// String names the target for people: "host", "netns asym-lab", "pid 4242".
+func (t *Target) String() string {
+	if t.Kind == "host" {
+		return "host namespace"
+	}
+	return t.Kind + " " + t.Value
+}
+
+// NS is the namespace file descriptor, for libraries that take one.
+func (t *Target) NS() netns.NsHandle { return t.ns }
+
+// Netlink is the route socket opened inside the namespace.
+func (t *Target) Netlink() *netlink.Handle { return t.nl }
+
+// Prefix is what a person types before a command to run it in the target,
+// as words (to be quoted).
+func (t *Target) Prefix() []string {
+	switch t.Kind {
+	case "netns":
+		return []string{"ip", "netns", "exec", t.Value}
+	case "pid":
+		return []string{"nsenter", "-t", t.Value, "-n"}
+	case "path":
+		return []string{"nsenter", "--net=" + t.Value}
+	}
+	return nil
+}
+
+// Cmd renders the equivalent command for a person, prefixed and quoted.
+func (t *Target) Cmd(words ...string) string {
+	return Command(append(t.Prefix(), words...)...)
+}
+
+// IPCmd renders an iproute2 command: "ip -n NAME ..." for named
+// namespaces (shorter than ip netns exec), the prefix otherwise.
+func (t *Target) IPCmd(words ...string) string {
+	if t.Kind == "netns" {
+		return Command(append([]string{"ip", "-n", t.Value}, words...)...)
+	}
+	return t.Cmd(append([]string{"ip"}, words...)...)
+}
+
+// InNS runs fn on a fresh OS thread that has entered the target namespace,
+// for what only a thread's namespace decides (/proc/sys/net, /proc/thread-self/net,
+// sockets that have no namespace option). The thread is locked and never
+// unlocked, so the Go runtime discards it when fn returns: no goroutine ever
+// runs in the wrong namespace afterwards.
+func (t *Target) InNS(ctx context.Context, fn func() error) error {
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// Deliberately no UnlockOSThread: see above.
+		if t.Kind != "host" {
+			if err := unix.Setns(int(t.ns), unix.CLONE_NEWNET); err != nil {
+				done <- fmt.Errorf("enter %s: %w", t, err)
+				return
+			}
+		}
+		done <- fn()
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// ReadProc reads a file under /proc/thread-self/net or /proc/sys/net of the
+// target namespace. Paths are relative to /proc, e.g. "sys/net/ipv4/ip_forward"
+// or "thread-self/net/netstat". /proc/net follows the thread-group leader's
+// namespace, not the thread's, hence thread-self.
+func (t *Target) ReadProc(ctx context.Context, paths ...string) (map[string]string, error) {
+	out := make(map[string]string, len(paths))
+	err := t.InNS(ctx, func() error {
+		for _, p := range paths {
+			b, err := os.ReadFile(filepath.Join("/proc", p))
+			if err != nil {
+				if os.IsNotExist(err) {
+					continue // absent: the caller decides what that means
+				}
+				return err
+			}
+			out[p] = string(b)
+		}
+		return nil
+	})
+	return out, err
+}
