@@ -1,0 +1,814 @@
+package playbook
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"asym/probes"
+)
+
+// ---- helpers over evidence ----
+
+// ok reports whether a probe ran and produced data. Generic so that a nil
+// *View is seen as nil (an interface holding a nil pointer is not).
+func ok[P interface {
+	comparable
+	OK() bool
+}](p P) bool {
+	var none P
+	return p != none && p.OK()
+}
+
+func role(e *probes.Evidence) probes.Role {
+	if e.Host == nil {
+		return ""
+	}
+	return e.Host.Role
+}
+
+// sender is the direction this host originates (client: the request,
+// server: the reply); nil in the middle.
+func sender(e *probes.Evidence) *probes.PathView {
+	switch role(e) {
+	case probes.RoleClient:
+		return okPath(e.Request)
+	case probes.RoleServer:
+		return okPath(e.Reply)
+	}
+	return nil
+}
+
+func okPath(p *probes.PathView) *probes.PathView {
+	if p == nil || !p.OK() {
+		return nil
+	}
+	return p
+}
+
+// peer is the far end of the flow as seen from this host.
+func peer(e *probes.Evidence) netip.Addr {
+	if role(e) == probes.RoleServer {
+		return e.Flow.Src.Addr()
+	}
+	return e.Flow.Dst.Addr()
+}
+
+func cmdLine(p *probes.PathView) Line { return Line{p.Probe, "$ " + p.Command} }
+
+// multiHomed: two or more interfaces (not loopback or dummy) hold addresses
+// of the flow's family.
+func multiHomed(h *probes.HostView) bool {
+	n := 0
+	for _, i := range h.Ifaces {
+		if i.Name == "lo" || i.Kind == "dummy" {
+			continue
+		}
+		for _, a := range i.Addrs {
+			if !a.Addr().IsLinkLocalUnicast() && !a.Addr().IsLoopback() {
+				n++
+				break
+			}
+		}
+	}
+	return n >= 2
+}
+
+// subnetOf returns the connected prefix holding addr on its interface.
+func subnetOf(ifc *probes.Iface, addr netip.Addr) netip.Prefix {
+	if ifc == nil {
+		return netip.Prefix{}
+	}
+	for _, p := range ifc.Addrs {
+		if p.Addr() == addr {
+			return p
+		}
+	}
+	return netip.Prefix{}
+}
+
+func mtuOf(e *probes.Evidence, name string) int {
+	if e.Host != nil {
+		if i := e.Host.Iface(name); i != nil && i.MTU > 0 {
+			return i.MTU
+		}
+	}
+	if e.Neighbours != nil {
+		for _, l := range e.Neighbours.Links {
+			if l.Name == name {
+				return l.MTU
+			}
+		}
+	}
+	return 0
+}
+
+func counter(e *probes.Evidence, key string) (uint64, bool) {
+	if e.Counters == nil || e.Counters.Values == nil {
+		return 0, false
+	}
+	v, ok := e.Counters.Values[key]
+	return v, ok
+}
+
+// ---- First ----
+
+func rpFilterStrictDrop(e *probes.Evidence) []Finding {
+	var out []Finding
+	for _, p := range []*probes.PathView{okPath(e.Request), okPath(e.Reply)} {
+		if p == nil || !p.Input() || !p.Decision.RPFReject() || p.RPFilter == nil || p.RPFilter.Effective != 1 {
+			continue
+		}
+		src := p.Decision.Query.Src
+		back := "another interface"
+		ev := []Line{cmdLine(p), {p.Probe, p.Decision.Text + "   ← the kernel refuses the packet (" + p.Decision.Error + ")"}}
+		if rp := p.ReversePath; rp != nil && rp.Dev != "" {
+			back = rp.Dev
+			ev = append(ev, Line{p.Probe, "way back to " + src.String() + ": " + rp.Text})
+		}
+		ev = append(ev, Line{p.Probe, fmt.Sprintf("net.ipv4.conf.all.rp_filter = %d, net.ipv4.conf.%s.rp_filter = %d: effective %d (strict)", p.RPFilter.All, p.Ingress, p.RPFilter.Dev, p.RPFilter.Effective)})
+		if n, ok := counter(e, "TcpExt:IPReversePathFilter"); ok && n > 0 {
+			ev = append(ev, Line{"counters", fmt.Sprintf("TcpExt IPReversePathFilter = %d (packets this namespace dropped for failing the reverse-path check)", n)})
+		}
+		f := Finding{
+			ID:       "rp_filter_strict_drop",
+			Title:    fmt.Sprintf("Strict rp_filter on %s drops the %s from %s: the way back leaves by %s", p.Ingress, p.Direction, src, back),
+			Evidence: ev,
+		}
+		f.Fix = sourceRoutingFix(e, "")
+		loose := Fix{
+			Summary: fmt.Sprintf("Loose reverse-path filter on %s (rp_filter=2): the drop stops, the asymmetry stays", p.Ingress),
+			Steps:   []FixStep{{Kind: "sysctl.set", Sysctl: "net.ipv4.conf." + p.Ingress + ".rp_filter", Value: "2"}},
+			Caveat:  "The reply still leaves by " + back + "; a fabric, ISP or firewall that checks source addresses will drop it there. Prefer policy routing.",
+		}
+		if f.Fix == nil {
+			loose.Caveat = "This hides the asymmetry on this host only; make the routing symmetric where you can."
+			f.Fix = &loose
+		} else {
+			f.Fix.Alternatives = append(f.Fix.Alternatives, loose)
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+func replyWrongEgress(e *probes.Evidence) []Finding {
+	req, rep := okPath(e.Request), okPath(e.Reply)
+	if req == nil || rep == nil || req.Ingress == "" || rep.Egress == "" || req.Ingress == rep.Egress {
+		return nil
+	}
+	switch role(e) {
+	case probes.RoleServer:
+	case probes.RoleMiddle:
+		// When asym inferred the ingress from this host's own route back and
+		// that route is multipath, the mismatch is the ECMP hash, which
+		// ecmp_multipath reports with the right advice.
+		if !strings.HasPrefix(req.IngressWhy, "given") && rep.FIB != nil {
+			for _, nh := range rep.FIB.Nexthops {
+				if nh.Dev == req.Ingress {
+					return nil
+				}
+			}
+		}
+	default:
+		return nil
+	}
+	f := Finding{
+		ID:    "reply_wrong_egress",
+		Title: fmt.Sprintf("The reply to %s leaves by %s, but the request came in on %s", e.Flow.Src.Addr(), rep.Egress, req.Ingress),
+		Evidence: []Line{
+			{req.Probe, fmt.Sprintf("the request arrives on %s (%s)", req.Ingress, req.IngressWhy)},
+			cmdLine(rep),
+			{rep.Probe, rep.Decision.Text + "   ← leaves by " + rep.Egress},
+		},
+	}
+	if role(e) == probes.RoleServer {
+		f.Fix = sourceRoutingFix(e, "")
+	} else {
+		f.Fix = &Fix{Summary: "Make this router send the reply back the way the request came",
+			Advice: fmt.Sprintf("This host forwards the request from %s and the reply towards %s; give the reply a route by %s (a policy rule for %s, or a more specific route), or make the upstream routing symmetric.", req.Ingress, rep.Egress, req.Ingress, e.Flow.Dst.Addr())}
+	}
+	return []Finding{f}
+}
+
+func wrongSourceAddress(e *probes.Evidence) []Finding {
+	if role(e) != probes.RoleClient {
+		return nil
+	}
+	req := okPath(e.Request)
+	h := e.Host
+	if req == nil || req.Egress == "" || req.Egress == h.LocalIface {
+		return nil
+	}
+	owner := h.Iface(h.LocalIface)
+	sub := subnetOf(owner, h.Local)
+	// Addresses on loopback or dummy interfaces (service VIPs, anycast) are
+	// meant to leave by whichever interface routes; only a NIC's own
+	// connected address makes this a mistake.
+	if owner == nil || owner.Name == "lo" || owner.Kind == "dummy" || !sub.IsValid() || sub.Bits() == sub.Addr().BitLen() {
+		return nil
+	}
+	f := Finding{
+		ID:    "wrong_source_address",
+		Title: fmt.Sprintf("The flow leaves by %s carrying %s's address %s", req.Egress, owner.Name, h.Local),
+		Evidence: []Line{
+			{"host", fmt.Sprintf("%s is on %s (%s)", h.Local, owner.Name, sub)},
+			cmdLine(req),
+			{req.Probe, req.Decision.Text + "   ← leaves by " + req.Egress},
+		},
+	}
+	f.Fix = sourceRoutingFix(e, "")
+	return []Finding{f}
+}
+
+// ---- Second ----
+
+func hookRelevant(r probes.Role, hook string) bool {
+	switch hook {
+	case "", "prerouting", "ingress":
+		return true
+	case "forward":
+		return r == probes.RoleMiddle
+	case "input":
+		return r != probes.RoleMiddle
+	}
+	return false
+}
+
+func ctInvalidDrop(e *probes.Evidence) []Finding {
+	if !ok(e.Firewall) || !ok(e.Conntrack) || !e.Conntrack.Looked {
+		return nil
+	}
+	var ev []Line
+	for _, r := range e.Firewall.Rules {
+		if r.Kind == "ct_invalid" && r.Drops() && r.Packets > 0 && hookRelevant(role(e), r.Hook) {
+			ev = append(ev, Line{"firewall", r.Where() + ": " + r.Text})
+		}
+	}
+	if len(ev) == 0 {
+		return nil
+	}
+	ct := e.Conntrack
+	switch {
+	case len(ct.Entries) == 0:
+		ev = append(ev, Line{"conntrack", "no conntrack entry for " + e.Flow.String() + " in either direction: its first packet never passed this host"})
+	default:
+		for _, en := range ct.Entries {
+			if !en.Unreplied {
+				return nil // the flow is tracked both ways here: its packets are not INVALID
+			}
+			ev = append(ev, Line{"conntrack", en.Text})
+		}
+	}
+	if ct.Stats.Invalid > 0 {
+		ev = append(ev, Line{"conntrack", fmt.Sprintf("conntrack statistics: invalid=%d (summed over %d CPUs)", ct.Stats.Invalid, ct.Stats.CPUs)})
+	}
+	return []Finding{{
+		ID:       "ct_invalid_drop",
+		Title:    "A ct state invalid rule drops packets of a flow this host never saw begin",
+		Evidence: ev,
+		Fix: &Fix{Summary: "Make both directions of the flow cross the same stateful device",
+			Advice: "The request reached another device (or took another path) than the reply. Pin the route for the prefix so both " +
+				"directions cross this firewall, take the prefix out of ECMP, or give the firewall pair shared state (conntrackd). " +
+				"Accepting INVALID would hide the problem and weaken the firewall.",
+			Caveat: "Prove it on the other device: its conntrack shows the flow [UNREPLIED] (conntrack -L --src " + e.Flow.Src.Addr().String() + ")."},
+	}}
+}
+
+func nftFibRPFilterDrop(e *probes.Evidence) []Finding {
+	if !ok(e.Firewall) {
+		return nil
+	}
+	var rules []probes.FirewallRule
+	for _, r := range e.Firewall.Rules {
+		if r.Kind == "fib_rpfilter" && r.Drops() {
+			rules = append(rules, r)
+		}
+	}
+	if len(rules) == 0 {
+		return nil
+	}
+	for _, p := range []*probes.PathView{okPath(e.Request), okPath(e.Reply)} {
+		if p == nil || !p.Input() || p.ReversePath == nil || p.ReversePath.Dev == "" || p.ReversePath.Dev == p.Ingress {
+			continue
+		}
+		var ev []Line
+		for _, r := range rules {
+			ev = append(ev, Line{"firewall", r.Where() + ": " + r.Text})
+		}
+		ev = append(ev, Line{p.Probe, fmt.Sprintf("the %s arrives on %s, but the way back to %s leaves by %s: %s", p.Direction, p.Ingress, p.Decision.Query.Src, p.ReversePath.Dev, p.ReversePath.Text)})
+		f := Finding{
+			ID:       "nft_fib_rpfilter_drop",
+			Title:    fmt.Sprintf("A fib reverse-path rule drops the %s arriving on %s (the way back leaves by %s)", p.Direction, p.Ingress, p.ReversePath.Dev),
+			Evidence: ev,
+		}
+		if f.Fix = sourceRoutingFix(e, ""); f.Fix == nil {
+			f.Fix = &Fix{Summary: "Make the way back symmetric, or loosen the rule", Advice: "Route replies back by " + p.Ingress + ", or change the rule to loose mode (fib saddr oif missing drop) for this interface."}
+		}
+		return []Finding{f}
+	}
+	return nil
+}
+
+func conntrackUnreplied(e *probes.Evidence) []Finding {
+	if !ok(e.Conntrack) {
+		return nil
+	}
+	for _, en := range e.Conntrack.Entries {
+		if !en.Unreplied || en.SrcNAT || en.DstNAT {
+			continue
+		}
+		state := ""
+		if en.TCPState != "" {
+			state = ", " + en.TCPState
+		}
+		return []Finding{{
+			ID:       "conntrack_unreplied",
+			Title:    fmt.Sprintf("This host saw the request but never the reply ([UNREPLIED]%s)", state),
+			Evidence: []Line{{"conntrack", en.Text}},
+			Fix: &Fix{Summary: "Find where the reply goes instead",
+				Advice: "Check the route back to " + e.Flow.Src.Addr().String() + " on " + e.Flow.Dst.Addr().String() +
+					"'s side and on the devices between: the reply takes another path, or is dropped before it gets here."},
+		}}
+	}
+	return nil
+}
+
+func natStateMiss(e *probes.Evidence) []Finding {
+	if !ok(e.Conntrack) {
+		return nil
+	}
+	for _, en := range e.Conntrack.Entries {
+		if !en.Unreplied || !(en.SrcNAT || en.DstNAT) {
+			continue
+		}
+		kind := "source"
+		if en.DstNAT {
+			kind = "destination"
+		}
+		return []Finding{{
+			ID:       "nat_state_miss",
+			Title:    fmt.Sprintf("This host %s-NATed the flow but no reply came back to it", kind),
+			Evidence: []Line{{"conntrack", en.Text}},
+			Fix: &Fix{Summary: "Route the replies back through this translator",
+				Advice: fmt.Sprintf("Replies go to %s:%d; make them return through this host (the one holding the translation), or share NAT state between the translators.", en.ReplyDst.Addr(), en.ReplyDst.Port())},
+		}}
+	}
+	return nil
+}
+
+func ecmpMultipath(e *probes.Evidence) []Finding {
+	var ev []Line
+	for _, p := range []*probes.PathView{okPath(e.Request), okPath(e.Reply)} {
+		if p == nil || p.FIB == nil {
+			continue
+		}
+		alive := 0
+		for _, nh := range p.FIB.Nexthops {
+			if !nh.Dead {
+				alive++
+			}
+		}
+		if alive < 2 {
+			continue
+		}
+		ev = append(ev,
+			Line{p.Probe, fmt.Sprintf("the %s's route has %d next hops: %s", p.Direction, alive, p.FIB.Text)},
+			Line{p.Probe, fmt.Sprintf("this flow's %s hashes to %s", p.Direction, p.Decision.Text)})
+	}
+	if len(ev) == 0 {
+		return nil
+	}
+	return []Finding{{
+		ID:       "ecmp_multipath",
+		Title:    "The flow's route has several next hops (ECMP): the request and the reply are hashed separately",
+		Evidence: ev,
+		Fix: &Fix{Summary: "Keep both directions on one stateful path",
+			Advice: "If the next hops are stateful (firewalls, NAT, load balancers) without shared state, pin this prefix to one next hop or make them share state; a retry with another source port may land on another path, which is why failures look random."},
+	}}
+}
+
+// ---- Third ----
+
+// typoRule is a source rule whose address no interface holds, with the
+// address it most likely meant.
+type typoRule struct {
+	Rule  probes.Rule
+	Iface string
+	Meant netip.Addr
+	Table *probes.Table
+}
+
+func typoRules(e *probes.Evidence) []typoRule {
+	if !ok(e.Rules) || e.Host == nil {
+		return nil
+	}
+	var out []typoRule
+	for _, r := range e.Rules.Rules {
+		if r.Default() || !r.Src.IsValid() || r.Src.Bits() != r.Src.Addr().BitLen() || e.Host.Owner(r.Src.Addr()) != nil {
+			continue
+		}
+		for _, c := range e.Host.Connected(r.Src.Addr()) {
+			tb := e.Tables.Table(r.Table)
+			if tb != nil && len(tb.Routes) > 0 && !slices.ContainsFunc(tb.Routes, func(rt probes.Route) bool { return rt.Dev == c.Iface.Name }) {
+				continue // the table sends elsewhere: not this interface's rule
+			}
+			out = append(out, typoRule{Rule: r, Iface: c.Iface.Name, Meant: c.Prefix.Addr(), Table: tb})
+			break
+		}
+	}
+	return out
+}
+
+func ruleUnknownSource(e *probes.Evidence) []Finding {
+	var out []Finding
+	for _, t := range typoRules(e) {
+		ev := []Line{
+			{"rules", t.Rule.Text},
+			{"host", fmt.Sprintf("no interface holds %s; %s holds %s", t.Rule.Src.Addr(), t.Iface, t.Meant)},
+		}
+		if t.Table != nil {
+			for _, rt := range t.Table.Routes {
+				ev = append(ev, Line{"tables", fmt.Sprintf("table %d: %s", t.Table.ID, rt.Text)})
+			}
+		}
+		meant := netip.PrefixFrom(t.Meant, t.Meant.BitLen())
+		out = append(out, Finding{
+			ID:       "rule_unknown_source",
+			Title:    fmt.Sprintf("Rule %d selects on %s, which no interface holds (%s has %s)", t.Rule.Priority, t.Rule.Src.Addr(), t.Iface, t.Meant),
+			Evidence: ev,
+			Fix: &Fix{
+				Summary: fmt.Sprintf("Point rule %d at %s, the address that is on %s", t.Rule.Priority, t.Meant, t.Iface),
+				Steps: []FixStep{
+					{Kind: "rule.del", Priority: t.Rule.Priority, Src: t.Rule.Src, Table: t.Rule.Table},
+					{Kind: "rule.add", Priority: t.Rule.Priority, Src: meant, Table: t.Rule.Table},
+				},
+				Caveat: "If " + t.Rule.Src.Addr().String() + " is an address that is coming back (a failover VIP), keep the rule and add one for " + t.Meant.String() + " instead.",
+			},
+		})
+	}
+	return out
+}
+
+func ruleEmptyTable(e *probes.Evidence) []Finding {
+	if !ok(e.Rules) || !ok(e.Tables) {
+		return nil
+	}
+	var out []Finding
+	seen := map[int]bool{}
+	for _, p := range []*probes.PathView{okPath(e.Request), okPath(e.Reply)} {
+		if p == nil {
+			continue
+		}
+		for _, r := range e.Rules.Matching(p.Packet) {
+			tb := e.Tables.Table(r.Table)
+			if r.Default() || r.Action != "lookup" || tb == nil || len(tb.Routes) > 0 || tb.Truncated || seen[r.Table] {
+				continue
+			}
+			seen[r.Table] = true
+			f := Finding{
+				ID:       "rule_empty_table",
+				Title:    fmt.Sprintf("Rule %d matches the %s but table %d is empty, so the lookup falls through", r.Priority, p.Direction, r.Table),
+				Evidence: []Line{{"rules", r.Text}, {"tables", fmt.Sprintf("table %d: no routes", r.Table)}, cmdLine(p), {p.Probe, p.Decision.Text}},
+			}
+			if fx := sourceRoutingFix(e, ""); fx != nil {
+				// Fill the table the rule already names instead of a new one.
+				var steps []FixStep
+				for _, s := range fx.Steps {
+					if s.Kind == "route.add" {
+						s.Table = r.Table
+						steps = append(steps, s)
+					}
+				}
+				f.Fix = &Fix{Summary: fmt.Sprintf("Fill table %d with its link and default routes", r.Table), Steps: steps}
+			}
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func ruleShadowed(e *probes.Evidence) []Finding {
+	if !ok(e.Rules) || !ok(e.Tables) {
+		return nil
+	}
+	for _, p := range []*probes.PathView{okPath(e.Request), okPath(e.Reply)} {
+		if p == nil || p.Decision.Failed() {
+			continue
+		}
+		served := e.Rules.Served(&p.Decision, p.Packet)
+		if served == nil || served.Priority == 0 {
+			continue
+		}
+		for _, r := range e.Rules.Matching(p.Packet) {
+			if r.Default() || r.Action != "lookup" || r.Priority <= served.Priority || r.Table == p.Decision.Table {
+				continue
+			}
+			tb := e.Tables.Table(r.Table)
+			if tb == nil || tb.Lookup(p.Packet.Dst) == nil {
+				continue
+			}
+			prio := freePriority(e, served.Priority-1, 0)
+			fix := &Fix{Summary: fmt.Sprintf("Move rule %d before rule %d", r.Priority, served.Priority)}
+			if prio > 0 {
+				fix.Steps = []FixStep{
+					{Kind: "rule.del", Priority: r.Priority, Src: r.Src, Table: r.Table},
+					{Kind: "rule.add", Priority: prio, Src: r.Src, Table: r.Table},
+				}
+				if r.Dst.IsValid() || r.Iif != "" || r.Oif != "" || r.Mark != 0 || r.IPProto != 0 {
+					fix.Steps = nil
+					fix.Advice = fmt.Sprintf("Re-add rule %q with priority %d (below %d).", r.Text, prio, served.Priority)
+				}
+			}
+			return []Finding{{
+				ID:    "rule_shadowed",
+				Title: fmt.Sprintf("Rule %d (table %d) would route the %s, but rule %d answers first from table %s", r.Priority, r.Table, p.Direction, served.Priority, probes.TableName(p.Decision.Table)),
+				Evidence: []Line{{"rules", served.Text}, {"rules", r.Text}, cmdLine(p), {p.Probe, p.Decision.Text},
+					{"tables", fmt.Sprintf("table %d would answer: %s", r.Table, tb.Lookup(p.Packet.Dst).Text)}},
+				Fix: fix,
+			}}
+		}
+	}
+	return nil
+}
+
+func missingLinkRoute(e *probes.Evidence) []Finding {
+	sp := sender(e)
+	if sp == nil || !ok(e.Tables) || sp.Decision.Failed() || !sp.Decision.Gateway.IsValid() {
+		return nil
+	}
+	tb := e.Tables.Table(sp.Decision.Table)
+	if tb == nil || tb.Truncated {
+		return nil
+	}
+	pr := peer(e)
+	for _, c := range e.Host.Connected(pr) {
+		if c.Iface.Name != sp.Egress {
+			continue
+		}
+		if slices.ContainsFunc(tb.Routes, func(r probes.Route) bool { return r.Covers(pr) }) {
+			return nil
+		}
+		ev := []Line{cmdLine(sp), {sp.Probe, sp.Decision.Text + "   ← via the gateway"},
+			{"host", fmt.Sprintf("%s is on %s's own subnet %s", pr, c.Iface.Name, c.Prefix.Masked())}}
+		for _, r := range tb.Routes {
+			ev = append(ev, Line{"tables", fmt.Sprintf("table %d: %s", tb.ID, r.Text)})
+		}
+		src := e.Host.Local
+		if !c.Prefix.Contains(src) {
+			src = c.Prefix.Addr()
+		}
+		return []Finding{{
+			ID:       "missing_link_route",
+			Title:    fmt.Sprintf("Table %d has no route for %s, so replies to %s on the same subnet go via %s", tb.ID, c.Prefix.Masked(), pr, sp.Decision.Gateway),
+			Evidence: ev,
+			Fix: &Fix{Summary: fmt.Sprintf("Add %s's link route to table %d", c.Iface.Name, tb.ID),
+				Steps: []FixStep{{Kind: "route.add", Table: tb.ID, Dst: c.Prefix.Masked(), Dev: c.Iface.Name, Scope: "link", PrefSrc: src}}},
+		}}
+	}
+	return nil
+}
+
+func missingSourceRule(e *probes.Evidence) []Finding {
+	sp := sender(e)
+	h := e.Host
+	if sp == nil || !ok(e.Rules) || !multiHomed(h) || sp.Egress == "" || sp.Egress == h.LocalIface {
+		return nil
+	}
+	owner := h.Iface(h.LocalIface)
+	if owner == nil || owner.Kind == "dummy" || owner.Name == "lo" {
+		return nil
+	}
+	for _, r := range e.Rules.Rules {
+		if !r.Default() && r.Src.IsValid() && r.Src.Contains(h.Local) && r.Src.Bits() > 0 {
+			return nil // a rule exists; rule_shadowed / rule_empty_table say why it does not work
+		}
+	}
+	for _, t := range typoRules(e) {
+		if t.Meant == h.Local {
+			return nil // rule_unknown_source has the fix: the rule names the wrong address
+		}
+	}
+	var ev []Line
+	for _, i := range h.Ifaces {
+		if i.Name != "lo" && len(i.Addrs) > 0 {
+			ev = append(ev, Line{"host", fmt.Sprintf("%s holds %s", i.Name, joinPrefixes(i.Addrs))})
+		}
+	}
+	ev = append(ev, cmdLine(sp), Line{sp.Probe, sp.Decision.Text + "   ← " + h.Local.String() + " leaves by " + sp.Egress})
+	ev = append(ev, Line{"rules", "no rule selects on from " + h.Local.String() + ": " + strings.Join(ruleTexts(e.Rules), " | ")})
+	return []Finding{{
+		ID:       "missing_source_rule",
+		Title:    fmt.Sprintf("No policy rule sends traffic from %s out of %s; it follows table %s by %s", h.Local, h.LocalIface, probes.TableName(sp.Decision.Table), sp.Egress),
+		Evidence: ev,
+		Fix:      sourceRoutingFix(e, ""),
+	}}
+}
+
+func ruleTexts(v *probes.RulesView) []string {
+	var out []string
+	for _, r := range v.Rules {
+		out = append(out, strings.ReplaceAll(r.Text, "\t", " "))
+	}
+	return out
+}
+
+func joinPrefixes(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ", ")
+}
+
+func arpFlux(e *probes.Evidence) []Finding {
+	h := e.Host
+	if h == nil || !ok(e.Sysctls) || !h.Local.Is4() || h.LocalIface == "" {
+		return nil
+	}
+	sub := subnetOf(h.Iface(h.LocalIface), h.Local)
+	if !sub.IsValid() || sub.Bits() == 32 {
+		return nil
+	}
+	group := []string{h.LocalIface}
+	for _, i := range h.Ifaces {
+		if i.Name == h.LocalIface || i.Name == "lo" {
+			continue
+		}
+		for _, a := range i.Addrs {
+			if a.Masked() == sub.Masked() {
+				group = append(group, i.Name)
+				break
+			}
+		}
+	}
+	if len(group) < 2 {
+		return nil
+	}
+	var ev []Line
+	var steps []FixStep
+	for _, name := range group {
+		ign := e.Sysctls.Effective(name, "arp_ignore", -1)
+		filt := e.Sysctls.Effective(name, "arp_filter", -1)
+		if ign != 0 || filt != 0 {
+			continue
+		}
+		ev = append(ev, Line{"sysctls", fmt.Sprintf("%s: arp_ignore=0, arp_filter=0: %s answers ARP for every address of this host", name, name)})
+		steps = append(steps,
+			FixStep{Kind: "sysctl.set", Sysctl: "net.ipv4.conf." + name + ".arp_ignore", Value: "1"},
+			FixStep{Kind: "sysctl.set", Sysctl: "net.ipv4.conf." + name + ".arp_announce", Value: "2"})
+	}
+	if len(ev) == 0 {
+		return nil
+	}
+	ev = append([]Line{{"host", fmt.Sprintf("%s share the subnet %s", strings.Join(group, " and "), sub.Masked())}}, ev...)
+	return []Finding{{
+		ID:       "arp_flux",
+		Title:    fmt.Sprintf("%s are on one subnet and answer ARP for each other's addresses", strings.Join(group, " and ")),
+		Evidence: ev,
+		Fix:      &Fix{Summary: "Answer ARP only on the interface that holds the address", Steps: steps},
+	}}
+}
+
+func mtuBlackhole(e *probes.Evidence) []Finding {
+	req, rep := okPath(e.Request), okPath(e.Reply)
+	if req == nil || rep == nil {
+		return nil
+	}
+	type pair struct{ in, out, what string }
+	var pairs []pair
+	switch role(e) {
+	case probes.RoleServer:
+		pairs = []pair{{req.Ingress, rep.Egress, "request in / reply out"}}
+	case probes.RoleMiddle:
+		pairs = []pair{{req.Ingress, rep.Egress, "request in / reply out"}, {req.Egress, rep.Ingress, "request out / reply in"}}
+	}
+	for _, p := range pairs {
+		if p.in == "" || p.out == "" || p.in == p.out {
+			continue
+		}
+		a, b := mtuOf(e, p.in), mtuOf(e, p.out)
+		if a == 0 || b == 0 || a == b {
+			continue
+		}
+		ev := []Line{{"neighbours", fmt.Sprintf("%s: %s has mtu %d, %s has mtu %d", p.what, p.in, a, p.out, b)}}
+		for _, pv := range []*probes.PathView{req, rep} {
+			if pv.Decision.MTU != 0 {
+				ev = append(ev, Line{pv.Probe, "cached path MTU: " + pv.Decision.Text})
+			}
+		}
+		return []Finding{{
+			ID:       "mtu_blackhole",
+			Title:    fmt.Sprintf("The two directions cross interfaces with different MTUs (%s %d, %s %d)", p.in, a, p.out, b),
+			Evidence: ev,
+			Fix: &Fix{Summary: "Make the MTU consistent or clamp the MSS",
+				Advice: "Large packets may vanish on the smaller path if ICMP fragmentation-needed is filtered: test with DF pings of the larger size from both ends, allow ICMP type 3 code 4, or clamp the TCP MSS to the smaller MTU."},
+		}}
+	}
+	return nil
+}
+
+// ---- fixes ----
+
+// sourceRoutingFix builds the fix of both seed articles for the flow's local
+// address: a table of its own for its interface (link route and default
+// route) and a "from ADDRESS" rule before main. Nil when this host does not
+// own an end of the flow.
+func sourceRoutingFix(e *probes.Evidence, _ string) *Fix {
+	h := e.Host
+	if h == nil || (h.Role != probes.RoleServer && h.Role != probes.RoleClient) {
+		return nil
+	}
+	ifc := h.Iface(h.LocalIface)
+	sub := subnetOf(ifc, h.Local)
+	if ifc == nil || !sub.IsValid() || ifc.Name == "lo" {
+		return nil
+	}
+	table := freeTable(e)
+	fix := &Fix{
+		Summary: fmt.Sprintf("Source-based routing for %s: table %d sends its traffic by %s, rule \"from %s lookup %d\"", h.Local, table, ifc.Name, h.Local, table),
+		Caveat:  "Other interfaces that serve traffic need the same pattern. Make it permanent with the host's network manager, or it is gone at reboot.",
+	}
+	if sub.Bits() < sub.Addr().BitLen() {
+		fix.Steps = append(fix.Steps, FixStep{Kind: "route.add", Table: table, Dst: sub.Masked(), Dev: ifc.Name, Scope: "link", PrefSrc: h.Local})
+	}
+	gw, how := gatewayFor(e, ifc.Name, sub)
+	def := FixStep{Kind: "route.add", Table: table, Dst: netip.PrefixFrom(unspecified(h.Local), 0), Dev: ifc.Name, Gateway: gw}
+	if !gw.IsValid() {
+		def.Unknown = "the gateway of " + ifc.Name + " (" + how + "): replace GATEWAY"
+	}
+	pr := peer(e)
+	if gw.IsValid() || !sub.Contains(pr) {
+		fix.Steps = append(fix.Steps, def)
+	}
+	fix.Steps = append(fix.Steps, FixStep{Kind: "rule.add", Priority: freePriority(e, 1000, 32765), Src: netip.PrefixFrom(h.Local, h.Local.BitLen()), Table: table})
+	return fix
+}
+
+func unspecified(a netip.Addr) netip.Addr {
+	if a.Is4() {
+		return netip.IPv4Unspecified()
+	}
+	return netip.IPv6Unspecified()
+}
+
+// gatewayFor finds the interface's gateway: from the gateway probe, or from
+// a decision that already goes by a gateway on that subnet.
+func gatewayFor(e *probes.Evidence, iface string, sub netip.Prefix) (netip.Addr, string) {
+	if e.Neighbours != nil {
+		for _, g := range e.Neighbours.Gateways {
+			if g.Iface == iface && g.Gateway.IsValid() {
+				return g.Gateway, g.How
+			}
+		}
+	}
+	for _, p := range []*probes.PathView{okPath(e.Request), okPath(e.Reply)} {
+		if p != nil && p.Decision.Gateway.IsValid() && sub.Masked().Contains(p.Decision.Gateway) {
+			return p.Decision.Gateway, "the gateway the flow already uses, on " + iface + "'s subnet"
+		}
+	}
+	return netip.Addr{}, "not found yet: run the Third step"
+}
+
+// freeTable picks a table id no rule uses and no table seen holds routes.
+func freeTable(e *probes.Evidence) int {
+	used := map[int]bool{}
+	if e.Rules != nil {
+		for _, r := range e.Rules.Rules {
+			used[r.Table] = true
+		}
+	}
+	if e.Tables != nil {
+		for _, t := range e.Tables.Tables {
+			used[t.ID] = true
+		}
+	}
+	for id := 100; id < 252; id++ {
+		if !used[id] {
+			return id
+		}
+	}
+	return 1000
+}
+
+// freePriority picks a rule priority no rule uses, searching from start
+// towards stop (either direction). 0 when none.
+func freePriority(e *probes.Evidence, start, stop int) int {
+	used := map[int]bool{}
+	if e.Rules != nil {
+		for _, r := range e.Rules.Rules {
+			used[r.Priority] = true
+		}
+	}
+	step := 1
+	if stop < start {
+		step = -1
+	}
+	for p := start; p != stop+step; p += step {
+		if p > 0 && p < 32766 && !used[p] {
+			return p
+		}
+	}
+	return 0
+}

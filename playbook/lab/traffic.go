@@ -1,0 +1,267 @@
+package lab
+
+// The failing flow as real traffic: an echo listener in the server's
+// namespace and a client socket with the flow's fixed source port in the
+// client's namespace. Both sockets are made on a thread that entered the
+// namespace; a socket keeps its namespace for life, so the thread can then go.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// flow is a parsed "tcp SRC:PORT DST:PORT".
+type flow struct {
+	proto    string
+	src, dst netip.AddrPort
+}
+
+func (f flow) String() string { return f.proto + " " + f.src.String() + " " + f.dst.String() }
+
+func parseFlow(s string) (flow, error) {
+	f := strings.Fields(s)
+	if len(f) != 3 {
+		return flow{}, fmt.Errorf("flow %q: want \"tcp SRC:PORT DST:PORT\"", s)
+	}
+	if f[0] != "tcp" {
+		return flow{}, fmt.Errorf("flow %q: the lab only generates tcp traffic", s)
+	}
+	src, err := netip.ParseAddrPort(f[1])
+	if err != nil {
+		return flow{}, fmt.Errorf("flow %q: source: %w", s, err)
+	}
+	dst, err := netip.ParseAddrPort(f[2])
+	if err != nil {
+		return flow{}, fmt.Errorf("flow %q: destination: %w", s, err)
+	}
+	if !src.Addr().Is4() || !dst.Addr().Is4() {
+		return flow{}, fmt.Errorf("flow %q: the lab is IPv4 only", s)
+	}
+	return flow{proto: f[0], src: src, dst: dst}, nil
+}
+
+// reuseAddr lets the fixed source port be bound again at once; the RST close
+// (SO_LINGER 0) already avoids TIME_WAIT, this covers the listener too.
+func reuseAddr(_, _ string, rc syscall.RawConn) error {
+	var serr error
+	err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// listen starts the echo responder on the flow's destination in the
+// server's namespace.
+func (e *Env) listen() error {
+	var ln net.Listener
+	err := e.do(e.server, func() error {
+		lc := net.ListenConfig{Control: reuseAddr}
+		l, err := lc.Listen(context.Background(), "tcp4", e.flow.dst.String())
+		ln = l
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("listen on %s in namespace %s: %w", e.flow.dst, e.NS(e.server), err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.down {
+		ln.Close()
+		return errors.New("the lab was taken down while starting the listener")
+	}
+	e.lns = append(e.lns, ln)
+	e.wg.Add(1)
+	go e.serve(ln)
+	return nil
+}
+
+func (e *Env) serve(ln net.Listener) {
+	defer e.wg.Done()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || e.life.Err() != nil {
+				return
+			}
+			// EMFILE and the like: back off instead of spinning.
+			select {
+			case <-e.life.Done():
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			continue
+		}
+		e.mu.Lock()
+		if e.down {
+			e.mu.Unlock()
+			c.Close()
+			return
+		}
+		e.conns[c] = struct{}{}
+		e.wg.Add(1)
+		e.mu.Unlock()
+		go e.echo(c)
+	}
+}
+
+// echo answers one byte, then waits for the client to go away (it closes
+// with RST) so the server never holds the 4-tuple in TIME_WAIT.
+func (e *Env) echo(c net.Conn) {
+	defer e.wg.Done()
+	defer func() {
+		c.Close()
+		e.mu.Lock()
+		delete(e.conns, c)
+		e.mu.Unlock()
+	}()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	b := make([]byte, 1)
+	if _, err := io.ReadFull(c, b); err != nil {
+		return
+	}
+	if _, err := c.Write(b); err != nil {
+		return
+	}
+	io.Copy(io.Discard, c)
+}
+
+// Try makes one attempt of the primary failing flow with real traffic and
+// returns nil if it worked end to end within timeout (TCP: connect from the
+// flow's fixed source port, then a 1-byte echo), or an error saying what
+// happened. The client closes with RST (SO_LINGER 0) so the next attempt can
+// reuse the port. Attempts are serialised: they share the source port.
+func (e *Env) Try(ctx context.Context, timeout time.Duration) error {
+	return e.try(ctx, e.flow, timeout)
+}
+
+// try makes one attempt of f, whose destination must be the listener's.
+func (e *Env) try(ctx context.Context, f flow, timeout time.Duration) error {
+	e.tryMu.Lock()
+	defer e.tryMu.Unlock()
+	if e.life.Err() != nil {
+		return errors.New("the lab is down: no traffic can be tried")
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	stop := context.AfterFunc(e.life, cancel) // Down interrupts an attempt
+	defer stop()
+	var res error
+	if err := e.do(e.client, func() error {
+		res = attempt(ctx, f, timeout)
+		return nil
+	}); err != nil {
+		return err
+	}
+	return res
+}
+
+// attempt runs on a thread inside the client's namespace: the socket is
+// created here and keeps that namespace.
+func attempt(ctx context.Context, f flow, timeout time.Duration) error {
+	d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(f.src), Control: reuseAddr}
+	c, err := d.DialContext(ctx, "tcp4", f.dst.String())
+	if err != nil {
+		return describeDial(ctx, f, timeout, err)
+	}
+	tc := c.(*net.TCPConn)
+	tc.SetLinger(0) // close with RST: no TIME_WAIT on the fixed port
+	defer tc.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		tc.SetDeadline(dl)
+	}
+	if _, err := tc.Write([]byte{'a'}); err != nil {
+		return fmt.Errorf("%s: connected, but sending the echo byte failed: %w", f, err)
+	}
+	b := make([]byte, 1)
+	if _, err := io.ReadFull(tc, b); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return fmt.Errorf("%s: connected, but the echo did not come back within %s", f, timeout)
+		}
+		return fmt.Errorf("%s: connected, but reading the echo failed: %w", f, err)
+	}
+	if b[0] != 'a' {
+		return fmt.Errorf("%s: connected, but the echo came back as %q instead of \"a\"", f, b[0])
+	}
+	return nil
+}
+
+// describeDial turns a connect error into a sentence about the flow.
+func describeDial(ctx context.Context, f flow, timeout time.Duration, err error) error {
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
+		return fmt.Errorf("%s: connect timed out after %s (no SYN-ACK came back)", f, timeout)
+	case ctx.Err() != nil:
+		return fmt.Errorf("%s: connect was cancelled: %w", f, ctx.Err())
+	case errors.Is(err, unix.ECONNREFUSED):
+		return fmt.Errorf("%s: connect was refused (the server answered with RST)", f)
+	case errors.Is(err, unix.EHOSTUNREACH):
+		return fmt.Errorf("%s: connect failed: host unreachable (ICMP unreachable or no ARP answer)", f)
+	case errors.Is(err, unix.ENETUNREACH):
+		return fmt.Errorf("%s: connect failed: network unreachable (no route in the client)", f)
+	case errors.Is(err, unix.ETIMEDOUT):
+		return fmt.Errorf("%s: connect timed out: the kernel gave up after its SYN retries", f)
+	case errors.Is(err, unix.EADDRINUSE), errors.Is(err, unix.EADDRNOTAVAIL):
+		return fmt.Errorf("%s: the source %s cannot be bound: %w", f, f.src, err)
+	}
+	return fmt.Errorf("%s: connect failed: %w", f, err)
+}
+
+// Traffic keeps trying the flow every interval until ctx ends (or Down),
+// and reports each attempt's result (nil = worked) on the returned channel.
+// The channel is buffered and a result is dropped when it is full, so a
+// slow reader never holds up the traffic; it is closed when traffic stops.
+// Each attempt gets the interval as its timeout.
+func (e *Env) Traffic(ctx context.Context, every time.Duration) <-chan error {
+	if every <= 0 {
+		every = time.Second
+	}
+	ch := make(chan error, 64)
+	e.mu.Lock()
+	if e.down {
+		e.mu.Unlock()
+		close(ch)
+		return ch
+	}
+	e.wg.Add(1)
+	e.mu.Unlock()
+	go func() {
+		defer e.wg.Done()
+		defer close(ch)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			err := e.Try(ctx, every)
+			if ctx.Err() != nil || e.life.Err() != nil {
+				return // the last attempt was cut short: not a result
+			}
+			select {
+			case ch <- err:
+			default:
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-e.life.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return ch
+}

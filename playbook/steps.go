@@ -1,0 +1,101 @@
+package playbook
+
+import "asym/probes"
+
+// Analyzer turns evidence into findings. It must be pure and must stay
+// silent when the evidence it needs is missing: a probe that could not run
+// is never a finding, and a healthy host gives none.
+type Analyzer func(e *probes.Evidence) []Finding
+
+// Step is one step of the fast-diagnosis playbook.
+type Step struct {
+	ID        string
+	Name      string
+	Proves    string
+	Probes    []string
+	Analyzers []Analyzer
+}
+
+// Steps is the playbook, in order. A step's analyzers may use the evidence
+// of earlier steps.
+var Steps = []Step{
+	{
+		ID:   "first",
+		Name: "First: prove it is path-related",
+		Proves: "Ask the kernel how it routes this flow and its reply on this host. If the two directions use " +
+			"different interfaces, or the kernel refuses the packet where it arrives, the problem is the path, not the host's service.",
+		Probes:    []string{probes.ProbeIDHost, probes.ProbeIDRequest, probes.ProbeIDReply, probes.ProbeIDCounters},
+		Analyzers: []Analyzer{rpFilterStrictDrop, replyWrongEgress, wrongSourceAddress},
+	},
+	{
+		ID:   "second",
+		Name: "Second: find the stateful chokepoint",
+		Proves: "Look for what keeps state and drops what it did not see begin: conntrack INVALID drops, " +
+			"reverse-path firewall rules, NAT, and ECMP that sends the two directions different ways.",
+		Probes:    []string{probes.ProbeIDFirewall, probes.ProbeIDConntrack},
+		Analyzers: []Analyzer{ctInvalidDrop, nftFibRPFilterDrop, conntrackUnreplied, natStateMiss, ecmpMultipath},
+	},
+	{
+		ID:   "third",
+		Name: "Third: confirm with routing tables",
+		Proves: "Read the policy rules, the tables they point at and the sysctls that decide the outcome, to name " +
+			"the configuration that causes the asymmetry and the change that removes it.",
+		Probes:    []string{probes.ProbeIDRules, probes.ProbeIDTables, probes.ProbeIDSysctls, probes.ProbeIDNeighbours},
+		Analyzers: []Analyzer{missingSourceRule, ruleUnknownSource, ruleEmptyTable, ruleShadowed, missingLinkRoute, arpFlux, mtuBlackhole},
+	},
+}
+
+// StepIndex finds a step by id; -1 when unknown.
+func StepIndex(id string) int {
+	for i, s := range Steps {
+		if s.ID == id {
+			return i
+		}
+	}
+	return -1
+}
+
+// Analyze runs the analyzers of steps 0..upTo over the evidence and returns
+// the findings, sorted, with duplicates (same id) merged.
+func Analyze(e *probes.Evidence, upTo int) []Finding {
+	var out []Finding
+	seen := map[string]int{}
+	for i := 0; i <= upTo && i < len(Steps); i++ {
+		for _, a := range Steps[i].Analyzers {
+			for _, f := range a(e) {
+				f.Step = Steps[i].ID
+				if ent, ok := Lookup(f.ID); ok {
+					if f.Severity == "" {
+						f.Severity = ent.Severity
+					}
+					if f.Why == "" {
+						f.Why = ent.Short()
+					}
+				}
+				if j, dup := seen[f.ID]; dup {
+					out[j].Evidence = appendNew(out[j].Evidence, f.Evidence...)
+					continue
+				}
+				seen[f.ID] = len(out)
+				out = append(out, f)
+			}
+		}
+	}
+	Sort(out)
+	return out
+}
+
+func appendNew(ls []Line, more ...Line) []Line {
+	for _, m := range more {
+		dup := false
+		for _, l := range ls {
+			if l == m {
+				dup = true
+			}
+		}
+		if !dup {
+			ls = append(ls, m)
+		}
+	}
+	return ls
+}
