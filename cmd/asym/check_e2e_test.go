@@ -1,0 +1,122 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"asym/playbook"
+	"asym/playbook/lab"
+	"asym/probes"
+	"asym/probes/flow"
+	"asym/probes/probetest"
+)
+
+var record = flag.Bool("record", false, "write each check's evidence to ../../playbook/testdata for the analyzer tests")
+
+// TestCheckLab runs `asym check --json` against every lab scenario, with the
+// scenario's failing traffic tried first, and asserts exactly the findings
+// each scenario expects (none on the healthy one) and the exit status.
+func TestCheckLab(t *testing.T) {
+	probetest.RequireRoot(t)
+	for _, sc := range lab.Scenarios() {
+		t.Run(sc.Name, func(t *testing.T) {
+			t.Parallel()
+			b := make([]byte, 3)
+			rand.Read(b)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			env, err := sc.Up(ctx, "asym-e"+hex.EncodeToString(b)+"-")
+			if err != nil {
+				t.Fatalf("build %s: %v", sc.Name, err)
+			}
+			t.Cleanup(func() {
+				if err := env.Down(); err != nil {
+					t.Errorf("tear down %s: %v", sc.Name, err)
+				}
+			})
+			// Real traffic first: counters and conntrack then hold what a
+			// person at 02:13 would find after the failures.
+			tryErr := env.Try(ctx, 2*time.Second)
+			if healthy := len(env.Checks[0].Expect) == 0; healthy != (tryErr == nil) {
+				t.Fatalf("the flow should %s, but the attempt gave: %v", map[bool]string{true: "work", false: "fail"}[healthy], tryErr)
+			}
+			for _, c := range env.Checks {
+				var out, errb bytes.Buffer
+				code := run(append([]string{"check", "--netns", c.Target, "--json"}, strings.Fields(c.Flow)...), &out, &errb)
+				want := map[bool]int{true: 0, false: 1}[len(c.Expect) == 0]
+				if code != want {
+					t.Fatalf("%s: exit status %d, want %d; stderr: %s", c.Target, code, want, errb.String())
+				}
+				var rep playbook.Report
+				if err := json.Unmarshal(out.Bytes(), &struct {
+					Findings *[]playbook.Finding `json:"findings"`
+					Flow     *flow.Flow          `json:"flow"`
+				}{&rep.Findings, &rep.Flow}); err != nil {
+					t.Fatalf("%s: the JSON report does not parse: %v\n%s", c.Target, err, out.String())
+				}
+				var got []string
+				for _, f := range rep.Findings {
+					got = append(got, f.ID)
+				}
+				sort.Strings(got)
+				expect := slices.Clone(c.Expect)
+				sort.Strings(expect)
+				if !slices.Equal(got, expect) {
+					var text bytes.Buffer
+					run(append([]string{"check", "--netns", c.Target}, strings.Fields(c.Flow)...), &text, &text)
+					t.Fatalf("%s: findings %v, want %v\n%s", c.Target, got, expect, text.String())
+				}
+				if *record {
+					recordEvidence(t, sc.Name, c)
+				}
+			}
+		})
+	}
+}
+
+// recordEvidence stores the raw evidence of a check so that the analyzers
+// can be tested on it without a kernel.
+func recordEvidence(t *testing.T, scenario string, c lab.Check) {
+	f, err := flow.ParseString(c.Flow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg, err := probes.OpenTarget(c.Target, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	col := probes.NewCollector(tg, f, "")
+	for _, s := range playbook.Steps {
+		for _, id := range s.Probes {
+			col.Run(context.Background(), id)
+		}
+	}
+	ev := col.Evidence()
+	rec := struct {
+		Scenario string          `json:"scenario"`
+		Target   string          `json:"target"`
+		Expect   []string        `json:"expect"`
+		Evidence probes.Evidence `json:"evidence"`
+	}{scenario, strings.TrimPrefix(c.Target, c.Target[:strings.Index(c.Target[5:], "-")+6]), c.Expect, ev}
+	b, err := json.MarshalIndent(rec, "", " ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join("..", "..", "playbook", "testdata")
+	os.MkdirAll(dir, 0o755)
+	if err := os.WriteFile(filepath.Join(dir, scenario+"-"+rec.Target+".json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

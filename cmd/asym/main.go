@@ -1,0 +1,215 @@
+// Command asym diagnoses asymmetric routing for one failing flow.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"asym/playbook"
+	"asym/probes"
+	"asym/probes/flow"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "0.1.0-dev"
+
+const usage = `asym finds out why one flow fails when its packets take a different way back.
+
+Usage:
+  asym check [--netns NAME|--pid PID] [--iif IFACE] [--json|--markdown] PROTO SRC DST
+  asym explain [ID]
+  asym version
+
+A flow is PROTO SRC DST: tcp, udp or icmp, and two endpoints ip[:port] or
+[ipv6]:port, the way the client sent it, e.g.
+  asym check tcp 203.0.113.10:40000 198.51.100.11:8080
+
+Exit status of check: 0 no finding, 1 findings, 2 error.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// errUsage marks errors in what the person typed (exit status 2, with a hint).
+type errUsage struct{ msg string }
+
+func (e errUsage) Error() string { return e.msg }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	code := 0
+	switch args[0] {
+	case "check":
+		code, err = cmdCheck(args[1:], stdout)
+	case "explain":
+		err = cmdExplain(args[1:], stdout)
+	case "version", "--version", "-version":
+		fmt.Fprintf(stdout, "asym %s\n", version)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		err = errUsage{fmt.Sprintf("unknown command %q: use check, explain or version (asym help shows how)", clip(args[0]))}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "asym: %s\n", err)
+		return 2
+	}
+	return code
+}
+
+// parseInterleaved lets flags come before, between or after the flow's
+// words, as people type them.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return rest, nil
+		}
+		if args[0] == "--" {
+			return append(rest, args[1:]...), nil
+		}
+		rest = append(rest, args[0])
+		args = args[1:]
+	}
+}
+
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors are reported once, as a sentence, by run
+	return fs
+}
+
+func flagError(err error) error {
+	msg := err.Error()
+	if strings.HasPrefix(msg, "flag provided but not defined: ") {
+		return errUsage{"unknown flag " + strings.TrimPrefix(msg, "flag provided but not defined: ") + ": asym help lists the flags"}
+	}
+	return errUsage{msg}
+}
+
+type targetFlags struct {
+	netns   string
+	pid     int
+	iif     string
+	timeout time.Duration
+}
+
+func (t *targetFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&t.netns, "netns", "", "inspect the network namespace `NAME` (ip netns) or PATH")
+	fs.IntVar(&t.pid, "pid", 0, "inspect the network namespace of process `PID` (a container)")
+	fs.StringVar(&t.iif, "iif", "", "the interface the request arrives on, when asym cannot tell")
+	fs.DurationVar(&t.timeout, "timeout", probes.DefaultTimeout, "time limit for each probe")
+}
+
+func cmdCheck(args []string, stdout io.Writer) (int, error) {
+	fs := newFlagSet("check")
+	var tf targetFlags
+	tf.register(fs)
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	asMD := fs.Bool("markdown", false, "print the report as Markdown notes")
+	words, err := parseInterleaved(fs, args)
+	if err != nil {
+		return 2, flagError(err)
+	}
+	if *asJSON && *asMD {
+		return 2, errUsage{"give either --json or --markdown, not both"}
+	}
+	f, err := flow.Parse(words)
+	if err != nil {
+		return 2, errUsage{err.Error()}
+	}
+	if tf.timeout <= 0 {
+		return 2, errUsage{"--timeout must be positive, e.g. 3s"}
+	}
+	t, err := probes.OpenTarget(tf.netns, tf.pid)
+	if err != nil {
+		return 2, err
+	}
+	defer t.Close()
+	if tf.iif != "" {
+		if _, err := t.Netlink().LinkByName(tf.iif); err != nil {
+			return 2, fmt.Errorf("there is no interface %q in %s: `ip link` lists them", clip(tf.iif), t)
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	c := probes.NewCollector(t, f, tf.iif)
+	c.Timeout = tf.timeout
+	rep := check(ctx, c, t.Prefix())
+	if ctx.Err() != nil {
+		return 2, errors.New("interrupted before the check finished")
+	}
+	switch {
+	case *asJSON:
+		err = rep.WriteJSON(stdout)
+	case *asMD:
+		err = rep.WriteMarkdown(stdout)
+	default:
+		err = rep.WriteText(stdout)
+	}
+	if err != nil {
+		return 2, fmt.Errorf("write the report: %w", err)
+	}
+	if len(rep.Findings) > 0 {
+		return 1, nil
+	}
+	return 0, nil
+}
+
+// check runs every step's probes, then every analyzer.
+func check(ctx context.Context, c *probes.Collector, prefix []string) playbook.Report {
+	ran := map[string]probes.Reporter{}
+	for _, s := range playbook.Steps {
+		for _, id := range s.Probes {
+			ran[id] = c.Run(ctx, id)
+		}
+	}
+	ev := c.Evidence()
+	findings := playbook.Analyze(&ev, len(playbook.Steps)-1)
+	return playbook.NewReport(time.Now(), &ev, prefix, ran, findings)
+}
+
+func cmdExplain(args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stdout, "Findings asym can report (asym explain ID for the whole story):")
+		for _, e := range playbook.Catalog {
+			fmt.Fprintf(stdout, "  %-24s %-8s %s\n", e.ID, e.Severity, e.Title)
+		}
+		return nil
+	}
+	if len(args) > 1 {
+		return errUsage{"explain takes one finding id"}
+	}
+	e, ok := playbook.Lookup(args[0])
+	if !ok {
+		return errUsage{fmt.Sprintf("there is no finding %q: asym explain lists them", clip(args[0]))}
+	}
+	fmt.Fprintf(stdout, "%s (%s, %s step)\n%s\n\n%s\n", e.ID, e.Severity, e.Step, e.Title, e.Explain)
+	return nil
+}
+
+func clip(s string) string { return playbook.Clean(truncate(s, 64)) }
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}

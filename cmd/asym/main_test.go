@@ -1,0 +1,57 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestBadInput(t *testing.T) {
+	cases := []struct {
+		args []string
+		says string
+	}{
+		{nil, "Usage"},
+		{[]string{"frobnicate"}, "unknown command"},
+		{[]string{"check"}, "three words"},
+		{[]string{"check", "--bogus", "tcp", "192.0.2.1:1", "192.0.2.2:2"}, "unknown flag -bogus"},
+		{[]string{"check", "sctp", "192.0.2.1:1", "192.0.2.2:2"}, "unknown protocol"},
+		{[]string{"check", "tcp", "192.0.2.1:99999", "192.0.2.2:2"}, "1 to 65535"},
+		{[]string{"check", "icmp", "192.0.2.1:5", "192.0.2.2"}, "icmp has no ports"},
+		{[]string{"check", "tcp", "192.0.2.1:1", "[2001:db8::1]:2"}, "different IP versions"},
+		{[]string{"check", "tcp", "192.0.2.1:1", "192.0.2.2:2", "--netns", "asym-no-such-ns"}, `no network namespace named "asym-no-such-ns"`},
+		{[]string{"check", "--pid", "2147483647", "tcp", "192.0.2.1:1", "192.0.2.2:2"}, "there is no process 2147483647"},
+		{[]string{"check", "--pid", "-3", "tcp", "192.0.2.1:1", "192.0.2.2:2"}, "not a process id"},
+		{[]string{"check", "--netns", "x", "--pid", "1", "tcp", "192.0.2.1:1", "192.0.2.2:2"}, "not both"},
+		{[]string{"check", "--json", "--markdown", "tcp", "192.0.2.1:1", "192.0.2.2:2"}, "not both"},
+		{[]string{"check", "--timeout", "0s", "tcp", "192.0.2.1:1", "192.0.2.2:2"}, "--timeout must be positive"},
+		{[]string{"check", "--timeout", "soon", "tcp", "192.0.2.1:1", "192.0.2.2:2"}, "invalid value"},
+		{[]string{"explain", "no_such_finding"}, "there is no finding"},
+		{[]string{"check", "tcp", "192.0.2.1:1", "\x1b[31m192.0.2.2:2"}, "?[31m"},
+	}
+	for _, c := range cases {
+		var out, errb bytes.Buffer
+		code := run(c.args, &out, &errb)
+		if code != 2 {
+			t.Errorf("%q: exit status %d, want 2", c.args, code)
+		}
+		msg := errb.String()
+		if !strings.Contains(msg, c.says) {
+			t.Errorf("%q: stderr %q does not say %q", c.args, msg, c.says)
+		}
+		if strings.ContainsRune(msg, 0x1b) || strings.Count(strings.TrimSpace(msg), "\n") > 0 && c.args != nil {
+			t.Errorf("%q: the error must be one clean line: %q", c.args, msg)
+		}
+	}
+}
+
+func TestExplain(t *testing.T) {
+	var out bytes.Buffer
+	if code := run([]string{"explain"}, &out, &out); code != 0 || !strings.Contains(out.String(), "rp_filter_strict_drop") {
+		t.Fatalf("explain lists: %d %s", code, out.String())
+	}
+	out.Reset()
+	if code := run([]string{"explain", "missing_link_route"}, &out, &out); code != 0 || !strings.Contains(out.String(), "scope link") {
+		t.Fatalf("explain one: %d %s", code, out.String())
+	}
+}
