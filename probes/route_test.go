@@ -325,3 +325,51 @@ func TestQuote(t *testing.T) {
 		t.Error("VLAN interface names keep their dot in /proc and become a slash for sysctl(8)")
 	}
 }
+
+// TestIPv6Flow runs every probe on an IPv6 server flow: a host with one
+// NIC on 2001:db8:1::/64 and a default route, answering a client elsewhere.
+func TestIPv6Flow(t *testing.T) {
+	host, peer := probetest.NewNS(t), probetest.NewNS(t)
+	for _, ns := range []probetest.NS{host, peer} {
+		probetest.Sysctl(t, ns.Handle, "net/ipv6/conf/all/disable_ipv6", "0")
+		probetest.Sysctl(t, ns.Handle, "net/ipv6/conf/default/accept_dad", "0")
+		probetest.Sysctl(t, ns.Handle, "net/ipv6/conf/default/accept_ra", "0")
+	}
+	h, p := probetest.Netlink(t, host.Handle), probetest.Netlink(t, peer.Handle)
+	must(t, p.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0", Namespace: netlink.NsFd(host.Handle)}, PeerName: "peth0"}))
+	l, err := h.LinkByName("eth0")
+	must(t, err)
+	a, _ := netlink.ParseAddr("2001:db8:1::10/64")
+	a.Flags = unix.IFA_F_NODAD
+	must(t, h.AddrAdd(l, a))
+	must(t, h.LinkSetUp(l))
+	pl, _ := p.LinkByName("peth0")
+	must(t, p.LinkSetUp(pl))
+	must(t, h.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: mustNet("::/0"), Gw: net.ParseIP("2001:db8:1::1")}))
+	tg, err := OpenTarget(host.Name, 0)
+	must(t, err)
+	defer tg.Close()
+
+	f, err := flow.ParseString("tcp [2001:db8:2::9]:40000 [2001:db8:1::10]:443")
+	must(t, err)
+	c := NewCollector(tg, f, "")
+	ctx := context.Background()
+	for _, id := range []string{ProbeIDHost, ProbeIDRequest, ProbeIDReply, ProbeIDRules, ProbeIDTables, ProbeIDSysctls, ProbeIDNeighbours, ProbeIDCounters, ProbeIDFirewall, ProbeIDConntrack} {
+		if r := c.Run(ctx, id).Rep(); !r.OK() {
+			t.Errorf("%s: %s: %s", id, r.Status, r.Reason)
+		}
+	}
+	ev := c.Evidence()
+	if ev.Host.Role != RoleServer || ev.Host.LocalIface != "eth0" {
+		t.Fatalf("host: %+v", ev.Host)
+	}
+	if !ev.Request.Decision.Local() || ev.Request.RPFilter != nil {
+		t.Fatalf("request: IPv6 has no rp_filter sysctl; the input lookup must deliver locally: %+v", ev.Request)
+	}
+	if ev.Reply.Egress != "eth0" || ev.Reply.Decision.Gateway.String() != "2001:db8:1::1" {
+		t.Fatalf("reply: %+v", ev.Reply.Decision)
+	}
+	if !strings.Contains(ev.Rules.Command, "-6 rule show") || len(ev.Rules.Rules) < 2 {
+		t.Fatalf("IPv6 rules: %s %+v", ev.Rules.Command, ev.Rules.Rules)
+	}
+}

@@ -78,7 +78,7 @@ func TestCheckLab(t *testing.T) {
 					t.Fatalf("%s: findings %v, want %v\n%s", c.Target, got, expect, text.String())
 				}
 				if *record {
-					recordEvidence(t, sc.Name, c)
+					recordEvidence(t, sc.Name, strings.TrimPrefix(c.Target, env.Prefix), c)
 				}
 			}
 		})
@@ -87,7 +87,7 @@ func TestCheckLab(t *testing.T) {
 
 // recordEvidence stores the raw evidence of a check so that the analyzers
 // can be tested on it without a kernel.
-func recordEvidence(t *testing.T, scenario string, c lab.Check) {
+func recordEvidence(t *testing.T, scenario, role string, c lab.Check) {
 	f, err := flow.ParseString(c.Flow)
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +109,7 @@ func recordEvidence(t *testing.T, scenario string, c lab.Check) {
 		Target   string          `json:"target"`
 		Expect   []string        `json:"expect"`
 		Evidence probes.Evidence `json:"evidence"`
-	}{scenario, strings.TrimPrefix(c.Target, c.Target[:strings.Index(c.Target[5:], "-")+6]), c.Expect, ev}
+	}{scenario, role, c.Expect, ev}
 	b, err := json.MarshalIndent(rec, "", " ")
 	if err != nil {
 		t.Fatal(err)
