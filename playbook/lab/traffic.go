@@ -226,7 +226,7 @@ func describeDial(ctx context.Context, f flow, timeout time.Duration, err error)
 // and reports each attempt's result (nil = worked) on the returned channel.
 // The channel is buffered and a result is dropped when it is full, so a
 // slow reader never holds up the traffic; it is closed when traffic stops.
-// Each attempt gets the interval as its timeout.
+// Each attempt gets the interval, at least a second, as its timeout.
 func (e *Env) Traffic(ctx context.Context, every time.Duration) <-chan error {
 	if every <= 0 {
 		every = time.Second
@@ -245,9 +245,14 @@ func (e *Env) Traffic(ctx context.Context, every time.Duration) <-chan error {
 		defer close(ch)
 		t := time.NewTicker(every)
 		defer t.Stop()
+		// Each attempt gets at least a second: a busy machine (parallel
+		// namespace tests on two cores) can take longer than a short interval
+		// to enter the namespace and connect, and a healthy flow must not
+		// look broken for that.
+		timeout := max(every, time.Second)
 		for {
-			err := e.Try(ctx, every)
-			if ctx.Err() != nil || e.life.Err() != nil {
+			err := e.Try(ctx, timeout)
+			if expired(ctx) || e.life.Err() != nil {
 				return // the last attempt was cut short: not a result
 			}
 			select {
@@ -264,4 +269,15 @@ func (e *Env) Traffic(ctx context.Context, every time.Duration) <-chan error {
 		}
 	}()
 	return ch
+}
+
+// expired says whether ctx is done or past its deadline. The socket deadline
+// a dial derives from ctx can fire an instant before ctx's own timer marks
+// it done, so ctx.Err() alone would take a cut-short attempt for a failure.
+func expired(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
 }
