@@ -24,6 +24,7 @@ var version = "0.1.0-dev"
 const usage = `asym finds out why one flow fails when its packets take a different way back.
 
 Usage:
+  asym [--netns NAME|--pid PID] [--iif IFACE] [--notes FILE] [PROTO SRC DST]
   asym check [--netns NAME|--pid PID] [--iif IFACE] [--json|--markdown] PROTO SRC DST
   asym explain [ID]
   asym version
@@ -31,6 +32,9 @@ Usage:
 A flow is PROTO SRC DST: tcp, udp or icmp, and two endpoints ip[:port] or
 [ipv6]:port, the way the client sent it, e.g.
   asym check tcp 203.0.113.10:40000 198.51.100.11:8080
+
+Without a subcommand asym opens the interactive view (it asks for the flow
+when none is given).
 
 Exit status of check: 0 no finding, 1 findings, 2 error.
 `
@@ -45,12 +49,22 @@ type errUsage struct{ msg string }
 func (e errUsage) Error() string { return e.msg }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
-	}
 	var err error
 	code := 0
+	switch {
+	case len(args) == 0 || looksLikeTUI(args[0]):
+		err = cmdTUI(args)
+	default:
+		code, err = subcommand(args, stdout)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "asym: %s\n", err)
+		return 2
+	}
+	return code
+}
+
+func subcommand(args []string, stdout io.Writer) (code int, err error) {
 	switch args[0] {
 	case "check":
 		code, err = cmdCheck(args[1:], stdout)
@@ -61,13 +75,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:
-		err = errUsage{fmt.Sprintf("unknown command %q: use check, explain or version (asym help shows how)", clip(args[0]))}
+		err = errUsage{fmt.Sprintf("unknown command %q: use check, explain or version, or give a flow (asym help shows how)", clip(args[0]))}
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "asym: %s\n", err)
-		return 2
-	}
-	return code
+	return code, err
 }
 
 // parseInterleaved lets flags come before, between or after the flow's

@@ -11,7 +11,7 @@ func TestBadInput(t *testing.T) {
 		args []string
 		says string
 	}{
-		{nil, "Usage"},
+		{nil, "needs a terminal"},
 		{[]string{"frobnicate"}, "unknown command"},
 		{[]string{"check"}, "three words"},
 		{[]string{"check", "--bogus", "tcp", "192.0.2.1:1", "192.0.2.2:2"}, "unknown flag -bogus"},

@@ -1,0 +1,464 @@
+// Package ui is asym's terminal interface: it renders the playbook's state
+// and dispatches probe runs as commands. It holds no diagnosis logic.
+package ui
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"time"
+
+	"charm.land/bubbles/v2/key"
+	"charm.land/bubbles/v2/spinner"
+	tea "charm.land/bubbletea/v2"
+
+	"asym/playbook"
+	"asym/probes"
+	"asym/probes/flow"
+)
+
+// Prober runs probes for one flow; probes.Collector is one. Tests use
+// recorded evidence instead of a kernel.
+type Prober interface {
+	Run(ctx context.Context, id string) probes.Reporter
+	Evidence() probes.Evidence
+}
+
+// Options configure the UI.
+type Options struct {
+	// NewProber makes the prober for a flow (the form calls it once the
+	// person has typed one).
+	NewProber func(f flow.Flow) Prober
+	Flow      *flow.Flow // nil: ask for it
+	Target    string     // for the header: "netns asym-lab-host"
+	Prefix    []string   // words that enter the target, for pasted commands
+	Hostname  string
+	Kernel    string
+	// Watch starts the live stream for a flow; nil disables the live view.
+	Watch       func(ctx context.Context, f flow.Flow) <-chan probes.WatchUpdate
+	NotesPath   string
+	HistoryPath string
+	Plain       bool             // no colour or attributes (golden tests)
+	Now         func() time.Time // clock, for notes; time.Now when nil
+}
+
+type stepStatus int
+
+const (
+	stepNotRun stepStatus = iota
+	stepRunning
+	stepClean
+	stepFinding
+)
+
+type probeState struct {
+	id      string
+	running bool
+	rep     probes.Reporter
+}
+
+type stepState struct {
+	status stepStatus
+	runID  int
+	probes []probeState
+}
+
+type pane int
+
+const (
+	paneSteps pane = iota
+	paneFindings
+	paneDetail
+)
+
+// Model is the root model: it owns focus, layout and routing.
+type Model struct {
+	opt    Options
+	keys   KeyMap
+	st     Styles
+	w, h   int
+	start  time.Time
+	prober Prober
+	flow   flow.Flow
+	form   *formModel
+
+	steps    []stepState
+	sel      int  // selected step
+	runAll   bool // keep going to the next step after this one
+	nextRun  int  // run ids, to drop stale results
+	findings []playbook.Finding
+	fsel     int
+	focus    pane
+	showFind bool // the detail pane shows the selected finding instead of the step
+	showFix  bool
+	scroll   int
+	help     bool
+	spin     spinner.Model
+	spinning bool
+
+	live *liveState
+
+	flash    string
+	flashErr bool
+}
+
+// New builds the root model.
+func New(opt Options) *Model {
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	m := &Model{opt: opt, keys: DefaultKeyMap(), st: NewStyles(opt.Plain), start: opt.Now(), w: 80, h: 24}
+	m.spin = spinner.New(spinner.WithSpinner(spinner.Line))
+	m.steps = make([]stepState, len(playbook.Steps))
+	if m.opt.NotesPath == "" {
+		m.opt.NotesPath = DefaultNotesPath(opt.Hostname, m.start)
+	}
+	if opt.Flow != nil {
+		m.setFlow(*opt.Flow)
+	} else {
+		m.form = newForm(LoadHistory(opt.HistoryPath), opt.Plain)
+	}
+	return m
+}
+
+func (m *Model) setFlow(f flow.Flow) {
+	m.flow = f
+	m.form = nil
+	m.prober = m.opt.NewProber(f)
+	RememberFlow(m.opt.HistoryPath, f)
+	for i := range m.steps {
+		m.steps[i] = stepState{}
+	}
+	m.findings = nil
+}
+
+// Init starts nothing: the person decides when probes run.
+func (m *Model) Init() tea.Cmd { return nil }
+
+// Messages. Results carry their step and run id: a result of a run that was
+// superseded (r pressed again) is dropped.
+type probeDoneMsg struct {
+	step, idx, runID int
+	rep              probes.Reporter
+}
+
+type notesMsg struct {
+	path string
+	err  error
+}
+
+// Update routes messages.
+func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.w, m.h = msg.Width, msg.Height
+		return m, nil
+	case spinner.TickMsg:
+		if !m.spinning {
+			return m, nil // idle: stop ticking, so nothing redraws over a slow link
+		}
+		var cmd tea.Cmd
+		m.spin, cmd = m.spin.Update(msg)
+		return m, cmd
+	case probeDoneMsg:
+		return m, m.probeDone(msg)
+	case notesMsg:
+		if msg.err != nil {
+			m.setFlash(fmt.Sprintf("notes not written: %v — they are kept: press e to retry or y to copy them", msg.err), true)
+		} else {
+			m.setFlash("notes appended to "+msg.path, false)
+		}
+		return m, nil
+	case liveMsg:
+		return m, m.liveUpdate(msg)
+	case tea.KeyPressMsg:
+		return m, m.key(msg)
+	}
+	if m.form != nil {
+		return m, m.form.update(msg)
+	}
+	return m, nil
+}
+
+func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
+	if k.String() == "ctrl+c" {
+		return m.quit()
+	}
+	if m.form != nil {
+		return m.formKey(k)
+	}
+	if m.help {
+		if key.Matches(k, m.keys.Help, m.keys.Back) {
+			m.help = false
+			return nil
+		}
+		if key.Matches(k, m.keys.Quit) {
+			return m.quit()
+		}
+		return nil
+	}
+	m.flash = ""
+	switch {
+	case key.Matches(k, m.keys.Quit):
+		return m.quit()
+	case key.Matches(k, m.keys.Help):
+		m.help = true
+	case key.Matches(k, m.keys.Back):
+		switch {
+		case m.showFix:
+			m.showFix = false
+		case m.showFind:
+			m.showFind, m.focus = false, paneFindings
+		case m.live != nil && m.live.shown:
+			m.live.shown = false
+		}
+		m.scroll = 0
+	case key.Matches(k, m.keys.Tab):
+		if k.String() == "shift+tab" {
+			m.focus = (m.focus + 2) % 3
+		} else {
+			m.focus = (m.focus + 1) % 3
+		}
+		if m.focus == paneFindings && len(m.findings) == 0 {
+			m.focus = paneDetail
+		}
+		m.showFind = m.focus != paneSteps && len(m.findings) > 0 && (m.focus == paneFindings || m.showFind)
+		m.scroll = 0
+	case key.Matches(k, m.keys.Up):
+		m.move(-1)
+	case key.Matches(k, m.keys.Down):
+		m.move(1)
+	case key.Matches(k, m.keys.PageUp):
+		m.scroll = max(0, m.scroll-m.detailHeight())
+	case key.Matches(k, m.keys.PageDn):
+		m.scroll += m.detailHeight()
+	case key.Matches(k, m.keys.Next):
+		if m.focus == paneFindings && len(m.findings) > 0 {
+			m.showFind, m.focus, m.scroll = true, paneDetail, 0
+			return nil
+		}
+		return m.runNext()
+	case key.Matches(k, m.keys.Rerun):
+		return m.runStep(m.sel)
+	case key.Matches(k, m.keys.All):
+		m.runAll = true
+		if cmd := m.runNext(); cmd != nil {
+			return cmd
+		}
+		m.runAll = false
+	case key.Matches(k, m.keys.Fix):
+		if len(m.findings) > 0 {
+			m.showFind, m.showFix, m.focus, m.scroll = true, true, paneDetail, 0
+		}
+	case key.Matches(k, m.keys.Live):
+		return m.toggleLive()
+	case key.Matches(k, m.keys.Notes):
+		return m.exportNotes()
+	case key.Matches(k, m.keys.Copy):
+		md := m.notesMarkdown()
+		m.setFlash(fmt.Sprintf("copied %d bytes of notes with OSC 52 (in tmux: set -g set-clipboard on)", len(md)), false)
+		return tea.SetClipboard(string(md))
+	}
+	return nil
+}
+
+func (m *Model) quit() tea.Cmd {
+	if m.live != nil {
+		m.live.stop()
+	}
+	return tea.Quit
+}
+
+func (m *Model) move(d int) {
+	switch m.focus {
+	case paneSteps:
+		m.sel = clamp(m.sel+d, 0, len(m.steps)-1)
+		m.showFind, m.scroll = false, 0
+	case paneFindings:
+		m.fsel = clamp(m.fsel+d, 0, max(0, len(m.findings)-1))
+		m.showFind, m.showFix, m.scroll = true, false, 0
+	case paneDetail:
+		m.scroll = max(0, m.scroll+d)
+	}
+}
+
+func clamp(v, lo, hi int) int { return max(lo, min(v, hi)) }
+
+// runNext runs the first step that has not run, or returns nil when all
+// have run.
+func (m *Model) runNext() tea.Cmd {
+	for i, s := range m.steps {
+		if s.status == stepNotRun {
+			return m.runStep(i)
+		}
+	}
+	return nil
+}
+
+// runStep starts a step: its probes run one after the other, each as a
+// command off the UI goroutine, each bounded by the prober's timeout.
+func (m *Model) runStep(i int) tea.Cmd {
+	if m.prober == nil {
+		return nil
+	}
+	m.nextRun++
+	st := &m.steps[i]
+	st.runID, st.status = m.nextRun, stepRunning
+	st.probes = nil
+	for _, id := range playbook.Steps[i].Probes {
+		st.probes = append(st.probes, probeState{id: id})
+	}
+	m.sel, m.showFind, m.scroll = i, false, 0
+	cmds := []tea.Cmd{m.runProbe(i, 0, st.runID)}
+	if !m.spinning {
+		m.spinning = true
+		cmds = append(cmds, m.spin.Tick)
+	}
+	return tea.Batch(cmds...)
+}
+
+func (m *Model) runProbe(step, idx, runID int) tea.Cmd {
+	st := &m.steps[step]
+	st.probes[idx].running = true
+	p, id := m.prober, st.probes[idx].id // copied: the command must not touch the model
+	return func() tea.Msg {
+		return probeDoneMsg{step: step, idx: idx, runID: runID, rep: p.Run(context.Background(), id)}
+	}
+}
+
+func (m *Model) probeDone(msg probeDoneMsg) tea.Cmd {
+	st := &m.steps[msg.step]
+	if msg.runID != st.runID || msg.idx >= len(st.probes) {
+		return nil // a stale run
+	}
+	st.probes[msg.idx].running, st.probes[msg.idx].rep = false, msg.rep
+	if msg.idx+1 < len(st.probes) {
+		return m.runProbe(msg.step, msg.idx+1, msg.runID)
+	}
+	m.analyze()
+	if m.runAll {
+		if cmd := m.runNext(); cmd != nil {
+			return cmd
+		}
+		m.runAll = false
+		// Done: show the first step that found something.
+		for i, s := range m.steps {
+			if s.status == stepFinding {
+				m.sel, m.scroll = i, 0
+				break
+			}
+		}
+	}
+	m.spinning = m.anyRunning()
+	return nil
+}
+
+func (m *Model) anyRunning() bool {
+	for _, s := range m.steps {
+		if s.status == stepRunning {
+			return true
+		}
+	}
+	return false
+}
+
+// analyze recomputes the findings from all evidence so far and each step's
+// status.
+func (m *Model) analyze() {
+	last := -1
+	for i, s := range m.steps {
+		if s.status == stepClean || s.status == stepFinding || (s.status == stepRunning && allDone(s)) {
+			last = i
+		}
+	}
+	ev := m.prober.Evidence()
+	m.findings = playbook.Analyze(&ev, last)
+	for i := range m.steps {
+		s := &m.steps[i]
+		if s.status == stepNotRun || !allDone(*s) {
+			continue
+		}
+		s.status = stepClean
+		for _, f := range m.findings {
+			if f.Step == playbook.Steps[i].ID {
+				s.status = stepFinding
+			}
+		}
+	}
+	m.fsel = clamp(m.fsel, 0, max(0, len(m.findings)-1))
+}
+
+func allDone(s stepState) bool {
+	for _, p := range s.probes {
+		if p.rep == nil {
+			return false
+		}
+	}
+	return true
+}
+
+func (m *Model) setFlash(s string, isErr bool) { m.flash, m.flashErr = playbook.Clean(s), isErr }
+
+// report assembles what has been seen so far.
+func (m *Model) report() playbook.Report {
+	ran := map[string]probes.Reporter{}
+	for _, s := range m.steps {
+		for _, p := range s.probes {
+			if p.rep != nil {
+				ran[p.id] = p.rep
+			}
+		}
+	}
+	var ev probes.Evidence
+	if m.prober != nil {
+		ev = m.prober.Evidence()
+	}
+	ev.Flow = m.flow
+	return playbook.NewReport(m.opt.Now(), &ev, m.opt.Prefix, ran, m.findings)
+}
+
+func (m *Model) notesMarkdown() []byte {
+	var b bytes.Buffer
+	m.report().WriteMarkdown(&b)
+	if m.live != nil {
+		m.live.writeMarkdown(&b)
+	}
+	return b.Bytes()
+}
+
+// exportNotes writes the notes off the UI goroutine.
+func (m *Model) exportNotes() tea.Cmd {
+	// Built from the model's state, so a failed write loses nothing: the
+	// next e or y builds them again.
+	md := m.notesMarkdown()
+	path := m.opt.NotesPath
+	m.setFlash("writing notes to "+path+"…", false)
+	return func() tea.Msg { return notesMsg{path: path, err: AppendNotes(path, md)} }
+}
+
+func (m *Model) detailHeight() int { return max(3, m.h-6) }
+
+// role is the host's role once the host probe has run.
+func (m *Model) role() string {
+	if m.prober == nil {
+		return ""
+	}
+	if h := m.prober.Evidence().Host; h != nil && h.OK() {
+		return h.Role.Describe()
+	}
+	return ""
+}
+
+func (m *Model) privileges() string {
+	if m.prober == nil {
+		return ""
+	}
+	h := m.prober.Evidence().Host
+	switch {
+	case h == nil:
+		return ""
+	case h.Privileged:
+		return "full privileges"
+	}
+	return "missing " + h.Missing
+}

@@ -1,0 +1,394 @@
+package ui
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"charm.land/bubbles/v2/spinner"
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/exp/golden"
+
+	"asym/playbook"
+	"asym/probes"
+	"asym/probes/flow"
+)
+
+// replay is a Prober that hands out evidence recorded from a lab scenario
+// on a real kernel, one probe at a time, as the collector would.
+type replay struct {
+	mu   sync.Mutex
+	all  probes.Evidence
+	seen probes.Evidence
+	runs []string
+}
+
+func loadReplay(t *testing.T, name string) (*replay, []string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "playbook", "testdata", name+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec struct {
+		Expect   []string        `json:"expect"`
+		Evidence probes.Evidence `json:"evidence"`
+	}
+	if err := json.Unmarshal(b, &rec); err != nil {
+		t.Fatal(err)
+	}
+	return &replay{all: rec.Evidence, seen: probes.Evidence{Flow: rec.Evidence.Flow}}, rec.Expect
+}
+
+func (r *replay) Run(_ context.Context, id string) probes.Reporter {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.runs = append(r.runs, id)
+	a, s := &r.all, &r.seen
+	switch id {
+	case probes.ProbeIDHost:
+		s.Host = a.Host
+		return a.Host
+	case probes.ProbeIDRequest:
+		s.Host, s.Request = a.Host, a.Request
+		return a.Request
+	case probes.ProbeIDReply:
+		s.Reply = a.Reply
+		return a.Reply
+	case probes.ProbeIDCounters:
+		s.Counters = a.Counters
+		return a.Counters
+	case probes.ProbeIDFirewall:
+		s.Firewall = a.Firewall
+		return a.Firewall
+	case probes.ProbeIDConntrack:
+		s.Conntrack = a.Conntrack
+		return a.Conntrack
+	case probes.ProbeIDRules:
+		s.Rules = a.Rules
+		return a.Rules
+	case probes.ProbeIDTables:
+		s.Tables = a.Tables
+		return a.Tables
+	case probes.ProbeIDSysctls:
+		s.Sysctls = a.Sysctls
+		return a.Sysctls
+	case probes.ProbeIDNeighbours:
+		s.Neighbours = a.Neighbours
+		return a.Neighbours
+	}
+	return &probes.Report{Probe: id, Status: probes.StatusFailed, Reason: "unknown"}
+}
+
+func (r *replay) Evidence() probes.Evidence {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.seen
+}
+
+var fixedNow = func() time.Time { return time.Date(2026, 11, 24, 2, 13, 0, 0, time.UTC) }
+
+func newTestModel(t *testing.T, scenario string, w, h int) (*Model, *replay, []string) {
+	t.Helper()
+	rp, expect := loadReplay(t, scenario)
+	f := rp.all.Flow
+	m := New(Options{
+		NewProber: func(flow.Flow) Prober { return rp },
+		Flow:      &f, Target: "netns asym-lab-host", Prefix: []string{"ip", "netns", "exec", "asym-lab-host"},
+		Hostname: "vm", Kernel: "6.18.44", Plain: true, Now: fixedNow,
+		NotesPath: filepath.Join(t.TempDir(), "notes.md"), HistoryPath: filepath.Join(t.TempDir(), "flows"),
+	})
+	m.Update(tea.WindowSizeMsg{Width: w, Height: h})
+	return m, rp, expect
+}
+
+// drain executes a command and everything it leads to, feeding messages
+// back into the model like the runtime does (spinner ticks are dropped:
+// they only animate).
+func drain(t *testing.T, m *Model, cmd tea.Cmd) []tea.Msg {
+	t.Helper()
+	var out []tea.Msg
+	queue := []tea.Cmd{cmd}
+	for n := 0; len(queue) > 0; n++ {
+		if n > 1000 {
+			t.Fatal("commands do not settle")
+		}
+		c := queue[0]
+		queue = queue[1:]
+		if c == nil {
+			continue
+		}
+		msg := c()
+		switch msg := msg.(type) {
+		case tea.BatchMsg:
+			queue = append(queue, msg...)
+			continue
+		case spinner.TickMsg:
+			continue
+		}
+		out = append(out, msg)
+		_, next := m.Update(msg)
+		queue = append(queue, next)
+	}
+	return out
+}
+
+func press(t *testing.T, m *Model, keys ...string) []tea.Msg {
+	t.Helper()
+	var out []tea.Msg
+	for _, k := range keys {
+		var msg tea.KeyPressMsg
+		switch k {
+		case "enter":
+			msg = tea.KeyPressMsg{Code: tea.KeyEnter}
+		case "tab":
+			msg = tea.KeyPressMsg{Code: tea.KeyTab}
+		case "esc":
+			msg = tea.KeyPressMsg{Code: tea.KeyEscape}
+		case "up":
+			msg = tea.KeyPressMsg{Code: tea.KeyUp}
+		case "down":
+			msg = tea.KeyPressMsg{Code: tea.KeyDown}
+		case "ctrl+c":
+			msg = tea.KeyPressMsg{Code: 'c', Mod: tea.ModCtrl}
+		default:
+			msg = tea.KeyPressMsg{Code: rune(k[0]), Text: k}
+		}
+		_, cmd := m.Update(msg)
+		out = append(out, drain(t, m, cmd)...)
+	}
+	return out
+}
+
+func findingIDs(m *Model) []string {
+	var ids []string
+	for _, f := range m.findings {
+		ids = append(ids, f.ID)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+func TestStepThrough(t *testing.T) {
+	m, rp, expect := newTestModel(t, "two-nics-strict-host", 120, 40)
+	if m.anyRun() || len(rp.runs) != 0 {
+		t.Fatal("nothing may run before the person asks")
+	}
+	press(t, m, "enter")
+	if m.steps[0].status != stepFinding || m.steps[1].status != stepNotRun {
+		t.Fatalf("after enter: step statuses %v %v", m.steps[0].status, m.steps[1].status)
+	}
+	if got := findingIDs(m); !slices.Equal(got, []string{"reply_wrong_egress", "rp_filter_strict_drop"}) {
+		t.Fatalf("first step findings %v", got)
+	}
+	if want := playbook.Steps[0].Probes; !slices.Equal(rp.runs, want) {
+		t.Fatalf("ran %v, want %v", rp.runs, want)
+	}
+	press(t, m, "n")
+	if m.steps[1].status != stepClean || m.sel != 1 {
+		t.Fatalf("second step: %v, selected %d", m.steps[1].status, m.sel)
+	}
+	press(t, m, "a")
+	for i, s := range m.steps {
+		if s.status != stepClean && s.status != stepFinding {
+			t.Fatalf("step %d not done after a: %v", i, s.status)
+		}
+	}
+	if got := findingIDs(m); !slices.Equal(got, expect) {
+		t.Fatalf("findings %v, want %v", got, expect)
+	}
+	screen := m.Render()
+	for _, want := range []string{"rp_filter_strict_drop", "▶ RTNETLINK answers: Invalid argument", "4 finding(s): tab to them"} {
+		if !strings.Contains(screen, want) {
+			t.Errorf("screen lacks %q:\n%s", want, screen)
+		}
+	}
+}
+
+func TestFindingAndFix(t *testing.T) {
+	m, _, _ := newTestModel(t, "two-nics-strict-host", 120, 40)
+	press(t, m, "a", "tab")
+	if m.focus != paneFindings {
+		t.Fatalf("tab must focus the findings, focus %d", m.focus)
+	}
+	press(t, m, "enter")
+	if !m.showFind || m.findings[m.fsel].ID != "rp_filter_strict_drop" {
+		t.Fatalf("enter on the findings shows the first one: %v %d", m.showFind, m.fsel)
+	}
+	screen := m.Render()
+	for _, want := range []string{"Evidence", "IPReversePathFilter", "Why", "strict"} {
+		if !strings.Contains(screen, want) {
+			t.Errorf("finding view lacks %q", want)
+		}
+	}
+	press(t, m, "f")
+	screen = m.Render()
+	if !strings.Contains(screen, "ip netns exec asym-lab-host ip rule add from 198.51.100.11 lookup 100") {
+		t.Errorf("the fix must be shown with the namespace prefix:\n%s", screen)
+	}
+	press(t, m, "esc", "esc")
+	if m.showFix || m.showFind {
+		t.Fatal("esc goes back")
+	}
+}
+
+func TestStaleResultsAreDropped(t *testing.T) {
+	m, _, _ := newTestModel(t, "healthy-host", 80, 24)
+	first := m.runStep(0)
+	_ = first
+	old := m.steps[0].runID
+	m.runStep(0) // r again before the first run answered
+	m.Update(probeDoneMsg{step: 0, idx: 0, runID: old, rep: &probes.Report{Probe: "host", Status: probes.StatusOK}})
+	if m.steps[0].probes[0].rep != nil {
+		t.Fatal("a result of a superseded run must be dropped")
+	}
+}
+
+func TestNotesAndClipboard(t *testing.T) {
+	m, _, _ := newTestModel(t, "two-nics-strict-host", 80, 24)
+	press(t, m, "a", "e")
+	b, err := os.ReadFile(m.opt.NotesPath)
+	if err != nil {
+		t.Fatalf("notes: %v (flash %q)", err, m.flash)
+	}
+	notes := string(b)
+	for _, want := range []string{"## asym: `tcp 203.0.113.10:40000 → 198.51.100.11:8080`", "2026-11-24T02:13:00Z", "rp_filter_strict_drop", "ip netns exec asym-lab-host ip rule add"} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("notes lack %q", want)
+		}
+	}
+	press(t, m, "e")
+	b, _ = os.ReadFile(m.opt.NotesPath)
+	if strings.Count(string(b), "## asym:") != 2 || !strings.HasPrefix(string(b), notes) {
+		t.Fatal("a second export appends and keeps what was there")
+	}
+	// A failed write keeps the notes and says so.
+	m.opt.NotesPath = filepath.Join(t.TempDir(), "no", "such", "dir", "n.md")
+	press(t, m, "e")
+	if !m.flashErr || !strings.Contains(m.flash, "kept") {
+		t.Fatalf("failed write: flash %q", m.flash)
+	}
+	_, cmd := m.Update(tea.KeyPressMsg{Code: 'y', Text: "y"})
+	if cmd == nil || !strings.Contains(m.flash, "OSC 52") {
+		t.Fatal("y copies with OSC 52")
+	}
+}
+
+func TestHelpAndQuit(t *testing.T) {
+	m, _, _ := newTestModel(t, "healthy-host", 80, 24)
+	press(t, m, "?")
+	if !m.help || !strings.Contains(m.Render(), "OSC 52") {
+		t.Fatal("? shows the help")
+	}
+	press(t, m, "esc")
+	if m.help {
+		t.Fatal("esc closes the help")
+	}
+	for _, k := range []string{"q", "ctrl+c"} {
+		msgs := press(t, m, k)
+		if len(msgs) == 0 {
+			t.Fatalf("%s must quit", k)
+		}
+		if _, ok := msgs[len(msgs)-1].(tea.QuitMsg); !ok {
+			t.Fatalf("%s: got %T", k, msgs[len(msgs)-1])
+		}
+	}
+}
+
+func TestForm(t *testing.T) {
+	hist := filepath.Join(t.TempDir(), "flows")
+	old, _ := flow.ParseString("udp 192.0.2.1:5353 192.0.2.53:53")
+	RememberFlow(hist, old)
+	var made []flow.Flow
+	rp, _ := loadReplay(t, "healthy-host")
+	m := New(Options{NewProber: func(f flow.Flow) Prober { made = append(made, f); return rp }, HistoryPath: hist, Plain: true, Now: fixedNow, Hostname: "vm", Target: "host namespace"})
+	if m.form == nil {
+		t.Fatal("without a flow the form asks for one")
+	}
+	press(t, m, "tab")
+	for _, r := range "192.0.2.1:99999" {
+		press(t, m, string(r))
+	}
+	press(t, m, "tab")
+	for _, r := range "192.0.2.9:80" {
+		press(t, m, string(r))
+	}
+	if !strings.Contains(m.form.err, "1 to 65535") {
+		t.Fatalf("validation as you type, same sentence as the CLI: %q", m.form.err)
+	}
+	press(t, m, "enter")
+	if m.form == nil || len(made) != 0 {
+		t.Fatal("an invalid flow is not accepted")
+	}
+	press(t, m, "up")
+	if got := strings.Join(m.form.words(), " "); got != "udp 192.0.2.1:5353 192.0.2.53:53" {
+		t.Fatalf("↑ offers the last flow: %q", got)
+	}
+	press(t, m, "enter")
+	if m.form != nil || len(made) != 1 || made[0] != old {
+		t.Fatalf("enter diagnoses the flow: %v", made)
+	}
+}
+
+func TestScreenIsSanitized(t *testing.T) {
+	rp, _ := loadReplay(t, "two-nics-strict-host")
+	rp.all.Host.Ifaces[1].Name = "eth\x1b[2J0"
+	rp.all.Reply.Lines = append(rp.all.Reply.Lines, "evil \x1b]52;c;AAAA\x07 line")
+	f := rp.all.Flow
+	m := New(Options{NewProber: func(flow.Flow) Prober { return rp }, Flow: &f, Hostname: "h\x1b[31mx", Plain: true, Now: fixedNow})
+	press(t, m, "a")
+	for _, screen := range []string{m.Render(), string(m.notesMarkdown())} {
+		if strings.ContainsAny(screen, "\x1b\x07") {
+			t.Fatalf("control characters reach the screen or notes: %q", screen)
+		}
+	}
+}
+
+func TestLiveView(t *testing.T) {
+	m, _, _ := newTestModel(t, "firewall-ecmp-fw2", 120, 40)
+	ch := make(chan probes.WatchUpdate, 4)
+	m.opt.Watch = func(context.Context, flow.Flow) <-chan probes.WatchUpdate { return ch }
+	t0 := fixedNow()
+	ch <- probes.WatchUpdate{Sample: &probes.Sample{Time: t0, Counters: map[string]uint64{"nf_conntrack:invalid": 2, "rule:inet filter forward #2": 2}}}
+	ch <- probes.WatchUpdate{Sample: &probes.Sample{Time: t0.Add(time.Second), Counters: map[string]uint64{"nf_conntrack:invalid": 5, "rule:inet filter forward #2": 5}}, Dropped: 3}
+	close(ch)
+	press(t, m, "l")
+	screen := m.Render()
+	for _, want := range []string{"Live:", "conntrack invalid", "+3.0", "3 dropped", "inet filter forward #2 (rule counter)", "the live stream has ended"} {
+		if !strings.Contains(screen, want) {
+			t.Errorf("live view lacks %q:\n%s", want, screen)
+		}
+	}
+	if !strings.Contains(string(m.notesMarkdown()), "### Live view") {
+		t.Error("the notes include the live view")
+	}
+}
+
+func TestGolden(t *testing.T) {
+	for _, size := range [][2]int{{80, 24}, {120, 40}} {
+		w, h := size[0], size[1]
+		name := func(s string) string { return s + "-" + itoa(w) + "x" + itoa(h) }
+		m, _, _ := newTestModel(t, "two-nics-strict-host", w, h)
+		m.opt.NotesPath = "asym-vm-20261124T021300Z.md" // shown in the help; never written here
+		t.Run(name("start"), func(t *testing.T) { golden.RequireEqual(t, []byte(m.Render())) })
+		press(t, m, "a")
+		t.Run(name("all-steps"), func(t *testing.T) { golden.RequireEqual(t, []byte(m.Render())) })
+		press(t, m, "tab", "enter")
+		t.Run(name("finding"), func(t *testing.T) { golden.RequireEqual(t, []byte(m.Render())) })
+		press(t, m, "f")
+		t.Run(name("fix"), func(t *testing.T) { golden.RequireEqual(t, []byte(m.Render())) })
+		press(t, m, "?")
+		t.Run(name("help"), func(t *testing.T) { golden.RequireEqual(t, []byte(m.Render())) })
+		mf := New(Options{NewProber: func(flow.Flow) Prober { return nil }, Plain: true, Now: fixedNow, Hostname: "vm", Target: "host namespace", HistoryPath: filepath.Join(t.TempDir(), "x")})
+		mf.Update(tea.WindowSizeMsg{Width: w, Height: h})
+		t.Run(name("form"), func(t *testing.T) { golden.RequireEqual(t, []byte(mf.Render())) })
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
