@@ -808,7 +808,7 @@ func fwMetaCond(rest []expr.Any, m *expr.Meta) (int, string) {
 		}
 		return 1, fmt.Sprintf("meta nfproto %s%d", op, d[0])
 	case expr.MetaKeyL4PROTO:
-		return 1, "meta l4proto " + op + fwProtoName(d[0])
+		return 1, "meta l4proto " + op + protoName(d[0])
 	case expr.MetaKeyIIFNAME, expr.MetaKeyOIFNAME:
 		word := "iifname "
 		if m.Key == expr.MetaKeyOIFNAME {
@@ -835,22 +835,6 @@ func fwMetaCond(rest []expr.Any, m *expr.Meta) (int, string) {
 		}
 	}
 	return 0, ""
-}
-
-func fwProtoName(p byte) string {
-	switch p {
-	case unix.IPPROTO_TCP:
-		return "tcp"
-	case unix.IPPROTO_UDP:
-		return "udp"
-	case unix.IPPROTO_ICMP:
-		return "icmp"
-	case unix.IPPROTO_ICMPV6:
-		return "ipv6-icmp"
-	case unix.IPPROTO_SCTP:
-		return "sctp"
-	}
-	return strconv.Itoa(int(p))
 }
 
 // fwPayloadCond renders address and port comparisons, the conditions that

@@ -116,25 +116,13 @@ func ProbeHost(ctx context.Context, t *Target, f flow.Flow) *HostView {
 		family = netlink.FAMILY_V6
 	}
 	h.Command = t.IPCmd("-br", "addr", "show")
-	type res struct {
-		addrs []netlink.Addr
-		err   error
-	}
-	c := make(chan res, 1)
-	go func() { a, err := t.nl.AddrList(nil, family); c <- res{a, err} }()
-	var a res
-	select {
-	case a = <-c:
-	case <-ctx.Done():
-		h.Fail(ctx.Err())
-		return h
-	}
-	if a.err != nil {
-		h.Fail(a.err)
+	var addrs []netlink.Addr
+	if err := t.withTimeout(ctx, func() (err error) { addrs, err = t.nl.AddrList(nil, family); return }); err != nil {
+		h.Fail(err)
 		return h
 	}
 	byIdx := map[int]*Iface{}
-	for _, ad := range a.addrs {
+	for _, ad := range addrs {
 		ifc := byIdx[ad.LinkIndex]
 		if ifc == nil {
 			ifc = &Iface{Index: ad.LinkIndex, Name: t.ifName(ad.LinkIndex)}

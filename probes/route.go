@@ -396,6 +396,7 @@ var native = binary.NativeEndian
 
 func be16(v uint16) []byte { return binary.BigEndian.AppendUint16(nil, v) }
 
+// protoName names a protocol as iproute2 and nft do.
 func protoName(p uint8) string {
 	switch p {
 	case unix.IPPROTO_TCP:
@@ -406,6 +407,8 @@ func protoName(p uint8) string {
 		return "icmp"
 	case unix.IPPROTO_ICMPV6:
 		return "ipv6-icmp"
+	case unix.IPPROTO_SCTP:
+		return "sctp"
 	}
 	return strconv.Itoa(int(p))
 }

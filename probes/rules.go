@@ -160,24 +160,12 @@ func ProbeRules(ctx context.Context, t *Target, f flow.Flow) *RulesView {
 		family = netlink.FAMILY_V6
 		v.Command = t.IPCmd("-6", "rule", "show")
 	}
-	type res struct {
-		rules []netlink.Rule
-		err   error
-	}
-	c := make(chan res, 1)
-	go func() { rs, err := t.nl.RuleList(family); c <- res{rs, err} }()
-	var a res
-	select {
-	case a = <-c:
-	case <-ctx.Done():
-		v.Fail(ctx.Err())
+	var rules []netlink.Rule
+	if err := t.withTimeout(ctx, func() (err error) { rules, err = t.nl.RuleList(family); return }); err != nil {
+		v.Fail(err)
 		return v
 	}
-	if a.err != nil {
-		v.Fail(a.err)
-		return v
-	}
-	for _, nr := range a.rules {
+	for _, nr := range rules {
 		v.Rules = append(v.Rules, convertRule(nr))
 	}
 	sort.SliceStable(v.Rules, func(i, j int) bool { return v.Rules[i].Priority < v.Rules[j].Priority })
