@@ -433,22 +433,43 @@ func ruleUnknownSource(e *probes.Evidence) []Finding {
 				ev = append(ev, Line{"tables", fmt.Sprintf("table %d: %s", t.Table.ID, rt.Text)})
 			}
 		}
-		meant := netip.PrefixFrom(t.Meant, t.Meant.BitLen())
 		out = append(out, Finding{
 			ID:       "rule_unknown_source",
 			Title:    fmt.Sprintf("Rule %d selects on %s, which no interface holds (%s has %s)", t.Rule.Priority, t.Rule.Src.Addr(), t.Iface, t.Meant),
 			Evidence: ev,
-			Fix: &Fix{
-				Summary: fmt.Sprintf("Point rule %d at %s, the address that is on %s", t.Rule.Priority, t.Meant, t.Iface),
-				Steps: []FixStep{
-					{Kind: "rule.del", Priority: t.Rule.Priority, Src: t.Rule.Src, Table: t.Rule.Table},
-					{Kind: "rule.add", Priority: t.Rule.Priority, Src: meant, Table: t.Rule.Table},
-				},
-				Caveat: "If " + t.Rule.Src.Addr().String() + " is an address that is coming back (a failover VIP), keep the rule and add one for " + t.Meant.String() + " instead.",
-			},
+			Fix:      typoFix(t),
 		})
 	}
 	return out
+}
+
+// typoFix points a source rule at the address it was meant for.
+func typoFix(t typoRule) *Fix {
+	meant := netip.PrefixFrom(t.Meant, t.Meant.BitLen())
+	return &Fix{
+		Summary: fmt.Sprintf("Point rule %d at %s, the address that is on %s", t.Rule.Priority, t.Meant, t.Iface),
+		Steps: []FixStep{
+			{Kind: "rule.del", Priority: t.Rule.Priority, Src: t.Rule.Src, Table: t.Rule.Table},
+			{Kind: "rule.add", Priority: t.Rule.Priority, Src: meant, Table: t.Rule.Table},
+		},
+		Caveat: "If " + t.Rule.Src.Addr().String() + " is an address that is coming back (a failover VIP), keep the rule and add one for " + t.Meant.String() + " instead.",
+	}
+}
+
+// fillTableFix gives an existing, empty table the routes of the flow's
+// local interface.
+func fillTableFix(e *probes.Evidence, table int) *Fix {
+	fx := newTableFix(e, table)
+	if fx == nil {
+		return nil
+	}
+	var steps []FixStep
+	for _, s := range fx.Steps {
+		if s.Kind == "route.add" {
+			steps = append(steps, s)
+		}
+	}
+	return &Fix{Summary: fmt.Sprintf("Fill table %d with %s's link and default routes", table, e.Host.LocalIface), Steps: steps}
 }
 
 func ruleEmptyTable(e *probes.Evidence) []Finding {
@@ -472,17 +493,7 @@ func ruleEmptyTable(e *probes.Evidence) []Finding {
 				Title:    fmt.Sprintf("Rule %d matches the %s but table %d is empty, so the lookup falls through", r.Priority, p.Direction, r.Table),
 				Evidence: []Line{{"rules", r.Text}, {"tables", fmt.Sprintf("table %d: no routes", r.Table)}, cmdLine(p), {p.Probe, p.Decision.Text}},
 			}
-			if fx := sourceRoutingFix(e, ""); fx != nil {
-				// Fill the table the rule already names instead of a new one.
-				var steps []FixStep
-				for _, s := range fx.Steps {
-					if s.Kind == "route.add" {
-						s.Table = r.Table
-						steps = append(steps, s)
-					}
-				}
-				f.Fix = &Fix{Summary: fmt.Sprintf("Fill table %d with its link and default routes", r.Table), Steps: steps}
-			}
+			f.Fix = fillTableFix(e, r.Table)
 			out = append(out, f)
 		}
 	}
@@ -720,12 +731,35 @@ func sourceRoutingFix(e *probes.Evidence, _ string) *Fix {
 	if h == nil || (h.Role != probes.RoleServer && h.Role != probes.RoleClient) {
 		return nil
 	}
+	// A rule meant for this address already exists: mend it rather than add
+	// a competing table (whose rule would shadow it, or be shadowed).
+	for _, t := range typoRules(e) {
+		if t.Meant == h.Local {
+			return typoFix(t)
+		}
+	}
+	if ok(e.Rules) {
+		for _, r := range e.Rules.Rules {
+			if r.Default() || !r.Src.IsValid() || r.Src.Bits() == 0 || !r.Src.Contains(h.Local) {
+				continue
+			}
+			if tb := e.Tables.Table(r.Table); tb != nil && len(tb.Routes) == 0 && r.Action == "lookup" {
+				return fillTableFix(e, r.Table)
+			}
+			return nil // it exists and has routes: rule_shadowed or the table's content is the story
+		}
+	}
+	return newTableFix(e, freeTable(e))
+}
+
+// newTableFix is the articles' recipe in a table of its own.
+func newTableFix(e *probes.Evidence, table int) *Fix {
+	h := e.Host
 	ifc := h.Iface(h.LocalIface)
 	sub := subnetOf(ifc, h.Local)
 	if ifc == nil || !sub.IsValid() || ifc.Name == "lo" {
 		return nil
 	}
-	table := freeTable(e)
 	fix := &Fix{
 		Summary: fmt.Sprintf("Source-based routing for %s: table %d sends its traffic by %s, rule \"from %s lookup %d\"", h.Local, table, ifc.Name, h.Local, table),
 		Caveat:  "Other interfaces that serve traffic need the same pattern. Make it permanent with the host's network manager, or it is gone at reboot.",

@@ -153,6 +153,9 @@ func ProbeSysctls(ctx context.Context, t *Target, f flow.Flow, ifaces []string) 
 	return v
 }
 
+// SysctlPath maps a dotted sysctl name to its path under /proc.
+func SysctlPath(name string) string { return sysctlPath(name) }
+
 // sysctlPath maps a dotted name to its /proc path relative to /proc. The
 // interface part may itself contain dots (eth0.100), so split around it.
 func sysctlPath(name string) string {

@@ -212,3 +212,26 @@ func (t *Target) ReadProc(ctx context.Context, paths ...string) (map[string]stri
 	})
 	return out, err
 }
+
+// Inode identifies the namespace: a watchdog compares it before reverting,
+// so it never changes a different namespace that reused a name or pid.
+func (t *Target) Inode() uint64 {
+	var st unix.Stat_t
+	if unix.Fstat(int(t.ns), &st) != nil {
+		return 0
+	}
+	return st.Ino
+}
+
+// NSPath is a path another process can open the namespace by.
+func (t *Target) NSPath() string {
+	switch t.Kind {
+	case "netns":
+		return "/run/netns/" + t.Value
+	case "pid":
+		return "/proc/" + t.Value + "/ns/net"
+	case "path":
+		return t.Value
+	}
+	return "/proc/self/ns/net"
+}

@@ -26,6 +26,8 @@ const usage = `asym finds out why one flow fails when its packets take a differe
 Usage:
   asym [--netns NAME|--pid PID] [--iif IFACE] [--notes FILE] [PROTO SRC DST]
   asym check [--netns NAME|--pid PID] [--iif IFACE] [--json|--markdown] PROTO SRC DST
+  asym fix [--netns NAME|--pid PID] [--only ID] [--apply [--revert-after 60s]] PROTO SRC DST
+  asym fix [--netns NAME|--pid PID] --confirm | --rollback | --status
   asym explain [ID]
   asym version
 
@@ -35,6 +37,9 @@ A flow is PROTO SRC DST: tcp, udp or icmp, and two endpoints ip[:port] or
 
 Without a subcommand asym opens the interactive view (it asks for the flow
 when none is given).
+
+fix shows the plan (a dry run) unless --apply; an applied fix reverts by
+itself unless confirmed in time, even when the session dies.
 
 Exit status of check: 0 no finding, 1 findings, 2 error.
 `
@@ -68,6 +73,8 @@ func subcommand(args []string, stdout io.Writer) (code int, err error) {
 	switch args[0] {
 	case "check":
 		code, err = cmdCheck(args[1:], stdout)
+	case "fix":
+		code, err = cmdFix(args[1:], stdout)
 	case "explain":
 		err = cmdExplain(args[1:], stdout)
 	case "version", "--version", "-version":

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"asym/playbook"
+	"asym/probes"
+	"asym/probes/apply"
+	"asym/probes/flow"
+)
+
+// cmdFix is `asym fix`: show the plan (dry run), apply it with an armed
+// revert, and keep, undo or inspect a pending fix.
+func cmdFix(args []string, stdout io.Writer) (int, error) {
+	fs := newFlagSet("fix")
+	var tf targetFlags
+	tf.register(fs)
+	doApply := fs.Bool("apply", false, "apply the plan and arm the automatic revert")
+	revertAfter := fs.Duration("revert-after", 60*time.Second, "revert unless confirmed within this time")
+	doConfirm := fs.Bool("confirm", false, "keep the pending fix")
+	doRollback := fs.Bool("rollback", false, "undo the pending fix now")
+	doStatus := fs.Bool("status", false, "show the pending (or last) fix")
+	only := fs.String("only", "", "only the fix of finding `ID`")
+	noWait := fs.Bool("no-wait", false, "with --apply on a terminal: do not ask to keep, leave it to --confirm")
+	watchdog := fs.String("watchdog", "", "internal: run the revert watchdog for `JOURNAL`")
+	words, err := parseInterleaved(fs, args)
+	if err != nil {
+		return 2, flagError(err)
+	}
+	if *watchdog != "" {
+		return 0, apply.Watchdog(*watchdog)
+	}
+	actions := 0
+	for _, b := range []bool{*doApply, *doConfirm, *doRollback, *doStatus} {
+		if b {
+			actions++
+		}
+	}
+	if actions > 1 {
+		return 2, errUsage{"give one of --apply, --confirm, --rollback and --status"}
+	}
+	if *revertAfter < 5*time.Second || *revertAfter > 24*time.Hour {
+		return 2, errUsage{"--revert-after must be between 5s and 24h: long enough to check, short enough to save you"}
+	}
+	t, err := probes.OpenTarget(tf.netns, tf.pid)
+	if err != nil {
+		return 2, err
+	}
+	defer t.Close()
+	id := apply.IDFor(t.Kind, t.Value)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	switch {
+	case *doConfirm, *doRollback, *doStatus:
+		if len(words) > 0 {
+			return 2, errUsage{"--confirm, --rollback and --status take no flow: they act on the fix pending on the target"}
+		}
+		var j *apply.Journal
+		switch {
+		case *doConfirm:
+			j, err = apply.Confirm(id)
+		case *doRollback:
+			j, err = apply.Rollback(ctx, id)
+		default:
+			j, err = apply.Load(apply.PathFor(id))
+			if errors.Is(err, os.ErrNotExist) {
+				err = apply.ErrNone
+			}
+		}
+		if j != nil {
+			printJournal(stdout, j, t)
+		}
+		if err != nil {
+			return 2, err
+		}
+		return 0, nil
+	}
+
+	f, err := flow.Parse(words)
+	if err != nil {
+		return 2, errUsage{err.Error()}
+	}
+	before := check(ctx, newCollector(t, f, tf), t.Prefix())
+	p, err := playbook.PlanFixes(before.Findings, *only)
+	if err != nil {
+		return 2, err
+	}
+	printPlan(stdout, t, f, before, p)
+	if !*doApply {
+		if len(p.Steps) > 0 {
+			fmt.Fprintf(stdout, "\nDry run: nothing changed. Apply with: %s\n", fixCommand(t, "--apply", f.String()))
+		}
+		return 0, nil
+	}
+	if len(p.Steps) == 0 {
+		return 2, errors.New("there is nothing asym can apply on this host for this flow")
+	}
+	j, err := apply.Apply(ctx, apply.Plan{Target: t, Flow: f.String(), Summary: p.Summary(), Steps: p.Steps, RevertAfter: *revertAfter})
+	if err != nil {
+		return 2, err
+	}
+	after := check(ctx, newCollector(t, f, tf), t.Prefix())
+	fmt.Fprintf(stdout, "\nApplied %d changes to %s; the revert is armed: %s.\n", len(j.Steps), t, j.Watchdog)
+	fmt.Fprintf(stdout, "before: %s\nafter:  %s\n", findingList(before.Findings), findingList(after.Findings))
+	fmt.Fprintf(stdout, "\nKeep it:  %s   (before %s UTC, in %s)\nUndo now: %s\nOtherwise it reverts by itself, even if this session dies.\n",
+		fixCommand(t, "--confirm"), j.Deadline.UTC().Format("15:04:05"), time.Until(j.Deadline).Round(time.Second), fixCommand(t, "--rollback"))
+	if !*noWait && isTerminal(os.Stdin) {
+		return askKeep(ctx, stdout, id, j)
+	}
+	return 0, nil
+}
+
+// askKeep waits for y or n like `netplan try`. The watchdog is already
+// armed: if this process is killed or its terminal closes while it waits,
+// the change still reverts at the deadline.
+func askKeep(ctx context.Context, w io.Writer, id string, j *apply.Journal) (int, error) {
+	answers := make(chan string, 1)
+	go func() {
+		var s string
+		fmt.Fscanln(os.Stdin, &s)
+		answers <- strings.ToLower(strings.TrimSpace(s))
+	}()
+	fmt.Fprintf(w, "Keep this change? [y/N] ")
+	select {
+	case a := <-answers:
+		if a == "y" || a == "yes" {
+			if _, err := apply.Confirm(id); err != nil {
+				return 2, err
+			}
+			fmt.Fprintln(w, "kept.")
+			return 0, nil
+		}
+		if _, err := apply.Rollback(ctx, id); err != nil {
+			return 2, err
+		}
+		fmt.Fprintln(w, "rolled back: the host is as it was.")
+		return 0, nil
+	case <-time.After(time.Until(j.Deadline)):
+		fmt.Fprintln(w, "\nno answer: the watchdog reverts the change now.")
+		return 0, nil
+	case <-ctx.Done():
+		fmt.Fprintln(w, "\ninterrupted: the watchdog reverts the change at the deadline.")
+		return 0, nil
+	}
+}
+
+func newCollector(t *probes.Target, f flow.Flow, tf targetFlags) *probes.Collector {
+	c := probes.NewCollector(t, f, tf.iif)
+	c.Timeout = tf.timeout
+	return c
+}
+
+// fixCommand renders an asym fix command line for the same target.
+func fixCommand(t *probes.Target, extra ...string) string {
+	w := []string{"asym", "fix"}
+	switch t.Kind {
+	case "netns", "path":
+		w = append(w, "--netns", t.Value)
+	case "pid":
+		w = append(w, "--pid", t.Value)
+	}
+	for _, e := range extra {
+		w = append(w, strings.Fields(e)...)
+	}
+	return probes.Command(w...)
+}
+
+func findingList(fs []playbook.Finding) string {
+	if len(fs) == 0 {
+		return "no findings"
+	}
+	var ids []string
+	for _, f := range fs {
+		ids = append(ids, f.ID)
+	}
+	return fmt.Sprintf("%d finding(s): %s", len(fs), strings.Join(ids, ", "))
+}
+
+func printPlan(w io.Writer, t *probes.Target, f flow.Flow, rep playbook.Report, p playbook.Plan) {
+	fmt.Fprintf(w, "asym fix  %s  on %s\n%s\n", playbook.Clean(f.Arrow()), playbook.Clean(t.String()), findingList(rep.Findings))
+	if len(p.Steps) > 0 {
+		fmt.Fprintf(w, "\nPlan (%s):\n", strings.Join(p.Findings, ", "))
+		for _, s := range p.Summaries {
+			fmt.Fprintf(w, "  # %s\n", playbook.Clean(s))
+		}
+		for _, s := range p.Steps {
+			cmd := s.Command()
+			if pre := t.Prefix(); len(pre) > 0 {
+				cmd = probes.Command(pre...) + " " + cmd
+			}
+			fmt.Fprintf(w, "  %s\n", playbook.Clean(cmd))
+		}
+	} else {
+		fmt.Fprintf(w, "\nNothing asym can change on this host fixes this flow.\n")
+	}
+	for _, s := range p.Skipped {
+		fmt.Fprintf(w, "  - %s\n", playbook.Clean(s))
+	}
+}
+
+func printJournal(w io.Writer, j *apply.Journal, t *probes.Target) {
+	fmt.Fprintf(w, "fix on %s: %s\n", playbook.Clean(t.String()), j.State)
+	fmt.Fprintf(w, "  flow:     %s\n  summary:  %s\n  applied:  %s UTC\n", playbook.Clean(j.Flow), playbook.Clean(j.Summary), j.Created.UTC().Format(time.RFC3339))
+	if j.Pending() {
+		fmt.Fprintf(w, "  reverts:  %s UTC (in %s) unless confirmed\n", j.Deadline.UTC().Format(time.RFC3339), time.Until(j.Deadline).Round(time.Second))
+	}
+	if j.Watchdog != "" {
+		fmt.Fprintf(w, "  watchdog: %s\n", playbook.Clean(j.Watchdog))
+	}
+	for _, s := range j.Steps {
+		mark := " "
+		if s.Done {
+			mark = "✓"
+		} else if s.Started {
+			mark = "~"
+		}
+		fmt.Fprintf(w, "  %s %s\n", mark, playbook.Clean(s.Command))
+	}
+	for _, l := range j.Log[max(0, len(j.Log)-6):] {
+		fmt.Fprintf(w, "  | %s\n", playbook.Clean(l))
+	}
+}
