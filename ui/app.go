@@ -35,11 +35,25 @@ type Options struct {
 	Hostname  string
 	Kernel    string
 	// Watch starts the live stream for a flow; nil disables the live view.
-	Watch       func(ctx context.Context, f flow.Flow) <-chan probes.WatchUpdate
+	Watch func(ctx context.Context, f flow.Flow) <-chan probes.WatchUpdate
+	// ApplyFix re-probes, checks that the fix of findingID still is what
+	// was shown, applies it with the revert armed, and re-checks. DecideFix
+	// keeps or reverts it. Nil: the fix pane only shows fixes.
+	ApplyFix  func(ctx context.Context, f flow.Flow, findingID string, shown []string) (*FixOutcome, error)
+	DecideFix func(ctx context.Context, keep bool) error
+	// Persist shows how to make a fix survive a reboot with the host's
+	// network manager (rendered by the caller: the UI only shows it).
+	Persist     []PersistView
 	NotesPath   string
 	HistoryPath string
 	Plain       bool             // no colour or attributes (golden tests)
 	Now         func() time.Time // clock, for notes; time.Now when nil
+}
+
+// PersistView renders a fix for one network manager.
+type PersistView struct {
+	Title string
+	Lines func(fx *playbook.Fix) []string
 }
 
 type stepStatus int
@@ -97,6 +111,7 @@ type Model struct {
 	spinning bool
 
 	live *liveState
+	fix  fixState
 
 	flash    string
 	flashErr bool
@@ -171,6 +186,12 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case liveMsg:
 		return m, m.liveUpdate(msg)
+	case appliedMsg:
+		return m, m.fixApplied(msg)
+	case decidedMsg:
+		return m, m.fixDecided(msg)
+	case countdownMsg:
+		return m, m.countdownTick()
 	case tea.KeyPressMsg:
 		return m, m.key(msg)
 	}
@@ -198,6 +219,17 @@ func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
 		return nil
 	}
 	m.flash = ""
+	// A pending fix owns y and n wherever the person is: the countdown is
+	// on the status line.
+	if m.fix.outcome != nil && m.fix.result == "" && (k.String() == "y" || k.String() == "n") {
+		cmd, _ := m.fixKey(k)
+		return cmd
+	}
+	if m.showFix && len(m.findings) > 0 {
+		if cmd, handled := m.fixKey(k); handled {
+			return cmd
+		}
+	}
 	switch {
 	case key.Matches(k, m.keys.Quit):
 		return m.quit()
@@ -206,7 +238,7 @@ func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(k, m.keys.Back):
 		switch {
 		case m.showFix:
-			m.showFix = false
+			m.showFix, m.fix.confirming = false, false
 		case m.showFind:
 			m.showFind, m.focus = false, paneFindings
 		case m.live != nil && m.live.shown:
@@ -249,6 +281,7 @@ func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(k, m.keys.Fix):
 		if len(m.findings) > 0 {
 			m.showFind, m.showFix, m.focus, m.scroll = true, true, paneDetail, 0
+			m.fix.openedAt, m.fix.confirming = m.opt.Now(), false
 		}
 	case key.Matches(k, m.keys.Live):
 		return m.toggleLive()
@@ -423,6 +456,7 @@ func (m *Model) notesMarkdown() []byte {
 	if m.live != nil {
 		m.live.writeMarkdown(&b)
 	}
+	m.fix.writeMarkdown(&b, m.findings, m.opt.Prefix)
 	return b.Bytes()
 }
 

@@ -129,8 +129,8 @@ func drain(t *testing.T, m *Model, cmd tea.Cmd) []tea.Msg {
 		case tea.BatchMsg:
 			queue = append(queue, msg...)
 			continue
-		case spinner.TickMsg:
-			continue
+		case spinner.TickMsg, countdownMsg:
+			continue // animation and the one-second countdown: tests drive them
 		}
 		out = append(out, msg)
 		_, next := m.Update(msg)
@@ -392,3 +392,86 @@ func TestGolden(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestFixPaneApply(t *testing.T) {
+	m, _, _ := newTestModel(t, "two-nics-strict-host", 120, 40)
+	now := fixedNow()
+	m.opt.Now = func() time.Time { return now }
+	var applied []string
+	var decided []bool
+	m.opt.ApplyFix = func(_ context.Context, f flow.Flow, id string, shown []string) (*FixOutcome, error) {
+		applied = append(applied, id)
+		if len(shown) != 3 || !strings.HasPrefix(shown[2], "ip rule add from 198.51.100.11") {
+			t.Errorf("the commands on screen are handed over for the drift check: %q", shown)
+		}
+		return &FixOutcome{Changes: 3, Deadline: now.Add(60 * time.Second), Watchdog: "process 1 in its own session",
+			Before: m.findings}, nil
+	}
+	m.opt.DecideFix = func(_ context.Context, keep bool) error { decided = append(decided, keep); return nil }
+	press(t, m, "a", "tab", "enter", "f")
+	// enter typed right after the pane opened: nothing happens.
+	press(t, m, "enter", "y")
+	if m.fix.confirming || len(applied) != 0 {
+		t.Fatal("keys typed within the grace period must not confirm or apply")
+	}
+	now = now.Add(time.Second)
+	press(t, m, "enter")
+	if !m.fix.confirming || !strings.Contains(m.Render(), "Apply these 3 changes to netns asym-lab-host?") {
+		t.Fatalf("enter asks for confirmation:\n%s", m.Render())
+	}
+	press(t, m, "y")
+	if !m.fix.confirming || len(applied) != 0 {
+		t.Fatal("y typed right after the confirmation opened must not apply")
+	}
+	now = now.Add(time.Second)
+	press(t, m, "y")
+	if len(applied) != 1 || applied[0] != "rp_filter_strict_drop" || m.fix.outcome == nil {
+		t.Fatalf("y applies once: %v", applied)
+	}
+	if !strings.Contains(m.Render(), "Fix applied (3 changes): y keep · n revert now · reverts by itself in 1m0s") {
+		t.Fatalf("the countdown asks to keep:\n%s", m.Render())
+	}
+	now = now.Add(20 * time.Second)
+	m.Update(countdownMsg{})
+	if !strings.Contains(m.Render(), "reverts by itself in 40s") {
+		t.Fatalf("the countdown counts down:\n%s", m.Render())
+	}
+	press(t, m, "y")
+	if len(decided) != 1 || !decided[0] || m.fix.result != "kept" {
+		t.Fatalf("y keeps: %v %q", decided, m.fix.result)
+	}
+	notes := string(m.notesMarkdown())
+	if !strings.Contains(notes, "### Applied: fix of `rp_filter_strict_drop` (kept)") || !strings.Contains(notes, "ip netns exec asym-lab-host ip rule add from 198.51.100.11") {
+		t.Fatalf("the notes record what was applied:\n%s", notes)
+	}
+}
+
+func TestFixPaneRevertsAndRefuses(t *testing.T) {
+	m, _, _ := newTestModel(t, "two-nics-strict-host", 120, 40)
+	now := fixedNow()
+	m.opt.Now = func() time.Time { return now }
+	m.opt.ApplyFix = func(context.Context, flow.Flow, string, []string) (*FixOutcome, error) {
+		return &FixOutcome{Changes: 3, Deadline: now.Add(10 * time.Second)}, nil
+	}
+	m.opt.DecideFix = func(context.Context, bool) error { return nil }
+	press(t, m, "a", "tab", "enter", "f")
+	now = now.Add(time.Second)
+	press(t, m, "enter")
+	now = now.Add(time.Second)
+	press(t, m, "y")
+	now = now.Add(11 * time.Second)
+	m.Update(countdownMsg{})
+	if m.fix.result != "reverted by the watchdog" {
+		t.Fatalf("past the deadline the screen says the watchdog reverted: %q", m.fix.result)
+	}
+	// A finding whose fix is advice has no apply.
+	m2, _, _ := newTestModel(t, "firewall-ecmp-fw2", 120, 40)
+	m2.opt.ApplyFix = m.opt.ApplyFix
+	m2.opt.Now = func() time.Time { return now }
+	press(t, m2, "a", "tab", "enter", "f")
+	now = now.Add(time.Second)
+	press(t, m2, "enter")
+	if m2.fix.confirming || !strings.Contains(m2.flash, "no host-local fix") {
+		t.Fatalf("advice cannot be applied: %q", m2.flash)
+	}
+}

@@ -290,6 +290,10 @@ func (m *Model) findingLines(f playbook.Finding, width int) []string {
 	out = append(out, wrap(c(f.Title), width)...)
 	fix := m.fixLines(f.Fix, width)
 	if m.showFix {
+		if pane := m.fixPaneLines(f, width); len(pane) > 0 {
+			out = append(out, "")
+			out = append(out, pane...)
+		}
 		out = append(out, "")
 		out = append(out, fix...)
 		out = append(out, "", m.dim("esc: back to the finding"))
@@ -340,8 +344,12 @@ func (m *Model) fixLines(fx *playbook.Fix, width int) []string {
 			out = append(out, wrap("Note: "+c(alt.Caveat), width)...)
 		}
 	}
-	if len(fx.Steps) > 0 {
-		out = append(out, "", m.dim("asym shows the fix; copy the commands (y copies the notes, which hold them)."))
+	for _, p := range m.opt.Persist {
+		out = append(out, "")
+		out = append(out, hang(m.st.Bold, "", "To keep it across reboots ("+p.Title+"):", width)...)
+		for _, l := range p.Lines(fx) {
+			out = append(out, hang(m.st.Cmd, "  ", playbook.Clean(l), width)...)
+		}
 	}
 	return out
 }
@@ -365,6 +373,10 @@ func (m *Model) command(cmd string, width int) []string {
 }
 
 func (m *Model) statusLine(w int) string {
+	if o := m.fix.outcome; o != nil && m.fix.result == "" {
+		left := o.Deadline.Sub(m.opt.Now()).Round(time.Second)
+		return m.st.Highlight.Render(fmt.Sprintf("Fix applied (%d changes): y keep · n revert now · reverts by itself in %s", o.Changes, left))
+	}
 	if m.flash != "" {
 		if m.flashErr {
 			return m.st.FlashErr.Render("! " + m.flash)
@@ -419,29 +431,27 @@ func (m *Model) footerLine(w int) string {
 }
 
 func (m *Model) helpLines(w int) []string {
-	k := m.keys
 	rows := []struct{ keys, desc string }{
-		{k.Next.Help().Key, "run the next step of the playbook (First, Second, Third)"},
-		{"r", "re-run the selected step (a slow probe never blocks the screen)"},
-		{"a", "run every step that has not run"},
-		{"tab / shift+tab", "move between the steps, the findings and the detail pane"},
-		{"↑↓ / j k", "select a step or a finding, or scroll the detail"},
-		{"pgup / pgdn", "scroll the detail a page"},
+		{"enter / n", "run the next step (First, Second, Third)"},
+		{"r / a", "re-run the selected step / run every step"},
+		{"tab, ↑↓ j k", "move between panes; select, or scroll the detail"},
 		{"enter (findings)", "show the finding: evidence, why, fix"},
-		{"f", "show the fix of the selected finding, quoted so that pasting it is safe"},
-		{"l", "live view: this flow's counters per second and conntrack events"},
-		{"e", "append incident notes (Markdown, UTC) to " + playbook.Clean(m.opt.NotesPath)},
-		{"y", "copy the notes to the clipboard (OSC 52: works through SSH and tmux)"},
-		{"esc", "back"},
-		{"q / ctrl+c", "quit (the terminal is restored)"},
+		{"f", "show the fix, quoted so that pasting it is safe"},
+		{"enter (fix)", "apply it after a confirmation; reverts unless kept"},
+		{"y / n", "while an applied fix waits: keep it / revert it now"},
+		{"l", "live view: the flow's counters and conntrack events"},
+		{"e", "append incident notes (Markdown, UTC) to the notes file"},
+		{"y", "copy the notes to the clipboard (OSC 52)"},
+		{"esc / q", "back / quit (the terminal is restored)"},
 	}
-	out := []string{m.dim(strings.Repeat("─", w)), m.st.Title.Render("Keys"), ""}
+	out := []string{m.dim(strings.Repeat("─", w)), m.st.Title.Render("Keys")}
 	for _, r := range rows {
-		out = append(out, fmt.Sprintf("  %-18s %s", m.st.Bold.Render(r.keys), r.desc))
+		out = append(out, fmt.Sprintf("  %-17s %s", m.st.Bold.Render(r.keys), r.desc))
 	}
-	out = append(out, "", m.dim("Each step shows what it proves, then every probe: the command a person would type and its output."),
-		m.dim("Lines marked ▶ are the evidence of a finding. asym only reads: it changes nothing on this host."),
-		"", m.dim("? or esc to close"))
+	out = append(out, "")
+	out = append(out, hang(m.st.Dim, "", "Notes: "+playbook.Clean(m.opt.NotesPath), w)...)
+	out = append(out, hang(m.st.Dim, "", "Lines marked ▶ are a finding's evidence. asym only reads, except when you apply a fix: that reverts by itself unless you keep it.", w)...)
+	out = append(out, m.dim("? or esc to close"))
 	return out
 }
 

@@ -31,6 +31,8 @@ func cmdFix(args []string, stdout io.Writer) (int, error) {
 	only := fs.String("only", "", "only the fix of finding `ID`")
 	noWait := fs.Bool("no-wait", false, "with --apply on a terminal: do not ask to keep, leave it to --confirm")
 	watchdog := fs.String("watchdog", "", "internal: run the revert watchdog for `JOURNAL`")
+	doPersist := fs.Bool("persist", false, "write the plan into the network manager's configuration (with backups); applies nothing")
+	root := fs.String("root", "/", "with --persist: the root directory of the configuration files")
 	words, err := parseInterleaved(fs, args)
 	if err != nil {
 		return 2, flagError(err)
@@ -39,13 +41,13 @@ func cmdFix(args []string, stdout io.Writer) (int, error) {
 		return 0, apply.Watchdog(*watchdog)
 	}
 	actions := 0
-	for _, b := range []bool{*doApply, *doConfirm, *doRollback, *doStatus} {
+	for _, b := range []bool{*doApply, *doConfirm, *doRollback, *doStatus, *doPersist} {
 		if b {
 			actions++
 		}
 	}
 	if actions > 1 {
-		return 2, errUsage{"give one of --apply, --confirm, --rollback and --status"}
+		return 2, errUsage{"give one of --apply, --confirm, --rollback, --status and --persist"}
 	}
 	if *revertAfter < 5*time.Second || *revertAfter > 24*time.Hour {
 		return 2, errUsage{"--revert-after must be between 5s and 24h: long enough to check, short enough to save you"}
@@ -95,6 +97,18 @@ func cmdFix(args []string, stdout io.Writer) (int, error) {
 		return 2, err
 	}
 	printPlan(stdout, t, f, before, p)
+	if *doPersist {
+		if len(p.Steps) == 0 {
+			return 2, errors.New("there is nothing to make permanent for this flow")
+		}
+		if err := writePersist(stdout, *root, p.Steps); err != nil {
+			return 2, err
+		}
+		return 0, nil
+	}
+	if len(p.Steps) > 0 {
+		printPersist(stdout, t, *root, p.Steps)
+	}
 	if !*doApply {
 		if len(p.Steps) > 0 {
 			fmt.Fprintf(stdout, "\nDry run: nothing changed. Apply with: %s\n", fixCommand(t, "--apply", f.String()))

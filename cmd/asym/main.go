@@ -28,6 +28,7 @@ Usage:
   asym check [--netns NAME|--pid PID] [--iif IFACE] [--json|--markdown] PROTO SRC DST
   asym fix [--netns NAME|--pid PID] [--only ID] [--apply [--revert-after 60s]] PROTO SRC DST
   asym fix [--netns NAME|--pid PID] --confirm | --rollback | --status
+  asym fix [--netns NAME|--pid PID] [--only ID] --persist [--root DIR] PROTO SRC DST
   asym explain [ID]
   asym version
 

@@ -4,12 +4,16 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
+	"time"
 
 	tea "charm.land/bubbletea/v2"
 	"golang.org/x/sys/unix"
 
+	"asym/playbook"
 	"asym/probes"
+	"asym/probes/apply"
 	"asym/probes/flow"
 	"asym/ui"
 )
@@ -20,6 +24,7 @@ func cmdTUI(args []string) error {
 	var tf targetFlags
 	tf.register(fs)
 	notes := fs.String("notes", "", "append incident notes to `FILE` (default ./asym-HOST-TIME.md)")
+	revertAfter := fs.Duration("revert-after", 60*time.Second, "an applied fix reverts unless kept within this time")
 	words, err := parseInterleaved(fs, args)
 	if err != nil {
 		return flagError(err)
@@ -34,6 +39,9 @@ func cmdTUI(args []string) error {
 	}
 	if tf.timeout <= 0 {
 		return errUsage{"--timeout must be positive, e.g. 3s"}
+	}
+	if *revertAfter < 5*time.Second || *revertAfter > 24*time.Hour {
+		return errUsage{"--revert-after must be between 5s and 24h"}
 	}
 	if !isTerminal(os.Stdin) || !isTerminal(os.Stdout) {
 		return errUsage{"the interactive view needs a terminal; for scripts use: asym check [--json] FLOW"}
@@ -65,6 +73,23 @@ func cmdTUI(args []string) error {
 		Watch: func(ctx context.Context, f flow.Flow) <-chan probes.WatchUpdate {
 			return probes.Watch(ctx, t, f, probes.WatchOptions{})
 		},
+		ApplyFix: applyFromUI(t, tf, *revertAfter),
+		DecideFix: func(ctx context.Context, keep bool) error {
+			id := apply.IDFor(t.Kind, t.Value)
+			if keep {
+				_, err := apply.Confirm(id)
+				return err
+			}
+			_, err := apply.Rollback(ctx, id)
+			return err
+		},
+		Persist: []ui.PersistView{{Title: "the network manager that configures the interface", Lines: func(fx *playbook.Fix) []string {
+			r, _, err := renderPersist("/", fx.Steps)
+			if err != nil {
+				return []string{"asym cannot render it for this host: " + err.Error()}
+			}
+			return strings.Split(strings.TrimRight(r.Text(), "\n"), "\n")
+		}}},
 		NotesPath:   *notes,
 		HistoryPath: ui.HistoryPath(),
 	}
@@ -75,6 +100,33 @@ func cmdTUI(args []string) error {
 		return fmt.Errorf("the terminal view stopped: %v", err)
 	}
 	return nil
+}
+
+// applyFromUI re-probes the flow, refuses when the fix is no longer what the
+// person saw (the host changed since), applies it with the revert armed,
+// and checks again for the before/after.
+func applyFromUI(t *probes.Target, tf targetFlags, revertAfter time.Duration) func(context.Context, flow.Flow, string, []string) (*ui.FixOutcome, error) {
+	return func(ctx context.Context, f flow.Flow, id string, shown []string) (*ui.FixOutcome, error) {
+		before := check(ctx, newCollector(t, f, tf), t.Prefix())
+		var fx *playbook.Fix
+		for _, fd := range before.Findings {
+			if fd.ID == id {
+				fx = fd.Fix
+			}
+		}
+		if fx == nil {
+			return nil, fmt.Errorf("%s is no longer found: the host changed since it was probed; re-run the steps (a)", id)
+		}
+		if !slices.Equal(fx.CommandsIn(nil), shown) {
+			return nil, fmt.Errorf("the fix is different now (the host changed since it was probed): re-run the steps and read it again")
+		}
+		j, err := apply.Apply(ctx, apply.Plan{Target: t, Flow: f.String(), Summary: fx.Summary, Steps: fx.Steps, RevertAfter: revertAfter})
+		if err != nil {
+			return nil, err
+		}
+		after := check(ctx, newCollector(t, f, tf), t.Prefix())
+		return &ui.FixOutcome{Changes: len(j.Steps), Deadline: j.Deadline, Watchdog: j.Watchdog, Before: before.Findings, After: after.Findings}, nil
+	}
 }
 
 func isTerminal(f *os.File) bool {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"asym/playbook/lab"
+	"asym/probes/apply"
 	"asym/probes/probetest"
 )
 
@@ -92,4 +94,66 @@ func TestTUIInTmux(t *testing.T) {
 	if strings.Contains(s, "STEPS") {
 		t.Errorf("the terminal was not restored after q:\n%s", s)
 	}
+}
+
+// TestTUIFixInTmux applies a fix with the fix pane's keys in a real
+// terminal: the flow heals, y keeps it, and the journal says confirmed.
+func TestTUIFixInTmux(t *testing.T) {
+	probetest.RequireRoot(t)
+	fixEnv(t)
+	tmux, err := exec.LookPath("tmux")
+	if err != nil {
+		t.Fatal("tmux is needed: ", err)
+	}
+	env := upScenario(t, "two-nics-strict")
+	c := env.Checks[0]
+	b := make([]byte, 3)
+	rand.Read(b)
+	sock := "asym-tuifix-" + hex.EncodeToString(b)
+	tm := func(args ...string) string {
+		out, _ := exec.Command(tmux, append([]string{"-L", sock}, args...)...).CombinedOutput()
+		return string(out)
+	}
+	t.Cleanup(func() { tm("kill-server") })
+	cmd := fmt.Sprintf("ASYM_STATE_DIR=%s ASYM_EXE=%s ASYM_WATCHDOG=detached %s --netns %s --notes %s %s; echo asym-exited-$?; sleep 60",
+		os.Getenv("ASYM_STATE_DIR"), asymBinary(t), asymBinary(t), c.Target, filepath.Join(t.TempDir(), "n.md"), c.Flow)
+	tm("new-session", "-d", "-s", "t", "-x", "120", "-y", "40", cmd)
+	waitFor := func(what string, cond func(string) bool) string {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			s := tm("capture-pane", "-t", "t", "-p")
+			if cond(s) {
+				return s
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("waiting for %s; the screen shows:\n%s", what, s)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	keys := func(k ...string) { tm(append([]string{"send-keys", "-t", "t"}, k...)...) }
+	waitFor("the first screen", func(s string) bool { return strings.Contains(s, "enter next step") })
+	keys("a")
+	waitFor("the findings", func(s string) bool { return strings.Contains(s, "4 finding(s)") })
+	keys("Tab", "Enter", "f")
+	s := waitFor("the fix pane", func(s string) bool { return strings.Contains(s, "enter: apply") })
+	t.Logf("fix pane:\n%s", s)
+	time.Sleep(700 * time.Millisecond) // the grace period
+	keys("Enter")
+	waitFor("the confirmation", func(s string) bool { return strings.Contains(s, "Apply these 3 changes") })
+	time.Sleep(700 * time.Millisecond)
+	keys("y")
+	s = waitFor("the keep prompt", func(s string) bool { return strings.Contains(s, "Fix applied (3 changes): y keep") })
+	if err := env.Try(context.Background(), 2*time.Second); err != nil {
+		t.Fatalf("the fix applied from the TUI did not heal the flow: %v\n%s", err, s)
+	}
+	keys("y")
+	waitFor("kept", func(s string) bool { return strings.Contains(s, "kept: make it permanent") })
+	j, err := apply.Load(apply.PathFor(apply.IDFor("netns", c.Target)))
+	if err != nil || j.State != apply.StateConfirmed {
+		t.Fatalf("journal: %+v %v", j, err)
+	}
+	keys("q")
+	waitFor("asym to exit", func(s string) bool { return strings.Contains(s, "asym-exited-0") })
 }

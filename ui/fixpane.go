@@ -1,0 +1,230 @@
+package ui
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+
+	"asym/playbook"
+)
+
+// FixOutcome is what applying a fix did.
+type FixOutcome struct {
+	Changes  int
+	Deadline time.Time
+	Watchdog string
+	Before   []playbook.Finding
+	After    []playbook.Finding
+}
+
+// grace is how long a dangerous pane ignores keys after it opens, so a key
+// typed for the previous screen never applies a change.
+const grace = 600 * time.Millisecond
+
+type fixState struct {
+	openedAt   time.Time // the fix view or the confirmation opened
+	confirming bool
+	applying   bool
+	finding    string
+	outcome    *FixOutcome
+	result     string // kept, reverted…
+}
+
+type appliedMsg struct {
+	outcome *FixOutcome
+	err     error
+}
+
+type decidedMsg struct {
+	keep bool
+	err  error
+}
+
+type countdownMsg struct{}
+
+func countdown() tea.Cmd {
+	return tea.Tick(time.Second, func(time.Time) tea.Msg { return countdownMsg{} })
+}
+
+// fixKey handles keys while the fix view is shown; it returns handled=false
+// for keys it leaves to the normal routing.
+func (m *Model) fixKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
+	fx := &m.fix
+	now := m.opt.Now()
+	if fx.outcome != nil && fx.result == "" {
+		switch k.String() {
+		case "y", "n":
+			if fx.applying {
+				return nil, true
+			}
+			keep := k.String() == "y"
+			fx.applying = true
+			decide := m.opt.DecideFix
+			return func() tea.Msg { return decidedMsg{keep: keep, err: decide(context.Background(), keep)} }, true
+		}
+		return nil, false
+	}
+	dangerous := k.String() == "enter" || k.String() == "y"
+	if fx.applying && dangerous {
+		return nil, true
+	}
+	if dangerous && now.Sub(fx.openedAt) < grace {
+		return nil, true // typed before the pane was read: never applies anything
+	}
+	if fx.confirming {
+		switch k.String() {
+		case "y", "enter":
+			f := m.findings[m.fsel]
+			fx.confirming, fx.applying, fx.finding = false, true, f.ID
+			shown := f.Fix.CommandsIn(nil)
+			apply, fl := m.opt.ApplyFix, m.flow
+			m.setFlash("applying "+fmt.Sprint(len(shown))+" changes; the revert is armed first…", false)
+			return func() tea.Msg {
+				o, err := apply(context.Background(), fl, f.ID, shown)
+				return appliedMsg{o, err}
+			}, true
+		case "esc", "n":
+			fx.confirming = false
+			m.setFlash("nothing applied", false)
+			return nil, true
+		}
+		return nil, true
+	}
+	if k.String() == "enter" {
+		f := m.findings[m.fsel]
+		switch {
+		case m.opt.ApplyFix == nil:
+			m.setFlash("applying fixes is not available here: copy the commands", true)
+		case f.Fix == nil || len(f.Fix.Steps) == 0:
+			m.setFlash("this finding has no host-local fix: its advice says what to change and where", true)
+		default:
+			for _, s := range f.Fix.Steps {
+				if s.Unknown != "" {
+					m.setFlash("asym will not apply a guess: "+s.Unknown, true)
+					return nil, true
+				}
+			}
+			fx.confirming, fx.openedAt = true, now
+		}
+		return nil, true
+	}
+	return nil, false
+}
+
+func (m *Model) fixApplied(msg appliedMsg) tea.Cmd {
+	m.fix.applying = false
+	if msg.err != nil {
+		m.setFlash("not applied: "+msg.err.Error(), true)
+		return nil
+	}
+	m.fix.outcome, m.fix.result = msg.outcome, ""
+	m.setFlash(fmt.Sprintf("applied %d changes; re-running the playbook", msg.outcome.Changes), false)
+	// Re-run every step so the screen shows the host as it is now.
+	for i := range m.steps {
+		m.steps[i].status = stepNotRun
+	}
+	m.runAll = true
+	return tea.Batch(m.runNext(), countdown())
+}
+
+func (m *Model) fixDecided(msg decidedMsg) tea.Cmd {
+	m.fix.applying = false
+	if msg.err != nil {
+		m.setFlash("could not "+map[bool]string{true: "keep", false: "revert"}[msg.keep]+" the fix: "+msg.err.Error(), true)
+		return nil
+	}
+	if msg.keep {
+		m.fix.result = "kept"
+		m.setFlash("kept: make it permanent with the host's network manager (shown below the fix)", false)
+		return nil
+	}
+	m.fix.result = "reverted"
+	m.setFlash("reverted: the host is as it was; re-running the playbook", false)
+	for i := range m.steps {
+		m.steps[i].status = stepNotRun
+	}
+	m.runAll = true
+	return m.runNext()
+}
+
+func (m *Model) countdownTick() tea.Cmd {
+	o := m.fix.outcome
+	if o == nil || m.fix.result != "" {
+		return nil
+	}
+	if !m.opt.Now().Before(o.Deadline) {
+		m.fix.result = "reverted by the watchdog"
+		m.setFlash("no answer in time: the watchdog reverted the fix", true)
+		for i := range m.steps {
+			m.steps[i].status = stepNotRun
+		}
+		m.runAll = true
+		return m.runNext()
+	}
+	return countdown()
+}
+
+// fixPaneLines is the part of the fix view about applying it.
+func (m *Model) fixPaneLines(f playbook.Finding, width int) []string {
+	fx := m.fix
+	var out []string
+	switch {
+	case fx.outcome != nil && fx.finding == f.ID:
+		o := fx.outcome
+		out = append(out, m.st.Title.Render("Applied"), "before: "+ids(o.Before), "after:  "+ids(o.After))
+		switch fx.result {
+		case "":
+			left := o.Deadline.Sub(m.opt.Now()).Round(time.Second)
+			out = append(out, m.st.Highlight.Render(fmt.Sprintf("Keep it? y keep · n revert now · reverts by itself in %s", left)))
+			out = append(out, hang(m.st.Dim, "", "The revert is armed outside this session ("+o.Watchdog+"): if this terminal dies, it still happens.", width)...)
+		default:
+			out = append(out, m.st.Bold.Render("The fix was "+fx.result+"."))
+		}
+	case fx.confirming:
+		n := 0
+		if f.Fix != nil {
+			n = len(f.Fix.Steps)
+		}
+		out = append(out, m.st.Highlight.Render(fmt.Sprintf("Apply these %d changes to %s? y apply · esc cancel", n, playbook.Clean(m.opt.Target))))
+		out = append(out, hang(m.st.Dim, "", "asym re-probes first and refuses if the host changed; the changes revert by themselves unless you keep them.", width)...)
+	case fx.applying:
+		out = append(out, m.st.Run.Render(m.spin.View()+" applying…"))
+	case f.Fix != nil && len(f.Fix.Steps) > 0 && m.opt.ApplyFix != nil:
+		out = append(out, m.dim("enter: apply (you confirm first; it reverts by itself unless kept)"))
+	}
+	return out
+}
+
+func ids(fs []playbook.Finding) string {
+	if len(fs) == 0 {
+		return "no findings"
+	}
+	var s []string
+	for _, f := range fs {
+		s = append(s, f.ID)
+	}
+	return fmt.Sprintf("%d: %s", len(fs), strings.Join(s, ", "))
+}
+
+// writeMarkdown records in the notes what was applied and what became of it.
+func (fx *fixState) writeMarkdown(w io.Writer, findings []playbook.Finding, prefix []string) {
+	o := fx.outcome
+	if o == nil {
+		return
+	}
+	result := fx.result
+	if result == "" {
+		result = "pending: reverts at " + o.Deadline.UTC().Format(time.RFC3339) + " unless kept"
+	}
+	fmt.Fprintf(w, "### Applied: fix of `%s` (%s)\n\n", fx.finding, result)
+	fmt.Fprintf(w, "- revert armed: %s\n- before: %s\n- after: %s\n\n", playbook.Clean(o.Watchdog), ids(o.Before), ids(o.After))
+	for _, f := range o.Before {
+		if f.ID == fx.finding && f.Fix != nil {
+			fmt.Fprintf(w, "```\n%s\n```\n\n", playbook.Clean(strings.Join(f.Fix.CommandsIn(prefix), "\n")))
+		}
+	}
+}
