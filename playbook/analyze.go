@@ -187,7 +187,8 @@ func replyWrongEgress(e *probes.Evidence) []Finding {
 		f.Fix = sourceRoutingFix(e, "")
 	} else {
 		f.Fix = &Fix{Summary: "Make this router send the reply back the way the request came",
-			Advice: fmt.Sprintf("This host forwards the request from %s and the reply towards %s; give the reply a route by %s (a policy rule for %s, or a more specific route), or make the upstream routing symmetric.", req.Ingress, rep.Egress, req.Ingress, e.Flow.Dst.Addr())}
+			Advice: fmt.Sprintf("This host forwards the request from %s and the reply towards %s; give the reply a route by %s (a policy rule for %s, or a more specific route), or make the upstream routing symmetric.", req.Ingress, rep.Egress, req.Ingress, e.Flow.Dst.Addr()),
+			Prove:  []string{proveCapture(e) + "   # here: the request in on " + req.Ingress + ", the reply out on " + rep.Egress}}
 	}
 	return []Finding{f}
 }
@@ -272,7 +273,8 @@ func ctInvalidDrop(e *probes.Evidence) []Finding {
 			Advice: "The request reached another device (or took another path) than the reply. Pin the route for the prefix so both " +
 				"directions cross this firewall, take the prefix out of ECMP, or give the firewall pair shared state (conntrackd). " +
 				"Accepting INVALID would hide the problem and weaken the firewall.",
-			Caveat: "Prove it on the other device: its conntrack shows the flow [UNREPLIED] (conntrack -L --src " + e.Flow.Src.Addr().String() + ")."},
+			Caveat: "On the other firewall the same flow shows [UNREPLIED]: the request went through it.",
+			Prove:  []string{proveConntrack(e), proveRoute(e, true) + "   # on the router before the pair: which member the reply hashes to"}},
 	}}
 }
 
@@ -329,7 +331,8 @@ func conntrackUnreplied(e *probes.Evidence) []Finding {
 			Evidence: []Line{{"conntrack", en.Text}},
 			Fix: &Fix{Summary: "Find where the reply goes instead",
 				Advice: "Check the route back to " + e.Flow.Src.Addr().String() + " on " + e.Flow.Dst.Addr().String() +
-					"'s side and on the devices between: the reply takes another path, or is dropped before it gets here."},
+					"'s side and on the devices between: the reply takes another path, or is dropped before it gets here.",
+				Prove: []string{proveRoute(e, true) + "   # on the far end and the routers between", proveCapture(e) + "   # on the far end: does the reply leave?"}},
 		}}
 	}
 	return nil
@@ -352,7 +355,8 @@ func natStateMiss(e *probes.Evidence) []Finding {
 			Title:    fmt.Sprintf("This host %s-NATed the flow but no reply came back to it", kind),
 			Evidence: []Line{{"conntrack", en.Text}},
 			Fix: &Fix{Summary: "Route the replies back through this translator",
-				Advice: fmt.Sprintf("Replies go to %s:%d; make them return through this host (the one holding the translation), or share NAT state between the translators.", en.ReplyDst.Addr(), en.ReplyDst.Port())},
+				Advice: fmt.Sprintf("Replies go to %s:%d; make them return through this host (the one holding the translation), or share NAT state between the translators.", en.ReplyDst.Addr(), en.ReplyDst.Port()),
+				Prove:  []string{probes.Command("ip", "route", "get", en.ReplyDst.Addr().String()) + "   # on the replying side: which translator does it reach?"}},
 		}}
 	}
 	return nil
@@ -385,7 +389,9 @@ func ecmpMultipath(e *probes.Evidence) []Finding {
 		Title:    "The flow's route has several next hops (ECMP): the request and the reply are hashed separately",
 		Evidence: ev,
 		Fix: &Fix{Summary: "Keep both directions on one stateful path",
-			Advice: "If the next hops are stateful (firewalls, NAT, load balancers) without shared state, pin this prefix to one next hop or make them share state; a retry with another source port may land on another path, which is why failures look random."},
+			Advice: "If the next hops are stateful (firewalls, NAT, load balancers) without shared state, pin this prefix to one next hop or make them share state; a retry with another source port may land on another path, which is why failures look random.",
+			Prove: []string{proveConntrack(e) + "   # on each stateful next hop: one has the flow, the other drops its reply",
+				proveRoute(e, true) + "   # on the router on the other side: the reply's next hop"}},
 	}}
 }
 
@@ -714,7 +720,9 @@ func mtuBlackhole(e *probes.Evidence) []Finding {
 			Title:    fmt.Sprintf("The two directions cross interfaces with different MTUs (%s %d, %s %d)", p.in, a, p.out, b),
 			Evidence: ev,
 			Fix: &Fix{Summary: "Make the MTU consistent or clamp the MSS",
-				Advice: "Large packets may vanish on the smaller path if ICMP fragmentation-needed is filtered: test with DF pings of the larger size from both ends, allow ICMP type 3 code 4, or clamp the TCP MSS to the smaller MTU."},
+				Advice: "Large packets may vanish on the smaller path if ICMP fragmentation-needed is filtered: test with DF pings of the larger size from both ends, allow ICMP type 3 code 4, or clamp the TCP MSS to the smaller MTU.",
+				Prove: []string{probes.Command("ping", "-M", "do", "-s", fmt.Sprint(max(a, b)-28), "-c", "3", e.Flow.Src.Addr().String()) + "   # from this host: large packets with DF set",
+					probes.Command("tracepath", "-n", e.Flow.Src.Addr().String())}},
 		}}
 	}
 	return nil
@@ -845,4 +853,35 @@ func freePriority(e *probes.Evidence, start, stop int) int {
 		}
 	}
 	return 0
+}
+
+// Commands to prove a diagnosis on another device, with the flow filled in.
+func proveConntrack(e *probes.Evidence) string {
+	f := e.Flow
+	w := []string{"conntrack", "-L", "-p", f.Proto.String(), "--src", f.Src.Addr().String(), "--dst", f.Dst.Addr().String()}
+	if f.Proto.HasPorts() && f.Src.Port() != 0 && f.Dst.Port() != 0 {
+		w = append(w, "--sport", fmt.Sprint(f.Src.Port()), "--dport", fmt.Sprint(f.Dst.Port()))
+	}
+	return probes.Command(w...)
+}
+
+func proveRoute(e *probes.Evidence, reply bool) string {
+	f := e.Flow
+	if reply {
+		f = f.Reverse()
+	}
+	w := []string{"ip", "route", "get", f.Dst.Addr().String(), "from", f.Src.Addr().String()}
+	if f.Proto.HasPorts() && f.Src.Port() != 0 && f.Dst.Port() != 0 {
+		w = append(w, "ipproto", f.Proto.String(), "sport", fmt.Sprint(f.Src.Port()), "dport", fmt.Sprint(f.Dst.Port()))
+	}
+	return probes.Command(w...)
+}
+
+func proveCapture(e *probes.Evidence) string {
+	f := e.Flow
+	filter := "host " + f.Src.Addr().String() + " and host " + f.Dst.Addr().String()
+	if f.Proto.HasPorts() && f.Src.Port() != 0 {
+		filter += " and " + f.Proto.String() + " port " + fmt.Sprint(f.Src.Port())
+	}
+	return probes.Command("tcpdump", "-ni", "any", filter)
 }

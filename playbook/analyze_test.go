@@ -319,8 +319,21 @@ func TestAnalyzeMiddle(t *testing.T) {
 			if want == nil {
 				want = []string{}
 			}
-			if got := ids(Analyze(e, len(Steps)-1)); !slices.Equal(got, want) {
+			fs := Analyze(e, len(Steps)-1)
+			if got := ids(fs); !slices.Equal(got, want) {
 				t.Fatalf("findings %v, want %v", got, want)
+			}
+			// Advice-only findings carry commands to prove it elsewhere.
+			for _, f := range fs {
+				if f.Fix == nil || len(f.Fix.Steps) > 0 {
+					continue
+				}
+				if len(f.Fix.Prove) == 0 {
+					t.Errorf("%s: advice without commands to prove it", f.ID)
+				}
+			}
+			if f := find(fs, "ct_invalid_drop"); f != nil && f.Fix.Prove[0] != "conntrack -L -p tcp --src 192.0.2.10 --dst 203.0.113.10 --sport 40001 --dport 8080" {
+				t.Errorf("prove: %q", f.Fix.Prove)
 			}
 		})
 	}

@@ -59,6 +59,9 @@ type Fix struct {
 	Caveat string `json:"caveat,omitempty"`
 	// Alternatives are other fixes, explained, not recommended over Steps.
 	Alternatives []Fix `json:"alternatives,omitempty"`
+	// Prove lists commands to run elsewhere (the other firewall, the far
+	// end) that confirm the diagnosis, with the flow filled in and quoted.
+	Prove []string `json:"prove,omitempty"`
 }
 
 // FixStep is one change. Kind says which fields matter:

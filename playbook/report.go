@@ -145,6 +145,12 @@ func writeFixText(b *strings.Builder, fx *Fix, indent string, prefix []string) {
 	if fx.Caveat != "" {
 		fmt.Fprintf(b, "%s  note: %s\n", indent, Clean(fx.Caveat))
 	}
+	if len(fx.Prove) > 0 {
+		fmt.Fprintf(b, "%s  prove it elsewhere:\n", indent)
+		for _, c := range fx.Prove {
+			fmt.Fprintf(b, "%s    %s\n", indent, Clean(c))
+		}
+	}
 	for _, alt := range fx.Alternatives {
 		fmt.Fprintf(b, "%s  alternative: %s\n", indent, Clean(alt.Summary))
 		for _, c := range alt.CommandsIn(prefix) {
@@ -194,6 +200,10 @@ func (r Report) WriteMarkdown(w io.Writer) error {
 			}
 			if f.Fix.Caveat != "" {
 				fmt.Fprintf(b, "Note: %s\n\n", mdText(f.Fix.Caveat))
+			}
+			if len(f.Fix.Prove) > 0 {
+				b.WriteString("Prove it elsewhere:\n\n")
+				writeFence(b, f.Fix.Prove)
 			}
 		}
 	}

@@ -334,6 +334,12 @@ func (m *Model) fixLines(fx *playbook.Fix, width int) []string {
 	if fx.Caveat != "" {
 		out = append(out, wrap("Note: "+c(fx.Caveat), width)...)
 	}
+	if len(fx.Prove) > 0 {
+		out = append(out, "", m.st.Bold.Render("Prove it elsewhere:"))
+		for _, p := range fx.Prove {
+			out = append(out, m.command(c(p), width)...)
+		}
+	}
 	for _, alt := range fx.Alternatives {
 		out = append(out, "")
 		out = append(out, hang(m.st.Bold, "Alternative: ", c(alt.Summary), width)...)
