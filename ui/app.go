@@ -41,6 +41,9 @@ type Options struct {
 	// keeps or reverts it. Nil: the fix pane only shows fixes.
 	ApplyFix  func(ctx context.Context, f flow.Flow, findingID string, shown []string) (*FixOutcome, error)
 	DecideFix func(ctx context.Context, keep bool) error
+	// Lab is set by `asym lab run`: its traffic's results are shown, so a
+	// fix visibly turns failures into successes.
+	Lab *LabInfo
 	// Persist shows how to make a fix survive a reboot with the host's
 	// network manager (rendered by the caller: the UI only shows it).
 	Persist     []PersistView
@@ -48,6 +51,12 @@ type Options struct {
 	HistoryPath string
 	Plain       bool             // no colour or attributes (golden tests)
 	Now         func() time.Time // clock, for notes; time.Now when nil
+}
+
+// LabInfo describes the lab scenario the view runs on.
+type LabInfo struct {
+	Name, Story string
+	Traffic     <-chan error // one result per attempt of the failing flow
 }
 
 // PersistView renders a fix for one network manager.
@@ -112,6 +121,7 @@ type Model struct {
 
 	live *liveState
 	fix  fixState
+	labT labTally
 
 	flash    string
 	flashErr bool
@@ -147,8 +157,35 @@ func (m *Model) setFlow(f flow.Flow) {
 	m.findings = nil
 }
 
-// Init starts nothing: the person decides when probes run.
-func (m *Model) Init() tea.Cmd { return nil }
+// Init starts nothing on the kernel: the person decides when probes run.
+// In a lab it starts reading the lab's traffic results.
+func (m *Model) Init() tea.Cmd {
+	if m.opt.Lab != nil && m.opt.Lab.Traffic != nil {
+		return waitTraffic(m.opt.Lab.Traffic)
+	}
+	return nil
+}
+
+// labTally counts the lab traffic's attempts: the recent ones matter most,
+// so that the moment a fix heals the flow shows at once.
+type labTally struct {
+	ok, failed int
+	recent     []bool // newest last, at most 10
+	last       string
+	done       bool
+}
+
+type trafficMsg struct {
+	err error
+	ok  bool
+}
+
+func waitTraffic(ch <-chan error) tea.Cmd {
+	return func() tea.Msg {
+		err, ok := <-ch
+		return trafficMsg{err, ok}
+	}
+}
 
 // Messages. Results carry their step and run id: a result of a run that was
 // superseded (r pressed again) is dropped.
@@ -192,6 +229,25 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.fixDecided(msg)
 	case countdownMsg:
 		return m, m.countdownTick()
+	case trafficMsg:
+		t := &m.labT
+		if !msg.ok {
+			t.done = true
+			return m, nil
+		}
+		worked := msg.err == nil
+		if worked {
+			t.ok++
+			t.last = ""
+		} else {
+			t.failed++
+			t.last = playbook.Clean(msg.err.Error())
+		}
+		t.recent = append(t.recent, worked)
+		if len(t.recent) > 10 {
+			t.recent = t.recent[1:]
+		}
+		return m, waitTraffic(m.opt.Lab.Traffic)
 	case tea.KeyPressMsg:
 		return m, m.key(msg)
 	}

@@ -66,7 +66,32 @@ func (m *Model) headerLines(w int) []string {
 			second += m.dim(" · role known after the first step")
 		}
 	}
-	return []string{first, second}
+	lines := []string{first, second}
+	if l := m.opt.Lab; l != nil {
+		lines = append(lines, m.labLine(l))
+	}
+	return lines
+}
+
+// labLine shows the lab traffic: the last attempts as ✓/✗ and the totals.
+func (m *Model) labLine(l *LabInfo) string {
+	t := m.labT
+	var marks strings.Builder
+	for _, ok := range t.recent {
+		if ok {
+			marks.WriteString(m.st.OK.Render("✓"))
+		} else {
+			marks.WriteString(m.st.Bad.Render("✗"))
+		}
+	}
+	s := m.st.Bold.Render("lab "+playbook.Clean(l.Name)) + " · traffic " + marks.String() + fmt.Sprintf(" %d worked, %d failed", t.ok, t.failed)
+	if t.last != "" {
+		s += m.dim(" · last: " + t.last)
+	}
+	if t.ok+t.failed == 0 {
+		s += m.dim(" · the failing flow is tried every second")
+	}
+	return s
 }
 
 // bodyLines lays out the left column (steps, findings) and the detail pane.

@@ -173,6 +173,7 @@ func TestFixHealsAndRollsBack(t *testing.T) {
 			if env.Try(ctx, 1500*time.Millisecond) == nil {
 				t.Fatal("after the rollback the flow should fail again")
 			}
+			noLabLeft(t) // the watchdog leaves once the fix is decided
 			code, out = asymRun(t, "fix", "--netns", c.Target, "--confirm")
 			if code != 2 || !strings.Contains(out, "already rolled back") {
 				t.Fatalf("confirm after rollback must refuse: %d\n%s", code, out)

@@ -29,12 +29,16 @@ Usage:
   asym fix [--netns NAME|--pid PID] [--only ID] [--apply [--revert-after 60s]] PROTO SRC DST
   asym fix [--netns NAME|--pid PID] --confirm | --rollback | --status
   asym fix [--netns NAME|--pid PID] [--only ID] --persist [--root DIR] PROTO SRC DST
+  asym lab list | run [NAME] | up NAME | down
   asym explain [ID]
   asym version
 
 A flow is PROTO SRC DST: tcp, udp or icmp, and two endpoints ip[:port] or
 [ipv6]:port, the way the client sent it, e.g.
   asym check tcp 203.0.113.10:40000 198.51.100.11:8080
+
+asym lab builds broken networks in namespaces (named asym-lab-*) to try asym
+on: run opens the interactive view on one and removes it on exit.
 
 Without a subcommand asym opens the interactive view (it asks for the flow
 when none is given).
@@ -76,6 +80,8 @@ func subcommand(args []string, stdout io.Writer) (code int, err error) {
 		code, err = cmdCheck(args[1:], stdout)
 	case "fix":
 		code, err = cmdFix(args[1:], stdout)
+	case "lab":
+		code, err = cmdLab(args[1:], stdout)
 	case "explain":
 		err = cmdExplain(args[1:], stdout)
 	case "version", "--version", "-version":

@@ -19,7 +19,17 @@ import (
 )
 
 // cmdTUI opens the terminal UI: asym [--netns NAME|--pid PID] [--iif IFACE] [--notes FILE] [FLOW].
-func cmdTUI(args []string) error {
+func cmdTUI(args []string) error { return runTUI(args, nil) }
+
+// tuiExtras is what `asym lab run` adds: the scenario, its traffic, and
+// signals that must close the view (so the lab is torn down).
+type tuiExtras struct {
+	labName, labStory string
+	traffic           <-chan error
+	quit              <-chan os.Signal
+}
+
+func runTUI(args []string, extras *tuiExtras) error {
 	fs := newFlagSet("asym")
 	var tf targetFlags
 	tf.register(fs)
@@ -93,10 +103,21 @@ func cmdTUI(args []string) error {
 		NotesPath:   *notes,
 		HistoryPath: ui.HistoryPath(),
 	}
+	if extras != nil {
+		opt.Lab = &ui.LabInfo{Name: extras.labName, Story: extras.labStory, Traffic: extras.traffic}
+	}
 	m := ui.New(opt)
 	// Bubble Tea restores the terminal on exit, on ctrl+c and after a panic
 	// in the model (it catches panics unless told not to).
-	if _, err := tea.NewProgram(m).Run(); err != nil {
+	p := tea.NewProgram(m)
+	if extras != nil && extras.quit != nil {
+		go func() {
+			if _, ok := <-extras.quit; ok {
+				p.Quit()
+			}
+		}()
+	}
+	if _, err := p.Run(); err != nil {
 		return fmt.Errorf("the terminal view stopped: %v", err)
 	}
 	return nil

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"asym/playbook/lab"
+	"asym/probes/probetest"
+)
+
+// These tests use the real lab prefix (asym-lab-): they run one after the
+// other and check that nothing of it is left.
+
+func noLabLeft(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		left, _ := lab.Leftovers(labPrefix)
+		procs := ourProcesses()
+		if len(left) == 0 && len(procs) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("left behind: namespaces %v, processes %v", left, procs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestLabUpDown(t *testing.T) {
+	probetest.RequireRoot(t)
+	fixEnv(t)
+	t.Cleanup(func() { lab.Cleanup(labPrefix) })
+	bin := asymBinary(t)
+	out, err := exec.Command(bin, "lab", "up", "two-isps").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "lab two-isps is up") {
+		t.Fatalf("lab up: %v\n%s", err, out)
+	}
+	var st labState
+	b, err := os.ReadFile(labStatePath())
+	if err != nil || json.Unmarshal(b, &st) != nil || !processAlive(st.PID) {
+		t.Fatalf("lab state: %v %s", err, b)
+	}
+	// The detached lab answers: asym check sees the failure after traffic.
+	time.Sleep(2500 * time.Millisecond)
+	var buf bytes.Buffer
+	c := st.Checks[0]
+	if code := run(append([]string{"check", "--netns", c.Target}, strings.Fields(c.Flow)...), &buf, &buf); code != 1 || !strings.Contains(buf.String(), "reply_wrong_egress") {
+		t.Fatalf("check on the lab: %d\n%s", code, buf.String())
+	}
+	if out, err := exec.Command(bin, "lab", "up", "healthy").CombinedOutput(); err == nil || !strings.Contains(string(out), "already up") {
+		t.Fatalf("a second lab must be refused: %v %s", err, out)
+	}
+	out, err = exec.Command(bin, "lab", "down").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "removed") {
+		t.Fatalf("lab down: %v\n%s", err, out)
+	}
+	noLabLeft(t)
+	if out, _ := exec.Command(bin, "lab", "down").CombinedOutput(); !strings.Contains(string(out), "no lab was up") {
+		t.Fatalf("down twice: %s", out)
+	}
+}
+
+// TestLabRunInTmux: lab run opens the view on the scenario with its
+// traffic, the fix applied from the view heals it visibly, and quitting
+// removes everything.
+func TestLabRunInTmux(t *testing.T) {
+	probetest.RequireRoot(t)
+	fixEnv(t)
+	t.Cleanup(func() { lab.Cleanup(labPrefix) })
+	tmux, err := exec.LookPath("tmux")
+	if err != nil {
+		t.Fatal("tmux is needed: ", err)
+	}
+	sock := "asym-labrun-test"
+	tm := func(args ...string) string {
+		out, _ := exec.Command(tmux, append([]string{"-L", sock}, args...)...).CombinedOutput()
+		return string(out)
+	}
+	t.Cleanup(func() { tm("kill-server") })
+	cmd := "cd " + t.TempDir() + " && ASYM_STATE_DIR=" + os.Getenv("ASYM_STATE_DIR") + " ASYM_EXE=" + asymBinary(t) +
+		" ASYM_WATCHDOG=detached " + asymBinary(t) + " lab run missing-link-route; echo asym-exited-$?; sleep 60"
+	tm("new-session", "-d", "-s", "t", "-x", "120", "-y", "40", cmd)
+	waitFor := func(what string, cond func(string) bool) string {
+		t.Helper()
+		deadline := time.Now().Add(25 * time.Second)
+		for {
+			s := tm("capture-pane", "-t", "t", "-p")
+			if cond(s) {
+				return s
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("waiting for %s; the screen shows:\n%s", what, s)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	keys := func(k ...string) { tm(append([]string{"send-keys", "-t", "t"}, k...)...) }
+	waitFor("failing lab traffic", func(s string) bool {
+		return strings.Contains(s, "lab missing-link-route") && strings.Contains(s, "0 worked, 2 failed")
+	})
+	keys("a")
+	waitFor("the finding", func(s string) bool { return strings.Contains(s, "CRIT missing_link_route") })
+	keys("Tab", "Enter", "f")
+	waitFor("the fix pane", func(s string) bool { return strings.Contains(s, "enter: apply") })
+	time.Sleep(700 * time.Millisecond)
+	keys("Enter")
+	time.Sleep(700 * time.Millisecond)
+	keys("y")
+	waitFor("the traffic to recover", func(s string) bool { return strings.Contains(s, "✓✓") })
+	keys("n") // revert: the view must say so, and the lab goes on
+	waitFor("the revert", func(s string) bool { return strings.Contains(s, "reverted: the host is as it was") })
+	keys("q")
+	waitFor("asym to exit", func(s string) bool { return strings.Contains(s, "asym-exited-0") })
+	noLabLeft(t)
+}
+
+// ourProcesses lists lab servers and revert watchdogs still running (read
+// from /proc: a fresh machine may have no pgrep).
+func ourProcesses() []string {
+	var out []string
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		b, err := os.ReadFile("/proc/" + d.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		cmd := strings.ReplaceAll(string(b), "\x00", " ")
+		if strings.Contains(cmd, "lab serve") || strings.Contains(cmd, "fix --watchdog") {
+			out = append(out, d.Name()+": "+cmd)
+		}
+	}
+	return out
+}
