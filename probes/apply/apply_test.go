@@ -1,0 +1,154 @@
+package apply
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"asym/playbook"
+	"asym/probes"
+	"asym/probes/probetest"
+)
+
+// host builds a namespace with one veth (198.51.100.10/24) and returns it
+// opened as a target.
+func host(t *testing.T) (*probes.Target, *netlink.Handle, probetest.NS) {
+	t.Helper()
+	ns, peer := probetest.NewNS(t), probetest.NewNS(t)
+	h, p := probetest.Netlink(t, ns.Handle), probetest.Netlink(t, peer.Handle)
+	if err := p.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0", Namespace: netlink.NsFd(ns.Handle)}, PeerName: "p0"}); err != nil {
+		t.Fatal(err)
+	}
+	l, _ := h.LinkByName("eth0")
+	a, _ := netlink.ParseAddr("198.51.100.10/24")
+	h.AddrAdd(l, a)
+	h.LinkSetUp(l)
+	pl, _ := p.LinkByName("p0")
+	p.LinkSetUp(pl)
+	tg, err := probes.OpenTarget(ns.Name, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tg.Close)
+	return tg, h, ns
+}
+
+func state(t *testing.T, h *netlink.Handle, ns probetest.NS) string {
+	t.Helper()
+	var lines []string
+	rules, _ := h.RuleList(netlink.FAMILY_V4)
+	for _, r := range rules {
+		lines = append(lines, r.String())
+	}
+	routes, _ := h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: 0}, netlink.RT_FILTER_TABLE)
+	for _, r := range routes {
+		lines = append(lines, fmt.Sprint(r.Table, " ", r.String()))
+	}
+	probetest.Do(t, ns.Handle, func() error {
+		b, _ := os.ReadFile("/proc/sys/net/ipv4/conf/eth0/rp_filter")
+		lines = append(lines, "rp_filter "+string(b))
+		return nil
+	})
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+// inProcess arms the watchdog as a goroutine: the way it is started is
+// tested end to end with the binary; here the journal logic is.
+func inProcess(j *Journal) error {
+	go Watchdog(j.path)
+	return nil
+}
+
+func TestFailedStepRollsBack(t *testing.T) {
+	t.Setenv("ASYM_STATE_DIR", t.TempDir())
+	tg, h, ns := host(t)
+	before := state(t, h, ns)
+	steps := []playbook.FixStep{
+		{Kind: "sysctl.set", Sysctl: "net.ipv4.conf.eth0.rp_filter", Value: "2"},
+		{Kind: "route.add", Table: 100, Dst: netip.MustParsePrefix("198.51.100.0/24"), Dev: "eth0", Scope: "link", PrefSrc: netip.MustParseAddr("198.51.100.10")},
+		{Kind: "rule.add", Priority: 1000, Src: netip.MustParsePrefix("198.51.100.10/32"), Table: 100},
+		// A gateway that is not on-link: the kernel refuses (ENETUNREACH).
+		{Kind: "route.add", Table: 100, Dst: netip.MustParsePrefix("0.0.0.0/0"), Gateway: netip.MustParseAddr("203.0.113.1"), Dev: "eth0"},
+	}
+	j, err := Apply(context.Background(), Plan{Target: tg, Steps: steps, RevertAfter: time.Minute, Arm: inProcess})
+	if err == nil || !strings.Contains(err.Error(), "rolled back") {
+		t.Fatalf("want a failure that says it rolled back, got %v", err)
+	}
+	if j == nil || j.State != StateRolledBack || !j.Steps[3].Started || j.Steps[3].Done || !j.Steps[2].Done {
+		t.Fatalf("journal: %+v", j)
+	}
+	if after := state(t, h, ns); after != before {
+		t.Fatalf("a failed step must leave the namespace as it was:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+func TestWatchdogRevertsAtDeadline(t *testing.T) {
+	t.Setenv("ASYM_STATE_DIR", t.TempDir())
+	tg, h, ns := host(t)
+	before := state(t, h, ns)
+	steps := []playbook.FixStep{{Kind: "rule.add", Priority: 1000, Src: netip.MustParsePrefix("198.51.100.10/32"), Table: 100}}
+	j, err := Apply(context.Background(), Plan{Target: tg, Steps: steps, RevertAfter: time.Second, Arm: inProcess})
+	if err != nil || j.State != StatePending || !j.Armed {
+		t.Fatalf("apply: %v %+v", err, j)
+	}
+	if state(t, h, ns) == before {
+		t.Fatal("the rule was not added")
+	}
+	// A second fix while one is pending is refused.
+	if _, err := Apply(context.Background(), Plan{Target: tg, Steps: steps, Arm: inProcess}); err == nil || !strings.Contains(err.Error(), "still pending") {
+		t.Fatalf("second apply: %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		j, _ = Load(PathFor(IDFor("netns", ns.Name)))
+		if j.State == StateReverted {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not reverted: %+v", j)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if state(t, h, ns) != before {
+		t.Fatal("the watchdog did not restore the rules")
+	}
+	if _, err := Confirm(j.ID); err == nil || !strings.Contains(err.Error(), "too late") {
+		t.Fatalf("confirm after the revert: %v", err)
+	}
+}
+
+func TestRefusesWhenTheHostChanged(t *testing.T) {
+	t.Setenv("ASYM_STATE_DIR", t.TempDir())
+	tg, h, _ := host(t)
+	r := netlink.NewRule()
+	r.Family, r.Priority, r.Table = netlink.FAMILY_V4, 1000, 50
+	if err := h.RuleAdd(r); err != nil {
+		t.Fatal(err)
+	}
+	l, _ := h.LinkByName("eth0")
+	h.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: &net.IPNet{IP: net.ParseIP("192.0.2.0").To4(), Mask: net.CIDRMask(24, 32)}, Table: 101})
+	for _, c := range []struct {
+		step playbook.FixStep
+		says string
+	}{
+		{playbook.FixStep{Kind: "rule.add", Priority: 1000, Src: netip.MustParsePrefix("198.51.100.10/32"), Table: 100}, "priority 1000 is taken"},
+		{playbook.FixStep{Kind: "rule.del", Priority: 1001, Src: netip.MustParsePrefix("198.51.100.12/32"), Table: 100}, "no longer there"},
+		{playbook.FixStep{Kind: "route.add", Table: 101, Dst: netip.MustParsePrefix("0.0.0.0/0"), Dev: "eth0"}, "table 101 is not empty"},
+		{playbook.FixStep{Kind: "route.add", Table: 102, Dst: netip.MustParsePrefix("0.0.0.0/0"), Dev: "eth9"}, "is gone"},
+		{playbook.FixStep{Kind: "route.add", Table: 102, Dst: netip.MustParsePrefix("0.0.0.0/0"), Dev: "eth0", Unknown: "the gateway"}, "will not apply a guess"},
+	} {
+		_, err := Apply(context.Background(), Plan{Target: tg, Steps: []playbook.FixStep{c.step}, Arm: inProcess})
+		if err == nil || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("%s: got %v, want it to say %q", c.step.Command(), err, c.says)
+		}
+	}
+}
