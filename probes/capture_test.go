@@ -1,0 +1,1387 @@
+package probes
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+
+	"asym/playbook/lab"
+	"asym/probes/flow"
+	"asym/probes/probetest"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/net/bpf"
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
+)
+
+// capRec records what a capture delivers, reading as fast as it comes.
+type capRec struct {
+	mu     sync.Mutex
+	ups    []CaptureUpdate
+	closed chan struct{}
+}
+
+func capRecord(ch <-chan CaptureUpdate) *capRec {
+	r := &capRec{closed: make(chan struct{})}
+	go func() {
+		defer close(r.closed)
+		for u := range ch {
+			r.mu.Lock()
+			r.ups = append(r.ups, u)
+			r.mu.Unlock()
+		}
+	}()
+	return r
+}
+
+func (r *capRec) updates() []CaptureUpdate {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]CaptureUpdate(nil), r.ups...)
+}
+
+func (r *capRec) packets() []CapturedPacket {
+	var out []CapturedPacket
+	for _, u := range r.updates() {
+		out = append(out, u.Packets...)
+	}
+	return out
+}
+
+func (r *capRec) dropped() int {
+	n := 0
+	for _, u := range r.updates() {
+		n += u.Dropped
+	}
+	return n
+}
+
+func (r *capRec) noErrs(t *testing.T, name string) {
+	t.Helper()
+	for _, u := range r.updates() {
+		if u.Err != nil {
+			t.Errorf("%s: unexpected error: %v", name, u.Err)
+		}
+	}
+}
+
+// until polls for up to d until every predicate matches some packet.
+func (r *capRec) until(d time.Duration, preds ...func(CapturedPacket) bool) bool {
+	for deadline := time.Now().Add(d); ; time.Sleep(20 * time.Millisecond) {
+		ps := r.packets()
+		all := true
+		for _, p := range preds {
+			if _, ok := capFind(ps, p); !ok {
+				all = false
+				break
+			}
+		}
+		if all {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
+func (r *capRec) waitClosed(t testing.TB, name string) {
+	t.Helper()
+	select {
+	case <-r.closed:
+	case <-time.After(3 * time.Second):
+		t.Fatalf("%s: the channel was not closed within 3s of cancelling", name)
+	}
+}
+
+func (r *capRec) log(t *testing.T, name string) {
+	t.Helper()
+	for _, p := range r.packets() {
+		t.Logf("%s: %s (reply=%v)", name, p.Text, p.Reply)
+	}
+}
+
+func capFind(ps []CapturedPacket, pred func(CapturedPacket) bool) (CapturedPacket, bool) {
+	for _, p := range ps {
+		if pred(p) {
+			return p, true
+		}
+	}
+	return CapturedPacket{}, false
+}
+
+// capTCP selects a TCP packet by flags, direction and interface.
+func capTCP(flags, dir, iface string) func(CapturedPacket) bool {
+	return func(p CapturedPacket) bool {
+		return p.Proto == unix.IPPROTO_TCP && p.Flags == flags && p.Dir == dir && p.Iface == iface
+	}
+}
+
+// capOfFlow says whether a packet is the flow's, either way, or an ICMP
+// error quoting it (told by its text).
+func capOfFlow(p CapturedPacket, f flow.Flow) bool {
+	ep := func(ap netip.AddrPort) string {
+		if ap.Port() == 0 {
+			return ap.Addr().String()
+		}
+		return ap.Addr().String() + "." + strconv.Itoa(int(ap.Port()))
+	}
+	quotes := func(a, b netip.AddrPort) bool {
+		return strings.Contains(p.Text, " for "+f.Proto.String()+" "+ep(a)+" > "+ep(b)+",")
+	}
+	if p.ICMP != "" && (quotes(f.Src, f.Dst) || quotes(f.Dst, f.Src)) {
+		return true
+	}
+	fwd := p.Src == f.Src && p.Dst == f.Dst
+	rev := p.Src == f.Dst && p.Dst == f.Src
+	return p.Proto == uint8(f.Proto) && (fwd || rev)
+}
+
+var capTextTime = regexp.MustCompile(`^\d\d:\d\d:\d\d\.\d{6} `)
+
+// capCheckText checks a line against tcpdump's layout: time, then the rest.
+func capCheckText(t *testing.T, p CapturedPacket, want string) {
+	t.Helper()
+	if !capTextTime.MatchString(p.Text) || p.Text[16:] != want {
+		t.Errorf("text:\n got %q\nwant %q after a 15:04:05.000000 time", p.Text, want)
+	}
+	if d := time.Since(p.Time); d < 0 || d > time.Minute {
+		t.Errorf("%s: time %s is not the packet's", p.Text, p.Time)
+	}
+}
+
+// The labs.
+
+func capLabUp(t *testing.T, name string) (*lab.Env, *Target, flow.Flow, context.Context) {
+	t.Helper()
+	probetest.RequireRoot(t)
+	sc, ok := lab.Find(name)
+	if !ok {
+		t.Fatalf("the lab has no %s scenario", name)
+	}
+	rb := make([]byte, 3)
+	rand.Read(rb)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	t.Cleanup(cancel)
+	start := time.Now()
+	env, err := sc.Up(ctx, "asym-c"+hex.EncodeToString(rb)+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := env.Down(); err != nil {
+			t.Errorf("take the lab down: %v", err)
+		}
+	})
+	tg, err := OpenTarget(env.Checks[0].Target, 0)
+	if err != nil {
+		t.Fatalf("open %s: %v", env.Checks[0].Target, err)
+	}
+	t.Cleanup(tg.Close)
+	f := ctFlow(t, env.Checks[0].Flow)
+	t.Logf("lab %s up in %s; flow %s", name, time.Since(start).Round(time.Millisecond), f)
+	return env, tg, f, ctx
+}
+
+// TestCaptureTwoNicsFabric shows the scenario's asymmetry as packets: the
+// SYN comes in on eth1 and the SYN-ACK leaves by eth0, where the fabric
+// drops it; nothing of the flow leaves by eth1, and what eth0 receives is
+// the fabric flooding the SYN (OTHERHOST).
+func TestCaptureTwoNicsFabric(t *testing.T) {
+	env, tg, f, ctx := capLabUp(t, "two-nics-fabric")
+	cctx, ccancel := context.WithCancel(ctx)
+	defer ccancel()
+	start := time.Now()
+	r := capRecord(Capture(cctx, tg, f, CaptureOptions{Interval: 100 * time.Millisecond}))
+	err := env.Try(ctx, 1500*time.Millisecond)
+	t.Logf("try: %v", err)
+	if err == nil {
+		t.Fatal("the failing flow worked: the scenario is not broken")
+	}
+	syn, synack := capTCP("S", "in", "eth1"), capTCP("S.", "out", "eth0")
+	if !r.until(2*time.Second, syn, synack) {
+		r.log(t, "fabric")
+		t.Fatal("no SYN in on eth1 and SYN-ACK out on eth0 within 2s")
+	}
+	ccancel()
+	r.waitClosed(t, "fabric")
+	t.Logf("captured for %s", time.Since(start).Round(time.Millisecond))
+	r.log(t, "fabric")
+	r.noErrs(t, "fabric")
+	ps := r.packets()
+
+	p, _ := capFind(ps, syn)
+	if p.Reply || p.Src != f.Src || p.Dst != f.Dst || p.Len < 40 || p.ICMP != "" {
+		t.Errorf("the SYN: %+v", p)
+	}
+	capCheckText(t, p, "eth1 In  IP 203.0.113.10.40000 > 198.51.100.11.8080: Flags [S], length 0")
+	p, _ = capFind(ps, synack)
+	if !p.Reply || p.Src != f.Dst || p.Dst != f.Src || p.Len < 40 {
+		t.Errorf("the SYN-ACK: %+v", p)
+	}
+	capCheckText(t, p, "eth0 Out IP 198.51.100.11.8080 > 203.0.113.10.40000: Flags [S.], length 0")
+	for _, p := range ps {
+		if !capOfFlow(p, f) {
+			t.Errorf("not the flow's: %s", p.Text)
+		}
+		if p.Iface == "eth1" && p.Dir == "out" {
+			t.Errorf("a packet left by eth1, which this scenario never uses for the reply: %s", p.Text)
+		}
+		// The fabric's bridge never learns eth1's MAC (nothing leaves by
+		// eth1), so it floods frames for .11 to every port: eth0 sees the
+		// SYN too, addressed to another host (PACKET_OTHERHOST, tcpdump's
+		// "P"). Anything else coming in on eth0 would be wrong.
+		if p.Iface == "eth0" && p.Dir == "in" && !strings.Contains(p.Text, " eth0 P   IP ") {
+			t.Errorf("a packet of the flow came in on eth0 addressed to this host: %s", p.Text)
+		}
+	}
+	if d := r.dropped(); d != 0 {
+		t.Errorf("%d packets dropped in a quiet lab", d)
+	}
+}
+
+// TestCaptureHealthy sees the whole exchange on eth1: handshake, the echo
+// byte both ways, and the client's RST (both ends close with SO_LINGER 0,
+// so there is no FIN). Nothing of the flow leaves by eth0.
+func TestCaptureHealthy(t *testing.T) {
+	env, tg, f, ctx := capLabUp(t, "healthy")
+	cctx, ccancel := context.WithCancel(ctx)
+	defer ccancel()
+	r := capRecord(Capture(cctx, tg, f, CaptureOptions{Interval: 100 * time.Millisecond}))
+	if err := env.Try(ctx, 2*time.Second); err != nil {
+		t.Fatalf("the healthy flow failed: %v", err)
+	}
+	rst := func(p CapturedPacket) bool {
+		return p.Proto == unix.IPPROTO_TCP && strings.HasPrefix(p.Flags, "R") && p.Dir == "in" && p.Iface == "eth1"
+	}
+	want := []func(CapturedPacket) bool{
+		capTCP("S", "in", "eth1"), capTCP("S.", "out", "eth1"),
+		capTCP("P.", "in", "eth1"), capTCP("P.", "out", "eth1"), rst,
+	}
+	if !r.until(2*time.Second, want...) {
+		r.log(t, "healthy")
+		t.Fatal("the exchange did not show within 2s: SYN, SYN-ACK, data both ways and RST, all on eth1")
+	}
+	ccancel()
+	r.waitClosed(t, "healthy")
+	r.log(t, "healthy")
+	r.noErrs(t, "healthy")
+	ps := r.packets()
+	for i, reply := range []bool{false, true, false, true, false} {
+		if p, _ := capFind(ps, want[i]); p.Reply != reply {
+			t.Errorf("%s: reply=%v, want %v", p.Text, p.Reply, reply)
+		}
+	}
+	p, _ := capFind(ps, capTCP("S.", "out", "eth1"))
+	capCheckText(t, p, "eth1 Out IP 198.51.100.11.8080 > 203.0.113.10.40000: Flags [S.], length 0")
+	p, _ = capFind(ps, capTCP("P.", "in", "eth1"))
+	capCheckText(t, p, "eth1 In  IP 203.0.113.10.40000 > 198.51.100.11.8080: Flags [P.], length 1")
+	for _, p := range ps {
+		// Until eth1 first answers, the fabric's bridge does not know its
+		// MAC and floods the SYN to eth0 as well, where it is addressed to
+		// another host (tcpdump's "P"): not traffic of this host.
+		flooded := p.Iface == "eth0" && strings.Contains(p.Text, " eth0 P   IP ") && p.Flags == "S"
+		if (p.Iface != "eth1" && !flooded) || !capOfFlow(p, f) {
+			t.Errorf("off eth1 or not the flow's: %s", p.Text)
+		}
+	}
+}
+
+// The namespaces of the filter tests:
+//
+//	A eth0 192.0.2.10/24 2001:db8:a::10/64 -- R eth0 192.0.2.1 2001:db8:a::1
+//	R eth1 198.51.100.1/24 2001:db8:b::1/64 (MTU 1280) -- B eth0 198.51.100.20, .21, 2001:db8:b::20, ::21
+//
+// A and B route through R. Only R's side of the R-B link is narrow: R
+// answers large packets from A with "frag needed" or "packet too big",
+// and B, at 1500, still advertises a TCP MSS of 1460, so A's large TCP
+// segments meet the narrow link too. Captures run in A.
+const (
+	capA4, capB4, capB4Other = "192.0.2.10", "198.51.100.20", "198.51.100.21"
+	capA6, capB6, capB6Other = "2001:db8:a::10", "2001:db8:b::20", "2001:db8:b::21"
+	capNarrowMTU             = 1280
+)
+
+type capNet struct {
+	a, r, b probetest.NS
+	ta      *Target
+}
+
+func newCapNet(t *testing.T) *capNet {
+	t.Helper()
+	n := &capNet{a: probetest.NewNS(t), r: probetest.NewNS(t), b: probetest.NewNS(t)}
+	probetest.Sysctl(t, n.r.Handle, "net/ipv4/ip_forward", "1")
+	for _, ns := range []probetest.NS{n.a, n.r, n.b} {
+		// IPv6 on, without DAD (addresses usable at once) or router
+		// advertisements; no reverse-path filter. Set before the links
+		// exist, so that they inherit "default".
+		for _, kv := range [][2]string{
+			{"net/ipv6/conf/all/disable_ipv6", "0"}, {"net/ipv6/conf/default/disable_ipv6", "0"},
+			{"net/ipv6/conf/all/accept_dad", "0"}, {"net/ipv6/conf/default/accept_dad", "0"},
+			{"net/ipv6/conf/all/accept_ra", "0"}, {"net/ipv6/conf/default/accept_ra", "0"},
+			{"net/ipv4/conf/all/rp_filter", "0"}, {"net/ipv4/conf/default/rp_filter", "0"},
+		} {
+			probetest.Sysctl(t, ns.Handle, kv[0], kv[1])
+		}
+	}
+	probetest.Sysctl(t, n.r.Handle, "net/ipv6/conf/all/forwarding", "1")
+	capLink(t, n.a, "eth0", n.r, "eth0", 0, []string{capA4 + "/24", capA6 + "/64"}, []string{"192.0.2.1/24", "2001:db8:a::1/64"})
+	capLink(t, n.r, "eth1", n.b, "eth0", capNarrowMTU, []string{"198.51.100.1/24", "2001:db8:b::1/64"},
+		[]string{capB4 + "/24", capB4Other + "/24", capB6 + "/64", capB6Other + "/64"})
+	capDefault(t, n.a, "192.0.2.1", "2001:db8:a::1")
+	capDefault(t, n.b, "198.51.100.1", "2001:db8:b::1")
+	n.ta = ctTarget(t, n.a)
+	return n
+}
+
+// capLink joins two namespaces with a veth pair, sets the MTU of a's end
+// (0: leave it), adds the addresses (IPv6 ones without DAD) and brings both ends up.
+func capLink(t *testing.T, a probetest.NS, aName string, b probetest.NS, bName string, mtu int, aAddrs, bAddrs []string) {
+	t.Helper()
+	ha, hb := probetest.Netlink(t, a.Handle), probetest.Netlink(t, b.Handle)
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: aName}, PeerName: bName, PeerNamespace: netlink.NsFd(int(b.Handle))}
+	if err := ha.LinkAdd(veth); err != nil {
+		t.Fatalf("add veth %s-%s: %v", aName, bName, err)
+	}
+	set := func(h *netlink.Handle, name string, mtu int, addrs []string) {
+		l, err := h.LinkByName(name)
+		if err != nil {
+			t.Fatalf("find %s: %v", name, err)
+		}
+		if mtu > 0 {
+			if err := h.LinkSetMTU(l, mtu); err != nil {
+				t.Fatalf("set the MTU of %s: %v", name, err)
+			}
+		}
+		for _, s := range addrs {
+			ad, err := netlink.ParseAddr(s)
+			if err != nil {
+				t.Fatalf("parse %s: %v", s, err)
+			}
+			if ad.IP.To4() == nil {
+				ad.Flags = unix.IFA_F_NODAD
+			}
+			if err := h.AddrAdd(l, ad); err != nil {
+				t.Fatalf("address %s on %s: %v", s, name, err)
+			}
+		}
+		if err := h.LinkSetUp(l); err != nil {
+			t.Fatalf("bring up %s: %v", name, err)
+		}
+	}
+	set(ha, aName, mtu, aAddrs)
+	set(hb, bName, 0, bAddrs)
+	// Bringing a link up finishes asynchronously: the carrier change,
+	// the qdisc and IPv6 addrconf run from linkwatch, which batches
+	// events system-wide. Seen here: R's eth0 had no link-local address
+	// and answered no neighbour solicitation for over a second after
+	// LinkSetUp returned, and A retries a solicitation only every second,
+	// so the first connection lost its SYNs. Wait until it is done.
+	capReady(t, ha, aName)
+	capReady(t, hb, bName)
+}
+
+// capReady waits until a link is operationally up and has a usable IPv6
+// link-local address: what linkwatch and addrconf do once the carrier is seen.
+func capReady(t *testing.T, h *netlink.Handle, name string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		l, err := h.LinkByName(name)
+		if err != nil {
+			t.Fatalf("find %s: %v", name, err)
+		}
+		ready := false
+		if l.Attrs().OperState == netlink.OperUp {
+			as, _ := h.AddrList(l, netlink.FAMILY_V6)
+			for _, a := range as {
+				if a.IP.IsLinkLocalUnicast() && a.Flags&unix.IFA_F_TENTATIVE == 0 {
+					ready = true
+				}
+			}
+		}
+		if ready {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is not up with an IPv6 link-local address after 5s", name)
+		}
+	}
+}
+
+func capDefault(t *testing.T, ns probetest.NS, gws ...string) {
+	t.Helper()
+	h := probetest.Netlink(t, ns.Handle)
+	l, err := h.LinkByName("eth0")
+	if err != nil {
+		t.Fatalf("find eth0: %v", err)
+	}
+	for _, gw := range gws {
+		ip := net.ParseIP(gw)
+		dst := &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}
+		if ip.To4() == nil {
+			dst = &net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}
+		}
+		if err := h.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: dst, Gw: ip}); err != nil {
+			t.Fatalf("default route via %s: %v", gw, err)
+		}
+	}
+}
+
+// capReuse lets a fixed source port be bound again at once.
+func capReuse(_, _ string, rc syscall.RawConn) error {
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+	}); err != nil {
+		return err
+	}
+	return serr
+}
+
+// capServe runs TCP echo listeners in ns until the test ends: one byte
+// back, then wait for the client to go (it closes with RST).
+func capServe(t *testing.T, ns probetest.NS, addrs ...string) {
+	t.Helper()
+	var lns []net.Listener
+	probetest.Do(t, ns.Handle, func() error {
+		for _, a := range addrs {
+			l, err := (&net.ListenConfig{Control: capReuse}).Listen(context.Background(), "tcp", a)
+			if err != nil {
+				return err
+			}
+			lns = append(lns, l)
+		}
+		return nil
+	})
+	var wg sync.WaitGroup
+	for _, l := range lns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer c.Close()
+					c.(*net.TCPConn).SetLinger(0)
+					c.SetDeadline(time.Now().Add(5 * time.Second))
+					b := make([]byte, 1)
+					if _, err := io.ReadFull(c, b); err == nil {
+						c.Write(b)
+						io.Copy(io.Discard, c)
+					}
+				}()
+			}
+		}()
+	}
+	t.Cleanup(func() {
+		for _, l := range lns {
+			l.Close()
+		}
+		wg.Wait()
+	})
+}
+
+// capDial connects from a fixed source in ns, echoes one byte and closes
+// with RST.
+func capDial(t *testing.T, ns probetest.NS, src, dst string) error {
+	t.Helper()
+	return capExchange(t, ns, src, dst, 1)
+}
+
+// capExchange connects from a fixed source in ns, sends size bytes, reads
+// the one-byte echo and closes with RST.
+func capExchange(t *testing.T, ns probetest.NS, src, dst string, size int) error {
+	t.Helper()
+	var res error
+	probetest.Do(t, ns.Handle, func() error {
+		d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.MustParseAddrPort(src)), Timeout: 2 * time.Second, Control: capReuse}
+		c, err := d.Dial("tcp", dst)
+		if err != nil {
+			res = err
+			return nil
+		}
+		tc := c.(*net.TCPConn)
+		tc.SetLinger(0)
+		defer tc.Close()
+		tc.SetDeadline(time.Now().Add(2 * time.Second))
+		b := make([]byte, size)
+		b[0] = 'a'
+		if _, res = tc.Write(b); res != nil {
+			return nil
+		}
+		_, res = io.ReadFull(tc, b[:1])
+		return nil
+	})
+	return res
+}
+
+// capUDP sends count datagrams of size bytes from a fixed source in ns,
+// with DF set (IP_PMTUDISC_DO), so that a narrow link answers with an
+// ICMP error instead of fragmenting. The socket is not connected: a
+// connected one would swallow a datagram to report each port unreachable
+// (sock_error in sock_alloc_send_pskb).
+func capUDP(t *testing.T, ns probetest.NS, src, dst string, size, count int) {
+	t.Helper()
+	probetest.Do(t, ns.Handle, func() error {
+		s, d := netip.MustParseAddrPort(src), netip.MustParseAddrPort(dst)
+		c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(s))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		rc, err := c.SyscallConn()
+		if err != nil {
+			return err
+		}
+		rc.Control(func(fd uintptr) {
+			if s.Addr().Is4() {
+				unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_DO)
+			} else {
+				unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_PMTUDISC_DO)
+			}
+		})
+		b := make([]byte, size)
+		for range count {
+			// EMSGSIZE is expected once the path MTU is known.
+			c.WriteToUDPAddrPort(b, d)
+		}
+		return nil
+	})
+}
+
+// capPing sends one ICMP echo request from a raw socket in ns.
+func capPing(t *testing.T, ns probetest.NS, src, dst string, id, seq int) {
+	t.Helper()
+	probetest.Do(t, ns.Handle, func() error {
+		network, typ := "ip4:icmp", icmp.Type(ipv4.ICMPTypeEcho)
+		if netip.MustParseAddr(src).Is6() {
+			// The kernel fills in the ICMPv6 checksum of a raw socket.
+			network, typ = "ip6:ipv6-icmp", ipv6.ICMPTypeEchoRequest
+		}
+		c, err := icmp.ListenPacket(network, src)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		b, err := (&icmp.Message{Type: typ, Body: &icmp.Echo{ID: id, Seq: seq, Data: []byte("asym")}}).Marshal(nil)
+		if err != nil {
+			return err
+		}
+		_, err = c.WriteTo(b, &net.IPAddr{IP: net.ParseIP(dst)})
+		return err
+	})
+}
+
+// capOnly fails the test for every packet that is not the flow's.
+func capOnly(t *testing.T, name string, r *capRec, f flow.Flow) {
+	t.Helper()
+	n := 0
+	for _, p := range r.packets() {
+		if !capOfFlow(p, f) {
+			n++
+			t.Errorf("%s: not the flow's: %s", name, p.Text)
+		}
+	}
+	t.Logf("%s: %d packets, %d unrelated", name, len(r.packets()), n)
+}
+
+// TestCaptureOnlyTheFlow runs three captures side by side (a TCP, a UDP and
+// an ICMP flow between the same two hosts) while traffic that differs from
+// the TCP flow in one thing each goes by: another source port, another
+// destination port, another host, the two ports swapped, UDP on the same
+// ports, a ping. Each capture must see its own flow and nothing else.
+func TestCaptureOnlyTheFlow(t *testing.T) {
+	start := time.Now()
+	n := newCapNet(t)
+	capServe(t, n.b, capB4+":8080", capB4+":9090", capB4Other+":8080")
+	ftcp := ctFlow(t, "tcp 192.0.2.10:40000 198.51.100.20:8080")
+	fudp := ctFlow(t, "udp 192.0.2.10:40000 198.51.100.20:8080")
+	ficmp := ctFlow(t, "icmp 192.0.2.10 198.51.100.20")
+	t.Logf("namespaces up in %s", time.Since(start).Round(time.Millisecond))
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	opt := CaptureOptions{Interval: 50 * time.Millisecond}
+	rtcp, rudp, ricmp := capRecord(Capture(ctx, n.ta, ftcp, opt)), capRecord(Capture(ctx, n.ta, fudp, opt)), capRecord(Capture(ctx, n.ta, ficmp, opt))
+
+	for _, c := range [][2]string{
+		{"192.0.2.10:40001", "198.51.100.20:8080"}, // another source port
+		{"192.0.2.10:40000", "198.51.100.20:9090"}, // another destination port
+		{"192.0.2.10:40000", "198.51.100.21:8080"}, // another host
+	} {
+		if err := capDial(t, n.a, c[0], c[1]); err != nil {
+			t.Fatalf("%s > %s: %v", c[0], c[1], err)
+		}
+	}
+	// The ports swapped: nobody listens on 40000, B answers with RST.
+	if err := capDial(t, n.a, "192.0.2.10:8080", "198.51.100.20:40000"); !errors.Is(err, unix.ECONNREFUSED) {
+		t.Fatalf("192.0.2.10:8080 > 198.51.100.20:40000: %v, want connection refused", err)
+	}
+	capUDP(t, n.a, "192.0.2.10:40000", "198.51.100.20:8080", 10, 1) // B answers port unreachable
+	capPing(t, n.a, capA4, capB4, 7, 1)
+	capPing(t, n.a, capA4, capB4Other, 8, 1) // another host: not the ICMP flow's
+	if err := capDial(t, n.a, "192.0.2.10:40000", "198.51.100.20:8080"); err != nil {
+		t.Fatalf("the flow: %v", err)
+	}
+
+	tcpDone := func(p CapturedPacket) bool { return strings.HasPrefix(p.Flags, "R") && p.Dir == "out" }
+	ok := rtcp.until(2*time.Second, capTCP("S", "out", "eth0"), capTCP("S.", "in", "eth0"),
+		capTCP("P.", "out", "eth0"), capTCP("P.", "in", "eth0"), tcpDone)
+	ok = rudp.until(2*time.Second,
+		func(p CapturedPacket) bool { return p.Proto == unix.IPPROTO_UDP && p.Dir == "out" },
+		func(p CapturedPacket) bool { return p.ICMP == "unreachable (port)" && p.Dir == "in" }) && ok
+	ok = ricmp.until(2*time.Second,
+		func(p CapturedPacket) bool { return p.ICMP == "echo request id 7 seq 1" && p.Dir == "out" },
+		func(p CapturedPacket) bool { return p.ICMP == "echo reply id 7 seq 1" && p.Dir == "in" }) && ok
+	cancel()
+	for _, r := range []*capRec{rtcp, rudp, ricmp} {
+		r.waitClosed(t, "capture")
+	}
+	rtcp.log(t, "tcp")
+	rudp.log(t, "udp")
+	ricmp.log(t, "icmp")
+	if !ok {
+		t.Fatal("a capture missed packets of its flow")
+	}
+	capOnly(t, "tcp", rtcp, ftcp)
+	capOnly(t, "udp", rudp, fudp)
+	capOnly(t, "icmp", ricmp, ficmp)
+	for name, r := range map[string]*capRec{"tcp": rtcp, "udp": rudp, "icmp": ricmp} {
+		r.noErrs(t, name)
+	}
+
+	p, _ := capFind(rudp.packets(), func(p CapturedPacket) bool { return p.ICMP != "" })
+	if !p.Reply || p.Src.Addr() != ftcp.Dst.Addr() || p.Proto != unix.IPPROTO_ICMP {
+		t.Errorf("the port unreachable: %+v", p)
+	}
+	capCheckText(t, p, "eth0 In  IP 198.51.100.20 > 192.0.2.10: ICMP unreachable (port) for udp 192.0.2.10.40000 > 198.51.100.20.8080, length 46")
+	p, _ = capFind(ricmp.packets(), func(p CapturedPacket) bool { return p.ICMP == "echo reply id 7 seq 1" })
+	if !p.Reply || p.Len != 32 {
+		t.Errorf("the echo reply: %+v", p)
+	}
+	capCheckText(t, p, "eth0 In  IP 198.51.100.20 > 192.0.2.10: ICMP echo reply, id 7, seq 1, length 12")
+	t.Logf("done in %s", time.Since(start).Round(time.Millisecond))
+}
+
+// TestCaptureIPv6 is the same over IPv6: a TCP flow among unrelated
+// connections and neighbour discovery between the same two addresses'
+// segment, and an ICMPv6 echo flow.
+func TestCaptureIPv6(t *testing.T) {
+	n := newCapNet(t)
+	capServe(t, n.b, "["+capB6+"]:8080", "["+capB6+"]:9090", "["+capB6Other+"]:8080")
+	ftcp := ctFlow(t, "tcp [2001:db8:a::10]:40010 [2001:db8:b::20]:8080")
+	fping := ctFlow(t, "icmp 2001:db8:a::10 2001:db8:b::20")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	opt := CaptureOptions{Interval: 50 * time.Millisecond}
+	rtcp, rping := capRecord(Capture(ctx, n.ta, ftcp, opt)), capRecord(Capture(ctx, n.ta, fping, opt))
+
+	for _, c := range [][2]string{
+		{"[2001:db8:a::10]:40011", "[2001:db8:b::20]:8080"},
+		{"[2001:db8:a::10]:40010", "[2001:db8:b::20]:9090"},
+		{"[2001:db8:a::10]:40010", "[2001:db8:b::21]:8080"},
+		{"[2001:db8:a::10]:40010", "[2001:db8:b::20]:8080"}, // the flow
+	} {
+		if err := capDial(t, n.a, c[0], c[1]); err != nil {
+			t.Fatalf("%s > %s: %v", c[0], c[1], err)
+		}
+	}
+	capPing(t, n.a, capA6, capB6Other, 9, 1)
+	capPing(t, n.a, capA6, capB6, 7, 2)
+
+	ok := rtcp.until(2*time.Second, capTCP("S", "out", "eth0"), capTCP("S.", "in", "eth0"),
+		capTCP("P.", "out", "eth0"), capTCP("P.", "in", "eth0"))
+	ok = rping.until(2*time.Second,
+		func(p CapturedPacket) bool { return p.ICMP == "echo request id 7 seq 2" && p.Dir == "out" && !p.Reply },
+		func(p CapturedPacket) bool { return p.ICMP == "echo reply id 7 seq 2" && p.Dir == "in" && p.Reply }) && ok
+	cancel()
+	rtcp.waitClosed(t, "tcp")
+	rping.waitClosed(t, "icmpv6")
+	rtcp.log(t, "tcp")
+	rping.log(t, "icmpv6")
+	if !ok {
+		t.Fatal("a capture missed packets of its flow")
+	}
+	capOnly(t, "tcp", rtcp, ftcp)
+	capOnly(t, "icmpv6", rping, fping)
+	rtcp.noErrs(t, "tcp")
+	rping.noErrs(t, "icmpv6")
+	p, _ := capFind(rtcp.packets(), capTCP("S", "out", "eth0"))
+	if p.Reply || p.Len < 60 {
+		t.Errorf("the SYN: %+v", p)
+	}
+	capCheckText(t, p, "eth0 Out IP6 2001:db8:a::10.40010 > 2001:db8:b::20.8080: Flags [S], length 0")
+	p, _ = capFind(rping.packets(), func(p CapturedPacket) bool { return p.ICMP == "echo request id 7 seq 2" })
+	capCheckText(t, p, "eth0 Out IP6 2001:db8:a::10 > 2001:db8:b::20: ICMP6, echo request, id 7, seq 2, length 12")
+}
+
+// TestCaptureICMPErrors has the router in front of the narrow link answer
+// large datagrams with "frag needed" (IPv4) and "packet too big" (IPv6),
+// from its own address: the filter must find the flow in the packet the
+// error quotes, the IPv4 one behind a variable header length.
+func TestCaptureICMPErrors(t *testing.T) {
+	n := newCapNet(t)
+	for _, c := range []struct {
+		flow, icmp, text string
+	}{
+		{"udp 192.0.2.10:40100 198.51.100.20:9999", "unreachable (frag needed, mtu 1280)",
+			"eth0 In  IP 192.0.2.1 > 192.0.2.10: ICMP unreachable (frag needed, mtu 1280) for udp 192.0.2.10.40100 > 198.51.100.20.9999, length 556"},
+		{"udp [2001:db8:a::10]:40100 [2001:db8:b::20]:9999", "packet too big (mtu 1280)",
+			"eth0 In  IP6 2001:db8:a::1 > 2001:db8:a::10: ICMP6, packet too big (mtu 1280) for udp 2001:db8:a::10.40100 > 2001:db8:b::20.9999, length 1240"},
+	} {
+		f := ctFlow(t, c.flow)
+		ctx, cancel := context.WithCancel(t.Context())
+		r := capRecord(Capture(ctx, n.ta, f, CaptureOptions{Interval: 50 * time.Millisecond}))
+		capUDP(t, n.a, f.Src.String(), f.Dst.String(), 1400, 1)
+		ok := r.until(2*time.Second,
+			func(p CapturedPacket) bool { return p.Proto == uint8(f.Proto) && p.Dir == "out" },
+			func(p CapturedPacket) bool { return p.ICMP == c.icmp })
+		cancel()
+		r.waitClosed(t, c.flow)
+		r.log(t, c.flow)
+		if !ok {
+			t.Errorf("%s: no datagram out and %q in within 2s", c.flow, c.icmp)
+			continue
+		}
+		capOnly(t, c.flow, r, f)
+		r.noErrs(t, c.flow)
+		p, _ := capFind(r.packets(), func(p CapturedPacket) bool { return p.ICMP == c.icmp })
+		if !p.Reply || p.Dir != "in" {
+			t.Errorf("%s: the error is not a reply coming in: %+v", c.flow, p)
+		}
+		capCheckText(t, p, c.text)
+	}
+}
+
+// TestCaptureBatchCap checks the per-update cap: nobody reads while the
+// flow sends, so one batch waits in the channel and one more fills up
+// behind it; the rest is counted.
+func TestCaptureBatchCap(t *testing.T) {
+	n := newCapNet(t)
+	f := ctFlow(t, "udp 192.0.2.10:40200 198.51.100.20:9999")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	ch := Capture(ctx, n.ta, f, CaptureOptions{Interval: 50 * time.Millisecond, MaxBatch: 3})
+	const sent = 20
+	capUDP(t, n.a, f.Src.String(), f.Dst.String(), 10, sent)
+	time.Sleep(300 * time.Millisecond) // several intervals with nobody reading
+	got, dropped := 0, 0
+	r := capRecord(ch)
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	r.waitClosed(t, "cap")
+	for _, u := range r.updates() {
+		if len(u.Packets) > 3 {
+			t.Errorf("an update carries %d packets, more than MaxBatch 3", len(u.Packets))
+		}
+		if u.Err != nil {
+			t.Errorf("unexpected error: %v", u.Err)
+		}
+		got += len(u.Packets)
+		dropped += u.Dropped
+	}
+	t.Logf("%d sent (plus ICMP errors), %d delivered, %d dropped", sent, got, dropped)
+	if got+dropped < sent {
+		t.Errorf("%d delivered + %d dropped < %d sent: losses went uncounted", got, dropped, sent)
+	}
+	if got > 6 {
+		t.Errorf("%d delivered: at most two batches of 3 can wait for a reader", got)
+	}
+}
+
+// TestCaptureKernelDrops floods the flow into the smallest receive buffer
+// the kernel allows: what the kernel drops comes back as Dropped
+// (PACKET_STATISTICS), and delivered + dropped accounts for every datagram.
+func TestCaptureKernelDrops(t *testing.T) {
+	n := newCapNet(t)
+	defer func(v int) { captureRcvBuf = v }(captureRcvBuf)
+	captureRcvBuf = 1 // clamped up to SOCK_MIN_RCVBUF: a handful of packets
+	f := ctFlow(t, "udp 192.0.2.10:40300 198.51.100.20:9999")
+	probetest.Sysctl(t, n.b.Handle, "net/ipv4/icmp_ratelimit", "1000000") // no port unreachables to blur the count
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	r := capRecord(Capture(ctx, n.ta, f, CaptureOptions{Interval: 50 * time.Millisecond, MaxBatch: 1 << 20}))
+	const sent = 5000
+	start := time.Now()
+	capUDP(t, n.a, f.Src.String(), f.Dst.String(), 10, sent)
+	t.Logf("sent %d datagrams in %s", sent, time.Since(start).Round(time.Millisecond))
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	r.waitClosed(t, "flood")
+	r.noErrs(t, "flood")
+	out := 0
+	for _, p := range r.packets() {
+		if p.Proto == unix.IPPROTO_UDP && p.Dir == "out" {
+			out++
+		}
+	}
+	got, dropped := len(r.packets()), r.dropped()
+	t.Logf("delivered %d (%d datagrams out), dropped %d", got, out, dropped)
+	if dropped == 0 {
+		t.Error("no drops counted: the flood fitted a minimal buffer?")
+	}
+	if got+dropped < sent {
+		t.Errorf("%d delivered + %d dropped < %d sent: kernel drops went uncounted", got, dropped, sent)
+	}
+}
+
+// TestCaptureNoGoroutineLeak cancels captures in every state and checks
+// that goroutines and descriptors return to where they were.
+func TestCaptureNoGoroutineLeak(t *testing.T) {
+	n := newCapNet(t)
+	f := ctFlow(t, "udp 192.0.2.10:40400 198.51.100.20:9999")
+	opt := CaptureOptions{Interval: 20 * time.Millisecond}
+	run := func(name string, read, pre bool) {
+		ctx, cancel := context.WithCancel(t.Context())
+		if pre {
+			cancel()
+		}
+		ch := Capture(ctx, n.ta, f, opt)
+		if !pre {
+			capUDP(t, n.a, f.Src.String(), f.Dst.String(), 10, 2)
+		}
+		if read {
+			select {
+			case u := <-ch:
+				if len(u.Packets) == 0 || u.Err != nil {
+					t.Errorf("%s: first update %+v", name, u)
+				}
+			case <-time.After(2 * time.Second):
+				t.Fatalf("%s: no update within 2s", name)
+			}
+		} else if !pre {
+			time.Sleep(100 * time.Millisecond) // nobody reads: batches merge
+		}
+		start := time.Now()
+		cancel()
+		closed := time.After(3 * time.Second)
+		for done := false; !done; {
+			select {
+			case _, ok := <-ch:
+				done = !ok
+			case <-closed:
+				t.Fatalf("%s: the channel was not closed within 3s", name)
+			}
+		}
+		t.Logf("%s: closed %s after cancel", name, time.Since(start).Round(10*time.Microsecond))
+	}
+	fds := func() int {
+		es, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(es)
+	}
+	run("warm-up", true, false) // lets the runtime start its poller for good
+	runtime.GC()
+	base, baseFDs := runtime.NumGoroutine(), fds()
+	run("reading", true, false)
+	run("not reading", false, false)
+	run("cancelled before", false, true)
+	g := 0
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		// Threads that entered a namespace (InNS, probetest.Do) exit on their own.
+		if g = runtime.NumGoroutine(); g <= base || time.Now().After(deadline) {
+			break
+		}
+	}
+	if g > base {
+		pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
+		t.Errorf("%d goroutines after cancelling, %d before", g, base)
+	}
+	if d := fds(); d > baseFDs {
+		t.Errorf("%d descriptors open after cancelling, %d before: a socket leaked", d, baseFDs)
+	}
+}
+
+// TestCaptureWithoutTarget and bad flows fail in the channel, as sentences.
+func TestCaptureWithoutTarget(t *testing.T) {
+	check := func(name string, ch <-chan CaptureUpdate, says string) {
+		t.Helper()
+		u, ok := <-ch
+		if !ok || u.Err == nil || !strings.Contains(u.Err.Error(), says) {
+			t.Errorf("%s: got %+v, want an error saying %q", name, u, says)
+		}
+		if _, ok := <-ch; ok {
+			t.Errorf("%s: the channel stays open after the error", name)
+		}
+	}
+	f := ctFlow(t, "tcp 192.0.2.10:40000 198.51.100.20:8080")
+	check("no target", Capture(t.Context(), nil, f, CaptureOptions{}), "no namespace")
+	tg := &Target{Kind: "host"}
+	check("no flow", Capture(t.Context(), tg, flow.Flow{}, CaptureOptions{}), "same IP version")
+	check("sctp", Capture(t.Context(), tg, flow.Flow{Proto: 132, Src: f.Src, Dst: f.Dst}, CaptureOptions{}), "give a tcp, udp or icmp flow")
+
+	err := captureFail(errors.Join(errors.New("create a packet socket in host namespace"), unix.EPERM))
+	if !strings.HasPrefix(err.Error(), "packet capture is unavailable: needs root (CAP_NET_RAW)") || !errors.Is(err, unix.EPERM) {
+		t.Errorf("EPERM reads %q", err)
+	}
+	if st, _ := Classify(err); st != StatusUnavailable {
+		t.Errorf("EPERM classifies as %s", st)
+	}
+}
+
+// TestCaptureNotRoot runs a capture as nobody, in a copy of the test
+// binary (the build directory is private to root): the kernel refuses the
+// packet socket, and the capture says why in the channel.
+func TestCaptureNotRoot(t *testing.T) {
+	if os.Getenv("ASYM_CAPTURE_NOT_ROOT") == "1" {
+		tg, err := OpenTarget("", 0)
+		if err != nil {
+			t.Fatalf("open this namespace: %v", err)
+		}
+		defer tg.Close()
+		ch := Capture(t.Context(), tg, ctFlow(t, "tcp 192.0.2.10:40000 198.51.100.20:8080"), CaptureOptions{})
+		u, ok := <-ch
+		if !ok || u.Err == nil {
+			t.Fatalf("a capture as uid %d: %+v", os.Geteuid(), u)
+		}
+		if _, open := <-ch; open {
+			t.Error("the channel stays open after the error")
+		}
+		t.Logf("error: %v", u.Err)
+		return
+	}
+	probetest.RequireRoot(t)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "asym-capture-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "probes.test")
+	b, err := os.ReadFile(self)
+	if err == nil {
+		err = os.WriteFile(bin, b, 0o755)
+	}
+	if err == nil {
+		err = os.Chmod(dir, 0o755)
+	}
+	if err != nil {
+		t.Fatalf("copy the test binary: %v", err)
+	}
+	cmd := exec.Command(bin, "-test.run=^TestCaptureNotRoot$", "-test.v", "-test.count=1")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "ASYM_CAPTURE_NOT_ROOT=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	t.Logf("as nobody: %v\n%s", err, out)
+	if err != nil {
+		t.Fatal("the capture as nobody failed its own checks")
+	}
+	if !strings.Contains(string(out), "error: packet capture is unavailable: needs root (CAP_NET_RAW)") {
+		t.Error("the capture as nobody did not say it needs root (CAP_NET_RAW)")
+	}
+}
+
+func TestCaptureTcpdumpFilter(t *testing.T) {
+	for _, c := range []struct{ flow, want string }{
+		{"tcp 203.0.113.10:40000 198.51.100.11:8080", "host 203.0.113.10 and host 198.51.100.11 and tcp port 40000 and tcp port 8080"},
+		{"tcp 203.0.113.10 198.51.100.11:8080", "host 203.0.113.10 and host 198.51.100.11 and tcp port 8080"},
+		{"tcp 203.0.113.10 198.51.100.11", "host 203.0.113.10 and host 198.51.100.11 and tcp"},
+		{"udp 192.0.2.1:53 192.0.2.2:53", "host 192.0.2.1 and host 192.0.2.2 and udp port 53"},
+		{"udp [2001:db8::1]:5353 [2001:db8::2]:53", "host 2001:db8::1 and host 2001:db8::2 and udp port 5353 and udp port 53"},
+		{"icmp 192.0.2.1 192.0.2.2", "host 192.0.2.1 and host 192.0.2.2 and icmp"},
+		{"icmp 2001:db8::1 2001:db8::2", "host 2001:db8::1 and host 2001:db8::2 and icmp6"},
+	} {
+		if got := TcpdumpFilter(ctFlow(t, c.flow)); got != c.want {
+			t.Errorf("%s:\n got %q\nwant %q", c.flow, got, c.want)
+		}
+	}
+	if got := TcpdumpFilter(flow.Flow{}); got != "" {
+		t.Errorf("an empty flow renders %q", got)
+	}
+}
+
+// Packets recorded from the kernel by this capture (SOCK_DGRAM, so from the
+// IP header; cut at the 128-byte snap): the lab's two-nics-fabric handshake,
+// and from the filter tests' namespaces, a 1400-byte TCP segment from A met
+// by the narrow link's "frag needed" (IPv4) and "packet too big" (IPv6).
+var (
+	// tcp 203.0.113.10:40000 > 198.51.100.11:8080 SYN, options mss,sackOK,TS,nop,wscale.
+	capRecSYN = capHex("4500003ca6b040003f062ec2cb00710ac633640b9c401f90a1ac281300000000a002faf066780000020405b40402080a355dfc49000000000103030a")
+	// its SYN-ACK.
+	capRecSYNACK = capHex("4500003c000040004006d472c633640bcb00710a1f909c4048e24082a1ac2814a012fe8866780000020405b40402080a4dfe9caa355dfc490103030a")
+	// tcp 192.0.2.10:40500 > 198.51.100.20:8080 RST-ACK.
+	capRecRST = capHex("450000344c2a400040060248c000020ac63364149e341f9037834d81b3a6a8c38014003fec7800000101080a40b3502b039d591c")
+	// 192.0.2.1 > 192.0.2.10 ICMP unreachable, frag needed, mtu 1280, quoting
+	// tcp 192.0.2.10:40500 > 198.51.100.20:8080 [P.] of 1400 bytes.
+	capRecFragNeeded = capHex("45c00240579e000040019c53c0000201c000020a0304945600000500450005ac4c2640004006fcd3c000020ac63364149e341f9037834809b3a6a8c28018003ff1f000000101080a40b3502b039d591b610000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000")
+	// tcp [2001:db8:a::10]:40500 > [2001:db8:b::20]:8080 SYN.
+	capRecSYN6 = capHex("600e424e0028064020010db8000a0000000000000000001020010db8000b000000000000000000209e341f90a8e6c66000000000a002fd205be50000020405a00402080ada023c79000000000103030a")
+	// its SYN-ACK.
+	capRecSYNACK6 = capHex("600fb4080028063f20010db8000b0000000000000000002020010db8000a000000000000000000101f909e34b40d28e8a8e6c661a012fb045be50000020405a00402080a5604b1bada023c790103030a")
+	// 2001:db8:a::1 > 2001:db8:a::10 ICMPv6 packet too big, mtu 1280, quoting
+	// tcp [2001:db8:a::10]:40500 > [2001:db8:b::20]:8080 [P.] of 1400 bytes.
+	capRecTooBig = capHex("600fa4bd04d83a4020010db8000a0000000000000000000120010db8000a0000000000000000001002001a7200000500600e424e0598064020010db8000a0000000000000000001020010db8000b000000000000000000209e341f90a8e6c661b40d28e980180040615500000101080ada023c795604b1ba6100000000000000")
+)
+
+func capHex(s string) []byte {
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// capEdit returns a copy of b with bytes at off replaced.
+func capEdit(b []byte, off int, with ...byte) []byte {
+	c := append([]byte(nil), b...)
+	copy(c[off:], with)
+	return c
+}
+
+// capOptions returns a copy of an IPv4 packet with 4 bytes of options
+// (NOPs) inserted after the header at off, whose IHL grows by one. Total
+// length is left alone: neither the filter nor the parser read it for offsets.
+func capOptions(b []byte, off int) []byte {
+	c := append([]byte(nil), b[:off+20]...)
+	c[off]++
+	c = append(c, 1, 1, 1, 1)
+	return append(c, b[off+20:]...)
+}
+
+// capEcho builds an ICMP echo (request or reply) between two IPv4 addresses.
+func capEcho(typ byte, src, dst string, id, seq byte) []byte {
+	s, d := netip.MustParseAddr(src).As4(), netip.MustParseAddr(dst).As4()
+	b := []byte{0x45, 0, 0, 32, 0, 0, 0x40, 0, 64, 1, 0, 0}
+	b = append(append(b, s[:]...), d[:]...)
+	return append(b, typ, 0, 0, 0, 0, id, 0, seq, 'a', 's', 'y', 'm')
+}
+
+// capEcho6 builds an ICMPv6 message of a type between two IPv6 addresses.
+func capEcho6(typ byte, src, dst string) []byte {
+	s, d := netip.MustParseAddr(src).As16(), netip.MustParseAddr(dst).As16()
+	b := []byte{0x60, 0, 0, 0, 0, 12, 58, 64}
+	b = append(append(b, s[:]...), d[:]...)
+	return append(b, typ, 0, 0, 0, 0, 7, 0, 1, 'a', 's', 'y', 'm')
+}
+
+// capVM runs the filter in x/net/bpf's VM. The VM implements no
+// SKF_AD_PROTOCOL; the one load of it is replaced by the constant the
+// kernel would load, the frame's EtherType.
+func capVM(t *testing.T, f flow.Flow, ethertype uint32, pkt []byte) int {
+	t.Helper()
+	raw, err := CaptureFilter(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ins, ok := bpf.Disassemble(raw)
+	if !ok {
+		t.Fatal("the filter does not disassemble")
+	}
+	n := 0
+	for i, in := range ins {
+		if e, ok := in.(bpf.LoadExtension); ok && e.Num == bpf.ExtProto {
+			ins[i] = bpf.LoadConstant{Dst: bpf.RegA, Val: ethertype}
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("the filter loads the protocol %d times, want once", n)
+	}
+	vm, err := bpf.NewVM(ins)
+	if err != nil {
+		t.Fatalf("the VM refuses the filter: %v", err)
+	}
+	got, err := vm.Run(pkt)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	return got
+}
+
+// TestCaptureFilterVM runs the filter over the recorded packets and over
+// variants that differ in one thing each.
+func TestCaptureFilterVM(t *testing.T) {
+	const ip4, ip6 = unix.ETH_P_IP, unix.ETH_P_IPV6
+	lab := "tcp 203.0.113.10:40000 198.51.100.11:8080"
+	big := "tcp 192.0.2.10:40500 198.51.100.20:8080"
+	big6 := "tcp [2001:db8:a::10]:40500 [2001:db8:b::20]:8080"
+	ping := "icmp 192.0.2.10 198.51.100.20"
+	ping6 := "icmp 2001:db8:a::10 2001:db8:b::20"
+	cases := []struct {
+		what  string
+		flow  string
+		proto uint32
+		pkt   []byte
+		match bool
+	}{
+		{"the SYN", lab, ip4, capRecSYN, true},
+		{"the SYN-ACK", lab, ip4, capRecSYNACK, true},
+		{"another source port", lab, ip4, capEdit(capRecSYN, 20, 0x9c, 0x41), false},
+		{"another destination port", lab, ip4, capEdit(capRecSYN, 22, 0x1f, 0x91), false},
+		{"the ports swapped", lab, ip4, capEdit(capRecSYN, 20, 0x1f, 0x90, 0x9c, 0x40), false},
+		{"another destination", lab, ip4, capEdit(capRecSYN, 19, 12), false},
+		{"another source", lab, ip4, capEdit(capRecSYN, 15, 11), false},
+		{"both addresses the source's", lab, ip4, capEdit(capRecSYN, 16, 203, 0, 113, 10), false},
+		{"udp, same ports", lab, ip4, capEdit(capRecSYN, 9, unix.IPPROTO_UDP), false},
+		{"IP options (IHL 6)", lab, ip4, capOptions(capRecSYN, 0), true},
+		{"IP options, another port", lab, ip4, capEdit(capOptions(capRecSYN, 0), 24, 0x9c, 0x41), false},
+		{"a later fragment", lab, ip4, capEdit(capRecSYN, 6, 0x00, 0xb9), false},
+		{"the first fragment (MF set)", lab, ip4, capEdit(capRecSYN, 6, 0x20, 0x00), true},
+		{"not IPv4 by EtherType", lab, ip6, capRecSYN, false},
+		{"a flow without the source port: any", "tcp 203.0.113.10 198.51.100.11:8080", ip4, capEdit(capRecSYN, 20, 0x9c, 0x41), true},
+		{"a flow without the source port: its reply", "tcp 203.0.113.10 198.51.100.11:8080", ip4, capRecSYNACK, true},
+		{"a flow without the source port: another destination port", "tcp 203.0.113.10 198.51.100.11:8080", ip4, capEdit(capRecSYN, 22, 0x1f, 0x91), false},
+		{"a flow without ports", "tcp 203.0.113.10 198.51.100.11", ip4, capEdit(capRecSYNACK, 20, 0, 1, 0, 2), true},
+
+		{"the RST", big, ip4, capRecRST, true},
+		{"frag needed", big, ip4, capRecFragNeeded, true},
+		{"frag needed, outer IP options", big, ip4, capOptions(capRecFragNeeded, 0), true},
+		{"frag needed, quoted IP options", big, ip4, capOptions(capRecFragNeeded, 28), true},
+		{"frag needed, both with options, another quoted port", big, ip4, capEdit(capOptions(capOptions(capRecFragNeeded, 0), 32), 56, 0x9e, 0x35), false},
+		{"frag needed for another source port", big, ip4, capEdit(capRecFragNeeded, 48, 0x9e, 0x35), false},
+		{"frag needed for another destination", big, ip4, capEdit(capRecFragNeeded, 47, 21), false},
+		{"frag needed for a later fragment", big, ip4, capEdit(capRecFragNeeded, 34, 0x00, 0xb9), false},
+		{"time exceeded", big, ip4, capEdit(capRecFragNeeded, 20, 11, 0), true},
+		{"a redirect", big, ip4, capEdit(capRecFragNeeded, 20, 5, 1), false},
+		{"frag needed for the udp flow", "udp 192.0.2.10:40500 198.51.100.20:8080", ip4, capRecFragNeeded, false},
+		{"frag needed for the reply", "tcp 198.51.100.20:8080 192.0.2.10:40500", ip4, capRecFragNeeded, true},
+
+		{"the IPv6 SYN", big6, ip6, capRecSYN6, true},
+		{"the IPv6 SYN-ACK", big6, ip6, capRecSYNACK6, true},
+		{"IPv6 another destination", big6, ip6, capEdit(capRecSYN6, 39, 0x21), false},
+		{"IPv6 another source port", big6, ip6, capEdit(capRecSYN6, 40, 0x9e, 0x35), false},
+		{"IPv6 the ports swapped", big6, ip6, capEdit(capRecSYN6, 40, 0x1f, 0x90, 0x9e, 0x34), false},
+		{"IPv6 a hop-by-hop header first (not followed)", big6, ip6, capEdit(capRecSYN6, 6, 0), false},
+		{"not IPv6 by EtherType", big6, ip4, capRecSYN6, false},
+		{"packet too big", big6, ip6, capRecTooBig, true},
+		{"packet too big for another destination port", big6, ip6, capEdit(capRecTooBig, 90, 0x1f, 0x91), false},
+		{"packet too big for another source", big6, ip6, capEdit(capRecTooBig, 71, 0x11), false},
+		{"IPv6 destination unreachable", big6, ip6, capEdit(capRecTooBig, 40, 1, 4), true},
+		{"IPv6 parameter problem", big6, ip6, capEdit(capRecTooBig, 40, 4, 0), false},
+		{"packet too big for the udp flow", "udp [2001:db8:a::10]:40500 [2001:db8:b::20]:8080", ip6, capRecTooBig, false},
+
+		{"echo request", ping, ip4, capEcho(8, "192.0.2.10", "198.51.100.20", 7, 1), true},
+		{"echo reply", ping, ip4, capEcho(0, "198.51.100.20", "192.0.2.10", 7, 1), true},
+		{"echo to another host", ping, ip4, capEcho(8, "192.0.2.10", "198.51.100.21", 7, 1), false},
+		{"a timestamp request", ping, ip4, capEcho(13, "192.0.2.10", "198.51.100.20", 7, 1), false},
+		{"tcp between the two", ping, ip4, capRecFragNeeded[28:], false},
+		{"unreachable quoting an echo", ping, ip4, append(capEcho(3, "192.0.2.1", "192.0.2.10", 0, 0)[:28], capEcho(8, "192.0.2.10", "198.51.100.20", 7, 1)...), true},
+		{"unreachable quoting tcp", ping, ip4, capRecFragNeeded, false},
+		{"echo6 request", ping6, ip6, capEcho6(128, "2001:db8:a::10", "2001:db8:b::20"), true},
+		{"echo6 reply", ping6, ip6, capEcho6(129, "2001:db8:b::20", "2001:db8:a::10"), true},
+		{"neighbour advertisement", ping6, ip6, capEcho6(136, "2001:db8:b::20", "2001:db8:a::10"), false},
+		{"echo6 to another host", ping6, ip6, capEcho6(128, "2001:db8:a::10", "2001:db8:b::21"), false},
+	}
+	for _, c := range cases {
+		got := capVM(t, ctFlow(t, c.flow), c.proto, c.pkt)
+		want := 0
+		if c.match {
+			want = captureSnap
+		}
+		if got != want {
+			t.Errorf("%s (%s): the filter keeps %d bytes, want %d", c.what, c.flow, got, want)
+		}
+	}
+	for _, s := range []string{lab, big6, ping, ping6, "udp 192.0.2.1 192.0.2.2"} {
+		raw, _ := CaptureFilter(ctFlow(t, s))
+		t.Logf("%s: %d instructions", s, len(raw))
+	}
+}
+
+// TestCaptureDecode parses the recorded packets and checks every field and
+// the tcpdump line.
+func TestCaptureDecode(t *testing.T) {
+	ts := time.Date(2024, 1, 2, 12, 0, 1, 1000, time.Local)
+	lab := ctFlow(t, "tcp 203.0.113.10:40000 198.51.100.11:8080")
+	big := ctFlow(t, "tcp 192.0.2.10:40500 198.51.100.20:8080")
+	big6 := ctFlow(t, "tcp [2001:db8:a::10]:40500 [2001:db8:b::20]:8080")
+	ap := netip.MustParseAddrPort
+	cases := []struct {
+		what    string
+		flow    flow.Flow
+		pkt     []byte
+		iface   string
+		pkttype uint8
+		want    CapturedPacket
+	}{
+		{"SYN", lab, capRecSYN, "eth1", unix.PACKET_HOST, CapturedPacket{
+			Dir: "in", Src: ap("203.0.113.10:40000"), Dst: ap("198.51.100.11:8080"), Proto: 6, Flags: "S", Len: 60,
+			Text: "12:00:01.000001 eth1 In  IP 203.0.113.10.40000 > 198.51.100.11.8080: Flags [S], length 0"}},
+		{"SYN-ACK", lab, capRecSYNACK, "eth0", unix.PACKET_OUTGOING, CapturedPacket{
+			Dir: "out", Src: ap("198.51.100.11:8080"), Dst: ap("203.0.113.10:40000"), Proto: 6, Flags: "S.", Len: 60, Reply: true,
+			Text: "12:00:01.000001 eth0 Out IP 198.51.100.11.8080 > 203.0.113.10.40000: Flags [S.], length 0"}},
+		{"flooded SYN", lab, capRecSYN, "eth0", unix.PACKET_OTHERHOST, CapturedPacket{
+			Dir: "in", OtherHost: true, Src: ap("203.0.113.10:40000"), Dst: ap("198.51.100.11:8080"), Proto: 6, Flags: "S", Len: 60,
+			Text: "12:00:01.000001 eth0 P   IP 203.0.113.10.40000 > 198.51.100.11.8080: Flags [S], length 0"}},
+		{"RST", big, capRecRST, "eth0", unix.PACKET_OUTGOING, CapturedPacket{
+			Dir: "out", Src: ap("192.0.2.10:40500"), Dst: ap("198.51.100.20:8080"), Proto: 6, Flags: "R.", Len: 52,
+			Text: "12:00:01.000001 eth0 Out IP 192.0.2.10.40500 > 198.51.100.20.8080: Flags [R.], length 0"}},
+		{"frag needed", big, capRecFragNeeded, "eth0", unix.PACKET_HOST, CapturedPacket{
+			Dir: "in", Src: ap("192.0.2.1:0"), Dst: ap("192.0.2.10:0"), Proto: 1, ICMP: "unreachable (frag needed, mtu 1280)", Len: 576, Reply: true,
+			Text: "12:00:01.000001 eth0 In  IP 192.0.2.1 > 192.0.2.10: ICMP unreachable (frag needed, mtu 1280) for tcp 192.0.2.10.40500 > 198.51.100.20.8080, length 556"}},
+		{"IPv6 SYN", big6, capRecSYN6, "eth0", unix.PACKET_OUTGOING, CapturedPacket{
+			Dir: "out", Src: ap("[2001:db8:a::10]:40500"), Dst: ap("[2001:db8:b::20]:8080"), Proto: 6, Flags: "S", Len: 80,
+			Text: "12:00:01.000001 eth0 Out IP6 2001:db8:a::10.40500 > 2001:db8:b::20.8080: Flags [S], length 0"}},
+		{"IPv6 SYN-ACK", big6, capRecSYNACK6, "eth0", unix.PACKET_HOST, CapturedPacket{
+			Dir: "in", Src: ap("[2001:db8:b::20]:8080"), Dst: ap("[2001:db8:a::10]:40500"), Proto: 6, Flags: "S.", Len: 80, Reply: true,
+			Text: "12:00:01.000001 eth0 In  IP6 2001:db8:b::20.8080 > 2001:db8:a::10.40500: Flags [S.], length 0"}},
+		{"packet too big", big6, capRecTooBig, "eth0", unix.PACKET_HOST, CapturedPacket{
+			Dir: "in", Src: ap("[2001:db8:a::1]:0"), Dst: ap("[2001:db8:a::10]:0"), Proto: 58, ICMP: "packet too big (mtu 1280)", Len: 1280, Reply: true,
+			Text: "12:00:01.000001 eth0 In  IP6 2001:db8:a::1 > 2001:db8:a::10: ICMP6, packet too big (mtu 1280) for tcp 2001:db8:a::10.40500 > 2001:db8:b::20.8080, length 1240"}},
+		{"frag needed, seen from the other side", big.Reverse(), capRecFragNeeded, "eth0", unix.PACKET_HOST, CapturedPacket{
+			Dir: "in", Src: ap("192.0.2.1:0"), Dst: ap("192.0.2.10:0"), Proto: 1, ICMP: "unreachable (frag needed, mtu 1280)", Len: 576,
+			Text: "12:00:01.000001 eth0 In  IP 192.0.2.1 > 192.0.2.10: ICMP unreachable (frag needed, mtu 1280) for tcp 192.0.2.10.40500 > 198.51.100.20.8080, length 556"}},
+		{"echo request", ctFlow(t, "icmp 192.0.2.10 198.51.100.20"), capEcho(8, "192.0.2.10", "198.51.100.20", 7, 1), "eth0", unix.PACKET_OUTGOING, CapturedPacket{
+			Dir: "out", Src: ap("192.0.2.10:0"), Dst: ap("198.51.100.20:0"), Proto: 1, ICMP: "echo request id 7 seq 1", Len: 32,
+			Text: "12:00:01.000001 eth0 Out IP 192.0.2.10 > 198.51.100.20: ICMP echo request, id 7, seq 1, length 12"}},
+		{"echo6 reply", ctFlow(t, "icmp 2001:db8:a::10 2001:db8:b::20"), capEcho6(129, "2001:db8:b::20", "2001:db8:a::10"), "eth0", unix.PACKET_MULTICAST, CapturedPacket{
+			Dir: "in", Src: ap("[2001:db8:b::20]:0"), Dst: ap("[2001:db8:a::10]:0"), Proto: 58, ICMP: "echo reply id 7 seq 1", Len: 52, Reply: true,
+			Text: "12:00:01.000001 eth0 M   IP6 2001:db8:b::20 > 2001:db8:a::10: ICMP6, echo reply, id 7, seq 1, length 12"}},
+		{"port unreachable", big, append(capEdit(capRecFragNeeded[:28], 21, 3), capRecSYN[:28]...), "eth0", unix.PACKET_BROADCAST, CapturedPacket{
+			Dir: "in", Src: ap("192.0.2.1:0"), Dst: ap("192.0.2.10:0"), Proto: 1, ICMP: "unreachable (port)", Len: 576,
+			Text: "12:00:01.000001 eth0 B   IP 192.0.2.1 > 192.0.2.10: ICMP unreachable (port) for tcp 203.0.113.10.40000 > 198.51.100.11.8080, length 556"}},
+	}
+	for _, c := range cases {
+		d, err := decodePacket(c.pkt)
+		if err != nil {
+			t.Errorf("%s: %v", c.what, err)
+			continue
+		}
+		m, err := newCaptureMatch(c.flow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := m.finish(d, ts, c.iface, c.pkttype)
+		c.want.Time, c.want.Iface = ts, c.iface
+		if got != c.want {
+			t.Errorf("%s:\n got %+v\nwant %+v", c.what, got, c.want)
+		}
+	}
+
+	for _, c := range []struct {
+		what string
+		pkt  []byte
+	}{
+		{"empty", nil},
+		{"cut in the IPv4 header", capRecSYN[:19]},
+		{"IHL beyond the bytes", capEdit(capRecSYN[:22], 0, 0x46)},
+		{"IHL below 5", capEdit(capRecSYN, 0, 0x44)},
+		{"cut in the IPv6 header", capRecSYN6[:39]},
+		{"IP version 5", capEdit(capRecSYN, 0, 0x55)},
+	} {
+		if _, err := decodePacket(c.pkt); err == nil {
+			t.Errorf("%s: no error", c.what)
+		}
+	}
+	// A short L4 header leaves its fields empty rather than failing.
+	d, err := decodePacket(capRecSYN[:30])
+	if err != nil || d.p.Flags != "" || d.p.Src.Port() != 40000 {
+		t.Errorf("a cut TCP header: %+v %v", d.p, err)
+	}
+	if d, err := decodePacket(capRecFragNeeded[:30]); err != nil || d.quoted.ok || d.p.ICMP != "unreachable (frag needed, mtu 1280)" {
+		t.Errorf("a cut ICMP error: %+v %v", d, err)
+	}
+}
+
+func TestCaptureTCPFlags(t *testing.T) {
+	for _, c := range []struct {
+		f    byte
+		ae   bool
+		want string
+	}{
+		{0x02, false, "S"}, {0x12, false, "S."}, {0x10, false, "."}, {0x18, false, "P."},
+		{0x11, false, "F."}, {0x19, false, "FP."}, {0x04, false, "R"}, {0x14, false, "R."},
+		{0x00, false, "none"}, {0xc2, false, "SEW"}, {0x30, false, ".U"}, {0x12, true, "S.e"},
+	} {
+		if got := tcpFlags(c.f, c.ae); got != c.want {
+			t.Errorf("flags %#02x ae=%v: got %q, want %q", c.f, c.ae, got, c.want)
+		}
+	}
+}
+
+func TestCaptureTimestamp(t *testing.T) {
+	var ts unix.Timespec
+	ts.Sec, ts.Nsec = 1700000000, 123456789
+	oob := make([]byte, unix.CmsgSpace(int(unsafe.Sizeof(ts))))
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+	h.Level, h.Type = unix.SOL_SOCKET, unix.SCM_TIMESTAMPNS
+	h.SetLen(unix.CmsgLen(int(unsafe.Sizeof(ts))))
+	*(*unix.Timespec)(unsafe.Pointer(&oob[unix.CmsgLen(0)])) = ts
+	got, ok := capTimestamp(oob)
+	if !ok || !got.Equal(time.Unix(1700000000, 123456789)) {
+		t.Errorf("got %v %v", got, ok)
+	}
+	if _, ok := capTimestamp(nil); ok {
+		t.Error("a timestamp from nothing")
+	}
+	h.Type = unix.SCM_RIGHTS
+	if _, ok := capTimestamp(oob); ok {
+		t.Error("a timestamp from SCM_RIGHTS")
+	}
+	h.SetLen(1 << 20)
+	if _, ok := capTimestamp(oob); ok {
+		t.Error("a timestamp from a control message longer than its buffer")
+	}
+}
+
+// BenchmarkCaptureDecode is the user-space cost of one kept packet: parse,
+// place and render the line.
+func BenchmarkCaptureDecode(b *testing.B) {
+	m, err := newCaptureMatch(flow.Flow{Proto: flow.TCP,
+		Src: netip.MustParseAddrPort("203.0.113.10:40000"), Dst: netip.MustParseAddrPort("198.51.100.11:8080")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ts := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		d, err := decodePacket(capRecSYN)
+		if err != nil {
+			b.Fatal(err)
+		}
+		m.finish(d, ts, "eth1", unix.PACKET_HOST)
+	}
+}
+
+// BenchmarkCaptureFilterVM is the filter's worst path for a TCP flow (an
+// ICMP error quoting the flow, both headers with options) in the Go VM:
+// a relative measure of the program, not of the kernel's JIT.
+func BenchmarkCaptureFilterVM(b *testing.B) {
+	raw, err := CaptureFilter(flow.Flow{Proto: flow.TCP,
+		Src: netip.MustParseAddrPort("192.0.2.10:40500"), Dst: netip.MustParseAddrPort("198.51.100.20:8080")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ins, _ := bpf.Disassemble(raw)
+	ins[0] = bpf.LoadConstant{Dst: bpf.RegA, Val: unix.ETH_P_IP}
+	vm, err := bpf.NewVM(ins)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pkt := capOptions(capOptions(capRecFragNeeded, 0), 32)
+	for b.Loop() {
+		if n, _ := vm.Run(pkt); n != captureSnap {
+			b.Fatal("no match")
+		}
+	}
+}
