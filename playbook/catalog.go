@@ -146,6 +146,19 @@ come with it.
 Fix: make the MTU consistent across the paths, allow ICMP fragmentation-needed, or clamp the TCP MSS.`},
 }
 
+// syn_unanswered needs live evidence (packets); it is appended to the
+// catalog so that the ids above keep their order.
+func init() {
+	Catalog = append(Catalog, Entry{"syn_unanswered", Warning, "third", "The SYN is retransmitted and no SYN-ACK is seen",
+		`Seen on the wire while the failure was reproduced: the same SYN crosses this host again and again (TCP
+retransmits it after 1, 3, 7… seconds) and no SYN-ACK comes back through it. On the client, the reply is
+lost on the way back or returns by another path; on the server, this host drops the SYN or cannot route
+its SYN-ACK; in the middle, the reply takes another way. This is the playbook's "SYN retransmits, no
+SYN-ACK", and the reason to capture on both ends.
+
+Fix: capture on the other end; if it sends the SYN-ACK, the return path loses it.`})
+}
+
 // Lookup finds a catalog entry.
 func Lookup(id string) (Entry, bool) {
 	for _, e := range Catalog {

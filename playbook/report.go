@@ -26,6 +26,8 @@ type Report struct {
 	Host     HostSummary  `json:"host"`
 	Steps    []StepReport `json:"steps"`
 	Findings []Finding    `json:"findings"`
+	// HandOff lists ready-to-run commands of deeper tools for the flow.
+	HandOff []string `json:"hand_off,omitempty"`
 }
 
 // HostSummary is the header every report and screen shows.
@@ -59,7 +61,11 @@ func NewReport(now time.Time, ev *probes.Evidence, prefix []string, ran map[stri
 	}
 	for _, s := range Steps {
 		sr := StepReport{ID: s.ID, Name: s.Name, Proves: s.Proves, Probes: []probes.Reporter{}, Findings: []string{}}
-		for _, id := range s.Probes {
+		ids := s.Probes
+		if s.ID == "third" {
+			ids = append(ids[:len(ids):len(ids)], probes.ProbeIDLive) // live evidence, when watched, confirms in the third step
+		}
+		for _, id := range ids {
 			if rep, ok := ran[id]; ok {
 				sr.Probes = append(sr.Probes, rep)
 			}
@@ -70,6 +76,9 @@ func NewReport(now time.Time, ev *probes.Evidence, prefix []string, ran map[stri
 			}
 		}
 		r.Steps = append(r.Steps, sr)
+	}
+	if len(findings) > 0 {
+		r.HandOff = HandOff(ev, prefix)
 	}
 	return r
 }
@@ -121,6 +130,12 @@ func (r Report) WriteText(w io.Writer) error {
 		writeFixText(b, f.Fix, "   ", r.Prefix)
 		if f.Fix != nil {
 			shown[f.Fix.Summary] = f.ID
+		}
+	}
+	if len(r.HandOff) > 0 {
+		b.WriteString("\n== Go deeper (commands for other tools, the flow filled in)\n")
+		for _, c := range r.HandOff {
+			fmt.Fprintf(b, "   %s\n", Clean(c))
 		}
 	}
 	_, err := io.WriteString(w, b.String())
@@ -206,6 +221,10 @@ func (r Report) WriteMarkdown(w io.Writer) error {
 				writeFence(b, f.Fix.Prove)
 			}
 		}
+	}
+	if len(r.HandOff) > 0 {
+		b.WriteString("### Go deeper\n\n")
+		writeFence(b, r.HandOff)
 	}
 	for _, s := range r.Steps {
 		fmt.Fprintf(b, "### %s\n\n%s\n\n", s.Name, s.Proves)

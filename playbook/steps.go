@@ -37,11 +37,13 @@ var Steps = []Step{
 	},
 	{
 		ID:   "third",
-		Name: "Third: confirm with routing tables",
+		Name: "Third: confirm with routing tables and live evidence",
 		Proves: "Read the policy rules, the tables they point at and the sysctls that decide the outcome, to name " +
-			"the configuration that causes the asymmetry and the change that removes it.",
-		Probes:    []string{probes.ProbeIDRules, probes.ProbeIDTables, probes.ProbeIDSysctls, probes.ProbeIDNeighbours},
-		Analyzers: []Analyzer{missingSourceRule, ruleUnknownSource, ruleEmptyTable, ruleShadowed, missingLinkRoute, arpFlux, mtuBlackhole},
+			"the configuration that causes the asymmetry and the change that removes it; with --watch (or l in the view), " +
+			"the flow's packets, conntrack events and counters while the failure is reproduced.",
+		Probes: []string{probes.ProbeIDRules, probes.ProbeIDTables, probes.ProbeIDSysctls, probes.ProbeIDNeighbours},
+		Analyzers: []Analyzer{missingSourceRule, ruleUnknownSource, ruleEmptyTable, ruleShadowed, missingLinkRoute, arpFlux, mtuBlackhole,
+			liveWrongEgress, liveRPFilterDrop, liveSilentConntrack, liveSynUnanswered},
 	},
 }
 

@@ -27,6 +27,7 @@ type Evidence struct {
 	Tables     *TablesView    `json:"tables,omitempty"`
 	Sysctls    *SysctlView    `json:"sysctls,omitempty"`
 	Neighbours *NeighView     `json:"neighbours,omitempty"`
+	Live       *LiveEvidence  `json:"live,omitempty"`
 }
 
 // Probe ids, in the order a full check runs them.
@@ -41,6 +42,7 @@ const (
 	ProbeIDTables     = "tables"
 	ProbeIDSysctls    = "sysctls"
 	ProbeIDNeighbours = "neighbours"
+	ProbeIDLive       = "live" // not run by Run: WatchLive observes over a window
 )
 
 // DefaultTimeout bounds one probe.

@@ -57,6 +57,7 @@ type HostView struct {
 	Role       Role       `json:"role"`
 	Local      netip.Addr `json:"local_addr,omitzero"`   // the flow's address on this host
 	LocalIface string     `json:"local_iface,omitempty"` // the interface that holds it
+	BTF        bool       `json:"btf"`                   // the kernel has BTF, so eBPF tracers (pwru, retis) can run
 }
 
 // Iface finds an interface by name.
@@ -111,6 +112,8 @@ func ProbeHost(ctx context.Context, t *Target, f flow.Flow) *HostView {
 		h.Kernel = unix.ByteSliceToString(u.Release[:])
 	}
 	h.Privileged, h.Missing = privileges()
+	_, err := os.Stat("/sys/kernel/btf/vmlinux")
+	h.BTF = err == nil
 	family := netlink.FAMILY_V4
 	if f.Is6() {
 		family = netlink.FAMILY_V6

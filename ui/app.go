@@ -36,6 +36,8 @@ type Options struct {
 	Kernel    string
 	// Watch starts the live stream for a flow; nil disables the live view.
 	Watch func(ctx context.Context, f flow.Flow) <-chan probes.WatchUpdate
+	// Capture streams the flow's packets for the live view; nil: none.
+	Capture func(ctx context.Context, f flow.Flow) <-chan probes.CaptureUpdate
 	// ApplyFix re-probes, checks that the fix of findingID still is what
 	// was shown, applies it with the revert armed, and re-checks. DecideFix
 	// keeps or reverts it. Nil: the fix pane only shows fixes.
@@ -223,6 +225,8 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case liveMsg:
 		return m, m.liveUpdate(msg)
+	case packetsMsg:
+		return m, m.packetsUpdate(msg)
 	case appliedMsg:
 		return m, m.fixApplied(msg)
 	case decidedMsg:

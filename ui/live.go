@@ -28,6 +28,9 @@ type liveState struct {
 	rates   map[string]float64
 	events  []probes.CtEvent
 	dropped int
+	pch     <-chan probes.CaptureUpdate
+	packets []probes.CapturedPacket
+	pdrop   int
 	errs    []string
 	closed  bool
 }
@@ -35,6 +38,38 @@ type liveState struct {
 type liveMsg struct {
 	u  probes.WatchUpdate
 	ok bool
+}
+
+type packetsMsg struct {
+	u  probes.CaptureUpdate
+	ok bool
+}
+
+func waitPackets(ch <-chan probes.CaptureUpdate) tea.Cmd {
+	return func() tea.Msg {
+		u, ok := <-ch
+		return packetsMsg{u, ok}
+	}
+}
+
+func (m *Model) packetsUpdate(msg packetsMsg) tea.Cmd {
+	l := m.live
+	if l == nil || !msg.ok {
+		return nil
+	}
+	l.packets = append(l.packets, msg.u.Packets...)
+	if over := len(l.packets) - liveMax; over > 0 {
+		l.packets = append(l.packets[:0], l.packets[over:]...)
+		l.pdrop += over
+	}
+	l.pdrop += msg.u.Dropped
+	if msg.u.Err != nil {
+		e := playbook.Clean(msg.u.Err.Error())
+		if len(l.errs) == 0 || l.errs[len(l.errs)-1] != e {
+			l.errs = append(l.errs, e)
+		}
+	}
+	return waitPackets(l.pch)
 }
 
 func (l *liveState) stop() {
@@ -66,8 +101,13 @@ func (m *Model) toggleLive() tea.Cmd {
 	ch := m.opt.Watch(ctx, m.flow)
 	m.live = &liveState{cancel: cancel, ch: ch, shown: true}
 	m.showFind, m.scroll = false, 0
-	m.setFlash("live view: reproduce the failure now; counters and events of this flow appear every second", false)
-	return waitLive(ch)
+	m.setFlash("live view: reproduce the failure now; the flow's packets, counters and events appear as they happen", false)
+	cmds := []tea.Cmd{waitLive(ch)}
+	if m.opt.Capture != nil {
+		m.live.pch = m.opt.Capture(ctx, m.flow)
+		cmds = append(cmds, waitPackets(m.live.pch))
+	}
+	return tea.Batch(cmds...)
 }
 
 func (m *Model) liveUpdate(msg liveMsg) tea.Cmd {
@@ -145,6 +185,20 @@ func (l *liveState) lines(st Styles, width int) []string {
 			out = append(out, line)
 		}
 	}
+	if l.pch != nil {
+		out = append(out, "", st.Bold.Render(fmt.Sprintf("packets of the flow (interface, direction; newest last; %d not kept)", l.pdrop)))
+		if len(l.packets) == 0 {
+			out = append(out, st.Dim.Render("none yet"))
+		}
+		for _, p := range l.packets[max(0, len(l.packets)-12):] {
+			line := playbook.Clean(p.Text)
+			if p.Reply {
+				out = append(out, hang(st.Highlight, "◀ ", line, width)...)
+			} else {
+				out = append(out, hang(st.Pane, "▶ ", line, width)...)
+			}
+		}
+	}
 	out = append(out, "", st.Bold.Render(fmt.Sprintf("conntrack events for the flow (newest last; %d dropped)", l.dropped)))
 	if len(l.events) == 0 {
 		out = append(out, hang(st.Dim, "", "none yet: a flow that never gets a conntrack entry while invalid climbs is the silent-conntrack signature", width)...)
@@ -163,7 +217,7 @@ func (l *liveState) lines(st Styles, width int) []string {
 }
 
 func (l *liveState) writeMarkdown(w io.Writer) {
-	if l.cur == nil && len(l.events) == 0 {
+	if l.cur == nil && len(l.events) == 0 && len(l.packets) == 0 {
 		return
 	}
 	fmt.Fprintf(w, "### Live view\n\n")
@@ -176,6 +230,13 @@ func (l *liveState) writeMarkdown(w io.Writer) {
 		sort.Strings(keys)
 		for _, k := range keys {
 			fmt.Fprintf(w, "%-44s %+d\n", playbook.Clean(k), int64(l.cur.Counters[k])-int64(l.first.Counters[k]))
+		}
+		fmt.Fprintf(w, "```\n\n")
+	}
+	if len(l.packets) > 0 {
+		fmt.Fprintf(w, "Packets of the flow (%d not kept):\n\n```\n", l.pdrop)
+		for _, p := range l.packets {
+			fmt.Fprintf(w, "%s\n", playbook.Clean(p.Text))
 		}
 		fmt.Fprintf(w, "```\n\n")
 	}

@@ -25,7 +25,7 @@ const usage = `asym finds out why one flow fails when its packets take a differe
 
 Usage:
   asym [--netns NAME|--pid PID] [--iif IFACE] [--notes FILE] [PROTO SRC DST]
-  asym check [--netns NAME|--pid PID] [--iif IFACE] [--json|--markdown] PROTO SRC DST
+  asym check [--netns NAME|--pid PID] [--iif IFACE] [--watch 10s] [--json|--markdown] PROTO SRC DST
   asym fix [--netns NAME|--pid PID] [--only ID] [--apply [--revert-after 60s]] PROTO SRC DST
   asym fix [--netns NAME|--pid PID] --confirm | --rollback | --status
   asym fix [--netns NAME|--pid PID] [--only ID] --persist [--root DIR] PROTO SRC DST
@@ -77,7 +77,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 func subcommand(args []string, stdout io.Writer) (code int, err error) {
 	switch args[0] {
 	case "check":
-		code, err = cmdCheck(args[1:], stdout)
+		code, err = cmdCheck(args[1:], stdout, os.Stderr)
 	case "fix":
 		code, err = cmdFix(args[1:], stdout)
 	case "lab":
@@ -142,12 +142,13 @@ func (t *targetFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&t.timeout, "timeout", probes.DefaultTimeout, "time limit for each probe")
 }
 
-func cmdCheck(args []string, stdout io.Writer) (int, error) {
+func cmdCheck(args []string, stdout, stderr io.Writer) (int, error) {
 	fs := newFlagSet("check")
 	var tf targetFlags
 	tf.register(fs)
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	asMD := fs.Bool("markdown", false, "print the report as Markdown notes")
+	watch := fs.Duration("watch", 0, "after the steps, observe the flow's packets, conntrack events and counters for this long")
 	words, err := parseInterleaved(fs, args)
 	if err != nil {
 		return 2, flagError(err)
@@ -161,6 +162,9 @@ func cmdCheck(args []string, stdout io.Writer) (int, error) {
 	}
 	if tf.timeout <= 0 {
 		return 2, errUsage{"--timeout must be positive, e.g. 3s"}
+	}
+	if *watch < 0 || *watch > time.Hour {
+		return 2, errUsage{"--watch takes a duration up to 1h, e.g. 10s"}
 	}
 	t, err := probes.OpenTarget(tf.netns, tf.pid)
 	if err != nil {
@@ -176,7 +180,12 @@ func cmdCheck(args []string, stdout io.Writer) (int, error) {
 	defer stop()
 	c := probes.NewCollector(t, f, tf.iif)
 	c.Timeout = tf.timeout
-	rep := check(ctx, c, t.Prefix())
+	var rep playbook.Report
+	if *watch > 0 {
+		rep = checkWatch(ctx, c, t.Prefix(), *watch, stderr)
+	} else {
+		rep = check(ctx, c, t.Prefix())
+	}
 	if ctx.Err() != nil {
 		return 2, errors.New("interrupted before the check finished")
 	}
@@ -195,6 +204,22 @@ func cmdCheck(args []string, stdout io.Writer) (int, error) {
 		return 1, nil
 	}
 	return 0, nil
+}
+
+// checkWatch runs the steps, then observes the flow for d while the person
+// (or a script) reproduces the failure, then analyzes everything.
+func checkWatch(ctx context.Context, c *probes.Collector, prefix []string, d time.Duration, stderr io.Writer) playbook.Report {
+	ran := map[string]probes.Reporter{}
+	for _, s := range playbook.Steps {
+		for _, id := range s.Probes {
+			ran[id] = c.Run(ctx, id)
+		}
+	}
+	fmt.Fprintf(stderr, "asym: watching %s for %s: reproduce the failure now\n", playbook.Clean(c.Flow.Arrow()), d)
+	ran[probes.ProbeIDLive] = c.WatchLive(ctx, d)
+	ev := c.Evidence()
+	findings := playbook.Analyze(&ev, len(playbook.Steps)-1)
+	return playbook.NewReport(time.Now(), &ev, prefix, ran, findings)
 }
 
 // check runs every step's probes, then every analyzer.
