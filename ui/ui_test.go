@@ -368,6 +368,12 @@ func TestLiveView(t *testing.T) {
 	if !strings.Contains(string(m.notesMarkdown()), "### Live view") {
 		t.Error("the notes include the live view")
 	}
+	// The Third step shows the live evidence too.
+	press(t, m, "l") // back to the step view
+	m.sel = 2
+	if screen := m.Render(); !strings.Contains(screen, "Third: confirm") || !strings.Contains(screen, "conntrack invalid") {
+		t.Errorf("the Third step shows the live counters:\n%s", screen)
+	}
 }
 
 func TestGolden(t *testing.T) {

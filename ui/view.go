@@ -232,6 +232,12 @@ func (m *Model) stepLines(i, width int) []string {
 	s, st := playbook.Steps[i], m.steps[i]
 	out := []string{m.st.Title.Render(s.Name)}
 	out = append(out, wrap(s.Proves, width)...)
+	// The Third step confirms with live evidence: while the live view runs,
+	// its packets, events and counters head the step.
+	if s.ID == "third" && m.live != nil {
+		out = append(out, "")
+		out = append(out, m.live.lines(m.st, width)...)
+	}
 	if st.status == stepNotRun {
 		out = append(out, "", m.dim("Not run yet. Press enter to run the next step, r to run this one."))
 		out = append(out, "", m.st.Bold.Render("Probes:"))
