@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"asym/probes/flow"
 	"asym/probes/probetest"
@@ -349,6 +350,17 @@ func TestIPv6Flow(t *testing.T) {
 	tg, err := OpenTarget(host.Name, 0)
 	must(t, err)
 	defer tg.Close()
+	// IPv6 installs the address's local route when the link comes up,
+	// asynchronously: wait for it rather than race it.
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		d, err := tg.RouteGet(context.Background(), RouteQuery{Dst: netip.MustParseAddr("2001:db8:1::10"), Src: netip.MustParseAddr("2001:db8:2::9"), Iif: "eth0"})
+		if err == nil && d.Local() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the IPv6 address never became local: %+v %v", d, err)
+		}
+	}
 
 	f, err := flow.ParseString("tcp [2001:db8:2::9]:40000 [2001:db8:1::10]:443")
 	must(t, err)
