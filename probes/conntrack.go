@@ -131,6 +131,7 @@ func ProbeConntrack(ctx context.Context, t *Target, f flow.Flow) *ConntrackView 
 		return v
 	}
 
+	t.gotConntrack.Add(int64(len(r.found)))
 	if why != "" {
 		v.Add("%s", why)
 	}

@@ -205,6 +205,7 @@ func (t *Target) RouteGet(ctx context.Context, q RouteQuery) (RouteDecision, err
 	if len(a.msgs) == 0 {
 		return d, errors.New("the kernel sent no answer to a route lookup")
 	}
+	t.gotRoutes.Add(int64(len(a.msgs)))
 	if err := t.parseRoute(a.msgs[0], &d); err != nil {
 		return d, err
 	}

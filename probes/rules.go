@@ -165,6 +165,7 @@ func ProbeRules(ctx context.Context, t *Target, f flow.Flow) *RulesView {
 		v.Fail(err)
 		return v
 	}
+	t.gotRules.Add(int64(len(rules)))
 	for _, nr := range rules {
 		v.Rules = append(v.Rules, convertRule(nr))
 	}

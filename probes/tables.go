@@ -114,6 +114,7 @@ func ProbeTables(ctx context.Context, t *Target, f flow.Flow, ids []int, why map
 		cmds = append(cmds, t.IPCmd(words...))
 		err := t.withTimeout(ctx, func() error {
 			return t.strict.RouteListFilteredIter(family, &netlink.Route{Table: id}, netlink.RT_FILTER_TABLE, func(nr netlink.Route) bool {
+				t.gotRoutes.Add(1)
 				if len(tb.Routes) >= maxTableRoutes {
 					tb.Truncated = true
 					return false
@@ -293,6 +294,7 @@ func (t *Target) CountRoutes(ctx context.Context, v6 bool, table, limit int) (in
 	n := 0
 	err := t.withTimeout(ctx, func() error {
 		return t.strict.RouteListFilteredIter(family, &netlink.Route{Table: table}, netlink.RT_FILTER_TABLE, func(netlink.Route) bool {
+			t.gotRoutes.Add(1)
 			n++
 			return n < limit
 		})

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -30,6 +31,18 @@ type Target struct {
 	mu    sync.Mutex
 	raw   *nl.SocketHandle // route socket for raw requests the library lacks
 	names map[int]string   // ifindex → name inside the target
+
+	// What the kernel sent back, counted where the probes take it in, so a
+	// test can prove that asym never dumps main or the conntrack table.
+	gotRoutes, gotRules, gotConntrack atomic.Int64
+}
+
+// Received counts what the kernel has sent the probes so far in this
+// target: route messages (lookup answers and policy-table dumps), policy
+// rules, and conntrack entries. Route messages that the netlink library
+// discards before a table-dump callback sees them are not counted.
+func (t *Target) Received() (routes, rules, conntrack int64) {
+	return t.gotRoutes.Load(), t.gotRules.Load(), t.gotConntrack.Load()
 }
 
 // probeSocketTimeout bounds every netlink answer.
