@@ -2,7 +2,6 @@ package probes
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -13,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,84 +32,37 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// capRec records what a capture delivers, reading as fast as it comes.
+// capRec records what a capture delivers.
 type capRec struct {
-	mu     sync.Mutex
-	ups    []CaptureUpdate
-	closed chan struct{}
+	streamRec[CaptureUpdate]
 }
 
 func capRecord(ch <-chan CaptureUpdate) *capRec {
-	r := &capRec{closed: make(chan struct{})}
-	go func() {
-		defer close(r.closed)
-		for u := range ch {
-			r.mu.Lock()
-			r.ups = append(r.ups, u)
-			r.mu.Unlock()
-		}
-	}()
-	return r
+	return &capRec{recordStream(ch, func(u CaptureUpdate) (int, error) { return u.Dropped, u.Err })}
 }
 
-func (r *capRec) updates() []CaptureUpdate {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]CaptureUpdate(nil), r.ups...)
-}
-
-func (r *capRec) packets() []CapturedPacket {
+// capPackets is the packets of ups, in order.
+func capPackets(ups []CaptureUpdate) []CapturedPacket {
 	var out []CapturedPacket
-	for _, u := range r.updates() {
+	for _, u := range ups {
 		out = append(out, u.Packets...)
 	}
 	return out
 }
 
-func (r *capRec) dropped() int {
-	n := 0
-	for _, u := range r.updates() {
-		n += u.Dropped
-	}
-	return n
-}
-
-func (r *capRec) noErrs(t *testing.T, name string) {
-	t.Helper()
-	for _, u := range r.updates() {
-		if u.Err != nil {
-			t.Errorf("%s: unexpected error: %v", name, u.Err)
-		}
-	}
-}
+func (r *capRec) packets() []CapturedPacket { return capPackets(r.Got()) }
 
 // until polls for up to d until every predicate matches some packet.
 func (r *capRec) until(d time.Duration, preds ...func(CapturedPacket) bool) bool {
-	for deadline := time.Now().Add(d); ; time.Sleep(20 * time.Millisecond) {
-		ps := r.packets()
-		all := true
+	return r.Until(d, func(ups []CaptureUpdate) bool {
+		ps := capPackets(ups)
 		for _, p := range preds {
 			if _, ok := capFind(ps, p); !ok {
-				all = false
-				break
+				return false
 			}
 		}
-		if all {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-	}
-}
-
-func (r *capRec) waitClosed(t testing.TB, name string) {
-	t.Helper()
-	select {
-	case <-r.closed:
-	case <-time.After(3 * time.Second):
-		t.Fatalf("%s: the channel was not closed within 3s of cancelling", name)
-	}
+		return true
+	})
 }
 
 func (r *capRec) log(t *testing.T, name string) {
@@ -172,33 +123,14 @@ func capCheckText(t *testing.T, p CapturedPacket, want string) {
 
 // The labs.
 
+// capLabUp brings up a lab scenario (see labUp) and opens its first
+// check's target and flow.
 func capLabUp(t *testing.T, name string) (*lab.Env, *Target, flow.Flow, context.Context) {
 	t.Helper()
-	probetest.RequireRoot(t)
-	sc, ok := lab.Find(name)
-	if !ok {
-		t.Fatalf("the lab has no %s scenario", name)
-	}
-	rb := make([]byte, 3)
-	rand.Read(rb)
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	t.Cleanup(cancel)
 	start := time.Now()
-	env, err := sc.Up(ctx, "asym-c"+hex.EncodeToString(rb)+"-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := env.Down(); err != nil {
-			t.Errorf("take the lab down: %v", err)
-		}
-	})
-	tg, err := OpenTarget(env.Checks[0].Target, 0)
-	if err != nil {
-		t.Fatalf("open %s: %v", env.Checks[0].Target, err)
-	}
-	t.Cleanup(tg.Close)
-	f := ctFlow(t, env.Checks[0].Flow)
+	env, ctx := labUp(t, name, "asym-c")
+	tg := openTarget(t, env.Checks[0].Target)
+	f := parseFlow(t, env.Checks[0].Flow)
 	t.Logf("lab %s up in %s; flow %s", name, time.Since(start).Round(time.Millisecond), f)
 	return env, tg, f, ctx
 }
@@ -224,7 +156,7 @@ func TestCaptureTwoNicsFabric(t *testing.T) {
 		t.Fatal("no SYN in on eth1 and SYN-ACK out on eth0 within 2s")
 	}
 	ccancel()
-	r.waitClosed(t, "fabric")
+	r.WaitClosed(t, "fabric")
 	t.Logf("captured for %s", time.Since(start).Round(time.Millisecond))
 	r.log(t, "fabric")
 	r.noErrs(t, "fabric")
@@ -283,7 +215,7 @@ func TestCaptureHealthy(t *testing.T) {
 		t.Fatal("the exchange did not show within 2s: SYN, SYN-ACK, data both ways and RST, all on eth1")
 	}
 	ccancel()
-	r.waitClosed(t, "healthy")
+	r.WaitClosed(t, "healthy")
 	r.log(t, "healthy")
 	r.noErrs(t, "healthy")
 	ps := r.packets()
@@ -350,55 +282,24 @@ func newCapNet(t *testing.T) *capNet {
 		[]string{capB4 + "/24", capB4Other + "/24", capB6 + "/64", capB6Other + "/64"})
 	capDefault(t, n.a, "192.0.2.1", "2001:db8:a::1")
 	capDefault(t, n.b, "198.51.100.1", "2001:db8:b::1")
-	n.ta = ctTarget(t, n.a)
+	n.ta = openTarget(t, n.a.Name)
 	return n
 }
 
 // capLink joins two namespaces with a veth pair, sets the MTU of a's end
-// (0: leave it), adds the addresses (IPv6 ones without DAD) and brings both ends up.
+// (0: leave it), adds the addresses (IPv6 ones without DAD), brings both
+// ends up and waits until they are ready.
 func capLink(t *testing.T, a probetest.NS, aName string, b probetest.NS, bName string, mtu int, aAddrs, bAddrs []string) {
 	t.Helper()
-	ha, hb := probetest.Netlink(t, a.Handle), probetest.Netlink(t, b.Handle)
-	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: aName}, PeerName: bName, PeerNamespace: netlink.NsFd(int(b.Handle))}
-	if err := ha.LinkAdd(veth); err != nil {
-		t.Fatalf("add veth %s-%s: %v", aName, bName, err)
-	}
-	set := func(h *netlink.Handle, name string, mtu int, addrs []string) {
-		l, err := h.LinkByName(name)
-		if err != nil {
-			t.Fatalf("find %s: %v", name, err)
-		}
-		if mtu > 0 {
-			if err := h.LinkSetMTU(l, mtu); err != nil {
-				t.Fatalf("set the MTU of %s: %v", name, err)
-			}
-		}
-		for _, s := range addrs {
-			ad, err := netlink.ParseAddr(s)
-			if err != nil {
-				t.Fatalf("parse %s: %v", s, err)
-			}
-			if ad.IP.To4() == nil {
-				ad.Flags = unix.IFA_F_NODAD
-			}
-			if err := h.AddrAdd(l, ad); err != nil {
-				t.Fatalf("address %s on %s: %v", s, name, err)
-			}
-		}
-		if err := h.LinkSetUp(l); err != nil {
-			t.Fatalf("bring up %s: %v", name, err)
-		}
-	}
-	set(ha, aName, mtu, aAddrs)
-	set(hb, bName, 0, bAddrs)
+	probetest.Veth(t, a, probetest.Link{Name: aName, Addrs: aAddrs, MTU: mtu}, b, probetest.Link{Name: bName, Addrs: bAddrs})
 	// Bringing a link up finishes asynchronously: the carrier change,
 	// the qdisc and IPv6 addrconf run from linkwatch, which batches
 	// events system-wide. Seen here: R's eth0 had no link-local address
 	// and answered no neighbour solicitation for over a second after
 	// LinkSetUp returned, and A retries a solicitation only every second,
 	// so the first connection lost its SYNs. Wait until it is done.
-	capReady(t, ha, aName)
-	capReady(t, hb, bName)
+	capReady(t, probetest.Netlink(t, a.Handle), aName)
+	capReady(t, probetest.Netlink(t, b.Handle), bName)
 }
 
 // capReady waits until a link is operationally up and has a usable IPv6
@@ -619,9 +520,9 @@ func TestCaptureOnlyTheFlow(t *testing.T) {
 	start := time.Now()
 	n := newCapNet(t)
 	capServe(t, n.b, capB4+":8080", capB4+":9090", capB4Other+":8080")
-	ftcp := ctFlow(t, "tcp 192.0.2.10:40000 198.51.100.20:8080")
-	fudp := ctFlow(t, "udp 192.0.2.10:40000 198.51.100.20:8080")
-	ficmp := ctFlow(t, "icmp 192.0.2.10 198.51.100.20")
+	ftcp := parseFlow(t, "tcp 192.0.2.10:40000 198.51.100.20:8080")
+	fudp := parseFlow(t, "udp 192.0.2.10:40000 198.51.100.20:8080")
+	ficmp := parseFlow(t, "icmp 192.0.2.10 198.51.100.20")
 	t.Logf("namespaces up in %s", time.Since(start).Round(time.Millisecond))
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -659,7 +560,7 @@ func TestCaptureOnlyTheFlow(t *testing.T) {
 		func(p CapturedPacket) bool { return p.ICMP == "echo reply id 7 seq 1" && p.Dir == "in" }) && ok
 	cancel()
 	for _, r := range []*capRec{rtcp, rudp, ricmp} {
-		r.waitClosed(t, "capture")
+		r.WaitClosed(t, "capture")
 	}
 	rtcp.log(t, "tcp")
 	rudp.log(t, "udp")
@@ -693,8 +594,8 @@ func TestCaptureOnlyTheFlow(t *testing.T) {
 func TestCaptureIPv6(t *testing.T) {
 	n := newCapNet(t)
 	capServe(t, n.b, "["+capB6+"]:8080", "["+capB6+"]:9090", "["+capB6Other+"]:8080")
-	ftcp := ctFlow(t, "tcp [2001:db8:a::10]:40010 [2001:db8:b::20]:8080")
-	fping := ctFlow(t, "icmp 2001:db8:a::10 2001:db8:b::20")
+	ftcp := parseFlow(t, "tcp [2001:db8:a::10]:40010 [2001:db8:b::20]:8080")
+	fping := parseFlow(t, "icmp 2001:db8:a::10 2001:db8:b::20")
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	opt := CaptureOptions{Interval: 50 * time.Millisecond}
@@ -719,8 +620,8 @@ func TestCaptureIPv6(t *testing.T) {
 		func(p CapturedPacket) bool { return p.ICMP == "echo request id 7 seq 2" && p.Dir == "out" && !p.Reply },
 		func(p CapturedPacket) bool { return p.ICMP == "echo reply id 7 seq 2" && p.Dir == "in" && p.Reply }) && ok
 	cancel()
-	rtcp.waitClosed(t, "tcp")
-	rping.waitClosed(t, "icmpv6")
+	rtcp.WaitClosed(t, "tcp")
+	rping.WaitClosed(t, "icmpv6")
 	rtcp.log(t, "tcp")
 	rping.log(t, "icmpv6")
 	if !ok {
@@ -753,7 +654,7 @@ func TestCaptureICMPErrors(t *testing.T) {
 		{"udp [2001:db8:a::10]:40100 [2001:db8:b::20]:9999", "packet too big (mtu 1280)",
 			"eth0 In  IP6 2001:db8:a::1 > 2001:db8:a::10: ICMP6, packet too big (mtu 1280) for udp 2001:db8:a::10.40100 > 2001:db8:b::20.9999, length 1240"},
 	} {
-		f := ctFlow(t, c.flow)
+		f := parseFlow(t, c.flow)
 		ctx, cancel := context.WithCancel(t.Context())
 		r := capRecord(Capture(ctx, n.ta, f, CaptureOptions{Interval: 50 * time.Millisecond}))
 		capUDP(t, n.a, f.Src.String(), f.Dst.String(), 1400, 1)
@@ -761,7 +662,7 @@ func TestCaptureICMPErrors(t *testing.T) {
 			func(p CapturedPacket) bool { return p.Proto == uint8(f.Proto) && p.Dir == "out" },
 			func(p CapturedPacket) bool { return p.ICMP == c.icmp })
 		cancel()
-		r.waitClosed(t, c.flow)
+		r.WaitClosed(t, c.flow)
 		r.log(t, c.flow)
 		if !ok {
 			t.Errorf("%s: no datagram out and %q in within 2s", c.flow, c.icmp)
@@ -782,7 +683,7 @@ func TestCaptureICMPErrors(t *testing.T) {
 // behind it; the rest is counted.
 func TestCaptureBatchCap(t *testing.T) {
 	n := newCapNet(t)
-	f := ctFlow(t, "udp 192.0.2.10:40200 198.51.100.20:9999")
+	f := parseFlow(t, "udp 192.0.2.10:40200 198.51.100.20:9999")
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	ch := Capture(ctx, n.ta, f, CaptureOptions{Interval: 50 * time.Millisecond, MaxBatch: 3})
@@ -793,8 +694,8 @@ func TestCaptureBatchCap(t *testing.T) {
 	r := capRecord(ch)
 	time.Sleep(200 * time.Millisecond)
 	cancel()
-	r.waitClosed(t, "cap")
-	for _, u := range r.updates() {
+	r.WaitClosed(t, "cap")
+	for _, u := range r.Got() {
 		if len(u.Packets) > 3 {
 			t.Errorf("an update carries %d packets, more than MaxBatch 3", len(u.Packets))
 		}
@@ -820,7 +721,7 @@ func TestCaptureKernelDrops(t *testing.T) {
 	n := newCapNet(t)
 	defer func(v int) { captureRcvBuf = v }(captureRcvBuf)
 	captureRcvBuf = 1 // clamped up to SOCK_MIN_RCVBUF: a handful of packets
-	f := ctFlow(t, "udp 192.0.2.10:40300 198.51.100.20:9999")
+	f := parseFlow(t, "udp 192.0.2.10:40300 198.51.100.20:9999")
 	probetest.Sysctl(t, n.b.Handle, "net/ipv4/icmp_ratelimit", "1000000") // no port unreachables to blur the count
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -831,7 +732,7 @@ func TestCaptureKernelDrops(t *testing.T) {
 	t.Logf("sent %d datagrams in %s", sent, time.Since(start).Round(time.Millisecond))
 	time.Sleep(200 * time.Millisecond)
 	cancel()
-	r.waitClosed(t, "flood")
+	r.WaitClosed(t, "flood")
 	r.noErrs(t, "flood")
 	out := 0
 	for _, p := range r.packets() {
@@ -853,7 +754,7 @@ func TestCaptureKernelDrops(t *testing.T) {
 // that goroutines and descriptors return to where they were.
 func TestCaptureNoGoroutineLeak(t *testing.T) {
 	n := newCapNet(t)
-	f := ctFlow(t, "udp 192.0.2.10:40400 198.51.100.20:9999")
+	f := parseFlow(t, "udp 192.0.2.10:40400 198.51.100.20:9999")
 	opt := CaptureOptions{Interval: 20 * time.Millisecond}
 	run := func(name string, read, pre bool) {
 		ctx, cancel := context.WithCancel(t.Context())
@@ -878,15 +779,7 @@ func TestCaptureNoGoroutineLeak(t *testing.T) {
 		}
 		start := time.Now()
 		cancel()
-		closed := time.After(3 * time.Second)
-		for done := false; !done; {
-			select {
-			case _, ok := <-ch:
-				done = !ok
-			case <-closed:
-				t.Fatalf("%s: the channel was not closed within 3s", name)
-			}
-		}
+		probetest.WaitClosed(t, ch, name)
 		t.Logf("%s: closed %s after cancel", name, time.Since(start).Round(10*time.Microsecond))
 	}
 	fds := func() int {
@@ -902,17 +795,7 @@ func TestCaptureNoGoroutineLeak(t *testing.T) {
 	run("reading", true, false)
 	run("not reading", false, false)
 	run("cancelled before", false, true)
-	g := 0
-	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		// Threads that entered a namespace (InNS, probetest.Do) exit on their own.
-		if g = runtime.NumGoroutine(); g <= base || time.Now().After(deadline) {
-			break
-		}
-	}
-	if g > base {
-		pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
-		t.Errorf("%d goroutines after cancelling, %d before", g, base)
-	}
+	probetest.WaitGoroutines(t, base)
 	if d := fds(); d > baseFDs {
 		t.Errorf("%d descriptors open after cancelling, %d before: a socket leaked", d, baseFDs)
 	}
@@ -930,7 +813,7 @@ func TestCaptureWithoutTarget(t *testing.T) {
 			t.Errorf("%s: the channel stays open after the error", name)
 		}
 	}
-	f := ctFlow(t, "tcp 192.0.2.10:40000 198.51.100.20:8080")
+	f := parseFlow(t, "tcp 192.0.2.10:40000 198.51.100.20:8080")
 	check("no target", Capture(t.Context(), nil, f, CaptureOptions{}), "no namespace")
 	tg := &Target{Kind: "host"}
 	check("no flow", Capture(t.Context(), tg, flow.Flow{}, CaptureOptions{}), "same IP version")
@@ -955,7 +838,7 @@ func TestCaptureNotRoot(t *testing.T) {
 			t.Fatalf("open this namespace: %v", err)
 		}
 		defer tg.Close()
-		ch := Capture(t.Context(), tg, ctFlow(t, "tcp 192.0.2.10:40000 198.51.100.20:8080"), CaptureOptions{})
+		ch := Capture(t.Context(), tg, parseFlow(t, "tcp 192.0.2.10:40000 198.51.100.20:8080"), CaptureOptions{})
 		u, ok := <-ch
 		if !ok || u.Err == nil {
 			t.Fatalf("a capture as uid %d: %+v", os.Geteuid(), u)
@@ -1011,7 +894,7 @@ func TestCaptureTcpdumpFilter(t *testing.T) {
 		{"icmp 192.0.2.1 192.0.2.2", "host 192.0.2.1 and host 192.0.2.2 and icmp"},
 		{"icmp 2001:db8::1 2001:db8::2", "host 2001:db8::1 and host 2001:db8::2 and icmp6"},
 	} {
-		if got := TcpdumpFilter(ctFlow(t, c.flow)); got != c.want {
+		if got := TcpdumpFilter(parseFlow(t, c.flow)); got != c.want {
 			t.Errorf("%s:\n got %q\nwant %q", c.flow, got, c.want)
 		}
 	}
@@ -1193,7 +1076,7 @@ func TestCaptureFilterVM(t *testing.T) {
 		{"echo6 to another host", ping6, ip6, capEcho6(128, "2001:db8:a::10", "2001:db8:b::21"), false},
 	}
 	for _, c := range cases {
-		got := capVM(t, ctFlow(t, c.flow), c.proto, c.pkt)
+		got := capVM(t, parseFlow(t, c.flow), c.proto, c.pkt)
 		want := 0
 		if c.match {
 			want = captureSnap
@@ -1203,7 +1086,7 @@ func TestCaptureFilterVM(t *testing.T) {
 		}
 	}
 	for _, s := range []string{lab, big6, ping, ping6, "udp 192.0.2.1 192.0.2.2"} {
-		raw, _ := CaptureFilter(ctFlow(t, s))
+		raw, _ := CaptureFilter(parseFlow(t, s))
 		t.Logf("%s: %d instructions", s, len(raw))
 	}
 }
@@ -1212,9 +1095,9 @@ func TestCaptureFilterVM(t *testing.T) {
 // the tcpdump line.
 func TestCaptureDecode(t *testing.T) {
 	ts := time.Date(2024, 1, 2, 12, 0, 1, 1000, time.Local)
-	lab := ctFlow(t, "tcp 203.0.113.10:40000 198.51.100.11:8080")
-	big := ctFlow(t, "tcp 192.0.2.10:40500 198.51.100.20:8080")
-	big6 := ctFlow(t, "tcp [2001:db8:a::10]:40500 [2001:db8:b::20]:8080")
+	lab := parseFlow(t, "tcp 203.0.113.10:40000 198.51.100.11:8080")
+	big := parseFlow(t, "tcp 192.0.2.10:40500 198.51.100.20:8080")
+	big6 := parseFlow(t, "tcp [2001:db8:a::10]:40500 [2001:db8:b::20]:8080")
 	ap := netip.MustParseAddrPort
 	cases := []struct {
 		what    string
@@ -1251,10 +1134,10 @@ func TestCaptureDecode(t *testing.T) {
 		{"frag needed, seen from the other side", big.Reverse(), capRecFragNeeded, "eth0", unix.PACKET_HOST, CapturedPacket{
 			Dir: "in", Src: ap("192.0.2.1:0"), Dst: ap("192.0.2.10:0"), Proto: 1, ICMP: "unreachable (frag needed, mtu 1280)", Len: 576,
 			Text: "12:00:01.000001 eth0 In  IP 192.0.2.1 > 192.0.2.10: ICMP unreachable (frag needed, mtu 1280) for tcp 192.0.2.10.40500 > 198.51.100.20.8080, length 556"}},
-		{"echo request", ctFlow(t, "icmp 192.0.2.10 198.51.100.20"), capEcho(8, "192.0.2.10", "198.51.100.20", 7, 1), "eth0", unix.PACKET_OUTGOING, CapturedPacket{
+		{"echo request", parseFlow(t, "icmp 192.0.2.10 198.51.100.20"), capEcho(8, "192.0.2.10", "198.51.100.20", 7, 1), "eth0", unix.PACKET_OUTGOING, CapturedPacket{
 			Dir: "out", Src: ap("192.0.2.10:0"), Dst: ap("198.51.100.20:0"), Proto: 1, ICMP: "echo request id 7 seq 1", Len: 32,
 			Text: "12:00:01.000001 eth0 Out IP 192.0.2.10 > 198.51.100.20: ICMP echo request, id 7, seq 1, length 12"}},
-		{"echo6 reply", ctFlow(t, "icmp 2001:db8:a::10 2001:db8:b::20"), capEcho6(129, "2001:db8:b::20", "2001:db8:a::10"), "eth0", unix.PACKET_MULTICAST, CapturedPacket{
+		{"echo6 reply", parseFlow(t, "icmp 2001:db8:a::10 2001:db8:b::20"), capEcho6(129, "2001:db8:b::20", "2001:db8:a::10"), "eth0", unix.PACKET_MULTICAST, CapturedPacket{
 			Dir: "in", Src: ap("[2001:db8:b::20]:0"), Dst: ap("[2001:db8:a::10]:0"), Proto: 58, ICMP: "echo reply id 7 seq 1", Len: 52, Reply: true,
 			Text: "12:00:01.000001 eth0 M   IP6 2001:db8:b::20 > 2001:db8:a::10: ICMP6, echo reply, id 7, seq 1, length 12"}},
 		{"port unreachable", big, append(capEdit(capRecFragNeeded[:28], 21, 3), capRecSYN[:28]...), "eth0", unix.PACKET_BROADCAST, CapturedPacket{

@@ -2,9 +2,7 @@ package probes
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
-	"io"
 	"net"
 	"net/netip"
 	"strings"
@@ -41,97 +39,32 @@ type ctLab struct {
 	ta, tb *Target
 }
 
+// newCtLab builds the conntrack lab, the ct rule in A.
 func newCtLab(t *testing.T) ctLab {
 	t.Helper()
-	l := ctLab{a: probetest.NewNS(t), b: probetest.NewNS(t)}
-	ctQuiet(t, l.a)
-	ctQuiet(t, l.b)
-	ctVeth(t, l.a, "a0", ctClientAddr+"/24", l.b, "b0", ctServerAddr+"/24")
-	ctTrackInvalid(t, l.a)
-	l.ta, l.tb = ctTarget(t, l.a), ctTarget(t, l.b)
-	return l
+	a, b := ctPair(t)
+	probetest.TrackConntrack(t, a)
+	return ctLab{a: a, b: b, ta: openTarget(t, a.Name), tb: openTarget(t, b.Name)}
 }
 
-// ctQuiet gives a fresh namespace deterministic sysctls: no IPv6 (no DAD,
-// router solicitations or MLD reports to disturb counters), rp_filter off.
-// Set before links exist, so that new interfaces inherit "default".
-func ctQuiet(t *testing.T, ns probetest.NS) {
+// ctPair builds the lab's two namespaces without a ruleset (so neither
+// tracks connections yet): client A with ctClientAddr on a0 and server B
+// with ctServerAddr on b0, joined by a veth, both quiet (probetest.Quiet).
+func ctPair(t *testing.T) (a, b probetest.NS) {
 	t.Helper()
-	for _, c := range []struct{ path, value string }{
-		{"net/ipv6/conf/all/disable_ipv6", "1"},
-		{"net/ipv6/conf/default/disable_ipv6", "1"},
-		{"net/ipv4/conf/all/rp_filter", "0"},
-		{"net/ipv4/conf/default/rp_filter", "0"},
-		{"net/ipv4/conf/all/send_redirects", "0"},
-		{"net/ipv4/conf/default/send_redirects", "0"},
-	} {
-		probetest.Sysctl(t, ns.Handle, c.path, c.value)
-	}
-}
-
-// ctVeth joins two namespaces with a veth pair, addresses both ends and
-// brings them up. It returns the two links.
-func ctVeth(t *testing.T, a probetest.NS, aName, aAddr string, b probetest.NS, bName, bAddr string) (netlink.Link, netlink.Link) {
-	t.Helper()
-	ha, hb := probetest.Netlink(t, a.Handle), probetest.Netlink(t, b.Handle)
-	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: aName}, PeerName: bName, PeerNamespace: netlink.NsFd(int(b.Handle))}
-	if err := ha.LinkAdd(veth); err != nil {
-		t.Fatalf("add veth %s-%s: %v", aName, bName, err)
-	}
-	up := func(h *netlink.Handle, name, addr string) netlink.Link {
-		l, err := h.LinkByName(name)
-		if err != nil {
-			t.Fatalf("find %s: %v", name, err)
-		}
-		ad, err := netlink.ParseAddr(addr)
-		if err != nil {
-			t.Fatalf("parse %s: %v", addr, err)
-		}
-		if err := h.AddrAdd(l, ad); err != nil {
-			t.Fatalf("address %s on %s: %v", addr, name, err)
-		}
-		if err := h.LinkSetUp(l); err != nil {
-			t.Fatalf("bring up %s: %v", name, err)
-		}
-		// Re-read for the MAC address and the up state.
-		if l, err = h.LinkByName(name); err != nil {
-			t.Fatalf("find %s: %v", name, err)
-		}
-		return l
-	}
-	return up(ha, aName, aAddr), up(hb, bName, bAddr)
-}
-
-func ctTarget(t *testing.T, ns probetest.NS) *Target {
-	t.Helper()
-	tg, err := OpenTarget(ns.Name, 0)
-	if err != nil {
-		t.Fatalf("open target %s: %v", ns.Name, err)
-	}
-	t.Cleanup(tg.Close)
-	return tg
-}
-
-// ctTrackInvalid installs `table inet filter { chain input { type filter
-// hook input priority 0; ct state invalid counter drop } }`: the ct
-// expression is what makes the namespace track connections at all.
-func ctTrackInvalid(t *testing.T, ns probetest.NS) {
-	t.Helper()
-	ctInputRule(t, ns,
-		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
-			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitINVALID), Xor: []byte{0, 0, 0, 0}},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}},
-		&expr.Counter{},
-		&expr.Verdict{Kind: expr.VerdictDrop},
-	)
+	a, b = probetest.NewNS(t), probetest.NewNS(t)
+	probetest.Quiet(t, a)
+	probetest.Quiet(t, b)
+	probetest.Veth(t, a, probetest.Link{Name: "a0", Addrs: []string{ctClientAddr + "/24"}},
+		b, probetest.Link{Name: "b0", Addrs: []string{ctServerAddr + "/24"}})
+	return a, b
 }
 
 // ctDropPort installs `table inet filter { chain input { type filter hook
 // input priority 0; tcp dport PORT drop } }`, which needs no conntrack.
 func ctDropPort(t *testing.T, ns probetest.NS, port uint16) {
 	t.Helper()
-	ctInputRule(t, ns,
+	probetest.FilterRule(t, ns, "input", nftables.ChainHookInput,
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
@@ -140,31 +73,11 @@ func ctDropPort(t *testing.T, ns probetest.NS, port uint16) {
 	)
 }
 
-// ctInputRule adds one rule to an inet filter input chain in ns.
-func ctInputRule(t *testing.T, ns probetest.NS, exprs ...expr.Any) {
-	t.Helper()
-	c, err := nftables.New(nftables.WithNetNSFd(int(ns.Handle)))
-	if err != nil {
-		t.Fatalf("nftables in %s: %v", ns.Name, err)
-	}
-	tbl := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: "filter"})
-	accept := nftables.ChainPolicyAccept
-	ch := c.AddChain(&nftables.Chain{Name: "input", Table: tbl, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter, Policy: &accept})
-	c.AddRule(&nftables.Rule{Table: tbl, Chain: ch, Exprs: exprs})
-	if err := c.Flush(); err != nil {
-		t.Fatalf("install an input rule in %s: %v", ns.Name, err)
-	}
-}
-
 // ctSNAT installs `table ip nat { chain postrouting { type nat hook
 // postrouting priority srcnat; ip daddr SERVER snat to NATADDR } }`.
 func ctSNAT(t *testing.T, ns probetest.NS) {
 	t.Helper()
-	c, err := nftables.New(nftables.WithNetNSFd(int(ns.Handle)))
-	if err != nil {
-		t.Fatalf("nftables in %s: %v", ns.Name, err)
-	}
+	c := probetest.Nft(t, ns)
 	tbl := c.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: "nat"})
 	ch := c.AddChain(&nftables.Chain{Name: "postrouting", Table: tbl, Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource})
@@ -179,82 +92,8 @@ func ctSNAT(t *testing.T, ns probetest.NS) {
 	}
 }
 
-// ctListen opens a TCP listener inside ns; the socket stays in ns whatever
-// thread later uses it.
-func ctListen(t *testing.T, ns probetest.NS, addr string) net.Listener {
-	t.Helper()
-	var ln net.Listener
-	probetest.Do(t, ns.Handle, func() (err error) {
-		ln, err = net.Listen("tcp4", addr)
-		return err
-	})
-	t.Cleanup(func() { ln.Close() })
-	return ln
-}
-
-// ctConnect opens a TCP connection from a fixed source inside ns, accepts it
-// on ln and bounces one message through it, so that the handshake's last
-// ACK has certainly gone through conntrack. Both ends close with RST
-// (SO_LINGER 0) when the test ends.
-func ctConnect(t *testing.T, ns probetest.NS, ln net.Listener, src, dst string) (client, server *net.TCPConn) {
-	t.Helper()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			accepted <- nil
-			return
-		}
-		accepted <- c
-	}()
-	probetest.Do(t, ns.Handle, func() error {
-		d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.MustParseAddrPort(src)), Timeout: 5 * time.Second}
-		c, err := d.Dial("tcp4", dst)
-		if err != nil {
-			return err
-		}
-		client = c.(*net.TCPConn)
-		return nil
-	})
-	var sc net.Conn
-	select {
-	case sc = <-accepted:
-	case <-time.After(5 * time.Second):
-	}
-	if sc == nil {
-		t.Fatal("the server did not accept the connection")
-	}
-	server = sc.(*net.TCPConn)
-	for _, c := range []*net.TCPConn{client, server} {
-		c.SetLinger(0)
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		t.Cleanup(func() { c.Close() })
-	}
-	if _, err := client.Write([]byte("ping")); err != nil {
-		t.Fatalf("write: %v", err)
-	}
-	buf := make([]byte, 4)
-	if _, err := io.ReadFull(server, buf); err != nil {
-		t.Fatalf("server read: %v", err)
-	}
-	if _, err := server.Write(buf); err != nil {
-		t.Fatalf("server write: %v", err)
-	}
-	if _, err := io.ReadFull(client, buf); err != nil {
-		t.Fatalf("client read: %v", err)
-	}
-	return client, server
-}
-
-func ctFlow(t *testing.T, s string) flow.Flow {
-	t.Helper()
-	f, err := flow.ParseString(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f
-}
-
+// ctProbe runs ProbeConntrack, failing the test unless it succeeds, and
+// logs what it shows.
 func ctProbe(t *testing.T, tg *Target, f flow.Flow) *ConntrackView {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
@@ -267,15 +106,8 @@ func ctProbe(t *testing.T, tg *Target, f flow.Flow) *ConntrackView {
 	return v
 }
 
-func ctHasLine(lines []string, part string) bool {
-	for _, l := range lines {
-		if strings.Contains(l, part) {
-			return true
-		}
-	}
-	return false
-}
-
+// ctOne is the view's one entry, failing the test unless it looked the
+// flow up and found exactly one.
 func ctOne(t *testing.T, v *ConntrackView) ConntrackEntry {
 	t.Helper()
 	if !v.Looked {
@@ -289,9 +121,9 @@ func ctOne(t *testing.T, v *ConntrackView) ConntrackEntry {
 
 func TestConntrackEstablished(t *testing.T) {
 	l := newCtLab(t)
-	ln := ctListen(t, l.b, ctServerAddr+":8080")
-	client, server := ctConnect(t, l.a, ln, ctClientAddr+":40000", ctServerAddr+":8080")
-	f := ctFlow(t, "tcp 192.0.2.10:40000 192.0.2.20:8080")
+	ln := probetest.Listen(t, l.b, ctServerAddr+":8080")
+	client, server := probetest.Connect(t, l.a, ln, ctClientAddr+":40000", ctServerAddr+":8080")
+	f := parseFlow(t, "tcp 192.0.2.10:40000 192.0.2.20:8080")
 
 	v := ctProbe(t, l.ta, f)
 	e := ctOne(t, v)
@@ -318,7 +150,7 @@ func TestConntrackEstablished(t *testing.T) {
 	if v.Count < 1 || v.Max == 0 || v.Stats.CPUs == 0 {
 		t.Errorf("Count %d, Max %d, CPUs %d: want at least one entry, a limit and one CPU", v.Count, v.Max, v.Stats.CPUs)
 	}
-	if !ctHasLine(v.Lines, "conntrack -S (summed over") || !ctHasLine(v.Lines, "entries ") {
+	if !hasLine(v.Lines, "conntrack -S (summed over") || !hasLine(v.Lines, "entries ") {
 		t.Errorf("Lines lack the statistics: %q", v.Lines)
 	}
 
@@ -335,7 +167,7 @@ func TestConntrackEstablished(t *testing.T) {
 	if !nb.Looked || len(nb.Entries) != 0 || nb.Count != 0 {
 		t.Errorf("namespace B: Looked %v, %d entries, count %d; want a lookup that finds nothing in an empty table", nb.Looked, len(nb.Entries), nb.Count)
 	}
-	if !ctHasLine(nb.Lines, "no conntrack entry for the flow (neither direction)") || !ctHasLine(nb.Lines, "may not be tracking connections") {
+	if !hasLine(nb.Lines, "no conntrack entry for the flow (neither direction)") || !hasLine(nb.Lines, "may not be tracking connections") {
 		t.Errorf("namespace B lines = %q", nb.Lines)
 	}
 
@@ -345,12 +177,10 @@ func TestConntrackEstablished(t *testing.T) {
 	client.Close()
 	server.Close()
 	var c ConntrackEntry
-	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	probetest.Poll(2*time.Second, func() bool {
 		c = ctOne(t, ctProbe(t, l.ta, f))
-		if c.TCPState != "ESTABLISHED" || time.Now().After(deadline) {
-			break
-		}
-	}
+		return c.TCPState != "ESTABLISHED"
+	})
 	if c.TCPState != "CLOSE" && c.TCPState != "TIME_WAIT" {
 		t.Errorf("after RST: state %s, want CLOSE (or TIME_WAIT)", c.TCPState)
 	}
@@ -362,9 +192,9 @@ func TestConntrackEstablished(t *testing.T) {
 // through either of its tuples.
 func TestConntrackKernelMatchesEitherTuple(t *testing.T) {
 	l := newCtLab(t)
-	ln := ctListen(t, l.b, ctServerAddr+":8080")
-	ctConnect(t, l.a, ln, ctClientAddr+":40001", ctServerAddr+":8080")
-	f := ctFlow(t, "tcp 192.0.2.10:40001 192.0.2.20:8080")
+	ln := probetest.Listen(t, l.b, ctServerAddr+":8080")
+	probetest.Connect(t, l.a, ln, ctClientAddr+":40001", ctServerAddr+":8080")
+	f := parseFlow(t, "tcp 192.0.2.10:40001 192.0.2.20:8080")
 
 	c, err := conntrack.Dial(&mdnetlink.Config{NetNS: int(l.a.Handle)})
 	if err != nil {
@@ -395,7 +225,7 @@ func TestConntrackKernelMatchesEitherTuple(t *testing.T) {
 		}
 	}
 	// And a miss is ENOENT, which the probe reads as "not there".
-	_, err = c.Get(ctQuery(ctFlow(t, "tcp 192.0.2.10:40009 192.0.2.20:8080")))
+	_, err = c.Get(ctQuery(parseFlow(t, "tcp 192.0.2.10:40009 192.0.2.20:8080")))
 	if !errors.Is(err, unix.ENOENT) {
 		t.Errorf("missing entry: err = %v, want ENOENT", err)
 	}
@@ -421,13 +251,12 @@ func TestConntrackUnreplied(t *testing.T) {
 		}
 		return nil
 	})
-	f := ctFlow(t, "tcp 192.0.2.10:40002 192.0.2.20:8081")
+	f := parseFlow(t, "tcp 192.0.2.10:40002 192.0.2.20:8081")
 	var v *ConntrackView
-	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if v = ctProbe(t, l.ta, f); len(v.Entries) > 0 || time.Now().After(deadline) {
-			break
-		}
-	}
+	probetest.Poll(2*time.Second, func() bool {
+		v = ctProbe(t, l.ta, f)
+		return len(v.Entries) > 0
+	})
 	e := ctOne(t, v)
 	if e.MatchedAs != "original" || e.TCPState != "SYN_SENT" || !e.Unreplied || e.Assured {
 		t.Errorf("entry = %+v; want original, SYN_SENT, unreplied, not assured", e)
@@ -448,14 +277,14 @@ func TestConntrackNAT(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctSNAT(t, l.a)
-	ln := ctListen(t, l.b, ctServerAddr+":8080")
-	_, server := ctConnect(t, l.a, ln, ctClientAddr+":40003", ctServerAddr+":8080")
+	ln := probetest.Listen(t, l.b, ctServerAddr+":8080")
+	_, server := probetest.Connect(t, l.a, ln, ctClientAddr+":40003", ctServerAddr+":8080")
 	seen := server.RemoteAddr().(*net.TCPAddr).AddrPort() // the client as B sees it, after SNAT
 	if seen.Addr() != netip.MustParseAddr(ctNATAddr) {
 		t.Fatalf("B sees the client as %s: the SNAT rule did not apply", seen)
 	}
 
-	f := ctFlow(t, "tcp 192.0.2.10:40003 192.0.2.20:8080")
+	f := parseFlow(t, "tcp 192.0.2.10:40003 192.0.2.20:8080")
 	e := ctOne(t, ctProbe(t, l.ta, f))
 	if e.MatchedAs != "original" || !e.SrcNAT || e.DstNAT || e.ReplyDst != seen {
 		t.Errorf("pre-NAT flow: %+v; want original, src_nat, reply_dst %s", e, seen)
@@ -469,7 +298,7 @@ func TestConntrackNAT(t *testing.T) {
 	if p.MatchedAs != "original" || p.OrigSrc != f.Src || !p.SrcNAT {
 		t.Errorf("post-NAT flow: %+v; want original, orig_src %s, src_nat", p, f.Src)
 	}
-	if !ctHasLine(v.Lines, "matched through the reverse tuple") || !ctHasLine(v.Lines, "source NAT") {
+	if !hasLine(v.Lines, "matched through the reverse tuple") || !hasLine(v.Lines, "source NAT") {
 		t.Errorf("post-NAT lines = %q, want the NAT explained", v.Lines)
 	}
 
@@ -484,12 +313,12 @@ func TestConntrackNAT(t *testing.T) {
 // sIV), so conntrack counts it invalid and creates nothing.
 func TestConntrackInvalidStats(t *testing.T) {
 	l := newCtLab(t)
-	noPorts := ctFlow(t, "tcp 192.0.2.20 192.0.2.10")
+	noPorts := parseFlow(t, "tcp 192.0.2.20 192.0.2.10")
 	before := ctProbe(t, l.ta, noPorts)
 	if before.Looked {
 		t.Errorf("a flow without ports: Looked = true")
 	}
-	if !ctHasLine(before.Lines, "the flow has no ports: give SRC:PORT and DST:PORT to look up its conntrack entry") {
+	if !hasLine(before.Lines, "the flow has no ports: give SRC:PORT and DST:PORT to look up its conntrack entry") {
 		t.Errorf("lines = %q, want the no-ports sentence", before.Lines)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
@@ -497,34 +326,18 @@ func TestConntrackInvalidStats(t *testing.T) {
 	cBefore := ProbeCounters(ctx, l.ta)
 
 	const n = 3
-	probetest.Do(t, l.b.Handle, func() error {
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
-		if err != nil {
-			return err
-		}
-		defer unix.Close(fd)
-		// Bound, so that the source the kernel writes is the one the
-		// checksum covers.
-		if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{192, 0, 2, 20}}); err != nil {
-			return err
-		}
-		src, dst := netip.MustParseAddr(ctServerAddr), netip.MustParseAddr(ctClientAddr)
-		for i := range n {
-			seg := ctSynAck(src, dst, 8080, uint16(40100+i), uint32(1000*i+1))
-			if err := unix.Sendto(fd, seg, 0, &unix.SockaddrInet4{Addr: dst.As4()}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	src, dst := netip.MustParseAddr(ctServerAddr), netip.MustParseAddr(ctClientAddr)
+	var segs [][]byte
+	for i := range n {
+		segs = append(segs, probetest.SynAck(src, dst, 8080, uint16(40100+i), uint32(1000*i+1), 4242))
+	}
+	probetest.SendRawTCP(t, l.b, src, dst, segs...)
 
 	var after *ConntrackView
-	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	probetest.Poll(2*time.Second, func() bool {
 		after = ctProbe(t, l.ta, noPorts)
-		if after.Stats.Invalid >= before.Stats.Invalid+n || time.Now().After(deadline) {
-			break
-		}
-	}
+		return after.Stats.Invalid >= before.Stats.Invalid+n
+	})
 	if got := after.Stats.Invalid - before.Stats.Invalid; got != n {
 		t.Errorf("invalid rose by %d, want %d (%+v)", got, n, after.Stats)
 	}
@@ -538,38 +351,13 @@ func TestConntrackInvalidStats(t *testing.T) {
 	}
 }
 
-// ctSynAck builds a 20-byte TCP SYN-ACK with a correct checksum.
-func ctSynAck(src, dst netip.Addr, sport, dport uint16, seq uint32) []byte {
-	h := make([]byte, 20)
-	binary.BigEndian.PutUint16(h[0:], sport)
-	binary.BigEndian.PutUint16(h[2:], dport)
-	binary.BigEndian.PutUint32(h[4:], seq)
-	binary.BigEndian.PutUint32(h[8:], 4242) // ack
-	h[12] = 5 << 4                          // data offset: 5 words
-	h[13] = 0x12                            // SYN|ACK
-	binary.BigEndian.PutUint16(h[14:], 65535)
-	pseudo := append(src.AsSlice(), dst.AsSlice()...)
-	pseudo = append(pseudo, 0, unix.IPPROTO_TCP, 0, byte(len(h)))
-	var sum uint32
-	for _, b := range [][]byte{pseudo, h} {
-		for i := 0; i+1 < len(b); i += 2 {
-			sum += uint32(binary.BigEndian.Uint16(b[i:]))
-		}
-	}
-	for sum > 0xffff {
-		sum = sum&0xffff + sum>>16
-	}
-	binary.BigEndian.PutUint16(h[16:], ^uint16(sum))
-	return h
-}
-
 func TestConntrackNotLookable(t *testing.T) {
 	l := newCtLab(t)
-	v := ctProbe(t, l.ta, ctFlow(t, "icmp 192.0.2.10 192.0.2.20"))
+	v := ctProbe(t, l.ta, parseFlow(t, "icmp 192.0.2.10 192.0.2.20"))
 	if v.Looked || len(v.Entries) != 0 {
 		t.Errorf("icmp: Looked %v with %d entries, want no lookup", v.Looked, len(v.Entries))
 	}
-	if !ctHasLine(v.Lines, "echo id") || v.Stats.CPUs == 0 {
+	if !hasLine(v.Lines, "echo id") || v.Stats.CPUs == 0 {
 		t.Errorf("icmp: lines %q, CPUs %d; want the reason and statistics", v.Lines, v.Stats.CPUs)
 	}
 	if v.Command != "ip netns exec "+l.a.Name+" conntrack -L -p icmp --src 192.0.2.10 --dst 192.0.2.20" {
@@ -579,7 +367,7 @@ func TestConntrackNotLookable(t *testing.T) {
 	// Out of time before starting: timed out, not a failure.
 	ctx, cancel := context.WithTimeout(t.Context(), -time.Second)
 	defer cancel()
-	if to := ProbeConntrack(ctx, l.ta, ctFlow(t, "tcp 192.0.2.10:1 192.0.2.20:2")); to.Status != StatusTimedOut {
+	if to := ProbeConntrack(ctx, l.ta, parseFlow(t, "tcp 192.0.2.10:1 192.0.2.20:2")); to.Status != StatusTimedOut {
 		t.Errorf("expired context: status %s (%s), want timed out", to.Status, to.Reason)
 	}
 }
@@ -601,7 +389,7 @@ func TestConntrackText(t *testing.T) {
 	if got := ctText(c); got != want {
 		t.Errorf("ctText =\n%q\nwant\n%q", got, want)
 	}
-	f := ctFlow(t, "udp [2001:db8::2]:53 [2001:db8::1]:5353")
+	f := parseFlow(t, "udp [2001:db8::2]:53 [2001:db8::1]:5353")
 	e, note := ctEntry(f, f, c)
 	if e.MatchedAs != "reply" || note != "" || e.PacketsOrig != 2 || e.PacketsReply != 1 || e.Zone != 5 || e.Unreplied {
 		t.Errorf("ctEntry = %+v, %q", e, note)

@@ -22,10 +22,10 @@ import (
 func TestCountersReversePathFilter(t *testing.T) {
 	h, x, y := probetest.NewNS(t), probetest.NewNS(t), probetest.NewNS(t)
 	for _, ns := range []probetest.NS{h, x, y} {
-		ctQuiet(t, ns)
+		probetest.Quiet(t, ns)
 	}
-	ctVeth(t, h, "h0", "192.0.2.1/24", x, "x0", "192.0.2.2/24")
-	h1, y0 := ctVeth(t, h, "h1", "203.0.113.1/24", y, "y0", "203.0.113.2/24")
+	probetest.Veth(t, h, probetest.Link{Name: "h0", Addrs: []string{"192.0.2.1/24"}}, x, probetest.Link{Name: "x0", Addrs: []string{"192.0.2.2/24"}})
+	h1, y0 := probetest.Veth(t, h, probetest.Link{Name: "h1", Addrs: []string{"203.0.113.1/24"}}, y, probetest.Link{Name: "y0", Addrs: []string{"203.0.113.2/24"}})
 
 	// Y owns the spoofed source on lo, and knows H's MAC for certain: a
 	// strict H would not answer ARP from 192.0.2.50 on h1 (the ARP request
@@ -44,12 +44,7 @@ func TestCountersReversePathFilter(t *testing.T) {
 	}
 	probetest.Sysctl(t, h.Handle, "net/ipv4/conf/all/rp_filter", "1")
 
-	th := ctTarget(t, h)
-	host, err := OpenTarget("", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(host.Close)
+	th, host := openTarget(t, h.Name), openTarget(t, "")
 	sample := func(tg *Target) *Counters {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
@@ -80,12 +75,10 @@ func TestCountersReversePathFilter(t *testing.T) {
 
 	const key = "TcpExt:IPReversePathFilter"
 	var hAfter *Counters
-	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	probetest.Poll(2*time.Second, func() bool {
 		hAfter = sample(th)
-		if hAfter.Delta(hBefore)[key] >= n || time.Now().After(deadline) {
-			break
-		}
-	}
+		return hAfter.Delta(hBefore)[key] >= n
+	})
 	hostAfter := sample(host)
 	d, hostD := hAfter.Delta(hBefore), hostAfter.Delta(hostBefore)
 	t.Logf("%s\n  %s", hAfter.Command, strings.Join(hAfter.Lines, "\n  "))
@@ -103,7 +96,7 @@ func TestCountersReversePathFilter(t *testing.T) {
 	if d["rt_cache:in_martian_src"] < n || hostD["rt_cache:in_martian_src"] < n {
 		t.Errorf("rt_cache:in_martian_src rose by %d (namespace) and %d (host), want at least %d in both", d["rt_cache:in_martian_src"], hostD["rt_cache:in_martian_src"], n)
 	}
-	if !ctHasLine(hAfter.Lines, "TcpExtIPReversePathFilter") || !ctHasLine(hAfter.Lines, "kernel-wide") {
+	if !hasLine(hAfter.Lines, "TcpExtIPReversePathFilter") || !hasLine(hAfter.Lines, "kernel-wide") {
 		t.Errorf("lines = %q, want the nstat-style counter and the rt_cache caveat", hAfter.Lines)
 	}
 	if hAfter.Command != "ip netns exec "+h.Name+" nstat -az" {

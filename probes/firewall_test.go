@@ -2,9 +2,8 @@ package probes
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
-	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,7 +18,6 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -59,45 +57,15 @@ func fwCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-func fwTarget(t *testing.T, ns probetest.NS) *Target {
-	t.Helper()
-	tg, err := OpenTarget(ns.Name, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tg.Close)
-	return tg
-}
-
-func fwNft(t *testing.T, ns probetest.NS) *nftables.Conn {
-	t.Helper()
-	c, err := nftables.New(nftables.WithNetNSFd(int(ns.Handle)))
-	if err != nil {
-		t.Fatalf("nftables in %s: %v", ns.Name, err)
-	}
-	return c
-}
-
-func fwBaseChain(c *nftables.Conn, tb *nftables.Table, name string, hook *nftables.ChainHook, prio int32) *nftables.Chain {
-	accept := nftables.ChainPolicyAccept
-	return c.AddChain(&nftables.Chain{Name: name, Table: tb, Type: nftables.ChainTypeFilter,
-		Hooknum: hook, Priority: nftables.ChainPriorityRef(nftables.ChainPriority(prio)), Policy: &accept})
-}
-
-// fwInvalidDrop is `ct state invalid counter drop` as nft compiles it.
-func fwInvalidDrop() []expr.Any {
-	return fwCat(fwCtExprs(expr.CtStateBitINVALID, expr.CmpOpNeq), &expr.Counter{}, fwDrop)
-}
-
 func TestProbeFirewallFindsRules(t *testing.T) {
 	ns := probetest.NewNS(t)
-	c := fwNft(t, ns)
+	c := probetest.Nft(t, ns)
 
 	// table inet filter: what a hand-written nftables.conf has.
 	filter := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: "filter"})
-	forward := fwBaseChain(c, filter, "forward", nftables.ChainHookForward, 0)
-	c.AddRule(&nftables.Rule{Table: filter, Chain: forward, Exprs: fwInvalidDrop()})
-	input := fwBaseChain(c, filter, "input", nftables.ChainHookInput, 0)
+	forward := probetest.BaseChain(c, filter, "forward", nftables.ChainHookForward, 0)
+	c.AddRule(&nftables.Rule{Table: filter, Chain: forward, Exprs: probetest.CtInvalidDrop()})
+	input := probetest.BaseChain(c, filter, "input", nftables.ChainHookInput, 0)
 	// fib saddr . iif oif 0 drop (4-byte ifindex compared with 0)
 	c.AddRule(&nftables.Rule{Table: filter, Chain: input, Exprs: []expr.Any{
 		&expr.Fib{Register: 1, FlagSADDR: true, FlagIIF: true, ResultOIF: true},
@@ -126,7 +94,7 @@ func TestProbeFirewallFindsRules(t *testing.T) {
 
 	// table inet firewalld: the shapes firewalld ≥ 1.0 writes.
 	fw := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: "firewalld"})
-	fwInput := fwBaseChain(c, fw, "filter_INPUT", nftables.ChainHookInput, 10)
+	fwInput := probetest.BaseChain(c, fw, "filter_INPUT", nftables.ChainHookInput, 10)
 	vmap := &nftables.Set{Table: fw, Anonymous: true, Constant: true, IsMap: true,
 		KeyType: nftables.TypeCTState, DataType: nftables.TypeVerdict}
 	if err := c.AddSet(vmap, []nftables.SetElement{
@@ -140,7 +108,7 @@ func TestProbeFirewallFindsRules(t *testing.T) {
 		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
 		&expr.Lookup{SourceRegister: 1, SetName: vmap.Name, SetID: vmap.ID, IsDestRegSet: true, DestRegister: 0},
 	}})
-	fwPre := fwBaseChain(c, fw, "filter_PREROUTING", nftables.ChainHookPrerouting, 10)
+	fwPre := probetest.BaseChain(c, fw, "filter_PREROUTING", nftables.ChainHookPrerouting, 10)
 	c.AddRule(&nftables.Rule{Table: fw, Chain: fwPre, Exprs: []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV6}},
@@ -157,7 +125,7 @@ func TestProbeFirewallFindsRules(t *testing.T) {
 
 	// table ip filter / ip raw: what iptables-nft writes (xt compat).
 	ipf := c.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: "filter"})
-	ipIn := fwBaseChain(c, ipf, "INPUT", nftables.ChainHookInput, 0)
+	ipIn := probetest.BaseChain(c, ipf, "INPUT", nftables.ChainHookInput, 0)
 	c.AddRule(&nftables.Rule{Table: ipf, Chain: ipIn, Exprs: []expr.Any{fwXtConntrack(uint16(expr.CtStateBitINVALID), false), &expr.Counter{}, fwDrop}})
 	c.AddRule(&nftables.Rule{Table: ipf, Chain: ipIn, Exprs: []expr.Any{fwXtConntrack(uint16(expr.CtStateBitINVALID), true), fwAccept}})
 	// -m state --state INVALID -j REJECT: xt_state_info and ipt_reject_info
@@ -169,7 +137,7 @@ func TestProbeFirewallFindsRules(t *testing.T) {
 	// -t raw -A PREROUTING -m rpfilter --invert -j DROP (rpfilter is only
 	// accepted in raw/mangle PREROUTING: EINVAL elsewhere).
 	raw := c.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: "raw"})
-	rawPre := fwBaseChain(c, raw, "PREROUTING", nftables.ChainHookPrerouting, -300)
+	rawPre := probetest.BaseChain(c, raw, "PREROUTING", nftables.ChainHookPrerouting, -300)
 	c.AddRule(&nftables.Rule{Table: raw, Chain: rawPre, Exprs: []expr.Any{
 		&expr.Match{Name: "rpfilter", Info: fwXtRaw(8, 0, 0, 0, 0, 0, 0, 0)}, &expr.Counter{}, fwDrop,
 	}})
@@ -177,7 +145,7 @@ func TestProbeFirewallFindsRules(t *testing.T) {
 		t.Fatalf("load the test ruleset: %v", err)
 	}
 
-	v := ProbeFirewall(fwCtx(t), fwTarget(t, ns))
+	v := ProbeFirewall(fwCtx(t), openTarget(t, ns.Name))
 	t.Logf("%s\n%s", v.Command, strings.Join(v.Lines, "\n"))
 	if v.Status != StatusOK {
 		t.Fatalf("status %s: %s", v.Status, v.Reason)
@@ -258,43 +226,18 @@ func TestProbeFirewallCountsInvalidTraffic(t *testing.T) {
 		probetest.Sysctl(t, ns.Handle, "net/ipv6/conf/all/disable_ipv6", "1")
 		probetest.Sysctl(t, ns.Handle, "net/ipv6/conf/default/disable_ipv6", "1")
 	}
-	ha, hb := probetest.Netlink(t, a.Handle), probetest.Netlink(t, b.Handle)
-	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "asym-a"}, PeerName: "asym-b", PeerNamespace: netlink.NsFd(int(b.Handle))}
-	if err := ha.LinkAdd(veth); err != nil {
-		t.Fatalf("veth: %v", err)
-	}
-	for _, side := range []struct {
-		h    *netlink.Handle
-		name string
-		addr string
-	}{{ha, "asym-a", "192.0.2.1/24"}, {hb, "asym-b", "192.0.2.2/24"}} {
-		l, err := side.h.LinkByName(side.name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr, _ := netlink.ParseAddr(side.addr)
-		if err := side.h.AddrAdd(l, addr); err != nil {
-			t.Fatal(err)
-		}
-		if err := side.h.LinkSetUp(l); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	c := fwNft(t, b)
-	filter := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: "filter"})
-	input := fwBaseChain(c, filter, "input", nftables.ChainHookInput, 0)
-	c.AddRule(&nftables.Rule{Table: filter, Chain: input, Exprs: fwInvalidDrop()})
-	if err := c.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	probetest.Veth(t, a, probetest.Link{Name: "asym-a", Addrs: []string{"192.0.2.1/24"}}, b, probetest.Link{Name: "asym-b", Addrs: []string{"192.0.2.2/24"}})
+	probetest.FilterRule(t, b, "input", nftables.ChainHookInput, probetest.CtInvalidDrop()...)
 
 	const sent = 3
-	probetest.Do(t, a.Handle, func() error {
-		return fwSendSynAck([4]byte{192, 0, 2, 1}, [4]byte{192, 0, 2, 2}, 40001, 8080, sent)
-	})
+	src, dst := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
+	var segs [][]byte
+	for i := range sent {
+		segs = append(segs, probetest.SynAck(src, dst, 40001, 8080, uint32(1000+i), 5000))
+	}
+	probetest.SendRawTCP(t, a, src, dst, segs...)
 
-	tb := fwTarget(t, b)
+	tb := openTarget(t, b.Name)
 	invalidRule := func() (FirewallRule, *FirewallView) {
 		v := ProbeFirewall(fwCtx(t), tb)
 		if v.Status != StatusOK {
@@ -311,12 +254,10 @@ func TestProbeFirewallCountsInvalidTraffic(t *testing.T) {
 	var r FirewallRule
 	var v *FirewallView
 	// ARP has to resolve before the queued segments go out.
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	probetest.Poll(5*time.Second, func() bool {
 		r, v = invalidRule()
-		if r.Packets >= sent || time.Now().After(deadline) {
-			break
-		}
-	}
+		return r.Packets >= sent
+	})
 	t.Logf("%s", strings.Join(v.Lines, "\n"))
 	// Each segment is a 20-byte IPv4 header and a 20-byte TCP header.
 	if !r.HasCounter || r.Packets != sent || r.Bytes != sent*40 || !r.Drops() {
@@ -332,55 +273,9 @@ func TestProbeFirewallCountsInvalidTraffic(t *testing.T) {
 	}
 }
 
-// fwSendSynAck writes n TCP SYN-ACK segments through a raw socket on the
-// calling thread (which the caller has moved into the sending namespace).
-// The kernel adds the IPv4 header; the TCP checksum is ours.
-func fwSendSynAck(src, dst [4]byte, sport, dport uint16, n int) error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_TCP)
-	if err != nil {
-		return fmt.Errorf("raw socket: %w", err)
-	}
-	defer unix.Close(fd)
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: src}); err != nil {
-		return fmt.Errorf("bind raw socket to %v: %w", net.IP(src[:]), err)
-	}
-	for i := range n {
-		seg := make([]byte, 20)
-		binary.BigEndian.PutUint16(seg[0:], sport)
-		binary.BigEndian.PutUint16(seg[2:], dport)
-		binary.BigEndian.PutUint32(seg[4:], 1000+uint32(i))
-		binary.BigEndian.PutUint32(seg[8:], 5000)
-		seg[12] = 5 << 4      // data offset: 5 words
-		seg[13] = 0x02 | 0x10 // SYN|ACK
-		binary.BigEndian.PutUint16(seg[14:], 65535)
-		binary.BigEndian.PutUint16(seg[16:], fwTCPChecksum(src, dst, seg))
-		if err := unix.Sendto(fd, seg, 0, &unix.SockaddrInet4{Addr: dst}); err != nil {
-			return fmt.Errorf("send SYN-ACK: %w", err)
-		}
-	}
-	return nil
-}
-
-func fwTCPChecksum(src, dst [4]byte, seg []byte) uint16 {
-	pseudo := append(append(append([]byte{}, src[:]...), dst[:]...), 0, unix.IPPROTO_TCP, byte(len(seg)>>8), byte(len(seg)))
-	var sum uint32
-	for _, b := range [][]byte{pseudo, seg} {
-		for i := 0; i+1 < len(b); i += 2 {
-			sum += uint32(b[i])<<8 | uint32(b[i+1])
-		}
-		if len(b)%2 == 1 {
-			sum += uint32(b[len(b)-1]) << 8
-		}
-	}
-	for sum > 0xffff {
-		sum = sum&0xffff + sum>>16
-	}
-	return ^uint16(sum)
-}
-
 func TestProbeFirewallNoTables(t *testing.T) {
 	ns := probetest.NewNS(t)
-	v := ProbeFirewall(fwCtx(t), fwTarget(t, ns))
+	v := ProbeFirewall(fwCtx(t), openTarget(t, ns.Name))
 	if v.Status != StatusOK || v.Tables != 0 || len(v.Rules) != 0 || len(v.LegacyTables) != 0 {
 		t.Fatalf("status %s (%s) tables %d rules %v legacy %v", v.Status, v.Reason, v.Tables, v.Rules, v.LegacyTables)
 	}
@@ -391,17 +286,17 @@ func TestProbeFirewallNoTables(t *testing.T) {
 
 func TestProbeFirewallOnlyUnrelatedRules(t *testing.T) {
 	ns := probetest.NewNS(t)
-	c := fwNft(t, ns)
+	c := probetest.Nft(t, ns)
 	for _, name := range []string{"a", "b"} {
 		tb := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: name})
-		ch := fwBaseChain(c, tb, "input", nftables.ChainHookInput, 0)
+		ch := probetest.BaseChain(c, tb, "input", nftables.ChainHookInput, 0)
 		c.AddRule(&nftables.Rule{Table: tb, Chain: ch,
 			Exprs: fwCat(fwCtExprs(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED, expr.CmpOpNeq), fwAccept)})
 	}
 	if err := c.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	v := ProbeFirewall(fwCtx(t), fwTarget(t, ns))
+	v := ProbeFirewall(fwCtx(t), openTarget(t, ns.Name))
 	if v.Status != StatusOK || v.Tables != 2 || len(v.Rules) != 0 {
 		t.Fatalf("status %s (%s) tables %d rules %v", v.Status, v.Reason, v.Tables, v.Rules)
 	}
@@ -439,7 +334,7 @@ func fwCreateLegacyTable(t *testing.T, ns probetest.NS, name string) {
 func TestProbeFirewallLegacyTables(t *testing.T) {
 	ns := probetest.NewNS(t)
 	fwCreateLegacyTable(t, ns, "filter")
-	tg := fwTarget(t, ns)
+	tg := openTarget(t, ns.Name)
 
 	t.Run("without iptables-legacy-save", func(t *testing.T) {
 		t.Setenv("PATH", t.TempDir())
@@ -491,7 +386,7 @@ func TestProbeFirewallLegacyTables(t *testing.T) {
 
 func TestProbeFirewallTimedOut(t *testing.T) {
 	ns := probetest.NewNS(t)
-	tg := fwTarget(t, ns)
+	tg := openTarget(t, ns.Name)
 	ctx, cancel := context.WithDeadline(t.Context(), time.Now().Add(-time.Second))
 	defer cancel()
 	v := ProbeFirewall(ctx, tg)

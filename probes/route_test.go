@@ -24,30 +24,16 @@ func twoNICs(t *testing.T) (*Target, *netlink.Handle, probetest.NS) {
 	t.Helper()
 	host, peer := probetest.NewNS(t), probetest.NewNS(t)
 	probetest.Sysctl(t, host.Handle, "net/ipv4/conf/all/rp_filter", "0")
-	h, p := probetest.Netlink(t, host.Handle), probetest.Netlink(t, peer.Handle)
+	var eth0 netlink.Link
 	for i, name := range []string{"eth0", "eth1"} {
-		va := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name, Namespace: netlink.NsFd(host.Handle)}, PeerName: "p" + name, PeerNamespace: netlink.NsFd(peer.Handle)}
-		if err := p.LinkAdd(va); err != nil {
-			t.Fatalf("veth %s: %v", name, err)
+		l, _ := probetest.Veth(t, host, probetest.Link{Name: name, Addrs: []string{fmt.Sprintf("198.51.100.%d/24", 10+i)}}, peer, probetest.Link{Name: "p" + name})
+		if i == 0 {
+			eth0 = l
 		}
-		l, err := h.LinkByName(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr, _ := netlink.ParseAddr(fmt.Sprintf("198.51.100.%d/24", 10+i))
-		must(t, h.AddrAdd(l, addr))
-		must(t, h.LinkSetUp(l))
-		pl, _ := p.LinkByName("p" + name)
-		must(t, p.LinkSetUp(pl))
 	}
-	eth0, _ := h.LinkByName("eth0")
+	h := probetest.Netlink(t, host.Handle)
 	must(t, h.RouteAdd(&netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: net.ParseIP("198.51.100.1")}))
-	tg, err := OpenTarget(host.Name, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tg.Close)
-	return tg, h, host
+	return openTarget(t, host.Name), h, host
 }
 
 func must(t *testing.T, err error) {
@@ -336,30 +322,18 @@ func TestIPv6Flow(t *testing.T) {
 		probetest.Sysctl(t, ns.Handle, "net/ipv6/conf/default/accept_dad", "0")
 		probetest.Sysctl(t, ns.Handle, "net/ipv6/conf/default/accept_ra", "0")
 	}
-	h, p := probetest.Netlink(t, host.Handle), probetest.Netlink(t, peer.Handle)
-	must(t, p.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0", Namespace: netlink.NsFd(host.Handle)}, PeerName: "peth0"}))
-	l, err := h.LinkByName("eth0")
-	must(t, err)
-	a, _ := netlink.ParseAddr("2001:db8:1::10/64")
-	a.Flags = unix.IFA_F_NODAD
-	must(t, h.AddrAdd(l, a))
-	must(t, h.LinkSetUp(l))
-	pl, _ := p.LinkByName("peth0")
-	must(t, p.LinkSetUp(pl))
-	must(t, h.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: mustNet("::/0"), Gw: net.ParseIP("2001:db8:1::1")}))
-	tg, err := OpenTarget(host.Name, 0)
-	must(t, err)
-	defer tg.Close()
+	l, _ := probetest.Veth(t, host, probetest.Link{Name: "eth0", Addrs: []string{"2001:db8:1::10/64"}}, peer, probetest.Link{Name: "peth0"})
+	must(t, probetest.Netlink(t, host.Handle).RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: mustNet("::/0"), Gw: net.ParseIP("2001:db8:1::1")}))
+	tg := openTarget(t, host.Name)
 	// IPv6 installs the address's local route when the link comes up,
 	// asynchronously: wait for it rather than race it.
-	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		d, err := tg.RouteGet(context.Background(), RouteQuery{Dst: netip.MustParseAddr("2001:db8:1::10"), Src: netip.MustParseAddr("2001:db8:2::9"), Iif: "eth0"})
-		if err == nil && d.Local() {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the IPv6 address never became local: %+v %v", d, err)
-		}
+	var d RouteDecision
+	var err error
+	if !probetest.Poll(3*time.Second, func() bool {
+		d, err = tg.RouteGet(context.Background(), RouteQuery{Dst: netip.MustParseAddr("2001:db8:1::10"), Src: netip.MustParseAddr("2001:db8:2::9"), Iif: "eth0"})
+		return err == nil && d.Local()
+	}) {
+		t.Fatalf("the IPv6 address never became local: %+v %v", d, err)
 	}
 
 	f, err := flow.ParseString("tcp [2001:db8:2::9]:40000 [2001:db8:1::10]:443")

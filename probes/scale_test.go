@@ -21,9 +21,6 @@ import (
 	"asym/probes/flow"
 	"asym/probes/probetest"
 
-	"github.com/google/nftables"
-	"github.com/google/nftables/binaryutil"
-	"github.com/google/nftables/expr"
 	mdnetlink "github.com/mdlayher/netlink"
 	"github.com/ti-mo/conntrack"
 	"github.com/vishvananda/netlink"
@@ -48,7 +45,8 @@ type scaleFamily struct {
 	eth0, eth1, gw string // host addresses and the gateway, with prefix length for the first two
 	bulk           func(i int) netip.Prefix
 	tableRoute     func(table, j int) netip.Prefix
-	rule           func(i int) *netlink.Rule // selectors only; priority and table are set by the caller
+	ruleSrc        func(i int) netip.Prefix // what scaleRule's source and destination rules select
+	ruleDst        func(i int) netip.Prefix
 	ctPair         func(i int) (netip.Addr, netip.Addr)
 	findings       []string // the check must find at least these
 }
@@ -63,20 +61,11 @@ var scaleV4 = scaleFamily{
 	tableRoute: func(table, j int) netip.Prefix {
 		return netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 19, byte(table), byte(j * 16)}), 28)
 	},
-	rule: func(i int) *netlink.Rule {
-		r := netlink.NewRule()
-		switch i % 4 {
-		case 0:
-			r.Src = scaleIPNet(netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, byte(i), 0}), 24))
-		case 1:
-			r.Dst = scaleIPNet(netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 19, byte(i), 0}), 24))
-		case 2:
-			r.Mark = uint32(0x100 + i)
-		case 3:
-			r.IPProto = unix.IPPROTO_UDP
-			r.Dport = netlink.NewRulePortRange(uint16(5000+i), uint16(5000+i))
-		}
-		return r
+	ruleSrc: func(i int) netip.Prefix {
+		return netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, byte(i), 0}), 24)
+	},
+	ruleDst: func(i int) netip.Prefix {
+		return netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 19, byte(i), 0}), 24)
 	},
 	ctPair: func(i int) (netip.Addr, netip.Addr) {
 		return netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), netip.MustParseAddr("203.0.113.53")
@@ -96,25 +85,35 @@ var scaleV6 = scaleFamily{
 	tableRoute: func(table, j int) netip.Prefix {
 		return netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0xfa, byte(table), 0, byte(j)}), 64)
 	},
-	rule: func(i int) *netlink.Rule {
-		r := netlink.NewRule()
-		switch i % 4 {
-		case 0:
-			r.Src = scaleIPNet(netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0xf0, 0, 0, byte(i)}), 64))
-		case 1:
-			r.Dst = scaleIPNet(netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0xf1, 0, 0, byte(i)}), 64))
-		case 2:
-			r.Mark = uint32(0x100 + i)
-		case 3:
-			r.IPProto = unix.IPPROTO_UDP
-			r.Dport = netlink.NewRulePortRange(uint16(5000+i), uint16(5000+i))
-		}
-		return r
+	ruleSrc: func(i int) netip.Prefix {
+		return netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0xf0, 0, 0, byte(i)}), 64)
+	},
+	ruleDst: func(i int) netip.Prefix {
+		return netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0xf1, 0, 0, byte(i)}), 64)
 	},
 	ctPair: func(i int) (netip.Addr, netip.Addr) {
 		return netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0xf2, 0, 14: byte(i >> 8), 15: byte(i)}), netip.MustParseAddr("2001:db8:203::53")
 	},
 	findings: []string{"reply_wrong_egress"},
+}
+
+// scaleRule is the i-th of the unrelated rules, selectors only (the caller
+// sets priority and table): by source, destination, mark and UDP
+// destination port in turn.
+func scaleRule(fam scaleFamily, i int) *netlink.Rule {
+	r := netlink.NewRule()
+	switch i % 4 {
+	case 0:
+		r.Src = scaleIPNet(fam.ruleSrc(i))
+	case 1:
+		r.Dst = scaleIPNet(fam.ruleDst(i))
+	case 2:
+		r.Mark = uint32(0x100 + i)
+	case 3:
+		r.IPProto = unix.IPPROTO_UDP
+		r.Dport = netlink.NewRulePortRange(uint16(5000+i), uint16(5000+i))
+	}
+	return r
 }
 
 func TestScaleNoFullDumpIPv4(t *testing.T) { scaleRun(t, scaleV4) }
@@ -150,7 +149,7 @@ func scaleRun(t *testing.T, fam scaleFamily) {
 	// first sends eth0's own address to table 1001 (half-done source
 	// routing), so one small table is in play and read.
 	for i := range scaleRules {
-		r := fam.rule(i)
+		r := scaleRule(fam, i)
 		if i == 0 {
 			r = netlink.NewRule()
 			a := netip.MustParsePrefix(fam.eth0).Addr()
@@ -166,8 +165,9 @@ func scaleRun(t *testing.T, fam scaleFamily) {
 		}
 	}
 
-	// Conntrack: the flow's own entry among 10,000 unrelated UDP entries.
-	scaleTrackConntrack(t, host)
+	// Conntrack: the flow's own entry among 10,000 unrelated UDP entries,
+	// once a ct rule makes the namespace track connections.
+	probetest.TrackConntrack(t, host)
 	cc, err := conntrack.Dial(&mdnetlink.Config{NetNS: int(host.Handle)})
 	if err != nil {
 		t.Fatal(err)
@@ -251,93 +251,36 @@ func scaleRun(t *testing.T, fam scaleFamily) {
 
 // scaleBuildHost builds the lab's server host: eth0 and eth1 on one subnet
 // (veths whose peers share a bridge with the gateway in a second
-// namespace), the default route by eth0, strict rp_filter, and the ct rule
-// that makes the namespace track connections.
+// namespace), the default route by eth0 and strict rp_filter.
 func scaleBuildHost(t *testing.T, fam scaleFamily) probetest.NS {
 	t.Helper()
 	host, fab := probetest.NewNS(t), probetest.NewNS(t)
 	probetest.Sysctl(t, host.Handle, "net/ipv4/conf/all/rp_filter", "1")
-	hh, fh := probetest.Netlink(t, host.Handle), probetest.Netlink(t, fab.Handle)
-	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "br0"}}
-	if err := fh.LinkAdd(br); err != nil {
+	fh := probetest.Netlink(t, fab.Handle)
+	if err := fh.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "br0"}}); err != nil {
 		t.Fatalf("add the fabric's bridge: %v", err)
 	}
-	scaleAddr(t, fh, "br0", netip.MustParsePrefix(fam.gw+"/"+fmt.Sprint(netip.MustParsePrefix(fam.eth0).Bits())))
+	br := probetest.SetUp(t, fh, probetest.Link{Name: "br0", Addrs: []string{fam.gw + "/" + fmt.Sprint(netip.MustParsePrefix(fam.eth0).Bits())}})
+	var eth0 netlink.Link
 	for i, addr := range []string{fam.eth0, fam.eth1} {
 		name, peer := fmt.Sprintf("eth%d", i), fmt.Sprintf("p%d", i)
-		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: peer, PeerNamespace: netlink.NsFd(int(fab.Handle))}
-		if err := hh.LinkAdd(veth); err != nil {
-			t.Fatalf("add veth %s: %v", name, err)
-		}
-		p, err := fh.LinkByName(peer)
-		if err == nil {
-			err = fh.LinkSetMasterByIndex(p, scaleLink(t, fh, "br0").Attrs().Index)
-		}
-		if err == nil {
-			err = fh.LinkSetUp(p)
-		}
-		if err != nil {
+		l, p := probetest.Veth(t, host, probetest.Link{Name: name, Addrs: []string{addr}}, fab, probetest.Link{Name: peer})
+		if err := fh.LinkSetMasterByIndex(p, br.Attrs().Index); err != nil {
 			t.Fatalf("attach %s to the bridge: %v", peer, err)
 		}
-		scaleAddr(t, hh, name, netip.MustParsePrefix(addr))
+		if i == 0 {
+			eth0 = l
+		}
 	}
 	gw := netip.MustParseAddr(fam.gw)
-	def := &netlink.Route{LinkIndex: scaleLink(t, hh, "eth0").Attrs().Index, Gw: gw.AsSlice()}
+	def := &netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: gw.AsSlice()}
 	if gw.Is6() {
 		def.Dst = scaleIPNet(netip.PrefixFrom(netip.IPv6Unspecified(), 0))
 	}
-	if err := hh.RouteAdd(def); err != nil {
+	if err := probetest.Netlink(t, host.Handle).RouteAdd(def); err != nil {
 		t.Fatalf("add the default route via %s: %v", gw, err)
 	}
 	return host
-}
-
-func scaleLink(t *testing.T, h *netlink.Handle, name string) netlink.Link {
-	t.Helper()
-	l, err := h.LinkByName(name)
-	if err != nil {
-		t.Fatalf("find %s: %v", name, err)
-	}
-	return l
-}
-
-// scaleAddr addresses a link (without duplicate address detection, so that
-// an IPv6 address is usable at once) and brings it up.
-func scaleAddr(t *testing.T, h *netlink.Handle, name string, p netip.Prefix) {
-	t.Helper()
-	l := scaleLink(t, h, name)
-	if err := h.AddrAdd(l, &netlink.Addr{IPNet: scaleIPNet(p), Flags: unix.IFA_F_NODAD}); err != nil {
-		t.Fatalf("address %s on %s: %v", p, name, err)
-	}
-	if err := h.LinkSetUp(l); err != nil {
-		t.Fatalf("bring up %s: %v", name, err)
-	}
-}
-
-// scaleTrackConntrack installs `table inet filter { chain input { type
-// filter hook input priority 0; ct state invalid counter drop } }`: a
-// namespace tracks nothing until a ruleset uses conntrack.
-func scaleTrackConntrack(t *testing.T, ns probetest.NS) {
-	t.Helper()
-	c, err := nftables.New(nftables.WithNetNSFd(int(ns.Handle)))
-	if err != nil {
-		t.Fatalf("nftables in %s: %v", ns.Name, err)
-	}
-	tbl := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: "filter"})
-	accept := nftables.ChainPolicyAccept
-	ch := c.AddChain(&nftables.Chain{Name: "input", Table: tbl, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter, Policy: &accept})
-	c.AddRule(&nftables.Rule{Table: tbl, Chain: ch, Exprs: []expr.Any{
-		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
-			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitINVALID), Xor: []byte{0, 0, 0, 0}},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}},
-		&expr.Counter{},
-		&expr.Verdict{Kind: expr.VerdictDrop},
-	}})
-	if err := c.Flush(); err != nil {
-		t.Fatalf("install the ct rule in %s: %v", ns.Name, err)
-	}
 }
 
 // scaleRouteMsg is one RTM_NEWROUTE: dst via gw out of oif, in table,

@@ -94,10 +94,10 @@ func TestWatchFloodBudget(t *testing.T) {
 	floodFor := time.Duration(secs) * time.Second
 
 	ns := probetest.NewNS(t)
-	ctQuiet(t, ns)
-	ctTrackInvalid(t, ns) // the ct rule: the namespace tracks, and sends events
-	tg := ctTarget(t, ns)
-	f := ctFlow(t, benchFlow)
+	probetest.Quiet(t, ns)
+	probetest.TrackConntrack(t, ns) // the ct rule: the namespace tracks, and sends events
+	tg := openTarget(t, ns.Name)
+	f := parseFlow(t, benchFlow)
 	cc, err := conntrack.Dial(&mdnetlink.Config{NetNS: int(ns.Handle)})
 	if err != nil {
 		t.Fatal(err)
@@ -389,39 +389,33 @@ type benchRec struct {
 	dropped int
 	samples int
 	errs    []error
-	closed  chan struct{}
+	closed  <-chan struct{}
 }
 
 func benchRecord(ch <-chan WatchUpdate) *benchRec {
-	r := &benchRec{closed: make(chan struct{})}
-	go func() {
-		defer close(r.closed)
-		for u := range ch {
-			r.mu.Lock()
-			r.events = append(r.events, u.Events...)
-			r.dropped += u.Dropped
-			if u.Sample != nil {
-				r.samples++
-			}
-			if u.Err != nil {
-				r.errs = append(r.errs, u.Err)
-			}
-			r.mu.Unlock()
+	r := &benchRec{}
+	r.closed = probetest.Drain(ch, func(u WatchUpdate) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.events = append(r.events, u.Events...)
+		r.dropped += u.Dropped
+		if u.Sample != nil {
+			r.samples++
 		}
-	}()
+		if u.Err != nil {
+			r.errs = append(r.errs, u.Err)
+		}
+	})
 	return r
 }
 
+// waitSample says whether a first sample arrives within d.
 func (r *benchRec) waitSample(d time.Duration) bool {
-	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+	return probetest.Poll(d, func() bool {
 		r.mu.Lock()
-		n := r.samples
-		r.mu.Unlock()
-		if n > 0 {
-			return true
-		}
-	}
-	return false
+		defer r.mu.Unlock()
+		return r.samples > 0
+	})
 }
 
 func (r *benchRec) counts() (events, dropped int) {

@@ -2,63 +2,38 @@ package probes
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"math"
 	"net"
 	"net/netip"
-	"os"
 	"runtime"
-	"runtime/pprof"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"asym/playbook/lab"
 	"asym/probes/flow"
 	"asym/probes/probetest"
 
 	"github.com/google/nftables"
-	"github.com/google/nftables/binaryutil"
-	"github.com/google/nftables/expr"
 	mdnetlink "github.com/mdlayher/netlink"
 	"github.com/ti-mo/conntrack"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
-// watchRec records what a watch delivers, reading as fast as it comes.
+// watchRec records what a watch delivers.
 type watchRec struct {
-	mu     sync.Mutex
-	ups    []WatchUpdate
-	closed chan struct{}
+	streamRec[WatchUpdate]
 }
 
 func watchRecord(ch <-chan WatchUpdate) *watchRec {
-	r := &watchRec{closed: make(chan struct{})}
-	go func() {
-		defer close(r.closed)
-		for u := range ch {
-			r.mu.Lock()
-			r.ups = append(r.ups, u)
-			r.mu.Unlock()
-		}
-	}()
-	return r
-}
-
-func (r *watchRec) updates() []WatchUpdate {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]WatchUpdate(nil), r.ups...)
+	return &watchRec{recordStream(ch, func(u WatchUpdate) (int, error) { return u.Dropped, u.Err })}
 }
 
 func (r *watchRec) events() []CtEvent {
 	var out []CtEvent
-	for _, u := range r.updates() {
+	for _, u := range r.Got() {
 		out = append(out, u.Events...)
 	}
 	return out
@@ -66,7 +41,7 @@ func (r *watchRec) events() []CtEvent {
 
 func (r *watchRec) samples() []*Sample {
 	var out []*Sample
-	for _, u := range r.updates() {
+	for _, u := range r.Got() {
 		if u.Sample != nil {
 			out = append(out, u.Sample)
 		}
@@ -74,45 +49,9 @@ func (r *watchRec) samples() []*Sample {
 	return out
 }
 
-func (r *watchRec) dropped() int {
-	n := 0
-	for _, u := range r.updates() {
-		n += u.Dropped
-	}
-	return n
-}
-
-func (r *watchRec) errs() []error {
-	var out []error
-	for _, u := range r.updates() {
-		if u.Err != nil {
-			out = append(out, u.Err)
-		}
-	}
-	return out
-}
-
-// until polls cond for up to d.
+// until polls cond for up to d (probetest.Poll).
 func (r *watchRec) until(d time.Duration, cond func(*watchRec) bool) bool {
-	for deadline := time.Now().Add(d); ; time.Sleep(20 * time.Millisecond) {
-		if cond(r) {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-	}
-}
-
-// waitClosed fails the test if the channel is not closed soon after the
-// watch's context ended.
-func (r *watchRec) waitClosed(t testing.TB, name string) {
-	t.Helper()
-	select {
-	case <-r.closed:
-	case <-time.After(3 * time.Second):
-		t.Fatalf("%s: the channel was not closed within 3s of cancelling", name)
-	}
+	return probetest.Poll(d, func() bool { return cond(r) })
 }
 
 func watchHasSample(r *watchRec) bool { return len(r.samples()) > 0 }
@@ -128,13 +67,6 @@ func watchMaxRate(samples []*Sample, key string) float64 {
 	return best
 }
 
-func watchNoErrs(t *testing.T, name string, r *watchRec) {
-	t.Helper()
-	for _, e := range r.errs() {
-		t.Errorf("%s: unexpected error: %v", name, e)
-	}
-}
-
 func watchLogEvents(t *testing.T, name string, evs []CtEvent) {
 	t.Helper()
 	for _, e := range evs {
@@ -147,36 +79,10 @@ func watchLogEvents(t *testing.T, name string, evs []CtEvent) {
 // [UNREPLIED] entry, fw2 sees only the SYN-ACK, which conntrack calls
 // invalid and the ruleset drops: no event there, but climbing counters.
 func TestWatchFirewallECMP(t *testing.T) {
-	probetest.RequireRoot(t)
 	start := time.Now()
-	sc, ok := lab.Find("firewall-ecmp")
-	if !ok {
-		t.Fatal("the lab has no firewall-ecmp scenario")
-	}
-	rb := make([]byte, 3)
-	rand.Read(rb)
-	prefix := "asym-w" + hex.EncodeToString(rb) + "-"
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	env, err := sc.Up(ctx, prefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := env.Down(); err != nil {
-			t.Errorf("take the lab down: %v", err)
-		}
-	})
-	open := func(name string) *Target {
-		tg, err := OpenTarget(name, 0)
-		if err != nil {
-			t.Fatalf("open %s: %v", name, err)
-		}
-		t.Cleanup(tg.Close)
-		return tg
-	}
-	fw2, fw1 := open(env.Checks[0].Target), open(env.Checks[1].Target)
-	f := ctFlow(t, env.Checks[0].Flow)
+	env, ctx := labUp(t, "firewall-ecmp", "asym-w")
+	fw2, fw1 := openTarget(t, env.Checks[0].Target), openTarget(t, env.Checks[1].Target)
+	f := parseFlow(t, env.Checks[0].Flow)
 	t.Logf("lab up in %s; flow %s", time.Since(start).Round(time.Millisecond), f)
 
 	wctx, wcancel := context.WithCancel(ctx)
@@ -188,7 +94,7 @@ func TestWatchFirewallECMP(t *testing.T) {
 	}
 
 	tryStart := time.Now()
-	err = env.Try(ctx, 2500*time.Millisecond)
+	err := env.Try(ctx, 2500*time.Millisecond)
 	t.Logf("try (%s): %v", time.Since(tryStart).Round(time.Millisecond), err)
 	if err == nil {
 		t.Fatal("the failing flow worked: the scenario is not broken")
@@ -206,8 +112,8 @@ func TestWatchFirewallECMP(t *testing.T) {
 		return key != "" && watchMaxRate(s, "nf_conntrack:invalid") > 0 && watchMaxRate(s, key) > 0
 	})
 	wcancel()
-	r1.waitClosed(t, "fw1")
-	r2.waitClosed(t, "fw2")
+	r1.WaitClosed(t, "fw1")
+	r2.WaitClosed(t, "fw2")
 
 	ev1 := r1.events()
 	watchLogEvents(t, "fw1", ev1)
@@ -237,8 +143,8 @@ func TestWatchFirewallECMP(t *testing.T) {
 	if d := r1.dropped() + r2.dropped(); d != 0 {
 		t.Errorf("dropped %d events on a quiet lab", d)
 	}
-	watchNoErrs(t, "fw1", r1)
-	watchNoErrs(t, "fw2", r2)
+	r1.noErrs(t, "fw1")
+	r2.noErrs(t, "fw2")
 	t.Logf("total %s", time.Since(start).Round(time.Millisecond))
 }
 
@@ -246,12 +152,9 @@ func TestWatchFirewallECMP(t *testing.T) {
 // server's (B): B tracks the connections A opens to it.
 func watchPair(t *testing.T) (a, b probetest.NS, tb *Target) {
 	t.Helper()
-	a, b = probetest.NewNS(t), probetest.NewNS(t)
-	ctQuiet(t, a)
-	ctQuiet(t, b)
-	ctVeth(t, a, "a0", ctClientAddr+"/24", b, "b0", ctServerAddr+"/24")
-	ctTrackInvalid(t, b)
-	return a, b, ctTarget(t, b)
+	a, b = ctPair(t)
+	probetest.TrackConntrack(t, b)
+	return a, b, openTarget(t, b.Name)
 }
 
 // watchDelete removes the flow's entry (conntrack -D): the kernel keeps a
@@ -300,17 +203,17 @@ func watchLifecycle(t *testing.T, name string, evs []CtEvent, want string) {
 // as typed, reversed, and without ports.
 func TestWatchTCPLifecycle(t *testing.T) {
 	a, b, tb := watchPair(t)
-	f := ctFlow(t, "tcp 192.0.2.10:40011 192.0.2.20:8080")
+	f := parseFlow(t, "tcp 192.0.2.10:40011 192.0.2.20:8080")
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	opt := WatchOptions{Interval: 100 * time.Millisecond}
 	rf := watchRecord(Watch(ctx, tb, f, opt))
 	rr := watchRecord(Watch(ctx, tb, f.Reverse(), opt))
-	ra := watchRecord(Watch(ctx, tb, ctFlow(t, "tcp 192.0.2.10 192.0.2.20"), opt))
-	other := watchRecord(Watch(ctx, tb, ctFlow(t, "tcp 192.0.2.10:40012 192.0.2.20:8080"), opt))
+	ra := watchRecord(Watch(ctx, tb, parseFlow(t, "tcp 192.0.2.10 192.0.2.20"), opt))
+	other := watchRecord(Watch(ctx, tb, parseFlow(t, "tcp 192.0.2.10:40012 192.0.2.20:8080"), opt))
 
-	ln := ctListen(t, b, ctServerAddr+":8080")
-	ctConnect(t, a, ln, "192.0.2.10:40011", "192.0.2.20:8080")
+	ln := probetest.Listen(t, b, ctServerAddr+":8080")
+	probetest.Connect(t, a, ln, "192.0.2.10:40011", "192.0.2.20:8080")
 	time.Sleep(100 * time.Millisecond) // let the last ACKs pass before the entry goes
 	watchDelete(t, b, f)
 	destroyed := func(r *watchRec) bool {
@@ -326,7 +229,7 @@ func TestWatchTCPLifecycle(t *testing.T) {
 	}
 	cancel()
 	for _, r := range []*watchRec{rf, rr, ra, other} {
-		r.waitClosed(t, "watch")
+		r.WaitClosed(t, "watch")
 	}
 	watchLogEvents(t, "as typed", rf.events())
 	watchLifecycle(t, "as typed", rf.events(), "original")
@@ -336,7 +239,7 @@ func TestWatchTCPLifecycle(t *testing.T) {
 		t.Errorf("another source port: %d events, want none", n)
 	}
 	for _, r := range []*watchRec{rf, rr, ra, other} {
-		watchNoErrs(t, "watch", r)
+		r.noErrs(t, "watch")
 		if d := r.dropped(); d != 0 {
 			t.Errorf("dropped %d events on a quiet namespace", d)
 		}
@@ -351,7 +254,7 @@ func TestWatchTCPLifecycle(t *testing.T) {
 func TestWatchFlood(t *testing.T) {
 	start := time.Now()
 	ns := probetest.NewNS(t)
-	ctQuiet(t, ns)
+	probetest.Quiet(t, ns)
 	h := probetest.Netlink(t, ns.Handle)
 	// Packets to 192.0.2.2 leave through one end of a veth pair to a fixed
 	// MAC that the other end, with no address, discards (PACKET_OTHERHOST):
@@ -360,34 +263,17 @@ func TestWatchFlood(t *testing.T) {
 	if err := h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "v0"}, PeerName: "v1"}); err != nil {
 		t.Fatal(err)
 	}
-	v0, err := h.LinkByName("v0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	v1, err := h.LinkByName("v1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range []string{"192.0.2.1/24", "192.0.2.3/24"} {
-		ad, _ := netlink.ParseAddr(a)
-		if err := h.AddrAdd(v0, ad); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, l := range []netlink.Link{v0, v1} {
-		if err := h.LinkSetUp(l); err != nil {
-			t.Fatal(err)
-		}
-	}
+	v0 := probetest.SetUp(t, h, probetest.Link{Name: "v0", Addrs: []string{"192.0.2.1/24", "192.0.2.3/24"}})
+	probetest.SetUp(t, h, probetest.Link{Name: "v1"})
 	mac, _ := net.ParseMAC("02:00:00:00:00:02")
 	if err := h.NeighAdd(&netlink.Neigh{LinkIndex: v0.Attrs().Index, IP: net.IPv4(192, 0, 2, 2), HardwareAddr: mac,
 		State: netlink.NUD_PERMANENT, Family: netlink.FAMILY_V4}); err != nil {
 		t.Fatal(err)
 	}
-	ctTrackInvalid(t, ns)
-	tg := ctTarget(t, ns)
+	probetest.TrackConntrack(t, ns)
+	tg := openTarget(t, ns.Name)
 
-	f := ctFlow(t, "tcp 192.0.2.1:40021 192.0.2.3:8080")
+	f := parseFlow(t, "tcp 192.0.2.1:40021 192.0.2.3:8080")
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	opt := WatchOptions{Interval: 200 * time.Millisecond}
@@ -395,7 +281,7 @@ func TestWatchFlood(t *testing.T) {
 	// Every flood packet matches a flow given without ports; its consumer
 	// stays away during the flood.
 	const maxEv = 64
-	allCh := Watch(ctx, tg, ctFlow(t, "udp 192.0.2.1 192.0.2.2"), WatchOptions{Interval: opt.Interval, MaxEvents: maxEv})
+	allCh := Watch(ctx, tg, parseFlow(t, "udp 192.0.2.1 192.0.2.2"), WatchOptions{Interval: opt.Interval, MaxEvents: maxEv})
 	if c := cap(allCh); c > 2 {
 		t.Errorf("channel capacity %d: want a small buffer", c)
 	}
@@ -438,8 +324,8 @@ func TestWatchFlood(t *testing.T) {
 
 	// The watched connection, in the middle of the flood.
 	time.Sleep(500 * time.Millisecond)
-	ln := ctListen(t, ns, "192.0.2.3:8080")
-	ctConnect(t, ns, ln, "192.0.2.1:40021", "192.0.2.3:8080")
+	ln := probetest.Listen(t, ns, "192.0.2.3:8080")
+	probetest.Connect(t, ns, ln, "192.0.2.1:40021", "192.0.2.3:8080")
 	time.Sleep(100 * time.Millisecond)
 	watchDelete(t, ns, f)
 	<-floodDone
@@ -451,7 +337,7 @@ func TestWatchFlood(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	cancel()
 	for _, r := range []*watchRec{rTCP, rAll, rTiny} {
-		r.waitClosed(t, "watch")
+		r.WaitClosed(t, "watch")
 	}
 	var mem1 runtime.MemStats
 	runtime.GC()
@@ -463,7 +349,7 @@ func TestWatchFlood(t *testing.T) {
 		t.Errorf("watched flow: %d events dropped with the default buffer at %d events/s", d, burst*int(time.Second/every))
 	}
 
-	ups := rAll.updates()
+	ups := rAll.Got()
 	got, dropped := 0, 0
 	for i, u := range ups {
 		if len(u.Events) > maxEv {
@@ -489,7 +375,7 @@ func TestWatchFlood(t *testing.T) {
 		t.Logf("tiny buffer: %d events dropped by the kernel, reported", d)
 	}
 	for _, r := range []*watchRec{rTCP, rAll, rTiny} {
-		watchNoErrs(t, "watch", r)
+		r.noErrs(t, "watch")
 	}
 	t.Logf("heap in use %d KiB before the flood, %d KiB after; total %s",
 		mem0.HeapInuse>>10, mem1.HeapInuse>>10, time.Since(start).Round(time.Millisecond))
@@ -502,9 +388,9 @@ func TestWatchFlood(t *testing.T) {
 // the goroutine count returns to where it was.
 func TestWatchNoGoroutineLeak(t *testing.T) {
 	ns := probetest.NewNS(t)
-	ctTrackInvalid(t, ns)
-	tg := ctTarget(t, ns)
-	f := ctFlow(t, "tcp 192.0.2.10:40031 192.0.2.20:8080")
+	probetest.TrackConntrack(t, ns)
+	tg := openTarget(t, ns.Name)
+	f := parseFlow(t, "tcp 192.0.2.10:40031 192.0.2.20:8080")
 	opt := WatchOptions{Interval: 100 * time.Millisecond}
 
 	run := func(name string, read bool, pre bool) {
@@ -525,15 +411,7 @@ func TestWatchNoGoroutineLeak(t *testing.T) {
 			time.Sleep(350 * time.Millisecond) // nobody reads: batches merge
 		}
 		cancel()
-		closed := time.After(3 * time.Second)
-		for done := false; !done; {
-			select {
-			case _, ok := <-ch:
-				done = !ok
-			case <-closed:
-				t.Fatalf("%s: the channel was not closed within 3s", name)
-			}
-		}
+		probetest.WaitClosed(t, ch, name)
 	}
 	run("warm-up", true, false) // lets libraries start what they keep for good
 	runtime.GC()
@@ -541,17 +419,7 @@ func TestWatchNoGoroutineLeak(t *testing.T) {
 	run("reading", true, false)
 	run("not reading", false, false)
 	run("cancelled before", false, true)
-	n := 0
-	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		// A /proc read abandoned at cancel (Target.InNS) finishes on its own.
-		if n = runtime.NumGoroutine(); n <= base || time.Now().After(deadline) {
-			break
-		}
-	}
-	if n > base {
-		pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
-		t.Errorf("%d goroutines after cancelling, %d before", n, base)
-	}
+	probetest.WaitGoroutines(t, base)
 }
 
 func TestWatchRates(t *testing.T) {
@@ -714,7 +582,7 @@ func TestWatchMatcher(t *testing.T) {
 		{"ICMP by addresses", "icmp 192.0.2.10 203.0.113.10",
 			ctTestTuple{"192.0.2.10", "203.0.113.10", 1, 0, 0}, ctTestTuple{"203.0.113.10", "192.0.2.10", 1, 0, 0}, ctHitOrig},
 	} {
-		f := ctFlow(t, tc.flow)
+		f := parseFlow(t, tc.flow)
 		m, err := newCtMatcher(f)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
@@ -754,7 +622,7 @@ func TestWatchEventText(t *testing.T) {
 		{"tcp 192.0.2.10:40000 203.0.113.10:8080", ipctnlMsgCtDel, 0, ipsConfirmed | ipsSeenReply, 7,
 			"[DESTROY] tcp      6 120 TIME_WAIT src=192.0.2.10 dst=203.0.113.10 sport=40000 dport=8080 src=203.0.113.10 dst=192.0.2.10 sport=8080 dport=40000 mark=0", "original"},
 	} {
-		f := ctFlow(t, tc.flow)
+		f := parseFlow(t, tc.flow)
 		m, _ := newCtMatcher(f)
 		b := &watchBatch{max: 10}
 		w := &ctWatch{f: f, m: m, batch: b}
@@ -768,7 +636,7 @@ func TestWatchEventText(t *testing.T) {
 		}
 	}
 	// Not ctnetlink, or not an event type: ignored.
-	f := ctFlow(t, "tcp 192.0.2.10:40000 203.0.113.10:8080")
+	f := parseFlow(t, "tcp 192.0.2.10:40000 203.0.113.10:8080")
 	m, _ := newCtMatcher(f)
 	b := &watchBatch{max: 10}
 	w := &ctWatch{f: f, m: m, batch: b}
@@ -883,42 +751,15 @@ func BenchmarkWatchDecode(b *testing.B) {
 	}
 }
 
-// watchInvalidRule installs `table inet filter { chain forward { type
-// filter hook forward priority 0; ct state invalid counter drop } }`.
-func watchInvalidRule(tb testing.TB, ns probetest.NS) {
-	tb.Helper()
-	c, err := nftables.New(nftables.WithNetNSFd(int(ns.Handle)))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tbl := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: "filter"})
-	accept := nftables.ChainPolicyAccept
-	ch := c.AddChain(&nftables.Chain{Name: "forward", Table: tbl, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept})
-	c.AddRule(&nftables.Rule{Table: tbl, Chain: ch, Exprs: []expr.Any{
-		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
-			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitINVALID), Xor: []byte{0, 0, 0, 0}},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}},
-		&expr.Counter{},
-		&expr.Verdict{Kind: expr.VerdictDrop},
-	}})
-	if err := c.Flush(); err != nil {
-		tb.Fatal(err)
-	}
-}
-
 // BenchmarkWatchSample is the per-interval cost of a sample: the kernel
 // counters (ProbeCounters: a thread entering the namespace, five /proc
 // files) and one watched rule's chain.
 func BenchmarkWatchSample(b *testing.B) {
 	ns := probetest.NewNS(b)
-	watchInvalidRule(b, ns)
-	tg, err := OpenTarget(ns.Name, 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer tg.Close()
+	// `table inet filter { chain forward { type filter hook forward
+	// priority 0; ct state invalid counter drop } }`: one watched rule.
+	probetest.FilterRule(b, ns, "forward", nftables.ChainHookForward, probetest.CtInvalidDrop()...)
+	tg := openTarget(b, ns.Name)
 	ctx := b.Context()
 	s := &watchSampler{t: tg, fw: &fwWatch{t: tg, fd: -1}}
 	defer s.fw.close()

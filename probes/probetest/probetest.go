@@ -1,6 +1,12 @@
-// Package probetest gives kernel tests a throwaway network namespace. Tests
-// that need root skip when not root, and that skip is a failure when CI=true:
-// CI runs as root, so a skip there means a test silently did not run.
+// Package probetest gives kernel tests a throwaway network namespace and
+// what they build in it: veth links, nftables rules, TCP connections, raw
+// segments, and recorders for the streams probes deliver. Tests that need
+// root skip when not root, and that skip is a failure when CI=true: CI runs
+// as root, so a skip there means a test silently did not run.
+//
+// Every helper that takes an NS needs root; NewNS, the only way to get an
+// NS, calls RequireRoot. The package must import no package whose internal
+// tests import it, asym/probes first among them: that is an import cycle.
 package probetest
 
 import (
