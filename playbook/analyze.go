@@ -47,15 +47,15 @@ func okPath(p *probes.PathView) *probes.PathView {
 	return p
 }
 
-// peer is the far end of the flow as seen from this host.
-func peer(e *probes.Evidence) netip.Addr {
+// farAddr is the far end of the flow as seen from this host.
+func farAddr(e *probes.Evidence) netip.Addr {
 	if role(e) == probes.RoleServer {
 		return e.Flow.Src.Addr()
 	}
 	return e.Flow.Dst.Addr()
 }
 
-func cmdLine(p *probes.PathView) Line { return Line{p.Probe, "$ " + p.Command} }
+func cmdLine(p *probes.PathView) Line { return Line{Probe: p.Probe, Text: "$ " + p.Command} }
 
 // multiHomed: two or more interfaces (not loopback or dummy) hold addresses
 // of the flow's family.
@@ -122,14 +122,14 @@ func rpFilterStrictDrop(e *probes.Evidence) []Finding {
 		}
 		src := p.Decision.Query.Src
 		back := "another interface"
-		ev := []Line{cmdLine(p), {p.Probe, p.Decision.Text + "   ← the kernel refuses the packet (" + p.Decision.Error + ")"}}
+		ev := []Line{cmdLine(p), {Probe: p.Probe, Text: p.Decision.Text + "   ← the kernel refuses the packet (" + p.Decision.Error + ")"}}
 		if rp := p.ReversePath; rp != nil && rp.Dev != "" {
 			back = rp.Dev
-			ev = append(ev, Line{p.Probe, "way back to " + src.String() + ": " + rp.Text})
+			ev = append(ev, Line{Probe: p.Probe, Text: "way back to " + src.String() + ": " + rp.Text})
 		}
-		ev = append(ev, Line{p.Probe, fmt.Sprintf("net.ipv4.conf.all.rp_filter = %d, net.ipv4.conf.%s.rp_filter = %d: effective %d (strict)", p.RPFilter.All, p.Ingress, p.RPFilter.Dev, p.RPFilter.Effective)})
+		ev = append(ev, Line{Probe: p.Probe, Text: fmt.Sprintf("net.ipv4.conf.all.rp_filter = %d, net.ipv4.conf.%s.rp_filter = %d: effective %d (strict)", p.RPFilter.All, p.Ingress, p.RPFilter.Dev, p.RPFilter.Effective)})
 		if n, ok := counter(e, "TcpExt:IPReversePathFilter"); ok && n > 0 {
-			ev = append(ev, Line{"counters", fmt.Sprintf("TcpExt IPReversePathFilter = %d (packets this namespace dropped for failing the reverse-path check)", n)})
+			ev = append(ev, Line{Probe: "counters", Text: fmt.Sprintf("TcpExt IPReversePathFilter = %d (packets this namespace dropped for failing the reverse-path check)", n)})
 		}
 		f := Finding{
 			ID:       "rp_filter_strict_drop",
@@ -178,9 +178,9 @@ func replyWrongEgress(e *probes.Evidence) []Finding {
 		ID:    "reply_wrong_egress",
 		Title: fmt.Sprintf("The reply to %s leaves by %s, but the request came in on %s", e.Flow.Src.Addr(), rep.Egress, req.Ingress),
 		Evidence: []Line{
-			{req.Probe, fmt.Sprintf("the request arrives on %s (%s)", req.Ingress, req.IngressWhy)},
+			{Probe: req.Probe, Text: fmt.Sprintf("the request arrives on %s (%s)", req.Ingress, req.IngressWhy)},
 			cmdLine(rep),
-			{rep.Probe, rep.Decision.Text + "   ← leaves by " + rep.Egress},
+			{Probe: rep.Probe, Text: rep.Decision.Text + "   ← leaves by " + rep.Egress},
 		},
 	}
 	if role(e) == probes.RoleServer {
@@ -214,9 +214,9 @@ func wrongSourceAddress(e *probes.Evidence) []Finding {
 		ID:    "wrong_source_address",
 		Title: fmt.Sprintf("The flow leaves by %s carrying %s's address %s", req.Egress, owner.Name, h.Local),
 		Evidence: []Line{
-			{"host", fmt.Sprintf("%s is on %s (%s)", h.Local, owner.Name, sub)},
+			{Probe: "host", Text: fmt.Sprintf("%s is on %s (%s)", h.Local, owner.Name, sub)},
 			cmdLine(req),
-			{req.Probe, req.Decision.Text + "   ← leaves by " + req.Egress},
+			{Probe: req.Probe, Text: req.Decision.Text + "   ← leaves by " + req.Egress},
 		},
 	}
 	f.Fix = sourceRoutingFix(e, "")
@@ -244,7 +244,7 @@ func ctInvalidDrop(e *probes.Evidence) []Finding {
 	var ev []Line
 	for _, r := range e.Firewall.Rules {
 		if r.Kind == "ct_invalid" && r.Drops() && r.Packets > 0 && hookRelevant(role(e), r.Hook) {
-			ev = append(ev, Line{"firewall", r.Where() + ": " + r.Text})
+			ev = append(ev, Line{Probe: "firewall", Text: r.Where() + ": " + r.Text})
 		}
 	}
 	if len(ev) == 0 {
@@ -253,17 +253,17 @@ func ctInvalidDrop(e *probes.Evidence) []Finding {
 	ct := e.Conntrack
 	switch {
 	case len(ct.Entries) == 0:
-		ev = append(ev, Line{"conntrack", "no conntrack entry for " + e.Flow.String() + " in either direction: its first packet never passed this host"})
+		ev = append(ev, Line{Probe: "conntrack", Text: "no conntrack entry for " + e.Flow.String() + " in either direction: its first packet never passed this host"})
 	default:
 		for _, en := range ct.Entries {
 			if !en.Unreplied {
 				return nil // the flow is tracked both ways here: its packets are not INVALID
 			}
-			ev = append(ev, Line{"conntrack", en.Text})
+			ev = append(ev, Line{Probe: "conntrack", Text: en.Text})
 		}
 	}
 	if ct.Stats.Invalid > 0 {
-		ev = append(ev, Line{"conntrack", fmt.Sprintf("conntrack statistics: invalid=%d (summed over %d CPUs)", ct.Stats.Invalid, ct.Stats.CPUs)})
+		ev = append(ev, Line{Probe: "conntrack", Text: fmt.Sprintf("conntrack statistics: invalid=%d (summed over %d CPUs)", ct.Stats.Invalid, ct.Stats.CPUs)})
 	}
 	return []Finding{{
 		ID:       "ct_invalid_drop",
@@ -297,9 +297,9 @@ func nftFibRPFilterDrop(e *probes.Evidence) []Finding {
 		}
 		var ev []Line
 		for _, r := range rules {
-			ev = append(ev, Line{"firewall", r.Where() + ": " + r.Text})
+			ev = append(ev, Line{Probe: "firewall", Text: r.Where() + ": " + r.Text})
 		}
-		ev = append(ev, Line{p.Probe, fmt.Sprintf("the %s arrives on %s, but the way back to %s leaves by %s: %s", p.Direction, p.Ingress, p.Decision.Query.Src, p.ReversePath.Dev, p.ReversePath.Text)})
+		ev = append(ev, Line{Probe: p.Probe, Text: fmt.Sprintf("the %s arrives on %s, but the way back to %s leaves by %s: %s", p.Direction, p.Ingress, p.Decision.Query.Src, p.ReversePath.Dev, p.ReversePath.Text)})
 		f := Finding{
 			ID:       "nft_fib_rpfilter_drop",
 			Title:    fmt.Sprintf("A fib reverse-path rule drops the %s arriving on %s (the way back leaves by %s)", p.Direction, p.Ingress, p.ReversePath.Dev),
@@ -328,7 +328,7 @@ func conntrackUnreplied(e *probes.Evidence) []Finding {
 		return []Finding{{
 			ID:       "conntrack_unreplied",
 			Title:    fmt.Sprintf("This host saw the request but never the reply ([UNREPLIED]%s)", state),
-			Evidence: []Line{{"conntrack", en.Text}},
+			Evidence: []Line{{Probe: "conntrack", Text: en.Text}},
 			Fix: &Fix{Summary: "Find where the reply goes instead",
 				Advice: "Check the route back to " + e.Flow.Src.Addr().String() + " on " + e.Flow.Dst.Addr().String() +
 					"'s side and on the devices between: the reply takes another path, or is dropped before it gets here.",
@@ -353,7 +353,7 @@ func natStateMiss(e *probes.Evidence) []Finding {
 		return []Finding{{
 			ID:       "nat_state_miss",
 			Title:    fmt.Sprintf("This host %s-NATed the flow but no reply came back to it", kind),
-			Evidence: []Line{{"conntrack", en.Text}},
+			Evidence: []Line{{Probe: "conntrack", Text: en.Text}},
 			Fix: &Fix{Summary: "Route the replies back through this translator",
 				Advice: fmt.Sprintf("Replies go to %s:%d; make them return through this host (the one holding the translation), or share NAT state between the translators.", en.ReplyDst.Addr(), en.ReplyDst.Port()),
 				Prove:  []string{probes.Command("ip", "route", "get", en.ReplyDst.Addr().String()) + "   # on the replying side: which translator does it reach?"}},
@@ -378,8 +378,8 @@ func ecmpMultipath(e *probes.Evidence) []Finding {
 			continue
 		}
 		ev = append(ev,
-			Line{p.Probe, fmt.Sprintf("the %s's route has %d next hops: %s", p.Direction, alive, p.FIB.Text)},
-			Line{p.Probe, fmt.Sprintf("this flow's %s hashes to %s", p.Direction, p.Decision.Text)})
+			Line{Probe: p.Probe, Text: fmt.Sprintf("the %s's route has %d next hops: %s", p.Direction, alive, p.FIB.Text)},
+			Line{Probe: p.Probe, Text: fmt.Sprintf("this flow's %s hashes to %s", p.Direction, p.Decision.Text)})
 	}
 	if len(ev) == 0 {
 		return nil
@@ -431,12 +431,12 @@ func ruleUnknownSource(e *probes.Evidence) []Finding {
 	var out []Finding
 	for _, t := range typoRules(e) {
 		ev := []Line{
-			{"rules", t.Rule.Text},
-			{"host", fmt.Sprintf("no interface holds %s; %s holds %s", t.Rule.Src.Addr(), t.Iface, t.Meant)},
+			{Probe: "rules", Text: t.Rule.Text},
+			{Probe: "host", Text: fmt.Sprintf("no interface holds %s; %s holds %s", t.Rule.Src.Addr(), t.Iface, t.Meant)},
 		}
 		if t.Table != nil {
 			for _, rt := range t.Table.Routes {
-				ev = append(ev, Line{"tables", fmt.Sprintf("table %d: %s", t.Table.ID, rt.Text)})
+				ev = append(ev, Line{Probe: "tables", Text: fmt.Sprintf("table %d: %s", t.Table.ID, rt.Text)})
 			}
 		}
 		out = append(out, Finding{
@@ -497,7 +497,7 @@ func ruleEmptyTable(e *probes.Evidence) []Finding {
 			f := Finding{
 				ID:       "rule_empty_table",
 				Title:    fmt.Sprintf("Rule %d matches the %s but table %d is empty, so the lookup falls through", r.Priority, p.Direction, r.Table),
-				Evidence: []Line{{"rules", r.Text}, {"tables", fmt.Sprintf("table %d: no routes", r.Table)}, cmdLine(p), {p.Probe, p.Decision.Text}},
+				Evidence: []Line{{Probe: "rules", Text: r.Text}, {Probe: "tables", Text: fmt.Sprintf("table %d: no routes", r.Table)}, cmdLine(p), {Probe: p.Probe, Text: p.Decision.Text}},
 			}
 			f.Fix = fillTableFix(e, r.Table)
 			out = append(out, f)
@@ -541,8 +541,8 @@ func ruleShadowed(e *probes.Evidence) []Finding {
 			return []Finding{{
 				ID:    "rule_shadowed",
 				Title: fmt.Sprintf("Rule %d (table %d) would route the %s, but rule %d answers first from table %s", r.Priority, r.Table, p.Direction, served.Priority, probes.TableName(p.Decision.Table)),
-				Evidence: []Line{{"rules", served.Text}, {"rules", r.Text}, cmdLine(p), {p.Probe, p.Decision.Text},
-					{"tables", fmt.Sprintf("table %d would answer: %s", r.Table, tb.Lookup(p.Packet.Dst).Text)}},
+				Evidence: []Line{{Probe: "rules", Text: served.Text}, {Probe: "rules", Text: r.Text}, cmdLine(p), {Probe: p.Probe, Text: p.Decision.Text},
+					{Probe: "tables", Text: fmt.Sprintf("table %d would answer: %s", r.Table, tb.Lookup(p.Packet.Dst).Text)}},
 				Fix: fix,
 			}}
 		}
@@ -559,7 +559,7 @@ func missingLinkRoute(e *probes.Evidence) []Finding {
 	if tb == nil || tb.Truncated {
 		return nil
 	}
-	pr := peer(e)
+	pr := farAddr(e)
 	for _, c := range e.Host.Connected(pr) {
 		if c.Iface.Name != sp.Egress {
 			continue
@@ -567,10 +567,10 @@ func missingLinkRoute(e *probes.Evidence) []Finding {
 		if slices.ContainsFunc(tb.Routes, func(r probes.Route) bool { return r.Covers(pr) }) {
 			return nil
 		}
-		ev := []Line{cmdLine(sp), {sp.Probe, sp.Decision.Text + "   ← via the gateway"},
-			{"host", fmt.Sprintf("%s is on %s's own subnet %s", pr, c.Iface.Name, c.Prefix.Masked())}}
+		ev := []Line{cmdLine(sp), {Probe: sp.Probe, Text: sp.Decision.Text + "   ← via the gateway"},
+			{Probe: "host", Text: fmt.Sprintf("%s is on %s's own subnet %s", pr, c.Iface.Name, c.Prefix.Masked())}}
 		for _, r := range tb.Routes {
-			ev = append(ev, Line{"tables", fmt.Sprintf("table %d: %s", tb.ID, r.Text)})
+			ev = append(ev, Line{Probe: "tables", Text: fmt.Sprintf("table %d: %s", tb.ID, r.Text)})
 		}
 		src := e.Host.Local
 		if !c.Prefix.Contains(src) {
@@ -610,11 +610,11 @@ func missingSourceRule(e *probes.Evidence) []Finding {
 	var ev []Line
 	for _, i := range h.Ifaces {
 		if i.Name != "lo" && len(i.Addrs) > 0 {
-			ev = append(ev, Line{"host", fmt.Sprintf("%s holds %s", i.Name, joinPrefixes(i.Addrs))})
+			ev = append(ev, Line{Probe: "host", Text: fmt.Sprintf("%s holds %s", i.Name, joinPrefixes(i.Addrs))})
 		}
 	}
-	ev = append(ev, cmdLine(sp), Line{sp.Probe, sp.Decision.Text + "   ← " + h.Local.String() + " leaves by " + sp.Egress})
-	ev = append(ev, Line{"rules", "no rule selects on from " + h.Local.String() + ": " + strings.Join(ruleTexts(e.Rules), " | ")})
+	ev = append(ev, cmdLine(sp), Line{Probe: sp.Probe, Text: sp.Decision.Text + "   ← " + h.Local.String() + " leaves by " + sp.Egress})
+	ev = append(ev, Line{Probe: "rules", Text: "no rule selects on from " + h.Local.String() + ": " + strings.Join(ruleTexts(e.Rules), " | ")})
 	return []Finding{{
 		ID:       "missing_source_rule",
 		Title:    fmt.Sprintf("No policy rule sends traffic from %s out of %s; it follows table %s by %s", h.Local, h.LocalIface, probes.TableName(sp.Decision.Table), sp.Egress),
@@ -671,7 +671,7 @@ func arpFlux(e *probes.Evidence) []Finding {
 		if ign != 0 || filt != 0 {
 			continue
 		}
-		ev = append(ev, Line{"sysctls", fmt.Sprintf("%s: arp_ignore=0, arp_filter=0: %s answers ARP for every address of this host", name, name)})
+		ev = append(ev, Line{Probe: "sysctls", Text: fmt.Sprintf("%s: arp_ignore=0, arp_filter=0: %s answers ARP for every address of this host", name, name)})
 		steps = append(steps,
 			FixStep{Kind: "sysctl.set", Sysctl: "net.ipv4.conf." + name + ".arp_ignore", Value: "1"},
 			FixStep{Kind: "sysctl.set", Sysctl: "net.ipv4.conf." + name + ".arp_announce", Value: "2"})
@@ -679,7 +679,7 @@ func arpFlux(e *probes.Evidence) []Finding {
 	if len(ev) == 0 {
 		return nil
 	}
-	ev = append([]Line{{"host", fmt.Sprintf("%s share the subnet %s", strings.Join(group, " and "), sub.Masked())}}, ev...)
+	ev = append([]Line{{Probe: "host", Text: fmt.Sprintf("%s share the subnet %s", strings.Join(group, " and "), sub.Masked())}}, ev...)
 	return []Finding{{
 		ID:       "arp_flux",
 		Title:    fmt.Sprintf("%s are on one subnet and answer ARP for each other's addresses", strings.Join(group, " and ")),
@@ -688,7 +688,40 @@ func arpFlux(e *probes.Evidence) []Finding {
 	}}
 }
 
+// mtuBlackhole: large packets vanish while small ones pass. Proven from
+// the flow's packets (findMTUStall: the sender sends the same large segment
+// again and again, unanswered, with no ICMP fragmentation-needed back),
+// which is the usual case: the smaller link is between hosts, and nothing
+// on this host shows it. Suspected from this host's own interfaces when the
+// two directions cross different MTUs; that stays as supporting evidence.
 func mtuBlackhole(e *probes.Evidence) []Finding {
+	mismatch := mtuMismatch(e)
+	if s := findMTUStall(e); s != nil {
+		f := mtuStallFinding(e, s)
+		if mismatch != nil {
+			f.Evidence = append(f.Evidence, mismatch.Evidence...)
+		}
+		return []Finding{f}
+	}
+	if mismatch == nil {
+		return nil
+	}
+	if l := live(e); l != nil {
+		for _, reply := range []bool{false, true} {
+			if frag, _ := fragNeeded(l, reply); len(frag) > 0 {
+				mismatch.Evidence = append(mismatch.Evidence,
+					Line{Probe: "live", Text: frag[0].Text},
+					Line{Probe: "live", Text: "ICMP fragmentation-needed for the flow is seen here and no segment is sent again at the old size: path MTU discovery works on this path, so the mismatch alone does not stall the flow"})
+				break
+			}
+		}
+	}
+	return []Finding{*mismatch}
+}
+
+// mtuMismatch: the request and the reply cross interfaces of this host with
+// different MTUs.
+func mtuMismatch(e *probes.Evidence) *Finding {
 	req, rep := okPath(e.Request), okPath(e.Reply)
 	if req == nil || rep == nil {
 		return nil
@@ -709,21 +742,21 @@ func mtuBlackhole(e *probes.Evidence) []Finding {
 		if a == 0 || b == 0 || a == b {
 			continue
 		}
-		ev := []Line{{"neighbours", fmt.Sprintf("%s: %s has mtu %d, %s has mtu %d", p.what, p.in, a, p.out, b)}}
+		ev := []Line{{Probe: "neighbours", Text: fmt.Sprintf("%s: %s has mtu %d, %s has mtu %d", p.what, p.in, a, p.out, b)}}
 		for _, pv := range []*probes.PathView{req, rep} {
 			if pv.Decision.MTU != 0 {
-				ev = append(ev, Line{pv.Probe, "cached path MTU: " + pv.Decision.Text})
+				ev = append(ev, Line{Probe: pv.Probe, Text: "cached path MTU: " + pv.Decision.Text})
 			}
 		}
-		return []Finding{{
+		return &Finding{
 			ID:       "mtu_blackhole",
 			Title:    fmt.Sprintf("The two directions cross interfaces with different MTUs (%s %d, %s %d)", p.in, a, p.out, b),
 			Evidence: ev,
 			Fix: &Fix{Summary: "Make the MTU consistent or clamp the MSS",
-				Advice: "Large packets may vanish on the smaller path if ICMP fragmentation-needed is filtered: test with DF pings of the larger size from both ends, allow ICMP type 3 code 4, or clamp the TCP MSS to the smaller MTU.",
+				Advice: "Large packets may vanish on the smaller path if ICMP fragmentation-needed is filtered: test with DF pings of the larger size from both ends, allow ICMP type 3 code 4, or clamp the TCP MSS to the smaller MTU. asym check --watch proves it from the flow's packets while the failure is reproduced.",
 				Prove: []string{probes.Command("ping", "-M", "do", "-s", fmt.Sprint(max(a, b)-28), "-c", "3", e.Flow.Src.Addr().String()) + "   # from this host: large packets with DF set",
 					probes.Command("tracepath", "-n", e.Flow.Src.Addr().String())}},
-		}}
+		}
 	}
 	return nil
 }
@@ -780,7 +813,7 @@ func newTableFix(e *probes.Evidence, table int) *Fix {
 	if !gw.IsValid() {
 		def.Unknown = "the gateway of " + ifc.Name + " (" + how + "): replace GATEWAY"
 	}
-	pr := peer(e)
+	pr := farAddr(e)
 	if gw.IsValid() || !sub.Contains(pr) {
 		fix.Steps = append(fix.Steps, def)
 	}

@@ -137,13 +137,28 @@ and is dropped. Two NAT gateways with asymmetric routing between them do this.
 
 Fix: route the replies back through the translator that saw the request, or use one NAT device per
 path with shared state.`},
-	{"mtu_blackhole", Warning, "third", "The two directions use interfaces with different MTUs",
-		`The request and the reply cross interfaces with different MTUs. Small packets pass both ways, large ones
-may not: if an ICMP "fragmentation needed" is dropped on the smaller path, path MTU discovery never
-learns, and large transfers stall while the handshake works. This looks like asymmetric routing and can
-come with it.
+	{"mtu_blackhole", Warning, "third", "Large packets vanish on the path while small ones pass (MTU black hole)",
+		`Small packets pass both ways, large ones do not: a link on the path has a smaller MTU than the ends
+(a tunnel, PPPoE, a WAN circuit), and the ICMP "fragmentation needed" (IPv6: "packet too big") that the
+router in front of it sends is filtered on the way back, so path MTU discovery never learns. The
+handshake and small requests work; a large answer or upload stalls, and the sender retransmits the
+same full-sized segment until someone gives up. It smells like asymmetric routing and often comes
+with it: the two directions can cross different links with different MTUs and ICMP policies.
 
-Fix: make the MTU consistent across the paths, allow ICMP fragmentation-needed, or clamp the TCP MSS.`},
+asym proves it from the flow's packets (asym check --watch while the failure is reproduced) on the
+host that sends the large segments: the same segment longer than 1280 bytes leaves again and again
+after the retransmission timer with nothing from the other end between, while smaller packets of that
+direction were answered, and no fragmentation-needed comes back. That finding is critical and says
+"proven on the wire"; the black hole is usually on a link between hosts, so nothing in this host's
+configuration has to look wrong. If the ICMP does arrive and the segments keep their size, asym says
+this host ignores it; if they shrink, path MTU discovery works and the stall is something else.
+Without packets, asym only suspects it (a warning): the request and the reply cross interfaces of
+this host with different MTUs.
+
+Fix: on the path, not here: allow ICMP fragmentation-needed / packet-too-big out of and through the
+router in front of the smaller link, make the MTU consistent, or clamp the TCP MSS at that router. A
+stopgap on the sender is a route to the destination with a smaller MTU (ip route add DST via GW mtu
+lock 1280); asym proposes it but never applies it.`},
 }
 
 // syn_unanswered needs live evidence (packets); it is appended to the

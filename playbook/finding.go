@@ -34,7 +34,17 @@ func (s Severity) rank() int {
 type Line struct {
 	Probe string `json:"probe"`
 	Text  string `json:"text"`
+	// Side says which end of the flow saw it, in a report that covers both
+	// (--peer): SideHere or SidePeer. Empty in a one-host report.
+	Side string `json:"side,omitempty"`
 }
+
+// Sides of a report that covers both ends of the flow.
+const (
+	SideHere = "here" // the host asym runs on (or its --netns/--pid target)
+	SidePeer = "peer" // the host reached with --peer
+	SideBoth = "both" // a finding that needs the evidence of both ends
+)
 
 // Finding is one diagnosis with the evidence that proves it.
 type Finding struct {
@@ -45,6 +55,10 @@ type Finding struct {
 	Evidence []Line   `json:"evidence"`
 	Why      string   `json:"why"`
 	Fix      *Fix     `json:"fix,omitempty"`
+	// Side is empty for a finding about this host, SidePeer for one about
+	// the far end (its fix is run there, never here), SideBoth for one that
+	// joins both ends' evidence.
+	Side string `json:"side,omitempty"`
 }
 
 // Fix is what to change, as data: the same fix renders in the TUI, the

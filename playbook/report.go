@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,6 +29,9 @@ type Report struct {
 	Findings []Finding    `json:"findings"`
 	// HandOff lists ready-to-run commands of deeper tools for the flow.
 	HandOff []string `json:"hand_off,omitempty"`
+	// Peer is the far end, with --peer; Across the flow's way through both.
+	Peer   *PeerReport `json:"peer,omitempty"`
+	Across []string    `json:"across,omitempty"`
 }
 
 // HostSummary is the header every report and screen shows.
@@ -57,8 +61,23 @@ func NewReport(now time.Time, ev *probes.Evidence, prefix []string, ran map[stri
 		r.Findings = []Finding{}
 	}
 	if h := ev.Host; h != nil {
-		r.Host = HostSummary{Hostname: h.Hostname, Kernel: h.Kernel, Target: h.Target, Role: h.Role, Privileged: h.Privileged, Missing: h.Missing}
+		r.Host = summarize(h)
 	}
+	r.Steps = stepReports(ran, findings)
+	if len(findings) > 0 {
+		r.HandOff = HandOff(ev, prefix)
+	}
+	return r
+}
+
+func summarize(h *probes.HostView) HostSummary {
+	return HostSummary{Hostname: h.Hostname, Kernel: h.Kernel, Target: h.Target, Role: h.Role, Privileged: h.Privileged, Missing: h.Missing}
+}
+
+// stepReports lists each step's probe reports (of those that ran) and the
+// ids of its findings.
+func stepReports(ran map[string]probes.Reporter, findings []Finding) []StepReport {
+	var out []StepReport
 	for _, s := range Steps {
 		sr := StepReport{ID: s.ID, Name: s.Name, Proves: s.Proves, Probes: []probes.Reporter{}, Findings: []string{}}
 		ids := s.Probes
@@ -71,16 +90,28 @@ func NewReport(now time.Time, ev *probes.Evidence, prefix []string, ran map[stri
 			}
 		}
 		for _, f := range findings {
-			if f.Step == s.ID {
+			if f.Step == s.ID && !slices.Contains(sr.Findings, f.ID) {
 				sr.Findings = append(sr.Findings, f.ID)
 			}
 		}
-		r.Steps = append(r.Steps, sr)
+		out = append(out, sr)
 	}
-	if len(findings) > 0 {
-		r.HandOff = HandOff(ev, prefix)
+	return out
+}
+
+// AddPeer adds the far end (--peer): its report, the findings about it and
+// across both ends, and the way the flow crosses both.
+func (r *Report) AddPeer(pa PeerAnalysis) {
+	r.Peer, r.Across = pa.Peer, pa.Across
+	r.Findings = append(r.Findings, pa.Findings...)
+	Sort(r.Findings)
+	for i := range r.Steps {
+		for _, f := range pa.Findings {
+			if f.Step == r.Steps[i].ID && !slices.Contains(r.Steps[i].Findings, f.ID) {
+				r.Steps[i].Findings = append(r.Steps[i].Findings, f.ID)
+			}
+		}
 	}
-	return r
 }
 
 // WriteJSON writes the report as indented JSON.
@@ -94,11 +125,68 @@ func (r Report) WriteJSON(w io.Writer) error {
 func (r Report) WriteText(w io.Writer) error {
 	b := &strings.Builder{}
 	fmt.Fprintf(b, "asym check  %s\n", Clean(r.Flow.Arrow()))
-	fmt.Fprintf(b, "host %s  kernel %s  %s  %s\n", Clean(r.Host.Hostname), Clean(r.Host.Kernel), Clean(r.Host.Target), r.Host.Role.Describe())
+	who := "host"
+	if r.Peer != nil {
+		who = "here"
+	}
+	fmt.Fprintf(b, "%s %s  kernel %s  %s  %s\n", who, Clean(r.Host.Hostname), Clean(r.Host.Kernel), Clean(r.Host.Target), r.Host.Role.Describe())
 	if !r.Host.Privileged {
 		fmt.Fprintf(b, "running without %s: some probes are unavailable\n", r.Host.Missing)
 	}
-	for _, s := range r.Steps {
+	if r.Peer != nil {
+		fmt.Fprintf(b, "peer %s\n", Clean(r.Peer.headline()))
+	}
+	writeStepsText(b, r.Steps)
+	b.WriteString("\n== Findings\n")
+	if len(r.Findings) == 0 {
+		b.WriteString("   none: asym found nothing on this host that breaks this flow's path.\n")
+	}
+	writeFindingsText(b, r.Findings, r.Prefix)
+	if len(r.Across) > 0 {
+		b.WriteString("\n== Across both ends\n")
+		for _, l := range r.Across {
+			fmt.Fprintf(b, "   %s\n", Clean(l))
+		}
+	}
+	if len(r.HandOff) > 0 {
+		b.WriteString("\n== Go deeper (commands for other tools, the flow filled in)\n")
+		for _, c := range r.HandOff {
+			fmt.Fprintf(b, "   %s\n", Clean(c))
+		}
+	}
+	if p := r.Peer; p != nil && p.Failure == nil {
+		fmt.Fprintf(b, "\n\n######## The peer: %s\n", Clean(p.headline()))
+		writeStepsText(b, p.Steps)
+		b.WriteString("\n== Findings on the peer (run their fixes there)\n")
+		if len(p.Findings) == 0 {
+			b.WriteString("   none: asym found nothing on the peer that breaks this flow's path.\n")
+		}
+		writeFindingsText(b, p.Findings, nil)
+		if len(p.HandOff) > 0 {
+			b.WriteString("\n== Go deeper on the peer\n")
+			for _, c := range p.HandOff {
+				fmt.Fprintf(b, "   %s\n", Clean(c))
+			}
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// headline is the peer's line in a report's header.
+func (p *PeerReport) headline() string {
+	if p.Failure != nil {
+		return "not diagnosed: " + p.Failure.Reason + " ($ " + p.Command + ")"
+	}
+	v := ""
+	if p.Version != "" {
+		v = ", asym " + p.Version
+	}
+	return fmt.Sprintf("%s  kernel %s  %s  %s  ($ %s%s)", p.Host.Hostname, p.Host.Kernel, p.Host.Target, p.Host.Role.Describe(), p.Command, v)
+}
+
+func writeStepsText(b *strings.Builder, steps []StepReport) {
+	for _, s := range steps {
 		fmt.Fprintf(b, "\n== %s\n   %s\n", s.Name, s.Proves)
 		for _, p := range s.Probes {
 			rep := p.Rep()
@@ -111,35 +199,51 @@ func (r Report) WriteText(w io.Writer) error {
 			}
 		}
 	}
-	b.WriteString("\n== Findings\n")
-	if len(r.Findings) == 0 {
-		b.WriteString("   none: asym found nothing on this host that breaks this flow's path.\n")
+}
+
+// Label names where a line of evidence comes from: its probe, and in a
+// report of both ends, the end.
+func (l Line) Label() string {
+	if l.Side != "" {
+		return l.Side + " " + l.Probe
 	}
+	return l.Probe
+}
+
+// Where says which end a finding is about, for headings; empty for this
+// host's own.
+func (f Finding) Where() string {
+	switch f.Side {
+	case SidePeer:
+		return "on the peer"
+	case SideBoth:
+		return "across both ends"
+	}
+	return ""
+}
+
+func writeFindingsText(b *strings.Builder, findings []Finding, prefix []string) {
 	shown := map[string]string{} // fix summary → the finding that showed it
-	for _, f := range r.Findings {
-		fmt.Fprintf(b, "\n%s %s  (%s step)\n   %s\n", strings.ToUpper(string(f.Severity)), f.ID, f.Step, Clean(f.Title))
+	for _, f := range findings {
+		where := f.Step + " step"
+		if w := f.Where(); w != "" {
+			where += ", " + w
+		}
+		fmt.Fprintf(b, "\n%s %s  (%s)\n   %s\n", strings.ToUpper(string(f.Severity)), f.ID, where, Clean(f.Title))
 		b.WriteString("   evidence:\n")
 		for _, l := range f.Evidence {
-			fmt.Fprintf(b, "     [%s] %s\n", l.Probe, Clean(l.Text))
+			fmt.Fprintf(b, "     [%s] %s\n", Clean(l.Label()), Clean(l.Text))
 		}
 		fmt.Fprintf(b, "   why: %s\n", Clean(f.Why))
 		if f.Fix != nil && shown[f.Fix.Summary] != "" {
 			fmt.Fprintf(b, "   fix: the same as %s above\n", shown[f.Fix.Summary])
 			continue
 		}
-		writeFixText(b, f.Fix, "   ", r.Prefix)
+		writeFixText(b, f.Fix, "   ", prefix)
 		if f.Fix != nil {
 			shown[f.Fix.Summary] = f.ID
 		}
 	}
-	if len(r.HandOff) > 0 {
-		b.WriteString("\n== Go deeper (commands for other tools, the flow filled in)\n")
-		for _, c := range r.HandOff {
-			fmt.Fprintf(b, "   %s\n", Clean(c))
-		}
-	}
-	_, err := io.WriteString(w, b.String())
-	return err
 }
 
 func writeFixText(b *strings.Builder, fx *Fix, indent string, prefix []string) {
@@ -192,22 +296,57 @@ func (r Report) WriteMarkdown(w io.Writer) error {
 	if !r.Host.Privileged {
 		fmt.Fprintf(b, "- privileges: missing %s, some probes were unavailable\n", r.Host.Missing)
 	}
+	if r.Peer != nil {
+		fmt.Fprintf(b, "- peer: %s\n", mdText(r.Peer.headline()))
+	}
 	b.WriteString("\n### Findings\n\n")
 	if len(r.Findings) == 0 {
 		b.WriteString("None: nothing on this host breaks this flow's path.\n")
 	}
-	for _, f := range r.Findings {
-		fmt.Fprintf(b, "#### %s `%s`: %s\n\n", strings.ToUpper(string(f.Severity)), f.ID, mdText(f.Title))
+	writeFindingsMarkdown(b, r.Findings, r.Prefix)
+	if len(r.Across) > 0 {
+		b.WriteString("### Across both ends\n\n")
+		writeFence(b, r.Across)
+	}
+	if len(r.HandOff) > 0 {
+		b.WriteString("### Go deeper\n\n")
+		writeFence(b, r.HandOff)
+	}
+	writeStepsMarkdown(b, r.Steps, "")
+	if p := r.Peer; p != nil && p.Failure == nil {
+		fmt.Fprintf(b, "### The peer: %s\n\n", mdText(p.headline()))
+		b.WriteString("#### Findings on the peer (run their fixes there)\n\n")
+		if len(p.Findings) == 0 {
+			b.WriteString("None: nothing on the peer breaks this flow's path.\n\n")
+		}
+		writeFindingsMarkdown(b, p.Findings, nil)
+		if len(p.HandOff) > 0 {
+			b.WriteString("#### Go deeper on the peer\n\n")
+			writeFence(b, p.HandOff)
+		}
+		writeStepsMarkdown(b, p.Steps, "Peer: ")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func writeFindingsMarkdown(b *strings.Builder, findings []Finding, prefix []string) {
+	for _, f := range findings {
+		where := ""
+		if w := f.Where(); w != "" {
+			where = " (" + w + ")"
+		}
+		fmt.Fprintf(b, "#### %s `%s`%s: %s\n\n", strings.ToUpper(string(f.Severity)), f.ID, where, mdText(f.Title))
 		b.WriteString("Evidence:\n\n")
 		var ev []string
 		for _, l := range f.Evidence {
-			ev = append(ev, "["+l.Probe+"] "+l.Text)
+			ev = append(ev, "["+l.Label()+"] "+l.Text)
 		}
 		writeFence(b, ev)
 		fmt.Fprintf(b, "Why: %s\n\n", mdText(f.Why))
 		if f.Fix != nil {
 			fmt.Fprintf(b, "Fix: %s\n\n", mdText(f.Fix.Summary))
-			if cmds := f.Fix.CommandsIn(r.Prefix); len(cmds) > 0 {
+			if cmds := f.Fix.CommandsIn(prefix); len(cmds) > 0 {
 				writeFence(b, cmds)
 			}
 			if f.Fix.Advice != "" {
@@ -222,12 +361,11 @@ func (r Report) WriteMarkdown(w io.Writer) error {
 			}
 		}
 	}
-	if len(r.HandOff) > 0 {
-		b.WriteString("### Go deeper\n\n")
-		writeFence(b, r.HandOff)
-	}
-	for _, s := range r.Steps {
-		fmt.Fprintf(b, "### %s\n\n%s\n\n", s.Name, s.Proves)
+}
+
+func writeStepsMarkdown(b *strings.Builder, steps []StepReport, title string) {
+	for _, s := range steps {
+		fmt.Fprintf(b, "### %s%s\n\n%s\n\n", title, s.Name, s.Proves)
 		for _, p := range s.Probes {
 			rep := p.Rep()
 			fmt.Fprintf(b, "**%s** (%s)\n\n", mdText(rep.Title), statusText(rep))
@@ -238,8 +376,6 @@ func (r Report) WriteMarkdown(w io.Writer) error {
 			writeFence(b, append(lines, rep.Lines...))
 		}
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
 }
 
 // writeFence writes lines in a code block whose fence is longer than any run

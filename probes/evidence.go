@@ -303,3 +303,27 @@ func (h *HostView) LocalAddrs() []netip.Addr {
 	}
 	return out
 }
+
+// Reports returns the report of every probe whose evidence is present, by
+// probe id: evidence read back from JSON (a peer's) shows the same probe
+// output as evidence collected here.
+func (e *Evidence) Reports() map[string]Reporter {
+	out := map[string]Reporter{}
+	add := func(id string, r Reporter, present bool) {
+		if present {
+			out[id] = r
+		}
+	}
+	add(ProbeIDHost, e.Host, e.Host != nil)
+	add(ProbeIDRequest, e.Request, e.Request != nil)
+	add(ProbeIDReply, e.Reply, e.Reply != nil)
+	add(ProbeIDCounters, e.Counters, e.Counters != nil)
+	add(ProbeIDFirewall, e.Firewall, e.Firewall != nil)
+	add(ProbeIDConntrack, e.Conntrack, e.Conntrack != nil)
+	add(ProbeIDRules, e.Rules, e.Rules != nil)
+	add(ProbeIDTables, e.Tables, e.Tables != nil)
+	add(ProbeIDSysctls, e.Sysctls, e.Sysctls != nil)
+	add(ProbeIDNeighbours, e.Neighbours, e.Neighbours != nil)
+	add(ProbeIDLive, e.Live, e.Live != nil)
+	return out
+}

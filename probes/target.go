@@ -22,8 +22,12 @@ import (
 // (ip netns), one given by path, or a process's (a container). Probes open
 // their sockets inside it; the asym process itself never moves.
 type Target struct {
-	Kind   string // "host", "netns", "path", "pid"
-	Value  string // the name, path or pid as given
+	Kind  string // "host", "netns", "path", "pid"
+	Value string // the name, path or pid as given
+	// own names the namespace asym runs in when it is not the host's (asym
+	// started by ip netns exec, or inside a container): "host namespace"
+	// would be wrong there.
+	own    string
 	ns     netns.NsHandle
 	nl     *netlink.Handle
 	strict *netlink.Handle // strict checking: for table dumps only
@@ -91,6 +95,7 @@ func OpenTarget(name string, pid int) (*Target, error) {
 		if err != nil {
 			return nil, fmt.Errorf("cannot open this host's network namespace: %v", err)
 		}
+		t.own = ownNamespace()
 	}
 	var stat unix.Stat_t
 	if err := unix.Fstat(int(t.ns), &stat); err != nil || stat.Dev == 0 {
@@ -139,6 +144,9 @@ func (t *Target) Close() {
 // String names the target for people: "host", "netns asym-lab", "pid 4242".
 func (t *Target) String() string {
 	if t.Kind == "host" {
+		if t.own != "" {
+			return t.own
+		}
 		return "host namespace"
 	}
 	return t.Kind + " " + t.Value
@@ -247,4 +255,30 @@ func (t *Target) NSPath() string {
 		return t.Value
 	}
 	return "/proc/self/ns/net"
+}
+
+// ownNamespace names the namespace asym runs in when it is not init's: by
+// its ip-netns name when one of /run/netns is it, otherwise by its inode.
+// Empty when it is the host's, or when that cannot be told.
+func ownNamespace() string {
+	var self, init unix.Stat_t
+	if unix.Stat("/proc/self/ns/net", &self) != nil {
+		return ""
+	}
+	entries, _ := os.ReadDir("/run/netns")
+	for i, e := range entries {
+		if i >= 1024 {
+			break
+		}
+		var st unix.Stat_t
+		if unix.Stat("/run/netns/"+e.Name(), &st) == nil && st.Ino == self.Ino && st.Dev == self.Dev {
+			return "netns " + e.Name() + " (asym runs in it)"
+		}
+	}
+	// /proc/1 may be unreadable (not root, or a sandbox): then say nothing
+	// rather than guess.
+	if unix.Stat("/proc/1/ns/net", &init) != nil || (self.Ino == init.Ino && self.Dev == init.Dev) {
+		return ""
+	}
+	return fmt.Sprintf("the namespace asym runs in (net:[%d], not the host's)", self.Ino)
 }

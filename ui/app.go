@@ -15,6 +15,7 @@ import (
 	"asym/playbook"
 	"asym/probes"
 	"asym/probes/flow"
+	"asym/probes/peer"
 )
 
 // Prober runs probes for one flow; probes.Collector is one. Tests use
@@ -51,6 +52,12 @@ type Options struct {
 	Persist     []PersistView
 	NotesPath   string
 	HistoryPath string
+	// Peer collects the other end's evidence for a flow (--peer), with a
+	// live window of watch when not zero: it runs when the First step runs,
+	// and with a window when the live view opens. Nil: one end only.
+	// PeerCommand is what it runs, quoted, for the header.
+	Peer        func(ctx context.Context, f flow.Flow, watch time.Duration) peer.Result
+	PeerCommand string
 	Plain       bool             // no colour or attributes (golden tests)
 	Now         func() time.Time // clock, for notes; time.Now when nil
 }
@@ -123,6 +130,7 @@ type Model struct {
 
 	live *liveState
 	fix  fixState
+	peer peerState
 	labT labTally
 
 	flash    string
@@ -157,6 +165,7 @@ func (m *Model) setFlow(f flow.Flow) {
 		m.steps[i] = stepState{}
 	}
 	m.findings = nil
+	m.peer = peerState{runID: m.peer.runID}
 }
 
 // Init starts nothing on the kernel: the person decides when probes run.
@@ -216,6 +225,8 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, cmd
 	case probeDoneMsg:
 		return m, m.probeDone(msg)
+	case peerDoneMsg:
+		return m, m.peerDone(msg)
 	case notesMsg:
 		if msg.err != nil {
 			m.setFlash(fmt.Sprintf("notes not written: %v — they are kept: press e to retry or y to copy them", msg.err), true)
@@ -403,6 +414,9 @@ func (m *Model) runStep(i int) tea.Cmd {
 	}
 	m.sel, m.showFind, m.scroll = i, false, 0
 	cmds := []tea.Cmd{m.runProbe(i, 0, st.runID)}
+	if i == 0 || (m.peer.res == nil && !m.peer.running) {
+		cmds = append(cmds, m.runPeer(0))
+	}
 	if !m.spinning {
 		m.spinning = true
 		cmds = append(cmds, m.spin.Tick)
@@ -447,6 +461,9 @@ func (m *Model) probeDone(msg probeDoneMsg) tea.Cmd {
 }
 
 func (m *Model) anyRunning() bool {
+	if m.peer.running {
+		return true
+	}
 	for _, s := range m.steps {
 		if s.status == stepRunning {
 			return true
@@ -465,7 +482,11 @@ func (m *Model) analyze() {
 		}
 	}
 	ev := m.prober.Evidence()
+	if m.live != nil {
+		ev.Live = m.live.evidence(m.opt.Now())
+	}
 	m.findings = playbook.Analyze(&ev, last)
+	m.joinPeer(&ev)
 	for i := range m.steps {
 		s := &m.steps[i]
 		if s.status == stepNotRun || !allDone(*s) {
@@ -507,7 +528,20 @@ func (m *Model) report() playbook.Report {
 		ev = m.prober.Evidence()
 	}
 	ev.Flow = m.flow
-	return playbook.NewReport(m.opt.Now(), &ev, m.opt.Prefix, ran, m.findings)
+	if m.live != nil {
+		ev.Live = m.live.evidence(m.opt.Now()) // what the joined findings rest on
+	}
+	var local []playbook.Finding
+	for _, f := range m.findings {
+		if f.Side == "" {
+			local = append(local, f)
+		}
+	}
+	r := playbook.NewReport(m.opt.Now(), &ev, m.opt.Prefix, ran, local)
+	if m.peer.res != nil {
+		r.AddPeer(playbook.AnalyzePeer(&ev, *m.peer.res))
+	}
+	return r
 }
 
 func (m *Model) notesMarkdown() []byte {

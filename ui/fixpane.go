@@ -97,6 +97,8 @@ func (m *Model) fixKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 	if k.String() == "enter" {
 		f := m.findings[m.fsel]
 		switch {
+		case f.Side != "":
+			m.setFlash(peerFixRefusal(f), true)
 		case m.opt.ApplyFix == nil:
 			m.setFlash("applying fixes is not available here: copy the commands", true)
 		case f.Fix == nil || len(f.Fix.Steps) == 0:
@@ -193,6 +195,8 @@ func (m *Model) fixPaneLines(f playbook.Finding, width int) []string {
 		out = append(out, hang(m.st.Dim, "", "asym re-probes first and refuses if the host changed; the changes revert by themselves unless you keep them.", width)...)
 	case fx.applying:
 		out = append(out, m.st.Run.Render(m.spin.View()+" applying…"))
+	case f.Side != "":
+		out = append(out, hang(m.st.Dim, "", peerFixRefusal(f)+".", width)...)
 	case f.Fix != nil && len(f.Fix.Steps) > 0 && m.opt.ApplyFix != nil:
 		out = append(out, m.dim("enter: apply (you confirm first; it reverts by itself unless kept)"))
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"time"
 
 	tea "charm.land/bubbletea/v2"
 
@@ -19,6 +20,7 @@ const liveMax = 200
 // liveState is the live view: counters of the flow as rates, and its
 // conntrack events, fed by a stream that a command reads one batch at a time.
 type liveState struct {
+	start   time.Time
 	cancel  context.CancelFunc
 	ch      <-chan probes.WatchUpdate
 	shown   bool
@@ -63,6 +65,9 @@ func (m *Model) packetsUpdate(msg packetsMsg) tea.Cmd {
 		l.pdrop += over
 	}
 	l.pdrop += msg.u.Dropped
+	if len(msg.u.Packets) > 0 {
+		m.reanalyze()
+	}
 	if msg.u.Err != nil {
 		e := playbook.Clean(msg.u.Err.Error())
 		if len(l.errs) == 0 || l.errs[len(l.errs)-1] != e {
@@ -70,6 +75,32 @@ func (m *Model) packetsUpdate(msg packetsMsg) tea.Cmd {
 		}
 	}
 	return waitPackets(l.pch)
+}
+
+// evidence is what the live view has seen so far, as the live evidence the
+// analyzers read (the same as check --watch gathers over its window).
+func (l *liveState) evidence(now time.Time) *probes.LiveEvidence {
+	le := &probes.LiveEvidence{
+		Report: probes.Report{Probe: probes.ProbeIDLive, Title: "Live view", Status: probes.StatusOK},
+		Start:  l.start, End: now, Deltas: map[string]int64{},
+		Events: l.events, Packets: l.packets, EventsDropped: l.dropped, PacketsDropped: l.pdrop,
+	}
+	if l.first != nil && l.cur != nil {
+		for k, v := range l.cur.Counters {
+			if p, ok := l.first.Counters[k]; ok {
+				le.Deltas[k] = int64(v) - int64(p)
+			}
+		}
+	}
+	return le
+}
+
+// reanalyze runs the analyzers again once steps have run, so that what the
+// live view sees joins the findings as it happens.
+func (m *Model) reanalyze() {
+	if m.prober != nil && m.anyRun() {
+		m.analyze()
+	}
 }
 
 func (l *liveState) stop() {
@@ -99,10 +130,19 @@ func (m *Model) toggleLive() tea.Cmd {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ch := m.opt.Watch(ctx, m.flow)
-	m.live = &liveState{cancel: cancel, ch: ch, shown: true}
+	m.live = &liveState{start: m.opt.Now(), cancel: cancel, ch: ch, shown: true}
 	m.showFind, m.scroll = false, 0
 	m.setFlash("live view: reproduce the failure now; the flow's packets, counters and events appear as they happen", false)
 	cmds := []tea.Cmd{waitLive(ch)}
+	if m.opt.Peer != nil {
+		// Both ends watch: the peer's packets over a window inside this
+		// host's are compared when it answers.
+		cmds = append(cmds, m.runPeer(peerWatch))
+		if !m.spinning {
+			m.spinning = true
+			cmds = append(cmds, m.spin.Tick)
+		}
+	}
 	if m.opt.Capture != nil {
 		m.live.pch = m.opt.Capture(ctx, m.flow)
 		cmds = append(cmds, waitPackets(m.live.pch))
@@ -130,6 +170,7 @@ func (m *Model) liveUpdate(msg liveMsg) tea.Cmd {
 		}
 	}
 	l.events = append(l.events, u.Events...)
+	m.reanalyze() // the live analyzers read the packets, events and counter changes
 	if over := len(l.events) - liveMax; over > 0 {
 		l.events = append(l.events[:0], l.events[over:]...)
 		l.dropped += over

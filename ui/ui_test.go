@@ -481,3 +481,44 @@ func TestFixPaneRevertsAndRefuses(t *testing.T) {
 		t.Fatalf("advice cannot be applied: %q", m2.flash)
 	}
 }
+
+// TestLiveViewJoinsFindings: packets the live view sees become evidence of
+// the findings at once, as with check --watch.
+func TestLiveViewJoinsFindings(t *testing.T) {
+	m, _, _ := newTestModel(t, "two-nics-fabric-host", 120, 40)
+	press(t, m, "a")
+	b, err := os.ReadFile(filepath.Join("..", "playbook", "testdata", "peer", "two-nics-fabric.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Peer struct {
+			Collection struct {
+				Evidence probes.Evidence `json:"evidence"`
+			} `json:"collection"`
+		} `json:"peer"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil || doc.Peer.Collection.Evidence.Live == nil {
+		t.Fatalf("recording: %v", err)
+	}
+	watch := make(chan probes.WatchUpdate)
+	capture := make(chan probes.CaptureUpdate, 1)
+	m.opt.Watch = func(context.Context, flow.Flow) <-chan probes.WatchUpdate { return watch }
+	m.opt.Capture = func(context.Context, flow.Flow) <-chan probes.CaptureUpdate { return capture }
+	capture <- probes.CaptureUpdate{Packets: doc.Peer.Collection.Evidence.Live.Packets}
+	close(capture)
+	close(watch)
+	press(t, m, "l")
+	var live []string
+	for _, f := range m.findings {
+		for _, l := range f.Evidence {
+			if l.Probe == probes.ProbeIDLive {
+				live = append(live, f.ID+": "+l.Text)
+			}
+		}
+	}
+	joined := strings.Join(live, "\n")
+	if !strings.Contains(joined, "reply_wrong_egress: ") || !strings.Contains(joined, "eth0 Out") {
+		t.Fatalf("the live packets must join reply_wrong_egress's evidence, got:\n%s", joined)
+	}
+}

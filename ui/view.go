@@ -67,6 +67,9 @@ func (m *Model) headerLines(w int) []string {
 		}
 	}
 	lines := []string{first, second}
+	if p := m.peerHeader(); p != "" {
+		lines = append(lines, p)
+	}
 	if l := m.opt.Lab; l != nil {
 		lines = append(lines, m.labLine(l))
 	}
@@ -144,13 +147,24 @@ func (m *Model) leftLines(width, h int) []string {
 			out = append(out, m.dim("  run a step: enter"))
 		}
 	}
-	room := h - len(out)
+	// With a peer, findings come in groups (here, across both ends, on the
+	// peer), each under a heading.
+	groups := 0
+	for i, f := range m.findings {
+		if f.Side != "" && (i == 0 || m.findings[i-1].Side != f.Side) {
+			groups++
+		}
+	}
+	room := h - len(out) - groups
 	from := 0
 	if m.fsel >= room {
 		from = m.fsel - room + 1
 	}
 	for i := from; i < len(m.findings) && len(out) < h; i++ {
 		f := m.findings[i]
+		if f.Side != "" && (i == from || m.findings[i-1].Side != f.Side) {
+			out = append(out, m.dim("  "+f.Where()+":"))
+		}
 		cursor := "  "
 		if i == m.fsel && (m.focus == paneFindings || m.showFind) {
 			cursor = "▸ "
@@ -246,34 +260,49 @@ func (m *Model) stepLines(i, width int) []string {
 		}
 		return out
 	}
-	evidence := m.evidenceTexts()
+	colWidth := width
+	if m.opt.Peer != nil && width >= 123 {
+		colWidth = (width - 3) / 2
+	}
+	var here []string
 	for _, p := range st.probes {
-		out = append(out, "")
+		here = append(here, "")
 		if p.rep == nil {
 			if p.running {
-				out = append(out, m.st.Run.Render(m.spin.View()+" "+p.id+" running…"))
+				here = append(here, m.st.Run.Render(m.spin.View()+" "+p.id+" running…"))
 			} else {
-				out = append(out, m.dim("· "+p.id+" waiting"))
+				here = append(here, m.dim("· "+p.id+" waiting"))
 			}
 			continue
 		}
-		r := p.rep.Rep()
-		out = append(out, m.st.Bold.Render(playbook.Clean(r.Title))+"  "+m.probeStatus(r))
-		if r.Command != "" {
-			out = append(out, hang(m.st.Cmd, "$ ", playbook.Clean(r.Command), width)...)
-		}
-		for _, l := range r.Lines {
-			l = playbook.Clean(l)
-			switch {
-			case matters(l, evidence):
-				out = append(out, hang(m.st.Highlight, "▶ ", l, width)...)
-			case strings.HasPrefix(l, "$ "):
-				out = append(out, hang(m.st.Cmd, "  ", l, width)...)
-			case strings.HasPrefix(l, "#"):
-				out = append(out, hang(m.st.Dim, "  ", l, width)...)
-			default:
-				out = append(out, hang(m.st.Pane, "  ", l, width)...)
-			}
+		here = append(here, m.reportLines(p.rep.Rep(), colWidth)...)
+	}
+	if m.opt.Peer == nil {
+		return append(out, here...)
+	}
+	out = append(out, "")
+	return append(out, m.bothEnds(here, m.peerStepLines(i, colWidth), width)...)
+}
+
+// reportLines renders one probe's report: title and status, the command,
+// the output with the lines a finding rests on marked.
+func (m *Model) reportLines(r *probes.Report, width int) []string {
+	evidence := m.evidenceTexts()
+	out := []string{m.st.Bold.Render(playbook.Clean(r.Title)) + "  " + m.probeStatus(r)}
+	if r.Command != "" {
+		out = append(out, hang(m.st.Cmd, "$ ", playbook.Clean(r.Command), width)...)
+	}
+	for _, l := range r.Lines {
+		l = playbook.Clean(l)
+		switch {
+		case matters(l, evidence):
+			out = append(out, hang(m.st.Highlight, "▶ ", l, width)...)
+		case strings.HasPrefix(l, "$ "):
+			out = append(out, hang(m.st.Cmd, "  ", l, width)...)
+		case strings.HasPrefix(l, "#"):
+			out = append(out, hang(m.st.Dim, "  ", l, width)...)
+		default:
+			out = append(out, hang(m.st.Pane, "  ", l, width)...)
 		}
 	}
 	return out
@@ -317,9 +346,17 @@ func (m *Model) probeStatus(r *probes.Report) string {
 
 func (m *Model) findingLines(f playbook.Finding, width int) []string {
 	c := playbook.Clean
-	out := []string{m.sevBadge(f.Severity) + " " + m.st.Bold.Render(f.ID) + m.dim(" · "+f.Step+" step")}
+	where := " · " + f.Step + " step"
+	if w := f.Where(); w != "" {
+		where += " · " + w
+	}
+	out := []string{m.sevBadge(f.Severity) + " " + m.st.Bold.Render(f.ID) + m.dim(where)}
 	out = append(out, wrap(c(f.Title), width)...)
-	fix := m.fixLines(f.Fix, width)
+	prefix := m.opt.Prefix
+	if f.Side == playbook.SidePeer {
+		prefix = nil // run on the peer, as shown
+	}
+	fix := m.fixLines(f.Fix, prefix, width)
 	if m.showFix {
 		if pane := m.fixPaneLines(f, width); len(pane) > 0 {
 			out = append(out, "")
@@ -332,7 +369,7 @@ func (m *Model) findingLines(f playbook.Finding, width int) []string {
 	}
 	out = append(out, "", m.st.Title.Render("Evidence"))
 	for _, l := range f.Evidence {
-		out = append(out, hang(m.st.Pane, "▶ ", "["+l.Probe+"] "+c(l.Text), width)...)
+		out = append(out, hang(m.st.Pane, "▶ ", "["+c(l.Label())+"] "+c(l.Text), width)...)
 	}
 	out = append(out, "", m.st.Title.Render("Why"))
 	if e, ok := playbook.Lookup(f.ID); ok {
@@ -347,13 +384,13 @@ func (m *Model) findingLines(f playbook.Finding, width int) []string {
 	return out
 }
 
-func (m *Model) fixLines(fx *playbook.Fix, width int) []string {
+func (m *Model) fixLines(fx *playbook.Fix, prefix []string, width int) []string {
 	c := playbook.Clean
 	if fx == nil {
 		return []string{m.dim("No fix: this is information to act on elsewhere.")}
 	}
 	out := hang(m.st.Title, "Fix: ", c(fx.Summary), width)
-	for i, cmd := range fx.CommandsIn(m.opt.Prefix) {
+	for i, cmd := range fx.CommandsIn(prefix) {
 		out = append(out, m.command(c(cmd), width)...)
 		if u := fx.Steps[i].Unknown; u != "" {
 			out = append(out, m.st.Warn.Render("    unknown: "+c(u)))
@@ -374,7 +411,7 @@ func (m *Model) fixLines(fx *playbook.Fix, width int) []string {
 	for _, alt := range fx.Alternatives {
 		out = append(out, "")
 		out = append(out, hang(m.st.Bold, "Alternative: ", c(alt.Summary), width)...)
-		for _, cmd := range alt.CommandsIn(m.opt.Prefix) {
+		for _, cmd := range alt.CommandsIn(prefix) {
 			out = append(out, m.command(c(cmd), width)...)
 		}
 		if alt.Caveat != "" {

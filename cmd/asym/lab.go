@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"asym/playbook/lab"
+	"asym/probes"
 	"asym/probes/apply"
 )
 
@@ -29,6 +30,8 @@ type labState struct {
 	PID        int         `json:"pid"`
 	Checks     []lab.Check `json:"checks"`
 	Namespaces []string    `json:"namespaces"`
+	Client     string      `json:"client"` // the namespaces of the flow's two ends
+	Server     string      `json:"server"`
 }
 
 func labStatePath() string { return filepath.Join(apply.Dir(), "lab.json") }
@@ -162,6 +165,13 @@ func labUp(args []string, stdout io.Writer) error {
 			fmt.Fprintf(stdout, "lab %s is up (namespaces %s).\n", s.Name, strings.Join(st.Namespaces, ", "))
 			for _, c := range st.Checks {
 				fmt.Fprintf(stdout, "  asym --netns %s %s\n", c.Target, c.Flow)
+				if len(c.Expect) == 0 && len(c.Live) > 0 {
+					fmt.Fprintf(stdout, "  asym check --watch 5s --netns %s %s   # the proof is in its packets\n", c.Target, c.Flow)
+				}
+			}
+			if st.Client != "" && st.Server != "" {
+				fmt.Fprintf(stdout, "Both ends at once (from the client, the server as the peer):\n  asym check --watch 5s --netns %s --peer %s --peer-asym %s %s\n",
+					st.Client, probes.Quote("ip netns exec "+st.Server), probes.Quote(exe), st.Checks[0].Flow)
 			}
 			fmt.Fprintf(stdout, "Its failing flow is tried every second. Remove it with: asym lab down\n")
 			return nil
@@ -199,6 +209,7 @@ func labServe(args []string) error {
 		}
 	}()
 	st := labState{Scenario: s.Name, PID: os.Getpid(), Checks: env.Checks, Namespaces: env.Namespaces}
+	st.Client, st.Server = env.Ends()
 	b, _ := json.MarshalIndent(st, "", " ")
 	os.MkdirAll(filepath.Dir(labStatePath()), 0o700)
 	if err := os.WriteFile(labStatePath(), b, 0o600); err != nil {

@@ -16,6 +16,7 @@ import (
 	"asym/playbook"
 	"asym/probes"
 	"asym/probes/flow"
+	"asym/probes/peer"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -24,8 +25,10 @@ var version = "0.1.0-dev"
 const usage = `asym finds out why one flow fails when its packets take a different way back.
 
 Usage:
-  asym [--netns NAME|--pid PID] [--iif IFACE] [--notes FILE] [PROTO SRC DST]
-  asym check [--netns NAME|--pid PID] [--iif IFACE] [--watch 10s] [--json|--markdown] PROTO SRC DST
+  asym [--netns NAME|--pid PID] [--iif IFACE] [--notes FILE] [--peer 'COMMAND'] [PROTO SRC DST]
+  asym check [--netns NAME|--pid PID] [--iif IFACE] [--watch 10s] [--json|--markdown]
+             [--peer 'COMMAND'] PROTO SRC DST
+  asym collect [--netns NAME|--pid PID] [--watch 10s] PROTO SRC DST
   asym fix [--netns NAME|--pid PID] [--only ID] [--apply [--revert-after 60s]] PROTO SRC DST
   asym fix [--netns NAME|--pid PID] --confirm | --rollback | --status
   asym fix [--netns NAME|--pid PID] [--only ID] --persist [--root DIR] PROTO SRC DST
@@ -43,10 +46,16 @@ on: run opens the interactive view on one and removes it on exit.
 Without a subcommand asym opens the interactive view (it asks for the flow
 when none is given).
 
+--peer also diagnoses the other end of the flow: asym runs COMMAND asym
+collect there (e.g. --peer 'ssh db1 sudo', --peer 'ip netns exec server';
+no shell is involved) and joins both ends' evidence. The peer needs the same
+asym binary; --peer-asym PATH names it when it is not on the PATH there.
+collect prints this host's evidence as JSON, for another asym to read.
+
 fix shows the plan (a dry run) unless --apply; an applied fix reverts by
 itself unless confirmed in time, even when the session dies.
 
-Exit status of check: 0 no finding, 1 findings, 2 error.
+Exit status of check: 0 no finding (on either end), 1 findings, 2 error.
 `
 
 func main() {
@@ -78,6 +87,8 @@ func subcommand(args []string, stdout io.Writer) (code int, err error) {
 	switch args[0] {
 	case "check":
 		code, err = cmdCheck(args[1:], stdout, os.Stderr)
+	case "collect":
+		code, err = cmdCollect(args[1:], stdout, os.Stderr)
 	case "fix":
 		code, err = cmdFix(args[1:], stdout)
 	case "lab":
@@ -85,11 +96,11 @@ func subcommand(args []string, stdout io.Writer) (code int, err error) {
 	case "explain":
 		err = cmdExplain(args[1:], stdout)
 	case "version", "--version", "-version":
-		fmt.Fprintf(stdout, "asym %s\n", version)
+		fmt.Fprintf(stdout, "asym %s (evidence format %d)\n", version, peer.Format)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:
-		err = errUsage{fmt.Sprintf("unknown command %q: use check, explain or version, or give a flow (asym help shows how)", clip(args[0]))}
+		err = errUsage{fmt.Sprintf("unknown command %q: use check, collect, fix, lab, explain or version, or give a flow (asym help shows how)", clip(args[0]))}
 	}
 	return code, err
 }
@@ -149,6 +160,8 @@ func cmdCheck(args []string, stdout, stderr io.Writer) (int, error) {
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	asMD := fs.Bool("markdown", false, "print the report as Markdown notes")
 	watch := fs.Duration("watch", 0, "after the steps, observe the flow's packets, conntrack events and counters for this long")
+	var pf peerFlags
+	pf.register(fs)
 	words, err := parseInterleaved(fs, args)
 	if err != nil {
 		return 2, flagError(err)
@@ -166,6 +179,10 @@ func cmdCheck(args []string, stdout, stderr io.Writer) (int, error) {
 	if *watch < 0 || *watch > time.Hour {
 		return 2, errUsage{"--watch takes a duration up to 1h, e.g. 10s"}
 	}
+	po, withPeer, err := pf.options(f, *watch, tf.timeout)
+	if err != nil {
+		return 2, err
+	}
 	t, err := probes.OpenTarget(tf.netns, tf.pid)
 	if err != nil {
 		return 2, err
@@ -178,13 +195,31 @@ func cmdCheck(args []string, stdout, stderr io.Writer) (int, error) {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The peer starts first: its connection takes longest, and its watch
+	// window must fall inside this host's.
+	var peerCh <-chan peer.Result
+	if withPeer {
+		peerCh = startPeer(ctx, po)
+	}
 	c := probes.NewCollector(t, f, tf.iif)
 	c.Timeout = tf.timeout
-	var rep playbook.Report
-	if *watch > 0 {
-		rep = checkWatch(ctx, c, t.Prefix(), *watch, stderr)
-	} else {
-		rep = check(ctx, c, t.Prefix())
+	ran := runSteps(ctx, c)
+	var res peer.Result
+	switch {
+	case *watch > 0:
+		fmt.Fprintf(stderr, "asym: watching %s for %s: reproduce the failure now\n", playbook.Clean(f.Arrow()), *watch)
+		if withPeer {
+			ran[probes.ProbeIDLive], res = watchAlongside(ctx, c, *watch, po, peerCh)
+		} else {
+			ran[probes.ProbeIDLive] = c.WatchLive(ctx, *watch)
+		}
+	case withPeer:
+		res = <-peerCh
+	}
+	ev := c.Evidence()
+	rep := playbook.NewReport(time.Now(), &ev, t.Prefix(), ran, playbook.Analyze(&ev, len(playbook.Steps)-1))
+	if withPeer {
+		rep.AddPeer(playbook.AnalyzePeer(&ev, res))
 	}
 	if ctx.Err() != nil {
 		return 2, errors.New("interrupted before the check finished")
@@ -200,36 +235,15 @@ func cmdCheck(args []string, stdout, stderr io.Writer) (int, error) {
 	if err != nil {
 		return 2, fmt.Errorf("write the report: %w", err)
 	}
-	if len(rep.Findings) > 0 {
+	if len(rep.Findings) > 0 || (rep.Peer != nil && len(rep.Peer.Findings) > 0) {
 		return 1, nil
 	}
 	return 0, nil
 }
 
-// checkWatch runs the steps, then observes the flow for d while the person
-// (or a script) reproduces the failure, then analyzes everything.
-func checkWatch(ctx context.Context, c *probes.Collector, prefix []string, d time.Duration, stderr io.Writer) playbook.Report {
-	ran := map[string]probes.Reporter{}
-	for _, s := range playbook.Steps {
-		for _, id := range s.Probes {
-			ran[id] = c.Run(ctx, id)
-		}
-	}
-	fmt.Fprintf(stderr, "asym: watching %s for %s: reproduce the failure now\n", playbook.Clean(c.Flow.Arrow()), d)
-	ran[probes.ProbeIDLive] = c.WatchLive(ctx, d)
-	ev := c.Evidence()
-	findings := playbook.Analyze(&ev, len(playbook.Steps)-1)
-	return playbook.NewReport(time.Now(), &ev, prefix, ran, findings)
-}
-
 // check runs every step's probes, then every analyzer.
 func check(ctx context.Context, c *probes.Collector, prefix []string) playbook.Report {
-	ran := map[string]probes.Reporter{}
-	for _, s := range playbook.Steps {
-		for _, id := range s.Probes {
-			ran[id] = c.Run(ctx, id)
-		}
-	}
+	ran := runSteps(ctx, c)
 	ev := c.Evidence()
 	findings := playbook.Analyze(&ev, len(playbook.Steps)-1)
 	return playbook.NewReport(time.Now(), &ev, prefix, ran, findings)

@@ -27,6 +27,10 @@ func TestBadInput(t *testing.T) {
 		{[]string{"check", "--timeout", "0s", "tcp", "192.0.2.1:1", "192.0.2.2:2"}, "--timeout must be positive"},
 		{[]string{"check", "--timeout", "soon", "tcp", "192.0.2.1:1", "192.0.2.2:2"}, "invalid value"},
 		{[]string{"explain", "no_such_finding"}, "there is no finding"},
+		{[]string{"check", "--peer", "ssh db1 | tee x", "tcp", "192.0.2.1:1", "192.0.2.2:2"}, "--peer: the peer command runs without a shell"},
+		{[]string{"check", "--peer", "ssh 'db1", "tcp", "192.0.2.1:1", "192.0.2.2:2"}, "--peer:"},
+		{[]string{"check", "--peer", "ssh db1", "--peer-timeout", "0s", "tcp", "192.0.2.1:1", "192.0.2.2:2"}, "--peer-timeout must be positive"},
+		{[]string{"collect", "tcp", "192.0.2.1:1"}, "three words"},
 		{[]string{"check", "tcp", "192.0.2.1:1", "\x1b[31m192.0.2.2:2"}, "?[31m"},
 	}
 	for _, c := range cases {

@@ -15,10 +15,11 @@ import (
 	"asym/probes"
 	"asym/probes/apply"
 	"asym/probes/flow"
+	"asym/probes/peer"
 	"asym/ui"
 )
 
-// cmdTUI opens the terminal UI: asym [--netns NAME|--pid PID] [--iif IFACE] [--notes FILE] [FLOW].
+// cmdTUI opens the terminal UI: asym [--netns NAME|--pid PID] [--iif IFACE] [--notes FILE] [--peer COMMAND] [FLOW].
 func cmdTUI(args []string) error { return runTUI(args, nil) }
 
 // tuiExtras is what `asym lab run` adds: the scenario, its traffic, and
@@ -35,6 +36,8 @@ func runTUI(args []string, extras *tuiExtras) error {
 	tf.register(fs)
 	notes := fs.String("notes", "", "append incident notes to `FILE` (default ./asym-HOST-TIME.md)")
 	revertAfter := fs.Duration("revert-after", 60*time.Second, "an applied fix reverts unless kept within this time")
+	var pf peerFlags
+	pf.register(fs)
 	words, err := parseInterleaved(fs, args)
 	if err != nil {
 		return flagError(err)
@@ -52,6 +55,12 @@ func runTUI(args []string, extras *tuiExtras) error {
 	}
 	if *revertAfter < 5*time.Second || *revertAfter > 24*time.Hour {
 		return errUsage{"--revert-after must be between 5s and 24h"}
+	}
+	// The peer's options are made per flow (the form may ask for it); a
+	// mistake in --peer is reported now, before the view opens.
+	po, withPeer, err := pf.options(flow.Flow{}, 0, tf.timeout)
+	if err != nil {
+		return err
 	}
 	if !isTerminal(os.Stdin) || !isTerminal(os.Stdout) {
 		return errUsage{"the interactive view needs a terminal; for scripts use: asym check [--json] FLOW"}
@@ -83,6 +92,9 @@ func runTUI(args []string, extras *tuiExtras) error {
 		Watch: func(ctx context.Context, f flow.Flow) <-chan probes.WatchUpdate {
 			return probes.Watch(ctx, t, f, probes.WatchOptions{})
 		},
+		Capture: func(ctx context.Context, f flow.Flow) <-chan probes.CaptureUpdate {
+			return probes.Capture(ctx, t, f, probes.CaptureOptions{})
+		},
 		ApplyFix: applyFromUI(t, tf, *revertAfter),
 		DecideFix: func(ctx context.Context, keep bool) error {
 			id := apply.IDFor(t.Kind, t.Value)
@@ -102,6 +114,14 @@ func runTUI(args []string, extras *tuiExtras) error {
 		}}},
 		NotesPath:   *notes,
 		HistoryPath: ui.HistoryPath(),
+	}
+	if withPeer {
+		opt.PeerCommand = probes.Command(po.Prefix...)
+		opt.Peer = func(ctx context.Context, f flow.Flow, watch time.Duration) peer.Result {
+			o := po
+			o.Flow, o.Watch, o.Timeout = f, watch, po.Timeout+watch
+			return peer.Collect(ctx, o)
+		}
 	}
 	if extras != nil {
 		opt.Lab = &ui.LabInfo{Name: extras.labName, Story: extras.labStory, Traffic: extras.traffic}

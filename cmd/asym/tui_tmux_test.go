@@ -157,3 +157,74 @@ func TestTUIFixInTmux(t *testing.T) {
 	keys("q")
 	waitFor("asym to exit", func(s string) bool { return strings.Contains(s, "asym-exited-0") })
 }
+
+// TestTUIPeerInTmux opens the view on the client of the two-NIC scenario
+// with the server as the peer, in a real terminal: the peer runs without a
+// terminal of its own, its findings show, the live view watches both ends
+// while the flow fails, and the terminal is restored on q.
+func TestTUIPeerInTmux(t *testing.T) {
+	probetest.RequireRoot(t)
+	tmux, err := exec.LookPath("tmux")
+	if err != nil {
+		t.Fatal("tmux is needed: ", err)
+	}
+	bin := asymBinary(t)
+	env := upScenario(t, "two-nics-fabric")
+	client, server := env.Ends()
+	b := make([]byte, 3)
+	rand.Read(b)
+	sock := "asym-tuipeer-" + hex.EncodeToString(b)
+	tm := func(args ...string) string {
+		out, _ := exec.Command(tmux, append([]string{"-L", sock}, args...)...).CombinedOutput()
+		return string(out)
+	}
+	t.Cleanup(func() { tm("kill-server") })
+	notes := filepath.Join(t.TempDir(), "n.md")
+	cmd := fmt.Sprintf("%s --netns %s --peer 'ip netns exec %s' --peer-asym %s --notes %s %s; echo asym-exited-$?; sleep 60",
+		bin, client, server, bin, notes, env.Checks[0].Flow)
+	tm("new-session", "-d", "-s", "t", "-x", "160", "-y", "45", cmd)
+	waitFor := func(what string, d time.Duration, cond func(string) bool) string {
+		t.Helper()
+		deadline := time.Now().Add(d)
+		for {
+			s := tm("capture-pane", "-t", "t", "-p")
+			if cond(s) {
+				return s
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("waiting for %s; the screen shows:\n%s", what, s)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	keys := func(k ...string) { tm(append([]string{"send-keys", "-t", "t"}, k...)...) }
+	waitFor("the first screen", 15*time.Second, func(s string) bool { return strings.Contains(s, "enter next step") })
+	keys("a")
+	s := waitFor("the peer's findings", 20*time.Second, func(s string) bool {
+		return strings.Contains(s, "peer ✓") && strings.Contains(s, "on the peer:")
+	})
+	for _, want := range []string{"CRIT reply_wrong_egress", "── here:", "── peer:"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("the screen lacks %q:\n%s", want, s)
+		}
+	}
+	// The live view: both ends watch while the flow is tried.
+	keys("l")
+	waitFor("the peer watching", 10*time.Second, func(s string) bool { return strings.Contains(s, "watching the flow there") })
+	go func() {
+		time.Sleep(time.Second)
+		env.Try(context.Background(), 4*time.Second)
+	}()
+	s = waitFor("the reply lost between the ends", 30*time.Second, func(s string) bool { return strings.Contains(s, "reply_lost_in_path") })
+	keys("e")
+	waitFor("the notes", 10*time.Second, func(s string) bool { return strings.Contains(s, "notes appended to") })
+	md, err := os.ReadFile(notes)
+	if err != nil || !strings.Contains(string(md), "### The peer: ") || !strings.Contains(string(md), "reply_lost_in_path") {
+		t.Fatalf("notes: %v\n%s", err, md)
+	}
+	keys("q")
+	s = waitFor("asym to exit", 10*time.Second, func(s string) bool { return strings.Contains(s, "asym-exited-0") })
+	if strings.Contains(s, "STEPS") {
+		t.Errorf("the terminal was not restored after q:\n%s", s)
+	}
+}

@@ -4,12 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"asym/playbook"
+	"asym/playbook/lab"
 	"asym/probes"
+	"asym/probes/flow"
 	"asym/probes/probetest"
 )
 
@@ -17,7 +23,12 @@ import (
 // scenario's flow is tried, and returns the report.
 func watchCheck(t *testing.T, scenario string, check int) (playbook.Report, probes.LiveEvidence, string) {
 	t.Helper()
-	env := upScenario(t, scenario)
+	return watchEnv(t, upScenario(t, scenario), check)
+}
+
+// watchEnv is watchCheck on a scenario that is already up.
+func watchEnv(t *testing.T, env *lab.Env, check int) (playbook.Report, probes.LiveEvidence, string) {
+	t.Helper()
 	c := env.Checks[check]
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -106,6 +117,53 @@ func TestCheckWatchLab(t *testing.T) {
 			t.Fatalf("the silent-conntrack evidence must join ct_invalid_drop:\n%s", out)
 		}
 	})
+	t.Run("mtu-blackhole server: full-sized segments sent again, unanswered", func(t *testing.T) {
+		t.Parallel()
+		env := upScenario(t, "mtu-blackhole")
+		r, l, out := watchEnv(t, env, 0)
+		c := env.Checks[0]
+		// The wire first: the server sends 1500-byte segments (its link's
+		// MTU) more than once, and no fragmentation-needed reaches it.
+		full, frag := 0, 0
+		for _, p := range l.Packets {
+			if p.Reply && p.Dir == "out" && p.Len == 1500 {
+				full++
+			}
+			if strings.Contains(p.ICMP, "frag needed") {
+				frag++
+			}
+		}
+		if full < 2 || frag != 0 || !packetSeen(l, "eth0", "out", true, "S.") {
+			t.Fatalf("want the SYN-ACK and 1500-byte segments sent at least twice, no ICMP frag needed; got %d and %d:\n%s", full, frag, out)
+		}
+		var got []string
+		for _, f := range r.Findings {
+			got = append(got, f.ID)
+		}
+		sort.Strings(got)
+		if !slices.Equal(got, c.Live) {
+			t.Fatalf("findings with --watch %v, want %v:\n%s", got, c.Live, out)
+		}
+		f := r.Findings[0]
+		if f.Severity != playbook.Critical || !strings.Contains(f.Title, "Proven on the wire: 1500-byte segments to 192.0.2.10") {
+			t.Errorf("finding %s %q", f.Severity, f.Title)
+		}
+		if !evidenceHas(r, "mtu_blackhole", "no ICMP fragmentation-needed came back") || !evidenceHas(r, "mtu_blackhole", "answered") {
+			t.Errorf("the evidence must show small packets answered and no ICMP back:\n%s", out)
+		}
+		if f.Fix == nil || len(f.Fix.Steps) != 0 || !strings.Contains(f.Fix.Advice, "mtu lock 1280") {
+			t.Errorf("the fix is advice for the router, with the host-local stopgap only as text: %+v", f.Fix)
+		}
+		if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err == nil {
+			h := strings.Join(r.HandOff, "\n")
+			if !strings.Contains(h, "pwru --output-tuple") || !strings.Contains(h, "retis collect") || !strings.Contains(h, "host 192.0.2.10 and host 203.0.113.10") {
+				t.Errorf("with BTF the hand-off offers pwru and retis for the flow: %q", r.HandOff)
+			}
+		}
+		if *record {
+			recordWatch(t, env, c)
+		}
+	})
 	t.Run("healthy: a clean round trip", func(t *testing.T) {
 		t.Parallel()
 		r, l, out := watchCheck(t, "healthy", 0)
@@ -125,4 +183,48 @@ func anyReplyIn(l probes.LiveEvidence) bool {
 		}
 	}
 	return false
+}
+
+// recordWatch stores the evidence of a --watch check (every probe, then the
+// live window while the flow is tried) so that the analyzers can be tested
+// on real packets without a kernel. It expects the check's Live findings.
+func recordWatch(t *testing.T, env *lab.Env, c lab.Check) {
+	t.Helper()
+	f, err := flow.ParseString(c.Flow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg, err := probes.OpenTarget(c.Target, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	col := probes.NewCollector(tg, f, "")
+	for _, s := range playbook.Steps {
+		for _, id := range s.Probes {
+			col.Run(context.Background(), id)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		time.Sleep(500 * time.Millisecond)
+		env.Try(ctx, 2*time.Second)
+	}()
+	col.WatchLive(context.Background(), 3*time.Second)
+	rec := struct {
+		Scenario string          `json:"scenario"`
+		Target   string          `json:"target"`
+		Expect   []string        `json:"expect"`
+		Evidence probes.Evidence `json:"evidence"`
+	}{env.Scenario.Name, strings.TrimPrefix(c.Target, env.Prefix) + "-watch", c.Live, col.Evidence()}
+	b, err := json.MarshalIndent(rec, "", " ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn := filepath.Join("..", "..", "playbook", "testdata", rec.Scenario+"-"+rec.Target+".json")
+	if err := os.WriteFile(fn, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("recorded %s", fn)
 }

@@ -33,8 +33,17 @@ import (
 type Check struct {
 	Target string   // namespace asym inspects (full name)
 	Flow   string   // failing flow as typed: "tcp 203.0.113.10:40000 198.51.100.11:8080"
-	Expect []string // finding ids asym must report for this target, sorted; empty = healthy
+	Expect []string // finding ids asym must report for this target from the kernel's state, sorted; empty = nothing to see there
+	// Live lists, sorted, the finding ids asym must report with --watch
+	// while the flow is tried, when packets prove more than the kernel's
+	// state shows (an MTU black hole lives on a link between hosts: only
+	// the sender's packets show it). Nil: the same as Expect.
+	Live []string `json:",omitempty"`
 }
+
+// Fails says whether the scenario's flow fails: this check expects a
+// finding, from the kernel's state or from the flow's packets.
+func (c Check) Fails() bool { return len(c.Expect) > 0 || len(c.Live) > 0 }
 
 // Scenario is one broken (or, for contrast, healthy) network.
 type Scenario struct {
@@ -42,6 +51,10 @@ type Scenario struct {
 	Story   string // one line: the story
 	Wrong   string // one line: what is wrong
 	Fixable bool   // whether a host-local policy-routing/sysctl fix heals it
+	// Answer is how many bytes the server answers each attempt's 1-byte
+	// request with; 0 is a 1-byte echo. A large answer makes the server
+	// send full-sized segments, which is what a path MTU problem needs.
+	Answer int
 
 	build func(*builder) error
 }
@@ -149,6 +162,10 @@ func (e *Env) NS(role string) string {
 	}
 	return e.Prefix + role
 }
+
+// Ends returns the namespaces of the flow's two ends: the client that opens
+// it and the server that answers (for asym check --peer).
+func (e *Env) Ends() (client, server string) { return e.NS(e.client), e.NS(e.server) }
 
 // Do runs fn on a thread inside a role's namespace: for sysctls and
 // /proc/thread-self/net, which follow the thread's namespace (notes §6).

@@ -3,6 +3,7 @@ package lab
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -97,8 +98,8 @@ func checkChecks(t *testing.T, e *Env) {
 		if _, err := parseFlow(c.Flow); err != nil {
 			t.Errorf("check flow: %v", err)
 		}
-		if !slices.IsSorted(c.Expect) {
-			t.Errorf("check %s: Expect %v is not sorted", c.Target, c.Expect)
+		if !slices.IsSorted(c.Expect) || !slices.IsSorted(c.Live) {
+			t.Errorf("check %s: Expect %v or Live %v is not sorted", c.Target, c.Expect, c.Live)
 		}
 	}
 	for _, n := range e.Namespaces {
@@ -113,6 +114,7 @@ func checkChecks(t *testing.T, e *Env) {
 
 // scenarioTest is what each scenario must show beyond its Try result.
 type scenarioTest struct {
+	failure  string                     // what the failing try says; "" is "timed out" (the connect)
 	evidence func(t *testing.T, e *Env) // why the flow failed
 	heal     func(t *testing.T, e *Env) // the host-local fix asym will propose
 	contrast func(t *testing.T, e *Env) // a flow that works next to the failing one
@@ -244,8 +246,46 @@ var scenarioTests = map[string]scenarioTest{
 			t.Error("no port in 41000-41999 keeps to fw1 both ways")
 		},
 	},
+	"mtu-blackhole": {
+		failure: "only 0 of the 8192 bytes of the answer came back",
+		evidence: func(t *testing.T, e *Env) {
+			if n := nftCounter(t, e, "r2", nftables.TableFamilyIPv4, "filter", "output", ""); n == 0 {
+				t.Error("r2: the frag-needed drop counted nothing: no segment was too big for the 1280 link")
+			}
+			if n := tcpExt(t, e, "server", "TCPTimeouts"); n == 0 {
+				t.Error("server: TcpExt TCPTimeouts is 0: the answer was not retransmitted on a timer")
+			}
+			if n := tcpExt(t, e, "client", "TCPTimeouts"); n != 0 {
+				t.Errorf("client: TcpExt TCPTimeouts is %d: the small request should have passed", n)
+			}
+		},
+		contrast: func(t *testing.T, e *Env) {
+			// Small segments pass: a SYN advertising an MSS that fits the
+			// 1280 link (what an MSS clamp on a router does) gets it all.
+			f, _ := parseFlow(e.Checks[0].Flow)
+			if err := e.tryMSS(t.Context(), f, tryTimeout, mtuLink-40-12); err != nil {
+				t.Errorf("with the MSS clamped to the 1280 link the answer should come back: %v", err)
+			}
+			// And the cause is the filtered ICMP: once r2 lets its
+			// fragmentation-needed out, path MTU discovery heals the flow.
+			c, err := e.builderFor(t).nft("r2")
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.DelTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: "filter"})
+			if err := c.Flush(); err != nil {
+				t.Fatalf("r2: remove the ICMP filter: %v", err)
+			}
+			if err := e.Try(t.Context(), healedTimeout); err != nil {
+				t.Errorf("with the ICMP allowed, path MTU discovery should heal the flow: %v", err)
+			}
+		},
+	},
 	"healthy": {},
 }
+
+// builderFor gives tests the builder's helpers on an env that is up.
+func (e *Env) builderFor(t *testing.T) *builder { return &builder{env: e, ctx: t.Context()} }
 
 func TestScenarios(t *testing.T) {
 	probetest.RequireRoot(t)
@@ -259,7 +299,7 @@ func TestScenarios(t *testing.T) {
 			t.Parallel()
 			e := up(t, s.Name)
 			checkChecks(t, e)
-			healthy := len(e.Checks[0].Expect) == 0
+			healthy := !e.Checks[0].Fails()
 			start := time.Now()
 			err := e.Try(t.Context(), tryTimeout)
 			t.Logf("try (%s): %v", time.Since(start).Round(time.Millisecond), err)
@@ -272,8 +312,8 @@ func TestScenarios(t *testing.T) {
 			if err == nil {
 				t.Fatal("the broken flow worked")
 			}
-			if !strings.Contains(err.Error(), "timed out") {
-				t.Errorf("want a connect timeout, got: %v", err)
+			if want := cmp.Or(st.failure, "timed out"); !strings.Contains(err.Error(), want) {
+				t.Errorf("want a failure saying %q, got: %v", want, err)
 			}
 			if st.evidence != nil {
 				st.evidence(t, e)
@@ -452,7 +492,7 @@ func TestUpCancelled(t *testing.T) {
 }
 
 func TestCatalog(t *testing.T) {
-	want := []string{"two-nics-strict", "two-nics-fabric", "two-isps", "rule-typo", "missing-link-route", "firewall-ecmp", "healthy"}
+	want := []string{"two-nics-strict", "two-nics-fabric", "two-isps", "rule-typo", "missing-link-route", "firewall-ecmp", "mtu-blackhole", "healthy"}
 	if got := Names(); !slices.Equal(got, want) {
 		t.Errorf("names %v, want %v", got, want)
 	}

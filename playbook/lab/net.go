@@ -611,3 +611,48 @@ func (b *builder) outputIf(role, iif string, src, dst netip.Addr, sport, dport u
 	}
 	return "", fmt.Errorf("route get %s from %s iif %s in namespace %s: the answer names no output interface", dst, src, iif, b.name(role))
 }
+
+// mtu sets an interface's MTU.
+func (b *builder) mtu(role, ifname string, mtu int) error {
+	l, err := b.link(role, ifname)
+	if err != nil {
+		return err
+	}
+	h, _ := b.nl(role)
+	if err := h.LinkSetMTU(l, mtu); err != nil {
+		return fmt.Errorf("set mtu %d on %s in namespace %s: %w", mtu, ifname, b.name(role), err)
+	}
+	return nil
+}
+
+// dropFragNeeded installs `table ip filter { chain output { type filter hook
+// output priority 0; policy accept; icmp type destination-unreachable icmp
+// code frag-needed counter drop } }`: a router that filters the ICMP errors
+// it sends itself, so path MTU discovery through it never learns. The
+// errors a router generates leave through its output hook, not forward.
+func (b *builder) dropFragNeeded(role string) error {
+	c, err := b.nft(role)
+	if err != nil {
+		return err
+	}
+	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: "filter"})
+	accept := nftables.ChainPolicyAccept
+	ch := c.AddChain(&nftables.Chain{Name: "output", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+	// nft compiles `icmp type ... icmp code ...` to its l4proto dependency
+	// and one-byte compares of the transport header's first two bytes.
+	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_ICMP}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{3}}, // destination unreachable
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 1, Len: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{4}}, // fragmentation needed and DF set
+		&expr.Counter{},
+		&expr.Verdict{Kind: expr.VerdictDrop},
+	}})
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("install `icmp type destination-unreachable icmp code frag-needed counter drop` in namespace %s: %w", b.name(role), err)
+	}
+	return nil
+}

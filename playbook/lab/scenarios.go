@@ -2,7 +2,8 @@ package lab
 
 // The scenarios: the cases of the three seed articles (cloud two-NICs,
 // multi-homed source routing and its comments, the SRE playbook's firewall
-// pair), each as namespaces, plus one healthy network for contrast.
+// pair and its "smells like MTU" case), each as namespaces, plus one
+// healthy network for contrast.
 
 import (
 	"fmt"
@@ -51,6 +52,15 @@ var catalog = []Scenario{
 		Wrong:   "The SYN hashes to fw1 and the SYN-ACK back through fw2, which never saw the SYN and drops it as INVALID.",
 		Fixable: false,
 		build:   firewallECMP,
+	},
+	{
+		Name:  "mtu-blackhole",
+		Story: "Connections open and small requests work, but a download stalls: an 8 KiB answer never arrives.",
+		Wrong: "A 1280-byte link between two routers and a router that filters the ICMP frag-needed it sends: full-sized segments vanish. Only the server's packets prove it (check --watch).",
+		// The fix is on the router: allow the ICMP, or clamp the MSS.
+		Fixable: false,
+		Answer:  mtuAnswer,
+		build:   mtuBlackhole,
 	},
 	{
 		Name:    "healthy",
@@ -489,6 +499,95 @@ func asymmetricPort(b *builder) (uint16, error) {
 		}
 	}
 	return 0, fmt.Errorf("no client port in 40000-40999 hashes to fw1 forward and fw2 back: is fib_multipath_hash_policy 3 honoured in %s?", b.name("r1"))
+}
+
+// MTU black hole addresses and sizes.
+const (
+	mtuClient = "192.0.2.10"
+	mtuServer = "203.0.113.10"
+	// mtuLink is the MTU of the link between the routers (a tunnel, a WAN
+	// circuit): IPv6's minimum, smaller than the 1500 both ends have.
+	mtuLink = 1280
+	// mtuAnswer is what the server answers each request with: several
+	// full-sized (1500-byte) segments.
+	mtuAnswer = 8 << 10
+)
+
+// mtuBlackhole is the SRE playbook's "it smells like MTU" case:
+//
+//	client 192.0.2.10 -- r1 ==(198.51.100.0/30, mtu 1280)== r2 -- server 203.0.113.10
+//
+// Both ends have 1500-byte links, so each advertises an MSS of 1460 and the
+// server sends 1500-byte segments. r2 cannot forward them onto the 1280
+// link with DF set; it answers with ICMP fragmentation-needed, and its own
+// firewall drops that answer on the way out. The handshake, the 1-byte
+// request and the ACKs pass; the answer's segments vanish, the server
+// retransmits them at the same size until the client gives up. Nothing on
+// the server's own configuration is wrong: only its packets show it.
+func mtuBlackhole(b *builder) error {
+	// The server's RFC 4821 probing (tcp_mtu_probing) would eventually
+	// shrink its segments by itself; it is off by default, and set so here
+	// so the lab does not depend on the default.
+	for _, ns := range []struct {
+		role  string
+		extra []kv
+	}{{"client", nil}, {"r1", []kv{forwarding}}, {"r2", []kv{forwarding}}, {"server", []kv{{"net/ipv4/tcp_mtu_probing", "0"}}}} {
+		if err := b.ns(ns.role, ns.extra...); err != nil {
+			return err
+		}
+	}
+	for _, l := range [][4]string{
+		{"client", "eth0", "r1", "eth0"},
+		{"r1", "eth1", "r2", "eth1"},
+		{"server", "eth0", "r2", "eth0"},
+	} {
+		if err := b.veth(l[0], l[1], l[2], l[3]); err != nil {
+			return err
+		}
+	}
+	for _, m := range [][2]string{{"r1", "eth1"}, {"r2", "eth1"}} {
+		if err := b.mtu(m[0], m[1], mtuLink); err != nil {
+			return err
+		}
+	}
+	for _, a := range [][3]string{
+		{"client", "eth0", mtuClient + "/24"},
+		{"r1", "eth0", "192.0.2.1/24"},
+		{"r1", "eth1", "198.51.100.1/30"},
+		{"r2", "eth1", "198.51.100.2/30"},
+		{"r2", "eth0", "203.0.113.1/24"},
+		{"server", "eth0", mtuServer + "/24"},
+	} {
+		if err := b.addr(a[0], a[1], a[2]); err != nil {
+			return err
+		}
+	}
+	routes := map[string][]route{
+		"client": {{via: "192.0.2.1", dev: "eth0"}},
+		"r1":     {{dst: "203.0.113.0/24", via: "198.51.100.2", dev: "eth1"}},
+		"r2":     {{dst: "192.0.2.0/24", via: "198.51.100.1", dev: "eth1"}},
+		"server": {{via: "203.0.113.1", dev: "eth0"}},
+	}
+	for _, role := range []string{"client", "r1", "r2", "server"} {
+		if err := b.route(role, routes[role]...); err != nil {
+			return err
+		}
+	}
+	if err := b.dropFragNeeded("r2"); err != nil {
+		return err
+	}
+	b.env.client, b.env.server = "client", "server"
+	b.env.Checks = []Check{{
+		Target: b.name("server"),
+		Flow:   fmt.Sprintf("tcp %s:40000 %s:8080", mtuClient, mtuServer),
+		// The server's routes, rules, sysctls and firewall are all fine:
+		// the static check honestly finds nothing. The segments it sends
+		// and sends again, unanswered, while small packets pass, are the
+		// proof, and only --watch sees them.
+		Expect: []string{},
+		Live:   []string{"mtu_blackhole"},
+	}}
+	return nil
 }
 
 func healthy(b *builder) error {

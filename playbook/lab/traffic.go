@@ -6,6 +6,7 @@ package lab
 // namespace; a socket keeps its namespace for life, so the thread can then go.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -117,8 +118,12 @@ func (e *Env) serve(ln net.Listener) {
 	}
 }
 
-// echo answers one byte, then waits for the client to go away (it closes
-// with RST) so the server never holds the 4-tuple in TIME_WAIT.
+// answerSize is how many bytes the server answers each request with.
+func (e *Env) answerSize() int { return max(e.Scenario.Answer, 1) }
+
+// echo answers the 1-byte request with answerSize copies of it, then waits
+// for the client to go away (it closes with RST) so the server never holds
+// the 4-tuple in TIME_WAIT.
 func (e *Env) echo(c net.Conn) {
 	defer e.wg.Done()
 	defer func() {
@@ -135,7 +140,8 @@ func (e *Env) echo(c net.Conn) {
 	if _, err := io.ReadFull(c, b); err != nil {
 		return
 	}
-	if _, err := c.Write(b); err != nil {
+	// One write: the kernel sends a large answer as full-sized segments.
+	if _, err := c.Write(bytes.Repeat(b, e.answerSize())); err != nil {
 		return
 	}
 	io.Copy(io.Discard, c)
@@ -143,7 +149,8 @@ func (e *Env) echo(c net.Conn) {
 
 // Try makes one attempt of the primary failing flow with real traffic and
 // returns nil if it worked end to end within timeout (TCP: connect from the
-// flow's fixed source port, then a 1-byte echo), or an error saying what
+// flow's fixed source port, send one byte, read the whole answer: the byte
+// echoed, or the scenario's Answer bytes of it), or an error saying what
 // happened. The client closes with RST (SO_LINGER 0) so the next attempt can
 // reuse the port. Attempts are serialised: they share the source port.
 func (e *Env) Try(ctx context.Context, timeout time.Duration) error {
@@ -152,6 +159,12 @@ func (e *Env) Try(ctx context.Context, timeout time.Duration) error {
 
 // try makes one attempt of f, whose destination must be the listener's.
 func (e *Env) try(ctx context.Context, f flow, timeout time.Duration) error {
+	return e.tryMSS(ctx, f, timeout, 0)
+}
+
+// tryMSS is try with the client's SYN advertising mss (0: the kernel's
+// choice), as a router clamping the MSS would rewrite it.
+func (e *Env) tryMSS(ctx context.Context, f flow, timeout time.Duration, mss int) error {
 	e.tryMu.Lock()
 	defer e.tryMu.Unlock()
 	if e.life.Err() != nil {
@@ -163,7 +176,7 @@ func (e *Env) try(ctx context.Context, f flow, timeout time.Duration) error {
 	defer stop()
 	var res error
 	if err := e.do(e.client, func() error {
-		res = attempt(ctx, f, timeout)
+		res = attempt(ctx, f, timeout, e.answerSize(), mss)
 		return nil
 	}); err != nil {
 		return err
@@ -173,8 +186,23 @@ func (e *Env) try(ctx context.Context, f flow, timeout time.Duration) error {
 
 // attempt runs on a thread inside the client's namespace: the socket is
 // created here and keeps that namespace.
-func attempt(ctx context.Context, f flow, timeout time.Duration) error {
+func attempt(ctx context.Context, f flow, timeout time.Duration, answer, mss int) error {
 	d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(f.src), Control: reuseAddr}
+	if mss > 0 {
+		d.Control = func(network, address string, rc syscall.RawConn) error {
+			if err := reuseAddr(network, address, rc); err != nil {
+				return err
+			}
+			var serr error
+			err := rc.Control(func(fd uintptr) {
+				serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_MAXSEG, mss)
+			})
+			if err != nil {
+				return err
+			}
+			return serr
+		}
+	}
 	c, err := d.DialContext(ctx, "tcp4", f.dst.String())
 	if err != nil {
 		return describeDial(ctx, f, timeout, err)
@@ -188,15 +216,22 @@ func attempt(ctx context.Context, f flow, timeout time.Duration) error {
 	if _, err := tc.Write([]byte{'a'}); err != nil {
 		return fmt.Errorf("%s: connected, but sending the echo byte failed: %w", f, err)
 	}
-	b := make([]byte, 1)
-	if _, err := io.ReadFull(tc, b); err != nil {
-		if errors.Is(err, os.ErrDeadlineExceeded) {
+	b := make([]byte, answer)
+	n, err := io.ReadFull(tc, b)
+	if err != nil {
+		switch {
+		case answer > 1 && errors.Is(err, os.ErrDeadlineExceeded):
+			return fmt.Errorf("%s: connected, but only %d of the %d bytes of the answer came back within %s", f, n, answer, timeout)
+		case errors.Is(err, os.ErrDeadlineExceeded):
 			return fmt.Errorf("%s: connected, but the echo did not come back within %s", f, timeout)
+		}
+		if answer > 1 {
+			return fmt.Errorf("%s: connected, but reading the answer failed after %d bytes: %w", f, n, err)
 		}
 		return fmt.Errorf("%s: connected, but reading the echo failed: %w", f, err)
 	}
-	if b[0] != 'a' {
-		return fmt.Errorf("%s: connected, but the echo came back as %q instead of \"a\"", f, b[0])
+	if i := bytes.IndexFunc(b, func(r rune) bool { return r != 'a' }); i >= 0 {
+		return fmt.Errorf("%s: connected, but byte %d of the answer came back as %q instead of \"a\"", f, i, b[i])
 	}
 	return nil
 }

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"asym/playbook"
+	"asym/probes"
+	"asym/probes/flow"
+	"asym/probes/peer"
+)
+
+// peerFlags are the flags that reach the other end of the flow.
+type peerFlags struct {
+	prefix  string
+	exe     string
+	timeout time.Duration
+}
+
+func (p *peerFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&p.prefix, "peer", "", "also diagnose the other end: the `COMMAND` that runs asym there, e.g. 'ssh db1 sudo' or 'ip netns exec server'")
+	fs.StringVar(&p.exe, "peer-asym", "asym", "the asym executable on the peer (a name on its PATH, or a path)")
+	fs.DurationVar(&p.timeout, "peer-timeout", 30*time.Second, "time limit for the peer, on top of --watch")
+}
+
+// options checks the flags and builds the peer's options; ok is false
+// without --peer.
+func (p *peerFlags) options(f flow.Flow, watch, probeTimeout time.Duration) (o peer.Options, ok bool, err error) {
+	if p.prefix == "" {
+		return o, false, nil
+	}
+	words, err := peer.SplitPrefix(p.prefix)
+	if err != nil {
+		return o, false, errUsage{"--peer: " + err.Error()}
+	}
+	if p.timeout <= 0 {
+		return o, false, errUsage{"--peer-timeout must be positive, e.g. 30s"}
+	}
+	if p.exe == "" {
+		return o, false, errUsage{"--peer-asym must name the asym executable on the peer"}
+	}
+	return peer.Options{Prefix: words, Exe: p.exe, Flow: f, Watch: watch, ProbeTimeout: probeTimeout,
+		Timeout: p.timeout + watch, LocalVersion: version}, true, nil
+}
+
+// startPeer runs the peer in the background; the result arrives on the
+// channel (buffered: nobody has to read it).
+func startPeer(ctx context.Context, o peer.Options) <-chan peer.Result {
+	ch := make(chan peer.Result, 1)
+	go func() { ch <- peer.Collect(ctx, o) }()
+	return ch
+}
+
+// collectOutput is what `asym collect` prints: this host's evidence, and
+// with --peer the far end's run as well.
+type collectOutput struct {
+	peer.Collection
+	Peer *peerRun `json:"peer,omitempty"`
+}
+
+type peerRun struct {
+	Command    []string         `json:"command"`
+	Collection *peer.Collection `json:"collection,omitempty"`
+	Failure    *peer.Failure    `json:"failure,omitempty"`
+	Stderr     []string         `json:"stderr,omitempty"`
+}
+
+// cmdCollect prints this host's evidence for the flow as versioned JSON, for
+// another asym to read (asym check --peer runs it on the far end).
+func cmdCollect(args []string, stdout, stderr io.Writer) (int, error) {
+	fs := newFlagSet("collect")
+	var tf targetFlags
+	tf.register(fs)
+	var pf peerFlags
+	pf.register(fs)
+	fs.Bool("json", true, "print JSON (the only format; accepted so that the command reads the same as check's)")
+	watch := fs.Duration("watch", 0, "also observe the flow's packets, conntrack events and counters for this long")
+	words, err := parseInterleaved(fs, args)
+	if err != nil {
+		return 2, flagError(err)
+	}
+	f, err := flow.Parse(words)
+	if err != nil {
+		return 2, errUsage{err.Error()}
+	}
+	if tf.timeout <= 0 {
+		return 2, errUsage{"--timeout must be positive, e.g. 3s"}
+	}
+	if *watch < 0 || *watch > time.Hour {
+		return 2, errUsage{"--watch takes a duration up to 1h, e.g. 10s"}
+	}
+	po, withPeer, err := pf.options(f, *watch, tf.timeout)
+	if err != nil {
+		return 2, err
+	}
+	t, err := probes.OpenTarget(tf.netns, tf.pid)
+	if err != nil {
+		return 2, err
+	}
+	defer t.Close()
+	if tf.iif != "" {
+		if _, err := t.Netlink().LinkByName(tf.iif); err != nil {
+			return 2, fmt.Errorf("there is no interface %q in %s: `ip link` lists them", clip(tf.iif), t)
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var peerCh <-chan peer.Result
+	if withPeer {
+		peerCh = startPeer(ctx, po)
+	}
+	c := probes.NewCollector(t, f, tf.iif)
+	c.Timeout = tf.timeout
+	runSteps(ctx, c)
+	if *watch > 0 {
+		c.WatchLive(ctx, *watch)
+	}
+	out := collectOutput{Collection: peer.Collection{Format: peer.Format, Version: version, Time: time.Now().UTC(), Evidence: c.Evidence()}}
+	if withPeer {
+		res := <-peerCh
+		out.Peer = &peerRun{Command: res.Command, Collection: res.Collection, Failure: res.Failure, Stderr: res.Stderr}
+	}
+	if ctx.Err() != nil {
+		return 2, errors.New("interrupted before the evidence was collected")
+	}
+	enc := json.NewEncoder(stdout)
+	if err := enc.Encode(out); err != nil {
+		return 2, fmt.Errorf("write the evidence: %w", err)
+	}
+	return 0, nil
+}
+
+// runSteps runs every step's probes.
+func runSteps(ctx context.Context, c *probes.Collector) map[string]probes.Reporter {
+	ran := map[string]probes.Reporter{}
+	for _, s := range playbook.Steps {
+		for _, id := range s.Probes {
+			ran[id] = c.Run(ctx, id)
+		}
+	}
+	return ran
+}
+
+// watchAlongside observes the flow here for at least d and until the peer
+// has answered (bounded by its own time limit): the peer's window starts
+// later (its connection, its probes) and this host's must cover it for the
+// two ends' packets to be compared.
+func watchAlongside(ctx context.Context, c *probes.Collector, d time.Duration, o peer.Options, peerCh <-chan peer.Result) (*probes.LiveEvidence, peer.Result) {
+	var res peer.Result
+	got := make(chan struct{})
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	start := time.Now()
+	go func() {
+		defer close(got)
+		res = <-peerCh // Collect is bounded by o.Timeout and returns promptly once ctx ends
+		if rest := d - time.Since(start); rest > 0 {
+			select {
+			case <-time.After(rest):
+			case <-ctx.Done():
+			}
+		}
+		cancel()
+	}()
+	live := c.WatchLive(wctx, d+o.Timeout)
+	<-got
+	return live, res
+}

@@ -1,0 +1,456 @@
+package playbook
+
+// Both ends of the flow (--peer): the far end's evidence arrives as JSON from
+// `asym collect` run there; here it is analyzed like local evidence, and
+// joined with this host's to see what neither end shows alone: a packet that
+// left one end and never reached the other.
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"asym/probes"
+	"asym/probes/peer"
+)
+
+// PeerReport is the far end's part of a report made with --peer.
+type PeerReport struct {
+	Command  string        `json:"command"` // what ran, quoted
+	Version  string        `json:"version,omitempty"`
+	Host     HostSummary   `json:"host"`
+	Steps    []StepReport  `json:"steps,omitempty"`
+	Findings []Finding     `json:"findings"` // the far end's own, Side "peer": their fixes run there
+	HandOff  []string      `json:"hand_off,omitempty"`
+	Failure  *peer.Failure `json:"failure,omitempty"`
+	Stderr   []string      `json:"stderr,omitempty"`
+	Elapsed  time.Duration `json:"elapsed_ns"`
+}
+
+// PeerAnalysis is what asym concludes from the far end.
+type PeerAnalysis struct {
+	Peer *PeerReport
+	// Findings belong with this host's: the peer's failures (Side "peer")
+	// and what only both ends' evidence shows (Side "both").
+	Findings []Finding
+	// Across describes the flow's way through both ends, a line per leg.
+	Across []string
+	// Evidence is the far end's, when it answered.
+	Evidence *probes.Evidence
+}
+
+// AnalyzePeer turns the peer's run into its part of the report and joins its
+// evidence with this host's.
+func AnalyzePeer(here *probes.Evidence, res peer.Result) PeerAnalysis {
+	pr := &PeerReport{Command: probes.Command(res.Command...), Failure: res.Failure, Stderr: res.Stderr, Elapsed: res.Elapsed, Findings: []Finding{}}
+	pa := PeerAnalysis{Peer: pr}
+	if res.Failure != nil || res.Collection == nil {
+		pa.Findings = []Finding{peerFailure(res)}
+		return pa
+	}
+	there := res.Collection.Evidence
+	pa.Evidence = &there
+	pr.Version = res.Collection.Version
+	if h := there.Host; h != nil {
+		pr.Host = summarize(h)
+	}
+	pr.Steps = stepReports(there.Reports(), nil)
+	pr.Findings = Analyze(&there, len(Steps)-1)
+	for i := range pr.Findings {
+		markSide(&pr.Findings[i], SidePeer)
+	}
+	for _, f := range pr.Findings {
+		for i := range pr.Steps {
+			if pr.Steps[i].ID == f.Step {
+				pr.Steps[i].Findings = append(pr.Steps[i].Findings, f.ID)
+			}
+		}
+	}
+	if len(pr.Findings) > 0 {
+		pr.HandOff = HandOff(&there, nil)
+	}
+	if h := there.Host; h != nil && h.OK() && !h.Privileged {
+		pa.Findings = append(pa.Findings, peerNotRoot(res, h))
+	}
+	pa.Findings = append(pa.Findings, Join(here, &there)...)
+	pa.Across = Across(here, &there)
+	return pa
+}
+
+func markSide(f *Finding, side string) {
+	f.Side = side
+	for i := range f.Evidence {
+		if f.Evidence[i].Side == "" {
+			f.Evidence[i].Side = side
+		}
+	}
+}
+
+// Join runs the analyzers that need both ends' evidence.
+func Join(here, there *probes.Evidence) []Finding {
+	var out []Finding
+	for _, j := range []func(here, there *probes.Evidence) []Finding{peerRoleConflict, lostInPath} {
+		out = append(out, j(here, there)...)
+	}
+	for i := range out {
+		out[i].Side = SideBoth
+		if ent, ok := Lookup(out[i].ID); ok {
+			out[i].Severity, out[i].Step = ent.Severity, ent.Step
+			if out[i].Why == "" {
+				out[i].Why = ent.Short()
+			}
+		}
+	}
+	Sort(out)
+	return out
+}
+
+// peerRoleConflict: both ends see themselves as the same end of the flow,
+// so --peer reaches the wrong host or an address translation sits between.
+func peerRoleConflict(here, there *probes.Evidence) []Finding {
+	a, b := role(here), role(there)
+	if a == "" || a != b || a == probes.RoleMiddle {
+		return nil
+	}
+	return []Finding{{
+		ID:    "peer_role_conflict",
+		Title: fmt.Sprintf("Both ends are the %s of the flow: the peer command reaches the wrong host, or NAT changes the flow's addresses", a),
+		Evidence: []Line{
+			{Probe: probes.ProbeIDHost, Side: SideHere, Text: roleText(here)},
+			{Probe: probes.ProbeIDHost, Side: SidePeer, Text: roleText(there)},
+		},
+		Fix: &Fix{Summary: "Point --peer at the other end of the flow",
+			Advice: "Check the --peer command reaches the host that holds the flow's other address; behind NAT, give the peer the flow as that host sees it (asym collect on that host with its addresses)."},
+	}}
+}
+
+func roleText(e *probes.Evidence) string {
+	h := e.Host
+	if h.Local.IsValid() {
+		return fmt.Sprintf("%s (%s): %s, holds %s on %s", h.Hostname, h.Target, h.Role.Describe(), h.Local, h.LocalIface)
+	}
+	return fmt.Sprintf("%s (%s): %s", h.Hostname, h.Target, h.Role.Describe())
+}
+
+// sideTraffic is what one end's capture saw of the flow during the window
+// both ends watched.
+type sideTraffic struct {
+	side                         string
+	e                            *probes.Evidence
+	reqIn, reqOut, repIn, repOut []probes.CapturedPacket
+	windowStart, windowEnd       time.Time
+}
+
+// packetsIn sorts a side's packets of the flow itself (not ICMP errors from
+// routers, not frames flooded for another host) by direction, inside the
+// window.
+func packetsIn(side string, e *probes.Evidence, from, to time.Time) sideTraffic {
+	st := sideTraffic{side: side, e: e, windowStart: from, windowEnd: to}
+	for _, p := range e.Live.Packets {
+		if p.OtherHost || p.Time.Before(from) || p.Time.After(to) {
+			continue
+		}
+		switch {
+		case !p.Reply && p.Src.Addr() == e.Flow.Src.Addr() && p.Dir == "in":
+			st.reqIn = append(st.reqIn, p)
+		case !p.Reply && p.Src.Addr() == e.Flow.Src.Addr() && p.Dir == "out":
+			st.reqOut = append(st.reqOut, p)
+		case p.Reply && p.Src.Addr() == e.Flow.Dst.Addr() && p.Dir == "in":
+			st.repIn = append(st.repIn, p)
+		case p.Reply && p.Src.Addr() == e.Flow.Dst.Addr() && p.Dir == "out":
+			st.repOut = append(st.repOut, p)
+		}
+	}
+	return st
+}
+
+// minOverlap is the shortest window both ends must have watched together
+// for an absence of packets to mean something.
+const minOverlap = time.Second
+
+// window is the time both ends watched, shrunk by a margin for the clocks
+// of two hosts and the time the peer's capture took to start.
+func window(here, there *probes.LiveEvidence) (time.Time, time.Time, bool) {
+	const margin = 100 * time.Millisecond
+	from, to := here.Start, here.End
+	if there.Start.After(from) {
+		from = there.Start
+	}
+	if there.End.Before(to) {
+		to = there.End
+	}
+	from, to = from.Add(margin), to.Add(-margin)
+	return from, to, to.Sub(from) >= minOverlap
+}
+
+// lostInPath: a packet of the flow left one end and never reached the other
+// while both watched (the playbook's "capture on both ends").
+func lostInPath(here, there *probes.Evidence) []Finding {
+	lh, lt := here.Live, there.Live
+	if lh == nil || lt == nil || !lh.OK() || !lt.OK() || here.Host == nil || there.Host == nil {
+		return nil
+	}
+	from, to, ok := window(lh, lt)
+	if !ok {
+		return nil
+	}
+	h, t := packetsIn(SideHere, here, from, to), packetsIn(SidePeer, there, from, to)
+	var out []Finding
+	for _, pair := range [][2]sideTraffic{{h, t}, {t, h}} {
+		if f, ok := replyLost(pair[0], pair[1]); ok {
+			out = append(out, f)
+		}
+		if f, ok := requestLost(pair[0], pair[1]); ok {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// replyLost: from sent (or forwarded) the reply, to is the client or a box
+// that forwarded the request, and no reply reached it.
+func replyLost(from, to sideTraffic) (Finding, bool) {
+	r := role(to.e)
+	if len(from.repOut) == 0 || len(to.repIn) > 0 || len(to.reqOut) == 0 || (r != probes.RoleClient && r != probes.RoleMiddle) {
+		return Finding{}, false
+	}
+	first := from.repOut[0]
+	for _, p := range from.repOut {
+		if p.Flags == "S." { // the SYN-ACK tells the story better than a later ACK
+			first = p
+			break
+		}
+	}
+	what := describeReply(first)
+	title := fmt.Sprintf("The %s left %s by %s and never reached %s", what, endName(from), first.Iface, endName(to))
+	if len(from.reqIn) > 0 && from.reqIn[0].Iface != first.Iface {
+		title = fmt.Sprintf("The %s left %s by %s, not by %s where the request arrived, and never reached %s", what, endName(from), first.Iface, from.reqIn[0].Iface, endName(to))
+	}
+	if r == probes.RoleMiddle {
+		title = fmt.Sprintf("The %s left %s by %s but did not come back through %s, which forwarded the request: it returns another way", what, endName(from), first.Iface, endName(to))
+	}
+	ev := []Line{}
+	if len(from.reqIn) > 0 {
+		ev = append(ev, Line{Probe: probes.ProbeIDLive, Side: from.side, Text: from.reqIn[0].Text + "   ← the request arrives"})
+	}
+	ev = append(ev, Line{Probe: probes.ProbeIDLive, Side: from.side, Text: first.Text + "   ← the reply leaves"})
+	ev = append(ev, Line{Probe: probes.ProbeIDLive, Side: from.side, Text: fmt.Sprintf("%d packet(s) of the reply left in the window both ends watched", len(from.repOut))})
+	if p := okPath(from.e.Reply); p != nil && p.Decision.Text != "" {
+		ev = append(ev, Line{Probe: p.Probe, Side: from.side, Text: "reply route: " + p.Decision.Text})
+	}
+	ev = append(ev, Line{Probe: probes.ProbeIDLive, Side: to.side, Text: to.reqOut[0].Text + "   ← the request leaves"})
+	ev = append(ev, Line{Probe: probes.ProbeIDLive, Side: to.side, Text: fmt.Sprintf("no packet from %s arrived in the %s both ends watched (%d request packet(s) sent)",
+		to.e.Flow.Dst, to.windowEnd.Sub(to.windowStart).Round(100*time.Millisecond), len(to.reqOut))})
+	return Finding{
+		ID:       "reply_lost_in_path",
+		Title:    title,
+		Evidence: ev,
+		Fix: &Fix{Summary: "Fix the way back between the two ends",
+			Advice: fmt.Sprintf("The reply is lost after it leaves %s. If that end's findings name the cause (a reply leaving by the wrong interface, a missing source rule), apply that fix there; otherwise capture on each hop of the way back from %s: the first hop that does not pass it on drops it.", endName(from), first.Iface),
+			Prove:  []string{probes.Command("tcpdump", "-ni", first.Iface, probes.TcpdumpFilter(from.e.Flow)) + "   # on " + endName(from)}},
+	}, true
+}
+
+// requestLost: from sent the request, to is the server and saw none of it.
+func requestLost(from, to sideTraffic) (Finding, bool) {
+	if len(from.reqOut) == 0 || len(to.reqIn) > 0 || role(to.e) != probes.RoleServer {
+		return Finding{}, false
+	}
+	first := from.reqOut[0]
+	ev := []Line{
+		{Probe: probes.ProbeIDLive, Side: from.side, Text: first.Text + "   ← the request leaves"},
+		{Probe: probes.ProbeIDLive, Side: from.side, Text: fmt.Sprintf("%d packet(s) of the request left in the window both ends watched", len(from.reqOut))},
+		{Probe: probes.ProbeIDLive, Side: to.side, Text: fmt.Sprintf("no packet from %s arrived in the %s both ends watched", to.e.Flow.Src, to.windowEnd.Sub(to.windowStart).Round(100*time.Millisecond))},
+	}
+	return Finding{
+		ID:       "request_lost_in_path",
+		Title:    fmt.Sprintf("The request left %s by %s and never reached %s", endName(from), first.Iface, endName(to)),
+		Evidence: ev,
+		Fix: &Fix{Summary: "Find the hop that drops the request",
+			Advice: "The request is lost between the two ends (a firewall, a route, an ACL, or a reverse-path check on the way): capture on each hop; the first that does not pass it on drops it."},
+	}, true
+}
+
+// describeReply names a reply packet the way people talk about it.
+func describeReply(p probes.CapturedPacket) string {
+	switch {
+	case p.Flags == "S.":
+		return "SYN-ACK"
+	case p.ICMP != "":
+		return "ICMP " + strings.Fields(p.ICMP)[0] + " reply"
+	}
+	return "reply"
+}
+
+// endName is how findings name one end: "the server (peer)".
+func endName(s sideTraffic) string {
+	r := role(s.e)
+	name := SideHere
+	if s.side == SidePeer {
+		name = SidePeer
+	}
+	switch r {
+	case probes.RoleClient, probes.RoleServer:
+		return fmt.Sprintf("the %s (%s)", r, name)
+	case probes.RoleMiddle:
+		return fmt.Sprintf("the router (%s)", name)
+	}
+	return "the host " + name
+}
+
+// Across describes the flow's way through both ends, from each end's routes
+// and, when both watched, the packets each end saw.
+func Across(here, there *probes.Evidence) []string {
+	out := []string{sideLine(SideHere, here), sideLine(SidePeer, there)}
+	if here.Live != nil && there.Live != nil && here.Live.OK() && there.Live.OK() {
+		if from, to, ok := window(here.Live, there.Live); ok {
+			h, t := packetsIn(SideHere, here, from, to), packetsIn(SidePeer, there, from, to)
+			out = append(out, fmt.Sprintf("packets in the %s both watched: request out here %d, in there %d, out there %d; reply out there %d, in here %d, out here %d",
+				to.Sub(from).Round(100*time.Millisecond), len(h.reqOut), len(t.reqIn), len(t.reqOut), len(t.repOut), len(h.repIn), len(h.repOut)))
+			if n := len(t.reqOut) + len(h.reqIn) + len(t.repIn); n > 0 { // a middle box, or a flow typed the other way round
+				out = append(out, fmt.Sprintf("packets the other way: request out there %d, in here %d; reply in there %d", len(t.reqOut), len(h.reqIn), len(t.repIn)))
+			}
+		} else {
+			out = append(out, "packets: the two ends did not watch at the same time for a second or more; their packets are not compared")
+		}
+	}
+	return out
+}
+
+// sideLine is one end's part of the path, from its routes.
+func sideLine(side string, e *probes.Evidence) string {
+	h := e.Host
+	if h == nil || !h.OK() {
+		return side + ": host unknown"
+	}
+	head := fmt.Sprintf("%s (%s, %s %s):", side, h.Role, h.Hostname, h.Target)
+	req, rep := okPath(e.Request), okPath(e.Reply)
+	var parts []string
+	leg := func(p *probes.PathView, verb string) string {
+		switch {
+		case p == nil:
+			return verb + " unknown"
+		case p.Decision.Failed():
+			return fmt.Sprintf("%s refused by the kernel (%s)", verb, p.Decision.Error)
+		case p.Egress == "":
+			return verb + " delivered here"
+		}
+		s := verb + " leaves by " + p.Egress
+		if gw := p.Decision.Gateway; gw.IsValid() {
+			s += " via " + gw.String()
+		}
+		return s
+	}
+	switch h.Role {
+	case probes.RoleClient:
+		parts = append(parts, leg(req, "request"))
+		if rep != nil && rep.Ingress != "" {
+			parts = append(parts, "reply expected back on "+rep.Ingress)
+		}
+	case probes.RoleServer:
+		if req != nil && req.Ingress != "" {
+			parts = append(parts, "request arrives on "+req.Ingress)
+		}
+		parts = append(parts, leg(rep, "reply"))
+	default:
+		if req != nil && req.Ingress != "" {
+			parts = append(parts, "request in on "+req.Ingress)
+		}
+		parts = append(parts, leg(req, "request"))
+		if rep != nil && rep.Ingress != "" {
+			parts = append(parts, "reply in on "+rep.Ingress)
+		}
+		parts = append(parts, leg(rep, "reply"))
+	}
+	return head + " " + strings.Join(parts, "; ")
+}
+
+// peerFailure is the finding about a peer that gave no evidence.
+func peerFailure(res peer.Result) Finding {
+	kind, reason := peer.KindFailed, "the peer gave no evidence"
+	if res.Failure != nil {
+		kind, reason = res.Failure.Kind, res.Failure.Reason
+	}
+	id := "peer_" + kind
+	if _, ok := Lookup(id); !ok {
+		id = "peer_failed"
+	}
+	ev := []Line{{Probe: "command", Side: SidePeer, Text: "$ " + probes.Command(res.Command...)}}
+	if res.Failure != nil && res.Failure.ExitCode >= 0 {
+		ev = append(ev, Line{Probe: "command", Side: SidePeer, Text: fmt.Sprintf("exit status %d after %s", res.Failure.ExitCode, res.Elapsed.Round(time.Millisecond))})
+	}
+	for _, l := range res.Stderr {
+		ev = append(ev, Line{Probe: "command", Side: SidePeer, Text: "stderr: " + l})
+	}
+	ent, _ := Lookup(id)
+	return Finding{
+		ID: id, Severity: ent.Severity, Step: ent.Step, Side: SidePeer,
+		Title:    "The other end was not diagnosed: " + reason,
+		Evidence: ev,
+		Why:      ent.Short(),
+		Fix:      &Fix{Summary: "Make the peer command work", Advice: peerAdvice[id]},
+	}
+}
+
+func peerNotRoot(res peer.Result, h *probes.HostView) Finding {
+	ent, _ := Lookup("peer_not_root")
+	return Finding{
+		ID: "peer_not_root", Severity: ent.Severity, Step: ent.Step, Side: SidePeer,
+		Title: fmt.Sprintf("asym ran on the peer without %s: some of the far end's probes were unavailable", h.Missing),
+		Evidence: []Line{{Probe: "command", Side: SidePeer, Text: "$ " + probes.Command(res.Command...)},
+			{Probe: probes.ProbeIDHost, Side: SidePeer, Text: "missing privileges: " + h.Missing}},
+		Why: ent.Short(),
+		Fix: &Fix{Summary: "Run the peer's asym as root", Advice: peerAdvice["peer_not_root"]},
+	}
+}
+
+var peerAdvice = map[string]string{
+	"peer_unreachable":  "Check that the same ssh command works by hand (host name, key, host key); asym runs it without a terminal, so it cannot answer prompts: use keys and a known host key.",
+	"peer_no_asym":      "Copy the same asym binary to the peer (it is one static file), or point at it with --peer-asym PATH.",
+	"peer_no_sudo":      "asym runs the peer command without a terminal, so sudo cannot ask for a password: allow it without one for asym (NOPASSWD), or connect as root.",
+	"peer_timeout":      "The peer did not finish in time: check that the command returns by hand, or raise --peer-timeout.",
+	"peer_incompatible": "Install the same asym release on both hosts.",
+	"peer_failed":       "Run the peer command by hand to see what it says; the last lines of its error output are in the evidence.",
+	"peer_not_root":     "Add sudo to the peer command, e.g. --peer 'ssh HOST sudo'.",
+}
+
+func init() {
+	Catalog = append(Catalog,
+		Entry{"reply_lost_in_path", Critical, "third", "The reply left one end and never reached the other",
+			`Seen on both ends at once while the failure was reproduced (asym --peer with --watch): the far end sends
+the reply, and it never arrives where the request came from. Each host on its own only shows half of it:
+the client sees its SYN retransmitted, the server sees itself answering. Together they prove the reply is
+lost on the way back: a fabric or ISP drops it for its source address, a stateful firewall on the way
+back drops it as INVALID, or it returns by a path that does not lead to the client.
+
+When the request arrived on one interface and the reply left by another, the asymmetry starts on the
+sending end and its findings name the fix (a source rule and table). Otherwise capture on each hop of
+the way back: the first hop that does not pass it on drops it.`},
+		Entry{"request_lost_in_path", Critical, "third", "The request left one end and never reached the other",
+			`Seen on both ends at once: the client sends the request, and the server never sees it arrive. The
+problem is on the way there, not the way back: a firewall, an ACL, a missing route or a reverse-path
+check on a hop between them. Capture on each hop; the first that does not pass it on drops it.`},
+		Entry{"peer_role_conflict", Warning, "first", "Both ends see themselves as the same end of the flow",
+			`asym decides each host's role from the flow's addresses: the host holding the source is the client, the
+one holding the destination the server. When both ends come out the same, the --peer command reaches the
+wrong host, or a NAT between them rewrites the addresses, so each end must be given the flow as it sees it.`},
+	)
+	for _, e := range []Entry{
+		{"peer_unreachable", Warning, "first", "The peer could not be reached",
+			"The --peer command (ssh) could not connect or log in: the far end was not diagnosed; this host's diagnosis is complete without it."},
+		{"peer_no_asym", Warning, "first", "asym is not installed on the peer",
+			"The --peer command ran, but there is no asym to run on the far end: it needs the same asym binary (one static file)."},
+		{"peer_no_sudo", Warning, "first", "sudo on the peer needs a password asym cannot type",
+			"The peer command runs without a terminal, so sudo cannot prompt: the far end was not diagnosed."},
+		{"peer_timeout", Warning, "first", "The peer did not answer in time",
+			"The --peer command did not finish within its time limit and was stopped; this host's diagnosis is complete without it."},
+		{"peer_incompatible", Warning, "first", "The peer runs an asym that cannot exchange evidence with this one",
+			"The far end's asym speaks another evidence format (or predates asym collect): install the same release on both hosts."},
+		{"peer_failed", Warning, "first", "The peer command failed",
+			"The --peer command ran but gave no evidence; its error output is in the evidence."},
+		{"peer_not_root", Warning, "first", "asym ran on the peer without root",
+			"The far end's probes that need root (conntrack, nftables, capture) were unavailable, so its side of the diagnosis is partial."},
+	} {
+		Catalog = append(Catalog, e)
+	}
+}

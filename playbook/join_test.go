@@ -1,0 +1,218 @@
+package playbook
+
+import (
+	"encoding/json"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"asym/probes"
+	"asym/probes/peer"
+)
+
+// recordedPair loads both ends of the two-NIC scenario as `asym collect
+// --watch 4s --peer 'ip netns exec SERVER'` printed them on the client while
+// the flow failed (re-record: go test ./cmd/asym -run TestPeerLab -record).
+func recordedPair(t *testing.T) (here, there probes.Evidence) {
+	t.Helper()
+	b, err := os.ReadFile("testdata/peer/two-nics-fabric.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Evidence probes.Evidence `json:"evidence"`
+		Peer     struct {
+			Collection peer.Collection `json:"collection"`
+		} `json:"peer"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	return doc.Evidence, doc.Peer.Collection.Evidence
+}
+
+func joinedIDs(here, there probes.Evidence) []string {
+	var out []string
+	for _, f := range Join(&here, &there) {
+		out = append(out, f.ID)
+	}
+	return out
+}
+
+// keep returns a copy of e whose live packets are those keep accepts.
+func keep(e probes.Evidence, keep func(p probes.CapturedPacket) bool) probes.Evidence {
+	l := *e.Live
+	l.Packets = slices.DeleteFunc(slices.Clone(l.Packets), func(p probes.CapturedPacket) bool { return !keep(p) })
+	e.Live = &l
+	return e
+}
+
+func TestJoinRecorded(t *testing.T) {
+	here, there := recordedPair(t)
+	if here.Host.Role != probes.RoleClient || there.Host.Role != probes.RoleServer {
+		t.Fatalf("recording: roles %s/%s", here.Host.Role, there.Host.Role)
+	}
+	fs := Join(&here, &there)
+	if len(fs) != 1 || fs[0].ID != "reply_lost_in_path" {
+		t.Fatalf("joined findings %v, want reply_lost_in_path", fs)
+	}
+	f := fs[0]
+	if f.Side != SideBoth || f.Severity != Critical || f.Step != "third" || f.Why == "" {
+		t.Errorf("finding metadata: %+v", f)
+	}
+	want := "The SYN-ACK left the server (peer) by eth0, not by eth1 where the request arrived, and never reached the client (here)"
+	if f.Title != want {
+		t.Errorf("title:\n got %q\nwant %q", f.Title, want)
+	}
+	sides := map[string]int{}
+	for _, l := range f.Evidence {
+		sides[l.Side]++
+		if l.Side != SideHere && l.Side != SidePeer {
+			t.Errorf("evidence line without its end: %+v", l)
+		}
+	}
+	if sides[SideHere] < 2 || sides[SidePeer] < 3 {
+		t.Errorf("evidence from both ends: %v", sides)
+	}
+	across := Across(&here, &there)
+	if len(across) != 3 || !strings.HasPrefix(across[0], "here (client") || !strings.Contains(across[1], "request arrives on eth1; reply leaves by eth0 via 198.51.100.1") {
+		t.Errorf("across: %q", across)
+	}
+	if !strings.Contains(across[2], "in here 0") {
+		t.Errorf("across must count no reply arriving here: %q", across[2])
+	}
+}
+
+func TestJoinCases(t *testing.T) {
+	here, there := recordedPair(t)
+	isReply := func(p probes.CapturedPacket) bool { return p.Reply }
+	shift := func(e probes.Evidence, d time.Duration) probes.Evidence {
+		l := *e.Live
+		l.Start, l.End = l.Start.Add(d), l.End.Add(d)
+		l.Packets = slices.Clone(l.Packets)
+		for i := range l.Packets {
+			l.Packets[i].Time = l.Packets[i].Time.Add(d)
+		}
+		e.Live = &l
+		return e
+	}
+	noLive := func(e probes.Evidence) probes.Evidence { e.Live = nil; return e }
+	asRole := func(e probes.Evidence, r probes.Role) probes.Evidence {
+		h := *e.Host
+		h.Role = r
+		e.Host = &h
+		return e
+	}
+	replyArrives := func(e probes.Evidence) probes.Evidence {
+		l := *e.Live
+		p := probes.CapturedPacket{Time: l.Start.Add(2 * time.Second), Iface: "eth0", Dir: "in", Reply: true, Flags: "S.", Src: e.Flow.Dst, Dst: e.Flow.Src, Proto: 6}
+		l.Packets = append(slices.Clone(l.Packets), p)
+		e.Live = &l
+		return e
+	}
+	cases := []struct {
+		name        string
+		here, there probes.Evidence
+		want        []string
+	}{
+		{"recorded", here, there, []string{"reply_lost_in_path"}},
+		{"the ends swapped", there, here, []string{"reply_lost_in_path"}},
+		{"no live evidence here", noLive(here), there, nil},
+		{"no live evidence there", here, noLive(there), nil},
+		{"windows an hour apart", here, shift(there, time.Hour), nil},
+		{"the reply arrives", replyArrives(here), there, nil},
+		{"the server sent no reply", here, keep(there, func(p probes.CapturedPacket) bool { return !isReply(p) }), nil},
+		{"the request never arrives", here, keep(there, func(probes.CapturedPacket) bool { return false }), []string{"request_lost_in_path"}},
+		{"the client sent nothing", keep(here, func(probes.CapturedPacket) bool { return false }), keep(there, func(probes.CapturedPacket) bool { return false }), nil},
+		{"both think they are the client", here, asRole(noLive(there), probes.RoleClient), []string{"peer_role_conflict"}},
+		{"two routers are not a conflict", asRole(noLive(here), probes.RoleMiddle), asRole(noLive(there), probes.RoleMiddle), nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := joinedIDs(c.here, c.there)
+			if strings.Join(got, ",") != strings.Join(c.want, ",") {
+				t.Errorf("got %v, want %v", got, c.want)
+			}
+		})
+	}
+}
+
+func TestAnalyzePeerSides(t *testing.T) {
+	here, there := recordedPair(t)
+	res := peer.Result{Command: []string{"ip", "netns", "exec", "asym-x-host", "asym", "collect", "--json"},
+		Collection: &peer.Collection{Format: peer.Format, Version: "test", Evidence: there}}
+	pa := AnalyzePeer(&here, res)
+	if pa.Peer.Failure != nil || pa.Peer.Host.Role != probes.RoleServer || pa.Peer.Version != "test" {
+		t.Fatalf("peer report: %+v", pa.Peer)
+	}
+	var own []string
+	for _, f := range pa.Peer.Findings {
+		own = append(own, f.ID)
+		if f.Side != SidePeer {
+			t.Errorf("%s: side %q", f.ID, f.Side)
+		}
+		for _, l := range f.Evidence {
+			if l.Side != SidePeer {
+				t.Errorf("%s: a peer finding's evidence comes from the peer: %+v", f.ID, l)
+			}
+		}
+	}
+	if !slices.Contains(own, "reply_wrong_egress") {
+		t.Errorf("the server's own findings: %v", own)
+	}
+	if len(pa.Findings) != 1 || pa.Findings[0].ID != "reply_lost_in_path" {
+		t.Errorf("findings added to this host's: %v", pa.Findings)
+	}
+	if len(pa.Peer.Steps) != len(Steps) || len(pa.Peer.Steps[0].Probes) == 0 || !slices.Contains(pa.Peer.Steps[0].Findings, "reply_wrong_egress") {
+		t.Errorf("the peer's steps: %+v", pa.Peer.Steps)
+	}
+	// The peer's fixes are never part of this host's plan.
+	r := NewReport(time.Now(), &here, nil, here.Reports(), Analyze(&here, len(Steps)-1))
+	r.AddPeer(pa)
+	for _, f := range r.Findings {
+		if f.Side == SidePeer && f.Fix != nil && len(f.Fix.Steps) > 0 {
+			t.Errorf("%s: a peer finding with host-local steps among this host's findings", f.ID)
+		}
+	}
+	var b strings.Builder
+	if err := r.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"\npeer " + there.Host.Hostname + "  kernel ", "== Across both ends", "######## The peer:", "[peer live]", "[here live]", "(third step, across both ends)", "== Findings on the peer (run their fixes there)"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("text report lacks %q", want)
+		}
+	}
+}
+
+func TestPeerFailureFindings(t *testing.T) {
+	for _, kind := range []string{peer.KindUnreachable, peer.KindNoAsym, peer.KindNoSudo, peer.KindTimeout, peer.KindIncompatible, peer.KindFailed} {
+		res := peer.Result{Command: []string{"ssh", "db1", "sudo", "asym", "collect"}, Elapsed: time.Second,
+			Failure: &peer.Failure{Kind: kind, Reason: "it went wrong", ExitCode: 255}, Stderr: []string{"ssh: connect to host db1 port 22: Connection refused"}}
+		pa := AnalyzePeer(&probes.Evidence{}, res)
+		if len(pa.Findings) != 1 {
+			t.Fatalf("%s: %v", kind, pa.Findings)
+		}
+		f := pa.Findings[0]
+		if f.ID != "peer_"+kind || f.Side != SidePeer || f.Severity != Warning || f.Fix == nil || f.Fix.Advice == "" || f.Why == "" {
+			t.Errorf("%s: %+v", kind, f)
+		}
+		if _, ok := Lookup(f.ID); !ok {
+			t.Errorf("%s is not in the catalog", f.ID)
+		}
+		if !strings.Contains(f.Title, "it went wrong") || len(f.Evidence) != 3 || !strings.Contains(f.Evidence[2].Text, "Connection refused") {
+			t.Errorf("%s: title %q evidence %+v", kind, f.Title, f.Evidence)
+		}
+	}
+	// Without root on the peer: its evidence counts, and a warning says it is partial.
+	_, there := recordedPair(t)
+	h := *there.Host
+	h.Privileged, h.Missing = false, "CAP_NET_ADMIN"
+	there.Host = &h
+	pa := AnalyzePeer(&probes.Evidence{}, peer.Result{Collection: &peer.Collection{Format: peer.Format, Evidence: there}})
+	if len(pa.Findings) == 0 || pa.Findings[0].ID != "peer_not_root" || !strings.Contains(pa.Findings[0].Title, "CAP_NET_ADMIN") {
+		t.Errorf("not root: %v", pa.Findings)
+	}
+}

@@ -1,0 +1,169 @@
+package ui
+
+// The other end of the flow (--peer): its evidence arrives in one piece
+// from `asym collect` run there; the steps show it next to this host's.
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
+
+	"asym/playbook"
+	"asym/probes"
+	"asym/probes/peer"
+)
+
+type peerState struct {
+	running bool
+	watch   time.Duration // the live window of the run in progress
+	runID   int
+	res     *peer.Result
+	pa      *playbook.PeerAnalysis
+}
+
+type peerDoneMsg struct {
+	runID int
+	res   peer.Result
+}
+
+// peerWatch is the peer's live window when the live view opens: long
+// enough to reproduce the failure a few times.
+const peerWatch = 10 * time.Second
+
+// runPeer (re)collects the peer's evidence off the UI goroutine, with a live
+// window of watch when not zero.
+func (m *Model) runPeer(watch time.Duration) tea.Cmd {
+	if m.opt.Peer == nil {
+		return nil
+	}
+	m.peer.runID++
+	m.peer.running, m.peer.watch = true, watch
+	run, f, id := m.opt.Peer, m.flow, m.peer.runID
+	return func() tea.Msg { return peerDoneMsg{runID: id, res: run(context.Background(), f, watch)} }
+}
+
+func (m *Model) peerDone(msg peerDoneMsg) tea.Cmd {
+	if msg.runID != m.peer.runID {
+		return nil // superseded by a newer run
+	}
+	m.peer.running, m.peer.res = false, &msg.res
+	if m.prober != nil {
+		m.analyze()
+	}
+	m.spinning = m.anyRunning()
+	return nil
+}
+
+// joinPeer adds the peer's findings (its own, its failures, and those of
+// both ends) to this host's.
+func (m *Model) joinPeer(ev *probes.Evidence) {
+	m.peer.pa = nil
+	if m.peer.res == nil {
+		return
+	}
+	pa := playbook.AnalyzePeer(ev, *m.peer.res)
+	m.peer.pa = &pa
+	// Grouped by end (here, across both, the peer's), each group sorted.
+	both := append([]playbook.Finding{}, pa.Findings...)
+	playbook.Sort(both)
+	slices.SortStableFunc(both, func(a, b playbook.Finding) int { return strings.Compare(a.Side, b.Side) }) // "both" before "peer"
+	m.findings = append(m.findings, both...)
+	m.findings = append(m.findings, pa.Peer.Findings...)
+}
+
+// peerHeader is the header's line about the peer.
+func (m *Model) peerHeader() string {
+	c := playbook.Clean
+	switch {
+	case m.opt.Peer == nil:
+		return ""
+	case m.peer.running && m.peer.watch > 0:
+		return "peer " + m.st.Run.Render(fmt.Sprintf("%s watching the flow there for %s: reproduce the failure", m.spin.View(), m.peer.watch)) + m.dim(" · $ "+c(m.opt.PeerCommand))
+	case m.peer.running:
+		return "peer " + m.st.Run.Render(m.spin.View()+" collecting") + m.dim(" · $ "+c(m.opt.PeerCommand))
+	case m.peer.pa == nil:
+		return "peer " + m.dim("collected when the First step runs · $ "+c(m.opt.PeerCommand))
+	}
+	p := m.peer.pa.Peer
+	if p.Failure != nil {
+		return "peer " + m.st.Bad.Render("✗ not diagnosed: "+c(p.Failure.Reason))
+	}
+	short, _, _ := strings.Cut(p.Host.Role.Describe(), " (")
+	return "peer " + m.st.OK.Render("✓ ") + c(p.Host.Hostname) + " · " + c(p.Host.Target) + " · " + short + m.dim(" · $ "+c(p.Command))
+}
+
+// peerStepLines are the peer's probes of step i, rendered like this host's.
+func (m *Model) peerStepLines(i, width int) []string {
+	switch {
+	case m.opt.Peer == nil:
+		return nil
+	case m.peer.running:
+		return []string{m.st.Run.Render(m.spin.View() + " the peer's evidence is being collected…")}
+	case m.peer.pa == nil:
+		return []string{m.dim("The peer's evidence is collected when the First step runs.")}
+	}
+	p := m.peer.pa.Peer
+	if p.Failure != nil {
+		return hang(m.st.Bad, "✗ ", "not diagnosed: "+playbook.Clean(p.Failure.Reason), width)
+	}
+	var out []string
+	if i < len(p.Steps) {
+		for _, r := range p.Steps[i].Probes {
+			out = append(out, "")
+			out = append(out, m.reportLines(r.Rep(), width)...)
+		}
+	}
+	return out
+}
+
+// bothEnds lays this host's lines and the peer's side by side when there is
+// room for two columns of 60, stacked otherwise (80 columns).
+func (m *Model) bothEnds(here, there []string, width int) []string {
+	hereTitle := m.st.Title.Render("── here: " + playbook.Clean(m.opt.Hostname) + " · " + playbook.Clean(m.opt.Target))
+	peerTitle := m.st.Title.Render("── peer")
+	if m.peer.pa != nil && m.peer.pa.Peer.Failure == nil {
+		p := m.peer.pa.Peer
+		peerTitle = m.st.Title.Render("── peer: " + playbook.Clean(p.Host.Hostname) + " · " + playbook.Clean(p.Host.Target))
+	}
+	const colMin = 60
+	if width < 2*colMin+3 {
+		out := append([]string{hereTitle}, here...)
+		out = append(out, "", peerTitle)
+		return append(out, there...)
+	}
+	return columns(append([]string{hereTitle}, here...), append([]string{peerTitle}, there...), (width-3)/2, m.dim(" │ "))
+}
+
+// columns joins two lists of lines side by side; the lines must have been
+// wrapped to colWidth.
+func columns(left, right []string, colWidth int, sep string) []string {
+	n := max(len(left), len(right))
+	out := make([]string, n)
+	for i := range out {
+		l, r := "", ""
+		if i < len(left) {
+			l = ansi.Truncate(left[i], colWidth, "…")
+		}
+		if i < len(right) {
+			r = ansi.Truncate(right[i], colWidth, "…")
+		}
+		out[i] = l + strings.Repeat(" ", max(0, colWidth-ansi.StringWidth(l))) + sep + r
+	}
+	return out
+}
+
+// peerFixRefusal says why a finding's fix is not applied from here.
+func peerFixRefusal(f playbook.Finding) string {
+	switch f.Side {
+	case playbook.SidePeer:
+		return fmt.Sprintf("%s is on the peer: its fix runs there (asym applies fixes only to the host it runs on)", f.ID)
+	case playbook.SideBoth:
+		return f.ID + " spans both ends: its advice says where to change what"
+	}
+	return ""
+}

@@ -1,0 +1,236 @@
+package ui
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/exp/golden"
+
+	"asym/playbook"
+	"asym/probes"
+	"asym/probes/flow"
+	"asym/probes/peer"
+)
+
+// newPeerModel opens the view on the client of the two-NIC scenario with
+// the server as its peer, both from the recording of a real run; res
+// decides what the peer gives.
+func newPeerModel(t *testing.T, w, h int, res func(there probes.Evidence) peer.Result) (*Model, *atomic.Int32, *atomic.Int32) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "playbook", "testdata", "peer", "two-nics-fabric.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Evidence probes.Evidence `json:"evidence"`
+		Peer     struct {
+			Collection peer.Collection `json:"collection"`
+		} `json:"peer"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	rp := &replay{all: doc.Evidence, seen: probes.Evidence{Flow: doc.Evidence.Flow}}
+	var peerRuns, applied atomic.Int32
+	f := rp.all.Flow
+	m := New(Options{
+		NewProber: func(flow.Flow) Prober { return rp },
+		Flow:      &f, Target: "netns asym-lab-client", Prefix: []string{"ip", "netns", "exec", "asym-lab-client"},
+		Hostname: "vm", Kernel: "6.18.44", Plain: true, Now: fixedNow,
+		NotesPath: filepath.Join(t.TempDir(), "notes.md"), HistoryPath: filepath.Join(t.TempDir(), "flows"),
+		PeerCommand: "ip netns exec asym-lab-host",
+		Peer: func(_ context.Context, got flow.Flow, _ time.Duration) peer.Result {
+			peerRuns.Add(1)
+			if got != f {
+				t.Errorf("the peer was asked about %v, not %v", got, f)
+			}
+			return res(doc.Peer.Collection.Evidence)
+		},
+		ApplyFix: func(context.Context, flow.Flow, string, []string) (*FixOutcome, error) {
+			applied.Add(1)
+			return nil, nil
+		},
+	})
+	m.Update(tea.WindowSizeMsg{Width: w, Height: h})
+	return m, &peerRuns, &applied
+}
+
+func answered(there probes.Evidence) peer.Result {
+	return peer.Result{Command: []string{"ip", "netns", "exec", "asym-lab-host", "asym", "collect", "--json", "--", "tcp", "203.0.113.10:40000", "198.51.100.11:8080"},
+		Collection: &peer.Collection{Format: peer.Format, Version: "test", Evidence: there}}
+}
+
+func TestPeerBothEnds(t *testing.T) {
+	m, runs, applied := newPeerModel(t, 80, 24, answered)
+	if !strings.Contains(m.Render(), "peer collected when the First step runs") {
+		t.Errorf("before any step the header says when the peer runs:\n%s", m.Render())
+	}
+	press(t, m, "a")
+	if runs.Load() != 1 {
+		t.Fatalf("the peer ran %d times for one run of all steps", runs.Load())
+	}
+	var peerIDs []string
+	for _, f := range m.findings {
+		if f.Side == playbook.SidePeer {
+			peerIDs = append(peerIDs, f.ID)
+		}
+	}
+	if !slices.Contains(peerIDs, "reply_wrong_egress") || !slices.Contains(peerIDs, "missing_source_rule") {
+		t.Fatalf("the server's findings must be listed, marked as the peer's: %v", peerIDs)
+	}
+	m.sel, m.showFind = 0, false
+	screen := m.Render()
+	for _, want := range []string{"peer ✓ vm", "── here: vm · netns asym-lab-client", "on the peer:", "CRIT reply_wrong_egress"} {
+		if !strings.Contains(screen, want) {
+			t.Errorf("80 columns: screen lacks %q:\n%s", want, screen)
+		}
+	}
+	// Stacked at 80 columns: the peer's heading comes after this host's
+	// probes, on a line of its own.
+	lines := m.stepLines(0, 60)
+	hereAt, peerAt := -1, -1
+	for i, l := range lines {
+		if strings.HasPrefix(l, "── here") {
+			hereAt = i
+		}
+		if strings.HasPrefix(l, "── peer") {
+			peerAt = i
+		}
+	}
+	if hereAt < 0 || peerAt <= hereAt+3 {
+		t.Errorf("stacked: here at %d, peer at %d", hereAt, peerAt)
+	}
+	joined := strings.Join(lines, "\n")
+	if !strings.Contains(joined, "via 198.51.100.1 dev eth0") || !strings.Contains(joined, "── peer: vm") {
+		t.Errorf("the peer's reply route must be shown in the First step:\n%s", joined)
+	}
+	// Side by side at 160 columns: both headings on one line.
+	m.Update(tea.WindowSizeMsg{Width: 180, Height: 50})
+	wide := m.stepLines(0, 180-37)
+	side := false
+	for _, l := range wide {
+		if strings.Contains(l, "── here") && strings.Contains(l, "── peer") {
+			side = true
+		}
+	}
+	if !side {
+		t.Errorf("wide: the two ends must be side by side:\n%s", strings.Join(wide, "\n"))
+	}
+
+	// A peer finding's fix is never applied from here.
+	m.Update(tea.WindowSizeMsg{Width: 80, Height: 24})
+	for i, f := range m.findings {
+		if f.Side == playbook.SidePeer && f.ID == "reply_wrong_egress" {
+			m.fsel = i
+		}
+	}
+	m.showFind, m.focus = true, paneDetail
+	press(t, m, "f")
+	m.fix.openedAt = fixedNow().Add(-grace * 2)
+	press(t, m, "enter")
+	if applied.Load() != 0 || m.fix.confirming || !strings.Contains(m.flash, "is on the peer") {
+		t.Fatalf("enter on the peer's finding: applied %d, confirming %v, flash %q", applied.Load(), m.fix.confirming, m.flash)
+	}
+	if !strings.Contains(m.Render(), "ip route add default via 198.51.100.1") || strings.Contains(m.Render(), "ip netns exec asym-lab-client ip route add") {
+		t.Errorf("the peer's fix is shown as run there, without this host's prefix:\n%s", m.Render())
+	}
+
+	// Notes carry both ends.
+	md := string(m.notesMarkdown())
+	for _, want := range []string{"- peer: vm", "### The peer: ", "`reply_wrong_egress` (on the peer)", "[peer route.reply]", "### Peer: First: prove it is path-related"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("notes lack %q", want)
+		}
+	}
+
+	// Re-running the First step collects the peer again.
+	m.sel, m.focus, m.showFind, m.showFix = 0, paneSteps, false, false
+	press(t, m, "r")
+	if runs.Load() != 2 {
+		t.Errorf("r on the First step: the peer ran %d times in all, want 2", runs.Load())
+	}
+}
+
+func TestPeerFailureInView(t *testing.T) {
+	m, _, _ := newPeerModel(t, 80, 24, func(probes.Evidence) peer.Result {
+		return peer.Result{Command: []string{"ssh", "db1", "sudo", "asym", "collect"},
+			Failure: &peer.Failure{Kind: peer.KindUnreachable, Reason: "ssh could not reach the peer: connect to host db1 port 22: Connection refused", ExitCode: 255}}
+	})
+	press(t, m, "a")
+	for i, s := range m.steps {
+		if s.status != stepClean && s.status != stepFinding {
+			t.Fatalf("step %d did not complete: the local diagnosis must not depend on the peer", i)
+		}
+	}
+	if !slices.Contains(findingIDs(m), "peer_unreachable") {
+		t.Fatalf("findings %v lack peer_unreachable", findingIDs(m))
+	}
+	if s := m.Render(); !strings.Contains(s, "peer ✗ not diagnosed: ssh could not reach the peer") {
+		t.Errorf("header:\n%s", s)
+	}
+}
+
+func TestPeerGolden(t *testing.T) {
+	for _, size := range [][2]int{{80, 24}, {160, 40}} {
+		w, h := size[0], size[1]
+		m, _, _ := newPeerModel(t, w, h, answered)
+		press(t, m, "a")
+		m.sel, m.showFind, m.focus, m.scroll = 0, false, paneSteps, 0
+		t.Run("peer-first-"+itoa(w)+"x"+itoa(h), func(t *testing.T) { golden.RequireEqual(t, []byte(m.Render())) })
+	}
+}
+
+// TestPeerLiveBothEnds: opening the live view also watches the flow on the
+// peer; when it answers, packets seen on one end and not the other become
+// a finding across both ends.
+func TestPeerLiveBothEnds(t *testing.T) {
+	var watched time.Duration
+	m, runs, _ := newPeerModel(t, 120, 40, answered)
+	inner := m.opt.Peer
+	m.opt.Peer = func(ctx context.Context, f flow.Flow, w time.Duration) peer.Result {
+		watched = w
+		return inner(ctx, f, w)
+	}
+	press(t, m, "a")
+	if slices.Contains(findingIDs(m), "reply_lost_in_path") {
+		t.Fatal("without this host's packets nothing is lost yet")
+	}
+	b, _ := os.ReadFile(filepath.Join("..", "playbook", "testdata", "peer", "two-nics-fabric.json"))
+	var doc struct {
+		Evidence probes.Evidence `json:"evidence"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil || doc.Evidence.Live == nil {
+		t.Fatalf("recording: %v", err)
+	}
+	here := doc.Evidence.Live
+	calls := 0
+	m.opt.Now = func() time.Time { // the live view opens at the recording's start; analysis runs at its end
+		calls++
+		if calls == 1 {
+			return here.Start
+		}
+		return here.End
+	}
+	watch := make(chan probes.WatchUpdate)
+	capture := make(chan probes.CaptureUpdate, 1)
+	m.opt.Watch = func(context.Context, flow.Flow) <-chan probes.WatchUpdate { return watch }
+	m.opt.Capture = func(context.Context, flow.Flow) <-chan probes.CaptureUpdate { return capture }
+	capture <- probes.CaptureUpdate{Packets: here.Packets}
+	close(capture)
+	close(watch)
+	press(t, m, "l")
+	if runs.Load() != 2 || watched != peerWatch {
+		t.Fatalf("the live view must watch on the peer too: %d runs, last window %s", runs.Load(), watched)
+	}
+	if !slices.Contains(findingIDs(m), "reply_lost_in_path") {
+		t.Fatalf("findings %v lack reply_lost_in_path", findingIDs(m))
+	}
+}
