@@ -517,3 +517,72 @@ func mtuStallFinding(e *probes.Evidence, s *mtuStall) Finding {
 			ping(mtuLarge, "from this host: 1280 bytes get answered")}}
 	return f
 }
+
+// liveOnLinkDetour: what this host sends to a peer on the subnet of the
+// interface it leaves by goes out in frames addressed to another MAC than
+// the one the peer's own packets come from (or than the peer's neighbour
+// entry): the frames, not a route lookup, prove the detour that
+// missing_link_route explains.
+func liveOnLinkDetour(e *probes.Evidence) []Finding {
+	l := live(e)
+	if l == nil || e.Host == nil {
+		return nil
+	}
+	pr := farAddr(e)
+	p, found := firstPacket(l, func(p probes.CapturedPacket) bool {
+		return p.Dir == "out" && p.Dst.Addr() == pr && p.DstMAC != ""
+	})
+	if !found {
+		return nil
+	}
+	var sub netip.Prefix
+	for _, c := range e.Host.Connected(pr) {
+		if c.Iface.Name == p.Iface {
+			sub = c.Prefix.Masked()
+		}
+	}
+	if !sub.IsValid() {
+		return nil // not on-link: a gateway is the right next hop
+	}
+	peerMAC, how := "", ""
+	if q, ok := firstPacket(l, func(q probes.CapturedPacket) bool {
+		return q.Dir == "in" && q.Src.Addr() == pr && q.Iface == p.Iface && q.SrcMAC != ""
+	}); ok {
+		peerMAC, how = q.SrcMAC, q.Text+"   ← "+pr.String()+"'s packets come from "+q.SrcMAC
+	}
+	viaName := ""
+	if e.Neighbours != nil {
+		for _, n := range e.Neighbours.Entries {
+			switch {
+			case n.Dev != p.Iface || n.MAC == "":
+			case n.Addr == pr:
+				peerMAC, how = n.MAC, n.Text
+			case strings.EqualFold(n.MAC, p.DstMAC):
+				viaName = n.Addr.String()
+			}
+		}
+	}
+	if peerMAC == "" || strings.EqualFold(peerMAC, p.DstMAC) {
+		return nil // handed to the peer itself, or nothing to compare with
+	}
+	if sp := sender(e); viaName == "" && sp != nil && sp.Decision.Gateway.IsValid() && sp.Egress == p.Iface {
+		viaName = "the route's gateway " + sp.Decision.Gateway.String() + ", by the route"
+	}
+	to := p.DstMAC
+	if viaName != "" {
+		to += " (" + viaName + ")"
+	}
+	n := countPackets(l, func(q probes.CapturedPacket) bool {
+		return q.Dir == "out" && q.Dst.Addr() == pr && strings.EqualFold(q.DstMAC, p.DstMAC)
+	})
+	return []Finding{{
+		ID:    "missing_link_route",
+		Title: fmt.Sprintf("Packets to %s, on %s's own subnet, leave in frames for %s, not for %s itself: they detour through another host", pr, p.Iface, to, pr),
+		Evidence: []Line{
+			{Probe: probes.ProbeIDLive, Text: how},
+			{Probe: probes.ProbeIDLive, Text: p.Text + "   ← frame to " + to + ", not to " + pr.String()},
+			{Probe: probes.ProbeIDLive, Text: fmt.Sprintf("%d packet(s) to %s left by %s in frames for %s over the window", n, pr, p.Iface, p.DstMAC)},
+			{Probe: probes.ProbeIDHost, Text: fmt.Sprintf("%s is on %s's own subnet %s", pr, p.Iface, sub)},
+		},
+	}}
+}

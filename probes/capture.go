@@ -40,6 +40,12 @@ type CapturedPacket struct {
 	Flags     string         `json:"flags,omitempty"` // TCP flags as tcpdump prints them: "S", "S.", ".", "P.", "F.", "R", "R."; "none" for none
 	ICMP      string         `json:"icmp,omitempty"`  // "echo request id 7 seq 1", "echo reply …", "unreachable (frag needed, mtu 1400)", …
 	Len       int            `json:"len"`             // IP total length
+	// The frame's Ethernet addresses, "02:00:00:00:00:01", on Ethernet
+	// links: for a packet going out, DstMAC is the next hop it was handed
+	// to (the gateway, or the neighbour itself when on-link); for one coming
+	// in, SrcMAC is the hop that sent it. Empty on links without them.
+	SrcMAC string `json:"src_mac,omitempty"`
+	DstMAC string `json:"dst_mac,omitempty"`
 	// Reply is true when the packet goes from the flow's Dst to its Src.
 	// An ICMP error goes back to the source of the packet it quotes, so it
 	// counts as a reply when it quotes a packet of the flow's own direction.
@@ -70,6 +76,9 @@ const (
 	// IPv6: 40+8+40+4 = 92). Payload is never needed, and a short snap keeps
 	// a flood cheap.
 	captureSnap = 128
+	// captureL2Room is added to the snap for the link-layer header the raw
+	// socket keeps in front (Ethernet 14, with a VLAN tag in the data 18).
+	captureL2Room = 32
 	// captureReadBytes is the receive buffer; more than the snap, in case a
 	// kernel ignored it.
 	captureReadBytes = 2048
@@ -84,7 +93,7 @@ const (
 var captureRcvBuf = 4 << 20
 
 // Capture captures the flow's packets on every interface of the target at
-// once (AF_PACKET, SOCK_DGRAM, ETH_P_ALL, ifindex 0) with an in-kernel
+// once (AF_PACKET, SOCK_RAW, ETH_P_ALL, ifindex 0) with an in-kernel
 // classic BPF filter matching the flow in both directions (CaptureFilter),
 // and delivers at most one CaptureUpdate per Interval until ctx ends; then it
 // closes the channel, after its goroutine has closed the socket. A capture
@@ -176,7 +185,10 @@ func openCapture(t *Target, prog []bpf.RawInstruction) (*capturer, error) {
 	err := t.InNS(context.Background(), func() error {
 		// Protocol 0: the socket receives nothing until bind, so no packet
 		// slips into its queue before the filter is attached (packet(7)).
-		s, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		// SOCK_RAW keeps the link-layer header: an outgoing frame's
+		// destination MAC says which next hop the kernel chose (a gateway,
+		// or the neighbour itself), which no route lookup afterwards proves.
+		s, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			return fmt.Errorf("create a packet socket in %s: %w", t, err)
 		}
@@ -204,6 +216,12 @@ func openCapture(t *Target, prog []bpf.RawInstruction) (*capturer, error) {
 	}
 	// Best effort: without it the time is when we read the packet.
 	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
+	// Where the network header starts in each frame (tp_net): the link
+	// header's length depends on the link (Ethernet, a tunnel without one,
+	// a VLAN tag in the data), and only the kernel knows it for sure.
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
+		return closeFail(fmt.Errorf("ask the packet socket in %s for header offsets: %w", t, err))
+	}
 	// ETH_P_ALL, not ETH_P_IP: the kernel hands copies of outgoing packets
 	// (dev_queue_xmit_nit) only to ETH_P_ALL taps, and the reply's way out
 	// is the point. Ifindex 0: every interface of the namespace.
@@ -235,7 +253,7 @@ func (c *capturer) run(ctx context.Context, out chan<- CaptureUpdate, iv time.Du
 	stop := context.AfterFunc(ctx, func() { c.file.SetReadDeadline(time.Unix(1, 0)) })
 	var (
 		buf     = make([]byte, captureReadBytes)
-		oob     = make([]byte, unix.CmsgSpace(int(unsafe.Sizeof(unix.Timespec{}))))
+		oob     = make([]byte, unix.CmsgSpace(int(unsafe.Sizeof(unix.Timespec{})))+unix.CmsgSpace(int(unsafe.Sizeof(unix.TpacketAuxdata{}))))
 		n, oobn int
 		from    unix.Sockaddr
 		rerr    error
@@ -310,18 +328,39 @@ func (c *capturer) packet(b, oob []byte, from unix.Sockaddr) {
 		c.u.Dropped++
 		return
 	}
-	d, err := decodePacket(b)
+	ts, tsOK, netOff, netOK := capControl(oob)
+	if !netOK || int(netOff) > len(b) {
+		c.u.Dropped++ // no offset: the IP header cannot be found
+		return
+	}
+	d, err := decodePacket(b[netOff:])
 	if err != nil {
 		// The filter checked the header; a packet that still does not
 		// parse is lost to the consumer, and counted so.
 		c.u.Dropped++
 		return
 	}
-	ts, ok := capTimestamp(oob)
-	if !ok {
+	if !tsOK {
 		ts = time.Now()
 	}
-	c.u.Packets = append(c.u.Packets, c.m.finish(d, ts, c.ifName(ll.Ifindex), ll.Pkttype))
+	p := c.m.finish(d, ts, c.ifName(ll.Ifindex), ll.Pkttype)
+	if ll.Hatype == unix.ARPHRD_ETHER && netOff >= 14 {
+		p.DstMAC, p.SrcMAC = macString(b[0:6]), macString(b[6:12])
+	}
+	c.u.Packets = append(c.u.Packets, p)
+}
+
+// macString formats a MAC the way ip(8) prints it.
+func macString(b []byte) string {
+	const hex = "0123456789abcdef"
+	var s [17]byte
+	for i, v := range b[:6] {
+		if i > 0 {
+			s[i*3-1] = ':'
+		}
+		s[i*3], s[i*3+1] = hex[v>>4], hex[v&0xf]
+	}
+	return string(s[:])
 }
 
 // ifName names an interface of the target through its netlink handle, once
@@ -364,13 +403,15 @@ func (c *capturer) flush(out chan<- CaptureUpdate) {
 	}
 }
 
-// capTimestamp reads the SO_TIMESTAMPNS control message: when the kernel
-// received the packet or handed it to the device, which is what tcpdump
-// prints, not when we got round to reading it. Parsed in place:
+// capControl reads the control messages of one packet: SO_TIMESTAMPNS,
+// when the kernel received the packet or handed it to the device (what
+// tcpdump prints, not when we got round to reading it), and PACKET_AUXDATA's
+// tp_net, where the network header starts in the frame. Parsed in place:
 // unix.ParseSocketControlMessage would allocate per packet.
-func capTimestamp(oob []byte) (time.Time, bool) {
+func capControl(oob []byte) (ts time.Time, tsOK bool, netOff uint16, netOK bool) {
 	var h unix.Cmsghdr
-	var ts unix.Timespec
+	var tspec unix.Timespec
+	var aux unix.TpacketAuxdata
 	hdr := unix.CmsgLen(0)
 	for len(oob) >= hdr {
 		copy(unsafe.Slice((*byte)(unsafe.Pointer(&h)), unsafe.Sizeof(h)), oob)
@@ -378,13 +419,17 @@ func capTimestamp(oob []byte) (time.Time, bool) {
 		if l < hdr || l > len(oob) {
 			break
 		}
-		if h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_TIMESTAMPNS && l-hdr >= int(unsafe.Sizeof(ts)) {
-			copy(unsafe.Slice((*byte)(unsafe.Pointer(&ts)), unsafe.Sizeof(ts)), oob[hdr:l])
-			return time.Unix(ts.Unix()), true
+		switch {
+		case h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_TIMESTAMPNS && l-hdr >= int(unsafe.Sizeof(tspec)):
+			copy(unsafe.Slice((*byte)(unsafe.Pointer(&tspec)), unsafe.Sizeof(tspec)), oob[hdr:l])
+			ts, tsOK = time.Unix(tspec.Unix()), true
+		case h.Level == unix.SOL_PACKET && h.Type == unix.PACKET_AUXDATA && l-hdr >= int(unsafe.Sizeof(aux)):
+			copy(unsafe.Slice((*byte)(unsafe.Pointer(&aux)), unsafe.Sizeof(aux)), oob[hdr:l])
+			netOff, netOK = aux.Net, true
 		}
 		oob = oob[min(unix.CmsgSpace(l-hdr), len(oob)):]
 	}
-	return time.Time{}, false
+	return ts, tsOK, netOff, netOK
 }
 
 // htons puts a 16-bit value in network order, as sockaddr_ll's protocol wants.
@@ -462,8 +507,9 @@ func newCaptureMatch(f flow.Flow) (captureMatch, error) {
 func (m *captureMatch) hasPorts() bool { return m.sport != 0 || m.dport != 0 }
 
 // CaptureFilter returns the classic BPF program (exported for tests and for a
-// tcpdump-equivalent hand-off). It runs on a SOCK_DGRAM packet socket, so
-// offset 0 is the IP header, and keeps captureSnap bytes of:
+// tcpdump-equivalent hand-off). Offsets are relative to the IP header
+// (SKF_NET_OFF), so it works whatever link header the raw socket keeps in
+// front, and it keeps captureSnap bytes (plus room for that header) of:
 //   - the flow's packets in either direction: both addresses, the protocol,
 //     and the ports where the flow has them (a port given as 0 matches any),
 //     always paired the same way, so A:p > B:q and B:q > A:p match but
@@ -490,12 +536,32 @@ func CaptureFilter(f flow.Flow) ([]bpf.RawInstruction, error) {
 		p.jump(bpf.JumpEqual, unix.ETH_P_IP, "", "drop")
 		m.filter4(p)
 	}
+	// The socket is SOCK_RAW, so the packet starts with its link-layer
+	// header, whose length depends on the link: every load is made relative
+	// to the network header instead (SKF_NET_OFF), which the kernel knows.
+	for i, in := range p.ins {
+		switch v := in.(type) {
+		case bpf.LoadAbsolute:
+			v.Off += skfNetOff
+			p.ins[i] = v
+		case bpf.LoadIndirect:
+			v.Off += skfNetOff
+			p.ins[i] = v
+		case bpf.LoadMemShift:
+			v.Off += skfNetOff
+			p.ins[i] = v
+		}
+	}
 	p.label("accept")
-	p.add(bpf.RetConstant{Val: captureSnap})
+	p.add(bpf.RetConstant{Val: captureSnap + captureL2Room})
 	p.label("drop")
 	p.add(bpf.RetConstant{Val: 0})
 	return p.assemble()
 }
+
+// skfNetOff is SKF_NET_OFF (-0x100000) as a classic BPF offset: a load at
+// skfNetOff+n reads byte n of the network header, wherever it starts.
+const skfNetOff = 0xfff00000
 
 // ICMP types the filter and the parser know.
 const (

@@ -172,6 +172,22 @@ func TestCaptureTwoNicsFabric(t *testing.T) {
 		t.Errorf("the SYN-ACK: %+v", p)
 	}
 	capCheckText(t, p, "eth0 Out IP 198.51.100.11.8080 > 203.0.113.10.40000: Flags [S.], length 0")
+	// The link layer: the SYN-ACK is handed to the gateway's MAC from
+	// eth0's, and the SYN came from the gateway to eth1's MAC.
+	mac := func(tg *Target, name string) string {
+		l, err := tg.Netlink().LinkByName(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l.Attrs().HardwareAddr.String()
+	}
+	gw := mac(openTarget(t, env.NS("gw")), "eth0")
+	if p.SrcMAC != mac(tg, "eth0") || p.DstMAC != gw {
+		t.Errorf("the SYN-ACK's frame: %s > %s, want %s > %s (eth0 to the gateway)", p.SrcMAC, p.DstMAC, mac(tg, "eth0"), gw)
+	}
+	if p, _ := capFind(ps, syn); p.SrcMAC != gw || p.DstMAC != mac(tg, "eth1") {
+		t.Errorf("the SYN's frame: %s > %s, want %s > %s (the gateway to eth1)", p.SrcMAC, p.DstMAC, gw, mac(tg, "eth1"))
+	}
 	for _, p := range ps {
 		if !capOfFlow(p, f) {
 			t.Errorf("not the flow's: %s", p.Text)
@@ -987,6 +1003,7 @@ func capVM(t *testing.T, f flow.Flow, ethertype uint32, pkt []byte) int {
 			n++
 		}
 	}
+	ins = vmOffsets(t, ins)
 	if n != 1 {
 		t.Fatalf("the filter loads the protocol %d times, want once", n)
 	}
@@ -1079,7 +1096,7 @@ func TestCaptureFilterVM(t *testing.T) {
 		got := capVM(t, parseFlow(t, c.flow), c.proto, c.pkt)
 		want := 0
 		if c.match {
-			want = captureSnap
+			want = captureSnap + captureL2Room
 		}
 		if got != want {
 			t.Errorf("%s (%s): the filter keeps %d bytes, want %d", c.what, c.flow, got, want)
@@ -1202,28 +1219,40 @@ func TestCaptureTCPFlags(t *testing.T) {
 	}
 }
 
-func TestCaptureTimestamp(t *testing.T) {
+func TestCaptureControl(t *testing.T) {
 	var ts unix.Timespec
 	ts.Sec, ts.Nsec = 1700000000, 123456789
-	oob := make([]byte, unix.CmsgSpace(int(unsafe.Sizeof(ts))))
+	aux := unix.TpacketAuxdata{Net: 14}
+	tsLen, auxLen := int(unsafe.Sizeof(ts)), int(unsafe.Sizeof(aux))
+	oob := make([]byte, unix.CmsgSpace(tsLen)+unix.CmsgSpace(auxLen))
 	h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
 	h.Level, h.Type = unix.SOL_SOCKET, unix.SCM_TIMESTAMPNS
-	h.SetLen(unix.CmsgLen(int(unsafe.Sizeof(ts))))
+	h.SetLen(unix.CmsgLen(tsLen))
 	*(*unix.Timespec)(unsafe.Pointer(&oob[unix.CmsgLen(0)])) = ts
-	got, ok := capTimestamp(oob)
-	if !ok || !got.Equal(time.Unix(1700000000, 123456789)) {
-		t.Errorf("got %v %v", got, ok)
+	h2 := (*unix.Cmsghdr)(unsafe.Pointer(&oob[unix.CmsgSpace(tsLen)]))
+	h2.Level, h2.Type = unix.SOL_PACKET, unix.PACKET_AUXDATA
+	h2.SetLen(unix.CmsgLen(auxLen))
+	*(*unix.TpacketAuxdata)(unsafe.Pointer(&oob[unix.CmsgSpace(tsLen)+unix.CmsgLen(0)])) = aux
+	got, ok, net, netOK := capControl(oob)
+	if !ok || !got.Equal(time.Unix(1700000000, 123456789)) || !netOK || net != 14 {
+		t.Errorf("got %v %v, network header at %d %v", got, ok, net, netOK)
 	}
-	if _, ok := capTimestamp(nil); ok {
-		t.Error("a timestamp from nothing")
+	if _, ok, _, netOK := capControl(nil); ok || netOK {
+		t.Error("control data from nothing")
 	}
 	h.Type = unix.SCM_RIGHTS
-	if _, ok := capTimestamp(oob); ok {
-		t.Error("a timestamp from SCM_RIGHTS")
+	if _, ok, _, netOK := capControl(oob); ok || !netOK {
+		t.Errorf("SCM_RIGHTS is no timestamp, and the offset after it still counts: %v %v", ok, netOK)
 	}
 	h.SetLen(1 << 20)
-	if _, ok := capTimestamp(oob); ok {
-		t.Error("a timestamp from a control message longer than its buffer")
+	if _, ok, _, netOK := capControl(oob); ok || netOK {
+		t.Error("control data from a message longer than its buffer")
+	}
+}
+
+func TestMACString(t *testing.T) {
+	if got := macString([]byte{0x02, 0xab, 0, 0x10, 0xff, 0x01}); got != "02:ab:00:10:ff:01" {
+		t.Errorf("got %q", got)
 	}
 }
 
@@ -1257,14 +1286,43 @@ func BenchmarkCaptureFilterVM(b *testing.B) {
 	}
 	ins, _ := bpf.Disassemble(raw)
 	ins[0] = bpf.LoadConstant{Dst: bpf.RegA, Val: unix.ETH_P_IP}
-	vm, err := bpf.NewVM(ins)
+	vm, err := bpf.NewVM(vmOffsets(b, ins))
 	if err != nil {
 		b.Fatal(err)
 	}
 	pkt := capOptions(capOptions(capRecFragNeeded, 0), 32)
 	for b.Loop() {
-		if n, _ := vm.Run(pkt); n != captureSnap {
+		if n, _ := vm.Run(pkt); n != captureSnap+captureL2Room {
 			b.Fatal("no match")
 		}
 	}
+}
+
+// vmOffsets turns the filter's SKF_NET_OFF-relative loads into plain
+// offsets for x/net/bpf's VM, which runs on the IP packet itself (the
+// kernel resolves SKF_NET_OFF to the network header). Every load must be
+// network-relative: one that is not would read the link header in the
+// kernel, and fails the test here.
+func vmOffsets(t testing.TB, ins []bpf.Instruction) []bpf.Instruction {
+	t.Helper()
+	rebase := func(off uint32) uint32 {
+		if off < skfNetOff {
+			t.Fatalf("a load at %#x is not relative to the network header", off)
+		}
+		return off - skfNetOff
+	}
+	for i, in := range ins {
+		switch v := in.(type) {
+		case bpf.LoadAbsolute:
+			v.Off = rebase(v.Off)
+			ins[i] = v
+		case bpf.LoadIndirect:
+			v.Off = rebase(v.Off)
+			ins[i] = v
+		case bpf.LoadMemShift:
+			v.Off = rebase(v.Off)
+			ins[i] = v
+		}
+	}
+	return ins
 }

@@ -164,6 +164,23 @@ func TestCheckWatchLab(t *testing.T) {
 			recordWatch(t, env, c)
 		}
 	})
+	t.Run("missing-link-route: the SYN-ACK is handed to the gateway", func(t *testing.T) {
+		t.Parallel()
+		r, l, out := watchCheck(t, "missing-link-route", 0)
+		var synack *probes.CapturedPacket
+		for i, p := range l.Packets {
+			if p.Dir == "out" && p.Flags == "S." {
+				synack = &l.Packets[i]
+			}
+		}
+		if synack == nil || synack.DstMAC == "" {
+			t.Fatalf("want the SYN-ACK leaving with its frame's destination MAC:\n%s", out)
+		}
+		if !evidenceHas(r, "missing_link_route", "frame to "+synack.DstMAC+" (the route's gateway 198.51.100.1, by the route), not to 198.51.100.50") ||
+			!evidenceHas(r, "missing_link_route", "198.51.100.50's packets come from") {
+			t.Fatalf("the frame must join missing_link_route's evidence:\n%s", out)
+		}
+	})
 	t.Run("healthy: a clean round trip", func(t *testing.T) {
 		t.Parallel()
 		r, l, out := watchCheck(t, "healthy", 0)

@@ -1,0 +1,89 @@
+package playbook
+
+import (
+	"encoding/json"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+
+	"asym/probes"
+)
+
+// TestLiveOnLinkDetour: frames to an on-link peer handed to another MAC
+// than the peer's prove missing_link_route's detour; frames to the peer's
+// own MAC, or to a peer behind a gateway, prove nothing.
+func TestLiveOnLinkDetour(t *testing.T) {
+	b, err := os.ReadFile("testdata/missing-link-route-host.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec struct {
+		Evidence probes.Evidence `json:"evidence"`
+	}
+	if err := json.Unmarshal(b, &rec); err != nil {
+		t.Fatal(err)
+	}
+	const peerMAC, gwMAC = "02:00:00:00:00:50", "02:00:00:00:00:01"
+	peer := netip.MustParseAddrPort("198.51.100.50:40000")
+	srv := netip.MustParseAddrPort("198.51.100.11:8080")
+	in := func(iface, srcMAC string) probes.CapturedPacket {
+		return probes.CapturedPacket{Iface: iface, Dir: "in", Src: peer, Dst: srv, Proto: 6, Flags: "S", SrcMAC: srcMAC, DstMAC: "02:00:00:00:00:11", Text: "in " + iface}
+	}
+	out := func(iface, dstMAC string, to netip.AddrPort) probes.CapturedPacket {
+		return probes.CapturedPacket{Iface: iface, Dir: "out", Src: srv, Dst: to, Proto: 6, Flags: "S.", Reply: true, SrcMAC: "02:00:00:00:00:11", DstMAC: dstMAC, Text: "out " + iface}
+	}
+	cases := []struct {
+		name    string
+		packets []probes.CapturedPacket
+		neigh   []probes.Neighbour
+		want    string // a line of the finding's evidence; "" for no finding
+	}{
+		{"handed to the gateway", []probes.CapturedPacket{in("eth1", peerMAC), out("eth1", gwMAC, peer)}, nil,
+			"frame to " + gwMAC + " (the route's gateway 198.51.100.1, by the route), not to 198.51.100.50"},
+		{"named by its neighbour entry", []probes.CapturedPacket{in("eth1", peerMAC), out("eth1", gwMAC, peer)},
+			[]probes.Neighbour{{Addr: netip.MustParseAddr("198.51.100.1"), Dev: "eth1", MAC: gwMAC, Text: "198.51.100.1 dev eth1 lladdr " + gwMAC}},
+			"frame to " + gwMAC + " (198.51.100.1), not to 198.51.100.50"},
+		{"handed to the peer itself", []probes.CapturedPacket{in("eth1", peerMAC), out("eth1", peerMAC, peer)}, nil, ""},
+		{"the peer's neighbour entry says direct", []probes.CapturedPacket{out("eth1", peerMAC, peer)},
+			[]probes.Neighbour{{Addr: peer.Addr(), Dev: "eth1", MAC: peerMAC}}, ""},
+		{"nothing to compare with", []probes.CapturedPacket{out("eth1", gwMAC, peer)}, nil, ""},
+		{"no MACs (a link without them)", []probes.CapturedPacket{in("eth1", ""), out("eth1", "", peer)}, nil, ""},
+		{"a flooded copy is not the peer's frame", []probes.CapturedPacket{func() probes.CapturedPacket { p := in("eth1", peerMAC); p.OtherHost = true; return p }(), out("eth1", gwMAC, peer)}, nil, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := rec.Evidence
+			e.Live = &probes.LiveEvidence{Report: probes.Report{Probe: "live", Status: probes.StatusOK}, Packets: c.packets}
+			nv := *e.Neighbours
+			nv.Entries = c.neigh
+			e.Neighbours = &nv
+			fs := liveOnLinkDetour(&e)
+			if c.want == "" {
+				if len(fs) != 0 {
+					t.Fatalf("want nothing, got %+v", fs)
+				}
+				return
+			}
+			if len(fs) != 1 || fs[0].ID != "missing_link_route" {
+				t.Fatalf("got %+v", fs)
+			}
+			var lines []string
+			for _, l := range fs[0].Evidence {
+				lines = append(lines, l.Text)
+			}
+			if !strings.Contains(strings.Join(lines, "\n"), c.want) {
+				t.Errorf("evidence lacks %q:\n%s", c.want, strings.Join(lines, "\n"))
+			}
+		})
+	}
+	// A peer behind a gateway (not on the egress interface's subnet) is
+	// rightly reached through it.
+	e := rec.Evidence
+	e.Flow.Src = netip.MustParseAddrPort("203.0.113.10:40000")
+	e.Live = &probes.LiveEvidence{Report: probes.Report{Probe: "live", Status: probes.StatusOK},
+		Packets: []probes.CapturedPacket{in("eth1", peerMAC), out("eth1", gwMAC, netip.MustParseAddrPort("203.0.113.10:40000"))}}
+	if fs := liveOnLinkDetour(&e); len(fs) != 0 {
+		t.Errorf("off-link peer: %+v", fs)
+	}
+}
