@@ -586,3 +586,70 @@ func liveOnLinkDetour(e *probes.Evidence) []Finding {
 		},
 	}}
 }
+
+// liveECMPSplit: on a router whose routes for the flow have several next
+// hops, the request came in from one side and the reply leaves towards
+// another next hop: the hashing that ecmp_multipath warns about, seen
+// splitting this flow.
+func liveECMPSplit(e *probes.Evidence) []Finding {
+	l := live(e)
+	if l == nil {
+		return nil
+	}
+	req, ok1 := firstPacket(l, func(p probes.CapturedPacket) bool { return !p.Reply && p.Dir == "in" && p.ICMP == "" })
+	rep, ok2 := firstPacket(l, func(p probes.CapturedPacket) bool { return p.Reply && p.Dir == "out" && p.ICMP == "" })
+	if !ok1 || !ok2 || req.Iface == rep.Iface {
+		return nil
+	}
+	p := okPath(e.Reply)
+	if p == nil || p.FIB == nil {
+		return nil
+	}
+	var devs []string
+	for _, nh := range p.FIB.Nexthops {
+		if !nh.Dead {
+			devs = append(devs, nh.Dev)
+		}
+	}
+	if len(devs) < 2 || !contains(devs, rep.Iface) {
+		return nil
+	}
+	return []Finding{{
+		ID:    "ecmp_multipath",
+		Title: fmt.Sprintf("ECMP splits the flow: the request came in on %s, the reply leaves by %s, one of %d next hops", req.Iface, rep.Iface, len(devs)),
+		Evidence: []Line{
+			{Probe: probes.ProbeIDLive, Text: req.Text + "   ← the request comes in"},
+			{Probe: probes.ProbeIDLive, Text: rep.Text + "   ← the reply is hashed to another next hop"},
+		},
+	}}
+}
+
+// liveUnrepliedMiddle: a router or firewall forwards the request again and
+// again and no packet of the reply crosses it in the window: the reply
+// returns another way (the playbook's firewall pair), which conntrack's
+// [UNREPLIED] says from its side.
+func liveUnrepliedMiddle(e *probes.Evidence) []Finding {
+	l := live(e)
+	if l == nil || role(e) != probes.RoleMiddle {
+		return nil
+	}
+	in := countPackets(l, func(p probes.CapturedPacket) bool { return !p.Reply && p.Dir == "in" })
+	out := countPackets(l, func(p probes.CapturedPacket) bool { return !p.Reply && p.Dir == "out" })
+	replies := countPackets(l, func(p probes.CapturedPacket) bool { return p.Reply })
+	if in < 2 || out < 2 || replies > 0 {
+		return nil
+	}
+	a, _ := firstPacket(l, func(p probes.CapturedPacket) bool { return !p.Reply && p.Dir == "in" })
+	b, _ := firstPacket(l, func(p probes.CapturedPacket) bool { return !p.Reply && p.Dir == "out" })
+	return []Finding{{
+		ID:    "conntrack_unreplied",
+		Title: fmt.Sprintf("This host forwards the request (in on %s, out by %s) and no reply comes back through it", a.Iface, b.Iface),
+		Evidence: []Line{
+			{Probe: probes.ProbeIDLive, Text: a.Text},
+			{Probe: probes.ProbeIDLive, Text: b.Text},
+			{Probe: probes.ProbeIDLive, Text: fmt.Sprintf("%d request packet(s) in, %d forwarded, no packet of the reply over the window", in, out)},
+		},
+		Fix: &Fix{Summary: "Find where the reply goes instead",
+			Advice: "The reply returns by another path: capture on the other path's devices, and compare the route back on the far end and the routers between."},
+	}}
+}

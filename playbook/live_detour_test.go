@@ -87,3 +87,67 @@ func TestLiveOnLinkDetour(t *testing.T) {
 		t.Errorf("off-link peer: %+v", fs)
 	}
 }
+
+func loadRecorded(t *testing.T, name string) probes.Evidence {
+	t.Helper()
+	b, err := os.ReadFile("testdata/" + name + ".json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec struct {
+		Evidence probes.Evidence `json:"evidence"`
+	}
+	if err := json.Unmarshal(b, &rec); err != nil {
+		t.Fatal(err)
+	}
+	return rec.Evidence
+}
+
+// TestLiveMiddleBoxes: on the firewall pair's router, a reply hashed to
+// another next hop than the request came from joins ecmp_multipath; on the
+// firewall that only ever sees the request, the forwarded SYNs with no
+// reply join conntrack_unreplied.
+func TestLiveMiddleBoxes(t *testing.T) {
+	src := netip.MustParseAddrPort("192.0.2.10:40001")
+	dst := netip.MustParseAddrPort("203.0.113.10:8080")
+	p := func(iface, dir string, reply bool, flags string) probes.CapturedPacket {
+		q := probes.CapturedPacket{Iface: iface, Dir: dir, Reply: reply, Flags: flags, Proto: 6, Src: src, Dst: dst, Text: iface + " " + dir + " " + flags}
+		if reply {
+			q.Src, q.Dst = dst, src
+		}
+		return q
+	}
+	withLive := func(e probes.Evidence, ps ...probes.CapturedPacket) *probes.Evidence {
+		e.Live = &probes.LiveEvidence{Report: probes.Report{Probe: "live", Status: probes.StatusOK}, Packets: ps}
+		return &e
+	}
+	r2, fw1 := loadRecorded(t, "firewall-ecmp-r2"), loadRecorded(t, "firewall-ecmp-fw1")
+	cases := []struct {
+		name string
+		e    *probes.Evidence
+		fn   Analyzer
+		want bool
+	}{
+		{"r2: request from eth1, reply hashed to eth2", withLive(r2, p("eth1", "in", false, "S"), p("eth0", "out", false, "S"), p("eth0", "in", true, "S."), p("eth2", "out", true, "S.")), liveECMPSplit, true},
+		{"r2: both ways through eth1", withLive(r2, p("eth1", "in", false, "S"), p("eth1", "out", true, "S.")), liveECMPSplit, false},
+		{"r2: the reply leaves by an interface that is no next hop", withLive(r2, p("eth1", "in", false, "S"), p("eth9", "out", true, "S.")), liveECMPSplit, false},
+		{"r2: no reply seen", withLive(r2, p("eth1", "in", false, "S")), liveECMPSplit, false},
+		{"fw1: SYNs forwarded, no reply", withLive(fw1, p("eth0", "in", false, "S"), p("eth1", "out", false, "S"), p("eth0", "in", false, "S"), p("eth1", "out", false, "S")), liveUnrepliedMiddle, true},
+		{"fw1: one SYN is not a pattern", withLive(fw1, p("eth0", "in", false, "S"), p("eth1", "out", false, "S")), liveUnrepliedMiddle, false},
+		{"fw1: the reply comes back", withLive(fw1, p("eth0", "in", false, "S"), p("eth1", "out", false, "S"), p("eth0", "in", false, "S"), p("eth1", "out", false, "S"), p("eth1", "in", true, "S.")), liveUnrepliedMiddle, false},
+		{"fw1: dropped here, not forwarded", withLive(fw1, p("eth0", "in", false, "S"), p("eth0", "in", false, "S")), liveUnrepliedMiddle, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			fs := c.fn(c.e)
+			if got := len(fs) == 1; got != c.want {
+				t.Fatalf("finding: %v, want %v: %+v", got, c.want, fs)
+			}
+		})
+	}
+	// A server is no middle box: its unanswered SYNs are syn_unanswered's.
+	srv := loadRecorded(t, "two-nics-fabric-host")
+	if fs := liveUnrepliedMiddle(withLive(srv, p("eth1", "in", false, "S"), p("eth1", "out", false, "S"), p("eth1", "in", false, "S"), p("eth1", "out", false, "S"))); len(fs) != 0 {
+		t.Errorf("a server: %+v", fs)
+	}
+}

@@ -43,7 +43,8 @@ var Steps = []Step{
 			"the flow's packets, conntrack events and counters while the failure is reproduced.",
 		Probes: []string{probes.ProbeIDRules, probes.ProbeIDTables, probes.ProbeIDSysctls, probes.ProbeIDNeighbours},
 		Analyzers: []Analyzer{missingSourceRule, ruleUnknownSource, ruleEmptyTable, ruleShadowed, missingLinkRoute, arpFlux, mtuBlackhole,
-			liveWrongEgress, liveRPFilterDrop, liveSilentConntrack, liveSynUnanswered, liveOnLinkDetour},
+			liveWrongEgress, liveRPFilterDrop, liveSilentConntrack, liveSynUnanswered, liveOnLinkDetour,
+			liveECMPSplit, liveUnrepliedMiddle},
 	},
 }
 

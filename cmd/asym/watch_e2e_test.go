@@ -245,3 +245,46 @@ func recordWatch(t *testing.T, env *lab.Env, c lab.Check) {
 	}
 	t.Logf("recorded %s", fn)
 }
+
+// TestCheckWatchEveryScenario: on every lab check, the packets and counters
+// seen while the flow fails prove at least one of the findings the check
+// expects (a line of live evidence joins it), and the healthy one stays
+// silent.
+func TestCheckWatchEveryScenario(t *testing.T) {
+	probetest.RequireRoot(t)
+	for _, sc := range lab.Scenarios() {
+		t.Run(sc.Name, func(t *testing.T) {
+			t.Parallel()
+			env := upScenario(t, sc.Name)
+			for i, c := range env.Checks {
+				r, _, out := watchEnv(t, env, i)
+				want := c.Expect
+				if c.Live != nil {
+					want = c.Live
+				}
+				proven := map[string]bool{}
+				for _, f := range r.Findings {
+					for _, l := range f.Evidence {
+						if l.Probe == probes.ProbeIDLive {
+							proven[f.ID] = true
+						}
+					}
+				}
+				t.Logf("%s: expects %v, proven live: %v", c.Target, want, proven)
+				if len(want) == 0 {
+					if len(r.Findings) != 0 {
+						t.Errorf("%s: a healthy flow has no findings: %v", c.Target, r.Findings)
+					}
+					continue
+				}
+				proved := false
+				for _, id := range want {
+					proved = proved || proven[id]
+				}
+				if !proved {
+					t.Errorf("%s: no finding of %v is proven by packets or counters:\n%s", c.Target, want, out)
+				}
+			}
+		})
+	}
+}
