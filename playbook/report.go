@@ -409,22 +409,5 @@ func mdText(s string) string {
 }
 
 // Clean strips terminal control sequences from text that came from the
-// kernel or a person (interface names may hold an ESC): C0 and C1 controls
-// and DEL become visible escapes, tabs become spaces.
-func Clean(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case r == '\t':
-			b.WriteByte(' ')
-		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
-			fmt.Fprintf(&b, "\\x%02x", r)
-		case r == '\u2028' || r == '\u2029' || r == '\ufeff' || (r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069'):
-			// Line separators and bidi overrides can reorder what is shown.
-			fmt.Fprintf(&b, "\\u%04x", r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}
+// kernel or a person (interface names may hold an ESC): see probes.Clean.
+func Clean(s string) string { return probes.Clean(s) }

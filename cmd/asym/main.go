@@ -15,7 +15,6 @@ import (
 
 	"asym/playbook"
 	"asym/probes"
-	"asym/probes/flow"
 	"asym/probes/peer"
 )
 
@@ -155,13 +154,10 @@ func (t *targetFlags) register(fs *flag.FlagSet) {
 
 func cmdCheck(args []string, stdout, stderr io.Writer) (int, error) {
 	fs := newFlagSet("check")
-	var tf targetFlags
-	tf.register(fs)
+	var fc flowCommand
+	fc.register(fs)
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	asMD := fs.Bool("markdown", false, "print the report as Markdown notes")
-	watch := fs.Duration("watch", 0, "after the steps, observe the flow's packets, conntrack events and counters for this long")
-	var pf peerFlags
-	pf.register(fs)
 	words, err := parseInterleaved(fs, args)
 	if err != nil {
 		return 2, flagError(err)
@@ -169,56 +165,16 @@ func cmdCheck(args []string, stdout, stderr io.Writer) (int, error) {
 	if *asJSON && *asMD {
 		return 2, errUsage{"give either --json or --markdown, not both"}
 	}
-	f, err := flow.Parse(words)
-	if err != nil {
-		return 2, errUsage{err.Error()}
-	}
-	if tf.timeout <= 0 {
-		return 2, errUsage{"--timeout must be positive, e.g. 3s"}
-	}
-	if *watch < 0 || *watch > time.Hour {
-		return 2, errUsage{"--watch takes a duration up to 1h, e.g. 10s"}
-	}
-	po, withPeer, err := pf.options(f, *watch, tf.timeout)
-	if err != nil {
+	if err := fc.open(words); err != nil {
 		return 2, err
 	}
-	t, err := probes.OpenTarget(tf.netns, tf.pid)
-	if err != nil {
-		return 2, err
-	}
-	defer t.Close()
-	if tf.iif != "" {
-		if _, err := t.Netlink().LinkByName(tf.iif); err != nil {
-			return 2, fmt.Errorf("there is no interface %q in %s: `ip link` lists them", clip(tf.iif), t)
-		}
-	}
+	defer fc.t.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	// The peer starts first: its connection takes longest, and its watch
-	// window must fall inside this host's.
-	var peerCh <-chan peer.Result
-	if withPeer {
-		peerCh = startPeer(ctx, po)
-	}
-	c := probes.NewCollector(t, f, tf.iif)
-	c.Timeout = tf.timeout
-	ran := runSteps(ctx, c)
-	var res peer.Result
-	switch {
-	case *watch > 0:
-		fmt.Fprintf(stderr, "asym: watching %s for %s: reproduce the failure now\n", playbook.Clean(f.Arrow()), *watch)
-		if withPeer {
-			ran[probes.ProbeIDLive], res = watchAlongside(ctx, c, *watch, po, peerCh)
-		} else {
-			ran[probes.ProbeIDLive] = c.WatchLive(ctx, *watch)
-		}
-	case withPeer:
-		res = <-peerCh
-	}
+	c, ran, res := fc.gather(ctx, stderr)
 	ev := c.Evidence()
-	rep := playbook.NewReport(time.Now(), &ev, t.Prefix(), ran, playbook.Analyze(&ev, len(playbook.Steps)-1))
-	if withPeer {
+	rep := playbook.NewReport(time.Now(), &ev, fc.t.Prefix(), ran, playbook.Analyze(&ev, len(playbook.Steps)-1))
+	if fc.withPeer {
 		rep.AddPeer(playbook.AnalyzePeer(&ev, res))
 	}
 	if ctx.Err() != nil {

@@ -77,62 +77,28 @@ type peerRun struct {
 // another asym to read (asym check --peer runs it on the far end).
 func cmdCollect(args []string, stdout, stderr io.Writer) (int, error) {
 	fs := newFlagSet("collect")
-	var tf targetFlags
-	tf.register(fs)
-	var pf peerFlags
-	pf.register(fs)
+	var fc flowCommand
+	fc.register(fs)
 	fs.Bool("json", true, "print JSON (the only format; accepted so that the command reads the same as check's)")
-	watch := fs.Duration("watch", 0, "also observe the flow's packets, conntrack events and counters for this long")
 	words, err := parseInterleaved(fs, args)
 	if err != nil {
 		return 2, flagError(err)
 	}
-	f, err := flow.Parse(words)
-	if err != nil {
-		return 2, errUsage{err.Error()}
-	}
-	if tf.timeout <= 0 {
-		return 2, errUsage{"--timeout must be positive, e.g. 3s"}
-	}
-	if *watch < 0 || *watch > time.Hour {
-		return 2, errUsage{"--watch takes a duration up to 1h, e.g. 10s"}
-	}
-	po, withPeer, err := pf.options(f, *watch, tf.timeout)
-	if err != nil {
+	if err := fc.open(words); err != nil {
 		return 2, err
 	}
-	t, err := probes.OpenTarget(tf.netns, tf.pid)
-	if err != nil {
-		return 2, err
-	}
-	defer t.Close()
-	if tf.iif != "" {
-		if _, err := t.Netlink().LinkByName(tf.iif); err != nil {
-			return 2, fmt.Errorf("there is no interface %q in %s: `ip link` lists them", clip(tf.iif), t)
-		}
-	}
+	defer fc.t.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	var peerCh <-chan peer.Result
-	if withPeer {
-		peerCh = startPeer(ctx, po)
-	}
-	c := probes.NewCollector(t, f, tf.iif)
-	c.Timeout = tf.timeout
-	runSteps(ctx, c)
-	if *watch > 0 {
-		c.WatchLive(ctx, *watch)
-	}
+	c, _, res := fc.gather(ctx, stderr)
 	out := collectOutput{Collection: peer.Collection{Format: peer.Format, Version: version, Time: time.Now().UTC(), Evidence: c.Evidence()}}
-	if withPeer {
-		res := <-peerCh
+	if fc.withPeer {
 		out.Peer = &peerRun{Command: res.Command, Collection: res.Collection, Failure: res.Failure, Stderr: res.Stderr}
 	}
 	if ctx.Err() != nil {
 		return 2, errors.New("interrupted before the evidence was collected")
 	}
-	enc := json.NewEncoder(stdout)
-	if err := enc.Encode(out); err != nil {
+	if err := json.NewEncoder(stdout).Encode(out); err != nil {
 		return 2, fmt.Errorf("write the evidence: %w", err)
 	}
 	return 0, nil

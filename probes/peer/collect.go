@@ -344,26 +344,8 @@ func (t *tail) lines() []string {
 	return ls
 }
 
-// clean makes text from the peer harmless to show: C0 and C1 controls
-// become \xNN, and line separators and bidi overrides, which can reorder
-// what is shown, become \uNNNN. It is playbook.Clean, which cannot be
-// imported here because playbook imports this package.
-func clean(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case r == '\t':
-			b.WriteByte(' ')
-		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
-			fmt.Fprintf(&b, "\\x%02x", r)
-		case r == '\u2028' || r == '\u2029' || r == '\ufeff' || (r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069'):
-			fmt.Fprintf(&b, "\\u%04x", r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}
+// clean makes text from the peer harmless to show (probes.Clean).
+func clean(s string) string { return probes.Clean(s) }
 
 // clip shortens s to at most n bytes, on a rune boundary.
 func clip(s string, n int) string {
