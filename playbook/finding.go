@@ -103,6 +103,15 @@ type FixStep struct {
 // Command renders the step as the iproute2/sysctl command a person would
 // type, every word quoted so that pasting it is safe.
 func (s FixStep) Command() string {
+	w := s.Words()
+	if w == nil {
+		return "# unknown step " + s.Kind
+	}
+	return probes.Command(w...)
+}
+
+// Words is the step's command as words (nil for an unknown kind).
+func (s FixStep) Words() []string {
 	var w []string
 	switch s.Kind {
 	case "rule.add", "rule.del":
@@ -144,9 +153,9 @@ func (s FixStep) Command() string {
 	case "sysctl.set":
 		w = []string{"sysctl", "-w", s.Sysctl + "=" + s.Value}
 	default:
-		return "# unknown step " + s.Kind
+		return nil
 	}
-	return probes.Command(w...)
+	return w
 }
 
 // Commands renders every step.
@@ -155,15 +164,29 @@ func (f *Fix) Commands() []string { return f.CommandsIn(nil) }
 // CommandsIn renders every step to run inside a target, prefix being the
 // words that enter it (e.g. ip netns exec NAME): a pasted fix must change
 // the namespace that was diagnosed, never the host's own.
-func (f *Fix) CommandsIn(prefix []string) []string {
+func (f *Fix) CommandsIn(prefix []string) []string { return f.CommandsVia(Prefixed(prefix)) }
+
+// Render turns a command's words into the line shown to a person.
+type Render func(words []string) string
+
+// Prefixed renders words after prefix (e.g. ip netns exec NAME), each word
+// quoted for the local shell.
+func Prefixed(prefix []string) Render {
+	return func(w []string) string { return probes.Command(append(append([]string{}, prefix...), w...)...) }
+}
+
+// CommandsVia renders every step with render: for the far end of the flow,
+// the --peer words in front, quoted for ssh's remote shell as well.
+func (f *Fix) CommandsVia(render Render) []string {
 	if f == nil {
 		return nil
 	}
 	out := make([]string, len(f.Steps))
 	for i, s := range f.Steps {
-		out[i] = s.Command()
-		if len(prefix) > 0 {
-			out[i] = probes.Command(prefix...) + " " + out[i]
+		if w := s.Words(); w != nil {
+			out[i] = render(w)
+		} else {
+			out[i] = s.Command()
 		}
 	}
 	return out

@@ -16,7 +16,8 @@ import (
 
 // PeerReport is the far end's part of a report made with --peer.
 type PeerReport struct {
-	Command  string        `json:"command"` // what ran, quoted
+	Command  string        `json:"command"`                  // what ran, quoted
+	Prefix   []string      `json:"command_prefix,omitempty"` // the --peer words: commands to run there are shown behind them
 	Version  string        `json:"version,omitempty"`
 	Host     HostSummary   `json:"host"`
 	Steps    []StepReport  `json:"steps,omitempty"`
@@ -25,6 +26,12 @@ type PeerReport struct {
 	Failure  *peer.Failure `json:"failure,omitempty"`
 	Stderr   []string      `json:"stderr,omitempty"`
 	Elapsed  time.Duration `json:"elapsed_ns"`
+}
+
+// Render shows a command to run on the peer as a line to paste here: the
+// --peer words in front, quoted for ssh's remote shell too.
+func (p *PeerReport) Render() Render {
+	return func(w []string) string { return peer.Command(p.Prefix, w...) }
 }
 
 // PeerAnalysis is what asym concludes from the far end.
@@ -42,7 +49,7 @@ type PeerAnalysis struct {
 // AnalyzePeer turns the peer's run into its part of the report and joins its
 // evidence with this host's.
 func AnalyzePeer(here *probes.Evidence, res peer.Result) PeerAnalysis {
-	pr := &PeerReport{Command: probes.Command(res.Command...), Failure: res.Failure, Stderr: res.Stderr, Elapsed: res.Elapsed, Findings: []Finding{}}
+	pr := &PeerReport{Command: probes.Command(res.Command...), Prefix: res.Prefix, Failure: res.Failure, Stderr: res.Stderr, Elapsed: res.Elapsed, Findings: []Finding{}}
 	pa := PeerAnalysis{Peer: pr}
 	if res.Failure != nil || res.Collection == nil {
 		pa.Findings = []Finding{peerFailure(res)}
@@ -67,7 +74,7 @@ func AnalyzePeer(here *probes.Evidence, res peer.Result) PeerAnalysis {
 		}
 	}
 	if len(pr.Findings) > 0 {
-		pr.HandOff = HandOff(&there, nil)
+		pr.HandOff = HandOffVia(&there, pr.Render(), pr.Render())
 	}
 	if h := there.Host; h != nil && h.OK() && !h.Privileged {
 		pa.Findings = append(pa.Findings, peerNotRoot(res, h))
@@ -164,6 +171,10 @@ func packetsIn(side string, e *probes.Evidence, from, to time.Time) sideTraffic 
 	return st
 }
 
+// complete says a live window saw every packet of the flow: its capture ran
+// throughout and nothing was dropped (by the kernel or by asym's bounds).
+func complete(l *probes.LiveEvidence) bool { return l.Captured && l.PacketsDropped == 0 }
+
 // minOverlap is the shortest window both ends must have watched together
 // for an absence of packets to mean something.
 const minOverlap = time.Second
@@ -189,6 +200,9 @@ func lostInPath(here, there *probes.Evidence) []Finding {
 	lh, lt := here.Live, there.Live
 	if lh == nil || lt == nil || !lh.OK() || !lt.OK() || here.Host == nil || there.Host == nil {
 		return nil
+	}
+	if !complete(lh) || !complete(lt) {
+		return nil // an absence proves something only when both ends saw everything
 	}
 	from, to, ok := window(lh, lt)
 	if !ok {
@@ -226,8 +240,12 @@ func replyLost(from, to sideTraffic) (Finding, bool) {
 	if len(from.reqIn) > 0 && from.reqIn[0].Iface != first.Iface {
 		title = fmt.Sprintf("The %s left %s by %s, not by %s where the request arrived, and never reached %s", what, endName(from), first.Iface, from.reqIn[0].Iface, endName(to))
 	}
+	id := "reply_lost_in_path"
 	if r == probes.RoleMiddle {
-		title = fmt.Sprintf("The %s left %s by %s but did not come back through %s, which forwarded the request: it returns another way", what, endName(from), first.Iface, endName(to))
+		// Routers need not see replies (the path back may rightly differ);
+		// for a stateful one it is the asymmetry that breaks the flow.
+		id = "reply_returns_elsewhere"
+		title = fmt.Sprintf("The %s left %s by %s but did not come back through %s, which forwarded the request: it returns another way, or is lost before it", what, endName(from), first.Iface, endName(to))
 	}
 	ev := []Line{}
 	if len(from.reqIn) > 0 {
@@ -242,7 +260,7 @@ func replyLost(from, to sideTraffic) (Finding, bool) {
 	ev = append(ev, Line{Probe: probes.ProbeIDLive, Side: to.side, Text: fmt.Sprintf("no packet from %s arrived in the %s both ends watched (%d request packet(s) sent)",
 		to.e.Flow.Dst, to.windowEnd.Sub(to.windowStart).Round(100*time.Millisecond), len(to.reqOut))})
 	return Finding{
-		ID:       "reply_lost_in_path",
+		ID:       id,
 		Title:    title,
 		Evidence: ev,
 		Fix: &Fix{Summary: "Fix the way back between the two ends",
@@ -276,7 +294,7 @@ func describeReply(p probes.CapturedPacket) string {
 	switch {
 	case p.Flags == "S.":
 		return "SYN-ACK"
-	case p.ICMP != "":
+	case len(strings.Fields(p.ICMP)) > 0:
 		return "ICMP " + strings.Fields(p.ICMP)[0] + " reply"
 	}
 	return "reply"
@@ -303,13 +321,16 @@ func endName(s sideTraffic) string {
 func Across(here, there *probes.Evidence) []string {
 	out := []string{sideLine(SideHere, here), sideLine(SidePeer, there)}
 	if here.Live != nil && there.Live != nil && here.Live.OK() && there.Live.OK() {
-		if from, to, ok := window(here.Live, there.Live); ok {
+		if from, to, ok := window(here.Live, there.Live); ok && (!complete(here.Live) || !complete(there.Live)) {
+			out = append(out, "packets: not compared: a capture did not run throughout or dropped packets on one end (see its live evidence)")
+		} else if ok {
 			h, t := packetsIn(SideHere, here, from, to), packetsIn(SidePeer, there, from, to)
-			out = append(out, fmt.Sprintf("packets in the %s both watched: request out here %d, in there %d, out there %d; reply out there %d, in here %d, out here %d",
-				to.Sub(from).Round(100*time.Millisecond), len(h.reqOut), len(t.reqIn), len(t.reqOut), len(t.repOut), len(h.repIn), len(h.repOut)))
-			if n := len(t.reqOut) + len(h.reqIn) + len(t.repIn); n > 0 { // a middle box, or a flow typed the other way round
-				out = append(out, fmt.Sprintf("packets the other way: request out there %d, in here %d; reply in there %d", len(t.reqOut), len(h.reqIn), len(t.repIn)))
+			c, sv := h, t // the client's end first, whichever end asym runs on
+			if role(there) == probes.RoleClient || role(here) == probes.RoleServer {
+				c, sv = t, h
 			}
+			out = append(out, fmt.Sprintf("packets in the %s both watched: request out of %s %d, into %s %d; reply out of %s %d, into %s %d",
+				to.Sub(from).Round(100*time.Millisecond), endName(c), len(c.reqOut), endName(sv), len(sv.reqIn), endName(sv), len(sv.repOut), endName(c), len(c.repIn)))
 		} else {
 			out = append(out, "packets: the two ends did not watch at the same time for a second or more; their packets are not compared")
 		}
@@ -426,6 +447,12 @@ back drops it as INVALID, or it returns by a path that does not lead to the clie
 When the request arrived on one interface and the reply left by another, the asymmetry starts on the
 sending end and its findings name the fix (a source rule and table). Otherwise capture on each hop of
 the way back: the first hop that does not pass it on drops it.`},
+		Entry{"reply_returns_elsewhere", Warning, "third", "The reply does not come back through a router that forwarded the request",
+			`Seen on both ends at once: a router or firewall forwarded the request, and the reply left the far end but
+never crossed that router on its way back. For a stateless router that may be by design (the paths differ);
+for a stateful one (conntrack, a firewall, NAT) it is the asymmetry that breaks the flow, since the box
+that sees the reply never saw the request. Check where the reply goes (the far end's route back, ECMP on
+the routers between) and whether the box that does see it drops it as INVALID.`},
 		Entry{"request_lost_in_path", Critical, "third", "The request left one end and never reached the other",
 			`Seen on both ends at once: the client sends the request, and the server never sees it arrive. The
 problem is on the way there, not the way back: a firewall, an ACL, a missing route or a reverse-path

@@ -80,8 +80,13 @@ func TestJoinRecorded(t *testing.T) {
 	if len(across) != 3 || !strings.HasPrefix(across[0], "here (client") || !strings.Contains(across[1], "request arrives on eth1; reply leaves by eth0 via 198.51.100.1") {
 		t.Errorf("across: %q", across)
 	}
-	if !strings.Contains(across[2], "in here 0") {
-		t.Errorf("across must count no reply arriving here: %q", across[2])
+	if !strings.Contains(across[2], "reply out of the server (peer) 2, into the client (here) 0") && !strings.Contains(across[2], "into the client (here) 0") {
+		t.Errorf("across must count no reply arriving at the client: %q", across[2])
+	}
+	// Run from the server's end, the counts still read client → server.
+	swapped := Across(&there, &here)
+	if !strings.Contains(swapped[2], "request out of the client (peer)") || !strings.Contains(swapped[2], "into the client (peer) 0") {
+		t.Errorf("across from the server: %q", swapped[2])
 	}
 }
 
@@ -99,6 +104,18 @@ func TestJoinCases(t *testing.T) {
 		return e
 	}
 	noLive := func(e probes.Evidence) probes.Evidence { e.Live = nil; return e }
+	uncaptured := func(e probes.Evidence) probes.Evidence {
+		l := *e.Live
+		l.Captured, l.Packets = false, nil // counters only: the capture failed
+		e.Live = &l
+		return e
+	}
+	dropped := func(e probes.Evidence) probes.Evidence {
+		l := *e.Live
+		l.PacketsDropped = 3
+		e.Live = &l
+		return e
+	}
 	asRole := func(e probes.Evidence, r probes.Role) probes.Evidence {
 		h := *e.Host
 		h.Role = r
@@ -127,6 +144,9 @@ func TestJoinCases(t *testing.T) {
 		{"the request never arrives", here, keep(there, func(probes.CapturedPacket) bool { return false }), []string{"request_lost_in_path"}},
 		{"the client sent nothing", keep(here, func(probes.CapturedPacket) bool { return false }), keep(there, func(probes.CapturedPacket) bool { return false }), nil},
 		{"both think they are the client", here, asRole(noLive(there), probes.RoleClient), []string{"peer_role_conflict"}},
+		{"the peer's capture did not run", here, uncaptured(there), nil},
+		{"packets were dropped here", dropped(here), there, nil},
+		{"a router forwarded the request, the reply went elsewhere", asRole(here, probes.RoleMiddle), there, []string{"reply_returns_elsewhere"}},
 		{"two routers are not a conflict", asRole(noLive(here), probes.RoleMiddle), asRole(noLive(there), probes.RoleMiddle), nil},
 	}
 	for _, c := range cases {

@@ -151,6 +151,12 @@ func liveSynUnanswered(e *probes.Evidence) []Finding {
 // capture on the interfaces involved, conntrack events, and pwru and retis
 // (eBPF tracers of the packet's way through the kernel) where it has BTF.
 func HandOff(e *probes.Evidence, prefix []string) []string {
+	return HandOffVia(e, Prefixed(prefix), Prefixed(nil))
+}
+
+// HandOffVia is HandOff with the commands rendered by render, and the
+// tracers (which see every namespace of the kernel) by host.
+func HandOffVia(e *probes.Evidence, render, host Render) []string {
 	f := e.Flow
 	ifaces := []string{}
 	for _, p := range []*probes.PathView{okPath(e.Request), okPath(e.Reply)} {
@@ -163,7 +169,7 @@ func HandOff(e *probes.Evidence, prefix []string) []string {
 			}
 		}
 	}
-	pre := func(w ...string) string { return probes.Command(append(append([]string{}, prefix...), w...)...) }
+	pre := func(w ...string) string { return render(w) }
 	var out []string
 	filter := probes.TcpdumpFilter(f)
 	if len(ifaces) == 0 {
@@ -178,14 +184,14 @@ func HandOff(e *probes.Evidence, prefix []string) []string {
 	}
 	out = append(out, pre(ct...))
 	if e.Host != nil && e.Host.BTF {
-		out = append(out, probes.Command("pwru", "--output-tuple", filter)+"   # kernel drop reasons (needs BTF: present)")
+		out = append(out, host([]string{"pwru", "--output-tuple", filter})+"   # kernel drop reasons (needs BTF: present)")
 		// retis fails when a collector named with -c cannot start, and ct
 		// needs nf_conntrack: ask for it only where conntrack answered.
 		collectors := "skb,skb-drop,skb-tracking"
 		if ok(e.Conntrack) {
 			collectors += ",ct"
 		}
-		out = append(out, probes.Command("retis", "collect", "-c", collectors, "-f", filter)+"   # the flow through the stack: drop reasons, conntrack state (needs BTF: present)")
+		out = append(out, host([]string{"retis", "collect", "-c", collectors, "-f", filter})+"   # the flow through the stack: drop reasons, conntrack state (needs BTF: present)")
 	}
 	return out
 }
@@ -518,19 +524,20 @@ func mtuStallFinding(e *probes.Evidence, s *mtuStall) Finding {
 	return f
 }
 
-// liveOnLinkDetour: what this host sends to a peer on the subnet of the
-// interface it leaves by goes out in frames addressed to another MAC than
-// the one the peer's own packets come from (or than the peer's neighbour
-// entry): the frames, not a route lookup, prove the detour that
-// missing_link_route explains.
+// liveOnLinkDetour: this host's route sends what it sends to a peer on the
+// egress interface's own subnet via a gateway, and the frames confirm it:
+// they are addressed to the gateway's MAC (known from its neighbour entry)
+// or at least not to the MAC the peer's own frames come from. Without the
+// route's gateway nothing is concluded: an on-link route hands frames to the
+// peer itself by definition.
 func liveOnLinkDetour(e *probes.Evidence) []Finding {
-	l := live(e)
-	if l == nil || e.Host == nil {
+	l, sp := live(e), sender(e)
+	if l == nil || e.Host == nil || sp == nil || !sp.Decision.Gateway.IsValid() || sp.Egress == "" {
 		return nil
 	}
-	pr := farAddr(e)
+	pr, gw := farAddr(e), sp.Decision.Gateway
 	p, found := firstPacket(l, func(p probes.CapturedPacket) bool {
-		return p.Dir == "out" && p.Dst.Addr() == pr && p.DstMAC != ""
+		return p.Dir == "out" && p.Dst.Addr() == pr && p.Iface == sp.Egress && p.DstMAC != ""
 	})
 	if !found {
 		return nil
@@ -542,45 +549,40 @@ func liveOnLinkDetour(e *probes.Evidence) []Finding {
 		}
 	}
 	if !sub.IsValid() {
-		return nil // not on-link: a gateway is the right next hop
+		return nil // not on-link: the gateway is the right next hop
 	}
-	peerMAC, how := "", ""
-	if q, ok := firstPacket(l, func(q probes.CapturedPacket) bool {
-		return q.Dir == "in" && q.Src.Addr() == pr && q.Iface == p.Iface && q.SrcMAC != ""
-	}); ok {
-		peerMAC, how = q.SrcMAC, q.Text+"   ← "+pr.String()+"'s packets come from "+q.SrcMAC
-	}
-	viaName := ""
+	var proof string
 	if e.Neighbours != nil {
 		for _, n := range e.Neighbours.Entries {
-			switch {
-			case n.Dev != p.Iface || n.MAC == "":
-			case n.Addr == pr:
-				peerMAC, how = n.MAC, n.Text
-			case strings.EqualFold(n.MAC, p.DstMAC):
-				viaName = n.Addr.String()
+			if n.Dev != p.Iface || n.MAC == "" {
+				continue
+			}
+			if n.Addr == pr && strings.EqualFold(n.MAC, p.DstMAC) {
+				return nil // handed to the peer itself after all
+			}
+			if n.Addr == gw && strings.EqualFold(n.MAC, p.DstMAC) {
+				proof = n.Text + "   ← the gateway's MAC"
 			}
 		}
 	}
-	if peerMAC == "" || strings.EqualFold(peerMAC, p.DstMAC) {
-		return nil // handed to the peer itself, or nothing to compare with
-	}
-	if sp := sender(e); viaName == "" && sp != nil && sp.Decision.Gateway.IsValid() && sp.Egress == p.Iface {
-		viaName = "the route's gateway " + sp.Decision.Gateway.String() + ", by the route"
-	}
-	to := p.DstMAC
-	if viaName != "" {
-		to += " (" + viaName + ")"
+	if proof == "" {
+		q, ok := firstPacket(l, func(q probes.CapturedPacket) bool {
+			return q.Dir == "in" && q.Src.Addr() == pr && q.Iface == p.Iface && q.SrcMAC != ""
+		})
+		if !ok || strings.EqualFold(q.SrcMAC, p.DstMAC) {
+			return nil // nothing to tell the gateway from the peer
+		}
+		proof = q.Text + "   ← " + pr.String() + "'s own frames come from " + q.SrcMAC
 	}
 	n := countPackets(l, func(q probes.CapturedPacket) bool {
 		return q.Dir == "out" && q.Dst.Addr() == pr && strings.EqualFold(q.DstMAC, p.DstMAC)
 	})
 	return []Finding{{
 		ID:    "missing_link_route",
-		Title: fmt.Sprintf("Packets to %s, on %s's own subnet, leave in frames for %s, not for %s itself: they detour through another host", pr, p.Iface, to, pr),
+		Title: fmt.Sprintf("Packets to %s, on %s's own subnet, leave in frames for the gateway %s (%s), not for %s itself", pr, p.Iface, gw, p.DstMAC, pr),
 		Evidence: []Line{
-			{Probe: probes.ProbeIDLive, Text: how},
-			{Probe: probes.ProbeIDLive, Text: p.Text + "   ← frame to " + to + ", not to " + pr.String()},
+			{Probe: probes.ProbeIDLive, Text: p.Text + "   ← frame to " + p.DstMAC + " (the gateway " + gw.String() + "), not to " + pr.String()},
+			{Probe: probes.ProbeIDLive, Text: proof},
 			{Probe: probes.ProbeIDLive, Text: fmt.Sprintf("%d packet(s) to %s left by %s in frames for %s over the window", n, pr, p.Iface, p.DstMAC)},
 			{Probe: probes.ProbeIDHost, Text: fmt.Sprintf("%s is on %s's own subnet %s", pr, p.Iface, sub)},
 		},
@@ -611,8 +613,8 @@ func liveECMPSplit(e *probes.Evidence) []Finding {
 			devs = append(devs, nh.Dev)
 		}
 	}
-	if len(devs) < 2 || !contains(devs, rep.Iface) {
-		return nil
+	if len(devs) < 2 || !contains(devs, rep.Iface) || !contains(devs, req.Iface) {
+		return nil // a request from a side that is no next hop is not ECMP's doing
 	}
 	return []Finding{{
 		ID:    "ecmp_multipath",
@@ -643,13 +645,13 @@ func liveUnrepliedMiddle(e *probes.Evidence) []Finding {
 	b, _ := firstPacket(l, func(p probes.CapturedPacket) bool { return !p.Reply && p.Dir == "out" })
 	return []Finding{{
 		ID:    "conntrack_unreplied",
-		Title: fmt.Sprintf("This host forwards the request (in on %s, out by %s) and no reply comes back through it", a.Iface, b.Iface),
+		Title: fmt.Sprintf("This host forwards the request (in on %s, out by %s) and no reply comes back through it: it is dropped further on or returns another way", a.Iface, b.Iface),
 		Evidence: []Line{
 			{Probe: probes.ProbeIDLive, Text: a.Text},
 			{Probe: probes.ProbeIDLive, Text: b.Text},
 			{Probe: probes.ProbeIDLive, Text: fmt.Sprintf("%d request packet(s) in, %d forwarded, no packet of the reply over the window", in, out)},
 		},
 		Fix: &Fix{Summary: "Find where the reply goes instead",
-			Advice: "The reply returns by another path: capture on the other path's devices, and compare the route back on the far end and the routers between."},
+			Advice: "The reply is dropped further on or returns by another path: capture on the far end (does it answer?) and on the other path's devices, and compare the route back on the far end and the routers between."},
 	}}
 }

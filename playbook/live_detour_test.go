@@ -39,11 +39,11 @@ func TestLiveOnLinkDetour(t *testing.T) {
 		neigh   []probes.Neighbour
 		want    string // a line of the finding's evidence; "" for no finding
 	}{
-		{"handed to the gateway", []probes.CapturedPacket{in("eth1", peerMAC), out("eth1", gwMAC, peer)}, nil,
-			"frame to " + gwMAC + " (the route's gateway 198.51.100.1, by the route), not to 198.51.100.50"},
-		{"named by its neighbour entry", []probes.CapturedPacket{in("eth1", peerMAC), out("eth1", gwMAC, peer)},
+		{"not to where the peer's frames come from", []probes.CapturedPacket{in("eth1", peerMAC), out("eth1", gwMAC, peer)}, nil,
+			"198.51.100.50's own frames come from " + peerMAC},
+		{"to the gateway's MAC, from its neighbour entry", []probes.CapturedPacket{out("eth1", gwMAC, peer)},
 			[]probes.Neighbour{{Addr: netip.MustParseAddr("198.51.100.1"), Dev: "eth1", MAC: gwMAC, Text: "198.51.100.1 dev eth1 lladdr " + gwMAC}},
-			"frame to " + gwMAC + " (198.51.100.1), not to 198.51.100.50"},
+			"198.51.100.1 dev eth1 lladdr " + gwMAC + "   ← the gateway's MAC"},
 		{"handed to the peer itself", []probes.CapturedPacket{in("eth1", peerMAC), out("eth1", peerMAC, peer)}, nil, ""},
 		{"the peer's neighbour entry says direct", []probes.CapturedPacket{out("eth1", peerMAC, peer)},
 			[]probes.Neighbour{{Addr: peer.Addr(), Dev: "eth1", MAC: peerMAC}}, ""},
@@ -72,10 +72,23 @@ func TestLiveOnLinkDetour(t *testing.T) {
 			for _, l := range fs[0].Evidence {
 				lines = append(lines, l.Text)
 			}
-			if !strings.Contains(strings.Join(lines, "\n"), c.want) {
+			all := strings.Join(lines, "\n")
+			if !strings.Contains(all, c.want) || !strings.Contains(all, "frame to "+gwMAC+" (the gateway 198.51.100.1), not to 198.51.100.50") {
 				t.Errorf("evidence lacks %q:\n%s", c.want, strings.Join(lines, "\n"))
 			}
 		})
+	}
+	// An on-link route (no gateway) hands frames to the peer by definition:
+	// a different source MAC on the peer's frames (it routes back through
+	// the gateway) proves nothing about this host.
+	onLink := rec.Evidence
+	rp := *onLink.Reply
+	rp.Decision.Gateway = netip.Addr{}
+	onLink.Reply = &rp
+	onLink.Live = &probes.LiveEvidence{Report: probes.Report{Probe: "live", Status: probes.StatusOK},
+		Packets: []probes.CapturedPacket{in("eth1", gwMAC), out("eth1", peerMAC, peer)}}
+	if fs := liveOnLinkDetour(&onLink); len(fs) != 0 {
+		t.Errorf("on-link route: %+v", fs)
 	}
 	// A peer behind a gateway (not on the egress interface's subnet) is
 	// rightly reached through it.

@@ -99,10 +99,26 @@ func stepReports(ran map[string]probes.Reporter, findings []Finding) []StepRepor
 	return out
 }
 
+// MarkHere labels the evidence lines of this host's findings with their
+// end, for a report that covers both.
+func MarkHere(fs []Finding) {
+	for i := range fs {
+		if fs[i].Side != "" {
+			continue
+		}
+		for j := range fs[i].Evidence {
+			if fs[i].Evidence[j].Side == "" {
+				fs[i].Evidence[j].Side = SideHere
+			}
+		}
+	}
+}
+
 // AddPeer adds the far end (--peer): its report, the findings about it and
 // across both ends, and the way the flow crosses both.
 func (r *Report) AddPeer(pa PeerAnalysis) {
 	r.Peer, r.Across = pa.Peer, pa.Across
+	MarkHere(r.Findings)
 	r.Findings = append(r.Findings, pa.Findings...)
 	Sort(r.Findings)
 	for i := range r.Steps {
@@ -141,7 +157,7 @@ func (r Report) WriteText(w io.Writer) error {
 	if len(r.Findings) == 0 {
 		b.WriteString("   none: asym found nothing on this host that breaks this flow's path.\n")
 	}
-	writeFindingsText(b, r.Findings, r.Prefix)
+	writeFindingsText(b, r.Findings, Prefixed(r.Prefix))
 	if len(r.Across) > 0 {
 		b.WriteString("\n== Across both ends\n")
 		for _, l := range r.Across {
@@ -161,7 +177,7 @@ func (r Report) WriteText(w io.Writer) error {
 		if len(p.Findings) == 0 {
 			b.WriteString("   none: asym found nothing on the peer that breaks this flow's path.\n")
 		}
-		writeFindingsText(b, p.Findings, nil)
+		writeFindingsText(b, p.Findings, p.Render())
 		if len(p.HandOff) > 0 {
 			b.WriteString("\n== Go deeper on the peer\n")
 			for _, c := range p.HandOff {
@@ -222,7 +238,7 @@ func (f Finding) Where() string {
 	return ""
 }
 
-func writeFindingsText(b *strings.Builder, findings []Finding, prefix []string) {
+func writeFindingsText(b *strings.Builder, findings []Finding, render Render) {
 	shown := map[string]string{} // fix summary → the finding that showed it
 	for _, f := range findings {
 		where := f.Step + " step"
@@ -239,19 +255,19 @@ func writeFindingsText(b *strings.Builder, findings []Finding, prefix []string) 
 			fmt.Fprintf(b, "   fix: the same as %s above\n", shown[f.Fix.Summary])
 			continue
 		}
-		writeFixText(b, f.Fix, "   ", prefix)
+		writeFixText(b, f.Fix, "   ", render)
 		if f.Fix != nil {
 			shown[f.Fix.Summary] = f.ID
 		}
 	}
 }
 
-func writeFixText(b *strings.Builder, fx *Fix, indent string, prefix []string) {
+func writeFixText(b *strings.Builder, fx *Fix, indent string, render Render) {
 	if fx == nil {
 		return
 	}
 	fmt.Fprintf(b, "%sfix: %s\n", indent, Clean(fx.Summary))
-	cmds := fx.CommandsIn(prefix)
+	cmds := fx.CommandsVia(render)
 	for i, s := range fx.Steps {
 		fmt.Fprintf(b, "%s  %s\n", indent, Clean(cmds[i]))
 		if s.Unknown != "" {
@@ -272,7 +288,7 @@ func writeFixText(b *strings.Builder, fx *Fix, indent string, prefix []string) {
 	}
 	for _, alt := range fx.Alternatives {
 		fmt.Fprintf(b, "%s  alternative: %s\n", indent, Clean(alt.Summary))
-		for _, c := range alt.CommandsIn(prefix) {
+		for _, c := range alt.CommandsVia(render) {
 			fmt.Fprintf(b, "%s    %s\n", indent, Clean(c))
 		}
 		if alt.Caveat != "" {
@@ -303,7 +319,7 @@ func (r Report) WriteMarkdown(w io.Writer) error {
 	if len(r.Findings) == 0 {
 		b.WriteString("None: nothing on this host breaks this flow's path.\n")
 	}
-	writeFindingsMarkdown(b, r.Findings, r.Prefix)
+	writeFindingsMarkdown(b, r.Findings, Prefixed(r.Prefix))
 	if len(r.Across) > 0 {
 		b.WriteString("### Across both ends\n\n")
 		writeFence(b, r.Across)
@@ -319,7 +335,7 @@ func (r Report) WriteMarkdown(w io.Writer) error {
 		if len(p.Findings) == 0 {
 			b.WriteString("None: nothing on the peer breaks this flow's path.\n\n")
 		}
-		writeFindingsMarkdown(b, p.Findings, nil)
+		writeFindingsMarkdown(b, p.Findings, p.Render())
 		if len(p.HandOff) > 0 {
 			b.WriteString("#### Go deeper on the peer\n\n")
 			writeFence(b, p.HandOff)
@@ -330,7 +346,7 @@ func (r Report) WriteMarkdown(w io.Writer) error {
 	return err
 }
 
-func writeFindingsMarkdown(b *strings.Builder, findings []Finding, prefix []string) {
+func writeFindingsMarkdown(b *strings.Builder, findings []Finding, render Render) {
 	for _, f := range findings {
 		where := ""
 		if w := f.Where(); w != "" {
@@ -346,7 +362,7 @@ func writeFindingsMarkdown(b *strings.Builder, findings []Finding, prefix []stri
 		fmt.Fprintf(b, "Why: %s\n\n", mdText(f.Why))
 		if f.Fix != nil {
 			fmt.Fprintf(b, "Fix: %s\n\n", mdText(f.Fix.Summary))
-			if cmds := f.Fix.CommandsIn(prefix); len(cmds) > 0 {
+			if cmds := f.Fix.CommandsVia(render); len(cmds) > 0 {
 				writeFence(b, cmds)
 			}
 			if f.Fix.Advice != "" {

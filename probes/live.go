@@ -20,9 +20,13 @@ type LiveEvidence struct {
 	Packets []CapturedPacket `json:"packets"`
 	// Dropped counts what the window could not keep (kernel or batch
 	// limits): the evidence is then a sample, and says so.
-	EventsDropped  int      `json:"events_dropped"`
-	PacketsDropped int      `json:"packets_dropped"`
-	Problems       []string `json:"problems,omitempty"`
+	EventsDropped  int `json:"events_dropped"`
+	PacketsDropped int `json:"packets_dropped"`
+	// Captured says the packet capture ran over the whole window. Without
+	// it (no privilege, the socket failed) the absence of a packet proves
+	// nothing, and nothing may be concluded from one.
+	Captured bool     `json:"captured"`
+	Problems []string `json:"problems,omitempty"`
 }
 
 // liveMaxPackets and liveMaxEvents bound what a window keeps.
@@ -41,6 +45,7 @@ func (c *Collector) WatchLive(ctx context.Context, d time.Duration) *LiveEvidenc
 	watch := Watch(ctx, c.T, c.Flow, WatchOptions{Interval: min(time.Second, d/2)})
 	capture := Capture(ctx, c.T, c.Flow, CaptureOptions{})
 	var first, last *Sample
+	captureFailed := false
 	for watch != nil || capture != nil {
 		select {
 		case u, ok := <-watch:
@@ -67,6 +72,7 @@ func (c *Collector) WatchLive(ctx context.Context, d time.Duration) *LiveEvidenc
 			l.Packets = append(l.Packets, u.Packets...)
 			l.PacketsDropped += u.Dropped
 			if u.Err != nil {
+				captureFailed = true
 				l.problem(u.Err.Error())
 			}
 		}
@@ -85,6 +91,7 @@ func (c *Collector) WatchLive(ctx context.Context, d time.Duration) *LiveEvidenc
 		}
 	}
 	l.End = time.Now()
+	l.Captured = !captureFailed
 	l.render(c)
 	l.finish(start)
 	if first == nil && len(l.Packets) == 0 && len(l.Problems) > 0 {

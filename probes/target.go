@@ -27,10 +27,11 @@ type Target struct {
 	// own names the namespace asym runs in when it is not the host's (asym
 	// started by ip netns exec, or inside a container): "host namespace"
 	// would be wrong there.
-	own    string
-	ns     netns.NsHandle
-	nl     *netlink.Handle
-	strict *netlink.Handle // strict checking: for table dumps only
+	own     string
+	ownName string // its ip-netns name, when it has one: commands shown are prefixed with it
+	ns      netns.NsHandle
+	nl      *netlink.Handle
+	strict  *netlink.Handle // strict checking: for table dumps only
 
 	mu    sync.Mutex
 	raw   *nl.SocketHandle // route socket for raw requests the library lacks
@@ -95,7 +96,7 @@ func OpenTarget(name string, pid int) (*Target, error) {
 		if err != nil {
 			return nil, fmt.Errorf("cannot open this host's network namespace: %v", err)
 		}
-		t.own = ownNamespace()
+		t.own, t.ownName = ownNamespace()
 	}
 	var stat unix.Stat_t
 	if err := unix.Fstat(int(t.ns), &stat); err != nil || stat.Dev == 0 {
@@ -162,6 +163,12 @@ func (t *Target) Netlink() *netlink.Handle { return t.nl }
 // as words (to be quoted).
 func (t *Target) Prefix() []string {
 	switch t.Kind {
+	case "host":
+		// asym was started inside a named namespace (ip netns exec NAME
+		// asym): a command pasted into the person's shell must go there.
+		if t.ownName != "" {
+			return []string{"ip", "netns", "exec", t.ownName}
+		}
 	case "netns":
 		return []string{"ip", "netns", "exec", t.Value}
 	case "pid":
@@ -180,8 +187,11 @@ func (t *Target) Cmd(words ...string) string {
 // IPCmd renders an iproute2 command: "ip -n NAME ..." for named
 // namespaces (shorter than ip netns exec), the prefix otherwise.
 func (t *Target) IPCmd(words ...string) string {
-	if t.Kind == "netns" {
+	switch {
+	case t.Kind == "netns":
 		return Command(append([]string{"ip", "-n", t.Value}, words...)...)
+	case t.Kind == "host" && t.ownName != "":
+		return Command(append([]string{"ip", "-n", t.ownName}, words...)...)
 	}
 	return t.Cmd(append([]string{"ip"}, words...)...)
 }
@@ -260,10 +270,10 @@ func (t *Target) NSPath() string {
 // ownNamespace names the namespace asym runs in when it is not init's: by
 // its ip-netns name when one of /run/netns is it, otherwise by its inode.
 // Empty when it is the host's, or when that cannot be told.
-func ownNamespace() string {
+func ownNamespace() (label, name string) {
 	var self, init unix.Stat_t
 	if unix.Stat("/proc/self/ns/net", &self) != nil {
-		return ""
+		return "", ""
 	}
 	entries, _ := os.ReadDir("/run/netns")
 	for i, e := range entries {
@@ -272,13 +282,13 @@ func ownNamespace() string {
 		}
 		var st unix.Stat_t
 		if unix.Stat("/run/netns/"+e.Name(), &st) == nil && st.Ino == self.Ino && st.Dev == self.Dev {
-			return "netns " + e.Name() + " (asym runs in it)"
+			return "netns " + e.Name() + " (asym runs in it)", e.Name()
 		}
 	}
 	// /proc/1 may be unreadable (not root, or a sandbox): then say nothing
 	// rather than guess.
 	if unix.Stat("/proc/1/ns/net", &init) != nil || (self.Ino == init.Ino && self.Dev == init.Dev) {
-		return ""
+		return "", ""
 	}
-	return fmt.Sprintf("the namespace asym runs in (net:[%d], not the host's)", self.Ino)
+	return fmt.Sprintf("the namespace asym runs in (net:[%d], not the host's)", self.Ino), ""
 }

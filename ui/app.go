@@ -165,6 +165,7 @@ func (m *Model) setFlow(f flow.Flow) {
 		m.steps[i] = stepState{}
 	}
 	m.findings = nil
+	m.peer.stop()
 	m.peer = peerState{runID: m.peer.runID}
 }
 
@@ -370,6 +371,7 @@ func (m *Model) quit() tea.Cmd {
 	if m.live != nil {
 		m.live.stop()
 	}
+	m.peer.stop()
 	return tea.Quit
 }
 
@@ -481,12 +483,23 @@ func (m *Model) analyze() {
 			last = i
 		}
 	}
+	// The cursor stays on the finding it was on: new evidence (packets,
+	// the peer) reorders the list under it.
+	var selID, selSide string
+	if m.fsel < len(m.findings) {
+		selID, selSide = m.findings[m.fsel].ID, m.findings[m.fsel].Side
+	}
 	ev := m.prober.Evidence()
 	if m.live != nil {
 		ev.Live = m.live.evidence(m.opt.Now())
 	}
 	m.findings = playbook.Analyze(&ev, last)
 	m.joinPeer(&ev)
+	for i, f := range m.findings {
+		if f.ID == selID && f.Side == selSide {
+			m.fsel = i
+		}
+	}
 	for i := range m.steps {
 		s := &m.steps[i]
 		if s.status == stepNotRun || !allDone(*s) {

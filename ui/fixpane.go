@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,10 +29,16 @@ const grace = 600 * time.Millisecond
 type fixState struct {
 	openedAt   time.Time // the fix view or the confirmation opened
 	confirming bool
-	applying   bool
-	finding    string
-	outcome    *FixOutcome
-	result     string // kept, reverted…
+	// The finding and commands the confirmation was opened for: findings
+	// are re-analyzed while the pane is open (live packets, the peer), so
+	// y applies what was shown, looked up again, never whatever sits at
+	// the cursor by then.
+	confirmID    string
+	confirmShown []string
+	applying     bool
+	finding      string
+	outcome      *FixOutcome
+	result       string // kept, reverted…
 }
 
 type appliedMsg struct {
@@ -78,9 +85,14 @@ func (m *Model) fixKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 	if fx.confirming {
 		switch k.String() {
 		case "y", "enter":
-			f := m.findings[m.fsel]
+			f, ok := m.localFinding(fx.confirmID)
+			shown := fx.confirmShown
+			if !ok || f.Fix == nil || !slices.Equal(f.Fix.CommandsIn(nil), shown) {
+				fx.confirming = false
+				m.setFlash(fx.confirmID+" changed while you read it (new evidence arrived): nothing applied; read the fix again", true)
+				return nil, true
+			}
 			fx.confirming, fx.applying, fx.finding = false, true, f.ID
-			shown := f.Fix.CommandsIn(nil)
 			apply, fl := m.opt.ApplyFix, m.flow
 			m.setFlash("applying "+fmt.Sprint(len(shown))+" changes; the revert is armed first…", false)
 			return func() tea.Msg {
@@ -111,6 +123,7 @@ func (m *Model) fixKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 				}
 			}
 			fx.confirming, fx.openedAt = true, now
+			fx.confirmID, fx.confirmShown = f.ID, f.Fix.CommandsIn(nil)
 		}
 		return nil, true
 	}
@@ -201,6 +214,16 @@ func (m *Model) fixPaneLines(f playbook.Finding, width int) []string {
 		out = append(out, m.dim("enter: apply (you confirm first; it reverts by itself unless kept)"))
 	}
 	return out
+}
+
+// localFinding finds this host's finding with the id (never the peer's).
+func (m *Model) localFinding(id string) (playbook.Finding, bool) {
+	for _, f := range m.findings {
+		if f.ID == id && f.Side == "" {
+			return f, true
+		}
+	}
+	return playbook.Finding{}, false
 }
 
 func ids(fs []playbook.Finding) string {

@@ -33,6 +33,7 @@ type liveState struct {
 	pch     <-chan probes.CaptureUpdate
 	packets []probes.CapturedPacket
 	pdrop   int
+	capErr  bool // the capture reported an error: absent packets prove nothing
 	errs    []string
 	closed  bool
 }
@@ -65,6 +66,9 @@ func (m *Model) packetsUpdate(msg packetsMsg) tea.Cmd {
 		l.pdrop += over
 	}
 	l.pdrop += msg.u.Dropped
+	if msg.u.Err != nil {
+		l.capErr = true
+	}
 	if len(msg.u.Packets) > 0 {
 		m.reanalyze()
 	}
@@ -84,6 +88,9 @@ func (l *liveState) evidence(now time.Time) *probes.LiveEvidence {
 		Report: probes.Report{Probe: probes.ProbeIDLive, Title: "Live view", Status: probes.StatusOK},
 		Start:  l.start, End: now, Deltas: map[string]int64{},
 		Events: l.events, Packets: l.packets, EventsDropped: l.dropped, PacketsDropped: l.pdrop,
+		// Packets trimmed to the last liveMax count as dropped: the window
+		// then holds only a sample, and absences are not concluded from it.
+		Captured: l.pch != nil && !l.capErr,
 	}
 	if l.first != nil && l.cur != nil {
 		for k, v := range l.cur.Counters {

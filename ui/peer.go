@@ -19,6 +19,7 @@ import (
 )
 
 type peerState struct {
+	cancel  context.CancelFunc // stops the run in progress (its process group)
 	running bool
 	watch   time.Duration // the live window of the run in progress
 	runID   int
@@ -41,10 +42,20 @@ func (m *Model) runPeer(watch time.Duration) tea.Cmd {
 	if m.opt.Peer == nil {
 		return nil
 	}
+	m.peer.stop() // a superseded run must not keep an ssh session going
+	ctx, cancel := context.WithCancel(context.Background())
 	m.peer.runID++
-	m.peer.running, m.peer.watch = true, watch
+	m.peer.running, m.peer.watch, m.peer.cancel = true, watch, cancel
 	run, f, id := m.opt.Peer, m.flow, m.peer.runID
-	return func() tea.Msg { return peerDoneMsg{runID: id, res: run(context.Background(), f, watch)} }
+	return func() tea.Msg { return peerDoneMsg{runID: id, res: run(ctx, f, watch)} }
+}
+
+// stop ends the peer run in progress, if any.
+func (p *peerState) stop() {
+	if p.cancel != nil {
+		p.cancel()
+		p.cancel = nil
+	}
 }
 
 func (m *Model) peerDone(msg peerDoneMsg) tea.Cmd {
@@ -52,6 +63,7 @@ func (m *Model) peerDone(msg peerDoneMsg) tea.Cmd {
 		return nil // superseded by a newer run
 	}
 	m.peer.running, m.peer.res = false, &msg.res
+	m.peer.stop() // releases the context
 	if m.prober != nil {
 		m.analyze()
 	}
@@ -68,6 +80,7 @@ func (m *Model) joinPeer(ev *probes.Evidence) {
 	}
 	pa := playbook.AnalyzePeer(ev, *m.peer.res)
 	m.peer.pa = &pa
+	playbook.MarkHere(m.findings)
 	// Grouped by end (here, across both, the peer's), each group sorted.
 	both := append([]playbook.Finding{}, pa.Findings...)
 	playbook.Sort(both)

@@ -64,7 +64,8 @@ func newPeerModel(t *testing.T, w, h int, res func(there probes.Evidence) peer.R
 }
 
 func answered(there probes.Evidence) peer.Result {
-	return peer.Result{Command: []string{"ip", "netns", "exec", "asym-lab-host", "asym", "collect", "--json", "--", "tcp", "203.0.113.10:40000", "198.51.100.11:8080"},
+	return peer.Result{Prefix: []string{"ip", "netns", "exec", "asym-lab-host"},
+		Command:    []string{"ip", "netns", "exec", "asym-lab-host", "asym", "collect", "--json", "--", "tcp", "203.0.113.10:40000", "198.51.100.11:8080"},
 		Collection: &peer.Collection{Format: peer.Format, Version: "test", Evidence: there}}
 }
 
@@ -139,8 +140,8 @@ func TestPeerBothEnds(t *testing.T) {
 	if applied.Load() != 0 || m.fix.confirming || !strings.Contains(m.flash, "is on the peer") {
 		t.Fatalf("enter on the peer's finding: applied %d, confirming %v, flash %q", applied.Load(), m.fix.confirming, m.flash)
 	}
-	if !strings.Contains(m.Render(), "ip route add default via 198.51.100.1") || strings.Contains(m.Render(), "ip netns exec asym-lab-client ip route add") {
-		t.Errorf("the peer's fix is shown as run there, without this host's prefix:\n%s", m.Render())
+	if !strings.Contains(m.Render(), "ip netns exec asym-lab-host ip route") || strings.Contains(m.Render(), "asym-lab-client ip route") {
+		t.Errorf("the peer's fix is shown behind the --peer words, never this host's prefix:\n%s", m.Render())
 	}
 
 	// Notes carry both ends.
@@ -232,5 +233,31 @@ func TestPeerLiveBothEnds(t *testing.T) {
 	}
 	if !slices.Contains(findingIDs(m), "reply_lost_in_path") {
 		t.Fatalf("findings %v lack reply_lost_in_path", findingIDs(m))
+	}
+}
+
+// TestPeerRunsAreStopped: a run superseded by another, or still going when
+// the person quits, is cancelled (its process group is killed by Collect).
+func TestPeerRunsAreStopped(t *testing.T) {
+	m, _, _ := newPeerModel(t, 80, 24, answered)
+	var ctxs []context.Context
+	m.opt.Peer = func(ctx context.Context, _ flow.Flow, _ time.Duration) peer.Result {
+		ctxs = append(ctxs, ctx)
+		return peer.Result{}
+	}
+	first, second := m.runPeer(0), m.runPeer(0)
+	first()
+	if ctxs[0].Err() == nil {
+		t.Error("a superseded run must be cancelled")
+	}
+	second()
+	if ctxs[1].Err() != nil {
+		t.Error("the current run must not be cancelled")
+	}
+	third := m.runPeer(0)
+	m.quit()
+	third()
+	if ctxs[2].Err() == nil {
+		t.Error("quitting must cancel the run in progress")
 	}
 }

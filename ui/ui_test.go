@@ -522,3 +522,53 @@ func TestLiveViewJoinsFindings(t *testing.T) {
 		t.Fatalf("the live packets must join reply_wrong_egress's evidence, got:\n%s", joined)
 	}
 }
+
+// TestFixConfirmFollowsTheFinding: findings are re-analyzed while the
+// confirmation is open (live packets, the peer); y applies the finding the
+// confirmation was opened for, looked up by id, and refuses when its fix
+// changed meanwhile.
+func TestFixConfirmFollowsTheFinding(t *testing.T) {
+	for _, changed := range []bool{false, true} {
+		m, _, _ := newTestModel(t, "two-nics-strict-host", 120, 40)
+		now := fixedNow()
+		m.opt.Now = func() time.Time { return now }
+		var applied []string
+		m.opt.ApplyFix = func(_ context.Context, _ flow.Flow, id string, _ []string) (*FixOutcome, error) {
+			applied = append(applied, id)
+			return &FixOutcome{Changes: 1, Deadline: now.Add(time.Minute)}, nil
+		}
+		m.opt.DecideFix = func(context.Context, bool) error { return nil }
+		press(t, m, "a", "tab")
+		for i, f := range m.findings {
+			if f.ID == "arp_flux" {
+				m.fsel = i
+			}
+		}
+		press(t, m, "enter", "f")
+		now = now.Add(time.Second)
+		press(t, m, "enter")
+		if !m.fix.confirming || m.fix.confirmID != "arp_flux" {
+			t.Fatalf("confirming %v for %q", m.fix.confirming, m.fix.confirmID)
+		}
+		// New evidence: a finding sorts in front, the cursor now points
+		// at another one.
+		m.findings = append([]playbook.Finding{{ID: "mtu_blackhole", Severity: playbook.Critical, Step: "third", Fix: &playbook.Fix{Summary: "x"}}}, m.findings...)
+		if changed {
+			for i := range m.findings {
+				if m.findings[i].ID == "arp_flux" {
+					fx := *m.findings[i].Fix
+					fx.Steps = fx.Steps[:1]
+					m.findings[i].Fix = &fx
+				}
+			}
+		}
+		now = now.Add(time.Second)
+		press(t, m, "y")
+		switch {
+		case changed && (len(applied) != 0 || !strings.Contains(m.flash, "arp_flux changed while you read it")):
+			t.Errorf("a fix that changed under the confirmation: applied %v, flash %q", applied, m.flash)
+		case !changed && (len(applied) != 1 || applied[0] != "arp_flux"):
+			t.Errorf("y must apply the confirmed finding arp_flux, applied %v", applied)
+		}
+	}
+}

@@ -192,11 +192,18 @@ func (m *Model) stepBadge(i int) string {
 	case stepClean:
 		return m.st.OK.Render("✓ clean   ")
 	case stepFinding:
-		n := 0
+		n, p := 0, 0 // this host's (and both ends'), the peer's own
 		for _, f := range m.findings {
-			if f.Step == playbook.Steps[i].ID {
+			switch {
+			case f.Step != playbook.Steps[i].ID:
+			case f.Side == playbook.SidePeer:
+				p++
+			default:
 				n++
 			}
+		}
+		if n == 0 {
+			return m.st.Crit.Render(fmt.Sprintf("✗ %d peer  ", p))
 		}
 		return m.st.Crit.Render(fmt.Sprintf("✗ %d found ", n))
 	}
@@ -352,11 +359,11 @@ func (m *Model) findingLines(f playbook.Finding, width int) []string {
 	}
 	out := []string{m.sevBadge(f.Severity) + " " + m.st.Bold.Render(f.ID) + m.dim(where)}
 	out = append(out, wrap(c(f.Title), width)...)
-	prefix := m.opt.Prefix
-	if f.Side == playbook.SidePeer {
-		prefix = nil // run on the peer, as shown
+	render := playbook.Prefixed(m.opt.Prefix)
+	if f.Side == playbook.SidePeer && m.peer.pa != nil {
+		render = m.peer.pa.Peer.Render() // behind the --peer words: they run there
 	}
-	fix := m.fixLines(f.Fix, prefix, width)
+	fix := m.fixLines(f.Fix, render, width)
 	if m.showFix {
 		if pane := m.fixPaneLines(f, width); len(pane) > 0 {
 			out = append(out, "")
@@ -384,13 +391,13 @@ func (m *Model) findingLines(f playbook.Finding, width int) []string {
 	return out
 }
 
-func (m *Model) fixLines(fx *playbook.Fix, prefix []string, width int) []string {
+func (m *Model) fixLines(fx *playbook.Fix, render playbook.Render, width int) []string {
 	c := playbook.Clean
 	if fx == nil {
 		return []string{m.dim("No fix: this is information to act on elsewhere.")}
 	}
 	out := hang(m.st.Title, "Fix: ", c(fx.Summary), width)
-	for i, cmd := range fx.CommandsIn(prefix) {
+	for i, cmd := range fx.CommandsVia(render) {
 		out = append(out, m.command(c(cmd), width)...)
 		if u := fx.Steps[i].Unknown; u != "" {
 			out = append(out, m.st.Warn.Render("    unknown: "+c(u)))
@@ -411,7 +418,7 @@ func (m *Model) fixLines(fx *playbook.Fix, prefix []string, width int) []string 
 	for _, alt := range fx.Alternatives {
 		out = append(out, "")
 		out = append(out, hang(m.st.Bold, "Alternative: ", c(alt.Summary), width)...)
-		for _, cmd := range alt.CommandsIn(prefix) {
+		for _, cmd := range alt.CommandsVia(render) {
 			out = append(out, m.command(c(cmd), width)...)
 		}
 		if alt.Caveat != "" {

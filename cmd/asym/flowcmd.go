@@ -83,6 +83,9 @@ func (fc *flowCommand) gather(ctx context.Context, stderr io.Writer) (*probes.Co
 		} else {
 			ran[probes.ProbeIDLive] = c.WatchLive(ctx, fc.watch)
 		}
+		// Again after the window: the traffic resolved next hops the first
+		// look found empty, and frames are matched against their MACs.
+		ran[probes.ProbeIDNeighbours] = c.Run(ctx, probes.ProbeIDNeighbours)
 	case fc.withPeer:
 		res = <-peerCh
 	}

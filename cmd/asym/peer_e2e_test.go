@@ -186,8 +186,8 @@ func TestPeerBroken(t *testing.T) {
 		id, says                   string
 	}{
 		{"no such namespace", "ip netns exec asym-no-such-peer", bin, "20s", "peer_unreachable", "asym-no-such-peer"},
-		{"no asym there", "ip netns exec " + server, "/nonexistent/asym", "20s", "peer_no_asym", "asym"},
-		{"never answers", "sh -c 'sleep 30' peer-sleeps", bin, "1s", "peer_timeout", ""},
+		{"no asym there", "ip netns exec " + server, "/nonexistent/asym", "20s", "peer_no_asym", `cannot run "/nonexistent/asym"`},
+		{"never answers", "sh -c 'sleep 30' peer-sleeps", bin, "1s", "peer_timeout", "did not answer within 1s"},
 		{"not asym output", "sh -c 'echo hello' peer-talks", bin, "20s", "peer_failed", "hello"},
 	}
 	for _, c := range cases {

@@ -176,8 +176,8 @@ func TestCheckWatchLab(t *testing.T) {
 		if synack == nil || synack.DstMAC == "" {
 			t.Fatalf("want the SYN-ACK leaving with its frame's destination MAC:\n%s", out)
 		}
-		if !evidenceHas(r, "missing_link_route", "frame to "+synack.DstMAC+" (the route's gateway 198.51.100.1, by the route), not to 198.51.100.50") ||
-			!evidenceHas(r, "missing_link_route", "198.51.100.50's packets come from") {
+		if !evidenceHas(r, "missing_link_route", "frame to "+synack.DstMAC+" (the gateway 198.51.100.1), not to 198.51.100.50") ||
+			!evidenceHas(r, "missing_link_route", "lladdr "+synack.DstMAC) || !evidenceHas(r, "missing_link_route", "← the gateway's MAC") {
 			t.Fatalf("the frame must join missing_link_route's evidence:\n%s", out)
 		}
 	})

@@ -19,6 +19,7 @@ import (
 // Result is one run of the peer. The JSON names follow probes.Report's, for
 // reports that include the peer's run.
 type Result struct {
+	Prefix     []string      `json:"prefix"`               // the words before asym (--peer), for commands shown to run there
 	Command    []string      `json:"command"`              // what ran (Args)
 	Collection *Collection   `json:"collection,omitempty"` // nil on failure
 	Failure    *Failure      `json:"failure,omitempty"`    // nil on success
@@ -59,7 +60,7 @@ const (
 // ends up as a Failure.
 func Collect(ctx context.Context, o Options) Result {
 	start := time.Now()
-	res := Result{Command: Args(o)}
+	res := Result{Prefix: o.Prefix, Command: Args(o)}
 	timeout := o.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout + o.Watch
@@ -69,7 +70,12 @@ func Collect(ctx context.Context, o Options) Result {
 	r := run(rctx, res.Command)
 	res.Stderr = r.stderr
 	j := judge{o: o, r: r, name: res.Command[0]}
+	// A run that exited by itself with status 0 is judged by its output,
+	// even when the deadline passed while asym was reading it.
+	finished := r.startErr == nil && r.code == 0 && (r.waitErr == nil || errors.Is(r.waitErr, exec.ErrWaitDelay))
 	switch {
+	case finished:
+		res.Collection, res.Failure = j.verdict(rctx)
 	case rctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled):
 		res.Failure = j.fail(KindFailed, "asym stopped the peer command before it finished, because it was cancelled")
 	case rctx.Err() != nil:

@@ -87,3 +87,10 @@ func command(prefix, words []string) []string {
 	}
 	return argv
 }
+
+// Command renders words to run on the peer as one line a person can paste
+// here: the --peer prefix, then the words, quoted for the remote shell when
+// ssh carries them and again for the local one.
+func Command(prefix []string, words ...string) string {
+	return probes.Command(command(prefix, words)...)
+}
