@@ -102,7 +102,10 @@ func Join(here, there *probes.Evidence) []Finding {
 	for i := range out {
 		out[i].Side = SideBoth
 		if ent, ok := Lookup(out[i].ID); ok {
-			out[i].Severity, out[i].Step = ent.Severity, ent.Step
+			out[i].Step = ent.Step
+			if out[i].Severity == "" {
+				out[i].Severity = ent.Severity
+			}
 			if out[i].Why == "" {
 				out[i].Why = ent.Short()
 			}
@@ -217,8 +220,59 @@ func lostInPath(here, there *probes.Evidence) []Finding {
 		if f, ok := requestLost(pair[0], pair[1]); ok {
 			out = append(out, f)
 		}
+		if f, ok := largeLost(pair[0], pair[1]); ok {
+			out = append(out, f)
+		}
 	}
 	return out
+}
+
+// largeLost: one end sent packets of the flow larger than any that reached
+// the other end, again and again, while smaller ones of the same direction
+// did arrive: an MTU black hole between them, seen from both ends.
+func largeLost(from, to sideTraffic) (Finding, bool) {
+	for _, dir := range []struct {
+		name    string
+		out, in []probes.CapturedPacket
+	}{{"reply", from.repOut, to.repIn}, {"request", from.reqOut, to.reqIn}} {
+		if len(dir.in) == 0 {
+			continue // nothing arrived at all: that is a lost path, not an MTU
+		}
+		arrived := 0
+		for _, p := range dir.in {
+			arrived = max(arrived, p.Len)
+		}
+		var big []probes.CapturedPacket
+		for _, p := range dir.out {
+			if p.Len > arrived && p.Len > 576 { // 576: every IPv4 path carries it
+				big = append(big, p)
+			}
+		}
+		if len(big) < 2 {
+			continue
+		}
+		ev := []Line{
+			{Probe: probes.ProbeIDLive, Side: from.side, Text: big[0].Text + "   ← left"},
+			{Probe: probes.ProbeIDLive, Side: from.side, Text: fmt.Sprintf("%d packet(s) of the %s larger than %d bytes left in the window both ends watched", len(big), dir.name, arrived)},
+			{Probe: probes.ProbeIDLive, Side: to.side, Text: fmt.Sprintf("%d packet(s) of the %s arrived, none larger than %d bytes", len(dir.in), dir.name, arrived)},
+		}
+		return Finding{
+			ID:       "mtu_blackhole",
+			Severity: Critical,
+			Title:    fmt.Sprintf("%s packets of %d bytes left %s and never reached %s, while packets up to %d bytes did: an MTU black hole between them", capitalize(dir.name), big[0].Len, endName(from), endName(to), arrived),
+			Evidence: ev,
+			Fix: &Fix{Summary: "Find the hop with the smaller MTU that drops big packets silently",
+				Advice: fmt.Sprintf("Somewhere between the two ends a link carries less than %d bytes and its router's ICMP fragmentation-needed does not come back: allow ICMP type 3 code 4 (ICMPv6 packet too big) on the way, or clamp the TCP MSS on the router before the smaller link.", big[0].Len)},
+		}, true
+	}
+	return Finding{}, false
+}
+
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 // replyLost: from sent (or forwarded) the reply, to is the client or a box

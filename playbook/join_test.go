@@ -2,6 +2,7 @@ package playbook
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -122,6 +123,23 @@ func TestJoinCases(t *testing.T) {
 		e.Host = &h
 		return e
 	}
+	// withReplies gives an end reply packets of these sizes: out of the
+	// server, into the client, in the middle of the window.
+	withReplies := func(e probes.Evidence, sizes ...int) probes.Evidence {
+		l := *e.Live
+		l.Packets = slices.Clone(l.Packets)
+		dir := "in"
+		if e.Host.Role == probes.RoleServer {
+			dir = "out"
+			l.Packets = slices.DeleteFunc(l.Packets, func(p probes.CapturedPacket) bool { return p.Reply })
+		}
+		for i, n := range sizes {
+			l.Packets = append(l.Packets, probes.CapturedPacket{Time: l.Start.Add(time.Second + time.Duration(i)*time.Millisecond), Iface: "eth0", Dir: dir,
+				Reply: true, Flags: ".", Src: e.Flow.Dst, Dst: e.Flow.Src, Proto: 6, Len: n, Text: fmt.Sprintf("eth0 %s %d", dir, n)})
+		}
+		e.Live = &l
+		return e
+	}
 	replyArrives := func(e probes.Evidence) probes.Evidence {
 		l := *e.Live
 		p := probes.CapturedPacket{Time: l.Start.Add(2 * time.Second), Iface: "eth0", Dir: "in", Reply: true, Flags: "S.", Src: e.Flow.Dst, Dst: e.Flow.Src, Proto: 6}
@@ -147,6 +165,9 @@ func TestJoinCases(t *testing.T) {
 		{"the peer's capture did not run", here, uncaptured(there), nil},
 		{"packets were dropped here", dropped(here), there, nil},
 		{"a router forwarded the request, the reply went elsewhere", asRole(here, probes.RoleMiddle), there, []string{"reply_returns_elsewhere"}},
+		{"big replies left, only small ones arrived", withReplies(here, 60, 60), withReplies(there, 1500, 1500, 1500), []string{"mtu_blackhole"}},
+		{"one big reply is not a pattern", withReplies(here, 60), withReplies(there, 1500), nil},
+		{"big replies arrived too", withReplies(here, 60, 1500), withReplies(there, 1500, 1500), nil},
 		{"two routers are not a conflict", asRole(noLive(here), probes.RoleMiddle), asRole(noLive(there), probes.RoleMiddle), nil},
 	}
 	for _, c := range cases {

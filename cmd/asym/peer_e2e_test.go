@@ -256,3 +256,40 @@ func TestCollect(t *testing.T) {
 		t.Error("collect output must carry no colour or control sequences")
 	}
 }
+
+// TestPeerMTU: on the MTU black hole, both ends watched together show the
+// full-sized segments leaving the server and never reaching the client while
+// smaller packets do.
+func TestPeerMTU(t *testing.T) {
+	probetest.RequireRoot(t)
+	bin := asymBinary(t)
+	env := upScenario(t, "mtu-blackhole")
+	client, server := env.Ends()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		time.Sleep(700 * time.Millisecond)
+		env.Try(ctx, 3*time.Second)
+	}()
+	var out, errb bytes.Buffer
+	args := append([]string{"check", "--netns", client, "--watch", "4s", "--json", "--peer", "ip netns exec " + server, "--peer-asym", bin}, strings.Fields(env.Checks[0].Flow)...)
+	if code := run(args, &out, &errb); code != 1 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var r peerReport
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatal(err)
+	}
+	var f *playbook.Finding
+	for i := range r.Findings {
+		if r.Findings[i].ID == "mtu_blackhole" && r.Findings[i].Side == playbook.SideBoth {
+			f = &r.Findings[i]
+		}
+	}
+	if f == nil || !strings.Contains(f.Title, "left the server (peer) and never reached the client (here)") {
+		t.Fatalf("want mtu_blackhole across both ends, got %v\n%q", ids(r.Findings), r.Across)
+	}
+	if !slices.Contains(ids(r.Peer.Findings), "mtu_blackhole") {
+		t.Errorf("the server's own packets prove it too: %v", ids(r.Peer.Findings))
+	}
+}
