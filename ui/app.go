@@ -486,7 +486,7 @@ func (m *Model) analyze() {
 	// The cursor stays on the finding it was on: new evidence (packets,
 	// the peer) reorders the list under it.
 	var selID, selSide string
-	if m.fsel < len(m.findings) {
+	if m.fsel < len(m.findings) && (m.focus == paneFindings || m.showFind || m.showFix) {
 		selID, selSide = m.findings[m.fsel].ID, m.findings[m.fsel].Side
 	}
 	ev := m.prober.Evidence()
@@ -495,6 +495,9 @@ func (m *Model) analyze() {
 	}
 	m.findings = playbook.Analyze(&ev, last)
 	m.joinPeer(&ev)
+	if selID == "" {
+		m.fsel = 0 // not looking at findings: the cursor waits on the first
+	}
 	for i, f := range m.findings {
 		if f.ID == selID && f.Side == selSide {
 			m.fsel = i

@@ -6,7 +6,6 @@ package ui
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -81,12 +80,21 @@ func (m *Model) joinPeer(ev *probes.Evidence) {
 	pa := playbook.AnalyzePeer(ev, *m.peer.res)
 	m.peer.pa = &pa
 	playbook.MarkHere(m.findings)
-	// Grouped by end (here, across both, the peer's), each group sorted.
-	both := append([]playbook.Finding{}, pa.Findings...)
+	// Grouped by end, each group sorted: across both ends first (what
+	// neither end shows alone is the conclusion), then here, then the
+	// peer's own and its failures.
+	var both, peers []playbook.Finding
+	for _, f := range pa.Findings {
+		if f.Side == playbook.SideBoth {
+			both = append(both, f)
+		} else {
+			peers = append(peers, f)
+		}
+	}
+	peers = append(peers, pa.Peer.Findings...)
 	playbook.Sort(both)
-	slices.SortStableFunc(both, func(a, b playbook.Finding) int { return strings.Compare(a.Side, b.Side) }) // "both" before "peer"
-	m.findings = append(m.findings, both...)
-	m.findings = append(m.findings, pa.Peer.Findings...)
+	playbook.Sort(peers)
+	m.findings = append(append(both, m.findings...), peers...)
 }
 
 // peerHeader is the header's line about the peer.

@@ -147,11 +147,15 @@ func (m *Model) leftLines(width, h int) []string {
 			out = append(out, m.dim("  run a step: enter"))
 		}
 	}
-	// With a peer, findings come in groups (here, across both ends, on the
+	// With a peer, findings come in groups (across both ends, here, on the
 	// peer), each under a heading.
+	grouped := m.opt.Peer != nil
+	heading := func(i int) bool {
+		return grouped && (i == 0 || m.findings[i-1].Side != m.findings[i].Side)
+	}
 	groups := 0
-	for i, f := range m.findings {
-		if f.Side != "" && (i == 0 || m.findings[i-1].Side != f.Side) {
+	for i := range m.findings {
+		if heading(i) {
 			groups++
 		}
 	}
@@ -162,8 +166,12 @@ func (m *Model) leftLines(width, h int) []string {
 	}
 	for i := from; i < len(m.findings) && len(out) < h; i++ {
 		f := m.findings[i]
-		if f.Side != "" && (i == from || m.findings[i-1].Side != f.Side) {
-			out = append(out, m.dim("  "+f.Where()+":"))
+		if heading(i) || (grouped && i == from) {
+			w := f.Where()
+			if w == "" {
+				w = "here"
+			}
+			out = append(out, m.dim("  "+w+":"))
 		}
 		cursor := "  "
 		if i == m.fsel && (m.focus == paneFindings || m.showFind) {
