@@ -14,16 +14,7 @@ import (
 // than the peer's prove missing_link_route's detour; frames to the peer's
 // own MAC, or to a peer behind a gateway, prove nothing.
 func TestLiveOnLinkDetour(t *testing.T) {
-	b, err := os.ReadFile("testdata/missing-link-route-host.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rec struct {
-		Evidence probes.Evidence `json:"evidence"`
-	}
-	if err := json.Unmarshal(b, &rec); err != nil {
-		t.Fatal(err)
-	}
+	base := loadRecorded(t, "missing-link-route-host")
 	const peerMAC, gwMAC = "02:00:00:00:00:50", "02:00:00:00:00:01"
 	peer := netip.MustParseAddrPort("198.51.100.50:40000")
 	srv := netip.MustParseAddrPort("198.51.100.11:8080")
@@ -53,7 +44,7 @@ func TestLiveOnLinkDetour(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			e := rec.Evidence
+			e := base
 			e.Live = &probes.LiveEvidence{Report: probes.Report{Probe: "live", Status: probes.StatusOK}, Packets: c.packets}
 			nv := *e.Neighbours
 			nv.Entries = c.neigh
@@ -81,7 +72,7 @@ func TestLiveOnLinkDetour(t *testing.T) {
 	// An on-link route (no gateway) hands frames to the peer by definition:
 	// a different source MAC on the peer's frames (it routes back through
 	// the gateway) proves nothing about this host.
-	onLink := rec.Evidence
+	onLink := base
 	rp := *onLink.Reply
 	rp.Decision.Gateway = netip.Addr{}
 	onLink.Reply = &rp
@@ -92,7 +83,7 @@ func TestLiveOnLinkDetour(t *testing.T) {
 	}
 	// A peer behind a gateway (not on the egress interface's subnet) is
 	// rightly reached through it.
-	e := rec.Evidence
+	e := base
 	e.Flow.Src = netip.MustParseAddrPort("203.0.113.10:40000")
 	e.Live = &probes.LiveEvidence{Report: probes.Report{Probe: "live", Status: probes.StatusOK},
 		Packets: []probes.CapturedPacket{in("eth1", peerMAC), out("eth1", gwMAC, netip.MustParseAddrPort("203.0.113.10:40000"))}}
@@ -101,6 +92,8 @@ func TestLiveOnLinkDetour(t *testing.T) {
 	}
 }
 
+// loadRecorded reads the evidence of a lab check recorded on a real kernel
+// (playbook/testdata/NAME.json).
 func loadRecorded(t *testing.T, name string) probes.Evidence {
 	t.Helper()
 	b, err := os.ReadFile("testdata/" + name + ".json")

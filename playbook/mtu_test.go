@@ -1,10 +1,8 @@
 package playbook
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/netip"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -22,20 +20,11 @@ import (
 // at 200, 430 and 830 ms intervals with nothing back, and the client resets.
 func mtuRecorded(t *testing.T) *probes.Evidence {
 	t.Helper()
-	b, err := os.ReadFile("testdata/mtu-blackhole-server-watch.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rec struct {
-		Evidence probes.Evidence `json:"evidence"`
-	}
-	if err := json.Unmarshal(b, &rec); err != nil {
-		t.Fatal(err)
-	}
-	if rec.Evidence.Live == nil || len(rec.Evidence.Live.Packets) != 13 {
+	e := loadRecorded(t, "mtu-blackhole-server-watch")
+	if e.Live == nil || len(e.Live.Packets) != 13 {
 		t.Fatal("the recording lacks its 13 packets")
 	}
-	return &rec.Evidence
+	return &e
 }
 
 var mtuT0 = time.Date(2025, 11, 24, 8, 0, 0, 0, time.UTC)

@@ -73,34 +73,14 @@ func TestLabRunInTmux(t *testing.T) {
 	probetest.RequireRoot(t)
 	fixEnv(t)
 	t.Cleanup(func() { lab.Cleanup(labPrefix) })
-	tmux, err := exec.LookPath("tmux")
-	if err != nil {
-		t.Fatal("tmux is needed: ", err)
-	}
-	sock := "asym-labrun-test"
-	tm := func(args ...string) string {
-		out, _ := exec.Command(tmux, append([]string{"-L", sock}, args...)...).CombinedOutput()
-		return string(out)
-	}
-	t.Cleanup(func() { tm("kill-server") })
 	cmd := "cd " + t.TempDir() + " && ASYM_STATE_DIR=" + os.Getenv("ASYM_STATE_DIR") + " ASYM_EXE=" + asymBinary(t) +
 		" ASYM_WATCHDOG=detached " + asymBinary(t) + " lab run missing-link-route; echo asym-exited-$?; sleep 60"
-	tm("new-session", "-d", "-s", "t", "-x", "120", "-y", "40", cmd)
+	tt := newTmux(t, 120, 40, cmd)
 	waitFor := func(what string, cond func(string) bool) string {
 		t.Helper()
-		deadline := time.Now().Add(25 * time.Second)
-		for {
-			s := tm("capture-pane", "-t", "t", "-p")
-			if cond(s) {
-				return s
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("waiting for %s; the screen shows:\n%s", what, s)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		return tt.waitFor(what, 25*time.Second, cond)
 	}
-	keys := func(k ...string) { tm(append([]string{"send-keys", "-t", "t"}, k...)...) }
+	keys := tt.keys
 	waitFor("failing lab traffic", func(s string) bool {
 		return strings.Contains(s, "lab missing-link-route") && strings.Contains(s, "0 worked, 2 failed")
 	})

@@ -22,10 +22,6 @@ import (
 // screen, and checks the finding is shown and that e wrote notes with it.
 func TestTUIInTmux(t *testing.T) {
 	probetest.RequireRoot(t)
-	tmux, err := exec.LookPath("tmux")
-	if err != nil {
-		t.Fatal("tmux is needed for the real-terminal test (a fresh machine has it): ", err)
-	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "asym")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
@@ -43,53 +39,33 @@ func TestTUIInTmux(t *testing.T) {
 	t.Cleanup(func() { env.Down() })
 	env.Try(ctx, 1500*time.Millisecond) // fail once, for the counters
 
-	sock := "asym-test-" + hex.EncodeToString(b)
-	run := func(args ...string) string {
-		out, err := exec.Command(tmux, append([]string{"-L", sock}, args...)...).CombinedOutput()
-		if err != nil && args[0] != "kill-server" {
-			t.Fatalf("tmux %v: %v\n%s", args, err, out)
-		}
-		return string(out)
-	}
-	t.Cleanup(func() { run("kill-server") })
 	notes := filepath.Join(dir, "notes.md")
 	c := env.Checks[0]
 	cmdline := strings.Join([]string{bin, "--netns", c.Target, "--notes", notes, c.Flow}, " ") + "; echo asym-exited-$?; sleep 60"
-	run("new-session", "-d", "-s", "t", "-x", "100", "-y", "30", "-e", "TERM=xterm-256color", cmdline)
-	screen := func() string { return run("capture-pane", "-t", "t", "-p") }
+	tt := newTmux(t, 100, 30, cmdline)
 	waitFor := func(what string, cond func(string) bool) string {
 		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for {
-			s := screen()
-			if cond(s) {
-				return s
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("waiting for %s; the screen shows:\n%s", what, s)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		return tt.waitFor(what, 15*time.Second, cond)
 	}
 	waitFor("the first screen", func(s string) bool { return strings.Contains(s, "enter next step") })
-	run("send-keys", "-t", "t", "a")
+	tt.keys("a")
 	s := waitFor("the findings", func(s string) bool { return strings.Contains(s, "4 finding(s)") })
 	for _, want := range []string{"CRIT rp_filter_strict_drop", "CRIT reply_wrong_egress", "CRIT missing_source_rule", "WARN arp_flux", "▶ RTNETLINK answers: Invalid argument", "server side"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("the screen lacks %q:\n%s", want, s)
 		}
 	}
-	run("send-keys", "-t", "t", "Tab", "Enter")
+	tt.keys("Tab", "Enter")
 	waitFor("the finding's evidence", func(s string) bool {
 		return strings.Contains(s, "IPReversePathFilter") && strings.Contains(s, "Evidence")
 	})
-	run("send-keys", "-t", "t", "e")
+	tt.keys("e")
 	waitFor("the notes", func(s string) bool { return strings.Contains(s, "notes appended to") })
 	b2, err := os.ReadFile(notes)
 	if err != nil || !strings.Contains(string(b2), "rp_filter_strict_drop") || !strings.Contains(string(b2), "ip rule add from 198.51.100.11") {
 		t.Fatalf("notes: %v\n%s", err, b2)
 	}
-	run("send-keys", "-t", "t", "q")
+	tt.keys("q")
 	s = waitFor("asym to exit", func(s string) bool { return strings.Contains(s, "asym-exited-0") })
 	if strings.Contains(s, "STEPS") {
 		t.Errorf("the terminal was not restored after q:\n%s", s)
@@ -101,38 +77,16 @@ func TestTUIInTmux(t *testing.T) {
 func TestTUIFixInTmux(t *testing.T) {
 	probetest.RequireRoot(t)
 	fixEnv(t)
-	tmux, err := exec.LookPath("tmux")
-	if err != nil {
-		t.Fatal("tmux is needed: ", err)
-	}
 	env := upScenario(t, "two-nics-strict")
 	c := env.Checks[0]
-	b := make([]byte, 3)
-	rand.Read(b)
-	sock := "asym-tuifix-" + hex.EncodeToString(b)
-	tm := func(args ...string) string {
-		out, _ := exec.Command(tmux, append([]string{"-L", sock}, args...)...).CombinedOutput()
-		return string(out)
-	}
-	t.Cleanup(func() { tm("kill-server") })
 	cmd := fmt.Sprintf("ASYM_STATE_DIR=%s ASYM_EXE=%s ASYM_WATCHDOG=detached %s --netns %s --notes %s %s; echo asym-exited-$?; sleep 60",
 		os.Getenv("ASYM_STATE_DIR"), asymBinary(t), asymBinary(t), c.Target, filepath.Join(t.TempDir(), "n.md"), c.Flow)
-	tm("new-session", "-d", "-s", "t", "-x", "120", "-y", "40", cmd)
+	tt := newTmux(t, 120, 40, cmd)
 	waitFor := func(what string, cond func(string) bool) string {
 		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			s := tm("capture-pane", "-t", "t", "-p")
-			if cond(s) {
-				return s
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("waiting for %s; the screen shows:\n%s", what, s)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		return tt.waitFor(what, 20*time.Second, cond)
 	}
-	keys := func(k ...string) { tm(append([]string{"send-keys", "-t", "t"}, k...)...) }
+	keys := tt.keys
 	waitFor("the first screen", func(s string) bool { return strings.Contains(s, "enter next step") })
 	keys("a")
 	waitFor("the findings", func(s string) bool { return strings.Contains(s, "4 finding(s)") })
@@ -164,40 +118,14 @@ func TestTUIFixInTmux(t *testing.T) {
 // while the flow fails, and the terminal is restored on q.
 func TestTUIPeerInTmux(t *testing.T) {
 	probetest.RequireRoot(t)
-	tmux, err := exec.LookPath("tmux")
-	if err != nil {
-		t.Fatal("tmux is needed: ", err)
-	}
 	bin := asymBinary(t)
 	env := upScenario(t, "two-nics-fabric")
 	client, server := env.Ends()
-	b := make([]byte, 3)
-	rand.Read(b)
-	sock := "asym-tuipeer-" + hex.EncodeToString(b)
-	tm := func(args ...string) string {
-		out, _ := exec.Command(tmux, append([]string{"-L", sock}, args...)...).CombinedOutput()
-		return string(out)
-	}
-	t.Cleanup(func() { tm("kill-server") })
 	notes := filepath.Join(t.TempDir(), "n.md")
 	cmd := fmt.Sprintf("%s --netns %s --peer 'ip netns exec %s' --peer-asym %s --notes %s %s; echo asym-exited-$?; sleep 60",
 		bin, client, server, bin, notes, env.Checks[0].Flow)
-	tm("new-session", "-d", "-s", "t", "-x", "160", "-y", "45", cmd)
-	waitFor := func(what string, d time.Duration, cond func(string) bool) string {
-		t.Helper()
-		deadline := time.Now().Add(d)
-		for {
-			s := tm("capture-pane", "-t", "t", "-p")
-			if cond(s) {
-				return s
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("waiting for %s; the screen shows:\n%s", what, s)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	keys := func(k ...string) { tm(append([]string{"send-keys", "-t", "t"}, k...)...) }
+	tt := newTmux(t, 160, 45, cmd)
+	waitFor, keys := tt.waitFor, tt.keys
 	waitFor("the first screen", 15*time.Second, func(s string) bool { return strings.Contains(s, "enter next step") })
 	keys("a")
 	s := waitFor("the peer's findings", 20*time.Second, func(s string) bool {
@@ -226,5 +154,54 @@ func TestTUIPeerInTmux(t *testing.T) {
 	s = waitFor("asym to exit", 10*time.Second, func(s string) bool { return strings.Contains(s, "asym-exited-0") })
 	if strings.Contains(s, "STEPS") {
 		t.Errorf("the terminal was not restored after q:\n%s", s)
+	}
+}
+
+// tmuxTerm is a real terminal for a test: tmux on a socket of its own,
+// one session running cmd (a shell line), killed when the test ends.
+type tmuxTerm struct {
+	t          *testing.T
+	tmux, sock string
+}
+
+func newTmux(t *testing.T, width, height int, cmd string) *tmuxTerm {
+	t.Helper()
+	tmux, err := exec.LookPath("tmux")
+	if err != nil {
+		t.Fatal("tmux is needed for the real-terminal tests (a fresh machine has it): ", err)
+	}
+	b := make([]byte, 4)
+	rand.Read(b)
+	tt := &tmuxTerm{t: t, tmux: tmux, sock: "asym-test-" + hex.EncodeToString(b)}
+	t.Cleanup(func() { tt.run("kill-server") })
+	if out := tt.run("new-session", "-d", "-s", "t", "-x", fmt.Sprint(width), "-y", fmt.Sprint(height), "-e", "TERM=xterm-256color", cmd); out != "" {
+		t.Fatalf("tmux new-session: %s", out)
+	}
+	return tt
+}
+
+func (tt *tmuxTerm) run(args ...string) string {
+	out, _ := exec.Command(tt.tmux, append([]string{"-L", tt.sock}, args...)...).CombinedOutput()
+	return string(out)
+}
+
+func (tt *tmuxTerm) screen() string { return tt.run("capture-pane", "-t", "t", "-p") }
+
+func (tt *tmuxTerm) keys(k ...string) { tt.run(append([]string{"send-keys", "-t", "t"}, k...)...) }
+
+// waitFor polls the screen until cond holds, or fails the test after d
+// with what the screen shows.
+func (tt *tmuxTerm) waitFor(what string, d time.Duration, cond func(string) bool) string {
+	tt.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		s := tt.screen()
+		if cond(s) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			tt.t.Fatalf("waiting for %s; the screen shows:\n%s", what, s)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
