@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"asym/flow"
 	"asym/probes"
-	"asym/probes/flow"
 
 	"golang.org/x/sys/unix"
 )

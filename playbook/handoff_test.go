@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"asym/flow"
 	"asym/probes"
-	"asym/probes/flow"
 )
 
 func TestHandOffTracers(t *testing.T) {

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"asym/flow"
 	"asym/probes"
-	"asym/probes/flow"
 )
 
 // Analyzers over live evidence: packets of the flow with the interface and

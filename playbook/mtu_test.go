@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"asym/flow"
 	"asym/probes"
-	"asym/probes/flow"
 )
 
 // mtuRecorded is the server of the lab scenario mtu-blackhole watched on a

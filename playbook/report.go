@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"asym/flow"
 	"asym/probes"
-	"asym/probes/flow"
 )
 
 // SchemaVersion is the version of the JSON report; bump it when a field

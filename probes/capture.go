@@ -19,7 +19,7 @@ import (
 	"time"
 	"unsafe"
 
-	"asym/probes/flow"
+	"asym/flow"
 
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"

@@ -20,8 +20,8 @@ import (
 	"time"
 	"unsafe"
 
-	"asym/playbook/lab"
-	"asym/probes/flow"
+	"asym/flow"
+	"asym/lab"
 	"asym/probes/probetest"
 
 	"github.com/vishvananda/netlink"

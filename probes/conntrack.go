@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"asym/probes/flow"
+	"asym/flow"
 
 	"github.com/mdlayher/netlink"
 	"github.com/ti-mo/conntrack"

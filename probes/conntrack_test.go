@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"asym/probes/flow"
+	"asym/flow"
 	"asym/probes/probetest"
 
 	"github.com/google/nftables"

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"asym/probes/flow"
+	"asym/flow"
 
 	"golang.org/x/sys/unix"
 )

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"asym/playbook/lab"
-	"asym/probes/flow"
+	"asym/flow"
+	"asym/lab"
 	"asym/probes/probetest"
 )
 

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"asym/probes/flow"
+	"asym/flow"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"

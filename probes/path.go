@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"strings"
 
-	"asym/probes/flow"
+	"asym/flow"
 )
 
 // RPFilter is the reverse-path filter setting for the interface a packet

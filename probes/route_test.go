@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"asym/probes/flow"
+	"asym/flow"
 	"asym/probes/probetest"
 
 	"github.com/vishvananda/netlink"

@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"asym/flow"
 	"asym/playbook"
 	"asym/probes"
-	"asym/probes/flow"
 	"asym/probes/probetest"
 
 	mdnetlink "github.com/mdlayher/netlink"

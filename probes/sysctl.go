@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"asym/probes/flow"
+	"asym/flow"
 )
 
 // SysctlView holds the sysctls that decide what happens to a flow's packets,

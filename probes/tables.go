@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"asym/probes/flow"
+	"asym/flow"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"

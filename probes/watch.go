@@ -15,7 +15,7 @@ import (
 	"time"
 	"unsafe"
 
-	"asym/probes/flow"
+	"asym/flow"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"

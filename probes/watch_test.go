@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"asym/probes/flow"
+	"asym/flow"
 	"asym/probes/probetest"
 
 	"github.com/google/nftables"

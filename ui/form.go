@@ -7,7 +7,7 @@ import (
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
 
-	"asym/probes/flow"
+	"asym/flow"
 )
 
 // formModel asks for the flow: protocol, source, destination, validated as

@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"asym/probes/flow"
+	"asym/flow"
 )
 
 const historyMax = 20

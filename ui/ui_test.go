@@ -16,9 +16,9 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/exp/golden"
 
+	"asym/flow"
 	"asym/playbook"
 	"asym/probes"
-	"asym/probes/flow"
 )
 
 // replay is a Prober that hands out evidence recorded from a lab scenario

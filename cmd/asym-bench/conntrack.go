@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"asym/flow"
 	"asym/probes"
-	"asym/probes/flow"
 
 	mdnetlink "github.com/mdlayher/netlink"
 	"github.com/ti-mo/conntrack"

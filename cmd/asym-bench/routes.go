@@ -13,9 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"asym/flow"
 	"asym/playbook"
 	"asym/probes"
-	"asym/probes/flow"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"

@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"asym/playbook/lab"
+	"asym/lab"
 
 	"golang.org/x/sys/unix"
 )

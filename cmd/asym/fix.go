@@ -11,10 +11,10 @@ import (
 	"syscall"
 	"time"
 
+	"asym/fix/apply"
+	"asym/flow"
 	"asym/playbook"
 	"asym/probes"
-	"asym/probes/apply"
-	"asym/probes/flow"
 )
 
 // cmdFix is `asym fix`: show the plan (dry run), apply it with an armed

@@ -18,8 +18,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
-	"asym/playbook/lab"
-	"asym/probes/apply"
+	"asym/fix/apply"
+	"asym/lab"
 	"asym/probes/probetest"
 )
 

@@ -7,9 +7,9 @@ import (
 	"io"
 	"time"
 
+	"asym/flow"
 	"asym/playbook"
 	"asym/probes"
-	"asym/probes/flow"
 	"asym/probes/peer"
 )
 

@@ -15,9 +15,9 @@ import (
 	"syscall"
 	"time"
 
-	"asym/playbook/lab"
+	"asym/fix/apply"
+	"asym/lab"
 	"asym/probes"
-	"asym/probes/apply"
 )
 
 // labPrefix names every namespace `asym lab` makes: one lab at a time, and

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"asym/playbook/lab"
+	"asym/lab"
 	"asym/probes/probetest"
 )
 

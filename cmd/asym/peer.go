@@ -12,9 +12,9 @@ import (
 	"syscall"
 	"time"
 
+	"asym/flow"
 	"asym/playbook"
 	"asym/probes"
-	"asym/probes/flow"
 	"asym/probes/peer"
 )
 

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"asym/fix/persist"
 	"asym/playbook"
-	"asym/playbook/persist"
 	"asym/probes"
 )
 

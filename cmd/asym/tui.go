@@ -11,10 +11,10 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"golang.org/x/sys/unix"
 
+	"asym/fix/apply"
+	"asym/flow"
 	"asym/playbook"
 	"asym/probes"
-	"asym/probes/apply"
-	"asym/probes/flow"
 	"asym/probes/peer"
 	"asym/ui"
 )

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"asym/playbook/lab"
-	"asym/probes/apply"
+	"asym/fix/apply"
+	"asym/lab"
 	"asym/probes/probetest"
 )
 

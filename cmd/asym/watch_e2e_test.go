@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"asym/flow"
+	"asym/lab"
 	"asym/playbook"
-	"asym/playbook/lab"
 	"asym/probes"
-	"asym/probes/flow"
 	"asym/probes/probetest"
 )
 

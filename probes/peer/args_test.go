@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"asym/probes/flow"
+	"asym/flow"
 )
 
 func TestArgs(t *testing.T) {

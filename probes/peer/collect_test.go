@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"asym/probes/flow"
+	"asym/flow"
 	"asym/probes/probetest"
 )
 

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"asym/flow"
 	"asym/probes"
-	"asym/probes/flow"
 )
 
 // The test binary is its own fake peer: run as `env ASYM_FAKE_PEER=MODE

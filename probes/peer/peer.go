@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"asym/flow"
 	"asym/probes"
-	"asym/probes/flow"
 )
 
 // Format is the version of the collect wire format; a peer with another
