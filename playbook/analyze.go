@@ -1,12 +1,12 @@
 package playbook
 
 import (
+	"asym/evidence"
+	"asym/fix"
 	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
-
-	"asym/probes"
 )
 
 // ---- helpers over evidence ----
@@ -21,7 +21,7 @@ func ok[P interface {
 	return p != none && p.OK()
 }
 
-func role(e *probes.Evidence) probes.Role {
+func role(e *evidence.Evidence) evidence.Role {
 	if e.Host == nil {
 		return ""
 	}
@@ -30,17 +30,17 @@ func role(e *probes.Evidence) probes.Role {
 
 // sender is the direction this host originates (client: the request,
 // server: the reply); nil in the middle.
-func sender(e *probes.Evidence) *probes.PathView {
+func sender(e *evidence.Evidence) *evidence.PathView {
 	switch role(e) {
-	case probes.RoleClient:
+	case evidence.RoleClient:
 		return okPath(e.Request)
-	case probes.RoleServer:
+	case evidence.RoleServer:
 		return okPath(e.Reply)
 	}
 	return nil
 }
 
-func okPath(p *probes.PathView) *probes.PathView {
+func okPath(p *evidence.PathView) *evidence.PathView {
 	if p == nil || !p.OK() {
 		return nil
 	}
@@ -48,18 +48,18 @@ func okPath(p *probes.PathView) *probes.PathView {
 }
 
 // farAddr is the far end of the flow as seen from this host.
-func farAddr(e *probes.Evidence) netip.Addr {
-	if role(e) == probes.RoleServer {
+func farAddr(e *evidence.Evidence) netip.Addr {
+	if role(e) == evidence.RoleServer {
 		return e.Flow.Src.Addr()
 	}
 	return e.Flow.Dst.Addr()
 }
 
-func cmdLine(p *probes.PathView) Line { return Line{Probe: p.Probe, Text: "$ " + p.Command} }
+func cmdLine(p *evidence.PathView) Line { return Line{Probe: p.Probe, Text: "$ " + p.Command} }
 
 // multiHomed: two or more interfaces (not loopback or dummy) hold addresses
 // of the flow's family.
-func multiHomed(h *probes.HostView) bool {
+func multiHomed(h *evidence.HostView) bool {
 	n := 0
 	for _, i := range h.Ifaces {
 		if i.Name == "lo" || i.Kind == "dummy" {
@@ -76,7 +76,7 @@ func multiHomed(h *probes.HostView) bool {
 }
 
 // subnetOf returns the connected prefix holding addr on its interface.
-func subnetOf(ifc *probes.Iface, addr netip.Addr) netip.Prefix {
+func subnetOf(ifc *evidence.Iface, addr netip.Addr) netip.Prefix {
 	if ifc == nil {
 		return netip.Prefix{}
 	}
@@ -88,7 +88,7 @@ func subnetOf(ifc *probes.Iface, addr netip.Addr) netip.Prefix {
 	return netip.Prefix{}
 }
 
-func mtuOf(e *probes.Evidence, name string) int {
+func mtuOf(e *evidence.Evidence, name string) int {
 	if e.Host != nil {
 		if i := e.Host.Iface(name); i != nil && i.MTU > 0 {
 			return i.MTU
@@ -104,7 +104,7 @@ func mtuOf(e *probes.Evidence, name string) int {
 	return 0
 }
 
-func counter(e *probes.Evidence, key string) (uint64, bool) {
+func counter(e *evidence.Evidence, key string) (uint64, bool) {
 	if e.Counters == nil || e.Counters.Values == nil {
 		return 0, false
 	}
@@ -114,9 +114,9 @@ func counter(e *probes.Evidence, key string) (uint64, bool) {
 
 // ---- First ----
 
-func rpFilterStrictDrop(e *probes.Evidence) []Finding {
+func rpFilterStrictDrop(e *evidence.Evidence) []Finding {
 	var out []Finding
-	for _, p := range []*probes.PathView{okPath(e.Request), okPath(e.Reply)} {
+	for _, p := range []*evidence.PathView{okPath(e.Request), okPath(e.Reply)} {
 		if p == nil || !p.Input() || !p.Decision.RPFReject() || p.RPFilter == nil || p.RPFilter.Effective != 1 {
 			continue
 		}
@@ -137,9 +137,9 @@ func rpFilterStrictDrop(e *probes.Evidence) []Finding {
 			Evidence: ev,
 		}
 		f.Fix = sourceRoutingFix(e, "")
-		loose := Fix{
+		loose := fix.Fix{
 			Summary: fmt.Sprintf("Loose reverse-path filter on %s (rp_filter=2): the drop stops, the asymmetry stays", p.Ingress),
-			Steps:   []FixStep{{Kind: "sysctl.set", Sysctl: "net.ipv4.conf." + p.Ingress + ".rp_filter", Value: "2"}},
+			Steps:   fix.Steps{&fix.SysctlSet{Sysctl: "net.ipv4.conf." + p.Ingress + ".rp_filter", Value: "2"}},
 			Caveat:  "The reply still leaves by " + back + "; a fabric, ISP or firewall that checks source addresses will drop it there. Prefer policy routing.",
 		}
 		if f.Fix == nil {
@@ -153,14 +153,14 @@ func rpFilterStrictDrop(e *probes.Evidence) []Finding {
 	return out
 }
 
-func replyWrongEgress(e *probes.Evidence) []Finding {
+func replyWrongEgress(e *evidence.Evidence) []Finding {
 	req, rep := okPath(e.Request), okPath(e.Reply)
 	if req == nil || rep == nil || req.Ingress == "" || rep.Egress == "" || req.Ingress == rep.Egress {
 		return nil
 	}
 	switch role(e) {
-	case probes.RoleServer:
-	case probes.RoleMiddle:
+	case evidence.RoleServer:
+	case evidence.RoleMiddle:
 		// When asym inferred the ingress from this host's own route back and
 		// that route is multipath, the mismatch is the ECMP hash, which
 		// ecmp_multipath reports with the right advice.
@@ -183,18 +183,18 @@ func replyWrongEgress(e *probes.Evidence) []Finding {
 			{Probe: rep.Probe, Text: rep.Decision.Text + "   ← leaves by " + rep.Egress},
 		},
 	}
-	if role(e) == probes.RoleServer {
+	if role(e) == evidence.RoleServer {
 		f.Fix = sourceRoutingFix(e, "")
 	} else {
-		f.Fix = &Fix{Summary: "Make this router send the reply back the way the request came",
+		f.Fix = &fix.Fix{Summary: "Make this router send the reply back the way the request came",
 			Advice: fmt.Sprintf("This host forwards the request from %s and the reply towards %s; give the reply a route by %s (a policy rule for %s, or a more specific route), or make the upstream routing symmetric.", req.Ingress, rep.Egress, req.Ingress, e.Flow.Dst.Addr()),
 			Prove:  []string{proveCapture(e) + "   # here: the request in on " + req.Ingress + ", the reply out on " + rep.Egress}}
 	}
 	return []Finding{f}
 }
 
-func wrongSourceAddress(e *probes.Evidence) []Finding {
-	if role(e) != probes.RoleClient {
+func wrongSourceAddress(e *evidence.Evidence) []Finding {
+	if role(e) != evidence.RoleClient {
 		return nil
 	}
 	req := okPath(e.Request)
@@ -225,19 +225,19 @@ func wrongSourceAddress(e *probes.Evidence) []Finding {
 
 // ---- Second ----
 
-func hookRelevant(r probes.Role, hook string) bool {
+func hookRelevant(r evidence.Role, hook string) bool {
 	switch hook {
 	case "", "prerouting", "ingress":
 		return true
 	case "forward":
-		return r == probes.RoleMiddle
+		return r == evidence.RoleMiddle
 	case "input":
-		return r != probes.RoleMiddle
+		return r != evidence.RoleMiddle
 	}
 	return false
 }
 
-func ctInvalidDrop(e *probes.Evidence) []Finding {
+func ctInvalidDrop(e *evidence.Evidence) []Finding {
 	if !ok(e.Firewall) || !ok(e.Conntrack) || !e.Conntrack.Looked {
 		return nil
 	}
@@ -269,7 +269,7 @@ func ctInvalidDrop(e *probes.Evidence) []Finding {
 		ID:       "ct_invalid_drop",
 		Title:    "A ct state invalid rule drops packets of a flow this host never saw begin",
 		Evidence: ev,
-		Fix: &Fix{Summary: "Make both directions of the flow cross the same stateful device",
+		Fix: &fix.Fix{Summary: "Make both directions of the flow cross the same stateful device",
 			Advice: "The request reached another device (or took another path) than the reply. Pin the route for the prefix so both " +
 				"directions cross this firewall, take the prefix out of ECMP, or give the firewall pair shared state (conntrackd). " +
 				"Accepting INVALID would hide the problem and weaken the firewall.",
@@ -278,11 +278,11 @@ func ctInvalidDrop(e *probes.Evidence) []Finding {
 	}}
 }
 
-func nftFibRPFilterDrop(e *probes.Evidence) []Finding {
+func nftFibRPFilterDrop(e *evidence.Evidence) []Finding {
 	if !ok(e.Firewall) {
 		return nil
 	}
-	var rules []probes.FirewallRule
+	var rules []evidence.FirewallRule
 	for _, r := range e.Firewall.Rules {
 		if r.Kind == "fib_rpfilter" && r.Drops() {
 			rules = append(rules, r)
@@ -291,7 +291,7 @@ func nftFibRPFilterDrop(e *probes.Evidence) []Finding {
 	if len(rules) == 0 {
 		return nil
 	}
-	for _, p := range []*probes.PathView{okPath(e.Request), okPath(e.Reply)} {
+	for _, p := range []*evidence.PathView{okPath(e.Request), okPath(e.Reply)} {
 		if p == nil || !p.Input() || p.ReversePath == nil || p.ReversePath.Dev == "" || p.ReversePath.Dev == p.Ingress {
 			continue
 		}
@@ -306,14 +306,14 @@ func nftFibRPFilterDrop(e *probes.Evidence) []Finding {
 			Evidence: ev,
 		}
 		if f.Fix = sourceRoutingFix(e, ""); f.Fix == nil {
-			f.Fix = &Fix{Summary: "Make the way back symmetric, or loosen the rule", Advice: "Route replies back by " + p.Ingress + ", or change the rule to loose mode (fib saddr oif missing drop) for this interface."}
+			f.Fix = &fix.Fix{Summary: "Make the way back symmetric, or loosen the rule", Advice: "Route replies back by " + p.Ingress + ", or change the rule to loose mode (fib saddr oif missing drop) for this interface."}
 		}
 		return []Finding{f}
 	}
 	return nil
 }
 
-func conntrackUnreplied(e *probes.Evidence) []Finding {
+func conntrackUnreplied(e *evidence.Evidence) []Finding {
 	if !ok(e.Conntrack) {
 		return nil
 	}
@@ -329,7 +329,7 @@ func conntrackUnreplied(e *probes.Evidence) []Finding {
 			ID:       "conntrack_unreplied",
 			Title:    fmt.Sprintf("This host saw the request but never the reply ([UNREPLIED]%s)", state),
 			Evidence: []Line{{Probe: "conntrack", Text: en.Text}},
-			Fix: &Fix{Summary: "Find where the reply goes instead",
+			Fix: &fix.Fix{Summary: "Find where the reply goes instead",
 				Advice: "Check the route back to " + e.Flow.Src.Addr().String() + " on " + e.Flow.Dst.Addr().String() +
 					"'s side and on the devices between: the reply takes another path, or is dropped before it gets here.",
 				Prove: []string{proveRoute(e, true) + "   # on the far end and the routers between", proveCapture(e) + "   # on the far end: does the reply leave?"}},
@@ -338,7 +338,7 @@ func conntrackUnreplied(e *probes.Evidence) []Finding {
 	return nil
 }
 
-func natStateMiss(e *probes.Evidence) []Finding {
+func natStateMiss(e *evidence.Evidence) []Finding {
 	if !ok(e.Conntrack) {
 		return nil
 	}
@@ -354,17 +354,17 @@ func natStateMiss(e *probes.Evidence) []Finding {
 			ID:       "nat_state_miss",
 			Title:    fmt.Sprintf("This host %s-NATed the flow but no reply came back to it", kind),
 			Evidence: []Line{{Probe: "conntrack", Text: en.Text}},
-			Fix: &Fix{Summary: "Route the replies back through this translator",
+			Fix: &fix.Fix{Summary: "Route the replies back through this translator",
 				Advice: fmt.Sprintf("Replies go to %s:%d; make them return through this host (the one holding the translation), or share NAT state between the translators.", en.ReplyDst.Addr(), en.ReplyDst.Port()),
-				Prove:  []string{probes.Command("ip", "route", "get", en.ReplyDst.Addr().String()) + "   # on the replying side: which translator does it reach?"}},
+				Prove:  []string{evidence.Command("ip", "route", "get", en.ReplyDst.Addr().String()) + "   # on the replying side: which translator does it reach?"}},
 		}}
 	}
 	return nil
 }
 
-func ecmpMultipath(e *probes.Evidence) []Finding {
+func ecmpMultipath(e *evidence.Evidence) []Finding {
 	var ev []Line
-	for _, p := range []*probes.PathView{okPath(e.Request), okPath(e.Reply)} {
+	for _, p := range []*evidence.PathView{okPath(e.Request), okPath(e.Reply)} {
 		if p == nil || p.FIB == nil {
 			continue
 		}
@@ -388,7 +388,7 @@ func ecmpMultipath(e *probes.Evidence) []Finding {
 		ID:       "ecmp_multipath",
 		Title:    "The flow's route has several next hops (ECMP): the request and the reply are hashed separately",
 		Evidence: ev,
-		Fix: &Fix{Summary: "Keep both directions on one stateful path",
+		Fix: &fix.Fix{Summary: "Keep both directions on one stateful path",
 			Advice: "If the next hops are stateful (firewalls, NAT, load balancers) without shared state, pin this prefix to one next hop or make them share state; a retry with another source port may land on another path, which is why failures look random.",
 			Prove: []string{proveConntrack(e) + "   # on each stateful next hop: one has the flow, the other drops its reply",
 				proveRoute(e, true) + "   # on the router on the other side: the reply's next hop"}},
@@ -400,13 +400,13 @@ func ecmpMultipath(e *probes.Evidence) []Finding {
 // typoRule is a source rule whose address no interface holds, with the
 // address it most likely meant.
 type typoRule struct {
-	Rule  probes.Rule
+	Rule  evidence.Rule
 	Iface string
 	Meant netip.Addr
-	Table *probes.Table
+	Table *evidence.Table
 }
 
-func typoRules(e *probes.Evidence) []typoRule {
+func typoRules(e *evidence.Evidence) []typoRule {
 	if !ok(e.Rules) || e.Host == nil {
 		return nil
 	}
@@ -417,7 +417,7 @@ func typoRules(e *probes.Evidence) []typoRule {
 		}
 		for _, c := range e.Host.Connected(r.Src.Addr()) {
 			tb := e.Tables.Table(r.Table)
-			if tb != nil && len(tb.Routes) > 0 && !slices.ContainsFunc(tb.Routes, func(rt probes.Route) bool { return rt.Dev == c.Iface.Name }) {
+			if tb != nil && len(tb.Routes) > 0 && !slices.ContainsFunc(tb.Routes, func(rt evidence.Route) bool { return rt.Dev == c.Iface.Name }) {
 				continue // the table sends elsewhere: not this interface's rule
 			}
 			out = append(out, typoRule{Rule: r, Iface: c.Iface.Name, Meant: c.Prefix.Addr(), Table: tb})
@@ -427,7 +427,7 @@ func typoRules(e *probes.Evidence) []typoRule {
 	return out
 }
 
-func ruleUnknownSource(e *probes.Evidence) []Finding {
+func ruleUnknownSource(e *evidence.Evidence) []Finding {
 	var out []Finding
 	for _, t := range typoRules(e) {
 		ev := []Line{
@@ -450,13 +450,13 @@ func ruleUnknownSource(e *probes.Evidence) []Finding {
 }
 
 // typoFix points a source rule at the address it was meant for.
-func typoFix(t typoRule) *Fix {
+func typoFix(t typoRule) *fix.Fix {
 	meant := netip.PrefixFrom(t.Meant, t.Meant.BitLen())
-	return &Fix{
+	return &fix.Fix{
 		Summary: fmt.Sprintf("Point rule %d at %s, the address that is on %s", t.Rule.Priority, t.Meant, t.Iface),
-		Steps: []FixStep{
-			{Kind: "rule.del", Priority: t.Rule.Priority, Src: t.Rule.Src, Table: t.Rule.Table},
-			{Kind: "rule.add", Priority: t.Rule.Priority, Src: meant, Table: t.Rule.Table},
+		Steps: fix.Steps{
+			&fix.RuleDel{RuleSpec: fix.RuleSpec{Priority: t.Rule.Priority, Src: t.Rule.Src, Table: t.Rule.Table}},
+			&fix.RuleAdd{RuleSpec: fix.RuleSpec{Priority: t.Rule.Priority, Src: meant, Table: t.Rule.Table}},
 		},
 		Caveat: "If " + t.Rule.Src.Addr().String() + " is an address that is coming back (a failover VIP), keep the rule and add one for " + t.Meant.String() + " instead.",
 	}
@@ -464,27 +464,27 @@ func typoFix(t typoRule) *Fix {
 
 // fillTableFix gives an existing, empty table the routes of the flow's
 // local interface.
-func fillTableFix(e *probes.Evidence, table int) *Fix {
+func fillTableFix(e *evidence.Evidence, table int) *fix.Fix {
 	fx := newTableFix(e, table)
 	if fx == nil {
 		return nil
 	}
-	var steps []FixStep
+	var steps fix.Steps
 	for _, s := range fx.Steps {
-		if s.Kind == "route.add" {
+		if _, route := s.(*fix.RouteAdd); route {
 			steps = append(steps, s)
 		}
 	}
-	return &Fix{Summary: fmt.Sprintf("Fill table %d with %s's link and default routes", table, e.Host.LocalIface), Steps: steps}
+	return &fix.Fix{Summary: fmt.Sprintf("Fill table %d with %s's link and default routes", table, e.Host.LocalIface), Steps: steps}
 }
 
-func ruleEmptyTable(e *probes.Evidence) []Finding {
+func ruleEmptyTable(e *evidence.Evidence) []Finding {
 	if !ok(e.Rules) || !ok(e.Tables) {
 		return nil
 	}
 	var out []Finding
 	seen := map[int]bool{}
-	for _, p := range []*probes.PathView{okPath(e.Request), okPath(e.Reply)} {
+	for _, p := range []*evidence.PathView{okPath(e.Request), okPath(e.Reply)} {
 		if p == nil {
 			continue
 		}
@@ -506,11 +506,11 @@ func ruleEmptyTable(e *probes.Evidence) []Finding {
 	return out
 }
 
-func ruleShadowed(e *probes.Evidence) []Finding {
+func ruleShadowed(e *evidence.Evidence) []Finding {
 	if !ok(e.Rules) || !ok(e.Tables) {
 		return nil
 	}
-	for _, p := range []*probes.PathView{okPath(e.Request), okPath(e.Reply)} {
+	for _, p := range []*evidence.PathView{okPath(e.Request), okPath(e.Reply)} {
 		if p == nil || p.Decision.Failed() {
 			continue
 		}
@@ -527,30 +527,30 @@ func ruleShadowed(e *probes.Evidence) []Finding {
 				continue
 			}
 			prio := freePriority(e, served.Priority-1, 0)
-			fix := &Fix{Summary: fmt.Sprintf("Move rule %d before rule %d", r.Priority, served.Priority)}
+			fx := &fix.Fix{Summary: fmt.Sprintf("Move rule %d before rule %d", r.Priority, served.Priority)}
 			if prio > 0 {
-				fix.Steps = []FixStep{
-					{Kind: "rule.del", Priority: r.Priority, Src: r.Src, Table: r.Table},
-					{Kind: "rule.add", Priority: prio, Src: r.Src, Table: r.Table},
+				fx.Steps = fix.Steps{
+					&fix.RuleDel{RuleSpec: fix.RuleSpec{Priority: r.Priority, Src: r.Src, Table: r.Table}},
+					&fix.RuleAdd{RuleSpec: fix.RuleSpec{Priority: prio, Src: r.Src, Table: r.Table}},
 				}
 				if r.Dst.IsValid() || r.Iif != "" || r.Oif != "" || r.Mark != 0 || r.IPProto != 0 {
-					fix.Steps = nil
-					fix.Advice = fmt.Sprintf("Re-add rule %q with priority %d (below %d).", r.Text, prio, served.Priority)
+					fx.Steps = nil
+					fx.Advice = fmt.Sprintf("Re-add rule %q with priority %d (below %d).", r.Text, prio, served.Priority)
 				}
 			}
 			return []Finding{{
 				ID:    "rule_shadowed",
-				Title: fmt.Sprintf("Rule %d (table %d) would route the %s, but rule %d answers first from table %s", r.Priority, r.Table, p.Direction, served.Priority, probes.TableName(p.Decision.Table)),
+				Title: fmt.Sprintf("Rule %d (table %d) would route the %s, but rule %d answers first from table %s", r.Priority, r.Table, p.Direction, served.Priority, evidence.TableName(p.Decision.Table)),
 				Evidence: []Line{{Probe: "rules", Text: served.Text}, {Probe: "rules", Text: r.Text}, cmdLine(p), {Probe: p.Probe, Text: p.Decision.Text},
 					{Probe: "tables", Text: fmt.Sprintf("table %d would answer: %s", r.Table, tb.Lookup(p.Packet.Dst).Text)}},
-				Fix: fix,
+				Fix: fx,
 			}}
 		}
 	}
 	return nil
 }
 
-func missingLinkRoute(e *probes.Evidence) []Finding {
+func missingLinkRoute(e *evidence.Evidence) []Finding {
 	sp := sender(e)
 	if sp == nil || !ok(e.Tables) || sp.Decision.Failed() || !sp.Decision.Gateway.IsValid() {
 		return nil
@@ -564,7 +564,7 @@ func missingLinkRoute(e *probes.Evidence) []Finding {
 		if c.Iface.Name != sp.Egress {
 			continue
 		}
-		if slices.ContainsFunc(tb.Routes, func(r probes.Route) bool { return r.Covers(pr) }) {
+		if slices.ContainsFunc(tb.Routes, func(r evidence.Route) bool { return r.Covers(pr) }) {
 			return nil
 		}
 		ev := []Line{cmdLine(sp), {Probe: sp.Probe, Text: sp.Decision.Text + "   ← via the gateway"},
@@ -580,14 +580,14 @@ func missingLinkRoute(e *probes.Evidence) []Finding {
 			ID:       "missing_link_route",
 			Title:    fmt.Sprintf("Table %d has no route for %s, so replies to %s on the same subnet go via %s", tb.ID, c.Prefix.Masked(), pr, sp.Decision.Gateway),
 			Evidence: ev,
-			Fix: &Fix{Summary: fmt.Sprintf("Add %s's link route to table %d", c.Iface.Name, tb.ID),
-				Steps: []FixStep{{Kind: "route.add", Table: tb.ID, Dst: c.Prefix.Masked(), Dev: c.Iface.Name, Scope: "link", PrefSrc: src}}},
+			Fix: &fix.Fix{Summary: fmt.Sprintf("Add %s's link route to table %d", c.Iface.Name, tb.ID),
+				Steps: fix.Steps{&fix.RouteAdd{RouteSpec: fix.RouteSpec{Table: tb.ID, Dst: c.Prefix.Masked(), Dev: c.Iface.Name, Scope: "link", PrefSrc: src}}}},
 		}}
 	}
 	return nil
 }
 
-func missingSourceRule(e *probes.Evidence) []Finding {
+func missingSourceRule(e *evidence.Evidence) []Finding {
 	sp := sender(e)
 	h := e.Host
 	if sp == nil || !ok(e.Rules) || !multiHomed(h) || sp.Egress == "" || sp.Egress == h.LocalIface {
@@ -617,13 +617,13 @@ func missingSourceRule(e *probes.Evidence) []Finding {
 	ev = append(ev, Line{Probe: "rules", Text: "no rule selects on from " + h.Local.String() + ": " + strings.Join(ruleTexts(e.Rules), " | ")})
 	return []Finding{{
 		ID:       "missing_source_rule",
-		Title:    fmt.Sprintf("No policy rule sends traffic from %s out of %s; it follows table %s by %s", h.Local, h.LocalIface, probes.TableName(sp.Decision.Table), sp.Egress),
+		Title:    fmt.Sprintf("No policy rule sends traffic from %s out of %s; it follows table %s by %s", h.Local, h.LocalIface, evidence.TableName(sp.Decision.Table), sp.Egress),
 		Evidence: ev,
 		Fix:      sourceRoutingFix(e, ""),
 	}}
 }
 
-func ruleTexts(v *probes.RulesView) []string {
+func ruleTexts(v *evidence.RulesView) []string {
 	var out []string
 	for _, r := range v.Rules {
 		out = append(out, strings.ReplaceAll(r.Text, "\t", " "))
@@ -639,7 +639,7 @@ func joinPrefixes(ps []netip.Prefix) string {
 	return strings.Join(s, ", ")
 }
 
-func arpFlux(e *probes.Evidence) []Finding {
+func arpFlux(e *evidence.Evidence) []Finding {
 	h := e.Host
 	if h == nil || !ok(e.Sysctls) || !h.Local.Is4() || h.LocalIface == "" {
 		return nil
@@ -664,7 +664,7 @@ func arpFlux(e *probes.Evidence) []Finding {
 		return nil
 	}
 	var ev []Line
-	var steps []FixStep
+	var steps fix.Steps
 	for _, name := range group {
 		ign := e.Sysctls.Effective(name, "arp_ignore", -1)
 		filt := e.Sysctls.Effective(name, "arp_filter", -1)
@@ -673,8 +673,8 @@ func arpFlux(e *probes.Evidence) []Finding {
 		}
 		ev = append(ev, Line{Probe: "sysctls", Text: fmt.Sprintf("%s: arp_ignore=0, arp_filter=0: %s answers ARP for every address of this host", name, name)})
 		steps = append(steps,
-			FixStep{Kind: "sysctl.set", Sysctl: "net.ipv4.conf." + name + ".arp_ignore", Value: "1"},
-			FixStep{Kind: "sysctl.set", Sysctl: "net.ipv4.conf." + name + ".arp_announce", Value: "2"})
+			&fix.SysctlSet{Sysctl: "net.ipv4.conf." + name + ".arp_ignore", Value: "1"},
+			&fix.SysctlSet{Sysctl: "net.ipv4.conf." + name + ".arp_announce", Value: "2"})
 	}
 	if len(ev) == 0 {
 		return nil
@@ -684,7 +684,7 @@ func arpFlux(e *probes.Evidence) []Finding {
 		ID:       "arp_flux",
 		Title:    fmt.Sprintf("%s are on one subnet and answer ARP for each other's addresses", strings.Join(group, " and ")),
 		Evidence: ev,
-		Fix:      &Fix{Summary: "Answer ARP only on the interface that holds the address", Steps: steps},
+		Fix:      &fix.Fix{Summary: "Answer ARP only on the interface that holds the address", Steps: steps},
 	}}
 }
 
@@ -694,7 +694,7 @@ func arpFlux(e *probes.Evidence) []Finding {
 // which is the usual case: the smaller link is between hosts, and nothing
 // on this host shows it. Suspected from this host's own interfaces when the
 // two directions cross different MTUs; that stays as supporting evidence.
-func mtuBlackhole(e *probes.Evidence) []Finding {
+func mtuBlackhole(e *evidence.Evidence) []Finding {
 	mismatch := mtuMismatch(e)
 	if s := findMTUStall(e); s != nil {
 		f := mtuStallFinding(e, s)
@@ -721,7 +721,7 @@ func mtuBlackhole(e *probes.Evidence) []Finding {
 
 // mtuMismatch: the request and the reply cross interfaces of this host with
 // different MTUs.
-func mtuMismatch(e *probes.Evidence) *Finding {
+func mtuMismatch(e *evidence.Evidence) *Finding {
 	req, rep := okPath(e.Request), okPath(e.Reply)
 	if req == nil || rep == nil {
 		return nil
@@ -729,9 +729,9 @@ func mtuMismatch(e *probes.Evidence) *Finding {
 	type pair struct{ in, out, what string }
 	var pairs []pair
 	switch role(e) {
-	case probes.RoleServer:
+	case evidence.RoleServer:
 		pairs = []pair{{req.Ingress, rep.Egress, "request in / reply out"}}
-	case probes.RoleMiddle:
+	case evidence.RoleMiddle:
 		pairs = []pair{{req.Ingress, rep.Egress, "request in / reply out"}, {req.Egress, rep.Ingress, "request out / reply in"}}
 	}
 	for _, p := range pairs {
@@ -743,7 +743,7 @@ func mtuMismatch(e *probes.Evidence) *Finding {
 			continue
 		}
 		ev := []Line{{Probe: "neighbours", Text: fmt.Sprintf("%s: %s has mtu %d, %s has mtu %d", p.what, p.in, a, p.out, b)}}
-		for _, pv := range []*probes.PathView{req, rep} {
+		for _, pv := range []*evidence.PathView{req, rep} {
 			if pv.Decision.MTU != 0 {
 				ev = append(ev, Line{Probe: pv.Probe, Text: "cached path MTU: " + pv.Decision.Text})
 			}
@@ -752,10 +752,10 @@ func mtuMismatch(e *probes.Evidence) *Finding {
 			ID:       "mtu_blackhole",
 			Title:    fmt.Sprintf("The two directions cross interfaces with different MTUs (%s %d, %s %d)", p.in, a, p.out, b),
 			Evidence: ev,
-			Fix: &Fix{Summary: "Make the MTU consistent or clamp the MSS",
+			Fix: &fix.Fix{Summary: "Make the MTU consistent or clamp the MSS",
 				Advice: "Large packets may vanish on the smaller path if ICMP fragmentation-needed is filtered: test with DF pings of the larger size from both ends, allow ICMP type 3 code 4, or clamp the TCP MSS to the smaller MTU. asym check --watch proves it from the flow's packets while the failure is reproduced.",
-				Prove: []string{probes.Command("ping", "-M", "do", "-s", fmt.Sprint(max(a, b)-28), "-c", "3", e.Flow.Src.Addr().String()) + "   # from this host: large packets with DF set",
-					probes.Command("tracepath", "-n", e.Flow.Src.Addr().String())}},
+				Prove: []string{evidence.Command("ping", "-M", "do", "-s", fmt.Sprint(max(a, b)-28), "-c", "3", e.Flow.Src.Addr().String()) + "   # from this host: large packets with DF set",
+					evidence.Command("tracepath", "-n", e.Flow.Src.Addr().String())}},
 		}
 	}
 	return nil
@@ -767,9 +767,9 @@ func mtuMismatch(e *probes.Evidence) *Finding {
 // address: a table of its own for its interface (link route and default
 // route) and a "from ADDRESS" rule before main. Nil when this host does not
 // own an end of the flow.
-func sourceRoutingFix(e *probes.Evidence, _ string) *Fix {
+func sourceRoutingFix(e *evidence.Evidence, _ string) *fix.Fix {
 	h := e.Host
-	if h == nil || (h.Role != probes.RoleServer && h.Role != probes.RoleClient) {
+	if h == nil || (h.Role != evidence.RoleServer && h.Role != evidence.RoleClient) {
 		return nil
 	}
 	// A rule meant for this address already exists: mend it rather than add
@@ -794,31 +794,31 @@ func sourceRoutingFix(e *probes.Evidence, _ string) *Fix {
 }
 
 // newTableFix is the articles' recipe in a table of its own.
-func newTableFix(e *probes.Evidence, table int) *Fix {
+func newTableFix(e *evidence.Evidence, table int) *fix.Fix {
 	h := e.Host
 	ifc := h.Iface(h.LocalIface)
 	sub := subnetOf(ifc, h.Local)
 	if ifc == nil || !sub.IsValid() || ifc.Name == "lo" {
 		return nil
 	}
-	fix := &Fix{
+	fx := &fix.Fix{
 		Summary: fmt.Sprintf("Source-based routing for %s: table %d sends its traffic by %s, rule \"from %s lookup %d\"", h.Local, table, ifc.Name, h.Local, table),
 		Caveat:  "Other interfaces that serve traffic need the same pattern. Make it permanent with the host's network manager, or it is gone at reboot.",
 	}
 	if sub.Bits() < sub.Addr().BitLen() {
-		fix.Steps = append(fix.Steps, FixStep{Kind: "route.add", Table: table, Dst: sub.Masked(), Dev: ifc.Name, Scope: "link", PrefSrc: h.Local})
+		fx.Steps = append(fx.Steps, &fix.RouteAdd{RouteSpec: fix.RouteSpec{Table: table, Dst: sub.Masked(), Dev: ifc.Name, Scope: "link", PrefSrc: h.Local}})
 	}
 	gw, how := gatewayFor(e, ifc.Name, sub)
-	def := FixStep{Kind: "route.add", Table: table, Dst: netip.PrefixFrom(unspecified(h.Local), 0), Dev: ifc.Name, Gateway: gw}
+	def := &fix.RouteAdd{RouteSpec: fix.RouteSpec{Table: table, Dst: netip.PrefixFrom(unspecified(h.Local), 0), Dev: ifc.Name, Gateway: gw}}
 	if !gw.IsValid() {
 		def.Unknown = "the gateway of " + ifc.Name + " (" + how + "): replace GATEWAY"
 	}
 	pr := farAddr(e)
 	if gw.IsValid() || !sub.Contains(pr) {
-		fix.Steps = append(fix.Steps, def)
+		fx.Steps = append(fx.Steps, def)
 	}
-	fix.Steps = append(fix.Steps, FixStep{Kind: "rule.add", Priority: freePriority(e, 1000, 32765), Src: netip.PrefixFrom(h.Local, h.Local.BitLen()), Table: table})
-	return fix
+	fx.Steps = append(fx.Steps, &fix.RuleAdd{RuleSpec: fix.RuleSpec{Priority: freePriority(e, 1000, 32765), Src: netip.PrefixFrom(h.Local, h.Local.BitLen()), Table: table}})
+	return fx
 }
 
 func unspecified(a netip.Addr) netip.Addr {
@@ -830,7 +830,7 @@ func unspecified(a netip.Addr) netip.Addr {
 
 // gatewayFor finds the interface's gateway: from the gateway probe, or from
 // a decision that already goes by a gateway on that subnet.
-func gatewayFor(e *probes.Evidence, iface string, sub netip.Prefix) (netip.Addr, string) {
+func gatewayFor(e *evidence.Evidence, iface string, sub netip.Prefix) (netip.Addr, string) {
 	if e.Neighbours != nil {
 		for _, g := range e.Neighbours.Gateways {
 			if g.Iface == iface && g.Gateway.IsValid() {
@@ -838,7 +838,7 @@ func gatewayFor(e *probes.Evidence, iface string, sub netip.Prefix) (netip.Addr,
 			}
 		}
 	}
-	for _, p := range []*probes.PathView{okPath(e.Request), okPath(e.Reply)} {
+	for _, p := range []*evidence.PathView{okPath(e.Request), okPath(e.Reply)} {
 		if p != nil && p.Decision.Gateway.IsValid() && sub.Masked().Contains(p.Decision.Gateway) {
 			return p.Decision.Gateway, "the gateway the flow already uses, on " + iface + "'s subnet"
 		}
@@ -847,7 +847,7 @@ func gatewayFor(e *probes.Evidence, iface string, sub netip.Prefix) (netip.Addr,
 }
 
 // freeTable picks a table id no rule uses and no table seen holds routes.
-func freeTable(e *probes.Evidence) int {
+func freeTable(e *evidence.Evidence) int {
 	used := map[int]bool{}
 	if e.Rules != nil {
 		for _, r := range e.Rules.Rules {
@@ -869,7 +869,7 @@ func freeTable(e *probes.Evidence) int {
 
 // freePriority picks a rule priority no rule uses, searching from start
 // towards stop (either direction). 0 when none.
-func freePriority(e *probes.Evidence, start, stop int) int {
+func freePriority(e *evidence.Evidence, start, stop int) int {
 	used := map[int]bool{}
 	if e.Rules != nil {
 		for _, r := range e.Rules.Rules {
@@ -889,16 +889,16 @@ func freePriority(e *probes.Evidence, start, stop int) int {
 }
 
 // Commands to prove a diagnosis on another device, with the flow filled in.
-func proveConntrack(e *probes.Evidence) string {
+func proveConntrack(e *evidence.Evidence) string {
 	f := e.Flow
 	w := []string{"conntrack", "-L", "-p", f.Proto.String(), "--src", f.Src.Addr().String(), "--dst", f.Dst.Addr().String()}
 	if f.Proto.HasPorts() && f.Src.Port() != 0 && f.Dst.Port() != 0 {
 		w = append(w, "--sport", fmt.Sprint(f.Src.Port()), "--dport", fmt.Sprint(f.Dst.Port()))
 	}
-	return probes.Command(w...)
+	return evidence.Command(w...)
 }
 
-func proveRoute(e *probes.Evidence, reply bool) string {
+func proveRoute(e *evidence.Evidence, reply bool) string {
 	f := e.Flow
 	if reply {
 		f = f.Reverse()
@@ -907,14 +907,14 @@ func proveRoute(e *probes.Evidence, reply bool) string {
 	if f.Proto.HasPorts() && f.Src.Port() != 0 && f.Dst.Port() != 0 {
 		w = append(w, "ipproto", f.Proto.String(), "sport", fmt.Sprint(f.Src.Port()), "dport", fmt.Sprint(f.Dst.Port()))
 	}
-	return probes.Command(w...)
+	return evidence.Command(w...)
 }
 
-func proveCapture(e *probes.Evidence) string {
+func proveCapture(e *evidence.Evidence) string {
 	f := e.Flow
 	filter := "host " + f.Src.Addr().String() + " and host " + f.Dst.Addr().String()
 	if f.Proto.HasPorts() && f.Src.Port() != 0 {
 		filter += " and " + f.Proto.String() + " port " + fmt.Sprint(f.Src.Port())
 	}
-	return probes.Command("tcpdump", "-ni", "any", filter)
+	return evidence.Command("tcpdump", "-ni", "any", filter)
 }

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"asym/evidence"
 	"asym/flow"
-	"asym/probes"
 
 	"golang.org/x/sys/unix"
 )
@@ -21,11 +21,13 @@ var (
 	sub24 = func(a netip.Addr) netip.Prefix { return netip.PrefixFrom(a, 24) }
 )
 
-func okRep(id string) probes.Report { return probes.Report{Probe: id, Status: probes.StatusOK} }
+func okRep(id evidence.ProbeID) evidence.Report {
+	return evidence.Report{Probe: id, Status: evidence.StatusOK}
+}
 
-func defaultRules() *probes.RulesView {
-	v := &probes.RulesView{Report: okRep("rules")}
-	for _, r := range []probes.Rule{
+func defaultRules() *evidence.RulesView {
+	v := &evidence.RulesView{Report: okRep("rules")}
+	for _, r := range []evidence.Rule{
 		{Priority: 0, Action: "lookup", Table: unix.RT_TABLE_LOCAL},
 		{Priority: 32766, Action: "lookup", Table: unix.RT_TABLE_MAIN},
 		{Priority: 32767, Action: "lookup", Table: unix.RT_TABLE_DEFAULT},
@@ -36,7 +38,7 @@ func defaultRules() *probes.RulesView {
 	return v
 }
 
-func addRule(v *probes.RulesView, r probes.Rule) {
+func addRule(v *evidence.RulesView, r evidence.Rule) {
 	r.Action, r.Text = "lookup", "rule"
 	v.Rules = append(v.Rules, r)
 	sort.SliceStable(v.Rules, func(i, j int) bool { return v.Rules[i].Priority < v.Rules[j].Priority })
@@ -45,45 +47,45 @@ func addRule(v *probes.RulesView, r probes.Rule) {
 // server2nic is the cloud article's host: eth0 .10 and eth1 .11 on one
 // subnet, a request from 203.0.113.10 to .11 arriving on eth1, and the reply
 // leaving by main's default via eth0. Everything else healthy.
-func server2nic() *probes.Evidence {
+func server2nic() *evidence.Evidence {
 	f, _ := flow.ParseString("tcp 203.0.113.10:40000 198.51.100.11:8080")
-	e := &probes.Evidence{Flow: f}
-	e.Host = &probes.HostView{Report: okRep("host"), Role: probes.RoleServer, Local: a11, LocalIface: "eth1", Privileged: true,
-		Ifaces: []probes.Iface{
+	e := &evidence.Evidence{Flow: f}
+	e.Host = &evidence.HostView{Report: okRep("host"), Role: evidence.RoleServer, Local: a11, LocalIface: "eth1", Privileged: true,
+		Ifaces: []evidence.Iface{
 			{Name: "lo", Index: 1, MTU: 65536, Up: true, Addrs: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/8")}},
 			{Name: "eth0", Index: 2, MTU: 1500, Up: true, Kind: "veth", Addrs: []netip.Prefix{sub24(a10)}},
 			{Name: "eth1", Index: 3, MTU: 1500, Up: true, Kind: "veth", Addrs: []netip.Prefix{sub24(a11)}},
 		}}
-	e.Request = &probes.PathView{Report: okRep("route.request"), Direction: "request", Ingress: "eth1", IngressWhy: "the interface that holds 198.51.100.11",
-		Decision:    probes.RouteDecision{Query: probes.RouteQuery{Dst: a11, Src: cli, Iif: "eth1"}, Type: "local", Table: 255, Dev: "lo", Text: "local 198.51.100.11 from 203.0.113.10 dev lo table local iif eth1"},
-		RPFilter:    &probes.RPFilter{Iface: "eth1"},
-		ReversePath: &probes.RouteDecision{Query: probes.RouteQuery{Dst: cli, Src: a11}, Type: "unicast", Table: 254, Dev: "eth0", Gateway: gw, Text: "203.0.113.10 from 198.51.100.11 via 198.51.100.1 dev eth0 table main"},
-		Packet:      probes.Packet{Src: cli, Dst: a11, Iif: "eth1", Proto: 6, Sport: 40000, Dport: 8080}}
-	e.Reply = &probes.PathView{Report: okRep("route.reply"), Direction: "reply", Egress: "eth0",
-		Decision: probes.RouteDecision{Query: probes.RouteQuery{Dst: cli, Src: a11}, Type: "unicast", Table: 254, Dev: "eth0", Gateway: gw, Text: "203.0.113.10 from 198.51.100.11 via 198.51.100.1 dev eth0 table main"},
-		Packet:   probes.Packet{Src: a11, Dst: cli, Iif: "lo", Proto: 6, Sport: 8080, Dport: 40000}}
-	e.Counters = &probes.Counters{Report: okRep("counters"), Values: map[string]uint64{"TcpExt:IPReversePathFilter": 0}}
-	e.Firewall = &probes.FirewallView{Report: okRep("firewall")}
-	e.Conntrack = &probes.ConntrackView{Report: okRep("conntrack"), Looked: true}
+	e.Request = &evidence.PathView{Report: okRep("route.request"), Direction: "request", Ingress: "eth1", IngressWhy: "the interface that holds 198.51.100.11",
+		Decision:    evidence.RouteDecision{Query: evidence.RouteQuery{Dst: a11, Src: cli, Iif: "eth1"}, Type: "local", Table: 255, Dev: "lo", Text: "local 198.51.100.11 from 203.0.113.10 dev lo table local iif eth1"},
+		RPFilter:    &evidence.RPFilter{Iface: "eth1"},
+		ReversePath: &evidence.RouteDecision{Query: evidence.RouteQuery{Dst: cli, Src: a11}, Type: "unicast", Table: 254, Dev: "eth0", Gateway: gw, Text: "203.0.113.10 from 198.51.100.11 via 198.51.100.1 dev eth0 table main"},
+		Packet:      evidence.Packet{Src: cli, Dst: a11, Iif: "eth1", Proto: 6, Sport: 40000, Dport: 8080}}
+	e.Reply = &evidence.PathView{Report: okRep("route.reply"), Direction: "reply", Egress: "eth0",
+		Decision: evidence.RouteDecision{Query: evidence.RouteQuery{Dst: cli, Src: a11}, Type: "unicast", Table: 254, Dev: "eth0", Gateway: gw, Text: "203.0.113.10 from 198.51.100.11 via 198.51.100.1 dev eth0 table main"},
+		Packet:   evidence.Packet{Src: a11, Dst: cli, Iif: "lo", Proto: 6, Sport: 8080, Dport: 40000}}
+	e.Counters = &evidence.Counters{Report: okRep("counters"), Values: map[string]uint64{"TcpExt:IPReversePathFilter": 0}}
+	e.Firewall = &evidence.FirewallView{Report: okRep("firewall")}
+	e.Conntrack = &evidence.ConntrackView{Report: okRep("conntrack"), Looked: true}
 	e.Rules = defaultRules()
-	e.Tables = &probes.TablesView{Report: okRep("tables")}
-	e.Sysctls = &probes.SysctlView{Report: okRep("sysctls"), Values: map[string]int{}}
+	e.Tables = &evidence.TablesView{Report: okRep("tables")}
+	e.Sysctls = &evidence.SysctlView{Report: okRep("sysctls"), Values: map[string]int{}}
 	for _, i := range []string{"all", "eth0", "eth1"} {
 		e.Sysctls.Values["net.ipv4.conf."+i+".arp_ignore"] = 1
 		e.Sysctls.Values["net.ipv4.conf."+i+".arp_filter"] = 0
 		e.Sysctls.Values["net.ipv4.conf."+i+".rp_filter"] = 0
 	}
-	e.Neighbours = &probes.NeighView{Report: okRep("neighbours"), Gateways: []probes.Gateway{{Iface: "eth1", Addr: a11, Gateway: gw, How: "route by eth1"}}}
+	e.Neighbours = &evidence.NeighView{Report: okRep("neighbours"), Gateways: []evidence.Gateway{{Iface: "eth1", Addr: a11, Gateway: gw, How: "route by eth1"}}}
 	return e
 }
 
 // healed makes server2nic source-routed, as the articles fix it.
-func healed(e *probes.Evidence) {
-	addRule(e.Rules, probes.Rule{Priority: 1000, Src: netip.PrefixFrom(a10, 32), Table: 100})
-	addRule(e.Rules, probes.Rule{Priority: 1001, Src: netip.PrefixFrom(a11, 32), Table: 200})
-	e.Tables.Tables = []probes.Table{
-		{ID: 100, Routes: []probes.Route{{Dst: netip.MustParsePrefix("198.51.100.0/24"), Type: "unicast", Dev: "eth0", Text: "198.51.100.0/24 dev eth0"}, {Dst: netip.MustParsePrefix("0.0.0.0/0"), Type: "unicast", Dev: "eth0", Gateway: gw, Text: "default via 198.51.100.1 dev eth0"}}},
-		{ID: 200, Routes: []probes.Route{{Dst: netip.MustParsePrefix("198.51.100.0/24"), Type: "unicast", Dev: "eth1", Text: "198.51.100.0/24 dev eth1"}, {Dst: netip.MustParsePrefix("0.0.0.0/0"), Type: "unicast", Dev: "eth1", Gateway: gw, Text: "default via 198.51.100.1 dev eth1"}}},
+func healed(e *evidence.Evidence) {
+	addRule(e.Rules, evidence.Rule{Priority: 1000, Src: netip.PrefixFrom(a10, 32), Table: 100})
+	addRule(e.Rules, evidence.Rule{Priority: 1001, Src: netip.PrefixFrom(a11, 32), Table: 200})
+	e.Tables.Tables = []evidence.Table{
+		{ID: 100, Routes: []evidence.Route{{Dst: netip.MustParsePrefix("198.51.100.0/24"), Type: "unicast", Dev: "eth0", Text: "198.51.100.0/24 dev eth0"}, {Dst: netip.MustParsePrefix("0.0.0.0/0"), Type: "unicast", Dev: "eth0", Gateway: gw, Text: "default via 198.51.100.1 dev eth0"}}},
+		{ID: 200, Routes: []evidence.Route{{Dst: netip.MustParsePrefix("198.51.100.0/24"), Type: "unicast", Dev: "eth1", Text: "198.51.100.0/24 dev eth1"}, {Dst: netip.MustParsePrefix("0.0.0.0/0"), Type: "unicast", Dev: "eth1", Gateway: gw, Text: "default via 198.51.100.1 dev eth1"}}},
 	}
 	e.Reply.Egress, e.Reply.Decision.Dev, e.Reply.Decision.Table = "eth1", "eth1", 200
 	e.Request.ReversePath.Dev, e.Request.ReversePath.Table = "eth1", 200
@@ -110,15 +112,15 @@ func find(fs []Finding, id string) *Finding {
 func TestAnalyze(t *testing.T) {
 	cases := []struct {
 		name  string
-		build func() *probes.Evidence
+		build func() *evidence.Evidence
 		want  []string
 		check func(t *testing.T, fs []Finding)
 	}{
-		{"healthy source-routed host", func() *probes.Evidence { e := server2nic(); healed(e); return e }, nil, nil},
-		{"two NICs, strict rp_filter, ARP defaults", func() *probes.Evidence {
+		{"healthy source-routed host", func() *evidence.Evidence { e := server2nic(); healed(e); return e }, nil, nil},
+		{"two NICs, strict rp_filter, ARP defaults", func() *evidence.Evidence {
 			e := server2nic()
-			e.Request.Decision = probes.RouteDecision{Query: e.Request.Decision.Query, Errno: unix.EINVAL, Error: "EINVAL (invalid argument)", Text: "RTNETLINK answers: Invalid argument"}
-			e.Request.RPFilter = &probes.RPFilter{Iface: "eth1", All: 1, Effective: 1}
+			e.Request.Decision = evidence.RouteDecision{Query: e.Request.Decision.Query, Errno: unix.EINVAL, Error: "EINVAL (invalid argument)", Text: "RTNETLINK answers: Invalid argument"}
+			e.Request.RPFilter = &evidence.RPFilter{Iface: "eth1", All: 1, Effective: 1}
 			e.Counters.Values["TcpExt:IPReversePathFilter"] = 3
 			for _, i := range []string{"all", "eth0", "eth1"} {
 				e.Sysctls.Values["net.ipv4.conf."+i+".arp_ignore"] = 0
@@ -145,22 +147,22 @@ func TestAnalyze(t *testing.T) {
 			}
 		}},
 		{"two NICs, loose rp_filter (fabric drops the reply)", server2nic, []string{"missing_source_rule", "reply_wrong_egress"}, nil},
-		{"rp_filter refusal in loose mode is not a strict drop", func() *probes.Evidence {
+		{"rp_filter refusal in loose mode is not a strict drop", func() *evidence.Evidence {
 			e := server2nic()
-			e.Request.Decision = probes.RouteDecision{Query: e.Request.Decision.Query, Errno: unix.EINVAL, Text: "RTNETLINK answers: Invalid argument"}
-			e.Request.RPFilter = &probes.RPFilter{Iface: "eth1", All: 2, Effective: 2}
+			e.Request.Decision = evidence.RouteDecision{Query: e.Request.Decision.Query, Errno: unix.EINVAL, Text: "RTNETLINK answers: Invalid argument"}
+			e.Request.RPFilter = &evidence.RPFilter{Iface: "eth1", All: 2, Effective: 2}
 			return e
 		}, []string{"missing_source_rule", "reply_wrong_egress"}, nil},
-		{"rule names an address no interface holds", func() *probes.Evidence {
+		{"rule names an address no interface holds", func() *evidence.Evidence {
 			e := server2nic()
 			healed(e)
 			e.Rules = defaultRules()
-			addRule(e.Rules, probes.Rule{Priority: 32764, Src: netip.PrefixFrom(netip.MustParseAddr("198.51.100.12"), 32), Table: 100})
-			addRule(e.Rules, probes.Rule{Priority: 32765, Src: netip.PrefixFrom(a10, 32), Table: 200})
+			addRule(e.Rules, evidence.Rule{Priority: 32764, Src: netip.PrefixFrom(netip.MustParseAddr("198.51.100.12"), 32), Table: 100})
+			addRule(e.Rules, evidence.Rule{Priority: 32765, Src: netip.PrefixFrom(a10, 32), Table: 200})
 			// flow to .11 whose rule is missing; make .11's rule the typo instead
 			e.Rules = defaultRules()
-			addRule(e.Rules, probes.Rule{Priority: 32764, Src: netip.PrefixFrom(netip.MustParseAddr("198.51.100.12"), 32), Table: 200})
-			addRule(e.Rules, probes.Rule{Priority: 32765, Src: netip.PrefixFrom(a10, 32), Table: 100})
+			addRule(e.Rules, evidence.Rule{Priority: 32764, Src: netip.PrefixFrom(netip.MustParseAddr("198.51.100.12"), 32), Table: 200})
+			addRule(e.Rules, evidence.Rule{Priority: 32765, Src: netip.PrefixFrom(a10, 32), Table: 100})
 			e.Reply.Egress, e.Reply.Decision.Dev, e.Reply.Decision.Table = "eth0", "eth0", 254
 			return e
 		}, []string{"reply_wrong_egress", "rule_unknown_source"}, func(t *testing.T, fs []Finding) {
@@ -170,13 +172,13 @@ func TestAnalyze(t *testing.T) {
 				t.Errorf("fix %v, want %v", got, want)
 			}
 		}},
-		{"policy table without its link route", func() *probes.Evidence {
+		{"policy table without its link route", func() *evidence.Evidence {
 			e := server2nic()
 			healed(e)
 			nb := netip.MustParseAddr("198.51.100.50")
 			e.Flow, _ = flow.ParseString("tcp 198.51.100.50:40000 198.51.100.11:8080")
 			e.Request.Decision.Query.Src, e.Request.Packet.Src = nb, nb
-			e.Reply.Decision = probes.RouteDecision{Query: probes.RouteQuery{Dst: nb, Src: a11}, Type: "unicast", Table: 200, Dev: "eth1", Gateway: gw, Text: "198.51.100.50 from 198.51.100.11 via 198.51.100.1 dev eth1 table 200"}
+			e.Reply.Decision = evidence.RouteDecision{Query: evidence.RouteQuery{Dst: nb, Src: a11}, Type: "unicast", Table: 200, Dev: "eth1", Gateway: gw, Text: "198.51.100.50 from 198.51.100.11 via 198.51.100.1 dev eth1 table 200"}
 			e.Reply.Packet.Dst = nb
 			e.Tables.Tables[1].Routes = e.Tables.Tables[1].Routes[1:]
 			return e
@@ -185,10 +187,10 @@ func TestAnalyze(t *testing.T) {
 				t.Errorf("fix %v", got)
 			}
 		}},
-		{"rule points at an empty table", func() *probes.Evidence {
+		{"rule points at an empty table", func() *evidence.Evidence {
 			e := server2nic()
-			addRule(e.Rules, probes.Rule{Priority: 1001, Src: netip.PrefixFrom(a11, 32), Table: 201})
-			e.Tables.Tables = []probes.Table{{ID: 201}}
+			addRule(e.Rules, evidence.Rule{Priority: 1001, Src: netip.PrefixFrom(a11, 32), Table: 201})
+			e.Tables.Tables = []evidence.Table{{ID: 201}}
 			return e
 		}, []string{"reply_wrong_egress", "rule_empty_table"}, func(t *testing.T, fs []Finding) {
 			for _, c := range find(fs, "rule_empty_table").Fix.Commands() {
@@ -197,11 +199,11 @@ func TestAnalyze(t *testing.T) {
 				}
 			}
 		}},
-		{"an earlier rule shadows the source rule", func() *probes.Evidence {
+		{"an earlier rule shadows the source rule", func() *evidence.Evidence {
 			e := server2nic()
 			healed(e)
-			addRule(e.Rules, probes.Rule{Priority: 100, Table: 50})
-			e.Tables.Tables = append(e.Tables.Tables, probes.Table{ID: 50, Routes: []probes.Route{{Dst: netip.MustParsePrefix("0.0.0.0/0"), Type: "unicast", Dev: "eth0", Gateway: gw, Text: "default via 198.51.100.1 dev eth0"}}})
+			addRule(e.Rules, evidence.Rule{Priority: 100, Table: 50})
+			e.Tables.Tables = append(e.Tables.Tables, evidence.Table{ID: 50, Routes: []evidence.Route{{Dst: netip.MustParsePrefix("0.0.0.0/0"), Type: "unicast", Dev: "eth0", Gateway: gw, Text: "default via 198.51.100.1 dev eth0"}}})
 			e.Reply.Egress, e.Reply.Decision.Dev, e.Reply.Decision.Table = "eth0", "eth0", 50
 			return e
 		}, []string{"reply_wrong_egress", "rule_shadowed"}, func(t *testing.T, fs []Finding) {
@@ -210,20 +212,20 @@ func TestAnalyze(t *testing.T) {
 				t.Errorf("fix %v, want %v", got, want)
 			}
 		}},
-		{"nft fib reverse-path rule", func() *probes.Evidence {
+		{"nft fib reverse-path rule", func() *evidence.Evidence {
 			e := server2nic()
-			e.Firewall.Rules = []probes.FirewallRule{{Family: "inet", Table: "firewalld", Chain: "filter_PREROUTING", Hook: "prerouting", Kind: "fib_rpfilter", Verdict: "drop", Text: "fib saddr . iif oif missing drop"}}
+			e.Firewall.Rules = []evidence.FirewallRule{{Family: "inet", Table: "firewalld", Chain: "filter_PREROUTING", Hook: "prerouting", Kind: "fib_rpfilter", Verdict: "drop", Text: "fib saddr . iif oif missing drop"}}
 			return e
 		}, []string{"missing_source_rule", "nft_fib_rpfilter_drop", "reply_wrong_egress"}, nil},
-		{"unavailable probes are never findings", func() *probes.Evidence {
+		{"unavailable probes are never findings", func() *evidence.Evidence {
 			e := server2nic()
 			healed(e)
-			e.Firewall = &probes.FirewallView{Report: probes.Report{Probe: "firewall", Status: probes.StatusUnavailable, Reason: "needs root"}}
-			e.Conntrack = &probes.ConntrackView{Report: probes.Report{Probe: "conntrack", Status: probes.StatusUnavailable}}
-			e.Rules.Status = probes.StatusTimedOut
+			e.Firewall = &evidence.FirewallView{Report: evidence.Report{Probe: "firewall", Status: evidence.StatusUnavailable, Reason: "needs root"}}
+			e.Conntrack = &evidence.ConntrackView{Report: evidence.Report{Probe: "conntrack", Status: evidence.StatusUnavailable}}
+			e.Rules.Status = evidence.StatusTimedOut
 			return e
 		}, nil, nil},
-		{"different MTUs in and out", func() *probes.Evidence {
+		{"different MTUs in and out", func() *evidence.Evidence {
 			e := server2nic()
 			healed(e)
 			e.Reply.Egress = "eth0"
@@ -260,53 +262,53 @@ func TestAnalyze(t *testing.T) {
 }
 
 // middle is a firewall the flow crosses: request in on r1, out on r2.
-func middle() *probes.Evidence {
+func middle() *evidence.Evidence {
 	f, _ := flow.ParseString("tcp 192.0.2.10:40001 203.0.113.10:8080")
-	e := &probes.Evidence{Flow: f}
-	e.Host = &probes.HostView{Report: okRep("host"), Role: probes.RoleMiddle, Privileged: true,
-		Ifaces: []probes.Iface{{Name: "r1", MTU: 1500, Addrs: []netip.Prefix{netip.MustParsePrefix("198.51.100.2/30")}}, {Name: "r2", MTU: 1500, Addrs: []netip.Prefix{netip.MustParsePrefix("198.51.100.5/30")}}}}
-	e.Request = &probes.PathView{Report: okRep("route.request"), Direction: "request", Ingress: "r1", IngressWhy: "the interface this host routes 192.0.2.10 through", Egress: "r2",
-		Decision: probes.RouteDecision{Query: probes.RouteQuery{Dst: f.Dst.Addr(), Src: f.Src.Addr(), Iif: "r1"}, Type: "unicast", Table: 254, Dev: "r2", Text: "203.0.113.10 from 192.0.2.10 via 198.51.100.6 dev r2 table main iif r1"}}
-	e.Reply = &probes.PathView{Report: okRep("route.reply"), Direction: "reply", Ingress: "r2", Egress: "r1",
-		Decision: probes.RouteDecision{Query: probes.RouteQuery{Dst: f.Src.Addr(), Src: f.Dst.Addr(), Iif: "r2"}, Type: "unicast", Table: 254, Dev: "r1", Text: "192.0.2.10 from 203.0.113.10 via 198.51.100.1 dev r1 table main iif r2"}}
-	e.Firewall = &probes.FirewallView{Report: okRep("firewall"), Rules: []probes.FirewallRule{{Family: "inet", Table: "filter", Chain: "forward", Hook: "forward", Kind: "ct_invalid", Verdict: "drop", HasCounter: true, Text: "ct state invalid counter packets 0 bytes 0 drop"}}}
-	e.Conntrack = &probes.ConntrackView{Report: okRep("conntrack"), Looked: true}
+	e := &evidence.Evidence{Flow: f}
+	e.Host = &evidence.HostView{Report: okRep("host"), Role: evidence.RoleMiddle, Privileged: true,
+		Ifaces: []evidence.Iface{{Name: "r1", MTU: 1500, Addrs: []netip.Prefix{netip.MustParsePrefix("198.51.100.2/30")}}, {Name: "r2", MTU: 1500, Addrs: []netip.Prefix{netip.MustParsePrefix("198.51.100.5/30")}}}}
+	e.Request = &evidence.PathView{Report: okRep("route.request"), Direction: "request", Ingress: "r1", IngressWhy: "the interface this host routes 192.0.2.10 through", Egress: "r2",
+		Decision: evidence.RouteDecision{Query: evidence.RouteQuery{Dst: f.Dst.Addr(), Src: f.Src.Addr(), Iif: "r1"}, Type: "unicast", Table: 254, Dev: "r2", Text: "203.0.113.10 from 192.0.2.10 via 198.51.100.6 dev r2 table main iif r1"}}
+	e.Reply = &evidence.PathView{Report: okRep("route.reply"), Direction: "reply", Ingress: "r2", Egress: "r1",
+		Decision: evidence.RouteDecision{Query: evidence.RouteQuery{Dst: f.Src.Addr(), Src: f.Dst.Addr(), Iif: "r2"}, Type: "unicast", Table: 254, Dev: "r1", Text: "192.0.2.10 from 203.0.113.10 via 198.51.100.1 dev r1 table main iif r2"}}
+	e.Firewall = &evidence.FirewallView{Report: okRep("firewall"), Rules: []evidence.FirewallRule{{Family: "inet", Table: "filter", Chain: "forward", Hook: "forward", Kind: "ct_invalid", Verdict: "drop", HasCounter: true, Text: "ct state invalid counter packets 0 bytes 0 drop"}}}
+	e.Conntrack = &evidence.ConntrackView{Report: okRep("conntrack"), Looked: true}
 	return e
 }
 
 func TestAnalyzeMiddle(t *testing.T) {
-	entry := probes.ConntrackEntry{MatchedAs: "original", Proto: 6, TCPState: "SYN_SENT", Unreplied: true, Text: "tcp 6 117 SYN_SENT src=192.0.2.10 … [UNREPLIED] …"}
+	entry := evidence.ConntrackEntry{MatchedAs: "original", Proto: 6, TCPState: "SYN_SENT", Unreplied: true, Text: "tcp 6 117 SYN_SENT src=192.0.2.10 … [UNREPLIED] …"}
 	cases := []struct {
 		name  string
-		build func(e *probes.Evidence)
+		build func(e *evidence.Evidence)
 		want  []string
 	}{
-		{"quiet firewall", func(e *probes.Evidence) {}, nil},
-		{"SYN-ACK dropped as invalid, no entry", func(e *probes.Evidence) {
+		{"quiet firewall", func(e *evidence.Evidence) {}, nil},
+		{"SYN-ACK dropped as invalid, no entry", func(e *evidence.Evidence) {
 			e.Firewall.Rules[0].Packets = 3
 			e.Conntrack.Stats.Invalid = 3
 		}, []string{"ct_invalid_drop"}},
-		{"invalid drops of other flows while this one is established", func(e *probes.Evidence) {
+		{"invalid drops of other flows while this one is established", func(e *evidence.Evidence) {
 			e.Firewall.Rules[0].Packets = 3
 			est := entry
 			est.Unreplied, est.TCPState = false, "ESTABLISHED"
-			e.Conntrack.Entries = []probes.ConntrackEntry{est}
+			e.Conntrack.Entries = []evidence.ConntrackEntry{est}
 		}, nil},
-		{"invalid drops in a hook the flow does not cross", func(e *probes.Evidence) {
+		{"invalid drops in a hook the flow does not cross", func(e *evidence.Evidence) {
 			e.Firewall.Rules[0].Packets, e.Firewall.Rules[0].Hook = 3, "input"
 		}, nil},
-		{"request seen, reply never", func(e *probes.Evidence) { e.Conntrack.Entries = []probes.ConntrackEntry{entry} }, []string{"conntrack_unreplied"}},
-		{"NAT entry without reply", func(e *probes.Evidence) {
+		{"request seen, reply never", func(e *evidence.Evidence) { e.Conntrack.Entries = []evidence.ConntrackEntry{entry} }, []string{"conntrack_unreplied"}},
+		{"NAT entry without reply", func(e *evidence.Evidence) {
 			n := entry
 			n.SrcNAT = true
-			e.Conntrack.Entries = []probes.ConntrackEntry{n}
+			e.Conntrack.Entries = []evidence.ConntrackEntry{n}
 		}, []string{"nat_state_miss"}},
-		{"reply hashed over two next hops", func(e *probes.Evidence) {
+		{"reply hashed over two next hops", func(e *evidence.Evidence) {
 			e.Reply.Egress, e.Reply.Decision.Dev = "r3", "r3"
-			e.Reply.FIB = &probes.RouteDecision{Text: "192.0.2.0/24 nexthop via 198.51.100.1 dev r1 weight 1 nexthop via 198.51.100.9 dev r3 weight 1",
-				Nexthops: []probes.Nexthop{{Dev: "r1", Weight: 1}, {Dev: "r3", Weight: 1}}}
+			e.Reply.FIB = &evidence.RouteDecision{Text: "192.0.2.0/24 nexthop via 198.51.100.1 dev r1 weight 1 nexthop via 198.51.100.9 dev r3 weight 1",
+				Nexthops: []evidence.Nexthop{{Dev: "r1", Weight: 1}, {Dev: "r3", Weight: 1}}}
 		}, []string{"ecmp_multipath"}},
-		{"reply leaves elsewhere than the request came (given --iif)", func(e *probes.Evidence) {
+		{"reply leaves elsewhere than the request came (given --iif)", func(e *evidence.Evidence) {
 			e.Request.IngressWhy = "given with --iif"
 			e.Reply.Egress, e.Reply.Decision.Dev = "r3", "r3"
 		}, []string{"reply_wrong_egress"}},
@@ -341,11 +343,11 @@ func TestAnalyzeMiddle(t *testing.T) {
 
 func TestWrongSourceAddressOnClient(t *testing.T) {
 	f, _ := flow.ParseString("tcp 198.51.100.11:40000 203.0.113.10:443")
-	e := &probes.Evidence{Flow: f}
+	e := &evidence.Evidence{Flow: f}
 	e.Host = server2nic().Host
-	e.Host.Role = probes.RoleClient
-	e.Request = &probes.PathView{Report: okRep("route.request"), Direction: "request", Egress: "eth0",
-		Decision: probes.RouteDecision{Query: probes.RouteQuery{Dst: cli, Src: a11}, Type: "unicast", Table: 254, Dev: "eth0", Gateway: gw, Text: "203.0.113.10 from 198.51.100.11 via 198.51.100.1 dev eth0 table main"}}
+	e.Host.Role = evidence.RoleClient
+	e.Request = &evidence.PathView{Report: okRep("route.request"), Direction: "request", Egress: "eth0",
+		Decision: evidence.RouteDecision{Query: evidence.RouteQuery{Dst: cli, Src: a11}, Type: "unicast", Table: 254, Dev: "eth0", Gateway: gw, Text: "203.0.113.10 from 198.51.100.11 via 198.51.100.1 dev eth0 table main"}}
 	if got := ids(Analyze(e, 0)); !slices.Equal(got, []string{"wrong_source_address"}) {
 		t.Fatalf("got %v", got)
 	}

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"asym/evidence"
 	"asym/flow"
-	"asym/probes"
 )
 
 func TestHandOffTracers(t *testing.T) {
@@ -17,18 +17,18 @@ func TestHandOffTracers(t *testing.T) {
 	}
 	cases := []struct {
 		name  string
-		edit  func(e *probes.Evidence)
+		edit  func(e *evidence.Evidence)
 		want  []string // among the hand-off commands, in this order
 		never []string // substrings no hand-off command has
 	}{
-		{"BTF and conntrack: pwru, and retis with its conntrack collector", func(e *probes.Evidence) {},
+		{"BTF and conntrack: pwru, and retis with its conntrack collector", func(e *evidence.Evidence) {},
 			[]string{pwru, retis("skb,skb-drop,skb-tracking,ct")}, nil},
-		{"BTF without conntrack: retis would refuse a ct collector it cannot start", func(e *probes.Evidence) {
-			e.Conntrack = &probes.ConntrackView{Report: probes.Report{Probe: "conntrack", Status: probes.StatusUnavailable, Reason: "module not loaded"}}
+		{"BTF without conntrack: retis would refuse a ct collector it cannot start", func(e *evidence.Evidence) {
+			e.Conntrack = &evidence.ConntrackView{Report: evidence.Report{Probe: "conntrack", Status: evidence.StatusUnavailable, Reason: "module not loaded"}}
 		}, []string{pwru, retis("skb,skb-drop,skb-tracking")}, nil},
-		{"no BTF: neither eBPF tracer can run", func(e *probes.Evidence) { e.Host.BTF = false },
+		{"no BTF: neither eBPF tracer can run", func(e *evidence.Evidence) { e.Host.BTF = false },
 			nil, []string{"pwru", "retis"}},
-		{"no host view: no tracer offered", func(e *probes.Evidence) { e.Host = nil },
+		{"no host view: no tracer offered", func(e *evidence.Evidence) { e.Host = nil },
 			nil, []string{"pwru", "retis"}},
 	}
 	for _, c := range cases {

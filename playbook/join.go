@@ -6,32 +6,31 @@ package playbook
 // left one end and never reached the other.
 
 import (
+	"asym/evidence"
+	"asym/fix"
 	"fmt"
 	"strings"
 	"time"
-
-	"asym/probes"
-	"asym/probes/peer"
 )
 
 // PeerReport is the far end's part of a report made with --peer.
 type PeerReport struct {
-	Command  string        `json:"command"`                  // what ran, quoted
-	Prefix   []string      `json:"command_prefix,omitempty"` // the --peer words: commands to run there are shown behind them
-	Version  string        `json:"version,omitempty"`
-	Host     HostSummary   `json:"host"`
-	Steps    []StepReport  `json:"steps,omitempty"`
-	Findings []Finding     `json:"findings"` // the far end's own, Side "peer": their fixes run there
-	HandOff  []string      `json:"hand_off,omitempty"`
-	Failure  *peer.Failure `json:"failure,omitempty"`
-	Stderr   []string      `json:"stderr,omitempty"`
-	Elapsed  time.Duration `json:"elapsed_ns"`
+	Command  string                `json:"command"`                  // what ran, quoted
+	Prefix   []string              `json:"command_prefix,omitempty"` // the --peer words: commands to run there are shown behind them
+	Version  string                `json:"version,omitempty"`
+	Host     HostSummary           `json:"host"`
+	Steps    []StepReport          `json:"steps,omitempty"`
+	Findings []Finding             `json:"findings"` // the far end's own, Side "peer": their fixes run there
+	HandOff  []string              `json:"hand_off,omitempty"`
+	Failure  *evidence.PeerFailure `json:"failure,omitempty"`
+	Stderr   []string              `json:"stderr,omitempty"`
+	Elapsed  time.Duration         `json:"elapsed_ns"`
 }
 
 // Render shows a command to run on the peer as a line to paste here: the
 // --peer words in front, quoted for ssh's remote shell too.
-func (p *PeerReport) Render() Render {
-	return func(w []string) string { return peer.Command(p.Prefix, w...) }
+func (p *PeerReport) Render() fix.Render {
+	return func(w []string) string { return evidence.RemoteCommand(p.Prefix, w...) }
 }
 
 // PeerAnalysis is what asym concludes from the far end.
@@ -43,13 +42,13 @@ type PeerAnalysis struct {
 	// Across describes the flow's way through both ends, a line per leg.
 	Across []string
 	// Evidence is the far end's, when it answered.
-	Evidence *probes.Evidence
+	Evidence *evidence.Evidence
 }
 
 // AnalyzePeer turns the peer's run into its part of the report and joins its
 // evidence with this host's.
-func AnalyzePeer(here *probes.Evidence, res peer.Result) PeerAnalysis {
-	pr := &PeerReport{Command: probes.Command(res.Command...), Prefix: res.Prefix, Failure: res.Failure, Stderr: res.Stderr, Elapsed: res.Elapsed, Findings: []Finding{}}
+func AnalyzePeer(here *evidence.Evidence, res evidence.PeerResult) PeerAnalysis {
+	pr := &PeerReport{Command: evidence.Command(res.Command...), Prefix: res.Prefix, Failure: res.Failure, Stderr: res.Stderr, Elapsed: res.Elapsed, Findings: []Finding{}}
 	pa := PeerAnalysis{Peer: pr}
 	if res.Failure != nil || res.Collection == nil {
 		pa.Findings = []Finding{peerFailure(res)}
@@ -94,9 +93,9 @@ func markSide(f *Finding, side string) {
 }
 
 // Join runs the analyzers that need both ends' evidence.
-func Join(here, there *probes.Evidence) []Finding {
+func Join(here, there *evidence.Evidence) []Finding {
 	var out []Finding
-	for _, j := range []func(here, there *probes.Evidence) []Finding{peerRoleConflict, lostInPath} {
+	for _, j := range []func(here, there *evidence.Evidence) []Finding{peerRoleConflict, lostInPath} {
 		out = append(out, j(here, there)...)
 	}
 	for i := range out {
@@ -117,24 +116,24 @@ func Join(here, there *probes.Evidence) []Finding {
 
 // peerRoleConflict: both ends see themselves as the same end of the flow,
 // so --peer reaches the wrong host or an address translation sits between.
-func peerRoleConflict(here, there *probes.Evidence) []Finding {
+func peerRoleConflict(here, there *evidence.Evidence) []Finding {
 	a, b := role(here), role(there)
-	if a == "" || a != b || a == probes.RoleMiddle {
+	if a == "" || a != b || a == evidence.RoleMiddle {
 		return nil
 	}
 	return []Finding{{
 		ID:    "peer_role_conflict",
 		Title: fmt.Sprintf("Both ends are the %s of the flow: the peer command reaches the wrong host, or NAT changes the flow's addresses", a),
 		Evidence: []Line{
-			{Probe: probes.ProbeIDHost, Side: SideHere, Text: roleText(here)},
-			{Probe: probes.ProbeIDHost, Side: SidePeer, Text: roleText(there)},
+			{Probe: evidence.ProbeHost, Side: SideHere, Text: roleText(here)},
+			{Probe: evidence.ProbeHost, Side: SidePeer, Text: roleText(there)},
 		},
-		Fix: &Fix{Summary: "Point --peer at the other end of the flow",
+		Fix: &fix.Fix{Summary: "Point --peer at the other end of the flow",
 			Advice: "Check the --peer command reaches the host that holds the flow's other address; behind NAT, give the peer the flow as that host sees it (asym collect on that host with its addresses)."},
 	}}
 }
 
-func roleText(e *probes.Evidence) string {
+func roleText(e *evidence.Evidence) string {
 	h := e.Host
 	if h.Local.IsValid() {
 		return fmt.Sprintf("%s (%s): %s, holds %s on %s", h.Hostname, h.Target, h.Role.Describe(), h.Local, h.LocalIface)
@@ -146,15 +145,15 @@ func roleText(e *probes.Evidence) string {
 // both ends watched.
 type sideTraffic struct {
 	side                         string
-	e                            *probes.Evidence
-	reqIn, reqOut, repIn, repOut []probes.CapturedPacket
+	e                            *evidence.Evidence
+	reqIn, reqOut, repIn, repOut []evidence.CapturedPacket
 	windowStart, windowEnd       time.Time
 }
 
 // packetsIn sorts a side's packets of the flow itself (not ICMP errors from
 // routers, not frames flooded for another host) by direction, inside the
 // window.
-func packetsIn(side string, e *probes.Evidence, from, to time.Time) sideTraffic {
+func packetsIn(side string, e *evidence.Evidence, from, to time.Time) sideTraffic {
 	st := sideTraffic{side: side, e: e, windowStart: from, windowEnd: to}
 	for _, p := range e.Live.Packets {
 		if p.OtherHost || p.Time.Before(from) || p.Time.After(to) {
@@ -176,7 +175,7 @@ func packetsIn(side string, e *probes.Evidence, from, to time.Time) sideTraffic 
 
 // complete says a live window saw every packet of the flow: its capture ran
 // throughout and nothing was dropped (by the kernel or by asym's bounds).
-func complete(l *probes.LiveEvidence) bool { return l.Captured && l.PacketsDropped == 0 }
+func complete(l *evidence.LiveEvidence) bool { return l.Captured && l.PacketsDropped == 0 }
 
 // minOverlap is the shortest window both ends must have watched together
 // for an absence of packets to mean something.
@@ -184,7 +183,7 @@ const minOverlap = time.Second
 
 // window is the time both ends watched, shrunk by a margin for the clocks
 // of two hosts and the time the peer's capture took to start.
-func window(here, there *probes.LiveEvidence) (time.Time, time.Time, bool) {
+func window(here, there *evidence.LiveEvidence) (time.Time, time.Time, bool) {
 	const margin = 100 * time.Millisecond
 	from, to := here.Start, here.End
 	if there.Start.After(from) {
@@ -199,7 +198,7 @@ func window(here, there *probes.LiveEvidence) (time.Time, time.Time, bool) {
 
 // lostInPath: a packet of the flow left one end and never reached the other
 // while both watched (the playbook's "capture on both ends").
-func lostInPath(here, there *probes.Evidence) []Finding {
+func lostInPath(here, there *evidence.Evidence) []Finding {
 	lh, lt := here.Live, there.Live
 	if lh == nil || lt == nil || !lh.OK() || !lt.OK() || here.Host == nil || there.Host == nil {
 		return nil
@@ -233,7 +232,7 @@ func lostInPath(here, there *probes.Evidence) []Finding {
 func largeLost(from, to sideTraffic) (Finding, bool) {
 	for _, dir := range []struct {
 		name    string
-		out, in []probes.CapturedPacket
+		out, in []evidence.CapturedPacket
 	}{{"reply", from.repOut, to.repIn}, {"request", from.reqOut, to.reqIn}} {
 		if len(dir.in) == 0 {
 			continue // nothing arrived at all: that is a lost path, not an MTU
@@ -242,7 +241,7 @@ func largeLost(from, to sideTraffic) (Finding, bool) {
 		for _, p := range dir.in {
 			arrived = max(arrived, p.Len)
 		}
-		var big []probes.CapturedPacket
+		var big []evidence.CapturedPacket
 		for _, p := range dir.out {
 			if p.Len > arrived && p.Len > 576 { // 576: every IPv4 path carries it
 				big = append(big, p)
@@ -252,16 +251,16 @@ func largeLost(from, to sideTraffic) (Finding, bool) {
 			continue
 		}
 		ev := []Line{
-			{Probe: probes.ProbeIDLive, Side: from.side, Text: big[0].Text + "   ← left"},
-			{Probe: probes.ProbeIDLive, Side: from.side, Text: fmt.Sprintf("%d packet(s) of the %s larger than %d bytes left in the window both ends watched", len(big), dir.name, arrived)},
-			{Probe: probes.ProbeIDLive, Side: to.side, Text: fmt.Sprintf("%d packet(s) of the %s arrived, none larger than %d bytes", len(dir.in), dir.name, arrived)},
+			{Probe: evidence.ProbeLive, Side: from.side, Text: big[0].Text + "   ← left"},
+			{Probe: evidence.ProbeLive, Side: from.side, Text: fmt.Sprintf("%d packet(s) of the %s larger than %d bytes left in the window both ends watched", len(big), dir.name, arrived)},
+			{Probe: evidence.ProbeLive, Side: to.side, Text: fmt.Sprintf("%d packet(s) of the %s arrived, none larger than %d bytes", len(dir.in), dir.name, arrived)},
 		}
 		return Finding{
 			ID:       "mtu_blackhole",
 			Severity: Critical,
 			Title:    fmt.Sprintf("%s packets of %d bytes left %s and never reached %s, while packets up to %d bytes did: an MTU black hole between them", capitalize(dir.name), big[0].Len, endName(from), endName(to), arrived),
 			Evidence: ev,
-			Fix: &Fix{Summary: "Find the hop with the smaller MTU that drops big packets silently",
+			Fix: &fix.Fix{Summary: "Find the hop with the smaller MTU that drops big packets silently",
 				Advice: fmt.Sprintf("Somewhere between the two ends a link carries less than %d bytes and its router's ICMP fragmentation-needed does not come back: allow ICMP type 3 code 4 (ICMPv6 packet too big) on the way, or clamp the TCP MSS on the router before the smaller link.", big[0].Len)},
 		}, true
 	}
@@ -279,7 +278,7 @@ func capitalize(s string) string {
 // that forwarded the request, and no reply reached it.
 func replyLost(from, to sideTraffic) (Finding, bool) {
 	r := role(to.e)
-	if len(from.repOut) == 0 || len(to.repIn) > 0 || len(to.reqOut) == 0 || (r != probes.RoleClient && r != probes.RoleMiddle) {
+	if len(from.repOut) == 0 || len(to.repIn) > 0 || len(to.reqOut) == 0 || (r != evidence.RoleClient && r != evidence.RoleMiddle) {
 		return Finding{}, false
 	}
 	first := from.repOut[0]
@@ -295,7 +294,7 @@ func replyLost(from, to sideTraffic) (Finding, bool) {
 		title = fmt.Sprintf("The %s left %s by %s, not by %s where the request arrived, and never reached %s", what, endName(from), first.Iface, from.reqIn[0].Iface, endName(to))
 	}
 	id := "reply_lost_in_path"
-	if r == probes.RoleMiddle {
+	if r == evidence.RoleMiddle {
 		// Routers need not see replies (the path back may rightly differ);
 		// for a stateful one it is the asymmetry that breaks the flow.
 		id = "reply_returns_elsewhere"
@@ -303,48 +302,48 @@ func replyLost(from, to sideTraffic) (Finding, bool) {
 	}
 	ev := []Line{}
 	if len(from.reqIn) > 0 {
-		ev = append(ev, Line{Probe: probes.ProbeIDLive, Side: from.side, Text: from.reqIn[0].Text + "   ← the request arrives"})
+		ev = append(ev, Line{Probe: evidence.ProbeLive, Side: from.side, Text: from.reqIn[0].Text + "   ← the request arrives"})
 	}
-	ev = append(ev, Line{Probe: probes.ProbeIDLive, Side: from.side, Text: first.Text + "   ← the reply leaves"})
-	ev = append(ev, Line{Probe: probes.ProbeIDLive, Side: from.side, Text: fmt.Sprintf("%d packet(s) of the reply left in the window both ends watched", len(from.repOut))})
+	ev = append(ev, Line{Probe: evidence.ProbeLive, Side: from.side, Text: first.Text + "   ← the reply leaves"})
+	ev = append(ev, Line{Probe: evidence.ProbeLive, Side: from.side, Text: fmt.Sprintf("%d packet(s) of the reply left in the window both ends watched", len(from.repOut))})
 	if p := okPath(from.e.Reply); p != nil && p.Decision.Text != "" {
 		ev = append(ev, Line{Probe: p.Probe, Side: from.side, Text: "reply route: " + p.Decision.Text})
 	}
-	ev = append(ev, Line{Probe: probes.ProbeIDLive, Side: to.side, Text: to.reqOut[0].Text + "   ← the request leaves"})
-	ev = append(ev, Line{Probe: probes.ProbeIDLive, Side: to.side, Text: fmt.Sprintf("no packet from %s arrived in the %s both ends watched (%d request packet(s) sent)",
+	ev = append(ev, Line{Probe: evidence.ProbeLive, Side: to.side, Text: to.reqOut[0].Text + "   ← the request leaves"})
+	ev = append(ev, Line{Probe: evidence.ProbeLive, Side: to.side, Text: fmt.Sprintf("no packet from %s arrived in the %s both ends watched (%d request packet(s) sent)",
 		to.e.Flow.Dst, to.windowEnd.Sub(to.windowStart).Round(100*time.Millisecond), len(to.reqOut))})
 	return Finding{
 		ID:       id,
 		Title:    title,
 		Evidence: ev,
-		Fix: &Fix{Summary: "Fix the way back between the two ends",
+		Fix: &fix.Fix{Summary: "Fix the way back between the two ends",
 			Advice: fmt.Sprintf("The reply is lost after it leaves %s. If that end's findings name the cause (a reply leaving by the wrong interface, a missing source rule), apply that fix there; otherwise capture on each hop of the way back from %s: the first hop that does not pass it on drops it.", endName(from), first.Iface),
-			Prove:  []string{probes.Command("tcpdump", "-ni", first.Iface, probes.TcpdumpFilter(from.e.Flow)) + "   # on " + endName(from)}},
+			Prove:  []string{evidence.Command("tcpdump", "-ni", first.Iface, evidence.TcpdumpFilter(from.e.Flow)) + "   # on " + endName(from)}},
 	}, true
 }
 
 // requestLost: from sent the request, to is the server and saw none of it.
 func requestLost(from, to sideTraffic) (Finding, bool) {
-	if len(from.reqOut) == 0 || len(to.reqIn) > 0 || role(to.e) != probes.RoleServer {
+	if len(from.reqOut) == 0 || len(to.reqIn) > 0 || role(to.e) != evidence.RoleServer {
 		return Finding{}, false
 	}
 	first := from.reqOut[0]
 	ev := []Line{
-		{Probe: probes.ProbeIDLive, Side: from.side, Text: first.Text + "   ← the request leaves"},
-		{Probe: probes.ProbeIDLive, Side: from.side, Text: fmt.Sprintf("%d packet(s) of the request left in the window both ends watched", len(from.reqOut))},
-		{Probe: probes.ProbeIDLive, Side: to.side, Text: fmt.Sprintf("no packet from %s arrived in the %s both ends watched", to.e.Flow.Src, to.windowEnd.Sub(to.windowStart).Round(100*time.Millisecond))},
+		{Probe: evidence.ProbeLive, Side: from.side, Text: first.Text + "   ← the request leaves"},
+		{Probe: evidence.ProbeLive, Side: from.side, Text: fmt.Sprintf("%d packet(s) of the request left in the window both ends watched", len(from.reqOut))},
+		{Probe: evidence.ProbeLive, Side: to.side, Text: fmt.Sprintf("no packet from %s arrived in the %s both ends watched", to.e.Flow.Src, to.windowEnd.Sub(to.windowStart).Round(100*time.Millisecond))},
 	}
 	return Finding{
 		ID:       "request_lost_in_path",
 		Title:    fmt.Sprintf("The request left %s by %s and never reached %s", endName(from), first.Iface, endName(to)),
 		Evidence: ev,
-		Fix: &Fix{Summary: "Find the hop that drops the request",
+		Fix: &fix.Fix{Summary: "Find the hop that drops the request",
 			Advice: "The request is lost between the two ends (a firewall, a route, an ACL, or a reverse-path check on the way): capture on each hop; the first that does not pass it on drops it."},
 	}, true
 }
 
 // describeReply names a reply packet the way people talk about it.
-func describeReply(p probes.CapturedPacket) string {
+func describeReply(p evidence.CapturedPacket) string {
 	switch {
 	case p.Flags == "S.":
 		return "SYN-ACK"
@@ -362,9 +361,9 @@ func endName(s sideTraffic) string {
 		name = SidePeer
 	}
 	switch r {
-	case probes.RoleClient, probes.RoleServer:
+	case evidence.RoleClient, evidence.RoleServer:
 		return fmt.Sprintf("the %s (%s)", r, name)
-	case probes.RoleMiddle:
+	case evidence.RoleMiddle:
 		return fmt.Sprintf("the router (%s)", name)
 	}
 	return "the host " + name
@@ -372,7 +371,7 @@ func endName(s sideTraffic) string {
 
 // Across describes the flow's way through both ends, from each end's routes
 // and, when both watched, the packets each end saw.
-func Across(here, there *probes.Evidence) []string {
+func Across(here, there *evidence.Evidence) []string {
 	out := []string{sideLine(SideHere, here), sideLine(SidePeer, there)}
 	if here.Live != nil && there.Live != nil && here.Live.OK() && there.Live.OK() {
 		if from, to, ok := window(here.Live, there.Live); ok && (!complete(here.Live) || !complete(there.Live)) {
@@ -380,7 +379,7 @@ func Across(here, there *probes.Evidence) []string {
 		} else if ok {
 			h, t := packetsIn(SideHere, here, from, to), packetsIn(SidePeer, there, from, to)
 			c, sv := h, t // the client's end first, whichever end asym runs on
-			if role(there) == probes.RoleClient || role(here) == probes.RoleServer {
+			if role(there) == evidence.RoleClient || role(here) == evidence.RoleServer {
 				c, sv = t, h
 			}
 			out = append(out, fmt.Sprintf("packets in the %s both watched: request out of %s %d, into %s %d; reply out of %s %d, into %s %d",
@@ -393,7 +392,7 @@ func Across(here, there *probes.Evidence) []string {
 }
 
 // sideLine is one end's part of the path, from its routes.
-func sideLine(side string, e *probes.Evidence) string {
+func sideLine(side string, e *evidence.Evidence) string {
 	h := e.Host
 	if h == nil || !h.OK() {
 		return side + ": host unknown"
@@ -401,7 +400,7 @@ func sideLine(side string, e *probes.Evidence) string {
 	head := fmt.Sprintf("%s (%s, %s %s):", side, h.Role, h.Hostname, h.Target)
 	req, rep := okPath(e.Request), okPath(e.Reply)
 	var parts []string
-	leg := func(p *probes.PathView, verb string) string {
+	leg := func(p *evidence.PathView, verb string) string {
 		switch {
 		case p == nil:
 			return verb + " unknown"
@@ -417,12 +416,12 @@ func sideLine(side string, e *probes.Evidence) string {
 		return s
 	}
 	switch h.Role {
-	case probes.RoleClient:
+	case evidence.RoleClient:
 		parts = append(parts, leg(req, "request"))
 		if rep != nil && rep.Ingress != "" {
 			parts = append(parts, "reply expected back on "+rep.Ingress)
 		}
-	case probes.RoleServer:
+	case evidence.RoleServer:
 		if req != nil && req.Ingress != "" {
 			parts = append(parts, "request arrives on "+req.Ingress)
 		}
@@ -441,16 +440,16 @@ func sideLine(side string, e *probes.Evidence) string {
 }
 
 // peerFailure is the finding about a peer that gave no evidence.
-func peerFailure(res peer.Result) Finding {
-	kind, reason := peer.KindFailed, "the peer gave no evidence"
+func peerFailure(res evidence.PeerResult) Finding {
+	kind, reason := evidence.PeerFailed, "the peer gave no evidence"
 	if res.Failure != nil {
 		kind, reason = res.Failure.Kind, res.Failure.Reason
 	}
-	id := "peer_" + kind
+	id := "peer_" + string(kind)
 	if _, ok := Lookup(id); !ok {
 		id = "peer_failed"
 	}
-	ev := []Line{{Probe: "command", Side: SidePeer, Text: "$ " + probes.Command(res.Command...)}}
+	ev := []Line{{Probe: "command", Side: SidePeer, Text: "$ " + evidence.Command(res.Command...)}}
 	if res.Failure != nil && res.Failure.ExitCode >= 0 {
 		ev = append(ev, Line{Probe: "command", Side: SidePeer, Text: fmt.Sprintf("exit status %d after %s", res.Failure.ExitCode, res.Elapsed.Round(time.Millisecond))})
 	}
@@ -463,19 +462,19 @@ func peerFailure(res peer.Result) Finding {
 		Title:    "The other end was not diagnosed: " + reason,
 		Evidence: ev,
 		Why:      ent.Short(),
-		Fix:      &Fix{Summary: "Make the peer command work", Advice: peerAdvice[id]},
+		Fix:      &fix.Fix{Summary: "Make the peer command work", Advice: peerAdvice[id]},
 	}
 }
 
-func peerNotRoot(res peer.Result, h *probes.HostView) Finding {
+func peerNotRoot(res evidence.PeerResult, h *evidence.HostView) Finding {
 	ent, _ := Lookup("peer_not_root")
 	return Finding{
 		ID: "peer_not_root", Severity: ent.Severity, Step: ent.Step, Side: SidePeer,
 		Title: fmt.Sprintf("asym ran on the peer without %s: some of the far end's probes were unavailable", h.Missing),
-		Evidence: []Line{{Probe: "command", Side: SidePeer, Text: "$ " + probes.Command(res.Command...)},
-			{Probe: probes.ProbeIDHost, Side: SidePeer, Text: "missing privileges: " + h.Missing}},
+		Evidence: []Line{{Probe: "command", Side: SidePeer, Text: "$ " + evidence.Command(res.Command...)},
+			{Probe: evidence.ProbeHost, Side: SidePeer, Text: "missing privileges: " + h.Missing}},
 		Why: ent.Short(),
-		Fix: &Fix{Summary: "Run the peer's asym as root", Advice: peerAdvice["peer_not_root"]},
+		Fix: &fix.Fix{Summary: "Run the peer's asym as root", Advice: peerAdvice["peer_not_root"]},
 	}
 }
 

@@ -1,6 +1,7 @@
 package playbook
 
 import (
+	"asym/evidence"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -8,24 +9,21 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"asym/probes"
-	"asym/probes/peer"
 )
 
 // recordedPair loads both ends of the two-NIC scenario as `asym collect
 // --watch 4s --peer 'ip netns exec SERVER'` printed them on the client while
 // the flow failed (re-record: go test ./cmd/asym -run TestPeerLab -record).
-func recordedPair(t *testing.T) (here, there probes.Evidence) {
+func recordedPair(t *testing.T) (here, there evidence.Evidence) {
 	t.Helper()
 	b, err := os.ReadFile("testdata/peer/two-nics-fabric.json")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var doc struct {
-		Evidence probes.Evidence `json:"evidence"`
+		Evidence evidence.Evidence `json:"evidence"`
 		Peer     struct {
-			Collection peer.Collection `json:"collection"`
+			Collection evidence.Collection `json:"collection"`
 		} `json:"peer"`
 	}
 	if err := json.Unmarshal(b, &doc); err != nil {
@@ -34,7 +32,7 @@ func recordedPair(t *testing.T) (here, there probes.Evidence) {
 	return doc.Evidence, doc.Peer.Collection.Evidence
 }
 
-func joinedIDs(here, there probes.Evidence) []string {
+func joinedIDs(here, there evidence.Evidence) []string {
 	var out []string
 	for _, f := range Join(&here, &there) {
 		out = append(out, f.ID)
@@ -43,16 +41,16 @@ func joinedIDs(here, there probes.Evidence) []string {
 }
 
 // keep returns a copy of e whose live packets are those keep accepts.
-func keep(e probes.Evidence, keep func(p probes.CapturedPacket) bool) probes.Evidence {
+func keep(e evidence.Evidence, keep func(p evidence.CapturedPacket) bool) evidence.Evidence {
 	l := *e.Live
-	l.Packets = slices.DeleteFunc(slices.Clone(l.Packets), func(p probes.CapturedPacket) bool { return !keep(p) })
+	l.Packets = slices.DeleteFunc(slices.Clone(l.Packets), func(p evidence.CapturedPacket) bool { return !keep(p) })
 	e.Live = &l
 	return e
 }
 
 func TestJoinRecorded(t *testing.T) {
 	here, there := recordedPair(t)
-	if here.Host.Role != probes.RoleClient || there.Host.Role != probes.RoleServer {
+	if here.Host.Role != evidence.RoleClient || there.Host.Role != evidence.RoleServer {
 		t.Fatalf("recording: roles %s/%s", here.Host.Role, there.Host.Role)
 	}
 	fs := Join(&here, &there)
@@ -93,8 +91,8 @@ func TestJoinRecorded(t *testing.T) {
 
 func TestJoinCases(t *testing.T) {
 	here, there := recordedPair(t)
-	isReply := func(p probes.CapturedPacket) bool { return p.Reply }
-	shift := func(e probes.Evidence, d time.Duration) probes.Evidence {
+	isReply := func(p evidence.CapturedPacket) bool { return p.Reply }
+	shift := func(e evidence.Evidence, d time.Duration) evidence.Evidence {
 		l := *e.Live
 		l.Start, l.End = l.Start.Add(d), l.End.Add(d)
 		l.Packets = slices.Clone(l.Packets)
@@ -104,20 +102,20 @@ func TestJoinCases(t *testing.T) {
 		e.Live = &l
 		return e
 	}
-	noLive := func(e probes.Evidence) probes.Evidence { e.Live = nil; return e }
-	uncaptured := func(e probes.Evidence) probes.Evidence {
+	noLive := func(e evidence.Evidence) evidence.Evidence { e.Live = nil; return e }
+	uncaptured := func(e evidence.Evidence) evidence.Evidence {
 		l := *e.Live
 		l.Captured, l.Packets = false, nil // counters only: the capture failed
 		e.Live = &l
 		return e
 	}
-	dropped := func(e probes.Evidence) probes.Evidence {
+	dropped := func(e evidence.Evidence) evidence.Evidence {
 		l := *e.Live
 		l.PacketsDropped = 3
 		e.Live = &l
 		return e
 	}
-	asRole := func(e probes.Evidence, r probes.Role) probes.Evidence {
+	asRole := func(e evidence.Evidence, r evidence.Role) evidence.Evidence {
 		h := *e.Host
 		h.Role = r
 		e.Host = &h
@@ -125,31 +123,31 @@ func TestJoinCases(t *testing.T) {
 	}
 	// withReplies gives an end reply packets of these sizes: out of the
 	// server, into the client, in the middle of the window.
-	withReplies := func(e probes.Evidence, sizes ...int) probes.Evidence {
+	withReplies := func(e evidence.Evidence, sizes ...int) evidence.Evidence {
 		l := *e.Live
 		l.Packets = slices.Clone(l.Packets)
 		dir := "in"
-		if e.Host.Role == probes.RoleServer {
+		if e.Host.Role == evidence.RoleServer {
 			dir = "out"
-			l.Packets = slices.DeleteFunc(l.Packets, func(p probes.CapturedPacket) bool { return p.Reply })
+			l.Packets = slices.DeleteFunc(l.Packets, func(p evidence.CapturedPacket) bool { return p.Reply })
 		}
 		for i, n := range sizes {
-			l.Packets = append(l.Packets, probes.CapturedPacket{Time: l.Start.Add(time.Second + time.Duration(i)*time.Millisecond), Iface: "eth0", Dir: dir,
+			l.Packets = append(l.Packets, evidence.CapturedPacket{Time: l.Start.Add(time.Second + time.Duration(i)*time.Millisecond), Iface: "eth0", Dir: evidence.PacketDir(dir),
 				Reply: true, Flags: ".", Src: e.Flow.Dst, Dst: e.Flow.Src, Proto: 6, Len: n, Text: fmt.Sprintf("eth0 %s %d", dir, n)})
 		}
 		e.Live = &l
 		return e
 	}
-	replyArrives := func(e probes.Evidence) probes.Evidence {
+	replyArrives := func(e evidence.Evidence) evidence.Evidence {
 		l := *e.Live
-		p := probes.CapturedPacket{Time: l.Start.Add(2 * time.Second), Iface: "eth0", Dir: "in", Reply: true, Flags: "S.", Src: e.Flow.Dst, Dst: e.Flow.Src, Proto: 6}
+		p := evidence.CapturedPacket{Time: l.Start.Add(2 * time.Second), Iface: "eth0", Dir: "in", Reply: true, Flags: "S.", Src: e.Flow.Dst, Dst: e.Flow.Src, Proto: 6}
 		l.Packets = append(slices.Clone(l.Packets), p)
 		e.Live = &l
 		return e
 	}
 	cases := []struct {
 		name        string
-		here, there probes.Evidence
+		here, there evidence.Evidence
 		want        []string
 	}{
 		{"recorded", here, there, []string{"reply_lost_in_path"}},
@@ -158,17 +156,17 @@ func TestJoinCases(t *testing.T) {
 		{"no live evidence there", here, noLive(there), nil},
 		{"windows an hour apart", here, shift(there, time.Hour), nil},
 		{"the reply arrives", replyArrives(here), there, nil},
-		{"the server sent no reply", here, keep(there, func(p probes.CapturedPacket) bool { return !isReply(p) }), nil},
-		{"the request never arrives", here, keep(there, func(probes.CapturedPacket) bool { return false }), []string{"request_lost_in_path"}},
-		{"the client sent nothing", keep(here, func(probes.CapturedPacket) bool { return false }), keep(there, func(probes.CapturedPacket) bool { return false }), nil},
-		{"both think they are the client", here, asRole(noLive(there), probes.RoleClient), []string{"peer_role_conflict"}},
+		{"the server sent no reply", here, keep(there, func(p evidence.CapturedPacket) bool { return !isReply(p) }), nil},
+		{"the request never arrives", here, keep(there, func(evidence.CapturedPacket) bool { return false }), []string{"request_lost_in_path"}},
+		{"the client sent nothing", keep(here, func(evidence.CapturedPacket) bool { return false }), keep(there, func(evidence.CapturedPacket) bool { return false }), nil},
+		{"both think they are the client", here, asRole(noLive(there), evidence.RoleClient), []string{"peer_role_conflict"}},
 		{"the peer's capture did not run", here, uncaptured(there), nil},
 		{"packets were dropped here", dropped(here), there, nil},
-		{"a router forwarded the request, the reply went elsewhere", asRole(here, probes.RoleMiddle), there, []string{"reply_returns_elsewhere"}},
+		{"a router forwarded the request, the reply went elsewhere", asRole(here, evidence.RoleMiddle), there, []string{"reply_returns_elsewhere"}},
 		{"big replies left, only small ones arrived", withReplies(here, 60, 60), withReplies(there, 1500, 1500, 1500), []string{"mtu_blackhole"}},
 		{"one big reply is not a pattern", withReplies(here, 60), withReplies(there, 1500), nil},
 		{"big replies arrived too", withReplies(here, 60, 1500), withReplies(there, 1500, 1500), nil},
-		{"two routers are not a conflict", asRole(noLive(here), probes.RoleMiddle), asRole(noLive(there), probes.RoleMiddle), nil},
+		{"two routers are not a conflict", asRole(noLive(here), evidence.RoleMiddle), asRole(noLive(there), evidence.RoleMiddle), nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -182,10 +180,10 @@ func TestJoinCases(t *testing.T) {
 
 func TestAnalyzePeerSides(t *testing.T) {
 	here, there := recordedPair(t)
-	res := peer.Result{Command: []string{"ip", "netns", "exec", "asym-x-host", "asym", "collect", "--json"},
-		Collection: &peer.Collection{Format: peer.Format, Version: "test", Evidence: there}}
+	res := evidence.PeerResult{Command: []string{"ip", "netns", "exec", "asym-x-host", "asym", "collect", "--json"},
+		Collection: &evidence.Collection{Format: evidence.CollectFormat, Version: "test", Evidence: there}}
 	pa := AnalyzePeer(&here, res)
-	if pa.Peer.Failure != nil || pa.Peer.Host.Role != probes.RoleServer || pa.Peer.Version != "test" {
+	if pa.Peer.Failure != nil || pa.Peer.Host.Role != evidence.RoleServer || pa.Peer.Version != "test" {
 		t.Fatalf("peer report: %+v", pa.Peer)
 	}
 	var own []string
@@ -229,15 +227,15 @@ func TestAnalyzePeerSides(t *testing.T) {
 }
 
 func TestPeerFailureFindings(t *testing.T) {
-	for _, kind := range []string{peer.KindUnreachable, peer.KindNoAsym, peer.KindNoSudo, peer.KindTimeout, peer.KindIncompatible, peer.KindFailed} {
-		res := peer.Result{Command: []string{"ssh", "db1", "sudo", "asym", "collect"}, Elapsed: time.Second,
-			Failure: &peer.Failure{Kind: kind, Reason: "it went wrong", ExitCode: 255}, Stderr: []string{"ssh: connect to host db1 port 22: Connection refused"}}
-		pa := AnalyzePeer(&probes.Evidence{}, res)
+	for _, kind := range []evidence.PeerFailureKind{evidence.PeerUnreachable, evidence.PeerNoAsym, evidence.PeerNoSudo, evidence.PeerTimeout, evidence.PeerIncompatible, evidence.PeerFailed} {
+		res := evidence.PeerResult{Command: []string{"ssh", "db1", "sudo", "asym", "collect"}, Elapsed: time.Second,
+			Failure: &evidence.PeerFailure{Kind: kind, Reason: "it went wrong", ExitCode: 255}, Stderr: []string{"ssh: connect to host db1 port 22: Connection refused"}}
+		pa := AnalyzePeer(&evidence.Evidence{}, res)
 		if len(pa.Findings) != 1 {
 			t.Fatalf("%s: %v", kind, pa.Findings)
 		}
 		f := pa.Findings[0]
-		if f.ID != "peer_"+kind || f.Side != SidePeer || f.Severity != Warning || f.Fix == nil || f.Fix.Advice == "" || f.Why == "" {
+		if f.ID != "peer_"+string(kind) || f.Side != SidePeer || f.Severity != Warning || f.Fix == nil || f.Fix.Advice == "" || f.Why == "" {
 			t.Errorf("%s: %+v", kind, f)
 		}
 		if _, ok := Lookup(f.ID); !ok {
@@ -252,7 +250,7 @@ func TestPeerFailureFindings(t *testing.T) {
 	h := *there.Host
 	h.Privileged, h.Missing = false, "CAP_NET_ADMIN"
 	there.Host = &h
-	pa := AnalyzePeer(&probes.Evidence{}, peer.Result{Collection: &peer.Collection{Format: peer.Format, Evidence: there}})
+	pa := AnalyzePeer(&evidence.Evidence{}, evidence.PeerResult{Collection: &evidence.Collection{Format: evidence.CollectFormat, Evidence: there}})
 	if len(pa.Findings) == 0 || pa.Findings[0].ID != "peer_not_root" || !strings.Contains(pa.Findings[0].Title, "CAP_NET_ADMIN") {
 		t.Errorf("not root: %v", pa.Findings)
 	}

@@ -7,8 +7,9 @@ import (
 	"strings"
 	"time"
 
+	"asym/evidence"
+	"asym/fix"
 	"asym/flow"
-	"asym/probes"
 )
 
 // Analyzers over live evidence: packets of the flow with the interface and
@@ -16,7 +17,7 @@ import (
 // the same findings as the routing analyzers (their evidence lines join the
 // finding's) and stand alone where routing alone could not tell.
 
-func live(e *probes.Evidence) *probes.LiveEvidence {
+func live(e *evidence.Evidence) *evidence.LiveEvidence {
 	if e.Live == nil || !e.Live.OK() {
 		return nil
 	}
@@ -25,16 +26,16 @@ func live(e *probes.Evidence) *probes.LiveEvidence {
 
 // firstPacket returns the first packet that matches. Frames flooded to
 // this host for another host's MAC are never evidence of the flow's path.
-func firstPacket(l *probes.LiveEvidence, match func(p probes.CapturedPacket) bool) (probes.CapturedPacket, bool) {
+func firstPacket(l *evidence.LiveEvidence, match func(p evidence.CapturedPacket) bool) (evidence.CapturedPacket, bool) {
 	for _, p := range l.Packets {
 		if !p.OtherHost && match(p) {
 			return p, true
 		}
 	}
-	return probes.CapturedPacket{}, false
+	return evidence.CapturedPacket{}, false
 }
 
-func countPackets(l *probes.LiveEvidence, match func(p probes.CapturedPacket) bool) int {
+func countPackets(l *evidence.LiveEvidence, match func(p evidence.CapturedPacket) bool) int {
 	n := 0
 	for _, p := range l.Packets {
 		if !p.OtherHost && match(p) {
@@ -46,16 +47,16 @@ func countPackets(l *probes.LiveEvidence, match func(p probes.CapturedPacket) bo
 
 // liveWrongEgress: the request came in on one interface and the reply left
 // by another, seen on the wire.
-func liveWrongEgress(e *probes.Evidence) []Finding {
+func liveWrongEgress(e *evidence.Evidence) []Finding {
 	l := live(e)
-	if l == nil || role(e) == probes.RoleClient {
+	if l == nil || role(e) == evidence.RoleClient {
 		return nil
 	}
-	in, ok := firstPacket(l, func(p probes.CapturedPacket) bool { return !p.Reply && p.Dir == "in" })
+	in, ok := firstPacket(l, func(p evidence.CapturedPacket) bool { return !p.Reply && p.Dir == "in" })
 	if !ok {
 		return nil
 	}
-	out, ok := firstPacket(l, func(p probes.CapturedPacket) bool { return p.Reply && p.Dir == "out" && p.Iface != in.Iface })
+	out, ok := firstPacket(l, func(p evidence.CapturedPacket) bool { return p.Reply && p.Dir == "out" && p.Iface != in.Iface })
 	if !ok {
 		return nil
 	}
@@ -68,18 +69,18 @@ func liveWrongEgress(e *probes.Evidence) []Finding {
 
 // liveRPFilterDrop: requests arrive, nothing answers, and the reverse-path
 // counter climbs by about as much.
-func liveRPFilterDrop(e *probes.Evidence) []Finding {
+func liveRPFilterDrop(e *evidence.Evidence) []Finding {
 	l := live(e)
-	if l == nil || role(e) == probes.RoleClient {
+	if l == nil || role(e) == evidence.RoleClient {
 		return nil
 	}
 	n := l.Deltas["TcpExt:IPReversePathFilter"]
-	reqs := countPackets(l, func(p probes.CapturedPacket) bool { return !p.Reply && p.Dir == "in" })
-	replies := countPackets(l, func(p probes.CapturedPacket) bool { return p.Reply && p.Dir == "out" })
+	reqs := countPackets(l, func(p evidence.CapturedPacket) bool { return !p.Reply && p.Dir == "in" })
+	replies := countPackets(l, func(p evidence.CapturedPacket) bool { return p.Reply && p.Dir == "out" })
 	if n <= 0 || reqs == 0 || replies > 0 {
 		return nil
 	}
-	in, _ := firstPacket(l, func(p probes.CapturedPacket) bool { return !p.Reply && p.Dir == "in" })
+	in, _ := firstPacket(l, func(p evidence.CapturedPacket) bool { return !p.Reply && p.Dir == "in" })
 	return []Finding{{
 		ID:    "rp_filter_strict_drop",
 		Title: fmt.Sprintf("%d requests arrived on %s, none was answered, and the reverse-path filter dropped %d packets", reqs, in.Iface, n),
@@ -91,16 +92,16 @@ func liveRPFilterDrop(e *probes.Evidence) []Finding {
 // liveSilentConntrack: the reply arrives here, conntrack records nothing of
 // the flow, and invalid climbs: a stateful drop of a flow this host never
 // saw begin.
-func liveSilentConntrack(e *probes.Evidence) []Finding {
+func liveSilentConntrack(e *evidence.Evidence) []Finding {
 	l := live(e)
 	if l == nil || len(l.Events) > 0 || l.Deltas["nf_conntrack:invalid"] <= 0 {
 		return nil
 	}
-	rep, ok := firstPacket(l, func(p probes.CapturedPacket) bool { return p.Reply && p.Dir == "in" })
+	rep, ok := firstPacket(l, func(p evidence.CapturedPacket) bool { return p.Reply && p.Dir == "in" })
 	if !ok {
 		return nil
 	}
-	forwarded := countPackets(l, func(p probes.CapturedPacket) bool { return p.Reply && p.Dir == "out" })
+	forwarded := countPackets(l, func(p evidence.CapturedPacket) bool { return p.Reply && p.Dir == "out" })
 	if forwarded > 0 {
 		return nil
 	}
@@ -115,7 +116,7 @@ func liveSilentConntrack(e *probes.Evidence) []Finding {
 		ID:       "ct_invalid_drop",
 		Title:    "The reply arrives and vanishes: no conntrack entry, invalid climbs (the silent-conntrack signature)",
 		Evidence: ev,
-		Fix: &Fix{Summary: "Make both directions of the flow cross the same stateful device",
+		Fix: &fix.Fix{Summary: "Make both directions of the flow cross the same stateful device",
 			Advice: "The request crossed another device than this one. Pin the route so both directions cross the same stateful device, or share state.",
 			Prove:  []string{proveConntrack(e)}},
 	}}
@@ -123,26 +124,26 @@ func liveSilentConntrack(e *probes.Evidence) []Finding {
 
 // liveSynUnanswered: a TCP SYN goes (or comes) again and again and no SYN-ACK
 // is seen on this host.
-func liveSynUnanswered(e *probes.Evidence) []Finding {
+func liveSynUnanswered(e *evidence.Evidence) []Finding {
 	l := live(e)
 	if l == nil || e.Flow.Proto != 6 {
 		return nil
 	}
-	syns := countPackets(l, func(p probes.CapturedPacket) bool { return !p.Reply && p.Flags == "S" })
-	synacks := countPackets(l, func(p probes.CapturedPacket) bool { return p.Reply && p.Flags == "S." })
+	syns := countPackets(l, func(p evidence.CapturedPacket) bool { return !p.Reply && p.Flags == "S" })
+	synacks := countPackets(l, func(p evidence.CapturedPacket) bool { return p.Reply && p.Flags == "S." })
 	if syns < 2 || synacks > 0 {
 		return nil
 	}
-	syn, _ := firstPacket(l, func(p probes.CapturedPacket) bool { return !p.Reply && p.Flags == "S" })
+	syn, _ := firstPacket(l, func(p evidence.CapturedPacket) bool { return !p.Reply && p.Flags == "S" })
 	where := "the reply is dropped before it reaches this host, or takes another way back"
-	if role(e) == probes.RoleServer {
+	if role(e) == evidence.RoleServer {
 		where = "this host does not answer: it drops the SYN or cannot route the SYN-ACK"
 	}
 	return []Finding{{
 		ID:       "syn_unanswered",
 		Title:    fmt.Sprintf("The SYN was seen %d times (retransmits) and no SYN-ACK: %s", syns, where),
 		Evidence: []Line{{Probe: "live", Text: syn.Text}, {Probe: "live", Text: fmt.Sprintf("%d SYN, 0 SYN-ACK over the window", syns)}},
-		Fix: &Fix{Summary: "Follow the SYN-ACK", Advice: "Capture on the other end: if it sends the SYN-ACK, the return path loses it; compare the route back on both ends.",
+		Fix: &fix.Fix{Summary: "Follow the SYN-ACK", Advice: "Capture on the other end: if it sends the SYN-ACK, the return path loses it; compare the route back on both ends.",
 			Prove: []string{proveCapture(e) + "   # on the other end", proveRoute(e, true) + "   # on the other end"}},
 	}}
 }
@@ -150,16 +151,16 @@ func liveSynUnanswered(e *probes.Evidence) []Finding {
 // HandOff lists ready-to-run commands of deeper tools for the flow: a
 // capture on the interfaces involved, conntrack events, and pwru and retis
 // (eBPF tracers of the packet's way through the kernel) where it has BTF.
-func HandOff(e *probes.Evidence, prefix []string) []string {
-	return HandOffVia(e, Prefixed(prefix), Prefixed(nil))
+func HandOff(e *evidence.Evidence, prefix []string) []string {
+	return HandOffVia(e, fix.Prefixed(prefix), fix.Prefixed(nil))
 }
 
 // HandOffVia is HandOff with the commands rendered by render, and the
 // tracers (which see every namespace of the kernel) by host.
-func HandOffVia(e *probes.Evidence, render, host Render) []string {
+func HandOffVia(e *evidence.Evidence, render, host fix.Render) []string {
 	f := e.Flow
 	ifaces := []string{}
-	for _, p := range []*probes.PathView{okPath(e.Request), okPath(e.Reply)} {
+	for _, p := range []*evidence.PathView{okPath(e.Request), okPath(e.Reply)} {
 		if p == nil {
 			continue
 		}
@@ -171,7 +172,7 @@ func HandOffVia(e *probes.Evidence, render, host Render) []string {
 	}
 	pre := func(w ...string) string { return render(w) }
 	var out []string
-	filter := probes.TcpdumpFilter(f)
+	filter := evidence.TcpdumpFilter(f)
 	if len(ifaces) == 0 {
 		out = append(out, pre("tcpdump", "-ni", "any", filter))
 	}
@@ -226,17 +227,17 @@ const mtuTimerGap = 150 * time.Millisecond
 // between the copies and no packet of that length ever answered, while
 // smaller packets of that direction were.
 type mtuStall struct {
-	reply            bool                    // the direction of the large segments
-	copies           []probes.CapturedPacket // the same length again after a timer, in order: 2 or more
-	answered, answer probes.CapturedPacket   // the largest smaller packet of that direction the other end answered, and its answer
-	frag             []probes.CapturedPacket // ICMP fragmentation-needed / packet-too-big about that direction
-	fragMTU          int                     // the smallest MTU they report; 0 when none says
-	left             int                     // packets of that length and direction that left this host
-	stalls           int                     // chains like copies in the window (a retried flow stalls each time)
+	reply            bool                      // the direction of the large segments
+	copies           []evidence.CapturedPacket // the same length again after a timer, in order: 2 or more
+	answered, answer evidence.CapturedPacket   // the largest smaller packet of that direction the other end answered, and its answer
+	frag             []evidence.CapturedPacket // ICMP fragmentation-needed / packet-too-big about that direction
+	fragMTU          int                       // the smallest MTU they report; 0 when none says
+	left             int                       // packets of that length and direction that left this host
+	stalls           int                       // chains like copies in the window (a retried flow stalls each time)
 }
 
 // dst is where the large segments go.
-func (s *mtuStall) dst(e *probes.Evidence) netip.Addr {
+func (s *mtuStall) dst(e *evidence.Evidence) netip.Addr {
 	if s.reply {
 		return e.Flow.Src.Addr()
 	}
@@ -251,8 +252,8 @@ func (s *mtuStall) length() int { return s.copies[0].Len }
 // packet too big), and the smallest MTU they report. Capture marks an error
 // Reply when it quotes a request, so errors about direction reply have the
 // opposite Reply.
-func fragNeeded(l *probes.LiveEvidence, reply bool) ([]probes.CapturedPacket, int) {
-	var out []probes.CapturedPacket
+func fragNeeded(l *evidence.LiveEvidence, reply bool) ([]evidence.CapturedPacket, int) {
+	var out []evidence.CapturedPacket
 	low := 0
 	for _, p := range l.Packets {
 		if p.OtherHost || p.Reply == reply || !(strings.HasPrefix(p.ICMP, "unreachable (frag needed") || strings.HasPrefix(p.ICMP, "packet too big")) {
@@ -273,7 +274,7 @@ func fragNeeded(l *probes.LiveEvidence, reply bool) ([]probes.CapturedPacket, in
 // when the packets do not show it, or when an ICMP fragmentation-needed
 // arrived and the segments did shrink (path MTU discovery works: whatever
 // stalls the flow, it is not a black hole).
-func findMTUStall(e *probes.Evidence) *mtuStall {
+func findMTUStall(e *evidence.Evidence) *mtuStall {
 	l := live(e)
 	if l == nil || e.Flow.Proto != flow.TCP {
 		return nil
@@ -287,10 +288,10 @@ func findMTUStall(e *probes.Evidence) *mtuStall {
 	return best
 }
 
-func mtuStallIn(l *probes.LiveEvidence, reply bool) *mtuStall {
+func mtuStallIn(l *evidence.LiveEvidence, reply bool) *mtuStall {
 	// The flow's own TCP packets, in the order the capture saw them;
 	// indices below are into this slice.
-	var pk []probes.CapturedPacket
+	var pk []evidence.CapturedPacket
 	for _, p := range l.Packets {
 		if !p.OtherHost && p.ICMP == "" && p.Proto == uint8(flow.TCP) {
 			pk = append(pk, p)
@@ -311,8 +312,9 @@ func mtuStallIn(l *probes.LiveEvidence, reply bool) *mtuStall {
 	// counts as sent again when the retransmission timer separates them,
 	// and stands in for the last one when it belongs to the same burst.
 	type key struct {
-		iface, dir string
-		n          int
+		iface string
+		dir   evidence.PacketDir
+		n     int
 	}
 	chains := map[key][]int{}
 	var proofs [][]int
@@ -442,7 +444,7 @@ func mtuStallIn(l *probes.LiveEvidence, reply bool) *mtuStall {
 }
 
 // mtuStallFinding words the proof.
-func mtuStallFinding(e *probes.Evidence, s *mtuStall) Finding {
+func mtuStallFinding(e *evidence.Evidence, s *mtuStall) Finding {
 	n, dst := s.length(), s.dst(e)
 	first, last := s.copies[0], s.copies[len(s.copies)-1]
 	ev := []Line{
@@ -486,7 +488,7 @@ func mtuStallFinding(e *probes.Evidence, s *mtuStall) Finding {
 		hdr = 48
 	}
 	ping := func(size int, why string) string {
-		return probes.Command("ping", "-M", "do", "-s", fmt.Sprint(size-hdr), "-c", "3", dst.String()) + "   # " + why
+		return evidence.Command("ping", "-M", "do", "-s", fmt.Sprint(size-hdr), "-c", "3", dst.String()) + "   # " + why
 	}
 	f := Finding{
 		ID:       "mtu_blackhole",
@@ -495,13 +497,13 @@ func mtuStallFinding(e *probes.Evidence, s *mtuStall) Finding {
 	}
 	if len(s.frag) > 0 {
 		f.Title = fmt.Sprintf("Proven on the wire: %d-byte segments to %s are sent again and again although ICMP fragmentation-needed (mtu %d) arrives: this host does not act on it", n, dst, s.fragMTU)
-		f.Fix = &Fix{Summary: "Find out why this host ignores fragmentation-needed",
+		f.Fix = &fix.Fix{Summary: "Find out why this host ignores fragmentation-needed",
 			Advice: "The ICMP reaches this host's interface (a capture sees it before the firewall) but the segments keep their size: an input rule may drop ICMP, " +
 				"net.ipv4.ip_no_pmtu_disc may be set, or the reported MTU is below net.ipv4.route.min_pmtu. Allow ICMP destination-unreachable/fragmentation-needed " +
 				"(IPv6: packet-too-big) in, or clamp the TCP MSS on the path.",
-			Prove: []string{probes.Command("ip", "route", "get", dst.String()) + "   # on this host: a learned path MTU shows as \"cache expires … mtu\"",
-				probes.Command("sysctl", "net.ipv4.ip_no_pmtu_disc", "net.ipv4.route.min_pmtu"),
-				probes.Command("nft", "list", "ruleset") + "   # rules that drop icmp on input"}}
+			Prove: []string{evidence.Command("ip", "route", "get", dst.String()) + "   # on this host: a learned path MTU shows as \"cache expires … mtu\"",
+				evidence.Command("sysctl", "net.ipv4.ip_no_pmtu_disc", "net.ipv4.route.min_pmtu"),
+				evidence.Command("nft", "list", "ruleset") + "   # rules that drop icmp on input"}}
 		return f
 	}
 	f.Title = fmt.Sprintf("Proven on the wire: %d-byte segments to %s vanish while smaller packets pass, and no ICMP fragmentation-needed comes back (a path MTU black hole)", n, dst)
@@ -511,9 +513,9 @@ func mtuStallFinding(e *probes.Evidence, s *mtuStall) Finding {
 		if sp.Decision.Gateway.IsValid() {
 			w = append(w, "via", sp.Decision.Gateway.String())
 		}
-		stopgap = probes.Command(append(w, "dev", sp.Decision.Dev, "mtu", "lock", "1280")...)
+		stopgap = evidence.Command(append(w, "dev", sp.Decision.Dev, "mtu", "lock", "1280")...)
 	}
-	f.Fix = &Fix{Summary: "Let path MTU discovery work on the path, or clamp the MSS there",
+	f.Fix = &fix.Fix{Summary: "Let path MTU discovery work on the path, or clamp the MSS there",
 		Advice: fmt.Sprintf("The %d-byte segments are dropped on the way to %s by a link with a smaller MTU, and the ICMP fragmentation-needed that should tell this host is filtered, so it never learns. "+
 			"On the router in front of the smaller link: allow ICMP destination-unreachable/fragmentation-needed (type 3 code 4; IPv6 packet-too-big, type 2) out of and through it, "+
 			"or clamp the TCP MSS to that link (nftables: tcp flags syn tcp option maxseg size set rt mtu). "+
@@ -530,13 +532,13 @@ func mtuStallFinding(e *probes.Evidence, s *mtuStall) Finding {
 // or at least not to the MAC the peer's own frames come from. Without the
 // route's gateway nothing is concluded: an on-link route hands frames to the
 // peer itself by definition.
-func liveOnLinkDetour(e *probes.Evidence) []Finding {
+func liveOnLinkDetour(e *evidence.Evidence) []Finding {
 	l, sp := live(e), sender(e)
 	if l == nil || e.Host == nil || sp == nil || !sp.Decision.Gateway.IsValid() || sp.Egress == "" {
 		return nil
 	}
 	pr, gw := farAddr(e), sp.Decision.Gateway
-	p, found := firstPacket(l, func(p probes.CapturedPacket) bool {
+	p, found := firstPacket(l, func(p evidence.CapturedPacket) bool {
 		return p.Dir == "out" && p.Dst.Addr() == pr && p.Iface == sp.Egress && p.DstMAC != ""
 	})
 	if !found {
@@ -566,7 +568,7 @@ func liveOnLinkDetour(e *probes.Evidence) []Finding {
 		}
 	}
 	if proof == "" {
-		q, ok := firstPacket(l, func(q probes.CapturedPacket) bool {
+		q, ok := firstPacket(l, func(q evidence.CapturedPacket) bool {
 			return q.Dir == "in" && q.Src.Addr() == pr && q.Iface == p.Iface && q.SrcMAC != ""
 		})
 		if !ok || strings.EqualFold(q.SrcMAC, p.DstMAC) {
@@ -574,17 +576,17 @@ func liveOnLinkDetour(e *probes.Evidence) []Finding {
 		}
 		proof = q.Text + "   ← " + pr.String() + "'s own frames come from " + q.SrcMAC
 	}
-	n := countPackets(l, func(q probes.CapturedPacket) bool {
+	n := countPackets(l, func(q evidence.CapturedPacket) bool {
 		return q.Dir == "out" && q.Dst.Addr() == pr && strings.EqualFold(q.DstMAC, p.DstMAC)
 	})
 	return []Finding{{
 		ID:    "missing_link_route",
 		Title: fmt.Sprintf("Packets to %s, on %s's own subnet, leave in frames for the gateway %s (%s), not for %s itself", pr, p.Iface, gw, p.DstMAC, pr),
 		Evidence: []Line{
-			{Probe: probes.ProbeIDLive, Text: p.Text + "   ← frame to " + p.DstMAC + " (the gateway " + gw.String() + "), not to " + pr.String()},
-			{Probe: probes.ProbeIDLive, Text: proof},
-			{Probe: probes.ProbeIDLive, Text: fmt.Sprintf("%d packet(s) to %s left by %s in frames for %s over the window", n, pr, p.Iface, p.DstMAC)},
-			{Probe: probes.ProbeIDHost, Text: fmt.Sprintf("%s is on %s's own subnet %s", pr, p.Iface, sub)},
+			{Probe: evidence.ProbeLive, Text: p.Text + "   ← frame to " + p.DstMAC + " (the gateway " + gw.String() + "), not to " + pr.String()},
+			{Probe: evidence.ProbeLive, Text: proof},
+			{Probe: evidence.ProbeLive, Text: fmt.Sprintf("%d packet(s) to %s left by %s in frames for %s over the window", n, pr, p.Iface, p.DstMAC)},
+			{Probe: evidence.ProbeHost, Text: fmt.Sprintf("%s is on %s's own subnet %s", pr, p.Iface, sub)},
 		},
 	}}
 }
@@ -593,13 +595,13 @@ func liveOnLinkDetour(e *probes.Evidence) []Finding {
 // hops, the request came in from one side and the reply leaves towards
 // another next hop: the hashing that ecmp_multipath warns about, seen
 // splitting this flow.
-func liveECMPSplit(e *probes.Evidence) []Finding {
+func liveECMPSplit(e *evidence.Evidence) []Finding {
 	l := live(e)
 	if l == nil {
 		return nil
 	}
-	req, ok1 := firstPacket(l, func(p probes.CapturedPacket) bool { return !p.Reply && p.Dir == "in" && p.ICMP == "" })
-	rep, ok2 := firstPacket(l, func(p probes.CapturedPacket) bool { return p.Reply && p.Dir == "out" && p.ICMP == "" })
+	req, ok1 := firstPacket(l, func(p evidence.CapturedPacket) bool { return !p.Reply && p.Dir == "in" && p.ICMP == "" })
+	rep, ok2 := firstPacket(l, func(p evidence.CapturedPacket) bool { return p.Reply && p.Dir == "out" && p.ICMP == "" })
 	if !ok1 || !ok2 || req.Iface == rep.Iface {
 		return nil
 	}
@@ -620,8 +622,8 @@ func liveECMPSplit(e *probes.Evidence) []Finding {
 		ID:    "ecmp_multipath",
 		Title: fmt.Sprintf("ECMP splits the flow: the request came in on %s, the reply leaves by %s, one of %d next hops", req.Iface, rep.Iface, len(devs)),
 		Evidence: []Line{
-			{Probe: probes.ProbeIDLive, Text: req.Text + "   ← the request comes in"},
-			{Probe: probes.ProbeIDLive, Text: rep.Text + "   ← the reply is hashed to another next hop"},
+			{Probe: evidence.ProbeLive, Text: req.Text + "   ← the request comes in"},
+			{Probe: evidence.ProbeLive, Text: rep.Text + "   ← the reply is hashed to another next hop"},
 		},
 	}}
 }
@@ -630,28 +632,28 @@ func liveECMPSplit(e *probes.Evidence) []Finding {
 // again and no packet of the reply crosses it in the window: the reply
 // returns another way (the playbook's firewall pair), which conntrack's
 // [UNREPLIED] says from its side.
-func liveUnrepliedMiddle(e *probes.Evidence) []Finding {
+func liveUnrepliedMiddle(e *evidence.Evidence) []Finding {
 	l := live(e)
-	if l == nil || role(e) != probes.RoleMiddle {
+	if l == nil || role(e) != evidence.RoleMiddle {
 		return nil
 	}
-	in := countPackets(l, func(p probes.CapturedPacket) bool { return !p.Reply && p.Dir == "in" })
-	out := countPackets(l, func(p probes.CapturedPacket) bool { return !p.Reply && p.Dir == "out" })
-	replies := countPackets(l, func(p probes.CapturedPacket) bool { return p.Reply })
+	in := countPackets(l, func(p evidence.CapturedPacket) bool { return !p.Reply && p.Dir == "in" })
+	out := countPackets(l, func(p evidence.CapturedPacket) bool { return !p.Reply && p.Dir == "out" })
+	replies := countPackets(l, func(p evidence.CapturedPacket) bool { return p.Reply })
 	if in < 2 || out < 2 || replies > 0 {
 		return nil
 	}
-	a, _ := firstPacket(l, func(p probes.CapturedPacket) bool { return !p.Reply && p.Dir == "in" })
-	b, _ := firstPacket(l, func(p probes.CapturedPacket) bool { return !p.Reply && p.Dir == "out" })
+	a, _ := firstPacket(l, func(p evidence.CapturedPacket) bool { return !p.Reply && p.Dir == "in" })
+	b, _ := firstPacket(l, func(p evidence.CapturedPacket) bool { return !p.Reply && p.Dir == "out" })
 	return []Finding{{
 		ID:    "conntrack_unreplied",
 		Title: fmt.Sprintf("This host forwards the request (in on %s, out by %s) and no reply comes back through it: it is dropped further on or returns another way", a.Iface, b.Iface),
 		Evidence: []Line{
-			{Probe: probes.ProbeIDLive, Text: a.Text},
-			{Probe: probes.ProbeIDLive, Text: b.Text},
-			{Probe: probes.ProbeIDLive, Text: fmt.Sprintf("%d request packet(s) in, %d forwarded, no packet of the reply over the window", in, out)},
+			{Probe: evidence.ProbeLive, Text: a.Text},
+			{Probe: evidence.ProbeLive, Text: b.Text},
+			{Probe: evidence.ProbeLive, Text: fmt.Sprintf("%d request packet(s) in, %d forwarded, no packet of the reply over the window", in, out)},
 		},
-		Fix: &Fix{Summary: "Find where the reply goes instead",
+		Fix: &fix.Fix{Summary: "Find where the reply goes instead",
 			Advice: "The reply is dropped further on or returns by another path: capture on the far end (does it answer?) and on the other path's devices, and compare the route back on the far end and the routers between."},
 	}}
 }

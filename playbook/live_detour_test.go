@@ -1,13 +1,12 @@
 package playbook
 
 import (
+	"asym/evidence"
 	"encoding/json"
 	"net/netip"
 	"os"
 	"strings"
 	"testing"
-
-	"asym/probes"
 )
 
 // TestLiveOnLinkDetour: frames to an on-link peer handed to another MAC
@@ -18,34 +17,34 @@ func TestLiveOnLinkDetour(t *testing.T) {
 	const peerMAC, gwMAC = "02:00:00:00:00:50", "02:00:00:00:00:01"
 	peer := netip.MustParseAddrPort("198.51.100.50:40000")
 	srv := netip.MustParseAddrPort("198.51.100.11:8080")
-	in := func(iface, srcMAC string) probes.CapturedPacket {
-		return probes.CapturedPacket{Iface: iface, Dir: "in", Src: peer, Dst: srv, Proto: 6, Flags: "S", SrcMAC: srcMAC, DstMAC: "02:00:00:00:00:11", Text: "in " + iface}
+	in := func(iface, srcMAC string) evidence.CapturedPacket {
+		return evidence.CapturedPacket{Iface: iface, Dir: "in", Src: peer, Dst: srv, Proto: 6, Flags: "S", SrcMAC: srcMAC, DstMAC: "02:00:00:00:00:11", Text: "in " + iface}
 	}
-	out := func(iface, dstMAC string, to netip.AddrPort) probes.CapturedPacket {
-		return probes.CapturedPacket{Iface: iface, Dir: "out", Src: srv, Dst: to, Proto: 6, Flags: "S.", Reply: true, SrcMAC: "02:00:00:00:00:11", DstMAC: dstMAC, Text: "out " + iface}
+	out := func(iface, dstMAC string, to netip.AddrPort) evidence.CapturedPacket {
+		return evidence.CapturedPacket{Iface: iface, Dir: "out", Src: srv, Dst: to, Proto: 6, Flags: "S.", Reply: true, SrcMAC: "02:00:00:00:00:11", DstMAC: dstMAC, Text: "out " + iface}
 	}
 	cases := []struct {
 		name    string
-		packets []probes.CapturedPacket
-		neigh   []probes.Neighbour
+		packets []evidence.CapturedPacket
+		neigh   []evidence.Neighbour
 		want    string // a line of the finding's evidence; "" for no finding
 	}{
-		{"not to where the peer's frames come from", []probes.CapturedPacket{in("eth1", peerMAC), out("eth1", gwMAC, peer)}, nil,
+		{"not to where the peer's frames come from", []evidence.CapturedPacket{in("eth1", peerMAC), out("eth1", gwMAC, peer)}, nil,
 			"198.51.100.50's own frames come from " + peerMAC},
-		{"to the gateway's MAC, from its neighbour entry", []probes.CapturedPacket{out("eth1", gwMAC, peer)},
-			[]probes.Neighbour{{Addr: netip.MustParseAddr("198.51.100.1"), Dev: "eth1", MAC: gwMAC, Text: "198.51.100.1 dev eth1 lladdr " + gwMAC}},
+		{"to the gateway's MAC, from its neighbour entry", []evidence.CapturedPacket{out("eth1", gwMAC, peer)},
+			[]evidence.Neighbour{{Addr: netip.MustParseAddr("198.51.100.1"), Dev: "eth1", MAC: gwMAC, Text: "198.51.100.1 dev eth1 lladdr " + gwMAC}},
 			"198.51.100.1 dev eth1 lladdr " + gwMAC + "   ← the gateway's MAC"},
-		{"handed to the peer itself", []probes.CapturedPacket{in("eth1", peerMAC), out("eth1", peerMAC, peer)}, nil, ""},
-		{"the peer's neighbour entry says direct", []probes.CapturedPacket{out("eth1", peerMAC, peer)},
-			[]probes.Neighbour{{Addr: peer.Addr(), Dev: "eth1", MAC: peerMAC}}, ""},
-		{"nothing to compare with", []probes.CapturedPacket{out("eth1", gwMAC, peer)}, nil, ""},
-		{"no MACs (a link without them)", []probes.CapturedPacket{in("eth1", ""), out("eth1", "", peer)}, nil, ""},
-		{"a flooded copy is not the peer's frame", []probes.CapturedPacket{func() probes.CapturedPacket { p := in("eth1", peerMAC); p.OtherHost = true; return p }(), out("eth1", gwMAC, peer)}, nil, ""},
+		{"handed to the peer itself", []evidence.CapturedPacket{in("eth1", peerMAC), out("eth1", peerMAC, peer)}, nil, ""},
+		{"the peer's neighbour entry says direct", []evidence.CapturedPacket{out("eth1", peerMAC, peer)},
+			[]evidence.Neighbour{{Addr: peer.Addr(), Dev: "eth1", MAC: peerMAC}}, ""},
+		{"nothing to compare with", []evidence.CapturedPacket{out("eth1", gwMAC, peer)}, nil, ""},
+		{"no MACs (a link without them)", []evidence.CapturedPacket{in("eth1", ""), out("eth1", "", peer)}, nil, ""},
+		{"a flooded copy is not the peer's frame", []evidence.CapturedPacket{func() evidence.CapturedPacket { p := in("eth1", peerMAC); p.OtherHost = true; return p }(), out("eth1", gwMAC, peer)}, nil, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			e := base
-			e.Live = &probes.LiveEvidence{Report: probes.Report{Probe: "live", Status: probes.StatusOK}, Packets: c.packets}
+			e.Live = &evidence.LiveEvidence{Report: evidence.Report{Probe: "live", Status: evidence.StatusOK}, Packets: c.packets}
 			nv := *e.Neighbours
 			nv.Entries = c.neigh
 			e.Neighbours = &nv
@@ -76,8 +75,8 @@ func TestLiveOnLinkDetour(t *testing.T) {
 	rp := *onLink.Reply
 	rp.Decision.Gateway = netip.Addr{}
 	onLink.Reply = &rp
-	onLink.Live = &probes.LiveEvidence{Report: probes.Report{Probe: "live", Status: probes.StatusOK},
-		Packets: []probes.CapturedPacket{in("eth1", gwMAC), out("eth1", peerMAC, peer)}}
+	onLink.Live = &evidence.LiveEvidence{Report: evidence.Report{Probe: "live", Status: evidence.StatusOK},
+		Packets: []evidence.CapturedPacket{in("eth1", gwMAC), out("eth1", peerMAC, peer)}}
 	if fs := liveOnLinkDetour(&onLink); len(fs) != 0 {
 		t.Errorf("on-link route: %+v", fs)
 	}
@@ -85,8 +84,8 @@ func TestLiveOnLinkDetour(t *testing.T) {
 	// rightly reached through it.
 	e := base
 	e.Flow.Src = netip.MustParseAddrPort("203.0.113.10:40000")
-	e.Live = &probes.LiveEvidence{Report: probes.Report{Probe: "live", Status: probes.StatusOK},
-		Packets: []probes.CapturedPacket{in("eth1", peerMAC), out("eth1", gwMAC, netip.MustParseAddrPort("203.0.113.10:40000"))}}
+	e.Live = &evidence.LiveEvidence{Report: evidence.Report{Probe: "live", Status: evidence.StatusOK},
+		Packets: []evidence.CapturedPacket{in("eth1", peerMAC), out("eth1", gwMAC, netip.MustParseAddrPort("203.0.113.10:40000"))}}
 	if fs := liveOnLinkDetour(&e); len(fs) != 0 {
 		t.Errorf("off-link peer: %+v", fs)
 	}
@@ -94,14 +93,14 @@ func TestLiveOnLinkDetour(t *testing.T) {
 
 // loadRecorded reads the evidence of a lab check recorded on a real kernel
 // (playbook/testdata/NAME.json).
-func loadRecorded(t *testing.T, name string) probes.Evidence {
+func loadRecorded(t *testing.T, name string) evidence.Evidence {
 	t.Helper()
 	b, err := os.ReadFile("testdata/" + name + ".json")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var rec struct {
-		Evidence probes.Evidence `json:"evidence"`
+		Evidence evidence.Evidence `json:"evidence"`
 	}
 	if err := json.Unmarshal(b, &rec); err != nil {
 		t.Fatal(err)
@@ -116,21 +115,21 @@ func loadRecorded(t *testing.T, name string) probes.Evidence {
 func TestLiveMiddleBoxes(t *testing.T) {
 	src := netip.MustParseAddrPort("192.0.2.10:40001")
 	dst := netip.MustParseAddrPort("203.0.113.10:8080")
-	p := func(iface, dir string, reply bool, flags string) probes.CapturedPacket {
-		q := probes.CapturedPacket{Iface: iface, Dir: dir, Reply: reply, Flags: flags, Proto: 6, Src: src, Dst: dst, Text: iface + " " + dir + " " + flags}
+	p := func(iface, dir string, reply bool, flags string) evidence.CapturedPacket {
+		q := evidence.CapturedPacket{Iface: iface, Dir: evidence.PacketDir(dir), Reply: reply, Flags: flags, Proto: 6, Src: src, Dst: dst, Text: iface + " " + dir + " " + flags}
 		if reply {
 			q.Src, q.Dst = dst, src
 		}
 		return q
 	}
-	withLive := func(e probes.Evidence, ps ...probes.CapturedPacket) *probes.Evidence {
-		e.Live = &probes.LiveEvidence{Report: probes.Report{Probe: "live", Status: probes.StatusOK}, Packets: ps}
+	withLive := func(e evidence.Evidence, ps ...evidence.CapturedPacket) *evidence.Evidence {
+		e.Live = &evidence.LiveEvidence{Report: evidence.Report{Probe: "live", Status: evidence.StatusOK}, Packets: ps}
 		return &e
 	}
 	r2, fw1 := loadRecorded(t, "firewall-ecmp-r2"), loadRecorded(t, "firewall-ecmp-fw1")
 	cases := []struct {
 		name string
-		e    *probes.Evidence
+		e    *evidence.Evidence
 		fn   Analyzer
 		want bool
 	}{

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"asym/evidence"
 	"asym/flow"
-	"asym/probes"
 )
 
 // mtuRecorded is the server of the lab scenario mtu-blackhole watched on a
@@ -18,7 +18,7 @@ import (
 // pass, the 8 KiB answer goes out as a 7292-byte TSO packet and a 1004-byte
 // tail (which passes and is SACKed), then the 1500-byte head is sent again
 // at 200, 430 and 830 ms intervals with nothing back, and the client resets.
-func mtuRecorded(t *testing.T) *probes.Evidence {
+func mtuRecorded(t *testing.T) *evidence.Evidence {
 	t.Helper()
 	e := loadRecorded(t, "mtu-blackhole-server-watch")
 	if e.Live == nil || len(e.Live.Packets) != 13 {
@@ -30,8 +30,8 @@ func mtuRecorded(t *testing.T) *probes.Evidence {
 var mtuT0 = time.Date(2025, 11, 24, 8, 0, 0, 0, time.UTC)
 
 // seg is a synthetic TCP packet of the flow at ms milliseconds.
-func seg(ms int, iface, dir string, reply bool, flags string, n int) probes.CapturedPacket {
-	p := probes.CapturedPacket{Time: mtuT0.Add(time.Duration(ms) * time.Millisecond), Iface: iface, Dir: dir, Reply: reply, Flags: flags, Proto: 6, Len: n,
+func seg(ms int, iface, dir string, reply bool, flags string, n int) evidence.CapturedPacket {
+	p := evidence.CapturedPacket{Time: mtuT0.Add(time.Duration(ms) * time.Millisecond), Iface: iface, Dir: evidence.PacketDir(dir), Reply: reply, Flags: flags, Proto: 6, Len: n,
 		Src: netip.MustParseAddrPort("192.0.2.10:40001"), Dst: netip.MustParseAddrPort("203.0.113.10:8080")}
 	if reply {
 		p.Src, p.Dst = p.Dst, p.Src
@@ -43,21 +43,21 @@ func seg(ms int, iface, dir string, reply bool, flags string, n int) probes.Capt
 // fragNeededAt is the ICMP error a router sends the server about its
 // reply-direction segment: it quotes a packet from the flow's Dst, so it is
 // not Reply.
-func fragNeededAt(at time.Time, mtu int) probes.CapturedPacket {
-	return probes.CapturedPacket{Time: at, Iface: "eth0", Dir: "in", Proto: 1, Len: 576,
+func fragNeededAt(at time.Time, mtu int) evidence.CapturedPacket {
+	return evidence.CapturedPacket{Time: at, Iface: "eth0", Dir: "in", Proto: 1, Len: 576,
 		Src: netip.MustParseAddrPort("203.0.113.1:0"), Dst: netip.MustParseAddrPort("203.0.113.10:0"),
 		ICMP: fmt.Sprintf("unreachable (frag needed, mtu %d)", mtu),
 		Text: fmt.Sprintf("eth0 In  IP 203.0.113.1 > 203.0.113.10: ICMP unreachable (frag needed, mtu %d) for tcp 203.0.113.10.8080 > 192.0.2.10.40000", mtu)}
 }
 
 // withPackets puts a live window with these packets on e.
-func withPackets(e *probes.Evidence, ps ...probes.CapturedPacket) *probes.Evidence {
-	e.Live = &probes.LiveEvidence{Report: okRep("live"), Packets: ps, Deltas: map[string]int64{}}
+func withPackets(e *evidence.Evidence, ps ...evidence.CapturedPacket) *evidence.Evidence {
+	e.Live = &evidence.LiveEvidence{Report: okRep("live"), Packets: ps, Deltas: map[string]int64{}}
 	return e
 }
 
 // upTo keeps the recorded packets up to the nth 1500-byte copy (1-based).
-func upTo(ps []probes.CapturedPacket, copies int) []probes.CapturedPacket {
+func upTo(ps []evidence.CapturedPacket, copies int) []evidence.CapturedPacket {
 	for i, p := range ps {
 		if p.Len == 1500 {
 			if copies--; copies == 0 {
@@ -71,8 +71,8 @@ func upTo(ps []probes.CapturedPacket, copies int) []probes.CapturedPacket {
 // routerPackets is the flow seen on a router between the ends: every packet
 // in on one side and out on the other, except the server's 1500-byte
 // segment, which comes in on r2 three times and never leaves.
-func routerPackets() []probes.CapturedPacket {
-	var ps []probes.CapturedPacket
+func routerPackets() []evidence.CapturedPacket {
+	var ps []evidence.CapturedPacket
 	both := func(ms int, reply bool, flags string, n int) {
 		in, out := "r1", "r2"
 		if reply {
@@ -94,7 +94,7 @@ func routerPackets() []probes.CapturedPacket {
 func TestMTUBlackhole(t *testing.T) {
 	cases := []struct {
 		name  string
-		build func(t *testing.T) *probes.Evidence
+		build func(t *testing.T) *evidence.Evidence
 		want  []string
 		check func(t *testing.T, f *Finding)
 	}{
@@ -120,7 +120,7 @@ func TestMTUBlackhole(t *testing.T) {
 				t.Errorf("fix: %+v", f.Fix)
 			}
 		}},
-		{"the flow retried in the window stalls each time", func(t *testing.T) *probes.Evidence {
+		{"the flow retried in the window stalls each time", func(t *testing.T) *evidence.Evidence {
 			e := mtuRecorded(t)
 			ps := slices.Clone(e.Live.Packets)
 			for _, p := range e.Live.Packets { // the next attempt, ten seconds on
@@ -143,7 +143,7 @@ func TestMTUBlackhole(t *testing.T) {
 				t.Errorf("evidence out of order:\n%s", ev)
 			}
 		}},
-		{"the window opens mid-connection: the stall shown is one whose answered packet came first", func(t *testing.T) *probes.Evidence {
+		{"the window opens mid-connection: the stall shown is one whose answered packet came first", func(t *testing.T) *evidence.Evidence {
 			e := mtuRecorded(t)
 			ps := slices.Clone(e.Live.Packets[9:]) // the first connection's stall, without its beginning
 			for _, p := range e.Live.Packets {
@@ -157,39 +157,39 @@ func TestMTUBlackhole(t *testing.T) {
 				t.Errorf("evidence out of order:\n%s", evidenceText(f))
 			}
 		}},
-		{"recorded without the window: the server's state shows nothing", func(t *testing.T) *probes.Evidence {
+		{"recorded without the window: the server's state shows nothing", func(t *testing.T) *evidence.Evidence {
 			e := mtuRecorded(t)
 			e.Live = nil
 			return e
 		}, nil, nil},
-		{"an unavailable window is no evidence", func(t *testing.T) *probes.Evidence {
+		{"an unavailable window is no evidence", func(t *testing.T) *evidence.Evidence {
 			e := mtuRecorded(t)
-			e.Live.Status = probes.StatusUnavailable
+			e.Live.Status = evidence.StatusUnavailable
 			return e
 		}, nil, nil},
-		{"one copy sent again and then acknowledged is ordinary loss", func(t *testing.T) *probes.Evidence {
+		{"one copy sent again and then acknowledged is ordinary loss", func(t *testing.T) *evidence.Evidence {
 			e := mtuRecorded(t)
 			ps := upTo(e.Live.Packets, 2)
 			ack := ps[7] // the client's SACK, as a stand-in for its ACK
 			ack.Time = ps[len(ps)-1].Time.Add(time.Millisecond)
 			return withPackets(e, append(ps, ack)...)
 		}, nil, nil},
-		{"three copies and then acknowledged: that size passes", func(t *testing.T) *probes.Evidence {
+		{"three copies and then acknowledged: that size passes", func(t *testing.T) *evidence.Evidence {
 			e := mtuRecorded(t)
 			ps := upTo(e.Live.Packets, 3)
 			ack := ps[7]
 			ack.Time = ps[len(ps)-1].Time.Add(time.Millisecond)
 			return withPackets(e, append(ps, ack)...)
 		}, nil, nil},
-		{"the window ends while the segment is still sent again: proof", func(t *testing.T) *probes.Evidence {
+		{"the window ends while the segment is still sent again: proof", func(t *testing.T) *evidence.Evidence {
 			e := mtuRecorded(t)
 			return withPackets(e, upTo(e.Live.Packets, 2)...)
 		}, []string{"mtu_blackhole"}, nil},
-		{"one copy only: no retransmission seen yet", func(t *testing.T) *probes.Evidence {
+		{"one copy only: no retransmission seen yet", func(t *testing.T) *evidence.Evidence {
 			e := mtuRecorded(t)
 			return withPackets(e, upTo(e.Live.Packets, 1)...)
 		}, nil, nil},
-		{"frag-needed arrives and the segments keep their size: this host ignores it", func(t *testing.T) *probes.Evidence {
+		{"frag-needed arrives and the segments keep their size: this host ignores it", func(t *testing.T) *evidence.Evidence {
 			e := mtuRecorded(t)
 			ps := slices.Clone(e.Live.Packets)
 			icmp := fragNeededAt(ps[8].Time.Add(time.Millisecond), 1280) // after the TSO packet's retransmission
@@ -205,14 +205,14 @@ func TestMTUBlackhole(t *testing.T) {
 				t.Errorf("fix: %+v", f.Fix)
 			}
 		}},
-		{"a small segment after the copies is answered, they are not: proof", func(t *testing.T) *probes.Evidence {
+		{"a small segment after the copies is answered, they are not: proof", func(t *testing.T) *evidence.Evidence {
 			e := mtuRecorded(t)
 			ps := upTo(e.Live.Packets, 3)
 			tail, sack := ps[6], ps[7] // the 1004-byte tail and the client's SACK of it
 			tail.Time, sack.Time = ps[len(ps)-1].Time.Add(time.Millisecond), ps[len(ps)-1].Time.Add(2*time.Millisecond)
 			return withPackets(e, append(ps, tail, sack)...)
 		}, []string{"mtu_blackhole"}, nil},
-		{"frag-needed arrives late and the segments shrink: path MTU discovery works, slowly", func(t *testing.T) *probes.Evidence {
+		{"frag-needed arrives late and the segments shrink: path MTU discovery works, slowly", func(t *testing.T) *evidence.Evidence {
 			e := mtuRecorded(t)
 			ps := upTo(e.Live.Packets, 3) // stalled three times first
 			at := ps[len(ps)-1].Time
@@ -223,7 +223,7 @@ func TestMTUBlackhole(t *testing.T) {
 			}
 			return withPackets(e, ps...)
 		}, nil, nil},
-		{"a healthy bulk transfer: every large segment answered", func(t *testing.T) *probes.Evidence {
+		{"a healthy bulk transfer: every large segment answered", func(t *testing.T) *evidence.Evidence {
 			e := mtuRecorded(t)
 			ps := slices.Clone(e.Live.Packets[:5])
 			for i := range 4 {
@@ -231,7 +231,7 @@ func TestMTUBlackhole(t *testing.T) {
 			}
 			return withPackets(e, ps...)
 		}, nil, nil},
-		{"a burst of full-sized segments is not a retransmission", func(t *testing.T) *probes.Evidence {
+		{"a burst of full-sized segments is not a retransmission", func(t *testing.T) *evidence.Evidence {
 			e := mtuRecorded(t)
 			ps := slices.Clone(e.Live.Packets[:5])
 			for i := range 5 {
@@ -239,7 +239,7 @@ func TestMTUBlackhole(t *testing.T) {
 			}
 			return withPackets(e, ps...)
 		}, nil, nil},
-		{"the other end speaks between the copies: it may be acknowledging them", func(t *testing.T) *probes.Evidence {
+		{"the other end speaks between the copies: it may be acknowledging them", func(t *testing.T) *evidence.Evidence {
 			e := mtuRecorded(t)
 			ps := slices.Clone(e.Live.Packets[:5])
 			for i := range 3 {
@@ -249,29 +249,29 @@ func TestMTUBlackhole(t *testing.T) {
 			}
 			return withPackets(e, ps...)
 		}, nil, nil},
-		{"nothing of that direction was ever answered: not the size", func(t *testing.T) *probes.Evidence {
+		{"nothing of that direction was ever answered: not the size", func(t *testing.T) *evidence.Evidence {
 			e := mtuRecorded(t)
 			return withPackets(e, seg(0, "eth0", "out", true, ".", 1500), seg(210, "eth0", "out", true, ".", 1500), seg(630, "eth0", "out", true, ".", 1500))
 		}, nil, nil},
-		{"a segment of that very size was answered before: that size passes", func(t *testing.T) *probes.Evidence {
+		{"a segment of that very size was answered before: that size passes", func(t *testing.T) *evidence.Evidence {
 			e := mtuRecorded(t)
-			early := []probes.CapturedPacket{seg(0, "eth0", "out", true, ".", 1500), seg(1, "eth0", "in", false, ".", 52)}
+			early := []evidence.CapturedPacket{seg(0, "eth0", "out", true, ".", 1500), seg(1, "eth0", "in", false, ".", 52)}
 			early[0].Time, early[1].Time = e.Live.Packets[0].Time.Add(-time.Second), e.Live.Packets[0].Time.Add(-time.Second+time.Millisecond)
 			return withPackets(e, append(early, e.Live.Packets...)...)
 		}, nil, nil},
-		{"frames flooded to this host for another are not the flow's", func(t *testing.T) *probes.Evidence {
+		{"frames flooded to this host for another are not the flow's", func(t *testing.T) *evidence.Evidence {
 			e := mtuRecorded(t)
 			for i := range e.Live.Packets {
 				e.Live.Packets[i].OtherHost = true
 			}
 			return e
 		}, nil, nil},
-		{"only TCP retransmits", func(t *testing.T) *probes.Evidence {
+		{"only TCP retransmits", func(t *testing.T) *evidence.Evidence {
 			e := mtuRecorded(t)
 			e.Flow.Proto = flow.UDP
 			return e
 		}, nil, nil},
-		{"a router: the segments come in and never leave", func(t *testing.T) *probes.Evidence {
+		{"a router: the segments come in and never leave", func(t *testing.T) *evidence.Evidence {
 			return withPackets(middle(), routerPackets()...)
 		}, []string{"mtu_blackhole"}, func(t *testing.T, f *Finding) {
 			ev := evidenceText(f)
@@ -279,9 +279,9 @@ func TestMTUBlackhole(t *testing.T) {
 				t.Errorf("%q\n%s", f.Title, ev)
 			}
 		}},
-		{"a router that forwards them: the black hole is further on", func(t *testing.T) *probes.Evidence {
+		{"a router that forwards them: the black hole is further on", func(t *testing.T) *evidence.Evidence {
 			ps := routerPackets()
-			var out []probes.CapturedPacket
+			var out []evidence.CapturedPacket
 			for _, p := range ps {
 				out = append(out, p)
 				if p.Len == 1500 {
@@ -296,7 +296,7 @@ func TestMTUBlackhole(t *testing.T) {
 				t.Errorf("they did leave:\n%s", ev)
 			}
 		}},
-		{"the interfaces' MTUs differ too: one finding, both kinds of evidence", func(t *testing.T) *probes.Evidence {
+		{"the interfaces' MTUs differ too: one finding, both kinds of evidence", func(t *testing.T) *evidence.Evidence {
 			e := server2nic()
 			healed(e)
 			e.Reply.Egress = "eth0"
@@ -307,7 +307,7 @@ func TestMTUBlackhole(t *testing.T) {
 			if f.Severity != Critical || !strings.HasPrefix(f.Title, "Proven on the wire") {
 				t.Errorf("%s %q", f.Severity, f.Title)
 			}
-			probesSeen := map[string]bool{}
+			probesSeen := map[evidence.ProbeID]bool{}
 			for _, l := range f.Evidence {
 				probesSeen[l.Probe] = true
 			}
@@ -315,7 +315,7 @@ func TestMTUBlackhole(t *testing.T) {
 				t.Errorf("want live and neighbours evidence: %v", f.Evidence)
 			}
 		}},
-		{"the MTUs differ but frag-needed arrives and the segments shrink: a warning that says so", func(t *testing.T) *probes.Evidence {
+		{"the MTUs differ but frag-needed arrives and the segments shrink: a warning that says so", func(t *testing.T) *evidence.Evidence {
 			e := server2nic()
 			healed(e)
 			e.Reply.Egress = "eth0"
@@ -348,7 +348,7 @@ func TestMTUBlackhole(t *testing.T) {
 func evidenceText(f *Finding) string {
 	var b strings.Builder
 	for _, l := range f.Evidence {
-		b.WriteString("[" + l.Probe + "] " + l.Text + "\n")
+		b.WriteString("[" + string(l.Probe) + "] " + l.Text + "\n")
 	}
 	return b.String()
 }

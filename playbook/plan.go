@@ -1,6 +1,8 @@
 package playbook
 
 import (
+	"asym/evidence"
+	"asym/fix"
 	"fmt"
 	"strings"
 )
@@ -8,7 +10,7 @@ import (
 // Plan is what `asym fix` would change: the host-local steps of the
 // findings' fixes, each once, in the order the fixes give them.
 type Plan struct {
-	Steps     []FixStep
+	Steps     fix.Steps
 	Summaries []string
 	Findings  []string // ids whose fix the plan carries
 	Skipped   []string // sentences: findings whose fix cannot be applied here, and why
@@ -30,14 +32,14 @@ func PlanFixes(findings []Finding, only string) (Plan, error) {
 		case f.Fix == nil || len(f.Fix.Steps) == 0:
 			p.Skipped = append(p.Skipped, f.ID+": not fixable on this host — "+adviceOf(f))
 			continue
-		case unknownOf(f.Fix) != "":
-			p.Skipped = append(p.Skipped, f.ID+": asym could not find "+unknownOf(f.Fix))
+		case f.Fix.Missing() != "":
+			p.Skipped = append(p.Skipped, f.ID+": asym could not find "+f.Fix.Missing())
 			continue
 		}
 		p.Findings = append(p.Findings, f.ID)
 		added := false
 		for _, s := range f.Fix.Steps {
-			if c := s.Command(); !seen[c] {
+			if c := evidence.Command(s.Words()...); !seen[c] {
 				seen[c] = true
 				p.Steps = append(p.Steps, s)
 				added = true
@@ -55,15 +57,6 @@ func PlanFixes(findings []Finding, only string) (Plan, error) {
 
 // Summary is one line for the journal.
 func (p Plan) Summary() string { return strings.Join(p.Summaries, "; ") }
-
-func unknownOf(fx *Fix) string {
-	for _, s := range fx.Steps {
-		if s.Unknown != "" {
-			return s.Unknown
-		}
-	}
-	return ""
-}
 
 func adviceOf(f Finding) string {
 	if f.Fix != nil && f.Fix.Summary != "" {

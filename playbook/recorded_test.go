@@ -1,14 +1,13 @@
 package playbook
 
 import (
+	"asym/evidence"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"testing"
-
-	"asym/probes"
 )
 
 // TestRecordedEvidence replays evidence recorded from the lab scenarios on
@@ -26,8 +25,8 @@ func TestRecordedEvidence(t *testing.T) {
 				t.Fatal(err)
 			}
 			var rec struct {
-				Expect   []string        `json:"expect"`
-				Evidence probes.Evidence `json:"evidence"`
+				Expect   []string          `json:"expect"`
+				Evidence evidence.Evidence `json:"evidence"`
 			}
 			if err := json.Unmarshal(b, &rec); err != nil {
 				t.Fatalf("recording does not parse: %v", err)

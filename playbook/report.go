@@ -8,8 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"asym/evidence"
+	"asym/fix"
 	"asym/flow"
-	"asym/probes"
 )
 
 // SchemaVersion is the version of the JSON report; bump it when a field
@@ -36,26 +37,26 @@ type Report struct {
 
 // HostSummary is the header every report and screen shows.
 type HostSummary struct {
-	Hostname   string      `json:"hostname"`
-	Kernel     string      `json:"kernel"`
-	Target     string      `json:"target"`
-	Role       probes.Role `json:"role"`
-	Privileged bool        `json:"privileged"`
-	Missing    string      `json:"missing_privileges,omitempty"`
+	Hostname   string        `json:"hostname"`
+	Kernel     string        `json:"kernel"`
+	Target     string        `json:"target"`
+	Role       evidence.Role `json:"role"`
+	Privileged bool          `json:"privileged"`
+	Missing    string        `json:"missing_privileges,omitempty"`
 }
 
 // StepReport is one step's probes and findings.
 type StepReport struct {
-	ID       string            `json:"id"`
-	Name     string            `json:"name"`
-	Proves   string            `json:"proves"`
-	Probes   []probes.Reporter `json:"probes"`
-	Findings []string          `json:"findings"` // ids, details in Report.Findings
+	ID       string              `json:"id"`
+	Name     string              `json:"name"`
+	Proves   string              `json:"proves"`
+	Probes   []evidence.Reporter `json:"probes"`
+	Findings []string            `json:"findings"` // ids, details in Report.Findings
 }
 
 // NewReport assembles a report from the evidence, the reports of the probes
 // that ran (by probe id) and the findings.
-func NewReport(now time.Time, ev *probes.Evidence, prefix []string, ran map[string]probes.Reporter, findings []Finding) Report {
+func NewReport(now time.Time, ev *evidence.Evidence, prefix []string, ran map[evidence.ProbeID]evidence.Reporter, findings []Finding) Report {
 	r := Report{Schema: SchemaVersion, Time: now.UTC(), Flow: ev.Flow, Findings: findings, Prefix: prefix}
 	if r.Findings == nil {
 		r.Findings = []Finding{}
@@ -70,19 +71,19 @@ func NewReport(now time.Time, ev *probes.Evidence, prefix []string, ran map[stri
 	return r
 }
 
-func summarize(h *probes.HostView) HostSummary {
+func summarize(h *evidence.HostView) HostSummary {
 	return HostSummary{Hostname: h.Hostname, Kernel: h.Kernel, Target: h.Target, Role: h.Role, Privileged: h.Privileged, Missing: h.Missing}
 }
 
 // stepReports lists each step's probe reports (of those that ran) and the
 // ids of its findings.
-func stepReports(ran map[string]probes.Reporter, findings []Finding) []StepReport {
+func stepReports(ran map[evidence.ProbeID]evidence.Reporter, findings []Finding) []StepReport {
 	var out []StepReport
 	for _, s := range Steps {
-		sr := StepReport{ID: s.ID, Name: s.Name, Proves: s.Proves, Probes: []probes.Reporter{}, Findings: []string{}}
+		sr := StepReport{ID: s.ID, Name: s.Name, Proves: s.Proves, Probes: []evidence.Reporter{}, Findings: []string{}}
 		ids := s.Probes
 		if s.ID == "third" {
-			ids = append(ids[:len(ids):len(ids)], probes.ProbeIDLive) // live evidence, when watched, confirms in the third step
+			ids = append(ids[:len(ids):len(ids)], evidence.ProbeLive) // live evidence, when watched, confirms in the third step
 		}
 		for _, id := range ids {
 			if rep, ok := ran[id]; ok {
@@ -157,7 +158,7 @@ func (r Report) WriteText(w io.Writer) error {
 	if len(r.Findings) == 0 {
 		b.WriteString("   none: asym found nothing on this host that breaks this flow's path.\n")
 	}
-	writeFindingsText(b, r.Findings, Prefixed(r.Prefix))
+	writeFindingsText(b, r.Findings, fix.Prefixed(r.Prefix))
 	if len(r.Across) > 0 {
 		b.WriteString("\n== Across both ends\n")
 		for _, l := range r.Across {
@@ -221,9 +222,9 @@ func writeStepsText(b *strings.Builder, steps []StepReport) {
 // report of both ends, the end.
 func (l Line) Label() string {
 	if l.Side != "" {
-		return l.Side + " " + l.Probe
+		return l.Side + " " + string(l.Probe)
 	}
-	return l.Probe
+	return string(l.Probe)
 }
 
 // Where says which end a finding is about, for headings; empty for this
@@ -238,7 +239,7 @@ func (f Finding) Where() string {
 	return ""
 }
 
-func writeFindingsText(b *strings.Builder, findings []Finding, render Render) {
+func writeFindingsText(b *strings.Builder, findings []Finding, render fix.Render) {
 	shown := map[string]string{} // fix summary → the finding that showed it
 	for _, f := range findings {
 		where := f.Step + " step"
@@ -262,7 +263,7 @@ func writeFindingsText(b *strings.Builder, findings []Finding, render Render) {
 	}
 }
 
-func writeFixText(b *strings.Builder, fx *Fix, indent string, render Render) {
+func writeFixText(b *strings.Builder, fx *fix.Fix, indent string, render fix.Render) {
 	if fx == nil {
 		return
 	}
@@ -270,8 +271,8 @@ func writeFixText(b *strings.Builder, fx *Fix, indent string, render Render) {
 	cmds := fx.CommandsVia(render)
 	for i, s := range fx.Steps {
 		fmt.Fprintf(b, "%s  %s\n", indent, Clean(cmds[i]))
-		if s.Unknown != "" {
-			fmt.Fprintf(b, "%s    # unknown: %s\n", indent, Clean(s.Unknown))
+		if s.Missing() != "" {
+			fmt.Fprintf(b, "%s    # unknown: %s\n", indent, Clean(s.Missing()))
 		}
 	}
 	if fx.Advice != "" {
@@ -297,8 +298,8 @@ func writeFixText(b *strings.Builder, fx *Fix, indent string, render Render) {
 	}
 }
 
-func statusText(r *probes.Report) string {
-	if r.Status == probes.StatusOK {
+func statusText(r *evidence.Report) string {
+	if r.Status == evidence.StatusOK {
 		return fmt.Sprintf("ok, %s", r.Elapsed.Round(time.Microsecond*10))
 	}
 	return string(r.Status) + ": " + Clean(r.Reason)
@@ -319,7 +320,7 @@ func (r Report) WriteMarkdown(w io.Writer) error {
 	if len(r.Findings) == 0 {
 		b.WriteString("None: nothing on this host breaks this flow's path.\n")
 	}
-	writeFindingsMarkdown(b, r.Findings, Prefixed(r.Prefix))
+	writeFindingsMarkdown(b, r.Findings, fix.Prefixed(r.Prefix))
 	if len(r.Across) > 0 {
 		b.WriteString("### Across both ends\n\n")
 		writeFence(b, r.Across)
@@ -346,7 +347,7 @@ func (r Report) WriteMarkdown(w io.Writer) error {
 	return err
 }
 
-func writeFindingsMarkdown(b *strings.Builder, findings []Finding, render Render) {
+func writeFindingsMarkdown(b *strings.Builder, findings []Finding, render fix.Render) {
 	for _, f := range findings {
 		where := ""
 		if w := f.Where(); w != "" {
@@ -426,4 +427,4 @@ func mdText(s string) string {
 
 // Clean strips terminal control sequences from text that came from the
 // kernel or a person (interface names may hold an ESC): see probes.Clean.
-func Clean(s string) string { return probes.Clean(s) }
+func Clean(s string) string { return evidence.Clean(s) }

@@ -1,18 +1,18 @@
 package playbook
 
-import "asym/probes"
+import "asym/evidence"
 
 // Analyzer turns evidence into findings. It must be pure and must stay
 // silent when the evidence it needs is missing: a probe that could not run
 // is never a finding, and a healthy host gives none.
-type Analyzer func(e *probes.Evidence) []Finding
+type Analyzer func(e *evidence.Evidence) []Finding
 
 // Step is one step of the fast-diagnosis playbook.
 type Step struct {
 	ID        string
 	Name      string
 	Proves    string
-	Probes    []string
+	Probes    []evidence.ProbeID
 	Analyzers []Analyzer
 }
 
@@ -24,7 +24,7 @@ var Steps = []Step{
 		Name: "First: prove it is path-related",
 		Proves: "Ask the kernel how it routes this flow and its reply on this host. If the two directions use " +
 			"different interfaces, or the kernel refuses the packet where it arrives, the problem is the path, not the host's service.",
-		Probes:    []string{probes.ProbeIDHost, probes.ProbeIDRequest, probes.ProbeIDReply, probes.ProbeIDCounters},
+		Probes:    []evidence.ProbeID{evidence.ProbeHost, evidence.ProbeRequest, evidence.ProbeReply, evidence.ProbeCounters},
 		Analyzers: []Analyzer{rpFilterStrictDrop, replyWrongEgress, wrongSourceAddress},
 	},
 	{
@@ -32,7 +32,7 @@ var Steps = []Step{
 		Name: "Second: find the stateful chokepoint",
 		Proves: "Look for what keeps state and drops what it did not see begin: conntrack INVALID drops, " +
 			"reverse-path firewall rules, NAT, and ECMP that sends the two directions different ways.",
-		Probes:    []string{probes.ProbeIDFirewall, probes.ProbeIDConntrack},
+		Probes:    []evidence.ProbeID{evidence.ProbeFirewall, evidence.ProbeConntrack},
 		Analyzers: []Analyzer{ctInvalidDrop, nftFibRPFilterDrop, conntrackUnreplied, natStateMiss, ecmpMultipath},
 	},
 	{
@@ -41,7 +41,7 @@ var Steps = []Step{
 		Proves: "Read the policy rules, the tables they point at and the sysctls that decide the outcome, to name " +
 			"the configuration that causes the asymmetry and the change that removes it; with --watch (or l in the view), " +
 			"the flow's packets, conntrack events and counters while the failure is reproduced.",
-		Probes: []string{probes.ProbeIDRules, probes.ProbeIDTables, probes.ProbeIDSysctls, probes.ProbeIDNeighbours},
+		Probes: []evidence.ProbeID{evidence.ProbeRules, evidence.ProbeTables, evidence.ProbeSysctls, evidence.ProbeNeighbours},
 		Analyzers: []Analyzer{missingSourceRule, ruleUnknownSource, ruleEmptyTable, ruleShadowed, missingLinkRoute, arpFlux, mtuBlackhole,
 			liveWrongEgress, liveRPFilterDrop, liveSilentConntrack, liveSynUnanswered, liveOnLinkDetour,
 			liveECMPSplit, liveUnrepliedMiddle},
@@ -60,7 +60,7 @@ func StepIndex(id string) int {
 
 // Analyze runs the analyzers of steps 0..upTo over the evidence and returns
 // the findings, sorted, with duplicates (same id) merged.
-func Analyze(e *probes.Evidence, upTo int) []Finding {
+func Analyze(e *evidence.Evidence, upTo int) []Finding {
 	var out []Finding
 	seen := map[string]int{}
 	for i := 0; i <= upTo && i < len(Steps); i++ {

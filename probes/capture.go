@@ -14,51 +14,16 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 	"unsafe"
 
+	"asym/evidence"
 	"asym/flow"
 
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
-
-// CapturedPacket is one packet of the flow, as it crossed an interface of the target.
-type CapturedPacket struct {
-	Time  time.Time `json:"time"` // the kernel's timestamp (SO_TIMESTAMPNS); when read, if it gave none
-	Iface string    `json:"iface"`
-	Dir   string    `json:"dir"` // "in" (PACKET_HOST/BROADCAST/MULTICAST/OTHERHOST) or "out" (PACKET_OUTGOING)
-	// OtherHost marks a frame addressed to another host's MAC (a bridge or
-	// switch flooding it here): it crossed the interface but was not sent
-	// to this host, so analyzers must not read it as the flow arriving.
-	OtherHost bool           `json:"other_host,omitempty"`
-	Src       netip.AddrPort `json:"src"` // the packet's own addresses: for an ICMP error, the router's and the receiver's
-	Dst       netip.AddrPort `json:"dst"`
-	Proto     uint8          `json:"proto"`
-	Flags     string         `json:"flags,omitempty"` // TCP flags as tcpdump prints them: "S", "S.", ".", "P.", "F.", "R", "R."; "none" for none
-	ICMP      string         `json:"icmp,omitempty"`  // "echo request id 7 seq 1", "echo reply …", "unreachable (frag needed, mtu 1400)", …
-	Len       int            `json:"len"`             // IP total length
-	// The frame's Ethernet addresses, "02:00:00:00:00:01", on Ethernet
-	// links: for a packet going out, DstMAC is the next hop it was handed
-	// to (the gateway, or the neighbour itself when on-link); for one coming
-	// in, SrcMAC is the hop that sent it. Empty on links without them.
-	SrcMAC string `json:"src_mac,omitempty"`
-	DstMAC string `json:"dst_mac,omitempty"`
-	// Reply is true when the packet goes from the flow's Dst to its Src.
-	// An ICMP error goes back to the source of the packet it quotes, so it
-	// counts as a reply when it quotes a packet of the flow's own direction.
-	Reply bool   `json:"reply"`
-	Text  string `json:"text"` // tcpdump-like: "12:00:01.000001 eth1 In  IP 203.0.113.10.40000 > 198.51.100.11.8080: Flags [S], length 0"
-}
-
-// CaptureUpdate is one batch delivered to the consumer (one per interval at most).
-type CaptureUpdate struct {
-	Packets []CapturedPacket // in the order the socket received them
-	Dropped int              // packets lost since the last update: kernel drops (PACKET_STATISTICS tp_drops) plus ours (batch cap, unparseable)
-	Err     error            // e.g. "packet capture is unavailable: needs root (CAP_NET_RAW)"
-}
 
 // CaptureOptions tune Capture; the zero value is fine.
 type CaptureOptions struct {
@@ -105,7 +70,7 @@ var captureRcvBuf = 4 << 20
 // The socket is open when Capture returns, so packets from then on are seen.
 // t must stay open until the channel is closed (interface names are looked
 // up through it).
-func Capture(ctx context.Context, t *Target, f flow.Flow, opt CaptureOptions) <-chan CaptureUpdate {
+func Capture(ctx context.Context, t *Target, f flow.Flow, opt CaptureOptions) <-chan evidence.CaptureUpdate {
 	iv := opt.Interval
 	if iv <= 0 {
 		iv = captureDefaultInterval
@@ -116,9 +81,9 @@ func Capture(ctx context.Context, t *Target, f flow.Flow, opt CaptureOptions) <-
 		maxB = captureDefaultMax
 	}
 	// One batch waits in the channel; later ones merge behind it.
-	out := make(chan CaptureUpdate, 1)
-	fail := func(err error) <-chan CaptureUpdate {
-		out <- CaptureUpdate{Err: err}
+	out := make(chan evidence.CaptureUpdate, 1)
+	fail := func(err error) <-chan evidence.CaptureUpdate {
+		out <- evidence.CaptureUpdate{Err: err}
 		close(out)
 		return out
 	}
@@ -154,9 +119,9 @@ func captureFail(err error) error {
 		return &watchError{what: "packet capture is unavailable",
 			why: "needs root (CAP_NET_RAW): run asym with sudo (" + err.Error() + ")", err: err}
 	}
-	st, why := Classify(err)
+	st, why := evidence.Classify(err)
 	what := "packet capture failed"
-	if st == StatusUnavailable {
+	if st == evidence.StatusUnavailable {
 		what = "packet capture is unavailable"
 	}
 	return &watchError{what: what, why: why, err: err}
@@ -170,8 +135,8 @@ type capturer struct {
 	rc    syscall.RawConn
 	m     captureMatch
 	max   int
-	names map[int]string // ifindex -> name in the target, including failures
-	u     CaptureUpdate  // the batch being assembled
+	names map[int]string         // ifindex -> name in the target, including failures
+	u     evidence.CaptureUpdate // the batch being assembled
 }
 
 // openCapture makes the socket. Only socket(2) runs inside the target
@@ -248,7 +213,7 @@ func openCapture(t *Target, prog []bpf.RawInstruction) (*capturer, error) {
 // while packets keep coming (the poller checks the deadline before reading),
 // so a flood cannot hold batches back; ctx's end moves the deadline to the
 // past to stop the read at once.
-func (c *capturer) run(ctx context.Context, out chan<- CaptureUpdate, iv time.Duration) {
+func (c *capturer) run(ctx context.Context, out chan<- evidence.CaptureUpdate, iv time.Duration) {
 	defer close(out)
 	stop := context.AfterFunc(ctx, func() { c.file.SetReadDeadline(time.Unix(1, 0)) })
 	var (
@@ -392,13 +357,13 @@ func (c *capturer) collectDrops() {
 }
 
 // flush hands the batch over if there is one and the channel has room.
-func (c *capturer) flush(out chan<- CaptureUpdate) {
+func (c *capturer) flush(out chan<- evidence.CaptureUpdate) {
 	if len(c.u.Packets) == 0 && c.u.Dropped == 0 && c.u.Err == nil {
 		return
 	}
 	select {
 	case out <- c.u:
-		c.u = CaptureUpdate{}
+		c.u = evidence.CaptureUpdate{}
 	default:
 	}
 }
@@ -435,42 +400,6 @@ func capControl(oob []byte) (ts time.Time, tsOK bool, netOff uint16, netOK bool)
 // htons puts a 16-bit value in network order, as sockaddr_ll's protocol wants.
 func htons(v uint16) uint16 {
 	return binary.NativeEndian.Uint16(binary.BigEndian.AppendUint16(nil, v))
-}
-
-// TcpdumpFilter renders the pcap-filter expression a person would give
-// tcpdump for the same flow, e.g. "host 203.0.113.10 and host 198.51.100.11
-// and tcp port 40000 and tcp port 8080". It is the flow's own packets only:
-// ICMP errors sent by routers on the path, which CaptureFilter also keeps,
-// carry other addresses and would need "or icmp" on top.
-func TcpdumpFilter(f flow.Flow) string {
-	src, dst := f.Src.Addr().Unmap(), f.Dst.Addr().Unmap()
-	if !src.IsValid() || !dst.IsValid() {
-		return ""
-	}
-	parts := []string{"host " + src.String(), "host " + dst.String()}
-	switch f.Proto {
-	case flow.TCP, flow.UDP:
-		p := f.Proto.String()
-		sp, dp := f.Src.Port(), f.Dst.Port()
-		if sp != 0 {
-			parts = append(parts, p+" port "+strconv.Itoa(int(sp)))
-		}
-		if dp != 0 && dp != sp {
-			parts = append(parts, p+" port "+strconv.Itoa(int(dp)))
-		}
-		if sp == 0 && dp == 0 {
-			parts = append(parts, p)
-		}
-	case flow.ICMP, flow.ICMPv6:
-		if src.Is6() {
-			parts = append(parts, "icmp6")
-		} else {
-			parts = append(parts, "icmp")
-		}
-	default:
-		parts = append(parts, "proto "+strconv.Itoa(int(f.Proto)))
-	}
-	return strings.Join(parts, " and ")
 }
 
 // captureMatch is the flow as the filter and the parser see it.
@@ -885,7 +814,7 @@ func capIP(b []byte) (capIPHdr, error) {
 // capDecoded is a parsed packet before it is placed (time, interface,
 // direction, text).
 type capDecoded struct {
-	p        CapturedPacket // Src, Dst, Proto, Flags, ICMP, Len
+	p        evidence.CapturedPacket // Src, Dst, Proto, Flags, ICMP, Len
 	v6, frag bool
 	ports    bool   // Src and Dst carry ports
 	payload  int    // TCP or UDP payload bytes, the ICMP message length; -1 when unknown
@@ -909,7 +838,7 @@ func decodePacket(b []byte) (capDecoded, error) {
 		return capDecoded{}, err
 	}
 	d := capDecoded{v6: h.v6, frag: h.frag, payload: -1}
-	d.p = CapturedPacket{Src: netip.AddrPortFrom(h.src, 0), Dst: netip.AddrPortFrom(h.dst, 0), Proto: h.proto, Len: h.total}
+	d.p = evidence.CapturedPacket{Src: netip.AddrPortFrom(h.src, 0), Dst: netip.AddrPortFrom(h.dst, 0), Proto: h.proto, Len: h.total}
 	l4 := h.l4
 	switch {
 	case h.frag:
@@ -923,6 +852,7 @@ func decodePacket(b []byte) (capDecoded, error) {
 				d.payload = max(int(bigEndian.Uint16(l4[4:]))-8, 0)
 			}
 		} else if len(l4) >= 14 {
+			d.p.TCP = evidence.TCPFlags(l4[13])
 			d.p.Flags = tcpFlags(l4[13], l4[12]&1 != 0)
 			d.payload = max(h.total-h.hlen-int(l4[12]>>4)*4, 0)
 		}
@@ -979,6 +909,7 @@ func icmpCode(names []string, code byte) string {
 
 func (d *capDecoded) icmp4(l4 []byte) {
 	typ, code := l4[0], l4[1]
+	d.p.ICMPMsg = &evidence.ICMPMessage{Type: typ, Code: code}
 	switch typ {
 	case icmp4Echo, icmp4EchoReply:
 		d.echo(l4, typ == icmp4Echo)
@@ -986,7 +917,8 @@ func (d *capDecoded) icmp4(l4 []byte) {
 		why := icmpCode(icmp4Unreach[:], code)
 		if code == 4 && len(l4) >= 8 {
 			// RFC 1191: the next-hop MTU is the low 16 bits of the second word.
-			why += ", mtu " + strconv.Itoa(int(bigEndian.Uint16(l4[6:])))
+			d.p.ICMPMsg.MTU = int(bigEndian.Uint16(l4[6:]))
+			why += ", mtu " + strconv.Itoa(d.p.ICMPMsg.MTU)
 		}
 		d.p.ICMP = "unreachable (" + why + ")"
 		d.quote(l4)
@@ -1000,6 +932,7 @@ func (d *capDecoded) icmp4(l4 []byte) {
 
 func (d *capDecoded) icmp6(l4 []byte) {
 	typ, code := l4[0], l4[1]
+	d.p.ICMPMsg = &evidence.ICMPMessage{V6: true, Type: typ, Code: code}
 	switch typ {
 	case icmp6Echo, icmp6EchoReply:
 		d.echo(l4, typ == icmp6Echo)
@@ -1008,7 +941,8 @@ func (d *capDecoded) icmp6(l4 []byte) {
 		d.quote(l4)
 	case icmp6TooBig:
 		if len(l4) >= 8 {
-			d.p.ICMP = "packet too big (mtu " + strconv.FormatUint(uint64(bigEndian.Uint32(l4[4:])), 10) + ")"
+			d.p.ICMPMsg.MTU = int(min(bigEndian.Uint32(l4[4:]), 1<<30))
+			d.p.ICMP = "packet too big (mtu " + strconv.Itoa(d.p.ICMPMsg.MTU) + ")"
 		} else {
 			d.p.ICMP = "packet too big"
 		}
@@ -1052,7 +986,7 @@ func (d *capDecoded) quote(l4 []byte) {
 }
 
 // finish places a decoded packet: when, where, which way, and its line.
-func (m *captureMatch) finish(d capDecoded, ts time.Time, iface string, pkttype uint8) CapturedPacket {
+func (m *captureMatch) finish(d capDecoded, ts time.Time, iface string, pkttype uint8) evidence.CapturedPacket {
 	p := d.p
 	p.Time, p.Iface = ts, iface
 	p.Dir = "in"

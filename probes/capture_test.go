@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -20,6 +21,7 @@ import (
 	"time"
 	"unsafe"
 
+	"asym/evidence"
 	"asym/flow"
 	"asym/lab"
 	"asym/probes/probetest"
@@ -34,27 +36,27 @@ import (
 
 // capRec records what a capture delivers.
 type capRec struct {
-	streamRec[CaptureUpdate]
+	streamRec[evidence.CaptureUpdate]
 }
 
-func capRecord(ch <-chan CaptureUpdate) *capRec {
-	return &capRec{recordStream(ch, func(u CaptureUpdate) (int, error) { return u.Dropped, u.Err })}
+func capRecord(ch <-chan evidence.CaptureUpdate) *capRec {
+	return &capRec{recordStream(ch, func(u evidence.CaptureUpdate) (int, error) { return u.Dropped, u.Err })}
 }
 
 // capPackets is the packets of ups, in order.
-func capPackets(ups []CaptureUpdate) []CapturedPacket {
-	var out []CapturedPacket
+func capPackets(ups []evidence.CaptureUpdate) []evidence.CapturedPacket {
+	var out []evidence.CapturedPacket
 	for _, u := range ups {
 		out = append(out, u.Packets...)
 	}
 	return out
 }
 
-func (r *capRec) packets() []CapturedPacket { return capPackets(r.Got()) }
+func (r *capRec) packets() []evidence.CapturedPacket { return capPackets(r.Got()) }
 
 // until polls for up to d until every predicate matches some packet.
-func (r *capRec) until(d time.Duration, preds ...func(CapturedPacket) bool) bool {
-	return r.Until(d, func(ups []CaptureUpdate) bool {
+func (r *capRec) until(d time.Duration, preds ...func(evidence.CapturedPacket) bool) bool {
+	return r.Until(d, func(ups []evidence.CaptureUpdate) bool {
 		ps := capPackets(ups)
 		for _, p := range preds {
 			if _, ok := capFind(ps, p); !ok {
@@ -72,25 +74,25 @@ func (r *capRec) log(t *testing.T, name string) {
 	}
 }
 
-func capFind(ps []CapturedPacket, pred func(CapturedPacket) bool) (CapturedPacket, bool) {
+func capFind(ps []evidence.CapturedPacket, pred func(evidence.CapturedPacket) bool) (evidence.CapturedPacket, bool) {
 	for _, p := range ps {
 		if pred(p) {
 			return p, true
 		}
 	}
-	return CapturedPacket{}, false
+	return evidence.CapturedPacket{}, false
 }
 
 // capTCP selects a TCP packet by flags, direction and interface.
-func capTCP(flags, dir, iface string) func(CapturedPacket) bool {
-	return func(p CapturedPacket) bool {
-		return p.Proto == unix.IPPROTO_TCP && p.Flags == flags && p.Dir == dir && p.Iface == iface
+func capTCP(flags, dir, iface string) func(evidence.CapturedPacket) bool {
+	return func(p evidence.CapturedPacket) bool {
+		return p.Proto == unix.IPPROTO_TCP && p.Flags == flags && string(p.Dir) == dir && p.Iface == iface
 	}
 }
 
 // capOfFlow says whether a packet is the flow's, either way, or an ICMP
 // error quoting it (told by its text).
-func capOfFlow(p CapturedPacket, f flow.Flow) bool {
+func capOfFlow(p evidence.CapturedPacket, f flow.Flow) bool {
 	ep := func(ap netip.AddrPort) string {
 		if ap.Port() == 0 {
 			return ap.Addr().String()
@@ -111,7 +113,7 @@ func capOfFlow(p CapturedPacket, f flow.Flow) bool {
 var capTextTime = regexp.MustCompile(`^\d\d:\d\d:\d\d\.\d{6} `)
 
 // capCheckText checks a line against tcpdump's layout: time, then the rest.
-func capCheckText(t *testing.T, p CapturedPacket, want string) {
+func capCheckText(t *testing.T, p evidence.CapturedPacket, want string) {
 	t.Helper()
 	if !capTextTime.MatchString(p.Text) || p.Text[16:] != want {
 		t.Errorf("text:\n got %q\nwant %q after a 15:04:05.000000 time", p.Text, want)
@@ -219,10 +221,10 @@ func TestCaptureHealthy(t *testing.T) {
 	if err := env.Try(ctx, 2*time.Second); err != nil {
 		t.Fatalf("the healthy flow failed: %v", err)
 	}
-	rst := func(p CapturedPacket) bool {
+	rst := func(p evidence.CapturedPacket) bool {
 		return p.Proto == unix.IPPROTO_TCP && strings.HasPrefix(p.Flags, "R") && p.Dir == "in" && p.Iface == "eth1"
 	}
-	want := []func(CapturedPacket) bool{
+	want := []func(evidence.CapturedPacket) bool{
 		capTCP("S", "in", "eth1"), capTCP("S.", "out", "eth1"),
 		capTCP("P.", "in", "eth1"), capTCP("P.", "out", "eth1"), rst,
 	}
@@ -565,15 +567,15 @@ func TestCaptureOnlyTheFlow(t *testing.T) {
 		t.Fatalf("the flow: %v", err)
 	}
 
-	tcpDone := func(p CapturedPacket) bool { return strings.HasPrefix(p.Flags, "R") && p.Dir == "out" }
+	tcpDone := func(p evidence.CapturedPacket) bool { return strings.HasPrefix(p.Flags, "R") && p.Dir == "out" }
 	ok := rtcp.until(2*time.Second, capTCP("S", "out", "eth0"), capTCP("S.", "in", "eth0"),
 		capTCP("P.", "out", "eth0"), capTCP("P.", "in", "eth0"), tcpDone)
 	ok = rudp.until(2*time.Second,
-		func(p CapturedPacket) bool { return p.Proto == unix.IPPROTO_UDP && p.Dir == "out" },
-		func(p CapturedPacket) bool { return p.ICMP == "unreachable (port)" && p.Dir == "in" }) && ok
+		func(p evidence.CapturedPacket) bool { return p.Proto == unix.IPPROTO_UDP && p.Dir == "out" },
+		func(p evidence.CapturedPacket) bool { return p.ICMP == "unreachable (port)" && p.Dir == "in" }) && ok
 	ok = ricmp.until(2*time.Second,
-		func(p CapturedPacket) bool { return p.ICMP == "echo request id 7 seq 1" && p.Dir == "out" },
-		func(p CapturedPacket) bool { return p.ICMP == "echo reply id 7 seq 1" && p.Dir == "in" }) && ok
+		func(p evidence.CapturedPacket) bool { return p.ICMP == "echo request id 7 seq 1" && p.Dir == "out" },
+		func(p evidence.CapturedPacket) bool { return p.ICMP == "echo reply id 7 seq 1" && p.Dir == "in" }) && ok
 	cancel()
 	for _, r := range []*capRec{rtcp, rudp, ricmp} {
 		r.WaitClosed(t, "capture")
@@ -591,12 +593,12 @@ func TestCaptureOnlyTheFlow(t *testing.T) {
 		r.noErrs(t, name)
 	}
 
-	p, _ := capFind(rudp.packets(), func(p CapturedPacket) bool { return p.ICMP != "" })
+	p, _ := capFind(rudp.packets(), func(p evidence.CapturedPacket) bool { return p.ICMP != "" })
 	if !p.Reply || p.Src.Addr() != ftcp.Dst.Addr() || p.Proto != unix.IPPROTO_ICMP {
 		t.Errorf("the port unreachable: %+v", p)
 	}
 	capCheckText(t, p, "eth0 In  IP 198.51.100.20 > 192.0.2.10: ICMP unreachable (port) for udp 192.0.2.10.40000 > 198.51.100.20.8080, length 46")
-	p, _ = capFind(ricmp.packets(), func(p CapturedPacket) bool { return p.ICMP == "echo reply id 7 seq 1" })
+	p, _ = capFind(ricmp.packets(), func(p evidence.CapturedPacket) bool { return p.ICMP == "echo reply id 7 seq 1" })
 	if !p.Reply || p.Len != 32 {
 		t.Errorf("the echo reply: %+v", p)
 	}
@@ -633,8 +635,12 @@ func TestCaptureIPv6(t *testing.T) {
 	ok := rtcp.until(2*time.Second, capTCP("S", "out", "eth0"), capTCP("S.", "in", "eth0"),
 		capTCP("P.", "out", "eth0"), capTCP("P.", "in", "eth0"))
 	ok = rping.until(2*time.Second,
-		func(p CapturedPacket) bool { return p.ICMP == "echo request id 7 seq 2" && p.Dir == "out" && !p.Reply },
-		func(p CapturedPacket) bool { return p.ICMP == "echo reply id 7 seq 2" && p.Dir == "in" && p.Reply }) && ok
+		func(p evidence.CapturedPacket) bool {
+			return p.ICMP == "echo request id 7 seq 2" && p.Dir == "out" && !p.Reply
+		},
+		func(p evidence.CapturedPacket) bool {
+			return p.ICMP == "echo reply id 7 seq 2" && p.Dir == "in" && p.Reply
+		}) && ok
 	cancel()
 	rtcp.WaitClosed(t, "tcp")
 	rping.WaitClosed(t, "icmpv6")
@@ -652,7 +658,7 @@ func TestCaptureIPv6(t *testing.T) {
 		t.Errorf("the SYN: %+v", p)
 	}
 	capCheckText(t, p, "eth0 Out IP6 2001:db8:a::10.40010 > 2001:db8:b::20.8080: Flags [S], length 0")
-	p, _ = capFind(rping.packets(), func(p CapturedPacket) bool { return p.ICMP == "echo request id 7 seq 2" })
+	p, _ = capFind(rping.packets(), func(p evidence.CapturedPacket) bool { return p.ICMP == "echo request id 7 seq 2" })
 	capCheckText(t, p, "eth0 Out IP6 2001:db8:a::10 > 2001:db8:b::20: ICMP6, echo request, id 7, seq 2, length 12")
 }
 
@@ -675,8 +681,8 @@ func TestCaptureICMPErrors(t *testing.T) {
 		r := capRecord(Capture(ctx, n.ta, f, CaptureOptions{Interval: 50 * time.Millisecond}))
 		capUDP(t, n.a, f.Src.String(), f.Dst.String(), 1400, 1)
 		ok := r.until(2*time.Second,
-			func(p CapturedPacket) bool { return p.Proto == uint8(f.Proto) && p.Dir == "out" },
-			func(p CapturedPacket) bool { return p.ICMP == c.icmp })
+			func(p evidence.CapturedPacket) bool { return p.Proto == uint8(f.Proto) && p.Dir == "out" },
+			func(p evidence.CapturedPacket) bool { return p.ICMP == c.icmp })
 		cancel()
 		r.WaitClosed(t, c.flow)
 		r.log(t, c.flow)
@@ -686,7 +692,7 @@ func TestCaptureICMPErrors(t *testing.T) {
 		}
 		capOnly(t, c.flow, r, f)
 		r.noErrs(t, c.flow)
-		p, _ := capFind(r.packets(), func(p CapturedPacket) bool { return p.ICMP == c.icmp })
+		p, _ := capFind(r.packets(), func(p evidence.CapturedPacket) bool { return p.ICMP == c.icmp })
 		if !p.Reply || p.Dir != "in" {
 			t.Errorf("%s: the error is not a reply coming in: %+v", c.flow, p)
 		}
@@ -819,7 +825,7 @@ func TestCaptureNoGoroutineLeak(t *testing.T) {
 
 // TestCaptureWithoutTarget and bad flows fail in the channel, as sentences.
 func TestCaptureWithoutTarget(t *testing.T) {
-	check := func(name string, ch <-chan CaptureUpdate, says string) {
+	check := func(name string, ch <-chan evidence.CaptureUpdate, says string) {
 		t.Helper()
 		u, ok := <-ch
 		if !ok || u.Err == nil || !strings.Contains(u.Err.Error(), says) {
@@ -839,7 +845,7 @@ func TestCaptureWithoutTarget(t *testing.T) {
 	if !strings.HasPrefix(err.Error(), "packet capture is unavailable: needs root (CAP_NET_RAW)") || !errors.Is(err, unix.EPERM) {
 		t.Errorf("EPERM reads %q", err)
 	}
-	if st, _ := Classify(err); st != StatusUnavailable {
+	if st, _ := evidence.Classify(err); st != evidence.StatusUnavailable {
 		t.Errorf("EPERM classifies as %s", st)
 	}
 }
@@ -910,11 +916,11 @@ func TestCaptureTcpdumpFilter(t *testing.T) {
 		{"icmp 192.0.2.1 192.0.2.2", "host 192.0.2.1 and host 192.0.2.2 and icmp"},
 		{"icmp 2001:db8::1 2001:db8::2", "host 2001:db8::1 and host 2001:db8::2 and icmp6"},
 	} {
-		if got := TcpdumpFilter(parseFlow(t, c.flow)); got != c.want {
+		if got := evidence.TcpdumpFilter(parseFlow(t, c.flow)); got != c.want {
 			t.Errorf("%s:\n got %q\nwant %q", c.flow, got, c.want)
 		}
 	}
-	if got := TcpdumpFilter(flow.Flow{}); got != "" {
+	if got := evidence.TcpdumpFilter(flow.Flow{}); got != "" {
 		t.Errorf("an empty flow renders %q", got)
 	}
 }
@@ -1122,43 +1128,43 @@ func TestCaptureDecode(t *testing.T) {
 		pkt     []byte
 		iface   string
 		pkttype uint8
-		want    CapturedPacket
+		want    evidence.CapturedPacket
 	}{
-		{"SYN", lab, capRecSYN, "eth1", unix.PACKET_HOST, CapturedPacket{
-			Dir: "in", Src: ap("203.0.113.10:40000"), Dst: ap("198.51.100.11:8080"), Proto: 6, Flags: "S", Len: 60,
+		{"SYN", lab, capRecSYN, "eth1", unix.PACKET_HOST, evidence.CapturedPacket{
+			Dir: "in", Src: ap("203.0.113.10:40000"), Dst: ap("198.51.100.11:8080"), Proto: 6, TCP: evidence.TCPSyn, Flags: "S", Len: 60,
 			Text: "12:00:01.000001 eth1 In  IP 203.0.113.10.40000 > 198.51.100.11.8080: Flags [S], length 0"}},
-		{"SYN-ACK", lab, capRecSYNACK, "eth0", unix.PACKET_OUTGOING, CapturedPacket{
-			Dir: "out", Src: ap("198.51.100.11:8080"), Dst: ap("203.0.113.10:40000"), Proto: 6, Flags: "S.", Len: 60, Reply: true,
+		{"SYN-ACK", lab, capRecSYNACK, "eth0", unix.PACKET_OUTGOING, evidence.CapturedPacket{
+			Dir: "out", Src: ap("198.51.100.11:8080"), Dst: ap("203.0.113.10:40000"), Proto: 6, TCP: evidence.TCPSyn | evidence.TCPAck, Flags: "S.", Len: 60, Reply: true,
 			Text: "12:00:01.000001 eth0 Out IP 198.51.100.11.8080 > 203.0.113.10.40000: Flags [S.], length 0"}},
-		{"flooded SYN", lab, capRecSYN, "eth0", unix.PACKET_OTHERHOST, CapturedPacket{
-			Dir: "in", OtherHost: true, Src: ap("203.0.113.10:40000"), Dst: ap("198.51.100.11:8080"), Proto: 6, Flags: "S", Len: 60,
+		{"flooded SYN", lab, capRecSYN, "eth0", unix.PACKET_OTHERHOST, evidence.CapturedPacket{
+			Dir: "in", OtherHost: true, Src: ap("203.0.113.10:40000"), Dst: ap("198.51.100.11:8080"), Proto: 6, TCP: evidence.TCPSyn, Flags: "S", Len: 60,
 			Text: "12:00:01.000001 eth0 P   IP 203.0.113.10.40000 > 198.51.100.11.8080: Flags [S], length 0"}},
-		{"RST", big, capRecRST, "eth0", unix.PACKET_OUTGOING, CapturedPacket{
-			Dir: "out", Src: ap("192.0.2.10:40500"), Dst: ap("198.51.100.20:8080"), Proto: 6, Flags: "R.", Len: 52,
+		{"RST", big, capRecRST, "eth0", unix.PACKET_OUTGOING, evidence.CapturedPacket{
+			Dir: "out", Src: ap("192.0.2.10:40500"), Dst: ap("198.51.100.20:8080"), Proto: 6, TCP: evidence.TCPRst | evidence.TCPAck, Flags: "R.", Len: 52,
 			Text: "12:00:01.000001 eth0 Out IP 192.0.2.10.40500 > 198.51.100.20.8080: Flags [R.], length 0"}},
-		{"frag needed", big, capRecFragNeeded, "eth0", unix.PACKET_HOST, CapturedPacket{
-			Dir: "in", Src: ap("192.0.2.1:0"), Dst: ap("192.0.2.10:0"), Proto: 1, ICMP: "unreachable (frag needed, mtu 1280)", Len: 576, Reply: true,
+		{"frag needed", big, capRecFragNeeded, "eth0", unix.PACKET_HOST, evidence.CapturedPacket{
+			Dir: "in", Src: ap("192.0.2.1:0"), Dst: ap("192.0.2.10:0"), Proto: 1, ICMPMsg: &evidence.ICMPMessage{Type: 3, Code: 4, MTU: 1280}, ICMP: "unreachable (frag needed, mtu 1280)", Len: 576, Reply: true,
 			Text: "12:00:01.000001 eth0 In  IP 192.0.2.1 > 192.0.2.10: ICMP unreachable (frag needed, mtu 1280) for tcp 192.0.2.10.40500 > 198.51.100.20.8080, length 556"}},
-		{"IPv6 SYN", big6, capRecSYN6, "eth0", unix.PACKET_OUTGOING, CapturedPacket{
-			Dir: "out", Src: ap("[2001:db8:a::10]:40500"), Dst: ap("[2001:db8:b::20]:8080"), Proto: 6, Flags: "S", Len: 80,
+		{"IPv6 SYN", big6, capRecSYN6, "eth0", unix.PACKET_OUTGOING, evidence.CapturedPacket{
+			Dir: "out", Src: ap("[2001:db8:a::10]:40500"), Dst: ap("[2001:db8:b::20]:8080"), Proto: 6, TCP: evidence.TCPSyn, Flags: "S", Len: 80,
 			Text: "12:00:01.000001 eth0 Out IP6 2001:db8:a::10.40500 > 2001:db8:b::20.8080: Flags [S], length 0"}},
-		{"IPv6 SYN-ACK", big6, capRecSYNACK6, "eth0", unix.PACKET_HOST, CapturedPacket{
-			Dir: "in", Src: ap("[2001:db8:b::20]:8080"), Dst: ap("[2001:db8:a::10]:40500"), Proto: 6, Flags: "S.", Len: 80, Reply: true,
+		{"IPv6 SYN-ACK", big6, capRecSYNACK6, "eth0", unix.PACKET_HOST, evidence.CapturedPacket{
+			Dir: "in", Src: ap("[2001:db8:b::20]:8080"), Dst: ap("[2001:db8:a::10]:40500"), Proto: 6, TCP: evidence.TCPSyn | evidence.TCPAck, Flags: "S.", Len: 80, Reply: true,
 			Text: "12:00:01.000001 eth0 In  IP6 2001:db8:b::20.8080 > 2001:db8:a::10.40500: Flags [S.], length 0"}},
-		{"packet too big", big6, capRecTooBig, "eth0", unix.PACKET_HOST, CapturedPacket{
-			Dir: "in", Src: ap("[2001:db8:a::1]:0"), Dst: ap("[2001:db8:a::10]:0"), Proto: 58, ICMP: "packet too big (mtu 1280)", Len: 1280, Reply: true,
+		{"packet too big", big6, capRecTooBig, "eth0", unix.PACKET_HOST, evidence.CapturedPacket{
+			Dir: "in", Src: ap("[2001:db8:a::1]:0"), Dst: ap("[2001:db8:a::10]:0"), Proto: 58, ICMPMsg: &evidence.ICMPMessage{V6: true, Type: 2, MTU: 1280}, ICMP: "packet too big (mtu 1280)", Len: 1280, Reply: true,
 			Text: "12:00:01.000001 eth0 In  IP6 2001:db8:a::1 > 2001:db8:a::10: ICMP6, packet too big (mtu 1280) for tcp 2001:db8:a::10.40500 > 2001:db8:b::20.8080, length 1240"}},
-		{"frag needed, seen from the other side", big.Reverse(), capRecFragNeeded, "eth0", unix.PACKET_HOST, CapturedPacket{
-			Dir: "in", Src: ap("192.0.2.1:0"), Dst: ap("192.0.2.10:0"), Proto: 1, ICMP: "unreachable (frag needed, mtu 1280)", Len: 576,
+		{"frag needed, seen from the other side", big.Reverse(), capRecFragNeeded, "eth0", unix.PACKET_HOST, evidence.CapturedPacket{
+			Dir: "in", Src: ap("192.0.2.1:0"), Dst: ap("192.0.2.10:0"), Proto: 1, ICMPMsg: &evidence.ICMPMessage{Type: 3, Code: 4, MTU: 1280}, ICMP: "unreachable (frag needed, mtu 1280)", Len: 576,
 			Text: "12:00:01.000001 eth0 In  IP 192.0.2.1 > 192.0.2.10: ICMP unreachable (frag needed, mtu 1280) for tcp 192.0.2.10.40500 > 198.51.100.20.8080, length 556"}},
-		{"echo request", parseFlow(t, "icmp 192.0.2.10 198.51.100.20"), capEcho(8, "192.0.2.10", "198.51.100.20", 7, 1), "eth0", unix.PACKET_OUTGOING, CapturedPacket{
-			Dir: "out", Src: ap("192.0.2.10:0"), Dst: ap("198.51.100.20:0"), Proto: 1, ICMP: "echo request id 7 seq 1", Len: 32,
+		{"echo request", parseFlow(t, "icmp 192.0.2.10 198.51.100.20"), capEcho(8, "192.0.2.10", "198.51.100.20", 7, 1), "eth0", unix.PACKET_OUTGOING, evidence.CapturedPacket{
+			Dir: "out", Src: ap("192.0.2.10:0"), Dst: ap("198.51.100.20:0"), Proto: 1, ICMPMsg: &evidence.ICMPMessage{Type: 8}, ICMP: "echo request id 7 seq 1", Len: 32,
 			Text: "12:00:01.000001 eth0 Out IP 192.0.2.10 > 198.51.100.20: ICMP echo request, id 7, seq 1, length 12"}},
-		{"echo6 reply", parseFlow(t, "icmp 2001:db8:a::10 2001:db8:b::20"), capEcho6(129, "2001:db8:b::20", "2001:db8:a::10"), "eth0", unix.PACKET_MULTICAST, CapturedPacket{
-			Dir: "in", Src: ap("[2001:db8:b::20]:0"), Dst: ap("[2001:db8:a::10]:0"), Proto: 58, ICMP: "echo reply id 7 seq 1", Len: 52, Reply: true,
+		{"echo6 reply", parseFlow(t, "icmp 2001:db8:a::10 2001:db8:b::20"), capEcho6(129, "2001:db8:b::20", "2001:db8:a::10"), "eth0", unix.PACKET_MULTICAST, evidence.CapturedPacket{
+			Dir: "in", Src: ap("[2001:db8:b::20]:0"), Dst: ap("[2001:db8:a::10]:0"), Proto: 58, ICMPMsg: &evidence.ICMPMessage{V6: true, Type: 129}, ICMP: "echo reply id 7 seq 1", Len: 52, Reply: true,
 			Text: "12:00:01.000001 eth0 M   IP6 2001:db8:b::20 > 2001:db8:a::10: ICMP6, echo reply, id 7, seq 1, length 12"}},
-		{"port unreachable", big, append(capEdit(capRecFragNeeded[:28], 21, 3), capRecSYN[:28]...), "eth0", unix.PACKET_BROADCAST, CapturedPacket{
-			Dir: "in", Src: ap("192.0.2.1:0"), Dst: ap("192.0.2.10:0"), Proto: 1, ICMP: "unreachable (port)", Len: 576,
+		{"port unreachable", big, append(capEdit(capRecFragNeeded[:28], 21, 3), capRecSYN[:28]...), "eth0", unix.PACKET_BROADCAST, evidence.CapturedPacket{
+			Dir: "in", Src: ap("192.0.2.1:0"), Dst: ap("192.0.2.10:0"), Proto: 1, ICMPMsg: &evidence.ICMPMessage{Type: 3, Code: 3}, ICMP: "unreachable (port)", Len: 576,
 			Text: "12:00:01.000001 eth0 B   IP 192.0.2.1 > 192.0.2.10: ICMP unreachable (port) for tcp 203.0.113.10.40000 > 198.51.100.11.8080, length 556"}},
 	}
 	for _, c := range cases {
@@ -1173,7 +1179,7 @@ func TestCaptureDecode(t *testing.T) {
 		}
 		got := m.finish(d, ts, c.iface, c.pkttype)
 		c.want.Time, c.want.Iface = ts, c.iface
-		if got != c.want {
+		if !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%s:\n got %+v\nwant %+v", c.what, got, c.want)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"asym/evidence"
 	"asym/flow"
 	"asym/probes/probetest"
 
@@ -94,7 +95,7 @@ func ctSNAT(t *testing.T, ns probetest.NS) {
 
 // ctProbe runs ProbeConntrack, failing the test unless it succeeds, and
 // logs what it shows.
-func ctProbe(t *testing.T, tg *Target, f flow.Flow) *ConntrackView {
+func ctProbe(t *testing.T, tg *Target, f flow.Flow) *evidence.ConntrackView {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
@@ -108,7 +109,7 @@ func ctProbe(t *testing.T, tg *Target, f flow.Flow) *ConntrackView {
 
 // ctOne is the view's one entry, failing the test unless it looked the
 // flow up and found exactly one.
-func ctOne(t *testing.T, v *ConntrackView) ConntrackEntry {
+func ctOne(t *testing.T, v *evidence.ConntrackView) evidence.ConntrackEntry {
 	t.Helper()
 	if !v.Looked {
 		t.Fatalf("Looked = false, want a lookup")
@@ -127,7 +128,7 @@ func TestConntrackEstablished(t *testing.T) {
 
 	v := ctProbe(t, l.ta, f)
 	e := ctOne(t, v)
-	want := ConntrackEntry{
+	want := evidence.ConntrackEntry{
 		MatchedAs: "original", Proto: 6,
 		OrigSrc: f.Src, OrigDst: f.Dst, ReplySrc: f.Dst, ReplyDst: f.Src,
 		TCPState: "ESTABLISHED", Unreplied: false, Assured: true,
@@ -176,7 +177,7 @@ func TestConntrackEstablished(t *testing.T) {
 	// TIME_WAIT; either says the connection ended.
 	client.Close()
 	server.Close()
-	var c ConntrackEntry
+	var c evidence.ConntrackEntry
 	probetest.Poll(2*time.Second, func() bool {
 		c = ctOne(t, ctProbe(t, l.ta, f))
 		return c.TCPState != "ESTABLISHED"
@@ -252,7 +253,7 @@ func TestConntrackUnreplied(t *testing.T) {
 		return nil
 	})
 	f := parseFlow(t, "tcp 192.0.2.10:40002 192.0.2.20:8081")
-	var v *ConntrackView
+	var v *evidence.ConntrackView
 	probetest.Poll(2*time.Second, func() bool {
 		v = ctProbe(t, l.ta, f)
 		return len(v.Entries) > 0
@@ -333,7 +334,7 @@ func TestConntrackInvalidStats(t *testing.T) {
 	}
 	probetest.SendRawTCP(t, l.b, src, dst, segs...)
 
-	var after *ConntrackView
+	var after *evidence.ConntrackView
 	probetest.Poll(2*time.Second, func() bool {
 		after = ctProbe(t, l.ta, noPorts)
 		return after.Stats.Invalid >= before.Stats.Invalid+n
@@ -367,7 +368,7 @@ func TestConntrackNotLookable(t *testing.T) {
 	// Out of time before starting: timed out, not a failure.
 	ctx, cancel := context.WithTimeout(t.Context(), -time.Second)
 	defer cancel()
-	if to := ProbeConntrack(ctx, l.ta, parseFlow(t, "tcp 192.0.2.10:1 192.0.2.20:2")); to.Status != StatusTimedOut {
+	if to := ProbeConntrack(ctx, l.ta, parseFlow(t, "tcp 192.0.2.10:1 192.0.2.20:2")); to.Status != evidence.StatusTimedOut {
 		t.Errorf("expired context: status %s (%s), want timed out", to.Status, to.Reason)
 	}
 }
@@ -394,7 +395,7 @@ func TestConntrackText(t *testing.T) {
 	if e.MatchedAs != "reply" || note != "" || e.PacketsOrig != 2 || e.PacketsReply != 1 || e.Zone != 5 || e.Unreplied {
 		t.Errorf("ctEntry = %+v, %q", e, note)
 	}
-	if got := Command(ctCommandWords(f)...); got != "conntrack -L -f ipv6 -p udp --src 2001:db8::2 --dst 2001:db8::1 --sport 53 --dport 5353" {
+	if got := evidence.Command(ctCommandWords(f)...); got != "conntrack -L -f ipv6 -p udp --src 2001:db8::2 --dst 2001:db8::1 --sport 53 --dport 5353" {
 		t.Errorf("command = %q", got)
 	}
 }

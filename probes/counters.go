@@ -1,22 +1,12 @@
 package probes
 
 import (
+	"asym/evidence"
 	"context"
 	"strconv"
 	"strings"
 	"time"
 )
-
-// Counters are the kernel's drop and error counters of the target
-// namespace, keyed "Prefix:Name" ("TcpExt:IPReversePathFilter",
-// "Ip6:InDiscards", "nf_conntrack:invalid"). They only mean something as a
-// difference between two samples: see Delta.
-type Counters struct {
-	Report
-	// Values holds every counter the kernel offers, not only the
-	// interesting ones; a file or key this kernel lacks is simply absent.
-	Values map[string]uint64 `json:"values"`
-}
 
 // counterFiles are read inside the namespace. /proc/net follows the
 // namespace of the thread-group leader, not of the reading thread, hence
@@ -62,11 +52,11 @@ var counterShown = []string{
 }
 
 // ProbeCounters samples the kernel's counters in the target namespace.
-func ProbeCounters(ctx context.Context, t *Target) *Counters {
-	c := &Counters{Values: map[string]uint64{}}
+func ProbeCounters(ctx context.Context, t *Target) *evidence.Counters {
+	c := &evidence.Counters{Values: map[string]uint64{}}
 	var start time.Time
-	c.Report, start = begin("counters", "Kernel counters")
-	defer c.finish(start)
+	c.Report, start = evidence.Begin("counters", "Kernel counters")
+	defer c.Finish(start)
 	c.Command = t.Cmd("nstat", "-az")
 	if err := ctx.Err(); err != nil {
 		c.Fail(err) // out of time before starting: read nothing
@@ -120,22 +110,6 @@ func counterNstatName(key string) string {
 		return key
 	}
 	return strings.Replace(key, ":", "", 1)
-}
-
-// Delta returns c-prev for every key present in both, for live views that
-// sample twice. A counter that went backwards (namespace recreated, 32-bit
-// per-CPU wrap) comes out negative rather than huge.
-func (c *Counters) Delta(prev *Counters) map[string]int64 {
-	d := map[string]int64{}
-	if c == nil || prev == nil {
-		return d
-	}
-	for k, b := range c.Values {
-		if a, ok := prev.Values[k]; ok {
-			d[k] = int64(b - a)
-		}
-	}
-	return d
 }
 
 // ParseNetstat reads /proc/net/netstat and /proc/net/snmp: lines in pairs,

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"asym/evidence"
 	"asym/probes/probetest"
 
 	"github.com/vishvananda/netlink"
@@ -45,7 +46,7 @@ func TestCountersReversePathFilter(t *testing.T) {
 	probetest.Sysctl(t, h.Handle, "net/ipv4/conf/all/rp_filter", "1")
 
 	th, host := openTarget(t, h.Name), openTarget(t, "")
-	sample := func(tg *Target) *Counters {
+	sample := func(tg *Target) *evidence.Counters {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 		defer cancel()
@@ -74,7 +75,7 @@ func TestCountersReversePathFilter(t *testing.T) {
 	})
 
 	const key = "TcpExt:IPReversePathFilter"
-	var hAfter *Counters
+	var hAfter *evidence.Counters
 	probetest.Poll(2*time.Second, func() bool {
 		hAfter = sample(th)
 		return hAfter.Delta(hBefore)[key] >= n
@@ -110,14 +111,14 @@ func TestCountersReversePathFilter(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), -time.Second)
 	defer cancel()
-	if c := ProbeCounters(ctx, th); c.Status != StatusTimedOut {
+	if c := ProbeCounters(ctx, th); c.Status != evidence.StatusTimedOut {
 		t.Errorf("expired context: status %s (%s), want timed out", c.Status, c.Reason)
 	}
 }
 
 func TestCountersDelta(t *testing.T) {
-	a := &Counters{Values: map[string]uint64{"Tcp:OutRsts": 5, "Ip:InDiscards": 7, "gone": 1}}
-	b := &Counters{Values: map[string]uint64{"Tcp:OutRsts": 9, "Ip:InDiscards": 6, "new": 3}}
+	a := &evidence.Counters{Values: map[string]uint64{"Tcp:OutRsts": 5, "Ip:InDiscards": 7, "gone": 1}}
+	b := &evidence.Counters{Values: map[string]uint64{"Tcp:OutRsts": 9, "Ip:InDiscards": 6, "new": 3}}
 	want := map[string]int64{"Tcp:OutRsts": 4, "Ip:InDiscards": -1}
 	if got := b.Delta(a); !maps.Equal(got, want) {
 		t.Errorf("Delta = %v, want %v", got, want)

@@ -3,46 +3,14 @@ package probes
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"sort"
 	"sync"
 	"time"
 
+	"asym/evidence"
 	"asym/flow"
 
 	"golang.org/x/sys/unix"
-)
-
-// Evidence is everything the probes learned about one flow on one host.
-// Analyzers read it; a nil field means that probe has not run (yet).
-type Evidence struct {
-	Flow       flow.Flow      `json:"flow"`
-	Host       *HostView      `json:"host,omitempty"`
-	Request    *PathView      `json:"request,omitempty"`
-	Reply      *PathView      `json:"reply,omitempty"`
-	Counters   *Counters      `json:"counters,omitempty"`
-	Firewall   *FirewallView  `json:"firewall,omitempty"`
-	Conntrack  *ConntrackView `json:"conntrack,omitempty"`
-	Rules      *RulesView     `json:"rules,omitempty"`
-	Tables     *TablesView    `json:"tables,omitempty"`
-	Sysctls    *SysctlView    `json:"sysctls,omitempty"`
-	Neighbours *NeighView     `json:"neighbours,omitempty"`
-	Live       *LiveEvidence  `json:"live,omitempty"`
-}
-
-// Probe ids, in the order a full check runs them.
-const (
-	ProbeIDHost       = "host"
-	ProbeIDRequest    = "route.request"
-	ProbeIDReply      = "route.reply"
-	ProbeIDCounters   = "counters"
-	ProbeIDFirewall   = "firewall"
-	ProbeIDConntrack  = "conntrack"
-	ProbeIDRules      = "rules"
-	ProbeIDTables     = "tables"
-	ProbeIDSysctls    = "sysctls"
-	ProbeIDNeighbours = "neighbours"
-	ProbeIDLive       = "live" // not run by Run: WatchLive observes over a window
 )
 
 // DefaultTimeout bounds one probe.
@@ -57,16 +25,16 @@ type Collector struct {
 	Timeout time.Duration // per probe; DefaultTimeout when zero
 
 	mu sync.Mutex
-	ev Evidence
+	ev evidence.Evidence
 }
 
 // NewCollector prepares a collector.
 func NewCollector(t *Target, f flow.Flow, iif string) *Collector {
-	return &Collector{T: t, Flow: f, Iif: iif, ev: Evidence{Flow: f}}
+	return &Collector{T: t, Flow: f, Iif: iif, ev: evidence.Evidence{Flow: f}}
 }
 
 // Evidence returns a snapshot of what has been collected so far.
-func (c *Collector) Evidence() Evidence {
+func (c *Collector) Evidence() evidence.Evidence {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.ev
@@ -75,7 +43,7 @@ func (c *Collector) Evidence() Evidence {
 // Run runs one probe (and any probe it needs first that has not run) and
 // returns its report. It never panics on kernel errors: they become the
 // report's status.
-func (c *Collector) Run(ctx context.Context, id string) Reporter {
+func (c *Collector) Run(ctx context.Context, id evidence.ProbeID) evidence.Reporter {
 	timeout := c.Timeout
 	if timeout == 0 {
 		timeout = DefaultTimeout
@@ -84,67 +52,64 @@ func (c *Collector) Run(ctx context.Context, id string) Reporter {
 	defer cancel()
 	f := c.Flow
 	switch id {
-	case ProbeIDHost:
+	case evidence.ProbeHost:
 		h := ProbeHost(ctx, c.T, f)
-		c.set(func(e *Evidence) { e.Host = h })
+		c.set(func(e *evidence.Evidence) { e.Host = h })
 		return h
-	case ProbeIDRequest:
+	case evidence.ProbeRequest:
 		h := c.host(ctx)
-		in, why := c.requestIngress(ctx, h)
-		p := probePath(ctx, c.T, f, h, "request", in, why)
-		c.set(func(e *Evidence) { e.Request = p })
+		p := probePath(ctx, c.T, f, h, evidence.DirRequest, c.requestIngress(ctx, h))
+		c.set(func(e *evidence.Evidence) { e.Request = p })
 		return p
-	case ProbeIDReply:
+	case evidence.ProbeReply:
 		h := c.host(ctx)
 		req := c.request(ctx)
-		in, why := "", ""
+		var in ingress
 		if req.Egress != "" {
-			in, why = req.Egress, "where the request leaves this host, so where a symmetric reply comes back"
-		} else if h.Role != RoleServer {
-			in, why = "", ""
+			in = ingress{req.Egress, "where the request leaves this host, so where a symmetric reply comes back", evidence.IngressEgress}
 		}
-		p := probePath(ctx, c.T, f, h, "reply", in, why)
-		c.set(func(e *Evidence) { e.Reply = p })
+		p := probePath(ctx, c.T, f, h, evidence.DirReply, in)
+		c.set(func(e *evidence.Evidence) { e.Reply = p })
 		return p
-	case ProbeIDCounters:
+	case evidence.ProbeCounters:
 		v := ProbeCounters(ctx, c.T)
-		c.set(func(e *Evidence) { e.Counters = v })
+		c.set(func(e *evidence.Evidence) { e.Counters = v })
 		return v
-	case ProbeIDFirewall:
+	case evidence.ProbeFirewall:
 		v := ProbeFirewall(ctx, c.T)
-		c.set(func(e *Evidence) { e.Firewall = v })
+		c.set(func(e *evidence.Evidence) { e.Firewall = v })
 		return v
-	case ProbeIDConntrack:
+	case evidence.ProbeConntrack:
 		v := ProbeConntrack(ctx, c.T, f)
-		c.set(func(e *Evidence) { e.Conntrack = v })
+		c.set(func(e *evidence.Evidence) { e.Conntrack = v })
 		return v
-	case ProbeIDRules:
+	case evidence.ProbeRules:
 		v := ProbeRules(ctx, c.T, f)
-		c.set(func(e *Evidence) { e.Rules = v })
+		c.set(func(e *evidence.Evidence) { e.Rules = v })
 		return v
-	case ProbeIDTables:
+	case evidence.ProbeTables:
 		h, rules := c.host(ctx), c.rules(ctx)
 		ids, why := c.tablesInPlay(h, rules)
 		v := ProbeTables(ctx, c.T, f, ids, why)
-		c.set(func(e *Evidence) { e.Tables = v })
+		c.set(func(e *evidence.Evidence) { e.Tables = v })
 		return v
-	case ProbeIDSysctls:
+	case evidence.ProbeSysctls:
 		h := c.host(ctx)
 		v := ProbeSysctls(ctx, c.T, f, c.ifacesInPlay(ctx, h, true))
-		c.set(func(e *Evidence) { e.Sysctls = v })
+		c.set(func(e *evidence.Evidence) { e.Sysctls = v })
 		return v
-	case ProbeIDNeighbours:
+	case evidence.ProbeNeighbours:
 		h := c.host(ctx)
 		var hops []NeighQuery
-		for _, p := range []*PathView{c.request(ctx), c.reply(ctx)} {
+		for _, p := range []*evidence.PathView{c.request(ctx), c.reply(ctx)} {
 			if p.Egress != "" {
 				hops = append(hops, NeighQuery{Addr: p.Decision.NextHop(), Dev: p.Egress})
 			}
 		}
 		v := ProbeNeighbours(ctx, c.T, hops, c.ifacesInPlay(ctx, h, false))
-		if h.Role != RoleMiddle && v.OK() {
+		if h.Role != evidence.RoleMiddle && v.OK() {
 			peer := f.Dst.Addr()
-			if h.Role == RoleServer {
+			if h.Role == evidence.RoleServer {
 				peer = f.Src.Addr()
 			}
 			v.Gateways = ProbeGateways(ctx, c.T, h, peer)
@@ -154,14 +119,14 @@ func (c *Collector) Run(ctx context.Context, id string) Reporter {
 				}
 			}
 		}
-		c.set(func(e *Evidence) { e.Neighbours = v })
+		c.set(func(e *evidence.Evidence) { e.Neighbours = v })
 		return v
 	}
-	r := &Report{Probe: id, Status: StatusFailed, Reason: fmt.Sprintf("asym has no probe named %q", id)}
+	r := &evidence.Report{Probe: id, Status: evidence.StatusFailed, Reason: fmt.Sprintf("asym has no probe named %q", id)}
 	return r
 }
 
-func (c *Collector) set(fn func(*Evidence)) {
+func (c *Collector) set(fn func(*evidence.Evidence)) {
 	c.mu.Lock()
 	fn(&c.ev)
 	c.mu.Unlock()
@@ -169,60 +134,60 @@ func (c *Collector) set(fn func(*Evidence)) {
 
 // host, request, reply and rules return the evidence a later probe builds
 // on, running the probe first when it has not run.
-func (c *Collector) host(ctx context.Context) *HostView {
+func (c *Collector) host(ctx context.Context) *evidence.HostView {
 	if h := c.Evidence().Host; h != nil {
 		return h
 	}
-	return c.Run(ctx, ProbeIDHost).(*HostView)
+	return c.Run(ctx, evidence.ProbeHost).(*evidence.HostView)
 }
 
-func (c *Collector) request(ctx context.Context) *PathView {
+func (c *Collector) request(ctx context.Context) *evidence.PathView {
 	if p := c.Evidence().Request; p != nil {
 		return p
 	}
-	return c.Run(ctx, ProbeIDRequest).(*PathView)
+	return c.Run(ctx, evidence.ProbeRequest).(*evidence.PathView)
 }
 
-func (c *Collector) reply(ctx context.Context) *PathView {
+func (c *Collector) reply(ctx context.Context) *evidence.PathView {
 	if p := c.Evidence().Reply; p != nil {
 		return p
 	}
-	return c.Run(ctx, ProbeIDReply).(*PathView)
+	return c.Run(ctx, evidence.ProbeReply).(*evidence.PathView)
 }
 
-func (c *Collector) rules(ctx context.Context) *RulesView {
+func (c *Collector) rules(ctx context.Context) *evidence.RulesView {
 	if r := c.Evidence().Rules; r != nil {
 		return r
 	}
-	return c.Run(ctx, ProbeIDRules).(*RulesView)
+	return c.Run(ctx, evidence.ProbeRules).(*evidence.RulesView)
 }
 
 // requestIngress decides where the request arrives when this host does not
 // send it: --iif if given; on the server, the interface that holds the
 // destination (a fabric delivers to that NIC's MAC); in the middle, the
 // interface this host would use to reach the source (its reverse path).
-func (c *Collector) requestIngress(ctx context.Context, h *HostView) (string, string) {
+func (c *Collector) requestIngress(ctx context.Context, h *evidence.HostView) ingress {
 	if c.Iif != "" {
-		return c.Iif, "given with --iif"
+		return ingress{c.Iif, "given with --iif", evidence.IngressGiven}
 	}
 	switch h.Role {
-	case RoleServer:
-		return h.LocalIface, "the interface that holds " + h.Local.String()
-	case RoleMiddle:
+	case evidence.RoleServer:
+		return ingress{h.LocalIface, "the interface that holds " + h.Local.String(), evidence.IngressOwner}
+	case evidence.RoleMiddle:
 		f := c.Flow.Reverse()
-		q := RouteQuery{Dst: f.Dst.Addr(), Proto: uint8(f.Proto), Sport: f.Src.Port(), Dport: f.Dst.Port()}
+		q := evidence.RouteQuery{Dst: f.Dst.Addr(), Proto: uint8(f.Proto), Sport: f.Src.Port(), Dport: f.Dst.Port()}
 		if d, err := c.T.RouteGet(ctx, q); err == nil && !d.Failed() && d.Dev != "" {
-			return d.Dev, "the interface this host routes " + q.Dst.String() + " through (the flow's source); give --iif if it arrives elsewhere"
+			return ingress{d.Dev, "the interface this host routes " + q.Dst.String() + " through (the flow's source); give --iif if it arrives elsewhere", evidence.IngressRouteBack}
 		}
 	}
-	return "", ""
+	return ingress{}
 }
 
 // ifacesInPlay lists interfaces whose settings matter: where the flow
 // arrives and leaves, the local address's interface, and with all set every
 // interface holding an address of the flow's family (two NICs on one subnet
 // matter even when the flow uses one).
-func (c *Collector) ifacesInPlay(ctx context.Context, h *HostView, all bool) []string {
+func (c *Collector) ifacesInPlay(ctx context.Context, h *evidence.HostView, all bool) []string {
 	var out []string
 	seen := map[string]bool{}
 	add := func(n string) {
@@ -231,7 +196,7 @@ func (c *Collector) ifacesInPlay(ctx context.Context, h *HostView, all bool) []s
 			out = append(out, n)
 		}
 	}
-	for _, p := range []*PathView{c.request(ctx), c.reply(ctx)} {
+	for _, p := range []*evidence.PathView{c.request(ctx), c.reply(ctx)} {
 		add(p.Ingress)
 		add(p.Egress)
 	}
@@ -247,7 +212,7 @@ func (c *Collector) ifacesInPlay(ctx context.Context, h *HostView, all bool) []s
 // tablesInPlay picks the policy tables worth reading: those of rules that
 // match either direction of the flow, and those of rules selecting on an
 // address in one of this host's subnets (per-interface tables, and typos).
-func (c *Collector) tablesInPlay(h *HostView, rules *RulesView) ([]int, map[int]string) {
+func (c *Collector) tablesInPlay(h *evidence.HostView, rules *evidence.RulesView) ([]int, map[int]string) {
 	why := map[int]string{}
 	var ids []int
 	add := func(id int, reason string) {
@@ -260,12 +225,12 @@ func (c *Collector) tablesInPlay(h *HostView, rules *RulesView) ([]int, map[int]
 		}
 	}
 	f := c.Flow
-	pkts := []Packet{
+	pkts := []evidence.Packet{
 		{Src: f.Src.Addr(), Dst: f.Dst.Addr(), Proto: uint8(f.Proto), Sport: f.Src.Port(), Dport: f.Dst.Port()},
 		{Src: f.Dst.Addr(), Dst: f.Src.Addr(), Proto: uint8(f.Proto), Sport: f.Dst.Port(), Dport: f.Src.Port()},
 	}
 	ev := c.Evidence()
-	for i, p := range []*PathView{ev.Request, ev.Reply} {
+	for i, p := range []*evidence.PathView{ev.Request, ev.Reply} {
 		if p != nil && p.OK() {
 			pkts[i] = p.Packet
 		}
@@ -283,7 +248,7 @@ func (c *Collector) tablesInPlay(h *HostView, rules *RulesView) ([]int, map[int]
 			for _, ifc := range h.Ifaces {
 				for _, a := range ifc.Addrs {
 					if a.Masked().Contains(r.Src.Addr()) || r.Src.Contains(a.Addr()) {
-						add(r.Table, fmt.Sprintf("rule %d selects on %s, in %s's subnet", r.Priority, hostOrPrefix(r.Src), ifc.Name))
+						add(r.Table, fmt.Sprintf("rule %d selects on %s, in %s's subnet", r.Priority, evidence.HostOrPrefix(r.Src), ifc.Name))
 					}
 				}
 			}
@@ -291,39 +256,4 @@ func (c *Collector) tablesInPlay(h *HostView, rules *RulesView) ([]int, map[int]
 	}
 	sort.Ints(ids)
 	return ids, why
-}
-
-// LocalAddrs lists every address on the host of the flow's family.
-func (h *HostView) LocalAddrs() []netip.Addr {
-	var out []netip.Addr
-	for _, i := range h.Ifaces {
-		for _, p := range i.Addrs {
-			out = append(out, p.Addr())
-		}
-	}
-	return out
-}
-
-// Reports returns the report of every probe whose evidence is present, by
-// probe id: evidence read back from JSON (a peer's) shows the same probe
-// output as evidence collected here.
-func (e *Evidence) Reports() map[string]Reporter {
-	out := map[string]Reporter{}
-	add := func(id string, r Reporter, present bool) {
-		if present {
-			out[id] = r
-		}
-	}
-	add(ProbeIDHost, e.Host, e.Host != nil)
-	add(ProbeIDRequest, e.Request, e.Request != nil)
-	add(ProbeIDReply, e.Reply, e.Reply != nil)
-	add(ProbeIDCounters, e.Counters, e.Counters != nil)
-	add(ProbeIDFirewall, e.Firewall, e.Firewall != nil)
-	add(ProbeIDConntrack, e.Conntrack, e.Conntrack != nil)
-	add(ProbeIDRules, e.Rules, e.Rules != nil)
-	add(ProbeIDTables, e.Tables, e.Tables != nil)
-	add(ProbeIDSysctls, e.Sysctls, e.Sysctls != nil)
-	add(ProbeIDNeighbours, e.Neighbours, e.Neighbours != nil)
-	add(ProbeIDLive, e.Live, e.Live != nil)
-	return out
 }

@@ -1,6 +1,7 @@
 package probes
 
 import (
+	"asym/evidence"
 	"bufio"
 	"bytes"
 	"cmp"
@@ -22,49 +23,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// FirewallRule is one rule that can drop a flow for asymmetric-routing reasons.
-type FirewallRule struct {
-	Source   string `json:"source"` // "nftables" (native) or "iptables-nft" (xt compat match) or "iptables-legacy"
-	Family   string `json:"family"` // "inet","ip","ip6","bridge","netdev","arp"
-	Table    string `json:"table"`
-	Chain    string `json:"chain"`
-	Hook     string `json:"hook,omitempty"` // "prerouting","input","forward","output","postrouting","ingress" or "" for a non-base chain
-	Priority int    `json:"priority"`
-	// Handle is the nftables rule handle (nft delete rule … handle N). For
-	// iptables-legacy, which has no handles, it is the rule's 1-based
-	// position in its chain (iptables -D CHAIN N).
-	Handle uint64 `json:"handle"`
-	// Kind is "ct_invalid" (matches ct state invalid: native ct, or xt
-	// conntrack/state) or "fib_rpfilter" (fib saddr . iif oif missing /
-	// eq 0, or xt rpfilter --invert: a reverse-path check).
-	Kind       string `json:"kind"`
-	Verdict    string `json:"verdict"` // "drop", "reject", "accept", "jump NAME", "goto NAME", "return", "" when no verdict
-	HasCounter bool   `json:"has_counter"`
-	Packets    uint64 `json:"packets"`
-	Bytes      uint64 `json:"bytes"`
-	// Text renders the rule as nft would (for iptables-legacy: as
-	// iptables-legacy-save -c prints it), e.g.
-	// `ct state invalid counter packets 3 bytes 120 drop`. "…" stands for
-	// conditions or statements asym does not spell out.
-	Text string `json:"text"`
-}
-
-// Drops says whether the rule discards what it matches.
-func (r FirewallRule) Drops() bool { return r.Verdict == "drop" || r.Verdict == "reject" }
-
-// Where renders "inet filter forward" style location.
-func (r FirewallRule) Where() string { return r.Family + " " + r.Table + " " + r.Chain }
-
-// FirewallView is what ProbeFirewall found: the rules that drop packets
-// conntrack calls invalid (the reply of an asymmetric flow that this host
-// never saw start) or that fail a reverse-path (fib) check.
-type FirewallView struct {
-	Report
-	Rules        []FirewallRule `json:"rules"`
-	Tables       int            `json:"tables"`                  // nftables tables seen
-	LegacyTables []string       `json:"legacy_tables,omitempty"` // iptables-legacy tables present, e.g. "ip filter", "ip6 raw"
-}
-
 const (
 	fwKindCtInvalid = "ct_invalid"
 	fwKindRPFilter  = "fib_rpfilter"
@@ -78,10 +36,10 @@ const (
 // `ct state invalid` or doing a fib reverse-path check, with its counters.
 // It only reads: listing rules does not reset their counters, and it never
 // runs iptables-legacy -L/-S, which would create tables.
-func ProbeFirewall(ctx context.Context, t *Target) *FirewallView {
-	rep, start := begin("firewall", "Firewall: ct state invalid and reverse-path rules")
-	v := &FirewallView{Report: rep}
-	defer v.finish(start)
+func ProbeFirewall(ctx context.Context, t *Target) *evidence.FirewallView {
+	rep, start := evidence.Begin("firewall", "Firewall: ct state invalid and reverse-path rules")
+	v := &evidence.FirewallView{Report: rep}
+	defer v.Finish(start)
 	v.Command = t.Cmd("nft", "list", "ruleset")
 	if err := ctx.Err(); err != nil {
 		v.Fail(err)
@@ -105,7 +63,7 @@ func ProbeFirewall(ctx context.Context, t *Target) *FirewallView {
 	// Legacy tables are looked at even when nftables cannot be read: a
 	// kernel without nf_tables may well filter with x_tables. The status
 	// still says nftables was not readable.
-	if err := v.probeLegacy(ctx, t); err != nil {
+	if err := probeLegacy(ctx, v, t); err != nil {
 		v.Fail(err)
 		return v
 	}
@@ -127,7 +85,7 @@ func fwNoRulesLine(tables int) string {
 // fwNftResult is one listing of the nftables ruleset.
 type fwNftResult struct {
 	tables  int
-	rules   []FirewallRule
+	rules   []evidence.FirewallRule
 	headers map[string]string // fwGroupKey -> chain header line
 	notes   []string          // what could not be read, as sentences
 }
@@ -151,7 +109,7 @@ func listNftBounded(ctx context.Context, t *Target) (fwNftResult, error) {
 		defer unix.Close(fd)
 		r, err := listNft(fd)
 		if err != nil {
-			if st, _ := Classify(err); st == StatusFailed {
+			if st, _ := evidence.Classify(err); st == evidence.StatusFailed {
 				// A ruleset reloaded while we walk it (firewalld does a
 				// flush-and-load) makes a chain or set vanish between
 				// the listing and GetRules: list once more.
@@ -174,7 +132,7 @@ func fwNftErr(op string, err error) error {
 	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EPROTONOSUPPORT) || errors.Is(err, unix.EAFNOSUPPORT) {
 		// nfnetlink answers EOPNOTSUPP for a subsystem it has no module
 		// for (nfnetlink_rcv_msg after a failed request_module).
-		return Unavailable("nf_tables is not available in this kernel (module nf_tables not loaded), so the nftables ruleset cannot be read (%s: %v)", op, err)
+		return evidence.Unavailable("nf_tables is not available in this kernel (module nf_tables not loaded), so the nftables ruleset cannot be read (%s: %v)", op, err)
 	}
 	return fmt.Errorf("%s: %w", op, err)
 }
@@ -236,9 +194,9 @@ func listNft(nsfd int) (fwNftResult, error) {
 			if sc.kind == "" {
 				continue
 			}
-			fr := FirewallRule{
+			fr := evidence.FirewallRule{
 				Source: sc.source, Family: fam, Table: tb.Name, Chain: ch.Name,
-				Handle: r.Handle, Kind: sc.kind, Verdict: sc.verdict, Text: sc.text,
+				Handle: r.Handle, Kind: evidence.FirewallRuleKind(sc.kind), Verdict: sc.verdict, Text: sc.text,
 			}
 			if ch.Hooknum != nil {
 				fr.Hook = fwHookName(tb.Family, uint32(*ch.Hooknum))
@@ -808,7 +766,7 @@ func fwMetaCond(rest []expr.Any, m *expr.Meta) (int, string) {
 		}
 		return 1, fmt.Sprintf("meta nfproto %s%d", op, d[0])
 	case expr.MetaKeyL4PROTO:
-		return 1, "meta l4proto " + op + protoName(d[0])
+		return 1, "meta l4proto " + op + evidence.ProtoName(d[0])
 	case expr.MetaKeyIIFNAME, expr.MetaKeyOIFNAME:
 		word := "iifname "
 		if m.Key == expr.MetaKeyOIFNAME {
@@ -963,10 +921,10 @@ func fwPolicyName(p nftables.ChainPolicy) string {
 
 // fwGroupKey groups rules by chain for the output lines; iptables-legacy
 // and iptables-nft may both have an "ip filter INPUT".
-func fwGroupKey(r FirewallRule) string { return r.Source + " " + r.Where() }
+func fwGroupKey(r evidence.FirewallRule) string { return r.Source + " " + r.Where() }
 
 // fwNftChainHeader renders the line that introduces a chain's rules.
-func fwNftChainHeader(r FirewallRule, policy, device string, dormant bool) string {
+func fwNftChainHeader(r evidence.FirewallRule, policy, device string, dormant bool) string {
 	h := "table " + r.Family + " " + r.Table
 	if dormant {
 		h += " (dormant: not applied)"
@@ -989,7 +947,7 @@ func fwNftChainHeader(r FirewallRule, policy, device string, dormant bool) strin
 
 // renderFirewallLines renders the rules grouped by chain, each chain under
 // its header (a default one when headers lacks it).
-func renderFirewallLines(rules []FirewallRule, headers map[string]string) []string {
+func renderFirewallLines(rules []evidence.FirewallRule, headers map[string]string) []string {
 	var out []string
 	last := ""
 	for _, r := range rules {
@@ -1023,7 +981,7 @@ func fwLegacyTool(family string) string {
 	return "iptables-legacy"
 }
 
-func fwLegacyChainHeader(r FirewallRule, policy string) string {
+func fwLegacyChainHeader(r evidence.FirewallRule, policy string) string {
 	h := fwLegacyTool(r.Family) + " table " + r.Table + "  chain " + r.Chain
 	if policy != "" && policy != "-" {
 		h += " (policy " + policy + ")"
@@ -1036,7 +994,7 @@ func fwLegacyChainHeader(r FirewallRule, policy string) string {
 // the table list in /proc and iptables-legacy-save (which dumps only
 // tables that exist, whereas iptables-legacy -L/-S creates the filter
 // table when it is missing).
-func (v *FirewallView) probeLegacy(ctx context.Context, t *Target) error {
+func probeLegacy(ctx context.Context, v *evidence.FirewallView, t *Target) error {
 	const v4, v6 = "thread-self/net/ip_tables_names", "thread-self/net/ip6_tables_names"
 	procs, err := t.ReadProc(ctx, v4, v6)
 	if err != nil {
@@ -1114,8 +1072,8 @@ func fwRunInNS(ctx context.Context, t *Target, path string, args ...string) (str
 // style lines with "-c PKTS BYTES") and returns the rules matching conntrack
 // state INVALID (-m conntrack --ctstate, -m state --state) or doing an
 // inverted rpfilter check, plus a header line per chain.
-func parseLegacySave(family, text string) ([]FirewallRule, map[string]string) {
-	var rules []FirewallRule
+func parseLegacySave(family, text string) ([]evidence.FirewallRule, map[string]string) {
+	var rules []evidence.FirewallRule
 	headers := map[string]string{}
 	table := ""
 	policies := map[string]string{}
@@ -1162,7 +1120,7 @@ func parseLegacySave(family, text string) ([]FirewallRule, map[string]string) {
 
 // fwParseLegacyRule parses one "[p:b] -A CHAIN …" line. ok is false for
 // lines that are not rules; Kind is "" for rules of no interest.
-func fwParseLegacyRule(line string, userChains map[string]bool) (r FirewallRule, ok bool) {
+func fwParseLegacyRule(line string, userChains map[string]bool) (r evidence.FirewallRule, ok bool) {
 	text := line
 	if strings.HasPrefix(line, "[") {
 		end := strings.IndexByte(line, ']')

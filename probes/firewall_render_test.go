@@ -1,6 +1,7 @@
 package probes
 
 import (
+	"asym/evidence"
 	"errors"
 	"slices"
 	"strings"
@@ -271,7 +272,7 @@ func TestFirewallParseLegacySave(t *testing.T) {
 		if r.Source != "iptables-legacy" || r.Family != "ip" || !r.HasCounter {
 			t.Errorf("rule %q: source %q family %q counter %v", r.Text, r.Source, r.Family, r.HasCounter)
 		}
-		got = append(got, row{r.Where(), r.Hook, r.Priority, r.Handle, r.Kind, r.Verdict, r.Packets, r.Bytes})
+		got = append(got, row{r.Where(), r.Hook, r.Priority, r.Handle, string(r.Kind), r.Verdict, r.Packets, r.Bytes})
 	}
 	want := []row{
 		{"ip raw PREROUTING", "prerouting", -300, 1, "fib_rpfilter", "drop", 7, 588},
@@ -317,7 +318,7 @@ func TestFirewallSplitArgs(t *testing.T) {
 }
 
 func TestFirewallLines(t *testing.T) {
-	fwd := FirewallRule{Source: "nftables", Family: "inet", Table: "filter", Chain: "forward", Hook: "forward",
+	fwd := evidence.FirewallRule{Source: "nftables", Family: "inet", Table: "filter", Chain: "forward", Hook: "forward",
 		Handle: 4, Kind: "ct_invalid", Verdict: "drop", Text: "ct state invalid counter packets 3 bytes 120 drop"}
 	in := fwd
 	in.Chain, in.Hook, in.Handle, in.Kind, in.Text = "input", "input", 7, "fib_rpfilter", "fib saddr . iif oif 0 drop"
@@ -329,7 +330,7 @@ func TestFirewallLines(t *testing.T) {
 		fwGroupKey(fwd): fwNftChainHeader(fwd, "accept", "", false),
 		fwGroupKey(in):  fwNftChainHeader(in, "drop", "", true),
 	}
-	got := renderFirewallLines([]FirewallRule{fwd, in, in2, user}, headers)
+	got := renderFirewallLines([]evidence.FirewallRule{fwd, in, in2, user}, headers)
 	want := []string{
 		"table inet filter  chain forward (hook forward priority 0; policy accept)",
 		"  ct state invalid counter packets 3 bytes 120 drop  # handle 4",
@@ -342,7 +343,7 @@ func TestFirewallLines(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	ingress := FirewallRule{Family: "netdev", Table: "t", Chain: "c", Hook: "ingress", Priority: -500}
+	ingress := evidence.FirewallRule{Family: "netdev", Table: "t", Chain: "c", Hook: "ingress", Priority: -500}
 	if h := fwNftChainHeader(ingress, "accept", "eth0", false); h != `table netdev t  chain c (hook ingress device "eth0" priority -500; policy accept)` {
 		t.Errorf("netdev header = %q", h)
 	}
@@ -359,11 +360,11 @@ func TestFirewallLines(t *testing.T) {
 
 func TestFirewallRuleDropsWhere(t *testing.T) {
 	for v, want := range map[string]bool{"drop": true, "reject": true, "accept": false, "jump x": false, "": false} {
-		if got := (FirewallRule{Verdict: v}).Drops(); got != want {
+		if got := (evidence.FirewallRule{Verdict: v}).Drops(); got != want {
 			t.Errorf("Drops(%q) = %v", v, got)
 		}
 	}
-	if w := (FirewallRule{Family: "inet", Table: "filter", Chain: "forward"}).Where(); w != "inet filter forward" {
+	if w := (evidence.FirewallRule{Family: "inet", Table: "filter", Chain: "forward"}).Where(); w != "inet filter forward" {
 		t.Errorf("Where = %q", w)
 	}
 	if h := fwHookName(nftables.TableFamilyNetdev, 0); h != "ingress" {
@@ -378,16 +379,16 @@ func TestFirewallNftUnavailable(t *testing.T) {
 	// What mdlayher/netlink returns when nfnetlink has no nf_tables
 	// subsystem, and when the caller lacks CAP_NET_ADMIN.
 	noMod := &netlink.OpError{Op: "receive", Err: unix.EOPNOTSUPP}
-	st, why := Classify(fwNftErr("list nftables tables", noMod))
-	if st != StatusUnavailable || !strings.Contains(why, "nf_tables is not available") {
+	st, why := evidence.Classify(fwNftErr("list nftables tables", noMod))
+	if st != evidence.StatusUnavailable || !strings.Contains(why, "nf_tables is not available") {
 		t.Errorf("EOPNOTSUPP: %s %q", st, why)
 	}
-	st, why = Classify(fwNftErr("list nftables tables", &netlink.OpError{Op: "receive", Err: unix.EPERM}))
-	if st != StatusUnavailable || !strings.Contains(why, "needs root") {
+	st, why = evidence.Classify(fwNftErr("list nftables tables", &netlink.OpError{Op: "receive", Err: unix.EPERM}))
+	if st != evidence.StatusUnavailable || !strings.Contains(why, "needs root") {
 		t.Errorf("EPERM: %s %q", st, why)
 	}
-	st, _ = Classify(fwNftErr("list", errors.New("something else")))
-	if st != StatusFailed {
+	st, _ = evidence.Classify(fwNftErr("list", errors.New("something else")))
+	if st != evidence.StatusFailed {
 		t.Errorf("other error: %s", st)
 	}
 }

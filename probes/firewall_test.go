@@ -13,6 +13,7 @@ import (
 	"time"
 	"unsafe"
 
+	"asym/evidence"
 	"asym/probes/probetest"
 
 	"github.com/google/nftables"
@@ -147,7 +148,7 @@ func TestProbeFirewallFindsRules(t *testing.T) {
 
 	v := ProbeFirewall(fwCtx(t), openTarget(t, ns.Name))
 	t.Logf("%s\n%s", v.Command, strings.Join(v.Lines, "\n"))
-	if v.Status != StatusOK {
+	if v.Status != evidence.StatusOK {
 		t.Fatalf("status %s: %s", v.Status, v.Reason)
 	}
 	if v.Probe != "firewall" || v.Title != "Firewall: ct state invalid and reverse-path rules" {
@@ -185,7 +186,7 @@ func TestProbeFirewallFindsRules(t *testing.T) {
 		if r.Handle == 0 {
 			t.Errorf("rule %q has no handle", r.Text)
 		}
-		got = append(got, row{r.Where(), r.Hook, r.Priority, r.Source, r.Kind, r.Verdict, r.HasCounter, r.Packets, r.Text})
+		got = append(got, row{r.Where(), r.Hook, r.Priority, r.Source, string(r.Kind), r.Verdict, r.HasCounter, r.Packets, r.Text})
 	}
 	// The kernel lists tables and chains in creation order, but do not
 	// depend on it.
@@ -238,9 +239,9 @@ func TestProbeFirewallCountsInvalidTraffic(t *testing.T) {
 	probetest.SendRawTCP(t, a, src, dst, segs...)
 
 	tb := openTarget(t, b.Name)
-	invalidRule := func() (FirewallRule, *FirewallView) {
+	invalidRule := func() (evidence.FirewallRule, *evidence.FirewallView) {
 		v := ProbeFirewall(fwCtx(t), tb)
-		if v.Status != StatusOK {
+		if v.Status != evidence.StatusOK {
 			t.Fatalf("status %s: %s", v.Status, v.Reason)
 		}
 		for _, r := range v.Rules {
@@ -249,10 +250,10 @@ func TestProbeFirewallCountsInvalidTraffic(t *testing.T) {
 			}
 		}
 		t.Fatalf("ct state invalid rule not reported: %+v", v.Rules)
-		return FirewallRule{}, nil
+		return evidence.FirewallRule{}, nil
 	}
-	var r FirewallRule
-	var v *FirewallView
+	var r evidence.FirewallRule
+	var v *evidence.FirewallView
 	// ARP has to resolve before the queued segments go out.
 	probetest.Poll(5*time.Second, func() bool {
 		r, v = invalidRule()
@@ -276,7 +277,7 @@ func TestProbeFirewallCountsInvalidTraffic(t *testing.T) {
 func TestProbeFirewallNoTables(t *testing.T) {
 	ns := probetest.NewNS(t)
 	v := ProbeFirewall(fwCtx(t), openTarget(t, ns.Name))
-	if v.Status != StatusOK || v.Tables != 0 || len(v.Rules) != 0 || len(v.LegacyTables) != 0 {
+	if v.Status != evidence.StatusOK || v.Tables != 0 || len(v.Rules) != 0 || len(v.LegacyTables) != 0 {
 		t.Fatalf("status %s (%s) tables %d rules %v legacy %v", v.Status, v.Reason, v.Tables, v.Rules, v.LegacyTables)
 	}
 	if !slices.Equal(v.Lines, []string{"no nftables tables: nothing here filters with nftables"}) {
@@ -297,7 +298,7 @@ func TestProbeFirewallOnlyUnrelatedRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := ProbeFirewall(fwCtx(t), openTarget(t, ns.Name))
-	if v.Status != StatusOK || v.Tables != 2 || len(v.Rules) != 0 {
+	if v.Status != evidence.StatusOK || v.Tables != 2 || len(v.Rules) != 0 {
 		t.Fatalf("status %s (%s) tables %d rules %v", v.Status, v.Reason, v.Tables, v.Rules)
 	}
 	if !slices.Equal(v.Lines, []string{"no ct state invalid or fib reverse-path rules in 2 nftables tables"}) {
@@ -340,7 +341,7 @@ func TestProbeFirewallLegacyTables(t *testing.T) {
 		t.Setenv("PATH", t.TempDir())
 		v := ProbeFirewall(fwCtx(t), tg)
 		t.Logf("%s", strings.Join(v.Lines, "\n"))
-		if v.Status != StatusOK || !slices.Equal(v.LegacyTables, []string{"ip filter"}) || len(v.Rules) != 0 {
+		if v.Status != evidence.StatusOK || !slices.Equal(v.LegacyTables, []string{"ip filter"}) || len(v.Rules) != 0 {
 			t.Fatalf("status %s (%s) legacy %v rules %v", v.Status, v.Reason, v.LegacyTables, v.Rules)
 		}
 		found := slices.ContainsFunc(v.Lines, func(l string) bool {
@@ -368,7 +369,7 @@ func TestProbeFirewallLegacyTables(t *testing.T) {
 		t.Setenv(fwFakeNetnsEnv, strconv.FormatUint(st.Ino, 10))
 		v := ProbeFirewall(fwCtx(t), tg)
 		t.Logf("%s", strings.Join(v.Lines, "\n"))
-		if v.Status != StatusOK || !slices.Equal(v.LegacyTables, []string{"ip filter"}) {
+		if v.Status != evidence.StatusOK || !slices.Equal(v.LegacyTables, []string{"ip filter"}) {
 			t.Fatalf("status %s (%s) legacy %v", v.Status, v.Reason, v.LegacyTables)
 		}
 		if !slices.Contains(v.Lines, "# ip netns exec "+ns.Name+" iptables-legacy-save -c") {
@@ -390,7 +391,7 @@ func TestProbeFirewallTimedOut(t *testing.T) {
 	ctx, cancel := context.WithDeadline(t.Context(), time.Now().Add(-time.Second))
 	defer cancel()
 	v := ProbeFirewall(ctx, tg)
-	if v.Status != StatusTimedOut || v.Reason == "" {
+	if v.Status != evidence.StatusTimedOut || v.Reason == "" {
 		t.Fatalf("status %s reason %q, want timed out", v.Status, v.Reason)
 	}
 }

@@ -2,110 +2,24 @@ package probes
 
 import (
 	"context"
-	"net/netip"
 	"os"
 	"sort"
 	"strconv"
 	"strings"
 
+	"asym/evidence"
 	"asym/flow"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
-// Role is where this host stands in the flow.
-type Role string
-
-const (
-	RoleClient Role = "client" // the flow's source address is local: this host opened it
-	RoleServer Role = "server" // the destination is local: this host answers
-	RoleMiddle Role = "middle" // neither: a router or firewall the flow crosses
-)
-
-// Describe says the role in words.
-func (r Role) Describe() string {
-	switch r {
-	case RoleClient:
-		return "client side (the flow's source is on this host)"
-	case RoleServer:
-		return "server side (the flow's destination is on this host)"
-	}
-	return "in the middle (a router or firewall the flow crosses)"
-}
-
-// Iface is one interface of the target and its addresses.
-type Iface struct {
-	Name  string         `json:"name"`
-	Index int            `json:"index"`
-	MTU   int            `json:"mtu"`
-	Up    bool           `json:"up"`
-	MAC   string         `json:"mac,omitempty"`
-	Kind  string         `json:"kind,omitempty"`
-	Addrs []netip.Prefix `json:"addrs"`
-}
-
-// HostView is the context every other probe builds on.
-type HostView struct {
-	Report
-	Hostname   string     `json:"hostname"`
-	Kernel     string     `json:"kernel"`
-	Target     string     `json:"target"`
-	Privileged bool       `json:"privileged"`
-	Missing    string     `json:"missing_privileges,omitempty"`
-	Ifaces     []Iface    `json:"interfaces"`
-	Role       Role       `json:"role"`
-	Local      netip.Addr `json:"local_addr,omitzero"`   // the flow's address on this host
-	LocalIface string     `json:"local_iface,omitempty"` // the interface that holds it
-	BTF        bool       `json:"btf"`                   // the kernel has BTF, so eBPF tracers (pwru, retis) can run
-}
-
-// Iface finds an interface by name.
-func (h *HostView) Iface(name string) *Iface {
-	for i := range h.Ifaces {
-		if h.Ifaces[i].Name == name {
-			return &h.Ifaces[i]
-		}
-	}
-	return nil
-}
-
-// Owner returns the interface that holds addr, or nil.
-func (h *HostView) Owner(addr netip.Addr) *Iface {
-	for i := range h.Ifaces {
-		for _, p := range h.Ifaces[i].Addrs {
-			if p.Addr() == addr {
-				return &h.Ifaces[i]
-			}
-		}
-	}
-	return nil
-}
-
-// Connected returns the interfaces whose subnets contain addr, with the prefix.
-func (h *HostView) Connected(addr netip.Addr) (out []struct {
-	Iface  *Iface
-	Prefix netip.Prefix
-}) {
-	for i := range h.Ifaces {
-		for _, p := range h.Ifaces[i].Addrs {
-			if p.Bits() < p.Addr().BitLen() && p.Masked().Contains(addr) {
-				out = append(out, struct {
-					Iface  *Iface
-					Prefix netip.Prefix
-				}{&h.Ifaces[i], p})
-			}
-		}
-	}
-	return out
-}
-
 // ProbeHost reads who and where we are: host name, kernel, privileges, the
 // target's interfaces and addresses of the flow's family, and this host's role.
-func ProbeHost(ctx context.Context, t *Target, f flow.Flow) *HostView {
-	r, start := begin("host", "Host, interfaces and role")
-	h := &HostView{Report: r, Target: t.String()}
-	defer h.finish(start)
+func ProbeHost(ctx context.Context, t *Target, f flow.Flow) *evidence.HostView {
+	r, start := evidence.Begin("host", "Host, interfaces and role")
+	h := &evidence.HostView{Report: r, Target: t.String()}
+	defer h.Finish(start)
 	h.Hostname, _ = os.Hostname()
 	var u unix.Utsname
 	if unix.Uname(&u) == nil {
@@ -124,11 +38,11 @@ func ProbeHost(ctx context.Context, t *Target, f flow.Flow) *HostView {
 		h.Fail(err)
 		return h
 	}
-	byIdx := map[int]*Iface{}
+	byIdx := map[int]*evidence.Iface{}
 	for _, ad := range addrs {
 		ifc := byIdx[ad.LinkIndex]
 		if ifc == nil {
-			ifc = &Iface{Index: ad.LinkIndex, Name: t.ifName(ad.LinkIndex)}
+			ifc = &evidence.Iface{Index: ad.LinkIndex, Name: t.ifName(ad.LinkIndex)}
 			if l, err := t.nl.LinkByIndex(ad.LinkIndex); err == nil {
 				at := l.Attrs()
 				ifc.MTU, ifc.Up, ifc.Kind = at.MTU, at.Flags&unix.IFF_UP != 0 && at.OperState != netlink.OperDown, l.Type()
@@ -159,11 +73,11 @@ func ProbeHost(ctx context.Context, t *Target, f flow.Flow) *HostView {
 	}
 	switch {
 	case h.Owner(f.Src.Addr()) != nil:
-		h.Role, h.Local, h.LocalIface = RoleClient, f.Src.Addr(), h.Owner(f.Src.Addr()).Name
+		h.Role, h.Local, h.LocalIface = evidence.RoleClient, f.Src.Addr(), h.Owner(f.Src.Addr()).Name
 	case h.Owner(f.Dst.Addr()) != nil:
-		h.Role, h.Local, h.LocalIface = RoleServer, f.Dst.Addr(), h.Owner(f.Dst.Addr()).Name
+		h.Role, h.Local, h.LocalIface = evidence.RoleServer, f.Dst.Addr(), h.Owner(f.Dst.Addr()).Name
 	default:
-		h.Role = RoleMiddle
+		h.Role = evidence.RoleMiddle
 	}
 	h.Add("# role: %s", h.Role.Describe())
 	if h.Local.IsValid() {

@@ -1,33 +1,13 @@
 package probes
 
 import (
+	"asym/evidence"
 	"context"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
 )
-
-// LiveEvidence is what the host showed while a person (or a script)
-// reproduced the failure: counter changes, conntrack events and packets of
-// the flow over a window.
-type LiveEvidence struct {
-	Report
-	Start   time.Time        `json:"start"`
-	End     time.Time        `json:"end"`
-	Deltas  map[string]int64 `json:"deltas"` // counter changes from the first sample to the last
-	Events  []CtEvent        `json:"events"`
-	Packets []CapturedPacket `json:"packets"`
-	// Dropped counts what the window could not keep (kernel or batch
-	// limits): the evidence is then a sample, and says so.
-	EventsDropped  int `json:"events_dropped"`
-	PacketsDropped int `json:"packets_dropped"`
-	// Captured says the packet capture ran over the whole window. Without
-	// it (no privilege, the socket failed) the absence of a packet proves
-	// nothing, and nothing may be concluded from one.
-	Captured bool     `json:"captured"`
-	Problems []string `json:"problems,omitempty"`
-}
 
 // liveMaxPackets and liveMaxEvents bound what a window keeps.
 const (
@@ -37,14 +17,14 @@ const (
 
 // WatchLive observes the flow for d: conntrack events and counters through
 // Watch, packets through Capture, both started together and bounded.
-func (c *Collector) WatchLive(ctx context.Context, d time.Duration) *LiveEvidence {
-	r, start := begin("live", fmt.Sprintf("Live evidence over %s", d))
-	l := &LiveEvidence{Report: r, Start: start, Deltas: map[string]int64{}}
+func (c *Collector) WatchLive(ctx context.Context, d time.Duration) *evidence.LiveEvidence {
+	r, start := evidence.Begin("live", fmt.Sprintf("Live evidence over %s", d))
+	l := &evidence.LiveEvidence{Report: r, Start: start, Deltas: map[string]int64{}}
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	watch := Watch(ctx, c.T, c.Flow, WatchOptions{Interval: min(time.Second, d/2)})
 	capture := Capture(ctx, c.T, c.Flow, CaptureOptions{})
-	var first, last *Sample
+	var first, last *evidence.Sample
 	captureFailed := false
 	for watch != nil || capture != nil {
 		select {
@@ -62,7 +42,7 @@ func (c *Collector) WatchLive(ctx context.Context, d time.Duration) *LiveEvidenc
 			l.Events = append(l.Events, u.Events...)
 			l.EventsDropped += u.Dropped
 			if u.Err != nil {
-				l.problem(u.Err.Error())
+				l.Problem(u.Err.Error())
 			}
 		case u, ok := <-capture:
 			if !ok {
@@ -73,7 +53,7 @@ func (c *Collector) WatchLive(ctx context.Context, d time.Duration) *LiveEvidenc
 			l.PacketsDropped += u.Dropped
 			if u.Err != nil {
 				captureFailed = true
-				l.problem(u.Err.Error())
+				l.Problem(u.Err.Error())
 			}
 		}
 	}
@@ -92,26 +72,19 @@ func (c *Collector) WatchLive(ctx context.Context, d time.Duration) *LiveEvidenc
 	}
 	l.End = time.Now()
 	l.Captured = !captureFailed
-	l.render(c)
-	l.finish(start)
+	renderLive(l, c)
+	l.Finish(start)
 	if first == nil && len(l.Packets) == 0 && len(l.Problems) > 0 {
-		l.Status, l.Reason = StatusUnavailable, strings.Join(l.Problems, "; ")
+		l.Status, l.Reason = evidence.StatusUnavailable, strings.Join(l.Problems, "; ")
 	}
-	c.set(func(e *Evidence) { e.Live = l })
+	c.set(func(e *evidence.Evidence) { e.Live = l })
 	return l
 }
 
-func (l *LiveEvidence) problem(s string) {
-	for _, p := range l.Problems {
-		if p == s {
-			return
-		}
-	}
-	l.Problems = append(l.Problems, s)
-}
-
-func (l *LiveEvidence) render(c *Collector) {
-	l.Command = c.T.Cmd("tcpdump", "-ni", "any", TcpdumpFilter(c.Flow)) + "; " + c.T.Cmd("conntrack", "-E", "-p", c.Flow.Proto.String(), "--orig-src", c.Flow.Src.Addr().String(), "--orig-dst", c.Flow.Dst.Addr().String())
+// renderLive writes the window's report lines: what tcpdump and
+// conntrack -E would have shown, and the counters that moved.
+func renderLive(l *evidence.LiveEvidence, c *Collector) {
+	l.Command = c.T.Cmd("tcpdump", "-ni", "any", evidence.TcpdumpFilter(c.Flow)) + "; " + c.T.Cmd("conntrack", "-E", "-p", c.Flow.Proto.String(), "--orig-src", c.Flow.Src.Addr().String(), "--orig-dst", c.Flow.Dst.Addr().String())
 	l.Add("# %d packets of the flow, %d conntrack events, over %s", len(l.Packets), len(l.Events), l.End.Sub(l.Start).Round(100*time.Millisecond))
 	for _, p := range l.Packets[max(0, len(l.Packets)-40):] {
 		l.Add("%s", p.Text)

@@ -1,6 +1,7 @@
 package probes
 
 import (
+	"asym/evidence"
 	"context"
 	"errors"
 	"net/netip"
@@ -11,26 +12,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Neighbour is the kernel's ARP/NDP entry for a next hop.
-type Neighbour struct {
-	Addr  netip.Addr `json:"addr"`
-	Dev   string     `json:"dev"`
-	MAC   string     `json:"lladdr,omitempty"`
-	State string     `json:"state"` // REACHABLE, STALE, FAILED, …, or "none" when the kernel has no entry
-	Text  string     `json:"text"`
-}
-
-// NeighView holds the neighbours of the next hops and the MTUs of the
-// interfaces in play.
-type NeighView struct {
-	Report
-	Entries []Neighbour `json:"neighbours"`
-	Links   []Iface     `json:"links"`
-	// Gateways per interface towards the flow's peer, for fixes that give
-	// each interface its own table.
-	Gateways []Gateway `json:"gateways,omitempty"`
-}
-
 // NeighQuery is one next hop to look up.
 type NeighQuery struct {
 	Addr netip.Addr
@@ -39,10 +20,10 @@ type NeighQuery struct {
 
 // ProbeNeighbours looks up each next hop with a targeted RTM_GETNEIGH (no
 // dump of the neighbour table) and reads the interfaces' MTU and state.
-func ProbeNeighbours(ctx context.Context, t *Target, hops []NeighQuery, ifaces []string) *NeighView {
-	r, start := begin("neighbours", "Neighbours of the next hops, MTUs")
-	v := &NeighView{Report: r}
-	defer v.finish(start)
+func ProbeNeighbours(ctx context.Context, t *Target, hops []NeighQuery, ifaces []string) *evidence.NeighView {
+	r, start := evidence.Begin("neighbours", "Neighbours of the next hops, MTUs")
+	v := &evidence.NeighView{Report: r}
+	defer v.Finish(start)
 	var cmds []string
 	seen := map[NeighQuery]bool{}
 	for _, q := range hops {
@@ -71,7 +52,7 @@ func ProbeNeighbours(ctx context.Context, t *Target, hops []NeighQuery, ifaces [
 			continue
 		}
 		at := l.Attrs()
-		ifc := Iface{Name: at.Name, Index: at.Index, MTU: at.MTU, Up: at.Flags&unix.IFF_UP != 0, Kind: l.Type()}
+		ifc := evidence.Iface{Name: at.Name, Index: at.Index, MTU: at.MTU, Up: at.Flags&unix.IFF_UP != 0, Kind: l.Type()}
 		if len(at.HardwareAddr) > 0 {
 			ifc.MAC = at.HardwareAddr.String()
 		}
@@ -101,8 +82,8 @@ var nudNames = []struct {
 	{netlink.NUD_DELAY, "DELAY"}, {netlink.NUD_PROBE, "PROBE"}, {netlink.NUD_FAILED, "FAILED"},
 	{netlink.NUD_NOARP, "NOARP"}, {netlink.NUD_PERMANENT, "PERMANENT"}}
 
-func (t *Target) neighGet(ctx context.Context, q NeighQuery) (Neighbour, error) {
-	n := Neighbour{Addr: q.Addr, Dev: q.Dev, State: "none"}
+func (t *Target) neighGet(ctx context.Context, q NeighQuery) (evidence.Neighbour, error) {
+	n := evidence.Neighbour{Addr: q.Addr, Dev: q.Dev, State: "none"}
 	l, err := t.nl.LinkByName(q.Dev)
 	if err != nil {
 		n.Text = q.Addr.String() + " dev " + q.Dev + ": no such interface"
@@ -155,22 +136,14 @@ func (t *Target) neighGet(ctx context.Context, q NeighQuery) (Neighbour, error) 
 	return n, nil
 }
 
-// Gateway is the router an interface would use to reach the flow's peer.
-type Gateway struct {
-	Iface   string     `json:"iface"`
-	Addr    netip.Addr `json:"addr"`    // the interface's address used as source
-	Gateway netip.Addr `json:"gateway"` // invalid when unknown
-	How     string     `json:"how"`
-}
-
 // ProbeGateways finds, for each interface, the gateway it would use towards
 // peer: a route lookup forced out of that interface (`ip route get PEER from
 // ADDR oif IFACE`) names it when any table has a route by that interface;
 // otherwise, when the interface has exactly one resolved neighbour in its
 // subnet other than the peer, that neighbour (a second ISP link often has
 // no route at all, but its router has ARPed for us).
-func ProbeGateways(ctx context.Context, t *Target, h *HostView, peer netip.Addr) []Gateway {
-	var out []Gateway
+func ProbeGateways(ctx context.Context, t *Target, h *evidence.HostView, peer netip.Addr) []evidence.Gateway {
+	var out []evidence.Gateway
 	for _, ifc := range h.Ifaces {
 		if ifc.Name == "lo" {
 			continue
@@ -179,15 +152,15 @@ func ProbeGateways(ctx context.Context, t *Target, h *HostView, peer netip.Addr)
 			if p.Addr().Is4() != peer.Is4() || p.Addr().IsLinkLocalUnicast() || p.Bits() == p.Addr().BitLen() {
 				continue
 			}
-			g := Gateway{Iface: ifc.Name, Addr: p.Addr()}
+			g := evidence.Gateway{Iface: ifc.Name, Addr: p.Addr()}
 			if p.Masked().Contains(peer) {
 				g.How = "the peer is on this interface's subnet: no gateway needed"
 				out = append(out, g)
 				break
 			}
-			d, err := t.RouteGet(ctx, RouteQuery{Dst: peer, Src: p.Addr(), Oif: ifc.Name})
+			d, err := t.RouteGet(ctx, evidence.RouteQuery{Dst: peer, Src: p.Addr(), Oif: ifc.Name})
 			if err == nil && !d.Failed() && d.Gateway.IsValid() {
-				g.Gateway, g.How = d.Gateway, "route by "+ifc.Name+" in table "+TableName(d.Table)
+				g.Gateway, g.How = d.Gateway, "route by "+ifc.Name+" in table "+evidence.TableName(d.Table)
 			} else if n := soleNeighbour(ctx, t, ifc.Index, p, peer); n.IsValid() {
 				g.Gateway, g.How = n, "the only neighbour "+ifc.Name+" has in "+p.Masked().String()+": check that it is the gateway"
 			} else {

@@ -1,6 +1,7 @@
 package probes
 
 import (
+	"asym/evidence"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -16,104 +17,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// RouteQuery is one question to the kernel's routing decision, the same as
-// `ip route get DST from SRC [iif IFACE] [ipproto P sport S dport D] [mark M]`.
-// With Iif set it is an INPUT lookup: the kernel simulates a packet arriving
-// on that interface, reverse-path filter included.
-type RouteQuery struct {
-	Dst      netip.Addr `json:"dst"`
-	Src      netip.Addr `json:"src,omitzero"`
-	Iif      string     `json:"iif,omitempty"`
-	Oif      string     `json:"oif,omitempty"`
-	Mark     uint32     `json:"mark,omitempty"`
-	Proto    uint8      `json:"ipproto,omitempty"`
-	Sport    uint16     `json:"sport,omitempty"`
-	Dport    uint16     `json:"dport,omitempty"`
-	FIBMatch bool       `json:"fibmatch,omitempty"`
-}
-
-// Words renders the query as iproute2 arguments after "ip".
-func (q RouteQuery) Words() []string {
-	w := []string{"route", "get"}
-	if q.FIBMatch {
-		w = append(w, "fibmatch")
-	}
-	w = append(w, q.Dst.String())
-	if q.Src.IsValid() {
-		w = append(w, "from", q.Src.String())
-	}
-	if q.Iif != "" {
-		w = append(w, "iif", q.Iif)
-	}
-	if q.Oif != "" {
-		w = append(w, "oif", q.Oif)
-	}
-	if q.Mark != 0 {
-		w = append(w, "mark", "0x"+strconv.FormatUint(uint64(q.Mark), 16))
-	}
-	if q.Proto != 0 {
-		w = append(w, "ipproto", protoName(q.Proto))
-		if q.Sport != 0 {
-			w = append(w, "sport", strconv.Itoa(int(q.Sport)))
-		}
-		if q.Dport != 0 {
-			w = append(w, "dport", strconv.Itoa(int(q.Dport)))
-		}
-	}
-	return w
-}
-
-// Nexthop is one path of a multipath (ECMP) route.
-type Nexthop struct {
-	Dev     string     `json:"dev"`
-	Gateway netip.Addr `json:"via,omitzero"`
-	Weight  int        `json:"weight"`
-	Dead    bool       `json:"dead,omitempty"`
-}
-
-// RouteDecision is the kernel's answer to a RouteQuery.
-type RouteDecision struct {
-	Query RouteQuery `json:"query"`
-	// Errno is set when the kernel refused: for an input lookup EINVAL
-	// (Linux ≥ 6.13) or EXDEV (older) mean the reverse-path filter rejected
-	// the packet; ENETUNREACH/EHOSTUNREACH mean no route.
-	Errno    syscall.Errno `json:"errno,omitempty"`
-	Error    string        `json:"error,omitempty"`
-	Type     string        `json:"type,omitempty"` // unicast, local, broadcast, unreachable, blackhole, prohibit, …
-	Table    int           `json:"table,omitempty"`
-	Dst      netip.Prefix  `json:"dst_prefix,omitzero"` // with fibmatch: the FIB entry that matched
-	Dev      string        `json:"dev,omitempty"`       // output interface
-	DevIdx   int           `json:"-"`
-	Iif      string        `json:"iif,omitempty"`
-	Gateway  netip.Addr    `json:"via,omitzero"`
-	PrefSrc  netip.Addr    `json:"prefsrc,omitzero"`
-	MTU      uint32        `json:"mtu,omitempty"` // cached path MTU (route exception), 0 when none
-	Nexthops []Nexthop     `json:"nexthops,omitempty"`
-	// Text is the answer in `ip route get` format.
-	Text string `json:"text"`
-}
-
-// Failed reports whether the kernel refused the lookup.
-func (d *RouteDecision) Failed() bool { return d.Errno != 0 }
-
-// RPFReject reports whether an input lookup failed the way a reverse-path
-// filter rejection does: EXDEV on older kernels, EINVAL since the 6.13
-// drop-reason rework made inet_rtm_getroute return EINVAL for any input failure.
-func (d *RouteDecision) RPFReject() bool {
-	return d.Query.Iif != "" && (d.Errno == unix.EXDEV || d.Errno == unix.EINVAL)
-}
-
-// Local reports whether the kernel delivers the packet to this host.
-func (d *RouteDecision) Local() bool { return d.Type == "local" }
-
-// NextHop is where the packet goes next: the gateway, or the destination on-link.
-func (d *RouteDecision) NextHop() netip.Addr {
-	if d.Gateway.IsValid() {
-		return d.Gateway
-	}
-	return d.Query.Dst
-}
-
 var routeTypes = map[uint8]string{
 	unix.RTN_UNICAST: "unicast", unix.RTN_LOCAL: "local", unix.RTN_BROADCAST: "broadcast",
 	unix.RTN_ANYCAST: "anycast", unix.RTN_MULTICAST: "multicast", unix.RTN_BLACKHOLE: "blackhole",
@@ -123,8 +26,8 @@ var routeTypes = map[uint8]string{
 
 // RouteGet asks the kernel one routing question inside the target. It never
 // fails the run: a refusal is recorded in the decision.
-func (t *Target) RouteGet(ctx context.Context, q RouteQuery) (RouteDecision, error) {
-	d := RouteDecision{Query: q}
+func (t *Target) RouteGet(ctx context.Context, q evidence.RouteQuery) (evidence.RouteDecision, error) {
+	d := evidence.RouteDecision{Query: q}
 	family := unix.AF_INET
 	alen := 4
 	if q.Dst.Is6() {
@@ -209,11 +112,11 @@ func (t *Target) RouteGet(ctx context.Context, q RouteQuery) (RouteDecision, err
 	if err := t.parseRoute(a.msgs[0], &d); err != nil {
 		return d, err
 	}
-	d.Text = d.render()
+	d.Text = d.Render()
 	return d, nil
 }
 
-func (t *Target) parseRoute(m []byte, d *RouteDecision) error {
+func (t *Target) parseRoute(m []byte, d *evidence.RouteDecision) error {
 	msg := nl.DeserializeRtMsg(m)
 	attrs, err := nl.ParseRouteAttr(m[msg.Len():])
 	if err != nil {
@@ -261,15 +164,15 @@ func (t *Target) parseRoute(m []byte, d *RouteDecision) error {
 }
 
 // parseMultipath reads a list of struct rtnexthop, each followed by its attributes.
-func (t *Target) parseMultipath(b []byte) []Nexthop {
-	var out []Nexthop
+func (t *Target) parseMultipath(b []byte) []evidence.Nexthop {
+	var out []evidence.Nexthop
 	for len(b) >= unix.SizeofRtNexthop {
 		nh := nl.DeserializeRtNexthop(b)
 		l := int(nh.RtNexthop.Len)
 		if l < unix.SizeofRtNexthop || l > len(b) {
 			break
 		}
-		h := Nexthop{Dev: t.ifName(int(nh.Ifindex)), Weight: int(nh.Hops) + 1, Dead: nh.Flags&unix.RTNH_F_DEAD != 0}
+		h := evidence.Nexthop{Dev: t.ifName(int(nh.Ifindex)), Weight: int(nh.Hops) + 1, Dead: nh.Flags&unix.RTNH_F_DEAD != 0}
 		if attrs, err := nl.ParseRouteAttr(b[unix.SizeofRtNexthop:l]); err == nil {
 			for _, a := range attrs {
 				if a.Attr.Type == unix.RTA_GATEWAY {
@@ -282,68 +185,6 @@ func (t *Target) parseMultipath(b []byte) []Nexthop {
 		b = b[(l+unix.NLA_ALIGNTO-1)&^(unix.NLA_ALIGNTO-1):]
 	}
 	return out
-}
-
-// render prints the decision the way `ip route get` does.
-func (d *RouteDecision) render() string {
-	var b strings.Builder
-	if d.Type != "" && d.Type != "unicast" {
-		b.WriteString(d.Type + " ")
-	}
-	if d.Dst.IsValid() && d.Query.FIBMatch {
-		if d.Dst.Bits() == 0 {
-			b.WriteString("default")
-		} else {
-			b.WriteString(d.Dst.String())
-		}
-	} else {
-		b.WriteString(d.Query.Dst.String())
-	}
-	if d.Query.Src.IsValid() && !d.Query.FIBMatch {
-		b.WriteString(" from " + d.Query.Src.String())
-	}
-	if d.Gateway.IsValid() {
-		b.WriteString(" via " + d.Gateway.String())
-	}
-	if d.Dev != "" {
-		b.WriteString(" dev " + d.Dev)
-	}
-	for _, nh := range d.Nexthops {
-		b.WriteString(" nexthop")
-		if nh.Gateway.IsValid() {
-			b.WriteString(" via " + nh.Gateway.String())
-		}
-		b.WriteString(" dev " + nh.Dev + " weight " + strconv.Itoa(nh.Weight))
-		if nh.Dead {
-			b.WriteString(" dead")
-		}
-	}
-	if d.Table != 0 {
-		b.WriteString(" table " + TableName(d.Table))
-	}
-	if d.PrefSrc.IsValid() {
-		b.WriteString(" src " + d.PrefSrc.String())
-	}
-	if d.Query.Iif != "" && !d.Query.FIBMatch {
-		b.WriteString(" iif " + d.Query.Iif)
-	}
-	if d.MTU != 0 {
-		b.WriteString(" cache expires mtu " + strconv.Itoa(int(d.MTU)))
-	}
-	return b.String()
-}
-
-// TableName renders a table id the way ip does for the reserved ones.
-func TableName(id int) string {
-	switch id {
-	case unix.RT_TABLE_MAIN:
-		return "main"
-	case unix.RT_TABLE_LOCAL:
-		return "local"
-	case unix.RT_TABLE_DEFAULT:
-		return "default"
-	}
-	return strconv.Itoa(id)
 }
 
 func (t *Target) routeSocket() (*nl.SocketHandle, error) {
@@ -396,23 +237,6 @@ func (t *Target) ifName(idx int) string {
 var native = binary.NativeEndian
 
 func be16(v uint16) []byte { return binary.BigEndian.AppendUint16(nil, v) }
-
-// protoName names a protocol as iproute2 and nft do.
-func protoName(p uint8) string {
-	switch p {
-	case unix.IPPROTO_TCP:
-		return "tcp"
-	case unix.IPPROTO_UDP:
-		return "udp"
-	case unix.IPPROTO_ICMP:
-		return "icmp"
-	case unix.IPPROTO_ICMPV6:
-		return "ipv6-icmp"
-	case unix.IPPROTO_SCTP:
-		return "sctp"
-	}
-	return strconv.Itoa(int(p))
-}
 
 func errnoText(e syscall.Errno) string {
 	name := unix.ErrnoName(e)

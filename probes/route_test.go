@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"asym/evidence"
 	"asym/flow"
 	"asym/probes/probetest"
 
@@ -54,7 +55,7 @@ func TestRouteDecisions(t *testing.T) {
 	ctx := context.Background()
 
 	// Output lookup from eth1's address: main's default, by eth0.
-	d, err := tg.RouteGet(ctx, RouteQuery{Dst: client, Src: ip11})
+	d, err := tg.RouteGet(ctx, evidence.RouteQuery{Dst: client, Src: ip11})
 	must(t, err)
 	if d.Failed() || d.Dev != "eth0" || d.Table != unix.RT_TABLE_MAIN || d.Gateway.String() != "198.51.100.1" {
 		t.Fatalf("output lookup: %+v", d)
@@ -65,7 +66,7 @@ func TestRouteDecisions(t *testing.T) {
 
 	// Input lookup on eth1: passes with rp_filter off, refused in strict
 	// mode (EINVAL since 6.13, EXDEV before), passes in loose mode.
-	in := RouteQuery{Dst: ip11, Src: client, Iif: "eth1"}
+	in := evidence.RouteQuery{Dst: ip11, Src: client, Iif: "eth1"}
 	d, err = tg.RouteGet(ctx, in)
 	must(t, err)
 	if !d.Local() || d.Failed() {
@@ -97,7 +98,7 @@ func TestRouteDecisions(t *testing.T) {
 	r := netlink.NewRule()
 	r.Family, r.Priority, r.Table, r.IPProto, r.Dport = netlink.FAMILY_V4, 900, 100, unix.IPPROTO_TCP, netlink.NewRulePortRange(443, 443)
 	must(t, h.RuleAdd(r))
-	q := RouteQuery{Dst: client, Src: ip11, Proto: unix.IPPROTO_TCP, Sport: 40000, Dport: 443}
+	q := evidence.RouteQuery{Dst: client, Src: ip11, Proto: unix.IPPROTO_TCP, Sport: 40000, Dport: 443}
 	d, err = tg.RouteGet(ctx, q)
 	must(t, err)
 	if d.Dev != "eth1" || d.Table != 100 {
@@ -120,8 +121,8 @@ func TestRouteDecisions(t *testing.T) {
 	if !slices.Contains(rv.Lines, "900:\tfrom all ipproto tcp dport 443 lookup 100") {
 		t.Errorf("rule rendering: %q", rv.Lines)
 	}
-	d, _ = tg.RouteGet(ctx, RouteQuery{Dst: client, Src: ip11, Proto: 6, Sport: 40000, Dport: 443})
-	served := rv.Served(&d, Packet{Src: ip11, Dst: client, Iif: "lo", Proto: 6, Sport: 40000, Dport: 443})
+	d, _ = tg.RouteGet(ctx, evidence.RouteQuery{Dst: client, Src: ip11, Proto: 6, Sport: 40000, Dport: 443})
+	served := rv.Served(&d, evidence.Packet{Src: ip11, Dst: client, Iif: "lo", Proto: 6, Sport: 40000, Dport: 443})
 	if served == nil || served.Priority != 900 {
 		t.Fatalf("served: %+v", served)
 	}
@@ -130,7 +131,7 @@ func TestRouteDecisions(t *testing.T) {
 	// lookup shows the one this flow hashes to.
 	must(t, h.RouteAdd(&netlink.Route{Dst: mustNet("192.0.2.0/24"), MultiPath: []*netlink.NexthopInfo{
 		{LinkIndex: eth1.Attrs().Index - 1, Gw: net.ParseIP("198.51.100.1")}, {LinkIndex: eth1.Attrs().Index, Gw: net.ParseIP("198.51.100.2"), Hops: 1}}}))
-	fm, err := tg.RouteGet(ctx, RouteQuery{Dst: netip.MustParseAddr("192.0.2.7"), FIBMatch: true})
+	fm, err := tg.RouteGet(ctx, evidence.RouteQuery{Dst: netip.MustParseAddr("192.0.2.7"), FIBMatch: true})
 	must(t, err)
 	if len(fm.Nexthops) != 2 || fm.Nexthops[1].Weight != 2 || fm.Dst.String() != "192.0.2.0/24" {
 		t.Fatalf("fibmatch: %+v", fm)
@@ -181,17 +182,17 @@ func TestHostSysctlsNeighbours(t *testing.T) {
 	ctx := context.Background()
 	f, _ := flow.ParseString("tcp 203.0.113.9:40000 198.51.100.11:8080")
 	hv := ProbeHost(ctx, tg, f)
-	if !hv.OK() || hv.Role != RoleServer || hv.LocalIface != "eth1" || hv.Local != ip11 {
+	if !hv.OK() || hv.Role != evidence.RoleServer || hv.LocalIface != "eth1" || hv.Local != ip11 {
 		t.Fatalf("host: %+v", hv)
 	}
 	if c := hv.Connected(netip.MustParseAddr("198.51.100.50")); len(c) != 2 {
 		t.Fatalf("both NICs are on the subnet: %+v", c)
 	}
-	if ProbeHost(ctx, tg, f.Reverse()).Role != RoleClient {
+	if ProbeHost(ctx, tg, f.Reverse()).Role != evidence.RoleClient {
 		t.Fatal("reverse flow: client role")
 	}
 	g, _ := flow.ParseString("tcp 192.0.2.1:1 203.0.113.9:2")
-	if ProbeHost(ctx, tg, g).Role != RoleMiddle {
+	if ProbeHost(ctx, tg, g).Role != evidence.RoleMiddle {
 		t.Fatal("neither end local: middle")
 	}
 
@@ -244,7 +245,7 @@ func TestCollectorServerSide(t *testing.T) {
 	c := NewCollector(tg, f, "")
 	ctx := context.Background()
 	// Running a later probe first runs what it needs.
-	if r := c.Run(ctx, ProbeIDReply).Rep(); !r.OK() {
+	if r := c.Run(ctx, evidence.ProbeReply).Rep(); !r.OK() {
 		t.Fatalf("reply: %s", r.Reason)
 	}
 	ev := c.Evidence()
@@ -261,37 +262,37 @@ func TestCollectorServerSide(t *testing.T) {
 	if !strings.Contains(req.Command, "ip -n "+host.Name+" route get 198.51.100.11 from 203.0.113.9 iif eth1 ipproto tcp sport 40000 dport 8080") {
 		t.Errorf("command %q", req.Command)
 	}
-	for _, id := range []string{ProbeIDRules, ProbeIDTables, ProbeIDSysctls, ProbeIDNeighbours} {
+	for _, id := range []evidence.ProbeID{evidence.ProbeRules, evidence.ProbeTables, evidence.ProbeSysctls, evidence.ProbeNeighbours} {
 		if r := c.Run(ctx, id).Rep(); !r.OK() {
 			t.Errorf("%s: %s %s", id, r.Status, r.Reason)
 		}
 	}
-	if r := c.Run(ctx, "nonsense").Rep(); r.Status != StatusFailed {
+	if r := c.Run(ctx, "nonsense").Rep(); r.Status != evidence.StatusFailed {
 		t.Error("unknown probe id must fail, not panic")
 	}
 }
 
 func TestRuleMatches(t *testing.T) {
-	p := Packet{Src: ip11, Dst: client, Iif: "lo", Mark: 0x10, Proto: 6, Sport: 40000, Dport: 443}
+	p := evidence.Packet{Src: ip11, Dst: client, Iif: "lo", Mark: 0x10, Proto: 6, Sport: 40000, Dport: 443}
 	cases := []struct {
-		r    Rule
+		r    evidence.Rule
 		want bool
 	}{
-		{Rule{}, true},
-		{Rule{Src: netip.MustParsePrefix("198.51.100.0/24")}, true},
-		{Rule{Src: netip.MustParsePrefix("198.51.100.10/32")}, false},
-		{Rule{Src: netip.MustParsePrefix("198.51.100.10/32"), Invert: true}, true},
-		{Rule{Dst: netip.MustParsePrefix("203.0.113.0/24")}, true},
-		{Rule{Iif: "lo"}, true},
-		{Rule{Iif: "eth1"}, false},
-		{Rule{Oif: "eth1"}, false},
-		{Rule{Mark: 0x10}, true},
-		{Rule{Mark: 0x1, Mask: 0x1}, false},
-		{Rule{Mark: 0x10, Mask: 0xf0}, true},
-		{Rule{IPProto: 17}, false},
-		{Rule{Dport: [2]uint16{400, 500}}, true},
-		{Rule{Sport: [2]uint16{1, 1024}}, false},
-		{Rule{HasUID: true, UID: [2]uint32{0, 0}}, false},
+		{evidence.Rule{}, true},
+		{evidence.Rule{Src: netip.MustParsePrefix("198.51.100.0/24")}, true},
+		{evidence.Rule{Src: netip.MustParsePrefix("198.51.100.10/32")}, false},
+		{evidence.Rule{Src: netip.MustParsePrefix("198.51.100.10/32"), Invert: true}, true},
+		{evidence.Rule{Dst: netip.MustParsePrefix("203.0.113.0/24")}, true},
+		{evidence.Rule{Iif: "lo"}, true},
+		{evidence.Rule{Iif: "eth1"}, false},
+		{evidence.Rule{Oif: "eth1"}, false},
+		{evidence.Rule{Mark: 0x10}, true},
+		{evidence.Rule{Mark: 0x1, Mask: 0x1}, false},
+		{evidence.Rule{Mark: 0x10, Mask: 0xf0}, true},
+		{evidence.Rule{IPProto: 17}, false},
+		{evidence.Rule{Dport: [2]uint16{400, 500}}, true},
+		{evidence.Rule{Sport: [2]uint16{1, 1024}}, false},
+		{evidence.Rule{HasUID: true, UID: [2]uint32{0, 0}}, false},
 	}
 	for i, c := range cases {
 		if got := c.r.Matches(p); got != c.want {
@@ -304,7 +305,7 @@ func TestQuote(t *testing.T) {
 	for in, want := range map[string]string{
 		"eth0": "eth0", "": "''", "a b": "'a b'", "e$x": "'e$x'", "it's": `'it'\''s'`, "x;(`)": "'x;(`)'", "198.51.100.0/24": "198.51.100.0/24",
 	} {
-		if got := Quote(in); got != want {
+		if got := evidence.Quote(in); got != want {
 			t.Errorf("Quote(%q) = %q, want %q", in, got, want)
 		}
 	}
@@ -327,10 +328,10 @@ func TestIPv6Flow(t *testing.T) {
 	tg := openTarget(t, host.Name)
 	// IPv6 installs the address's local route when the link comes up,
 	// asynchronously: wait for it rather than race it.
-	var d RouteDecision
+	var d evidence.RouteDecision
 	var err error
 	if !probetest.Poll(3*time.Second, func() bool {
-		d, err = tg.RouteGet(context.Background(), RouteQuery{Dst: netip.MustParseAddr("2001:db8:1::10"), Src: netip.MustParseAddr("2001:db8:2::9"), Iif: "eth0"})
+		d, err = tg.RouteGet(context.Background(), evidence.RouteQuery{Dst: netip.MustParseAddr("2001:db8:1::10"), Src: netip.MustParseAddr("2001:db8:2::9"), Iif: "eth0"})
 		return err == nil && d.Local()
 	}) {
 		t.Fatalf("the IPv6 address never became local: %+v %v", d, err)
@@ -340,13 +341,13 @@ func TestIPv6Flow(t *testing.T) {
 	must(t, err)
 	c := NewCollector(tg, f, "")
 	ctx := context.Background()
-	for _, id := range []string{ProbeIDHost, ProbeIDRequest, ProbeIDReply, ProbeIDRules, ProbeIDTables, ProbeIDSysctls, ProbeIDNeighbours, ProbeIDCounters, ProbeIDFirewall, ProbeIDConntrack} {
+	for _, id := range []evidence.ProbeID{evidence.ProbeHost, evidence.ProbeRequest, evidence.ProbeReply, evidence.ProbeRules, evidence.ProbeTables, evidence.ProbeSysctls, evidence.ProbeNeighbours, evidence.ProbeCounters, evidence.ProbeFirewall, evidence.ProbeConntrack} {
 		if r := c.Run(ctx, id).Rep(); !r.OK() {
 			t.Errorf("%s: %s: %s", id, r.Status, r.Reason)
 		}
 	}
 	ev := c.Evidence()
-	if ev.Host.Role != RoleServer || ev.Host.LocalIface != "eth0" {
+	if ev.Host.Role != evidence.RoleServer || ev.Host.LocalIface != "eth0" {
 		t.Fatalf("host: %+v", ev.Host)
 	}
 	if !ev.Request.Decision.Local() || ev.Request.RPFilter != nil {

@@ -6,33 +6,9 @@ import (
 	"strconv"
 	"strings"
 
+	"asym/evidence"
 	"asym/flow"
 )
-
-// SysctlView holds the sysctls that decide what happens to a flow's packets,
-// for "all", "default" and each interface in play.
-type SysctlView struct {
-	Report
-	Values map[string]int `json:"values"` // "net.ipv4.conf.eth1.rp_filter" → 1; absent keys are not in the map
-	Ifaces []string       `json:"interfaces"`
-}
-
-// Per-interface IPv4 keys and how the kernel combines "all" with the
-// interface's own value (Documentation/networking/ip-sysctl.rst, and the
-// IN_DEV_MAXCONF/IN_DEV_ORCONF macros in include/linux/inetdevice.h).
-var confKeys = []struct {
-	key     string
-	combine string // "max", "or", "dev" (the interface's value alone)
-}{
-	{"rp_filter", "max"},
-	{"src_valid_mark", "or"},
-	{"log_martians", "or"},
-	{"accept_local", "or"},
-	{"arp_ignore", "max"},
-	{"arp_announce", "max"},
-	{"arp_filter", "or"},
-	{"forwarding", "dev"},
-}
 
 var globalKeys = []string{
 	"net.ipv4.ip_forward",
@@ -44,60 +20,11 @@ var globalKeys = []string{
 	"net.netfilter.nf_conntrack_acct",
 }
 
-// Conf returns the "all" value, the interface's value and the effective one
-// the kernel uses, for an IPv4 per-interface key.
-func (v *SysctlView) Conf(iface, key string) (all, dev, eff int, ok bool) {
-	all, okAll := v.Values["net.ipv4.conf.all."+key]
-	dev, okDev := v.Values["net.ipv4.conf."+iface+"."+key]
-	if !okAll && !okDev {
-		return 0, 0, 0, false
-	}
-	eff = dev
-	for _, k := range confKeys {
-		if k.key != key {
-			continue
-		}
-		switch k.combine {
-		case "max":
-			eff = max(all, dev)
-		case "or":
-			if all != 0 || dev != 0 {
-				eff = max(1, dev)
-			}
-		}
-	}
-	return all, dev, eff, true
-}
-
-// Effective is Conf's effective value, or def when unknown.
-func (v *SysctlView) Effective(iface, key string, def int) int {
-	if v == nil {
-		return def
-	}
-	if _, _, eff, ok := v.Conf(iface, key); ok {
-		return eff
-	}
-	return def
-}
-
-// RPFilterMode names an rp_filter value.
-func RPFilterMode(v int) string {
-	switch v {
-	case 0:
-		return "off"
-	case 1:
-		return "strict"
-	case 2:
-		return "loose"
-	}
-	return "unknown (" + strconv.Itoa(v) + ")"
-}
-
 // ProbeSysctls reads the sysctls for the given interfaces inside the target.
-func ProbeSysctls(ctx context.Context, t *Target, f flow.Flow, ifaces []string) *SysctlView {
-	r, start := begin("sysctls", "Sysctls that decide the outcome")
-	v := &SysctlView{Report: r, Values: map[string]int{}}
-	defer v.finish(start)
+func ProbeSysctls(ctx context.Context, t *Target, f flow.Flow, ifaces []string) *evidence.SysctlView {
+	r, start := evidence.Begin("sysctls", "Sysctls that decide the outcome")
+	v := &evidence.SysctlView{Report: r, Values: map[string]int{}}
+	defer v.Finish(start)
 	seen := map[string]bool{}
 	for _, i := range append([]string{"all", "default"}, ifaces...) {
 		if i != "" && !seen[i] && !strings.ContainsAny(i, "/\x00") {
@@ -107,8 +34,8 @@ func ProbeSysctls(ctx context.Context, t *Target, f flow.Flow, ifaces []string) 
 	}
 	var names []string
 	for _, i := range v.Ifaces {
-		for _, k := range confKeys {
-			names = append(names, "net.ipv4.conf."+i+"."+k.key)
+		for _, k := range evidence.ConfKeys {
+			names = append(names, "net.ipv4.conf."+i+"."+k.Key)
 		}
 		if f.Is6() {
 			names = append(names, "net.ipv6.conf."+i+".forwarding")
@@ -147,14 +74,11 @@ func ProbeSysctls(ctx context.Context, t *Target, f flow.Flow, ifaces []string) 
 			continue
 		}
 		if all, dev, eff, ok := v.Conf(i, "rp_filter"); ok {
-			v.Add("# %s: rp_filter is %s (max of all=%d and %s=%d)", i, RPFilterMode(eff), all, i, dev)
+			v.Add("# %s: rp_filter is %s (max of all=%d and %s=%d)", i, evidence.RPFilterMode(eff), all, i, dev)
 		}
 	}
 	return v
 }
-
-// SysctlPath maps a dotted sysctl name to its path under /proc.
-func SysctlPath(name string) string { return sysctlPath(name) }
 
 // sysctlPath maps a dotted name to its /proc path relative to /proc. The
 // interface part may itself contain dots (eth0.100), so split around it.

@@ -10,79 +10,12 @@ import (
 	"strconv"
 	"strings"
 
+	"asym/evidence"
 	"asym/flow"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
-
-// Route is one route of a policy table.
-type Route struct {
-	Dst      netip.Prefix `json:"dst"` // 0.0.0.0/0 for default
-	Type     string       `json:"type"`
-	Dev      string       `json:"dev,omitempty"`
-	Gateway  netip.Addr   `json:"via,omitzero"`
-	PrefSrc  netip.Addr   `json:"src,omitzero"`
-	Scope    string       `json:"scope,omitempty"`
-	Protocol string       `json:"proto,omitempty"`
-	Metric   int          `json:"metric,omitempty"`
-	Nexthops []Nexthop    `json:"nexthops,omitempty"`
-	Text     string       `json:"text"`
-}
-
-// Default reports whether the route is a default route.
-func (r Route) Default() bool { return r.Dst.Bits() == 0 }
-
-// Covers reports whether the route is an on-link route (no gateway) whose
-// prefix contains addr.
-func (r Route) Covers(addr netip.Addr) bool {
-	return r.Type == "unicast" && !r.Gateway.IsValid() && len(r.Nexthops) == 0 && r.Dst.Contains(addr)
-}
-
-// Table is the content of one routing table.
-type Table struct {
-	ID        int     `json:"id"`
-	Name      string  `json:"name"`
-	Why       string  `json:"why"` // why asym looked at it
-	Routes    []Route `json:"routes"`
-	Truncated bool    `json:"truncated,omitempty"`
-}
-
-// Lookup returns the longest-prefix route in the table for addr, as the
-// kernel would pick it from this table alone (ignoring metrics among equal
-// prefixes beyond taking the lowest).
-func (t *Table) Lookup(addr netip.Addr) *Route {
-	var best *Route
-	for i := range t.Routes {
-		r := &t.Routes[i]
-		if !r.Dst.Contains(addr) {
-			continue
-		}
-		if best == nil || r.Dst.Bits() > best.Dst.Bits() || (r.Dst.Bits() == best.Dst.Bits() && r.Metric < best.Metric) {
-			best = r
-		}
-	}
-	return best
-}
-
-// TablesView holds the policy tables in play.
-type TablesView struct {
-	Report
-	Tables []Table `json:"tables"`
-}
-
-// Table finds a table by id.
-func (v *TablesView) Table(id int) *Table {
-	if v == nil {
-		return nil
-	}
-	for i := range v.Tables {
-		if v.Tables[i].ID == id {
-			return &v.Tables[i]
-		}
-	}
-	return nil
-}
 
 // maxTableRoutes caps what asym reads of one policy table: policy tables are
 // small on hosts, but a rule may point at a full BGP table.
@@ -92,10 +25,10 @@ const maxTableRoutes = 256
 // (strict checking makes the kernel walk and send only that table). The
 // main, local and default tables are never dumped: on a border router main
 // holds a million routes; the route decisions show what main says for the flow.
-func ProbeTables(ctx context.Context, t *Target, f flow.Flow, ids []int, why map[int]string) *TablesView {
-	r, start := begin("tables", "Policy tables in play")
-	v := &TablesView{Report: r}
-	defer v.finish(start)
+func ProbeTables(ctx context.Context, t *Target, f flow.Flow, ids []int, why map[int]string) *evidence.TablesView {
+	r, start := evidence.Begin("tables", "Policy tables in play")
+	v := &evidence.TablesView{Report: r}
+	defer v.Finish(start)
 	family := netlink.FAMILY_V4
 	if f.Is6() {
 		family = netlink.FAMILY_V6
@@ -106,7 +39,7 @@ func ProbeTables(ctx context.Context, t *Target, f flow.Flow, ids []int, why map
 		if id == unix.RT_TABLE_MAIN || id == unix.RT_TABLE_LOCAL || id == unix.RT_TABLE_UNSPEC {
 			continue
 		}
-		tb := Table{ID: id, Name: names[id], Why: why[id]}
+		tb := evidence.Table{ID: id, Name: names[id], Why: why[id]}
 		words := []string{"route", "show", "table", strconv.Itoa(id)}
 		if f.Is6() {
 			words = append([]string{"-6"}, words...)
@@ -180,8 +113,8 @@ var protoNames = map[netlink.RouteProtocol]string{
 	unix.RTPROT_RA: "ra", unix.RTPROT_BIRD: "bird", 186: "bgp", 188: "ospf", 189: "rip", 196: "openr", unix.RTPROT_ZEBRA: "zebra",
 }
 
-func (t *Target) convertRoute(nr netlink.Route, v6 bool) Route {
-	r := Route{Dst: prefixOf(nr.Dst), Type: routeTypes[uint8(nr.Type)], Dev: t.ifName(nr.LinkIndex), Metric: nr.Priority}
+func (t *Target) convertRoute(nr netlink.Route, v6 bool) evidence.Route {
+	r := evidence.Route{Dst: prefixOf(nr.Dst), Type: routeTypes[uint8(nr.Type)], Dev: t.ifName(nr.LinkIndex), Metric: nr.Priority}
 	if !r.Dst.IsValid() {
 		if v6 {
 			r.Dst = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
@@ -204,53 +137,14 @@ func (t *Target) convertRoute(nr netlink.Route, v6 bool) Route {
 		r.Protocol = strconv.Itoa(int(nr.Protocol))
 	}
 	for _, nh := range nr.MultiPath {
-		h := Nexthop{Dev: t.ifName(nh.LinkIndex), Weight: nh.Hops + 1}
+		h := evidence.Nexthop{Dev: t.ifName(nh.LinkIndex), Weight: nh.Hops + 1}
 		if a, ok := netip.AddrFromSlice(nh.Gw); ok {
 			h.Gateway = a.Unmap()
 		}
 		r.Nexthops = append(r.Nexthops, h)
 	}
-	r.Text = r.render()
+	r.Text = r.Render()
 	return r
-}
-
-// render prints the route as `ip route show table N` does.
-func (r Route) render() string {
-	var w []string
-	if r.Type != "unicast" && r.Type != "" {
-		w = append(w, r.Type)
-	}
-	if r.Default() {
-		w = append(w, "default")
-	} else {
-		w = append(w, hostOrPrefix(r.Dst))
-	}
-	if r.Gateway.IsValid() {
-		w = append(w, "via", r.Gateway.String())
-	}
-	if r.Dev != "" {
-		w = append(w, "dev", r.Dev)
-	}
-	if r.Protocol != "" && r.Protocol != "boot" {
-		w = append(w, "proto", r.Protocol)
-	}
-	if r.Scope != "" && r.Scope != "global" {
-		w = append(w, "scope", r.Scope)
-	}
-	if r.PrefSrc.IsValid() {
-		w = append(w, "src", r.PrefSrc.String())
-	}
-	if r.Metric != 0 {
-		w = append(w, "metric", strconv.Itoa(r.Metric))
-	}
-	for _, nh := range r.Nexthops {
-		w = append(w, "nexthop")
-		if nh.Gateway.IsValid() {
-			w = append(w, "via", nh.Gateway.String())
-		}
-		w = append(w, "dev", nh.Dev, "weight", strconv.Itoa(nh.Weight))
-	}
-	return strings.Join(w, " ")
 }
 
 // tableNames reads the names people gave their tables (rt_tables), so the

@@ -1,6 +1,7 @@
 package probes
 
 import (
+	"asym/evidence"
 	"context"
 	"fmt"
 	"os"
@@ -181,7 +182,7 @@ func (t *Target) Prefix() []string {
 
 // Cmd renders the equivalent command for a person, prefixed and quoted.
 func (t *Target) Cmd(words ...string) string {
-	return Command(append(t.Prefix(), words...)...)
+	return evidence.Command(append(t.Prefix(), words...)...)
 }
 
 // IPCmd renders an iproute2 command: "ip -n NAME ..." for named
@@ -189,9 +190,9 @@ func (t *Target) Cmd(words ...string) string {
 func (t *Target) IPCmd(words ...string) string {
 	switch {
 	case t.Kind == "netns":
-		return Command(append([]string{"ip", "-n", t.Value}, words...)...)
+		return evidence.Command(append([]string{"ip", "-n", t.Value}, words...)...)
 	case t.Kind == "host" && t.ownName != "":
-		return Command(append([]string{"ip", "-n", t.ownName}, words...)...)
+		return evidence.Command(append([]string{"ip", "-n", t.ownName}, words...)...)
 	}
 	return t.Cmd(append([]string{"ip"}, words...)...)
 }

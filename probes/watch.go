@@ -15,6 +15,7 @@ import (
 	"time"
 	"unsafe"
 
+	"asym/evidence"
 	"asym/flow"
 
 	"github.com/google/nftables"
@@ -23,45 +24,6 @@ import (
 	"github.com/ti-mo/conntrack"
 	"golang.org/x/sys/unix"
 )
-
-// CtEvent is one conntrack event for the watched flow.
-type CtEvent struct {
-	Time time.Time `json:"time"` // when asym received it; the kernel does not stamp events
-	Type string    `json:"type"` // "NEW", "UPDATE", "DESTROY"
-	// Entry is flattened as ProbeConntrack does; its Text is the line
-	// `conntrack -E` prints: "[NEW] tcp      6 120 SYN_SENT src=… [UNREPLIED] …".
-	// An event carries only what the kernel sends: an UPDATE without a
-	// state change has no TCP state, and kernels without "netfilter:
-	// ctnetlink: add timeout and protoinfo to destroy events" send a
-	// DESTROY with neither.
-	Entry ConntrackEntry `json:"entry"`
-}
-
-// Sample is the counters that matter for the flow, at one instant.
-type Sample struct {
-	Time time.Time `json:"time"`
-	// Counters: "TcpExt:IPReversePathFilter", "TcpExt:TCPSynRetrans",
-	// "Tcp:RetransSegs", "nf_conntrack:invalid" (summed over CPUs),
-	// "rt_cache:in_martian_src" (kernel-wide), and one key per nftables
-	// ct-invalid or fib reverse-path rule that has a counter,
-	// "rule:<family> <table> <chain> #<handle>" (its packet count). A key
-	// this kernel or ruleset lacks is absent. iptables-legacy rules are left
-	// out: reading their counters means running iptables-legacy-save, too
-	// heavy to repeat every interval.
-	Counters map[string]uint64 `json:"counters"`
-}
-
-// WatchUpdate is one batch delivered to the consumer (one per interval at most).
-type WatchUpdate struct {
-	Sample *Sample   // nil if no sample in this batch
-	Events []CtEvent // the flow's events since the last batch, in order
-	// Dropped counts events lost since the last batch: beyond MaxEvents
-	// while the consumer was not reading, or dropped by the kernel because
-	// the socket's buffer was full. The kernel does not say whose events
-	// it dropped, so those may belong to any flow, the watched one included.
-	Dropped int
-	Err     error // a problem that stopped part of the watch; the rest goes on
-}
 
 // WatchOptions tune Watch; the zero value is fine.
 type WatchOptions struct {
@@ -111,7 +73,7 @@ var watchCounterKeys = []string{
 //
 // The event socket is open when Watch returns, so events from then on are
 // seen. t must stay open until the channel is closed.
-func Watch(ctx context.Context, t *Target, f flow.Flow, opt WatchOptions) <-chan WatchUpdate {
+func Watch(ctx context.Context, t *Target, f flow.Flow, opt WatchOptions) <-chan evidence.WatchUpdate {
 	iv := opt.Interval
 	if iv <= 0 {
 		iv = watchDefaultInterval
@@ -123,7 +85,7 @@ func Watch(ctx context.Context, t *Target, f flow.Flow, opt WatchOptions) <-chan
 	}
 	// One batch waits in the channel; later ones merge behind it, so a
 	// consumer that comes back gets the newest sample on its second read.
-	out := make(chan WatchUpdate, 1)
+	out := make(chan evidence.WatchUpdate, 1)
 	b := &watchBatch{max: maxEv}
 	if t == nil {
 		b.fail(errors.New("live watch: no namespace to watch"))
@@ -220,27 +182,6 @@ func Watch(ctx context.Context, t *Target, f flow.Flow, opt WatchOptions) <-chan
 	return out
 }
 
-// Rates turns two samples into per-second deltas, keyed like
-// Sample.Counters (only keys in both). A counter that went backwards (the
-// namespace re-created, a 32-bit per-CPU wrap) gives a negative rate rather
-// than a huge one, as Counters.Delta does.
-func Rates(prev, cur *Sample) map[string]float64 {
-	out := map[string]float64{}
-	if prev == nil || cur == nil {
-		return out
-	}
-	dt := cur.Time.Sub(prev.Time).Seconds()
-	if dt <= 0 {
-		return out
-	}
-	for k, b := range cur.Counters {
-		if a, ok := prev.Counters[k]; ok {
-			out[k] = float64(int64(b-a)) / dt
-		}
-	}
-	return out
-}
-
 // watchError is an error as a sentence for the person, keeping the kernel's
 // error for errors.Is.
 type watchError struct {
@@ -254,7 +195,7 @@ func (e *watchError) Unwrap() error { return e.err }
 // watchFail classifies err (needs root, module missing…) under a heading
 // that says which part of the watch stopped.
 func watchFail(what string, err error) error {
-	_, why := Classify(err)
+	_, why := evidence.Classify(err)
 	return &watchError{what: what, why: why, err: err}
 }
 
@@ -264,11 +205,11 @@ func watchFail(what string, err error) error {
 type watchBatch struct {
 	mu   sync.Mutex
 	max  int
-	u    WatchUpdate
+	u    evidence.WatchUpdate
 	errs []string
 }
 
-func (b *watchBatch) event(e CtEvent) {
+func (b *watchBatch) event(e evidence.CtEvent) {
 	b.mu.Lock()
 	if len(b.u.Events) < b.max {
 		b.u.Events = append(b.u.Events, e)
@@ -287,7 +228,7 @@ func (b *watchBatch) dropped(n int) {
 	b.mu.Unlock()
 }
 
-func (b *watchBatch) setSample(s *Sample) {
+func (b *watchBatch) setSample(s *evidence.Sample) {
 	if s == nil {
 		return
 	}
@@ -322,7 +263,7 @@ func (b *watchBatch) fail(err error) {
 }
 
 // flush hands the batch over if there is one and the channel has room.
-func (b *watchBatch) flush(out chan<- WatchUpdate) bool {
+func (b *watchBatch) flush(out chan<- evidence.WatchUpdate) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.u.Sample == nil && len(b.u.Events) == 0 && b.u.Dropped == 0 && b.u.Err == nil {
@@ -330,7 +271,7 @@ func (b *watchBatch) flush(out chan<- WatchUpdate) bool {
 	}
 	select {
 	case out <- b.u:
-		b.u, b.errs = WatchUpdate{}, nil
+		b.u, b.errs = evidence.WatchUpdate{}, nil
 		return true
 	default:
 		return false
@@ -703,7 +644,7 @@ func (w *ctWatch) handle(msg []byte) {
 // ctDecode decodes and flattens one event of the flow. A panic in the
 // decoder on data it did not expect must not take the program down with
 // it: the deferred recover costs nothing on the path of other flows.
-func ctDecode(nm netlink.Message, now time.Time, hit ctHit) (e CtEvent, ok bool) {
+func ctDecode(nm netlink.Message, now time.Time, hit ctHit) (e evidence.CtEvent, ok bool) {
 	defer func() {
 		if recover() != nil {
 			ok = false
@@ -711,7 +652,7 @@ func ctDecode(nm netlink.Message, now time.Time, hit ctHit) (e CtEvent, ok bool)
 	}()
 	var ev conntrack.Event
 	if err := ev.Unmarshal(nm); err != nil || ev.Flow == nil {
-		return CtEvent{}, false
+		return evidence.CtEvent{}, false
 	}
 	return ctWatchEvent(now, ev, hit), true
 }
@@ -719,7 +660,7 @@ func ctDecode(nm netlink.Message, now time.Time, hit ctHit) (e CtEvent, ok bool)
 // ctWatchEvent flattens a decoded event of the flow with ctEntry. It hands
 // ctEntry the tuple that matched, taken from the event itself, so that a
 // flow given without ports still gets its direction named.
-func ctWatchEvent(now time.Time, ev conntrack.Event, hit ctHit) CtEvent {
+func ctWatchEvent(now time.Time, ev conntrack.Event, hit ctHit) evidence.CtEvent {
 	fl := *ev.Flow
 	tuple := func(t conntrack.Tuple) flow.Flow {
 		return flow.Flow{
@@ -750,7 +691,7 @@ func ctWatchEvent(now time.Time, ev conntrack.Event, hit ctHit) CtEvent {
 	// Events carry no reference count (ctnetlink_conntrack_event sends no
 	// CTA_USE), so conntrack -E prints no use=.
 	e.Text = "[" + typ + "] " + strings.TrimSuffix(e.Text, " use=0")
-	return CtEvent{Time: now, Type: typ, Entry: e}
+	return evidence.CtEvent{Time: now, Type: evidence.CtEventType(typ), Entry: e}
 }
 
 // The counters.
@@ -764,10 +705,10 @@ type watchSampler struct {
 
 // sample reads the counters and the watched rules' counters. Errors come
 // back only when they differ from the last ones.
-func (s *watchSampler) sample(ctx context.Context) (*Sample, []error) {
+func (s *watchSampler) sample(ctx context.Context) (*evidence.Sample, []error) {
 	ctx, cancel := context.WithTimeout(ctx, DefaultTimeout)
 	defer cancel()
-	smp := &Sample{Time: time.Now(), Counters: map[string]uint64{}}
+	smp := &evidence.Sample{Time: time.Now(), Counters: map[string]uint64{}}
 	var errs []error
 	note := func(i int, what string, err error) {
 		msg := ""
@@ -820,7 +761,7 @@ type fwWatchChain struct {
 }
 
 // watchRuleKey names a rule's counter in Sample.Counters.
-func watchRuleKey(r FirewallRule) string {
+func watchRuleKey(r evidence.FirewallRule) string {
 	return fmt.Sprintf("rule:%s #%d", r.Where(), r.Handle)
 }
 

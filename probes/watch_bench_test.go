@@ -43,6 +43,7 @@ import (
 	"testing"
 	"time"
 
+	"asym/evidence"
 	"asym/probes/probetest"
 
 	mdnetlink "github.com/mdlayher/netlink"
@@ -385,16 +386,16 @@ type benchCycle struct {
 // only the flow's events, not every batch.
 type benchRec struct {
 	mu      sync.Mutex
-	events  []CtEvent
+	events  []evidence.CtEvent
 	dropped int
 	samples int
 	errs    []error
 	closed  <-chan struct{}
 }
 
-func benchRecord(ch <-chan WatchUpdate) *benchRec {
+func benchRecord(ch <-chan evidence.WatchUpdate) *benchRec {
 	r := &benchRec{}
-	r.closed = probetest.Drain(ch, func(u WatchUpdate) {
+	r.closed = probetest.Drain(ch, func(u evidence.WatchUpdate) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.events = append(r.events, u.Events...)
@@ -424,10 +425,10 @@ func (r *benchRec) counts() (events, dropped int) {
 	return len(r.events), r.dropped
 }
 
-func (r *benchRec) result() ([]CtEvent, int, int, []error) {
+func (r *benchRec) result() ([]evidence.CtEvent, int, int, []error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]CtEvent(nil), r.events...), r.dropped, r.samples, append([]error(nil), r.errs...)
+	return append([]evidence.CtEvent(nil), r.events...), r.dropped, r.samples, append([]error(nil), r.errs...)
 }
 
 // benchCPU is this process's user+sys time so far, all threads.

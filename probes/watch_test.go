@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"asym/evidence"
 	"asym/flow"
 	"asym/probes/probetest"
 
@@ -24,23 +25,23 @@ import (
 
 // watchRec records what a watch delivers.
 type watchRec struct {
-	streamRec[WatchUpdate]
+	streamRec[evidence.WatchUpdate]
 }
 
-func watchRecord(ch <-chan WatchUpdate) *watchRec {
-	return &watchRec{recordStream(ch, func(u WatchUpdate) (int, error) { return u.Dropped, u.Err })}
+func watchRecord(ch <-chan evidence.WatchUpdate) *watchRec {
+	return &watchRec{recordStream(ch, func(u evidence.WatchUpdate) (int, error) { return u.Dropped, u.Err })}
 }
 
-func (r *watchRec) events() []CtEvent {
-	var out []CtEvent
+func (r *watchRec) events() []evidence.CtEvent {
+	var out []evidence.CtEvent
 	for _, u := range r.Got() {
 		out = append(out, u.Events...)
 	}
 	return out
 }
 
-func (r *watchRec) samples() []*Sample {
-	var out []*Sample
+func (r *watchRec) samples() []*evidence.Sample {
+	var out []*evidence.Sample
 	for _, u := range r.Got() {
 		if u.Sample != nil {
 			out = append(out, u.Sample)
@@ -57,17 +58,17 @@ func (r *watchRec) until(d time.Duration, cond func(*watchRec) bool) bool {
 func watchHasSample(r *watchRec) bool { return len(r.samples()) > 0 }
 
 // watchMaxRate is the highest per-second rate of key between consecutive samples.
-func watchMaxRate(samples []*Sample, key string) float64 {
+func watchMaxRate(samples []*evidence.Sample, key string) float64 {
 	best := math.Inf(-1)
 	for i := 1; i < len(samples); i++ {
-		if v, ok := Rates(samples[i-1], samples[i])[key]; ok && v > best {
+		if v, ok := evidence.Rates(samples[i-1], samples[i])[key]; ok && v > best {
 			best = v
 		}
 	}
 	return best
 }
 
-func watchLogEvents(t *testing.T, name string, evs []CtEvent) {
+func watchLogEvents(t *testing.T, name string, evs []evidence.CtEvent) {
 	t.Helper()
 	for _, e := range evs {
 		t.Logf("%s: %s %s (matched as %s)", name, e.Time.Format("15:04:05.000"), e.Entry.Text, e.Entry.MatchedAs)
@@ -174,14 +175,14 @@ func watchDelete(t *testing.T, ns probetest.NS, f flow.Flow) {
 
 // watchLifecycle checks NEW (SYN_SENT) → UPDATE (ESTABLISHED) → DESTROY in
 // order, and that every event names the flow's direction as want.
-func watchLifecycle(t *testing.T, name string, evs []CtEvent, want string) {
+func watchLifecycle(t *testing.T, name string, evs []evidence.CtEvent, want string) {
 	t.Helper()
 	step := 0
 	for _, e := range evs {
 		if e.Entry.MatchedAs != want {
 			t.Errorf("%s: %s event matched as %q, want %q", name, e.Type, e.Entry.MatchedAs, want)
 		}
-		if !strings.HasPrefix(e.Entry.Text, "["+e.Type+"] tcp ") || strings.Contains(e.Entry.Text, "use=") {
+		if !strings.HasPrefix(e.Entry.Text, "["+string(e.Type)+"] tcp ") || strings.Contains(e.Entry.Text, "use=") {
 			t.Errorf("%s: Text %q is not conntrack -E style", name, e.Entry.Text)
 		}
 		switch {
@@ -424,16 +425,16 @@ func TestWatchNoGoroutineLeak(t *testing.T) {
 
 func TestWatchRates(t *testing.T) {
 	t0 := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
-	s := func(d time.Duration, kv ...any) *Sample {
+	s := func(d time.Duration, kv ...any) *evidence.Sample {
 		m := map[string]uint64{}
 		for i := 0; i < len(kv); i += 2 {
 			m[kv[i].(string)] = uint64(kv[i+1].(int))
 		}
-		return &Sample{Time: t0.Add(d), Counters: m}
+		return &evidence.Sample{Time: t0.Add(d), Counters: m}
 	}
 	for _, tc := range []struct {
 		name      string
-		prev, cur *Sample
+		prev, cur *evidence.Sample
 		want      map[string]float64
 	}{
 		{"nil prev", nil, s(time.Second, "a", 1), map[string]float64{}},
@@ -446,7 +447,7 @@ func TestWatchRates(t *testing.T) {
 		{"backwards", s(0, "rule:inet filter forward #2", 10), s(time.Second, "rule:inet filter forward #2", 4), map[string]float64{"rule:inet filter forward #2": -6}},
 		{"big counters", s(0, "a", math.MaxInt-1), s(time.Second, "a", math.MaxInt), map[string]float64{"a": 1}},
 	} {
-		got := Rates(tc.prev, tc.cur)
+		got := evidence.Rates(tc.prev, tc.cur)
 		if got == nil {
 			t.Errorf("%s: nil map, want an empty one", tc.name)
 			continue
@@ -651,27 +652,27 @@ func TestWatchEventText(t *testing.T) {
 
 func TestWatchBatch(t *testing.T) {
 	b := &watchBatch{max: 3}
-	out := make(chan WatchUpdate, 1)
+	out := make(chan evidence.WatchUpdate, 1)
 	if b.flush(out) {
 		t.Error("an empty batch was sent")
 	}
 	for i := 0; i < 5; i++ {
-		b.event(CtEvent{Type: "NEW"})
+		b.event(evidence.CtEvent{Type: "NEW"})
 	}
-	b.setSample(&Sample{Time: time.Unix(1, 0)})
+	b.setSample(&evidence.Sample{Time: time.Unix(1, 0)})
 	if !b.flush(out) {
 		t.Fatal("the first batch was not sent")
 	}
 	// The consumer is away: the next batches merge.
-	b.event(CtEvent{Type: "UPDATE"})
-	b.setSample(&Sample{Time: time.Unix(2, 0)})
+	b.event(evidence.CtEvent{Type: "UPDATE"})
+	b.setSample(&evidence.Sample{Time: time.Unix(2, 0)})
 	if b.flush(out) {
 		t.Fatal("sent into a full channel")
 	}
 	for i := 0; i < 4; i++ {
-		b.event(CtEvent{Type: "DESTROY"})
+		b.event(evidence.CtEvent{Type: "DESTROY"})
 	}
-	b.setSample(&Sample{Time: time.Unix(3, 0)})
+	b.setSample(&evidence.Sample{Time: time.Unix(3, 0)})
 	b.dropped(7)
 	for i := 0; i < 10; i++ {
 		b.fail(errors.New("same sentence"))

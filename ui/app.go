@@ -12,17 +12,17 @@ import (
 	"charm.land/bubbles/v2/spinner"
 	tea "charm.land/bubbletea/v2"
 
+	"asym/evidence"
+	"asym/fix"
 	"asym/flow"
 	"asym/playbook"
-	"asym/probes"
-	"asym/probes/peer"
 )
 
 // Prober runs probes for one flow; probes.Collector is one. Tests use
 // recorded evidence instead of a kernel.
 type Prober interface {
-	Run(ctx context.Context, id string) probes.Reporter
-	Evidence() probes.Evidence
+	Run(ctx context.Context, id evidence.ProbeID) evidence.Reporter
+	Evidence() evidence.Evidence
 }
 
 // Options configure the UI.
@@ -36,9 +36,9 @@ type Options struct {
 	Hostname  string
 	Kernel    string
 	// Watch starts the live stream for a flow; nil disables the live view.
-	Watch func(ctx context.Context, f flow.Flow) <-chan probes.WatchUpdate
+	Watch func(ctx context.Context, f flow.Flow) <-chan evidence.WatchUpdate
 	// Capture streams the flow's packets for the live view; nil: none.
-	Capture func(ctx context.Context, f flow.Flow) <-chan probes.CaptureUpdate
+	Capture func(ctx context.Context, f flow.Flow) <-chan evidence.CaptureUpdate
 	// ApplyFix re-probes, checks that the fix of findingID still is what
 	// was shown, applies it with the revert armed, and re-checks. DecideFix
 	// keeps or reverts it. Nil: the fix pane only shows fixes.
@@ -56,7 +56,7 @@ type Options struct {
 	// live window of watch when not zero: it runs when the First step runs,
 	// and with a window when the live view opens. Nil: one end only.
 	// PeerCommand is what it runs, quoted, for the header.
-	Peer        func(ctx context.Context, f flow.Flow, watch time.Duration) peer.Result
+	Peer        func(ctx context.Context, f flow.Flow, watch time.Duration) evidence.PeerResult
 	PeerCommand string
 	Plain       bool             // no colour or attributes (golden tests)
 	Now         func() time.Time // clock, for notes; time.Now when nil
@@ -71,7 +71,7 @@ type LabInfo struct {
 // PersistView renders a fix for one network manager.
 type PersistView struct {
 	Title string
-	Lines func(fx *playbook.Fix) []string
+	Lines func(fx *fix.Fix) []string
 }
 
 type stepStatus int
@@ -84,9 +84,9 @@ const (
 )
 
 type probeState struct {
-	id      string
+	id      evidence.ProbeID
 	running bool
-	rep     probes.Reporter
+	rep     evidence.Reporter
 }
 
 type stepState struct {
@@ -203,7 +203,7 @@ func waitTraffic(ch <-chan error) tea.Cmd {
 // superseded (r pressed again) is dropped.
 type probeDoneMsg struct {
 	step, idx, runID int
-	rep              probes.Reporter
+	rep              evidence.Reporter
 }
 
 type notesMsg struct {
@@ -531,7 +531,7 @@ func (m *Model) setFlash(s string, isErr bool) { m.flash, m.flashErr = playbook.
 
 // report assembles what has been seen so far.
 func (m *Model) report() playbook.Report {
-	ran := map[string]probes.Reporter{}
+	ran := map[evidence.ProbeID]evidence.Reporter{}
 	for _, s := range m.steps {
 		for _, p := range s.probes {
 			if p.rep != nil {
@@ -539,7 +539,7 @@ func (m *Model) report() playbook.Report {
 			}
 		}
 	}
-	var ev probes.Evidence
+	var ev evidence.Evidence
 	if m.prober != nil {
 		ev = m.prober.Evidence()
 	}

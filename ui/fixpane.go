@@ -116,11 +116,9 @@ func (m *Model) fixKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 		case f.Fix == nil || len(f.Fix.Steps) == 0:
 			m.setFlash("this finding has no host-local fix: its advice says what to change and where", true)
 		default:
-			for _, s := range f.Fix.Steps {
-				if s.Unknown != "" {
-					m.setFlash("asym will not apply a guess: "+s.Unknown, true)
-					return nil, true
-				}
+			if missing := f.Fix.Missing(); missing != "" {
+				m.setFlash("asym will not apply a guess: "+missing, true)
+				return nil, true
 			}
 			fx.confirming, fx.openedAt = true, now
 			fx.confirmID, fx.confirmShown = f.ID, f.Fix.CommandsIn(nil)

@@ -10,8 +10,8 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 
+	"asym/evidence"
 	"asym/playbook"
-	"asym/probes"
 )
 
 // liveMax bounds the events kept on screen and in the notes.
@@ -22,16 +22,16 @@ const liveMax = 200
 type liveState struct {
 	start   time.Time
 	cancel  context.CancelFunc
-	ch      <-chan probes.WatchUpdate
+	ch      <-chan evidence.WatchUpdate
 	shown   bool
-	first   *probes.Sample
-	prev    *probes.Sample
-	cur     *probes.Sample
+	first   *evidence.Sample
+	prev    *evidence.Sample
+	cur     *evidence.Sample
 	rates   map[string]float64
-	events  []probes.CtEvent
+	events  []evidence.CtEvent
 	dropped int
-	pch     <-chan probes.CaptureUpdate
-	packets []probes.CapturedPacket
+	pch     <-chan evidence.CaptureUpdate
+	packets []evidence.CapturedPacket
 	pdrop   int
 	capErr  bool // the capture reported an error: absent packets prove nothing
 	errs    []string
@@ -39,16 +39,16 @@ type liveState struct {
 }
 
 type liveMsg struct {
-	u  probes.WatchUpdate
+	u  evidence.WatchUpdate
 	ok bool
 }
 
 type packetsMsg struct {
-	u  probes.CaptureUpdate
+	u  evidence.CaptureUpdate
 	ok bool
 }
 
-func waitPackets(ch <-chan probes.CaptureUpdate) tea.Cmd {
+func waitPackets(ch <-chan evidence.CaptureUpdate) tea.Cmd {
 	return func() tea.Msg {
 		u, ok := <-ch
 		return packetsMsg{u, ok}
@@ -83,9 +83,9 @@ func (m *Model) packetsUpdate(msg packetsMsg) tea.Cmd {
 
 // evidence is what the live view has seen so far, as the live evidence the
 // analyzers read (the same as check --watch gathers over its window).
-func (l *liveState) evidence(now time.Time) *probes.LiveEvidence {
-	le := &probes.LiveEvidence{
-		Report: probes.Report{Probe: probes.ProbeIDLive, Title: "Live view", Status: probes.StatusOK},
+func (l *liveState) evidence(now time.Time) *evidence.LiveEvidence {
+	le := &evidence.LiveEvidence{
+		Report: evidence.Report{Probe: evidence.ProbeLive, Title: "Live view", Status: evidence.StatusOK},
 		Start:  l.start, End: now, Deltas: map[string]int64{},
 		Events: l.events, Packets: l.packets, EventsDropped: l.dropped, PacketsDropped: l.pdrop,
 		// Packets trimmed to the last liveMax count as dropped: the window
@@ -118,7 +118,7 @@ func (l *liveState) stop() {
 
 // waitLive reads one batch; the model re-issues it after each, so the stream
 // never outruns the screen (the watcher batches and counts what it drops).
-func waitLive(ch <-chan probes.WatchUpdate) tea.Cmd {
+func waitLive(ch <-chan evidence.WatchUpdate) tea.Cmd {
 	return func() tea.Msg {
 		u, ok := <-ch
 		return liveMsg{u, ok}
@@ -173,7 +173,7 @@ func (m *Model) liveUpdate(msg liveMsg) tea.Cmd {
 		}
 		l.prev, l.cur = l.cur, u.Sample
 		if l.prev != nil {
-			l.rates = probes.Rates(l.prev, l.cur)
+			l.rates = evidence.Rates(l.prev, l.cur)
 		}
 	}
 	l.events = append(l.events, u.Events...)

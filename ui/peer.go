@@ -12,9 +12,8 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 
+	"asym/evidence"
 	"asym/playbook"
-	"asym/probes"
-	"asym/probes/peer"
 )
 
 type peerState struct {
@@ -22,13 +21,13 @@ type peerState struct {
 	running bool
 	watch   time.Duration // the live window of the run in progress
 	runID   int
-	res     *peer.Result
+	res     *evidence.PeerResult
 	pa      *playbook.PeerAnalysis
 }
 
 type peerDoneMsg struct {
 	runID int
-	res   peer.Result
+	res   evidence.PeerResult
 }
 
 // peerWatch is the peer's live window when the live view opens: long
@@ -72,7 +71,7 @@ func (m *Model) peerDone(msg peerDoneMsg) tea.Cmd {
 
 // joinPeer adds the peer's findings (its own, its failures, and those of
 // both ends) to this host's.
-func (m *Model) joinPeer(ev *probes.Evidence) {
+func (m *Model) joinPeer(ev *evidence.Evidence) {
 	m.peer.pa = nil
 	if m.peer.res == nil {
 		return

@@ -14,31 +14,30 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/exp/golden"
 
+	"asym/evidence"
 	"asym/flow"
 	"asym/playbook"
-	"asym/probes"
-	"asym/probes/peer"
 )
 
 // newPeerModel opens the view on the client of the two-NIC scenario with
 // the server as its peer, both from the recording of a real run; res
 // decides what the peer gives.
-func newPeerModel(t *testing.T, w, h int, res func(there probes.Evidence) peer.Result) (*Model, *atomic.Int32, *atomic.Int32) {
+func newPeerModel(t *testing.T, w, h int, res func(there evidence.Evidence) evidence.PeerResult) (*Model, *atomic.Int32, *atomic.Int32) {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "playbook", "testdata", "peer", "two-nics-fabric.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var doc struct {
-		Evidence probes.Evidence `json:"evidence"`
+		Evidence evidence.Evidence `json:"evidence"`
 		Peer     struct {
-			Collection peer.Collection `json:"collection"`
+			Collection evidence.Collection `json:"collection"`
 		} `json:"peer"`
 	}
 	if err := json.Unmarshal(b, &doc); err != nil {
 		t.Fatal(err)
 	}
-	rp := &replay{all: doc.Evidence, seen: probes.Evidence{Flow: doc.Evidence.Flow}}
+	rp := &replay{all: doc.Evidence, seen: evidence.Evidence{Flow: doc.Evidence.Flow}}
 	var peerRuns, applied atomic.Int32
 	f := rp.all.Flow
 	m := New(Options{
@@ -47,7 +46,7 @@ func newPeerModel(t *testing.T, w, h int, res func(there probes.Evidence) peer.R
 		Hostname: "vm", Kernel: "6.18.44", Plain: true, Now: fixedNow,
 		NotesPath: filepath.Join(t.TempDir(), "notes.md"), HistoryPath: filepath.Join(t.TempDir(), "flows"),
 		PeerCommand: "ip netns exec asym-lab-host",
-		Peer: func(_ context.Context, got flow.Flow, _ time.Duration) peer.Result {
+		Peer: func(_ context.Context, got flow.Flow, _ time.Duration) evidence.PeerResult {
 			peerRuns.Add(1)
 			if got != f {
 				t.Errorf("the peer was asked about %v, not %v", got, f)
@@ -63,10 +62,10 @@ func newPeerModel(t *testing.T, w, h int, res func(there probes.Evidence) peer.R
 	return m, &peerRuns, &applied
 }
 
-func answered(there probes.Evidence) peer.Result {
-	return peer.Result{Prefix: []string{"ip", "netns", "exec", "asym-lab-host"},
+func answered(there evidence.Evidence) evidence.PeerResult {
+	return evidence.PeerResult{Prefix: []string{"ip", "netns", "exec", "asym-lab-host"},
 		Command:    []string{"ip", "netns", "exec", "asym-lab-host", "asym", "collect", "--json", "--", "tcp", "203.0.113.10:40000", "198.51.100.11:8080"},
-		Collection: &peer.Collection{Format: peer.Format, Version: "test", Evidence: there}}
+		Collection: &evidence.Collection{Format: evidence.CollectFormat, Version: "test", Evidence: there}}
 }
 
 func TestPeerBothEnds(t *testing.T) {
@@ -161,9 +160,9 @@ func TestPeerBothEnds(t *testing.T) {
 }
 
 func TestPeerFailureInView(t *testing.T) {
-	m, _, _ := newPeerModel(t, 80, 24, func(probes.Evidence) peer.Result {
-		return peer.Result{Command: []string{"ssh", "db1", "sudo", "asym", "collect"},
-			Failure: &peer.Failure{Kind: peer.KindUnreachable, Reason: "ssh could not reach the peer: connect to host db1 port 22: Connection refused", ExitCode: 255}}
+	m, _, _ := newPeerModel(t, 80, 24, func(evidence.Evidence) evidence.PeerResult {
+		return evidence.PeerResult{Command: []string{"ssh", "db1", "sudo", "asym", "collect"},
+			Failure: &evidence.PeerFailure{Kind: evidence.PeerUnreachable, Reason: "ssh could not reach the peer: connect to host db1 port 22: Connection refused", ExitCode: 255}}
 	})
 	press(t, m, "a")
 	for i, s := range m.steps {
@@ -196,7 +195,7 @@ func TestPeerLiveBothEnds(t *testing.T) {
 	var watched time.Duration
 	m, runs, _ := newPeerModel(t, 120, 40, answered)
 	inner := m.opt.Peer
-	m.opt.Peer = func(ctx context.Context, f flow.Flow, w time.Duration) peer.Result {
+	m.opt.Peer = func(ctx context.Context, f flow.Flow, w time.Duration) evidence.PeerResult {
 		watched = w
 		return inner(ctx, f, w)
 	}
@@ -206,7 +205,7 @@ func TestPeerLiveBothEnds(t *testing.T) {
 	}
 	b, _ := os.ReadFile(filepath.Join("..", "playbook", "testdata", "peer", "two-nics-fabric.json"))
 	var doc struct {
-		Evidence probes.Evidence `json:"evidence"`
+		Evidence evidence.Evidence `json:"evidence"`
 	}
 	if err := json.Unmarshal(b, &doc); err != nil || doc.Evidence.Live == nil {
 		t.Fatalf("recording: %v", err)
@@ -220,11 +219,11 @@ func TestPeerLiveBothEnds(t *testing.T) {
 		}
 		return here.End
 	}
-	watch := make(chan probes.WatchUpdate)
-	capture := make(chan probes.CaptureUpdate, 1)
-	m.opt.Watch = func(context.Context, flow.Flow) <-chan probes.WatchUpdate { return watch }
-	m.opt.Capture = func(context.Context, flow.Flow) <-chan probes.CaptureUpdate { return capture }
-	capture <- probes.CaptureUpdate{Packets: here.Packets}
+	watch := make(chan evidence.WatchUpdate)
+	capture := make(chan evidence.CaptureUpdate, 1)
+	m.opt.Watch = func(context.Context, flow.Flow) <-chan evidence.WatchUpdate { return watch }
+	m.opt.Capture = func(context.Context, flow.Flow) <-chan evidence.CaptureUpdate { return capture }
+	capture <- evidence.CaptureUpdate{Packets: here.Packets}
 	close(capture)
 	close(watch)
 	press(t, m, "l")
@@ -241,9 +240,9 @@ func TestPeerLiveBothEnds(t *testing.T) {
 func TestPeerRunsAreStopped(t *testing.T) {
 	m, _, _ := newPeerModel(t, 80, 24, answered)
 	var ctxs []context.Context
-	m.opt.Peer = func(ctx context.Context, _ flow.Flow, _ time.Duration) peer.Result {
+	m.opt.Peer = func(ctx context.Context, _ flow.Flow, _ time.Duration) evidence.PeerResult {
 		ctxs = append(ctxs, ctx)
-		return peer.Result{}
+		return evidence.PeerResult{}
 	}
 	first, second := m.runPeer(0), m.runPeer(0)
 	first()

@@ -16,18 +16,19 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/exp/golden"
 
+	"asym/evidence"
+	"asym/fix"
 	"asym/flow"
 	"asym/playbook"
-	"asym/probes"
 )
 
 // replay is a Prober that hands out evidence recorded from a lab scenario
 // on a real kernel, one probe at a time, as the collector would.
 type replay struct {
 	mu   sync.Mutex
-	all  probes.Evidence
-	seen probes.Evidence
-	runs []string
+	all  evidence.Evidence
+	seen evidence.Evidence
+	runs []evidence.ProbeID
 }
 
 func loadReplay(t *testing.T, name string) (*replay, []string) {
@@ -37,56 +38,56 @@ func loadReplay(t *testing.T, name string) (*replay, []string) {
 		t.Fatal(err)
 	}
 	var rec struct {
-		Expect   []string        `json:"expect"`
-		Evidence probes.Evidence `json:"evidence"`
+		Expect   []string          `json:"expect"`
+		Evidence evidence.Evidence `json:"evidence"`
 	}
 	if err := json.Unmarshal(b, &rec); err != nil {
 		t.Fatal(err)
 	}
-	return &replay{all: rec.Evidence, seen: probes.Evidence{Flow: rec.Evidence.Flow}}, rec.Expect
+	return &replay{all: rec.Evidence, seen: evidence.Evidence{Flow: rec.Evidence.Flow}}, rec.Expect
 }
 
-func (r *replay) Run(_ context.Context, id string) probes.Reporter {
+func (r *replay) Run(_ context.Context, id evidence.ProbeID) evidence.Reporter {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.runs = append(r.runs, id)
 	a, s := &r.all, &r.seen
 	switch id {
-	case probes.ProbeIDHost:
+	case evidence.ProbeHost:
 		s.Host = a.Host
 		return a.Host
-	case probes.ProbeIDRequest:
+	case evidence.ProbeRequest:
 		s.Host, s.Request = a.Host, a.Request
 		return a.Request
-	case probes.ProbeIDReply:
+	case evidence.ProbeReply:
 		s.Reply = a.Reply
 		return a.Reply
-	case probes.ProbeIDCounters:
+	case evidence.ProbeCounters:
 		s.Counters = a.Counters
 		return a.Counters
-	case probes.ProbeIDFirewall:
+	case evidence.ProbeFirewall:
 		s.Firewall = a.Firewall
 		return a.Firewall
-	case probes.ProbeIDConntrack:
+	case evidence.ProbeConntrack:
 		s.Conntrack = a.Conntrack
 		return a.Conntrack
-	case probes.ProbeIDRules:
+	case evidence.ProbeRules:
 		s.Rules = a.Rules
 		return a.Rules
-	case probes.ProbeIDTables:
+	case evidence.ProbeTables:
 		s.Tables = a.Tables
 		return a.Tables
-	case probes.ProbeIDSysctls:
+	case evidence.ProbeSysctls:
 		s.Sysctls = a.Sysctls
 		return a.Sysctls
-	case probes.ProbeIDNeighbours:
+	case evidence.ProbeNeighbours:
 		s.Neighbours = a.Neighbours
 		return a.Neighbours
 	}
-	return &probes.Report{Probe: id, Status: probes.StatusFailed, Reason: "unknown"}
+	return &evidence.Report{Probe: id, Status: evidence.StatusFailed, Reason: "unknown"}
 }
 
-func (r *replay) Evidence() probes.Evidence {
+func (r *replay) Evidence() evidence.Evidence {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.seen
@@ -244,7 +245,7 @@ func TestStaleResultsAreDropped(t *testing.T) {
 	_ = first
 	old := m.steps[0].runID
 	m.runStep(0) // r again before the first run answered
-	m.Update(probeDoneMsg{step: 0, idx: 0, runID: old, rep: &probes.Report{Probe: "host", Status: probes.StatusOK}})
+	m.Update(probeDoneMsg{step: 0, idx: 0, runID: old, rep: &evidence.Report{Probe: "host", Status: evidence.StatusOK}})
 	if m.steps[0].probes[0].rep != nil {
 		t.Fatal("a result of a superseded run must be dropped")
 	}
@@ -352,11 +353,11 @@ func TestScreenIsSanitized(t *testing.T) {
 
 func TestLiveView(t *testing.T) {
 	m, _, _ := newTestModel(t, "firewall-ecmp-fw2", 120, 40)
-	ch := make(chan probes.WatchUpdate, 4)
-	m.opt.Watch = func(context.Context, flow.Flow) <-chan probes.WatchUpdate { return ch }
+	ch := make(chan evidence.WatchUpdate, 4)
+	m.opt.Watch = func(context.Context, flow.Flow) <-chan evidence.WatchUpdate { return ch }
 	t0 := fixedNow()
-	ch <- probes.WatchUpdate{Sample: &probes.Sample{Time: t0, Counters: map[string]uint64{"nf_conntrack:invalid": 2, "rule:inet filter forward #2": 2}}}
-	ch <- probes.WatchUpdate{Sample: &probes.Sample{Time: t0.Add(time.Second), Counters: map[string]uint64{"nf_conntrack:invalid": 5, "rule:inet filter forward #2": 5}}, Dropped: 3}
+	ch <- evidence.WatchUpdate{Sample: &evidence.Sample{Time: t0, Counters: map[string]uint64{"nf_conntrack:invalid": 2, "rule:inet filter forward #2": 2}}}
+	ch <- evidence.WatchUpdate{Sample: &evidence.Sample{Time: t0.Add(time.Second), Counters: map[string]uint64{"nf_conntrack:invalid": 5, "rule:inet filter forward #2": 5}}, Dropped: 3}
 	close(ch)
 	press(t, m, "l")
 	screen := m.Render()
@@ -494,25 +495,25 @@ func TestLiveViewJoinsFindings(t *testing.T) {
 	var doc struct {
 		Peer struct {
 			Collection struct {
-				Evidence probes.Evidence `json:"evidence"`
+				Evidence evidence.Evidence `json:"evidence"`
 			} `json:"collection"`
 		} `json:"peer"`
 	}
 	if err := json.Unmarshal(b, &doc); err != nil || doc.Peer.Collection.Evidence.Live == nil {
 		t.Fatalf("recording: %v", err)
 	}
-	watch := make(chan probes.WatchUpdate)
-	capture := make(chan probes.CaptureUpdate, 1)
-	m.opt.Watch = func(context.Context, flow.Flow) <-chan probes.WatchUpdate { return watch }
-	m.opt.Capture = func(context.Context, flow.Flow) <-chan probes.CaptureUpdate { return capture }
-	capture <- probes.CaptureUpdate{Packets: doc.Peer.Collection.Evidence.Live.Packets}
+	watch := make(chan evidence.WatchUpdate)
+	capture := make(chan evidence.CaptureUpdate, 1)
+	m.opt.Watch = func(context.Context, flow.Flow) <-chan evidence.WatchUpdate { return watch }
+	m.opt.Capture = func(context.Context, flow.Flow) <-chan evidence.CaptureUpdate { return capture }
+	capture <- evidence.CaptureUpdate{Packets: doc.Peer.Collection.Evidence.Live.Packets}
 	close(capture)
 	close(watch)
 	press(t, m, "l")
 	var live []string
 	for _, f := range m.findings {
 		for _, l := range f.Evidence {
-			if l.Probe == probes.ProbeIDLive {
+			if l.Probe == evidence.ProbeLive {
 				live = append(live, f.ID+": "+l.Text)
 			}
 		}
@@ -552,7 +553,7 @@ func TestFixConfirmFollowsTheFinding(t *testing.T) {
 		}
 		// New evidence: a finding sorts in front, the cursor now points
 		// at another one.
-		m.findings = append([]playbook.Finding{{ID: "mtu_blackhole", Severity: playbook.Critical, Step: "third", Fix: &playbook.Fix{Summary: "x"}}}, m.findings...)
+		m.findings = append([]playbook.Finding{{ID: "mtu_blackhole", Severity: playbook.Critical, Step: "third", Fix: &fix.Fix{Summary: "x"}}}, m.findings...)
 		if changed {
 			for i := range m.findings {
 				if m.findings[i].ID == "arp_flux" {

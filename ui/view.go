@@ -9,8 +9,9 @@ import (
 	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
 
+	"asym/evidence"
+	"asym/fix"
 	"asym/playbook"
-	"asym/probes"
 )
 
 // View renders the whole screen. Only the root returns a tea.View; panes
@@ -271,7 +272,7 @@ func (m *Model) stepLines(i, width int) []string {
 		out = append(out, "", m.dim("Not run yet. Press enter to run the next step, r to run this one."))
 		out = append(out, "", m.st.Bold.Render("Probes:"))
 		for _, id := range s.Probes {
-			out = append(out, "  · "+id)
+			out = append(out, "  · "+string(id))
 		}
 		return out
 	}
@@ -284,9 +285,9 @@ func (m *Model) stepLines(i, width int) []string {
 		here = append(here, "")
 		if p.rep == nil {
 			if p.running {
-				here = append(here, m.st.Run.Render(m.spin.View()+" "+p.id+" running…"))
+				here = append(here, m.st.Run.Render(m.spin.View()+" "+string(p.id)+" running…"))
 			} else {
-				here = append(here, m.dim("· "+p.id+" waiting"))
+				here = append(here, m.dim("· "+string(p.id)+" waiting"))
 			}
 			continue
 		}
@@ -301,7 +302,7 @@ func (m *Model) stepLines(i, width int) []string {
 
 // reportLines renders one probe's report: title and status, the command,
 // the output with the lines a finding rests on marked.
-func (m *Model) reportLines(r *probes.Report, width int) []string {
+func (m *Model) reportLines(r *evidence.Report, width int) []string {
 	evidence := m.evidenceTexts()
 	out := []string{m.st.Bold.Render(playbook.Clean(r.Title)) + "  " + m.probeStatus(r)}
 	if r.Command != "" {
@@ -347,13 +348,13 @@ func (m *Model) evidenceTexts() []string {
 	return out
 }
 
-func (m *Model) probeStatus(r *probes.Report) string {
+func (m *Model) probeStatus(r *evidence.Report) string {
 	switch r.Status {
-	case probes.StatusOK:
+	case evidence.StatusOK:
 		return m.st.OK.Render("ok") + m.dim(" "+r.Elapsed.Round(10*time.Microsecond).String())
-	case probes.StatusUnavailable:
+	case evidence.StatusUnavailable:
 		return m.st.Warn.Render("unavailable: " + playbook.Clean(r.Reason))
-	case probes.StatusTimedOut:
+	case evidence.StatusTimedOut:
 		return m.st.Bad.Render("timed out: " + playbook.Clean(r.Reason))
 	}
 	return m.st.Bad.Render("failed: " + playbook.Clean(r.Reason))
@@ -367,18 +368,18 @@ func (m *Model) findingLines(f playbook.Finding, width int) []string {
 	}
 	out := []string{m.sevBadge(f.Severity) + " " + m.st.Bold.Render(f.ID) + m.dim(where)}
 	out = append(out, wrap(c(f.Title), width)...)
-	render := playbook.Prefixed(m.opt.Prefix)
+	render := fix.Prefixed(m.opt.Prefix)
 	if f.Side == playbook.SidePeer && m.peer.pa != nil {
 		render = m.peer.pa.Peer.Render() // behind the --peer words: they run there
 	}
-	fix := m.fixLines(f.Fix, render, width)
+	fixText := m.fixLines(f.Fix, render, width)
 	if m.showFix {
 		if pane := m.fixPaneLines(f, width); len(pane) > 0 {
 			out = append(out, "")
 			out = append(out, pane...)
 		}
 		out = append(out, "")
-		out = append(out, fix...)
+		out = append(out, fixText...)
 		out = append(out, "", m.dim("esc: back to the finding"))
 		return out
 	}
@@ -395,11 +396,11 @@ func (m *Model) findingLines(f playbook.Finding, width int) []string {
 	} else {
 		out = append(out, wrap(c(f.Why), width)...)
 	}
-	out = append(out, fix...)
+	out = append(out, fixText...)
 	return out
 }
 
-func (m *Model) fixLines(fx *playbook.Fix, render playbook.Render, width int) []string {
+func (m *Model) fixLines(fx *fix.Fix, render fix.Render, width int) []string {
 	c := playbook.Clean
 	if fx == nil {
 		return []string{m.dim("No fix: this is information to act on elsewhere.")}
@@ -407,7 +408,7 @@ func (m *Model) fixLines(fx *playbook.Fix, render playbook.Render, width int) []
 	out := hang(m.st.Title, "Fix: ", c(fx.Summary), width)
 	for i, cmd := range fx.CommandsVia(render) {
 		out = append(out, m.command(c(cmd), width)...)
-		if u := fx.Steps[i].Unknown; u != "" {
+		if u := fx.Steps[i].Missing(); u != "" {
 			out = append(out, m.st.Warn.Render("    unknown: "+c(u)))
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"asym/evidence"
 	"asym/flow"
 	"asym/lab"
 	"asym/playbook"
@@ -107,10 +108,10 @@ func recordEvidence(t *testing.T, scenario, role string, c lab.Check) {
 	}
 	ev := col.Evidence()
 	rec := struct {
-		Scenario string          `json:"scenario"`
-		Target   string          `json:"target"`
-		Expect   []string        `json:"expect"`
-		Evidence probes.Evidence `json:"evidence"`
+		Scenario string            `json:"scenario"`
+		Target   string            `json:"target"`
+		Expect   []string          `json:"expect"`
+		Evidence evidence.Evidence `json:"evidence"`
 	}{scenario, role, c.Expect, ev}
 	b, err := json.MarshalIndent(rec, "", " ")
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"asym/evidence"
 	"asym/fix/apply"
 	"asym/flow"
 	"asym/playbook"
@@ -185,7 +186,7 @@ func fixCommand(t *probes.Target, extra ...string) string {
 	for _, e := range extra {
 		w = append(w, strings.Fields(e)...)
 	}
-	return probes.Command(w...)
+	return evidence.Command(w...)
 }
 
 func findingList(fs []playbook.Finding) string {
@@ -207,9 +208,9 @@ func printPlan(w io.Writer, t *probes.Target, f flow.Flow, rep playbook.Report, 
 			fmt.Fprintf(w, "  # %s\n", playbook.Clean(s))
 		}
 		for _, s := range p.Steps {
-			cmd := s.Command()
+			cmd := evidence.Command(s.Words()...)
 			if pre := t.Prefix(); len(pre) > 0 {
-				cmd = probes.Command(pre...) + " " + cmd
+				cmd = evidence.Command(pre...) + " " + cmd
 			}
 			fmt.Fprintf(w, "  %s\n", playbook.Clean(cmd))
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"asym/evidence"
 	"asym/flow"
 	"asym/playbook"
 	"asym/probes"
@@ -66,26 +67,26 @@ func (fc *flowCommand) open(words []string) error {
 // with --peer the far end runs alongside. The peer starts first: its
 // connection takes longest, and its watch window must fall inside this
 // host's.
-func (fc *flowCommand) gather(ctx context.Context, stderr io.Writer) (*probes.Collector, map[string]probes.Reporter, peer.Result) {
-	var peerCh <-chan peer.Result
+func (fc *flowCommand) gather(ctx context.Context, stderr io.Writer) (*probes.Collector, map[evidence.ProbeID]evidence.Reporter, evidence.PeerResult) {
+	var peerCh <-chan evidence.PeerResult
 	if fc.withPeer {
 		peerCh = startPeer(ctx, fc.peer)
 	}
 	c := probes.NewCollector(fc.t, fc.flow, fc.tf.iif)
 	c.Timeout = fc.tf.timeout
 	ran := runSteps(ctx, c)
-	var res peer.Result
+	var res evidence.PeerResult
 	switch {
 	case fc.watch > 0:
 		fmt.Fprintf(stderr, "asym: watching %s for %s: reproduce the failure now\n", playbook.Clean(fc.flow.Arrow()), fc.watch)
 		if fc.withPeer {
-			ran[probes.ProbeIDLive], res = watchAlongside(ctx, c, fc.watch, fc.peer, peerCh)
+			ran[evidence.ProbeLive], res = watchAlongside(ctx, c, fc.watch, fc.peer, peerCh)
 		} else {
-			ran[probes.ProbeIDLive] = c.WatchLive(ctx, fc.watch)
+			ran[evidence.ProbeLive] = c.WatchLive(ctx, fc.watch)
 		}
 		// Again after the window: the traffic resolved next hops the first
 		// look found empty, and frames are matched against their MACs.
-		ran[probes.ProbeIDNeighbours] = c.Run(ctx, probes.ProbeIDNeighbours)
+		ran[evidence.ProbeNeighbours] = c.Run(ctx, evidence.ProbeNeighbours)
 	case fc.withPeer:
 		res = <-peerCh
 	}

@@ -15,9 +15,9 @@ import (
 	"syscall"
 	"time"
 
+	"asym/evidence"
 	"asym/fix/apply"
 	"asym/lab"
-	"asym/probes"
 )
 
 // labPrefix names every namespace `asym lab` makes: one lab at a time, and
@@ -171,7 +171,7 @@ func labUp(args []string, stdout io.Writer) error {
 			}
 			if st.Client != "" && st.Server != "" {
 				fmt.Fprintf(stdout, "Both ends at once (from the client, the server as the peer):\n  asym check --watch 5s --netns %s --peer %s --peer-asym %s %s\n",
-					st.Client, probes.Quote("ip netns exec "+st.Server), probes.Quote(exe), st.Checks[0].Flow)
+					st.Client, evidence.Quote("ip netns exec "+st.Server), evidence.Quote(exe), st.Checks[0].Flow)
 			}
 			fmt.Fprintf(stdout, "Its failing flow is tried every second. Remove it with: asym lab down\n")
 			return nil

@@ -13,9 +13,9 @@ import (
 	"syscall"
 	"time"
 
+	"asym/evidence"
 	"asym/playbook"
 	"asym/probes"
-	"asym/probes/peer"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -95,7 +95,7 @@ func subcommand(args []string, stdout io.Writer) (code int, err error) {
 	case "explain":
 		err = cmdExplain(args[1:], stdout)
 	case "version", "--version", "-version":
-		fmt.Fprintf(stdout, "asym %s (evidence format %d)\n", version, peer.Format)
+		fmt.Fprintf(stdout, "asym %s (evidence format %d)\n", version, evidence.CollectFormat)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:

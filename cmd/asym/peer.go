@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"asym/evidence"
 	"asym/flow"
 	"asym/playbook"
 	"asym/probes"
@@ -53,8 +54,8 @@ func (p *peerFlags) options(f flow.Flow, watch, probeTimeout time.Duration) (o p
 
 // startPeer runs the peer in the background; the result arrives on the
 // channel (buffered: nobody has to read it).
-func startPeer(ctx context.Context, o peer.Options) <-chan peer.Result {
-	ch := make(chan peer.Result, 1)
+func startPeer(ctx context.Context, o peer.Options) <-chan evidence.PeerResult {
+	ch := make(chan evidence.PeerResult, 1)
 	go func() { ch <- peer.Collect(ctx, o) }()
 	return ch
 }
@@ -62,15 +63,15 @@ func startPeer(ctx context.Context, o peer.Options) <-chan peer.Result {
 // collectOutput is what `asym collect` prints: this host's evidence, and
 // with --peer the far end's run as well.
 type collectOutput struct {
-	peer.Collection
+	evidence.Collection
 	Peer *peerRun `json:"peer,omitempty"`
 }
 
 type peerRun struct {
-	Command    []string         `json:"command"`
-	Collection *peer.Collection `json:"collection,omitempty"`
-	Failure    *peer.Failure    `json:"failure,omitempty"`
-	Stderr     []string         `json:"stderr,omitempty"`
+	Command    []string              `json:"command"`
+	Collection *evidence.Collection  `json:"collection,omitempty"`
+	Failure    *evidence.PeerFailure `json:"failure,omitempty"`
+	Stderr     []string              `json:"stderr,omitempty"`
 }
 
 // cmdCollect prints this host's evidence for the flow as versioned JSON, for
@@ -91,7 +92,7 @@ func cmdCollect(args []string, stdout, stderr io.Writer) (int, error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	c, _, res := fc.gather(ctx, stderr)
-	out := collectOutput{Collection: peer.Collection{Format: peer.Format, Version: version, Time: time.Now().UTC(), Evidence: c.Evidence()}}
+	out := collectOutput{Collection: evidence.Collection{Format: evidence.CollectFormat, Version: version, Time: time.Now().UTC(), Evidence: c.Evidence()}}
 	if fc.withPeer {
 		out.Peer = &peerRun{Command: res.Command, Collection: res.Collection, Failure: res.Failure, Stderr: res.Stderr}
 	}
@@ -105,8 +106,8 @@ func cmdCollect(args []string, stdout, stderr io.Writer) (int, error) {
 }
 
 // runSteps runs every step's probes.
-func runSteps(ctx context.Context, c *probes.Collector) map[string]probes.Reporter {
-	ran := map[string]probes.Reporter{}
+func runSteps(ctx context.Context, c *probes.Collector) map[evidence.ProbeID]evidence.Reporter {
+	ran := map[evidence.ProbeID]evidence.Reporter{}
 	for _, s := range playbook.Steps {
 		for _, id := range s.Probes {
 			ran[id] = c.Run(ctx, id)
@@ -119,8 +120,8 @@ func runSteps(ctx context.Context, c *probes.Collector) map[string]probes.Report
 // has answered (bounded by its own time limit): the peer's window starts
 // later (its connection, its probes) and this host's must cover it for the
 // two ends' packets to be compared.
-func watchAlongside(ctx context.Context, c *probes.Collector, d time.Duration, o peer.Options, peerCh <-chan peer.Result) (*probes.LiveEvidence, peer.Result) {
-	var res peer.Result
+func watchAlongside(ctx context.Context, c *probes.Collector, d time.Duration, o peer.Options, peerCh <-chan evidence.PeerResult) (*evidence.LiveEvidence, evidence.PeerResult) {
+	var res evidence.PeerResult
 	got := make(chan struct{})
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()

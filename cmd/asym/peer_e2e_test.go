@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"asym/evidence"
 	"asym/playbook"
-	"asym/probes"
 	"asym/probes/probetest"
 )
 
@@ -86,7 +86,7 @@ func TestPeerLab(t *testing.T) {
 	if r.Peer == nil || r.Peer.Failure != nil {
 		t.Fatalf("the peer must have answered: %+v\n%s", r.Peer, errb.String())
 	}
-	if r.Peer.Host.Role != probes.RoleServer || !strings.Contains(r.Peer.Command, "ip netns exec "+server) {
+	if r.Peer.Host.Role != evidence.RoleServer || !strings.Contains(r.Peer.Command, "ip netns exec "+server) {
 		t.Errorf("peer: role %q, command %q", r.Peer.Host.Role, r.Peer.Command)
 	}
 	peerIDs := ids(r.Peer.Findings)
@@ -138,10 +138,10 @@ func TestPeerLab(t *testing.T) {
 		t.Fatalf("collect --peer: exit %d: %s", code, errb.String())
 	}
 	var both struct {
-		Evidence probes.Evidence `json:"evidence"`
+		Evidence evidence.Evidence `json:"evidence"`
 		Peer     struct {
 			Collection *struct {
-				Evidence probes.Evidence `json:"evidence"`
+				Evidence evidence.Evidence `json:"evidence"`
 			} `json:"collection"`
 		} `json:"peer"`
 	}
@@ -236,14 +236,14 @@ func TestCollect(t *testing.T) {
 		t.Fatalf("collect: %d %s", code, errb.String())
 	}
 	var c struct {
-		Format   int             `json:"asym_collect"`
-		Version  string          `json:"version"`
-		Evidence probes.Evidence `json:"evidence"`
+		Format   int               `json:"asym_collect"`
+		Version  string            `json:"version"`
+		Evidence evidence.Evidence `json:"evidence"`
 	}
 	if err := json.Unmarshal(out.Bytes(), &c); err != nil {
 		t.Fatal(err)
 	}
-	if c.Format != 1 || c.Version != version || c.Evidence.Host == nil || c.Evidence.Host.Role != probes.RoleServer || c.Evidence.Reply == nil || c.Evidence.Reply.Egress != "eth0" {
+	if c.Format != 1 || c.Version != version || c.Evidence.Host == nil || c.Evidence.Host.Role != evidence.RoleServer || c.Evidence.Reply == nil || c.Evidence.Reply.Egress != "eth0" {
 		t.Fatalf("collect output: format %d version %q evidence %+v", c.Format, c.Version, c.Evidence.Host)
 	}
 	got := ids(playbook.Analyze(&c.Evidence, len(playbook.Steps)-1))

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"asym/evidence"
+	"asym/fix"
 	"asym/fix/persist"
 	"asym/playbook"
 	"asym/probes"
@@ -13,18 +15,26 @@ import (
 
 // renderPersist expresses fix steps for the network manager that owns the
 // interface they use, as detected under root.
-func renderPersist(root string, steps []playbook.FixStep) (persist.Rendered, persist.Detection, error) {
+func renderPersist(root string, steps fix.Steps) (persist.Rendered, persist.Detection, error) {
 	det := persist.Detect(root)
 	dev := ""
+	// The first route or rule that names an interface decides; a sysctl's
+	// interface stands in until one does.
 	for _, s := range steps {
-		if s.Dev != "" {
-			dev = s.Dev
-			break
-		}
-		if s.Kind == "sysctl.set" && dev == "" {
-			if parts := strings.Split(s.Sysctl, "."); len(parts) > 4 {
-				dev = strings.Join(parts[3:len(parts)-1], ".")
+		named := ""
+		switch s := s.(type) {
+		case *fix.RouteAdd:
+			named = s.Dev
+		case *fix.RuleAdd:
+			named = s.Dev
+		case *fix.SysctlSet:
+			if dev == "" {
+				dev = s.Iface()
 			}
+		}
+		if named != "" {
+			dev = named
+			break
 		}
 	}
 	m := det.ManagerFor(dev)
@@ -32,7 +42,7 @@ func renderPersist(root string, steps []playbook.FixStep) (persist.Rendered, per
 	return r, det, err
 }
 
-func printPersist(w io.Writer, t *probes.Target, root string, steps []playbook.FixStep) {
+func printPersist(w io.Writer, t *probes.Target, root string, steps fix.Steps) {
 	r, _, err := renderPersist(root, steps)
 	fmt.Fprintf(w, "\nTo keep it across reboots")
 	if t.Kind != "host" {
@@ -46,12 +56,12 @@ func printPersist(w io.Writer, t *probes.Target, root string, steps []playbook.F
 	for _, l := range strings.Split(strings.TrimRight(r.Text(), "\n"), "\n") {
 		fmt.Fprintf(w, "  %s\n", playbook.Clean(l))
 	}
-	fmt.Fprintf(w, "Write these files (with backups): %s\n", probes.Command("asym", "fix", "--persist", "--root", root, "…"))
+	fmt.Fprintf(w, "Write these files (with backups): %s\n", evidence.Command("asym", "fix", "--persist", "--root", root, "…"))
 }
 
 // writePersist is `asym fix --persist`: an explicit second action that
 // writes files (never runs a command), backing up each file first.
-func writePersist(w io.Writer, root string, steps []playbook.FixStep) error {
+func writePersist(w io.Writer, root string, steps fix.Steps) error {
 	r, _, err := renderPersist(root, steps)
 	if err != nil {
 		return fmt.Errorf("cannot make the fix permanent here: %v", err)

@@ -11,9 +11,10 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"golang.org/x/sys/unix"
 
+	"asym/evidence"
+	"asym/fix"
 	"asym/fix/apply"
 	"asym/flow"
-	"asym/playbook"
 	"asym/probes"
 	"asym/probes/peer"
 	"asym/ui"
@@ -89,10 +90,10 @@ func runTUI(args []string, extras *tuiExtras) error {
 		Prefix:   t.Prefix(),
 		Hostname: host,
 		Kernel:   unix.ByteSliceToString(u.Release[:]),
-		Watch: func(ctx context.Context, f flow.Flow) <-chan probes.WatchUpdate {
+		Watch: func(ctx context.Context, f flow.Flow) <-chan evidence.WatchUpdate {
 			return probes.Watch(ctx, t, f, probes.WatchOptions{})
 		},
-		Capture: func(ctx context.Context, f flow.Flow) <-chan probes.CaptureUpdate {
+		Capture: func(ctx context.Context, f flow.Flow) <-chan evidence.CaptureUpdate {
 			return probes.Capture(ctx, t, f, probes.CaptureOptions{})
 		},
 		ApplyFix: applyFromUI(t, tf, *revertAfter),
@@ -105,7 +106,7 @@ func runTUI(args []string, extras *tuiExtras) error {
 			_, err := apply.Rollback(ctx, id)
 			return err
 		},
-		Persist: []ui.PersistView{{Title: "the network manager that configures the interface", Lines: func(fx *playbook.Fix) []string {
+		Persist: []ui.PersistView{{Title: "the network manager that configures the interface", Lines: func(fx *fix.Fix) []string {
 			r, _, err := renderPersist("/", fx.Steps)
 			if err != nil {
 				return []string{"asym cannot render it for this host: " + err.Error()}
@@ -116,8 +117,8 @@ func runTUI(args []string, extras *tuiExtras) error {
 		HistoryPath: ui.HistoryPath(),
 	}
 	if withPeer {
-		opt.PeerCommand = probes.Command(po.Prefix...)
-		opt.Peer = func(ctx context.Context, f flow.Flow, watch time.Duration) peer.Result {
+		opt.PeerCommand = evidence.Command(po.Prefix...)
+		opt.Peer = func(ctx context.Context, f flow.Flow, watch time.Duration) evidence.PeerResult {
 			o := po
 			o.Flow, o.Watch, o.Timeout = f, watch, po.Timeout+watch
 			return peer.Collect(ctx, o)
@@ -149,7 +150,7 @@ func runTUI(args []string, extras *tuiExtras) error {
 func applyFromUI(t *probes.Target, tf targetFlags, revertAfter time.Duration) func(context.Context, flow.Flow, string, []string) (*ui.FixOutcome, error) {
 	return func(ctx context.Context, f flow.Flow, id string, shown []string) (*ui.FixOutcome, error) {
 		before := check(ctx, newCollector(t, f, tf), t.Prefix())
-		var fx *playbook.Fix
+		var fx *fix.Fix
 		for _, fd := range before.Findings {
 			if fd.ID == id {
 				fx = fd.Fix

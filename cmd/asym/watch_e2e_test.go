@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"asym/evidence"
 	"asym/flow"
 	"asym/lab"
 	"asym/playbook"
@@ -21,13 +22,13 @@ import (
 
 // watchCheck runs `asym check --watch 3s --json` on a lab check while the
 // scenario's flow is tried, and returns the report.
-func watchCheck(t *testing.T, scenario string, check int) (playbook.Report, probes.LiveEvidence, string) {
+func watchCheck(t *testing.T, scenario string, check int) (playbook.Report, evidence.LiveEvidence, string) {
 	t.Helper()
 	return watchEnv(t, upScenario(t, scenario), check)
 }
 
 // watchEnv is watchCheck on a scenario that is already up.
-func watchEnv(t *testing.T, env *lab.Env, check int) (playbook.Report, probes.LiveEvidence, string) {
+func watchEnv(t *testing.T, env *lab.Env, check int) (playbook.Report, evidence.LiveEvidence, string) {
 	t.Helper()
 	c := env.Checks[check]
 	ctx, cancel := context.WithCancel(context.Background())
@@ -52,7 +53,7 @@ func watchEnv(t *testing.T, env *lab.Env, check int) (playbook.Report, probes.Li
 	if err := json.Unmarshal(out.Bytes(), &raw); err != nil {
 		t.Fatalf("report: %v", err)
 	}
-	var l probes.LiveEvidence
+	var l evidence.LiveEvidence
 	for _, s := range raw.Steps {
 		for _, p := range s.Probes {
 			if bytes.Contains(p, []byte(`"probe": "live"`)) {
@@ -69,9 +70,9 @@ func watchEnv(t *testing.T, env *lab.Env, check int) (playbook.Report, probes.Li
 	return playbook.Report{Findings: raw.Findings, HandOff: raw.HandOff}, l, out.String()
 }
 
-func packetSeen(l probes.LiveEvidence, iface, dir string, reply bool, flags string) bool {
+func packetSeen(l evidence.LiveEvidence, iface, dir string, reply bool, flags string) bool {
 	for _, p := range l.Packets {
-		if p.Iface == iface && p.Dir == dir && p.Reply == reply && (flags == "" || p.Flags == flags) {
+		if p.Iface == iface && string(p.Dir) == dir && p.Reply == reply && (flags == "" || p.Flags == flags) {
 			return true
 		}
 	}
@@ -167,7 +168,7 @@ func TestCheckWatchLab(t *testing.T) {
 	t.Run("missing-link-route: the SYN-ACK is handed to the gateway", func(t *testing.T) {
 		t.Parallel()
 		r, l, out := watchCheck(t, "missing-link-route", 0)
-		var synack *probes.CapturedPacket
+		var synack *evidence.CapturedPacket
 		for i, p := range l.Packets {
 			if p.Dir == "out" && p.Flags == "S." {
 				synack = &l.Packets[i]
@@ -193,7 +194,7 @@ func TestCheckWatchLab(t *testing.T) {
 	})
 }
 
-func anyReplyIn(l probes.LiveEvidence) bool {
+func anyReplyIn(l evidence.LiveEvidence) bool {
 	for _, p := range l.Packets {
 		if p.Reply && p.Dir == "in" && p.Flags == "S." {
 			return true
@@ -230,10 +231,10 @@ func recordWatch(t *testing.T, env *lab.Env, c lab.Check) {
 	}()
 	col.WatchLive(context.Background(), 3*time.Second)
 	rec := struct {
-		Scenario string          `json:"scenario"`
-		Target   string          `json:"target"`
-		Expect   []string        `json:"expect"`
-		Evidence probes.Evidence `json:"evidence"`
+		Scenario string            `json:"scenario"`
+		Target   string            `json:"target"`
+		Expect   []string          `json:"expect"`
+		Evidence evidence.Evidence `json:"evidence"`
 	}{env.Scenario.Name, strings.TrimPrefix(c.Target, env.Prefix) + "-watch", c.Live, col.Evidence()}
 	b, err := json.MarshalIndent(rec, "", " ")
 	if err != nil {
@@ -265,7 +266,7 @@ func TestCheckWatchEveryScenario(t *testing.T) {
 				proven := map[string]bool{}
 				for _, f := range r.Findings {
 					for _, l := range f.Evidence {
-						if l.Probe == probes.ProbeIDLive {
+						if l.Probe == evidence.ProbeLive {
 							proven[f.ID] = true
 						}
 					}

@@ -4,18 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/netip"
 	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"asym/playbook"
+	"asym/evidence"
+	"asym/fix"
 	"asym/probes"
 )
 
@@ -24,7 +20,7 @@ type Plan struct {
 	Target      *probes.Target
 	Flow        string
 	Summary     string
-	Steps       []playbook.FixStep
+	Steps       fix.Steps
 	RevertAfter time.Duration
 	// Arm starts the watchdog for a saved journal; ArmWatchdog by default.
 	Arm func(j *Journal) error
@@ -46,8 +42,8 @@ func Apply(ctx context.Context, p Plan) (*Journal, error) {
 		return nil, errors.New("there is nothing to apply: no finding has a host-local fix")
 	}
 	for _, s := range p.Steps {
-		if s.Unknown != "" {
-			return nil, fmt.Errorf("the fix is incomplete (%s): asym will not apply a guess", s.Unknown)
+		if m := s.Missing(); m != "" {
+			return nil, fmt.Errorf("the fix is incomplete (%s): asym will not apply a guess", m)
 		}
 	}
 	if p.RevertAfter <= 0 {
@@ -68,7 +64,7 @@ func Apply(ctx context.Context, p Plan) (*Journal, error) {
 		return nil, err
 	}
 	now := time.Now()
-	j := &Journal{Version: 1, ID: id, Target: ref, Flow: p.Flow, Summary: p.Summary, Created: now, Deadline: now.Add(p.RevertAfter),
+	j := &Journal{Version: JournalVersion, ID: id, Target: ref, Flow: p.Flow, Summary: p.Summary, Created: now, Deadline: now.Add(p.RevertAfter),
 		State: StateApplying, Steps: steps, path: path}
 	j.logf("planned %d changes on %s, reverting at %s unless confirmed", len(steps), p.Target, j.Deadline.UTC().Format(time.RFC3339))
 	if err := locked(path, j.save); err != nil {
@@ -86,7 +82,7 @@ func Apply(ctx context.Context, p Plan) (*Journal, error) {
 		if _, err := update(path, func(j *Journal) error { j.Steps[i].Started = true; return nil }); err != nil {
 			return failed(ctx, p.Target, path, fmt.Errorf("record step %d: %w", i+1, err))
 		}
-		if err := execOp(ctx, p.Target, steps[i].Do); err != nil {
+		if err := steps[i].Do.Apply(ctx, kernel{p.Target}); err != nil {
 			return failed(ctx, p.Target, path, fmt.Errorf("`%s` failed: %v", steps[i].Command, err))
 		}
 		if _, err := update(path, func(j *Journal) error { j.Steps[i].Done = true; return nil }); err != nil {
@@ -140,167 +136,21 @@ func waitArmed(ctx context.Context, path string, limit time.Duration) error {
 	}
 }
 
-// plan turns fix steps into ops with their undo, from the current state.
-func plan(ctx context.Context, t *probes.Target, fsteps []playbook.FixStep) ([]Step, error) {
-	h := t.Netlink()
-	freed := map[int]bool{} // priorities a rule.del of this plan frees first
+// plan prepares each step against the namespace as it is now: the step to
+// make and its exact undo, refusing when the host no longer matches the
+// fix that was shown.
+func plan(ctx context.Context, t *probes.Target, steps fix.Steps) ([]Step, error) {
+	k := kernel{t}
+	var prep fix.Preparation
 	var out []Step
-	for _, fs := range fsteps {
-		v6 := fs.Src.Addr().Is6() || fs.Dst.Addr().Is6()
-		family := netlink.FAMILY_V4
-		if v6 {
-			family = netlink.FAMILY_V6
+	for _, s := range steps {
+		do, undo, err := s.Prepare(ctx, k, &prep)
+		if err != nil {
+			return nil, err
 		}
-		st := Step{Command: fs.Command()}
-		switch fs.Kind {
-		case "rule.add":
-			rules, err := h.RuleList(family)
-			if err != nil {
-				return nil, fmt.Errorf("read the rules: %w", err)
-			}
-			for _, r := range rules {
-				if r.Priority == fs.Priority && !freed[fs.Priority] {
-					return nil, fmt.Errorf("priority %d is taken by another rule now: the host changed since it was probed; run the check again", fs.Priority)
-				}
-			}
-			r := ruleSpec(family, fs)
-			st.Do, st.Undo = Op{Kind: "rule.add", Rule: r}, Op{Kind: "rule.del", Rule: r}
-		case "rule.del":
-			existing, err := findRule(h, family, fs)
-			if err != nil {
-				return nil, err
-			}
-			freed[fs.Priority] = true
-			st.Do, st.Undo = Op{Kind: "rule.del", Rule: existing}, Op{Kind: "rule.add", Rule: existing}
-		case "route.add":
-			n, err := t.CountRoutes(ctx, v6, fs.Table, 1)
-			if err != nil {
-				return nil, fmt.Errorf("read table %d: %w", fs.Table, err)
-			}
-			if n > 0 && !tableOfPlan(out, fs.Table) && !usedByRule(h, family, fs.Table) {
-				return nil, fmt.Errorf("table %d is not empty now, and no rule uses it: asym will not mix its routes into a table it does not know; run the check again", fs.Table)
-			}
-			rs := &RouteSpec{Dst: fs.Dst, Gateway: fs.Gateway, Dev: fs.Dev, PrefSrc: fs.PrefSrc, Scope: fs.Scope, Table: fs.Table}
-			if _, err := h.LinkByName(fs.Dev); err != nil {
-				return nil, fmt.Errorf("interface %q is gone from %s", fs.Dev, t)
-			}
-			st.Do, st.Undo = Op{Kind: "route.add", Route: rs}, Op{Kind: "route.del", Route: rs}
-		case "sysctl.set":
-			path := probes.SysctlPath(fs.Sysctl)
-			got, err := t.ReadProc(ctx, path)
-			if err != nil {
-				return nil, fmt.Errorf("read %s: %w", fs.Sysctl, err)
-			}
-			old, ok := got[path]
-			if !ok {
-				return nil, fmt.Errorf("%s does not exist in %s", fs.Sysctl, t)
-			}
-			st.Do = Op{Kind: "sysctl.set", Sysctl: fs.Sysctl, Value: fs.Value}
-			st.Undo = Op{Kind: "sysctl.set", Sysctl: fs.Sysctl, Value: strings.TrimSpace(old)}
-		default:
-			return nil, fmt.Errorf("asym cannot apply a step of kind %q", fs.Kind)
-		}
-		out = append(out, st)
+		out = append(out, Step{Do: fix.StepJSON{Step: do}, Undo: fix.StepJSON{Step: undo}, Command: evidence.Command(s.Words()...)})
 	}
 	return out, nil
-}
-
-func tableOfPlan(steps []Step, table int) bool {
-	for _, s := range steps {
-		if s.Do.Route != nil && s.Do.Route.Table == table {
-			return true
-		}
-	}
-	return false
-}
-
-func usedByRule(h *netlink.Handle, family, table int) bool {
-	rules, _ := h.RuleList(family)
-	for _, r := range rules {
-		if r.Table == table {
-			return true
-		}
-	}
-	return false
-}
-
-func ruleSpec(family int, fs playbook.FixStep) *netlink.Rule {
-	r := netlink.NewRule() // a zero Rule{} is rejected by the kernel (EINVAL)
-	r.Family, r.Priority, r.Table = family, fs.Priority, fs.Table
-	if fs.Src.IsValid() {
-		r.Src = &net.IPNet{IP: fs.Src.Addr().AsSlice(), Mask: net.CIDRMask(fs.Src.Bits(), fs.Src.Addr().BitLen())}
-	}
-	return r
-}
-
-// findRule captures the whole rule a rule.del removes, so its undo puts
-// back exactly that rule, every selector included.
-func findRule(h *netlink.Handle, family int, fs playbook.FixStep) (*netlink.Rule, error) {
-	rules, err := h.RuleList(family)
-	if err != nil {
-		return nil, fmt.Errorf("read the rules: %w", err)
-	}
-	for i := range rules {
-		r := rules[i]
-		src := netip.Prefix{}
-		if r.Src != nil {
-			if a, ok := netip.AddrFromSlice(r.Src.IP); ok {
-				ones, _ := r.Src.Mask.Size()
-				src = netip.PrefixFrom(a.Unmap(), ones)
-			}
-		}
-		if r.Priority == fs.Priority && r.Table == fs.Table && src == fs.Src {
-			return &r, nil
-		}
-	}
-	return nil, fmt.Errorf("the rule %q is no longer there: the host changed since it was probed; run the check again", strings.TrimPrefix(fs.Command(), "ip rule del "))
-}
-
-// execOp makes one change in the target namespace, through netlink or a
-// /proc/sys write on a thread inside it: never through a shell.
-func execOp(ctx context.Context, t *probes.Target, op Op) error {
-	h := t.Netlink()
-	switch op.Kind {
-	case "rule.add":
-		return h.RuleAdd(op.Rule)
-	case "rule.del":
-		return h.RuleDel(op.Rule)
-	case "route.add", "route.del":
-		r, err := op.Route.netlink(h)
-		if err != nil {
-			return err
-		}
-		if op.Kind == "route.add" {
-			return h.RouteAdd(r)
-		}
-		return h.RouteDel(r)
-	case "sysctl.set":
-		path := filepath.Join("/proc", probes.SysctlPath(op.Sysctl))
-		return t.InNS(ctx, func() error { return os.WriteFile(path, []byte(op.Value), 0) })
-	}
-	return fmt.Errorf("unknown change %q", op.Kind)
-}
-
-func (rs *RouteSpec) netlink(h *netlink.Handle) (*netlink.Route, error) {
-	l, err := h.LinkByName(rs.Dev)
-	if err != nil {
-		return nil, fmt.Errorf("interface %q: %w", rs.Dev, err)
-	}
-	r := &netlink.Route{LinkIndex: l.Attrs().Index, Table: rs.Table, Family: netlink.FAMILY_V4,
-		Dst: &net.IPNet{IP: rs.Dst.Addr().AsSlice(), Mask: net.CIDRMask(rs.Dst.Bits(), rs.Dst.Addr().BitLen())}}
-	if rs.Dst.Addr().Is6() {
-		r.Family = netlink.FAMILY_V6
-	}
-	if rs.Gateway.IsValid() {
-		r.Gw = rs.Gateway.AsSlice()
-	}
-	if rs.PrefSrc.IsValid() {
-		r.Src = rs.PrefSrc.AsSlice()
-	}
-	if rs.Scope == "link" {
-		r.Scope = netlink.SCOPE_LINK
-	}
-	return r, nil
 }
 
 // revert undoes every started step, newest first. An undo that finds its
@@ -313,7 +163,7 @@ func revert(ctx context.Context, t *probes.Target, j *Journal) []error {
 		if !s.Started {
 			continue
 		}
-		err := execOp(ctx, t, s.Undo)
+		err := s.Undo.Apply(ctx, kernel{t})
 		switch {
 		case err == nil:
 			j.logf("undone: %s", s.Command)

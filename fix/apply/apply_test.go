@@ -13,7 +13,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 
-	"asym/playbook"
+	"asym/evidence"
+	"asym/fix"
 	"asym/probes"
 	"asym/probes/probetest"
 )
@@ -72,12 +73,12 @@ func TestFailedStepRollsBack(t *testing.T) {
 	t.Setenv("ASYM_STATE_DIR", t.TempDir())
 	tg, h, ns := host(t)
 	before := state(t, h, ns)
-	steps := []playbook.FixStep{
-		{Kind: "sysctl.set", Sysctl: "net.ipv4.conf.eth0.rp_filter", Value: "2"},
-		{Kind: "route.add", Table: 100, Dst: netip.MustParsePrefix("198.51.100.0/24"), Dev: "eth0", Scope: "link", PrefSrc: netip.MustParseAddr("198.51.100.10")},
-		{Kind: "rule.add", Priority: 1000, Src: netip.MustParsePrefix("198.51.100.10/32"), Table: 100},
+	steps := fix.Steps{
+		&fix.SysctlSet{Sysctl: "net.ipv4.conf.eth0.rp_filter", Value: "2"},
+		&fix.RouteAdd{RouteSpec: fix.RouteSpec{Table: 100, Dst: netip.MustParsePrefix("198.51.100.0/24"), Dev: "eth0", Scope: "link", PrefSrc: netip.MustParseAddr("198.51.100.10")}},
+		&fix.RuleAdd{RuleSpec: fix.RuleSpec{Priority: 1000, Src: netip.MustParsePrefix("198.51.100.10/32"), Table: 100}},
 		// A gateway that is not on-link: the kernel refuses (ENETUNREACH).
-		{Kind: "route.add", Table: 100, Dst: netip.MustParsePrefix("0.0.0.0/0"), Gateway: netip.MustParseAddr("203.0.113.1"), Dev: "eth0"},
+		&fix.RouteAdd{RouteSpec: fix.RouteSpec{Table: 100, Dst: netip.MustParsePrefix("0.0.0.0/0"), Gateway: netip.MustParseAddr("203.0.113.1"), Dev: "eth0"}},
 	}
 	j, err := Apply(context.Background(), Plan{Target: tg, Steps: steps, RevertAfter: time.Minute, Arm: inProcess})
 	if err == nil || !strings.Contains(err.Error(), "rolled back") {
@@ -95,7 +96,7 @@ func TestWatchdogRevertsAtDeadline(t *testing.T) {
 	t.Setenv("ASYM_STATE_DIR", t.TempDir())
 	tg, h, ns := host(t)
 	before := state(t, h, ns)
-	steps := []playbook.FixStep{{Kind: "rule.add", Priority: 1000, Src: netip.MustParsePrefix("198.51.100.10/32"), Table: 100}}
+	steps := fix.Steps{&fix.RuleAdd{RuleSpec: fix.RuleSpec{Priority: 1000, Src: netip.MustParsePrefix("198.51.100.10/32"), Table: 100}}}
 	j, err := Apply(context.Background(), Plan{Target: tg, Steps: steps, RevertAfter: time.Second, Arm: inProcess})
 	if err != nil || j.State != StatePending || !j.Armed {
 		t.Fatalf("apply: %v %+v", err, j)
@@ -137,18 +138,18 @@ func TestRefusesWhenTheHostChanged(t *testing.T) {
 	l, _ := h.LinkByName("eth0")
 	h.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: &net.IPNet{IP: net.ParseIP("192.0.2.0").To4(), Mask: net.CIDRMask(24, 32)}, Table: 101})
 	for _, c := range []struct {
-		step playbook.FixStep
+		step fix.Step
 		says string
 	}{
-		{playbook.FixStep{Kind: "rule.add", Priority: 1000, Src: netip.MustParsePrefix("198.51.100.10/32"), Table: 100}, "priority 1000 is taken"},
-		{playbook.FixStep{Kind: "rule.del", Priority: 1001, Src: netip.MustParsePrefix("198.51.100.12/32"), Table: 100}, "no longer there"},
-		{playbook.FixStep{Kind: "route.add", Table: 101, Dst: netip.MustParsePrefix("0.0.0.0/0"), Dev: "eth0"}, "table 101 is not empty"},
-		{playbook.FixStep{Kind: "route.add", Table: 102, Dst: netip.MustParsePrefix("0.0.0.0/0"), Dev: "eth9"}, "is gone"},
-		{playbook.FixStep{Kind: "route.add", Table: 102, Dst: netip.MustParsePrefix("0.0.0.0/0"), Dev: "eth0", Unknown: "the gateway"}, "will not apply a guess"},
+		{&fix.RuleAdd{RuleSpec: fix.RuleSpec{Priority: 1000, Src: netip.MustParsePrefix("198.51.100.10/32"), Table: 100}}, "priority 1000 is taken"},
+		{&fix.RuleDel{RuleSpec: fix.RuleSpec{Priority: 1001, Src: netip.MustParsePrefix("198.51.100.12/32"), Table: 100}}, "no longer there"},
+		{&fix.RouteAdd{RouteSpec: fix.RouteSpec{Table: 101, Dst: netip.MustParsePrefix("0.0.0.0/0"), Dev: "eth0"}}, "table 101 is not empty"},
+		{&fix.RouteAdd{RouteSpec: fix.RouteSpec{Table: 102, Dst: netip.MustParsePrefix("0.0.0.0/0"), Dev: "eth9"}}, "is gone"},
+		{&fix.RouteAdd{RouteSpec: fix.RouteSpec{Table: 102, Dst: netip.MustParsePrefix("0.0.0.0/0"), Dev: "eth0"}, Unknown: "the gateway"}, "will not apply a guess"},
 	} {
-		_, err := Apply(context.Background(), Plan{Target: tg, Steps: []playbook.FixStep{c.step}, Arm: inProcess})
+		_, err := Apply(context.Background(), Plan{Target: tg, Steps: fix.Steps{c.step}, Arm: inProcess})
 		if err == nil || !strings.Contains(err.Error(), c.says) {
-			t.Errorf("%s: got %v, want it to say %q", c.step.Command(), err, c.says)
+			t.Errorf("%s: got %v, want it to say %q", evidence.Command(c.step.Words()...), err, c.says)
 		}
 	}
 }

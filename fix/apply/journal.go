@@ -5,17 +5,15 @@
 package apply
 
 import (
+	"asym/fix"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/vishvananda/netlink"
 )
 
 // States of a journal.
@@ -27,33 +25,13 @@ const (
 	StateRolledBack = "rolled back" // undone on request, or after a failed step
 )
 
-// Op is one change, as data that survives the process.
-type Op struct {
-	Kind   string        `json:"kind"` // rule.add, rule.del, route.add, route.del, sysctl.set
-	Rule   *netlink.Rule `json:"rule,omitempty"`
-	Route  *RouteSpec    `json:"route,omitempty"`
-	Sysctl string        `json:"sysctl,omitempty"` // dotted name, e.g. net.ipv4.conf.eth1.rp_filter
-	Value  string        `json:"value,omitempty"`
-}
-
-// RouteSpec is a route asym adds: simple enough to store and to delete
-// exactly.
-type RouteSpec struct {
-	Dst     netip.Prefix `json:"dst"`
-	Gateway netip.Addr   `json:"via,omitzero"`
-	Dev     string       `json:"dev"`
-	PrefSrc netip.Addr   `json:"src,omitzero"`
-	Scope   string       `json:"scope,omitempty"` // "link" or ""
-	Table   int          `json:"table"`
-}
-
 // Step is one change with its undo and how far it got.
 type Step struct {
-	Do      Op     `json:"do"`
-	Undo    Op     `json:"undo"`
-	Command string `json:"command"` // what a person would have typed
-	Started bool   `json:"started"` // set before the change: the undo runs for it even if the process died mid-change
-	Done    bool   `json:"done"`
+	Do      fix.StepJSON `json:"do"`
+	Undo    fix.StepJSON `json:"undo"`
+	Command string       `json:"command"` // what a person would have typed
+	Started bool         `json:"started"` // set before the change: the undo runs for it even if the process died mid-change
+	Done    bool         `json:"done"`
 }
 
 // TargetRef lets another process find the namespace again.
@@ -63,6 +41,12 @@ type TargetRef struct {
 	NSPath string `json:"ns_path"`
 	Inode  uint64 `json:"ns_inode"` // refuses to touch a different namespace that reused the path
 }
+
+// JournalVersion is the version of the journal's format. Version 1 stored
+// changes as netlink library structures; a journal of another version is
+// never acted on (its undo could be misread): the asym that wrote it must
+// decide it.
+const JournalVersion = 2
 
 // Journal is the record of one applied fix.
 type Journal struct {
@@ -115,6 +99,15 @@ func Load(path string) (*Journal, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
+	}
+	var v struct {
+		Version int `json:"version"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, fmt.Errorf("the journal %s is damaged: %v", path, err)
+	}
+	if v.Version != JournalVersion {
+		return nil, fmt.Errorf("the journal %s was written by another version of asym (journal format %d, this asym reads %d): keep or undo that fix with the asym that applied it", path, v.Version, JournalVersion)
 	}
 	var j Journal
 	if err := json.Unmarshal(b, &j); err != nil {

@@ -1,6 +1,7 @@
 package persist
 
 import (
+	"asym/fix"
 	"flag"
 	"net/netip"
 	"os"
@@ -10,20 +11,18 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"asym/playbook"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current rendering")
 
 // cloudFix is the cloud article's fix for eth1 (two NICs on one subnet, as
 // asym proposes it) plus an ARP sysctl.
-func cloudFix() []playbook.FixStep {
-	return []playbook.FixStep{
-		{Kind: "route.add", Table: 100, Dst: netip.MustParsePrefix("198.51.100.0/24"), Dev: "eth1", Scope: "link", PrefSrc: netip.MustParseAddr("198.51.100.11")},
-		{Kind: "route.add", Table: 100, Dst: netip.MustParsePrefix("0.0.0.0/0"), Dev: "eth1", Gateway: netip.MustParseAddr("198.51.100.1")},
-		{Kind: "rule.add", Priority: 1000, Src: netip.MustParsePrefix("198.51.100.11/32"), Table: 100},
-		{Kind: "sysctl.set", Sysctl: "net.ipv4.conf.eth1.arp_ignore", Value: "1"},
+func cloudFix() fix.Steps {
+	return fix.Steps{
+		&fix.RouteAdd{RouteSpec: fix.RouteSpec{Table: 100, Dst: netip.MustParsePrefix("198.51.100.0/24"), Dev: "eth1", Scope: "link", PrefSrc: netip.MustParseAddr("198.51.100.11")}},
+		&fix.RouteAdd{RouteSpec: fix.RouteSpec{Table: 100, Dst: netip.MustParsePrefix("0.0.0.0/0"), Dev: "eth1", Gateway: netip.MustParseAddr("198.51.100.1")}},
+		&fix.RuleAdd{RuleSpec: fix.RuleSpec{Priority: 1000, Src: netip.MustParsePrefix("198.51.100.11/32"), Table: 100}},
+		&fix.SysctlSet{Sysctl: "net.ipv4.conf.eth1.arp_ignore", Value: "1"},
 	}
 }
 
@@ -351,30 +350,31 @@ func diff(want, got string) string {
 
 func TestRenderRefuses(t *testing.T) {
 	d := Detect(mkroot(t, roots["debian-ifupdown"]))
-	fix := cloudFix()
-	incomplete := slices.Clone(fix)
-	incomplete[1].Gateway = netip.Addr{}
-	incomplete[1].Unknown = "the gateway of eth1"
-	orphan := []playbook.FixStep{
-		{Kind: "route.add", Table: 100, Dst: netip.MustParsePrefix("198.51.100.0/24"), Dev: "eth1"},
-		{Kind: "route.add", Table: 200, Dst: netip.MustParsePrefix("203.0.113.0/24"), Dev: "eth0"},
-		{Kind: "rule.add", Priority: 1000, Src: netip.MustParsePrefix("192.0.2.1/32"), Table: 300},
+	cloud := cloudFix()
+	incomplete := slices.Clone(cloud)
+	gw := *cloud[1].(*fix.RouteAdd)
+	gw.Gateway, gw.Unknown = netip.Addr{}, "the gateway of eth1"
+	incomplete[1] = &gw
+	orphan := fix.Steps{
+		&fix.RouteAdd{RouteSpec: fix.RouteSpec{Table: 100, Dst: netip.MustParsePrefix("198.51.100.0/24"), Dev: "eth1"}},
+		&fix.RouteAdd{RouteSpec: fix.RouteSpec{Table: 200, Dst: netip.MustParsePrefix("203.0.113.0/24"), Dev: "eth0"}},
+		&fix.RuleAdd{RuleSpec: fix.RuleSpec{Priority: 1000, Src: netip.MustParsePrefix("192.0.2.1/32"), Table: 300}},
 	}
 	for _, tc := range []struct {
 		name  string
 		m     Manager
-		steps []playbook.FixStep
+		steps fix.Steps
 		det   Detection
 		want  string
 	}{
 		{"unknown gateway", Ifupdown, incomplete, d, "could not find out the gateway of eth1"},
 		{"rule without interface", Ifupdown, orphan, d, "set the rule step's Dev"},
-		{"slash in name", NetworkScripts, withDev(fix, "a/b"), d, "no interface name can hold"},
-		{"leading dot", Networkd, withDev(fix, ".x"), d, "starts with a dot"},
-		{"glob for ifup-routes", NetworkScripts, withDev(fix, "e*"), d, "glob character"},
-		{"netplan without a definition", Netplan, fix, Detection{}, "netplan has no definition for eth1"},
-		{"unknown manager", Unknown, fix, d, "cannot persist routes and rules"},
-		{"sysctl glob", Ifupdown, []playbook.FixStep{{Kind: "sysctl.set", Sysctl: "net.ipv4.conf.*.rp_filter", Value: "2"}}, d, "glob character"},
+		{"slash in name", NetworkScripts, withDev(cloud, "a/b"), d, "no interface name can hold"},
+		{"leading dot", Networkd, withDev(cloud, ".x"), d, "starts with a dot"},
+		{"glob for ifup-routes", NetworkScripts, withDev(cloud, "e*"), d, "glob character"},
+		{"netplan without a definition", Netplan, cloud, Detection{}, "netplan has no definition for eth1"},
+		{"unknown manager", Unknown, cloud, d, "cannot persist routes and rules"},
+		{"sysctl glob", Ifupdown, fix.Steps{&fix.SysctlSet{Sysctl: "net.ipv4.conf.*.rp_filter", Value: "2"}}, d, "glob character"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Render(tc.m, tc.steps, tc.det)
@@ -384,27 +384,39 @@ func TestRenderRefuses(t *testing.T) {
 		})
 	}
 	// Sysctls alone persist whatever the manager.
-	r, err := Render(Unknown, []playbook.FixStep{{Kind: "sysctl.set", Sysctl: "net.ipv4.conf.all.rp_filter", Value: "2"}}, Detection{})
+	r, err := Render(Unknown, fix.Steps{&fix.SysctlSet{Sysctl: "net.ipv4.conf.all.rp_filter", Value: "2"}}, Detection{})
 	if err != nil || len(r.Files) != 1 || r.Files[0].Path != SysctlFile {
 		t.Fatalf("sysctl-only fix: %+v %v", r, err)
 	}
 }
 
-func withDev(steps []playbook.FixStep, dev string) []playbook.FixStep {
-	out := slices.Clone(steps)
-	for i := range out {
-		if out[i].Dev != "" {
-			out[i].Dev = dev
+func withDev(steps fix.Steps, dev string) fix.Steps {
+	out := make(fix.Steps, len(steps))
+	for i, s := range steps {
+		switch s := s.(type) {
+		case *fix.RouteAdd:
+			c := *s
+			c.Dev = dev
+			out[i] = &c
+		case *fix.RuleAdd:
+			c := *s
+			if c.Dev != "" {
+				c.Dev = dev
+			}
+			out[i] = &c
+		case *fix.SysctlSet:
+			out[i] = &fix.SysctlSet{Sysctl: strings.ReplaceAll(s.Sysctl, "eth1", dev), Value: s.Value}
+		default:
+			out[i] = s
 		}
-		out[i].Sysctl = strings.ReplaceAll(out[i].Sysctl, "eth1", dev)
 	}
 	return out
 }
 
 func TestRenderRuleDelNote(t *testing.T) {
-	steps := []playbook.FixStep{
-		{Kind: "rule.del", Priority: 1001, Src: netip.MustParsePrefix("198.51.100.11/32"), Table: 200},
-		{Kind: "rule.add", Priority: 99, Src: netip.MustParsePrefix("198.51.100.11/32"), Table: 200, Dev: "eth1"},
+	steps := fix.Steps{
+		&fix.RuleDel{RuleSpec: fix.RuleSpec{Priority: 1001, Src: netip.MustParsePrefix("198.51.100.11/32"), Table: 200}},
+		&fix.RuleAdd{RuleSpec: fix.RuleSpec{Priority: 99, Src: netip.MustParsePrefix("198.51.100.11/32"), Table: 200}, Dev: "eth1"},
 	}
 	d := Detect(mkroot(t, roots["rhel7-network-scripts"]))
 	r, err := Render(NetworkScripts, steps, d)
@@ -478,9 +490,9 @@ func TestRenderContext(t *testing.T) {
 	}
 
 	// IPv6 goes to route6-/rule6- and -6 commands.
-	v6 := []playbook.FixStep{
-		{Kind: "route.add", Table: 100, Dst: netip.MustParsePrefix("::/0"), Dev: "eth1", Gateway: netip.MustParseAddr("fe80::1")},
-		{Kind: "rule.add", Priority: 1000, Src: netip.MustParsePrefix("2001:db8::11/128"), Table: 100},
+	v6 := fix.Steps{
+		&fix.RouteAdd{RouteSpec: fix.RouteSpec{Table: 100, Dst: netip.MustParsePrefix("::/0"), Dev: "eth1", Gateway: netip.MustParseAddr("fe80::1")}},
+		&fix.RuleAdd{RuleSpec: fix.RuleSpec{Priority: 1000, Src: netip.MustParsePrefix("2001:db8::11/128"), Table: 100}},
 	}
 	r, err = Render(NetworkScripts, v6, Detection{})
 	if err != nil || r.Files[0].Path != "/etc/sysconfig/network-scripts/route6-eth1" || r.Files[1].Path != "/etc/sysconfig/network-scripts/rule6-eth1" {
@@ -792,10 +804,10 @@ func TestWriteIfupdown(t *testing.T) {
 
 	// A changed fix in the same second: the block is replaced, not added,
 	// and the backup gets a name of its own.
-	fix := cloudFix()
-	fix[2].Priority = 1001
-	fix[3].Value = "2"
-	r2, err := Render(Ifupdown, fix, d)
+	changed := cloudFix()
+	changed[2].(*fix.RuleAdd).Priority = 1001
+	changed[3].(*fix.SysctlSet).Value = "2"
+	r2, err := Render(Ifupdown, changed, d)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"asym/playbook"
-	"asym/probes"
+	"asym/evidence"
+	"asym/fix"
 )
 
 // SysctlFile is where sysctl steps persist, for every manager.
@@ -30,7 +30,7 @@ const SysctlFile = "/etc/sysctl.d/90-asym.conf"
 // files) and sysctl keys accumulate instead. A rule step is persisted
 // with the interface in its Dev, else with the interface of a route step to
 // the same table, else with the only interface the steps name.
-func Render(m Manager, steps []playbook.FixStep, det Detection) (Rendered, error) {
+func Render(m Manager, steps fix.Steps, det Detection) (Rendered, error) {
 	p, err := newPlan(steps)
 	if err != nil {
 		return Rendered{}, err
@@ -59,7 +59,7 @@ func Render(m Manager, steps []playbook.FixStep, det Detection) (Rendered, error
 		return Rendered{}, err
 	}
 	for _, s := range p.dels {
-		r.Notes = append(r.Notes, "asym removed the rule "+quoteNote(s.Command())+" at runtime only: if a file configures it (a rule- file, a .network [RoutingPolicyRule], a netplan routing-policy, a NetworkManager ipv4.routing-rules, a post-up line), it comes back at the next boot; asym cannot know which file holds it, so remove it there too.")
+		r.Notes = append(r.Notes, "asym removed the rule "+quoteNote(evidence.Command(s.Words()...))+" at runtime only: if a file configures it (a rule- file, a .network [RoutingPolicyRule], a netplan routing-policy, a NetworkManager ipv4.routing-rules, a post-up line), it comes back at the next boot; asym cannot know which file holds it, so remove it there too.")
 	}
 	for _, a := range det.Agents {
 		r.Notes = append(r.Notes, a.Warning)
@@ -69,15 +69,15 @@ func Render(m Manager, steps []playbook.FixStep, det Detection) (Rendered, error
 
 // plan is the steps sorted by where they persist.
 type plan struct {
-	devs    []string                      // interfaces, in order of first appearance
-	routes  map[string][]playbook.FixStep // by interface
-	rules   map[string][]playbook.FixStep // by interface
-	sysctls []playbook.FixStep
-	dels    []playbook.FixStep
+	devs    []string                   // interfaces, in order of first appearance
+	routes  map[string][]*fix.RouteAdd // by interface
+	rules   map[string][]*fix.RuleAdd  // by interface
+	sysctls []*fix.SysctlSet
+	dels    []*fix.RuleDel
 }
 
-func newPlan(steps []playbook.FixStep) (*plan, error) {
-	p := &plan{routes: map[string][]playbook.FixStep{}, rules: map[string][]playbook.FixStep{}}
+func newPlan(steps fix.Steps) (*plan, error) {
+	p := &plan{routes: map[string][]*fix.RouteAdd{}, rules: map[string][]*fix.RuleAdd{}}
 	addDev := func(d string) {
 		for _, x := range p.devs {
 			if x == d {
@@ -87,40 +87,43 @@ func newPlan(steps []playbook.FixStep) (*plan, error) {
 		p.devs = append(p.devs, d)
 	}
 	tableDev := map[int]string{}
-	var rules []playbook.FixStep
+	var rules []*fix.RuleAdd
 	for i, s := range steps {
-		if s.Unknown != "" {
-			return nil, fmt.Errorf("step %d (%s) is incomplete: asym could not find out %s; fill it in before persisting it", i+1, s.Command(), s.Unknown)
+		if m := s.Missing(); m != "" {
+			return nil, fmt.Errorf("step %d (%s) is incomplete: asym could not find out %s; fill it in before persisting it", i+1, evidence.Command(s.Words()...), m)
 		}
-		switch s.Kind {
-		case "route.add":
+		// Persistence is a visitor over the whole fix: routes and rules go
+		// into their interface's configuration together, so the kinds are
+		// sorted here rather than each rendering itself.
+		switch s := s.(type) {
+		case *fix.RouteAdd:
 			if err := checkRoute(s); err != nil {
-				return nil, fmt.Errorf("step %d (%s): %w", i+1, s.Command(), err)
+				return nil, fmt.Errorf("step %d (%s): %w", i+1, evidence.Command(s.Words()...), err)
 			}
 			addDev(s.Dev)
 			p.routes[s.Dev] = append(p.routes[s.Dev], s)
 			if _, ok := tableDev[s.Table]; !ok {
 				tableDev[s.Table] = s.Dev
 			}
-		case "rule.add":
+		case *fix.RuleAdd:
 			if s.Table <= 0 {
-				return nil, fmt.Errorf("step %d (%s) names no table to look up", i+1, s.Command())
+				return nil, fmt.Errorf("step %d (%s) names no table to look up", i+1, evidence.Command(s.Words()...))
 			}
 			if s.Priority <= 0 {
-				return nil, fmt.Errorf("step %d (%s) has no priority: a persisted rule needs a fixed one so that it sorts the same after a reboot", i+1, s.Command())
+				return nil, fmt.Errorf("step %d (%s) has no priority: a persisted rule needs a fixed one so that it sorts the same after a reboot", i+1, evidence.Command(s.Words()...))
 			}
 			if s.Dev != "" {
 				if err := checkIface(s.Dev); err != nil {
-					return nil, fmt.Errorf("step %d (%s): %w", i+1, s.Command(), err)
+					return nil, fmt.Errorf("step %d (%s): %w", i+1, evidence.Command(s.Words()...), err)
 				}
 			}
 			rules = append(rules, s)
-		case "rule.del":
+		case *fix.RuleDel:
 			p.dels = append(p.dels, s)
-		case "sysctl.set":
+		case *fix.SysctlSet:
 			p.sysctls = append(p.sysctls, s)
 		default:
-			return nil, fmt.Errorf("step %d is of kind %q, which asym cannot persist", i+1, s.Kind)
+			return nil, fmt.Errorf("step %d is of kind %q, which asym cannot persist", i+1, s.Kind())
 		}
 	}
 	for _, s := range rules {
@@ -132,7 +135,7 @@ func newPlan(steps []playbook.FixStep) (*plan, error) {
 			dev = p.devs[0]
 		}
 		if dev == "" {
-			return nil, fmt.Errorf("cannot tell which interface's configuration should carry the rule %s: set the rule step's Dev to the interface that holds %s", s.Command(), srcWord(s.Src))
+			return nil, fmt.Errorf("cannot tell which interface's configuration should carry the rule %s: set the rule step's Dev to the interface that holds %s", evidence.Command(s.Words()...), srcWord(s.Src))
 		}
 		addDev(dev)
 		p.rules[dev] = append(p.rules[dev], s)
@@ -140,7 +143,7 @@ func newPlan(steps []playbook.FixStep) (*plan, error) {
 	return p, nil
 }
 
-func checkRoute(s playbook.FixStep) error {
+func checkRoute(s *fix.RouteAdd) error {
 	if err := checkIface(s.Dev); err != nil {
 		return err
 	}
@@ -221,7 +224,7 @@ func dstWord(p netip.Prefix) string {
 }
 
 // routeWords is the iproute2 route command for s with verb add or del.
-func routeWords(s playbook.FixStep, verb string) []string {
+func routeWords(s *fix.RouteAdd, verb string) []string {
 	w := []string{"ip"}
 	if s.Dst.Addr().Is6() {
 		w = append(w, "-6")
@@ -232,7 +235,7 @@ func routeWords(s playbook.FixStep, verb string) []string {
 }
 
 // routeSpec is what follows "ip route add" (and what a route- file holds).
-func routeSpec(s playbook.FixStep) []string {
+func routeSpec(s *fix.RouteAdd) []string {
 	w := []string{dstWord(s.Dst)}
 	if s.Gateway.IsValid() {
 		w = append(w, "via", s.Gateway.String())
@@ -251,7 +254,7 @@ func routeSpec(s playbook.FixStep) []string {
 }
 
 // ruleWords is the iproute2 rule command for s with verb add or del.
-func ruleWords(s playbook.FixStep, verb string) []string {
+func ruleWords(s *fix.RuleAdd, verb string) []string {
 	w := []string{"ip"}
 	if s.Src.IsValid() && s.Src.Addr().Is6() {
 		w = append(w, "-6")
@@ -261,7 +264,7 @@ func ruleWords(s playbook.FixStep, verb string) []string {
 
 // ruleSpec is what follows "ip rule add"; full says whether to keep a /32
 // (the rule- file form of the cloud article) or drop it (the ip rule form).
-func ruleSpec(s playbook.FixStep, full bool) []string {
+func ruleSpec(s *fix.RuleAdd, full bool) []string {
 	from := srcWord(s.Src)
 	if full && s.Src.IsValid() {
 		from = s.Src.String()
@@ -269,12 +272,8 @@ func ruleSpec(s playbook.FixStep, full bool) []string {
 	return []string{"from", from, "lookup", strconv.Itoa(s.Table), "priority", strconv.Itoa(s.Priority)}
 }
 
-func is6(s playbook.FixStep) bool {
-	if s.Kind == "route.add" {
-		return s.Dst.Addr().Is6()
-	}
-	return s.Src.IsValid() && s.Src.Addr().Is6()
-}
+// is6 says whether a route or rule step is IPv6.
+func is6(s interface{ Is6() bool }) bool { return s.Is6() }
 
 // comment makes text safe for a comment line: no control characters.
 func comment(text string) string {
@@ -366,9 +365,9 @@ func renderNM(r *Rendered, p *plan, det Detection) error {
 		conn := c.ID
 		if !found {
 			conn = dev
-			r.Notes = append(r.Notes, fmt.Sprintf("No NetworkManager connection bound to %s was found in its files: asym assumed it is named %s. Check with %s and use that name.", dev, probes.Quote(dev), probes.Command("nmcli", "-g", "GENERAL.CONNECTION", "device", "show", dev)))
+			r.Notes = append(r.Notes, fmt.Sprintf("No NetworkManager connection bound to %s was found in its files: asym assumed it is named %s. Check with %s and use that name.", dev, evidence.Quote(dev), evidence.Command("nmcli", "-g", "GENERAL.CONNECTION", "device", "show", dev)))
 		} else if c.Netplan {
-			r.Notes = append(r.Notes, fmt.Sprintf("The connection %s was generated by netplan (%s), which regenerates it from /etc/netplan at every boot: prefer the netplan rendering (where NetworkManager is built with netplan support, as on Ubuntu 23.10 and later, it writes nmcli changes back to /etc/netplan/90-NM-*.yaml; elsewhere they are lost at the next boot).", probes.Quote(conn), c.File))
+			r.Notes = append(r.Notes, fmt.Sprintf("The connection %s was generated by netplan (%s), which regenerates it from /etc/netplan at every boot: prefer the netplan rendering (where NetworkManager is built with netplan support, as on Ubuntu 23.10 and later, it writes nmcli changes back to /etc/netplan/90-NM-*.yaml; elsewhere they are lost at the next boot).", evidence.Quote(conn), c.File))
 		}
 		for _, s := range p.routes[dev] {
 			fam, dst := "ipv4", s.Dst.String()
@@ -389,7 +388,7 @@ func renderNM(r *Rendered, p *plan, det Detection) error {
 				// NetworkManager takes the scope as the kernel's number.
 				spec = append(spec, "scope="+strconv.Itoa(scopes[s.Scope]))
 			}
-			r.Commands = append(r.Commands, probes.Command("nmcli", "connection", "modify", conn, "+"+fam+".routes", strings.Join(spec, " ")))
+			r.Commands = append(r.Commands, evidence.Command("nmcli", "connection", "modify", conn, "+"+fam+".routes", strings.Join(spec, " ")))
 		}
 		for _, s := range p.rules[dev] {
 			fam := "ipv4"
@@ -397,11 +396,11 @@ func renderNM(r *Rendered, p *plan, det Detection) error {
 				fam = "ipv6"
 			}
 			rule := fmt.Sprintf("priority %d from %s table %d", s.Priority, srcWord(s.Src), s.Table)
-			r.Commands = append(r.Commands, probes.Command("nmcli", "connection", "modify", conn, "+"+fam+".routing-rules", rule))
+			r.Commands = append(r.Commands, evidence.Command("nmcli", "connection", "modify", conn, "+"+fam+".routing-rules", rule))
 		}
 		if len(p.routes[dev])+len(p.rules[dev]) > 0 {
-			r.Notes = append(r.Notes, fmt.Sprintf("nmcli connection modify changes only the saved profile of %s. To apply it now without taking the link down: %s. %s applies it too, but takes %s down and up: connections through it drop, and an SSH session over it may not come back.", probes.Quote(conn), probes.Command("nmcli", "device", "reapply", dev), probes.Command("nmcli", "connection", "up", conn), dev))
-			r.Notes = append(r.Notes, fmt.Sprintf("Each command adds an entry: before running them a second time, check what the profile holds with %s.", probes.Command("nmcli", "-g", "ipv4.routes,ipv4.routing-rules,ipv6.routes,ipv6.routing-rules", "connection", "show", conn)))
+			r.Notes = append(r.Notes, fmt.Sprintf("nmcli connection modify changes only the saved profile of %s. To apply it now without taking the link down: %s. %s applies it too, but takes %s down and up: connections through it drop, and an SSH session over it may not come back.", evidence.Quote(conn), evidence.Command("nmcli", "device", "reapply", dev), evidence.Command("nmcli", "connection", "up", conn), dev))
+			r.Notes = append(r.Notes, fmt.Sprintf("Each command adds an entry: before running them a second time, check what the profile holds with %s.", evidence.Command("nmcli", "-g", "ipv4.routes,ipv4.routing-rules,ipv6.routes,ipv6.routing-rules", "connection", "show", conn)))
 		}
 	}
 	return nil
@@ -466,7 +465,7 @@ func renderNetplan(r *Rendered, p *plan, det Detection) error {
 			b.WriteString("      routing-policy:\n")
 			for _, s := range rs {
 				if !s.Src.IsValid() {
-					return fmt.Errorf("the rule %s has no source address, which asym's netplan rendering needs (routing-policy from:)", s.Command())
+					return fmt.Errorf("the rule %s has no source address, which asym's netplan rendering needs (routing-policy from:)", evidence.Command(s.Words()...))
 				}
 				yamlItem(&b, "        ", [][2]string{
 					{"from", yamlString(srcWord(s.Src))},
@@ -482,7 +481,7 @@ func renderNetplan(r *Rendered, p *plan, det Detection) error {
 		if def.File != "" {
 			where = "the definition of " + typ + "." + def.ID + " in " + def.File
 		}
-		r.Notes = append(r.Notes, fmt.Sprintf("netplan reads /etc/netplan/*.yaml (with /run/netplan and /lib/netplan) in lexical order, later files amending earlier ones: %s adds these routes and rules to %s. Check the merged result with %s, and generate the backend's files without applying them with netplan generate.", file, where, probes.Command("netplan", "get", typ+"."+def.ID)))
+		r.Notes = append(r.Notes, fmt.Sprintf("netplan reads /etc/netplan/*.yaml (with /run/netplan and /lib/netplan) in lexical order, later files amending earlier ones: %s adds these routes and rules to %s. Check the merged result with %s, and generate the backend's files without applying them with netplan generate.", file, where, evidence.Command("netplan", "get", typ+"."+def.ID)))
 		r.Notes = append(r.Notes, "netplan before canonical/netplan#320 (2023) dropped routes of an interface that came from a second file: if netplan get does not show the routes of "+file+", move them into the file that defines "+def.ID+".")
 		if def.CloudInit && det.CloudInitNetwork {
 			r.Notes = append(r.Notes, fmt.Sprintf("%s is cloud-init's: it may rewrite it on boot. asym's file is separate and survives, but if cloud-init starts naming this interface by another ID, update the ID in %s to match.", def.File, file))
@@ -622,7 +621,7 @@ func renderNetworkd(r *Rendered, p *plan, det Detection) error {
 		if len(doubtful) > 0 {
 			r.Notes = append(r.Notes, fmt.Sprintf("%s sort before %s and match by properties asym cannot check in files (MACAddress=, Driver=, …): if one of them matches %s, systemd-networkd applies it instead and ignores %s and this drop-in.", strings.Join(doubtful, ", "), base, dev, base))
 		}
-		r.Notes = append(r.Notes, fmt.Sprintf("systemd-networkd applies only the first .network file (in lexical order across /etc, /run and /usr/lib) that matches an interface, and silently ignores the drop-ins of every other file (amazon-ec2-net-utils#146): check that %s names %s in its \"Network File:\" line.", probes.Command("networkctl", "status", dev), base))
+		r.Notes = append(r.Notes, fmt.Sprintf("systemd-networkd applies only the first .network file (in lexical order across /etc, /run and /usr/lib) that matches an interface, and silently ignores the drop-ins of every other file (amazon-ec2-net-utils#146): check that %s names %s in its \"Network File:\" line.", evidence.Command("networkctl", "status", dev), base))
 	}
 	r.Notes = append(r.Notes, "Apply with networkctl reload, which re-reads the files and reconfigures the interfaces whose configuration changed (networkctl reconfigure DEV forces it); asym runs neither.")
 	return nil
@@ -639,12 +638,12 @@ func renderIfupdown(r *Rendered, p *plan, det Detection) error {
 		var lines []string
 		var downs []string
 		for _, s := range p.routes[dev] {
-			lines = append(lines, "post-up "+probes.Command(routeWords(s, "add")...))
-			downs = append([]string{"pre-down " + probes.Command(routeWords(s, "del")...)}, downs...)
+			lines = append(lines, "post-up "+evidence.Command(routeWords(s, "add")...))
+			downs = append([]string{"pre-down " + evidence.Command(routeWords(s, "del")...)}, downs...)
 		}
 		for _, s := range p.rules[dev] {
-			lines = append(lines, "post-up "+probes.Command(ruleWords(s, "add")...))
-			downs = append([]string{"pre-down " + probes.Command(ruleWords(s, "del")...)}, downs...)
+			lines = append(lines, "post-up "+evidence.Command(ruleWords(s, "add")...))
+			downs = append([]string{"pre-down " + evidence.Command(ruleWords(s, "del")...)}, downs...)
 		}
 		// Removing rules before routes on the way down mirrors the way up.
 		lines = append(lines, downs...)

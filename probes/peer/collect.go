@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"asym/evidence"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -12,36 +13,6 @@ import (
 	"syscall"
 	"time"
 	"unicode/utf8"
-
-	"asym/probes"
-)
-
-// Result is one run of the peer. The JSON names follow probes.Report's, for
-// reports that include the peer's run.
-type Result struct {
-	Prefix     []string      `json:"prefix"`               // the words before asym (--peer), for commands shown to run there
-	Command    []string      `json:"command"`              // what ran (Args)
-	Collection *Collection   `json:"collection,omitempty"` // nil on failure
-	Failure    *Failure      `json:"failure,omitempty"`    // nil on success
-	Elapsed    time.Duration `json:"elapsed_ns"`
-	Stderr     []string      `json:"stderr,omitempty"` // the last lines of the peer's stderr, cleaned, also on success
-}
-
-// Failure says why the peer gave no evidence.
-type Failure struct {
-	Kind     string `json:"kind"`      // one of the Kind* constants: stable, part of finding ids
-	Reason   string `json:"reason"`    // a sentence: what went wrong and what to do
-	ExitCode int    `json:"exit_code"` // -1 when the command did not exit by itself (timeout, not started, signal)
-}
-
-// Failure kinds.
-const (
-	KindUnreachable  = "unreachable"  // the connection failed (ssh's status 255, a namespace that does not exist)
-	KindNoAsym       = "no_asym"      // the peer has no asym it can run
-	KindNoSudo       = "no_sudo"      // sudo on the peer wants a password or refuses
-	KindTimeout      = "timeout"      // the run did not end in time and was killed
-	KindIncompatible = "incompatible" // the peer's asym does not know collect, or speaks another Format
-	KindFailed       = "failed"       // anything else, with the peer's last words
 )
 
 const (
@@ -58,9 +29,9 @@ const (
 // Collect runs the peer and reads its collection. It never panics or hangs:
 // the run is bounded by o.Timeout and ctx, and every way it can go wrong
 // ends up as a Failure.
-func Collect(ctx context.Context, o Options) Result {
+func Collect(ctx context.Context, o Options) evidence.PeerResult {
 	start := time.Now()
-	res := Result{Prefix: o.Prefix, Command: Args(o)}
+	res := evidence.PeerResult{Prefix: o.Prefix, Command: Args(o)}
 	timeout := o.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout + o.Watch
@@ -77,9 +48,9 @@ func Collect(ctx context.Context, o Options) Result {
 	case finished:
 		res.Collection, res.Failure = j.verdict(rctx)
 	case rctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled):
-		res.Failure = j.fail(KindFailed, "asym stopped the peer command before it finished, because it was cancelled")
+		res.Failure = j.fail(evidence.PeerFailed, "asym stopped the peer command before it finished, because it was cancelled")
 	case rctx.Err() != nil:
-		res.Failure = j.fail(KindTimeout, "the peer did not answer within %s, so asym stopped it%s: run %s by hand to see where it waits",
+		res.Failure = j.fail(evidence.PeerTimeout, "the peer did not answer within %s, so asym stopped it%s: run %s by hand to see where it waits",
 			timeout, j.said(), j.tryCommand())
 	default:
 		res.Collection, res.Failure = j.verdict(rctx)
@@ -134,50 +105,50 @@ type judge struct {
 	name string // the command that ran (argv[0])
 }
 
-func (j judge) fail(kind, format string, args ...any) *Failure {
-	return &Failure{Kind: kind, Reason: clean(fmt.Sprintf(format, args...)), ExitCode: j.r.code}
+func (j judge) fail(kind evidence.PeerFailureKind, format string, args ...any) *evidence.PeerFailure {
+	return &evidence.PeerFailure{Kind: kind, Reason: clean(fmt.Sprintf(format, args...)), ExitCode: j.r.code}
 }
 
-func (j judge) verdict(ctx context.Context) (*Collection, *Failure) {
+func (j judge) verdict(ctx context.Context) (*evidence.Collection, *evidence.PeerFailure) {
 	r := j.r
 	switch {
 	case errors.Is(r.startErr, exec.ErrNotFound), errors.Is(r.startErr, fs.ErrNotExist):
-		return nil, j.fail(KindFailed, "the peer command %q is not installed here: check --peer", j.name)
+		return nil, j.fail(evidence.PeerFailed, "the peer command %q is not installed here: check --peer", j.name)
 	case r.startErr != nil:
-		return nil, j.fail(KindFailed, "the peer command %q could not start (%v): check --peer", j.name, r.startErr)
+		return nil, j.fail(evidence.PeerFailed, "the peer command %q could not start (%v): check --peer", j.name, r.startErr)
 	case r.tooLarge:
-		return nil, j.fail(KindFailed, "the peer's output exceeds %d MiB, so asym stopped reading it: run %s by hand to see what it prints", maxOutput>>20, j.tryCommand())
+		return nil, j.fail(evidence.PeerFailed, "the peer's output exceeds %d MiB, so asym stopped reading it: run %s by hand to see what it prints", maxOutput>>20, j.tryCommand())
 	case j.stderrHas(`unknown command "collect"`):
 		v := peerVersion(ctx, j.o)
 		if v == "" {
 			v = "an older asym"
 		}
-		return nil, j.fail(KindIncompatible, "the peer runs %s, which does not know asym collect, and this is %s: install the same asym release on both hosts", v, j.local())
+		return nil, j.fail(evidence.PeerIncompatible, "the peer runs %s, which does not know asym collect, and this is %s: install the same asym release on both hosts", v, j.local())
 	case j.noSudo():
-		return nil, j.fail(KindNoSudo, "sudo on the peer did not run asym%s: asym runs the peer command without a terminal, so sudo cannot ask for a password; allow asym without a password there (NOPASSWD in sudoers), or reach the peer as a user who may run it", j.said())
+		return nil, j.fail(evidence.PeerNoSudo, "sudo on the peer did not run asym%s: asym runs the peer command without a terminal, so sudo cannot ask for a password; allow asym without a password there (NOPASSWD in sudoers), or reach the peer as a user who may run it", j.said())
 	case r.code == 255:
 		// ssh's own failures (connection, DNS, authentication, host key),
 		// and ip netns exec's for a namespace that does not exist.
-		return nil, j.fail(KindUnreachable, "the peer could not be reached%s: run %s by hand to see why", j.said(), j.tryCommand())
+		return nil, j.fail(evidence.PeerUnreachable, "the peer could not be reached%s: run %s by hand to see why", j.said(), j.tryCommand())
 	case j.noAsym():
-		return nil, j.fail(KindNoAsym, "the peer cannot run %q%s: install the same asym release there as here (%s), in a directory on the PATH the peer command uses (sudo uses its secure_path)", j.exe(), j.said(), j.local())
+		return nil, j.fail(evidence.PeerNoAsym, "the peer cannot run %q%s: install the same asym release there as here (%s), in a directory on the PATH the peer command uses (sudo uses its secure_path)", j.exe(), j.said(), j.local())
 	case r.code != 0:
 		if r.code < 0 {
-			return nil, j.fail(KindFailed, "the peer command was killed by a signal (%v)%s: run %s by hand to see why", r.waitErr, j.said(), j.tryCommand())
+			return nil, j.fail(evidence.PeerFailed, "the peer command was killed by a signal (%v)%s: run %s by hand to see why", r.waitErr, j.said(), j.tryCommand())
 		}
-		return nil, j.fail(KindFailed, "the peer command exited with status %d%s: run %s by hand to see why", r.code, j.said(), j.tryCommand())
+		return nil, j.fail(evidence.PeerFailed, "the peer command exited with status %d%s: run %s by hand to see why", r.code, j.said(), j.tryCommand())
 	case r.waitErr != nil && !errors.Is(r.waitErr, exec.ErrWaitDelay):
 		// ErrWaitDelay: it exited 0 but something it started kept the
 		// pipes open; its output is complete, so it is not a failure.
-		return nil, j.fail(KindFailed, "reading the peer's output failed (%v)%s", r.waitErr, j.said())
+		return nil, j.fail(evidence.PeerFailed, "reading the peer's output failed (%v)%s", r.waitErr, j.said())
 	}
 	return j.decode()
 }
 
-func (j judge) decode() (*Collection, *Failure) {
+func (j judge) decode() (*evidence.Collection, *evidence.PeerFailure) {
 	out := bytes.TrimSpace(j.r.stdout)
 	if len(out) == 0 {
-		return nil, j.fail(KindFailed, "the peer command printed nothing%s: run %s by hand to see why", j.said(), j.tryCommand())
+		return nil, j.fail(evidence.PeerFailed, "the peer command printed nothing%s: run %s by hand to see why", j.said(), j.tryCommand())
 	}
 	// The format first, alone: a newer peer's evidence may not decode into
 	// this asym's types, and that is an incompatibility, not garbage.
@@ -186,22 +157,22 @@ func (j judge) decode() (*Collection, *Failure) {
 		Version string `json:"version"`
 	}
 	if err := json.Unmarshal(out, &head); err != nil || head.Format == nil {
-		return nil, j.fail(KindFailed, "the peer printed something that is not asym collect output: %q: check that nothing on the peer (a login script, a wrapper) prints to standard output", clip(string(out), 100))
+		return nil, j.fail(evidence.PeerFailed, "the peer printed something that is not asym collect output: %q: check that nothing on the peer (a login script, a wrapper) prints to standard output", clip(string(out), 100))
 	}
-	if *head.Format != Format {
+	if *head.Format != evidence.CollectFormat {
 		v := "an asym of another release"
 		if head.Version != "" {
 			v = "asym " + clip(head.Version, 40)
 		}
-		return nil, j.fail(KindIncompatible, "the peer runs %s, which writes collect format %d, and this is %s, which reads format %d: install the same asym release on both hosts",
-			v, *head.Format, j.local(), Format)
+		return nil, j.fail(evidence.PeerIncompatible, "the peer runs %s, which writes collect format %d, and this is %s, which reads format %d: install the same asym release on both hosts",
+			v, *head.Format, j.local(), evidence.CollectFormat)
 	}
-	var c Collection
+	var c evidence.Collection
 	if err := json.Unmarshal(out, &c); err != nil {
-		return nil, j.fail(KindFailed, "the peer's collect output does not decode (%v): install the same asym release on both hosts", err)
+		return nil, j.fail(evidence.PeerFailed, "the peer's collect output does not decode (%v): install the same asym release on both hosts", err)
 	}
 	if c.Evidence.Flow != j.o.Flow {
-		return nil, j.fail(KindFailed, "the peer collected evidence for %s instead of %s: its asym does not read the flow as this one does; install the same asym release on both hosts", c.Evidence.Flow, j.o.Flow)
+		return nil, j.fail(evidence.PeerFailed, "the peer collected evidence for %s instead of %s: its asym does not read the flow as this one does; install the same asym release on both hosts", c.Evidence.Flow, j.o.Flow)
 	}
 	return &c, nil
 }
@@ -217,7 +188,7 @@ func (j judge) said() string {
 // tryCommand is a command the person can run to see what the prefix does:
 // the prefix with `true` after it.
 func (j judge) tryCommand() string {
-	return probes.Command(append(append([]string(nil), j.o.Prefix...), "true")...)
+	return evidence.Command(append(append([]string(nil), j.o.Prefix...), "true")...)
 }
 
 func (j judge) exe() string {
@@ -290,7 +261,7 @@ func peerVersion(ctx context.Context, o Options) string {
 	if exe == "" {
 		exe = "asym"
 	}
-	r := run(ctx, command(o.Prefix, []string{exe, "--version"}))
+	r := run(ctx, evidence.RemoteArgv(o.Prefix, []string{exe, "--version"}))
 	line, _, _ := strings.Cut(string(r.stdout), "\n")
 	line = strings.TrimSpace(line)
 	if r.startErr != nil || r.code != 0 || !strings.HasPrefix(line, "asym ") {
@@ -351,7 +322,7 @@ func (t *tail) lines() []string {
 }
 
 // clean makes text from the peer harmless to show (probes.Clean).
-func clean(s string) string { return probes.Clean(s) }
+func clean(s string) string { return evidence.Clean(s) }
 
 // clip shortens s to at most n bytes, on a rune boundary.
 func clip(s string, n int) string {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"asym/evidence"
 	"asym/flow"
 	"asym/probes/probetest"
 )
@@ -54,8 +55,8 @@ func TestCollectValid(t *testing.T) {
 		t.Fatalf("Failure = %+v, want none (stderr %q)", res.Failure, res.Stderr)
 	}
 	c := res.Collection
-	if c.Format != Format || c.Version != "fake-1" || c.Evidence.Flow != flow4 || c.Time.IsZero() {
-		t.Errorf("Collection = %+v, want format %d, version fake-1, flow %s and a time", c, Format, flow4)
+	if c.Format != evidence.CollectFormat || c.Version != "fake-1" || c.Evidence.Flow != flow4 || c.Time.IsZero() {
+		t.Errorf("Collection = %+v, want format %d, version fake-1, flow %s and a time", c, evidence.CollectFormat, flow4)
 	}
 	if strings.Join(res.Command, "\x00") != strings.Join(Args(o), "\x00") {
 		t.Errorf("Command = %q, want Args = %q", res.Command, Args(o))
@@ -76,38 +77,38 @@ func TestCollectFailures(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		o    func(*testing.T) Options
-		kind string
+		kind evidence.PeerFailureKind
 		code int
 		want []string // in the Reason
 	}{
-		{"format 99", func(t *testing.T) Options { return fake(t, "format99") }, KindIncompatible, 0,
+		{"format 99", func(t *testing.T) Options { return fake(t, "format99") }, evidence.PeerIncompatible, 0,
 			[]string{"asym 9.9.9", "format 99", "asym 0.2.0", "format 1", "install the same asym release on both hosts"}},
-		{"asym before collect", func(t *testing.T) Options { return fake(t, "old") }, KindIncompatible, 2,
+		{"asym before collect", func(t *testing.T) Options { return fake(t, "old") }, evidence.PeerIncompatible, 2,
 			[]string{"asym 0.0.1", "does not know asym collect", "asym 0.2.0", "install the same asym release on both hosts"}},
-		{"not json", func(t *testing.T) Options { return fake(t, "garbage") }, KindFailed, 0,
+		{"not json", func(t *testing.T) Options { return fake(t, "garbage") }, evidence.PeerFailed, 0,
 			[]string{"not asym collect output", "Welcome to db1", `\x1b[2J`, "login script"}},
-		{"prints nothing", func(t *testing.T) Options { return fake(t, "silent") }, KindFailed, 0,
+		{"prints nothing", func(t *testing.T) Options { return fake(t, "silent") }, evidence.PeerFailed, 0,
 			[]string{"printed nothing", "env ASYM_FAKE_PEER=silent true"}},
-		{"sudo wants a password", func(t *testing.T) Options { return fake(t, "nosudo") }, KindNoSudo, 1,
+		{"sudo wants a password", func(t *testing.T) Options { return fake(t, "nosudo") }, evidence.PeerNoSudo, 1,
 			[]string{"sudo: a password is required", "NOPASSWD"}},
-		{"sudo finds no asym", func(t *testing.T) Options { return fake(t, "sudo-notfound") }, KindNoAsym, 1,
+		{"sudo finds no asym", func(t *testing.T) Options { return fake(t, "sudo-notfound") }, evidence.PeerNoAsym, 1,
 			[]string{"command not found", "install the same asym release", "asym 0.2.0"}},
-		{"asym fails", func(t *testing.T) Options { return fake(t, "fail") }, KindFailed, 2,
+		{"asym fails", func(t *testing.T) Options { return fake(t, "fail") }, evidence.PeerFailed, 2,
 			[]string{"exited with status 2", `\x1b]0;pwned\x07`, `\u202e`}},
-		{"output too large", func(t *testing.T) Options { return fake(t, "huge") }, KindFailed, -1,
+		{"output too large", func(t *testing.T) Options { return fake(t, "huge") }, evidence.PeerFailed, -1,
 			[]string{"exceeds 32 MiB"}},
-		{"evidence for another flow", func(t *testing.T) Options { return fake(t, "wrongflow") }, KindFailed, 0,
+		{"evidence for another flow", func(t *testing.T) Options { return fake(t, "wrongflow") }, evidence.PeerFailed, 0,
 			[]string{"instead of " + flow4.String()}},
 		{"no asym on the peer", func(t *testing.T) Options {
 			o := fake(t, "valid")
 			o.Prefix, o.Exe = []string{"env"}, "/nonexistent/asym"
 			return o
-		}, KindNoAsym, 127, []string{`"/nonexistent/asym"`, "No such file or directory"}},
+		}, evidence.PeerNoAsym, 127, []string{`"/nonexistent/asym"`, "No such file or directory"}},
 		{"prefix not installed here", func(t *testing.T) Options {
 			o := fake(t, "valid")
 			o.Prefix = []string{"asym-no-such-command-xyz", "db1"}
 			return o
-		}, KindFailed, -1, []string{`the peer command "asym-no-such-command-xyz" is not installed here: check --peer`}},
+		}, evidence.PeerFailed, -1, []string{`the peer command "asym-no-such-command-xyz" is not installed here: check --peer`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res := Collect(context.Background(), tc.o(t))
@@ -143,8 +144,8 @@ func TestCollectTimeout(t *testing.T) {
 	took := time.Since(start)
 	pids := readPids(t, pidFile)
 	t.Cleanup(func() { killAll(pids) })
-	if res.Failure == nil || res.Failure.Kind != KindTimeout || res.Failure.ExitCode != -1 {
-		t.Fatalf("Failure = %+v, want kind %s with exit code -1", res.Failure, KindTimeout)
+	if res.Failure == nil || res.Failure.Kind != evidence.PeerTimeout || res.Failure.ExitCode != -1 {
+		t.Fatalf("Failure = %+v, want kind %s with exit code -1", res.Failure, evidence.PeerTimeout)
 	}
 	if !strings.Contains(res.Failure.Reason, "within 1s") {
 		t.Errorf("Reason = %q, want it to say the bound (1s)", res.Failure.Reason)
@@ -173,7 +174,7 @@ func TestCollectCancel(t *testing.T) {
 	}
 	pids := readPids(t, pidFile)
 	t.Cleanup(func() { killAll(pids) })
-	if res.Failure == nil || res.Failure.Kind != KindFailed || !strings.Contains(res.Failure.Reason, "cancelled") {
+	if res.Failure == nil || res.Failure.Kind != evidence.PeerFailed || !strings.Contains(res.Failure.Reason, "cancelled") {
 		t.Fatalf("Failure = %+v, want a failure that says it was cancelled", res.Failure)
 	}
 	for _, pid := range pids {
@@ -255,8 +256,8 @@ func TestCollectRealSSH(t *testing.T) {
 	} {
 		o := Options{Prefix: tc.prefix, Flow: flow4, Timeout: 15 * time.Second}
 		res := Collect(context.Background(), o)
-		if res.Failure == nil || res.Failure.Kind != KindUnreachable || res.Failure.ExitCode != 255 {
-			t.Errorf("%q: Failure = %+v, want kind %s with exit code 255 (stderr %q)", tc.prefix, res.Failure, KindUnreachable, res.Stderr)
+		if res.Failure == nil || res.Failure.Kind != evidence.PeerUnreachable || res.Failure.ExitCode != 255 {
+			t.Errorf("%q: Failure = %+v, want kind %s with exit code 255 (stderr %q)", tc.prefix, res.Failure, evidence.PeerUnreachable, res.Stderr)
 			continue
 		}
 		if !strings.Contains(res.Failure.Reason, tc.want) || !strings.Contains(res.Failure.Reason, "true by hand") {
@@ -290,7 +291,7 @@ func TestCollectInNamespace(t *testing.T) {
 	// A namespace that does not exist: ip says so and exits 255.
 	o.Prefix = []string{"ip", "netns", "exec", ns.Name + "-missing", "env", "ASYM_FAKE_PEER=valid"}
 	res = Collect(context.Background(), o)
-	if res.Failure == nil || res.Failure.Kind != KindUnreachable || !strings.Contains(res.Failure.Reason, ns.Name+"-missing") {
-		t.Errorf("missing namespace: Failure = %+v, want %s naming the namespace", res.Failure, KindUnreachable)
+	if res.Failure == nil || res.Failure.Kind != evidence.PeerUnreachable || !strings.Contains(res.Failure.Reason, ns.Name+"-missing") {
+		t.Errorf("missing namespace: Failure = %+v, want %s naming the namespace", res.Failure, evidence.PeerUnreachable)
 	}
 }

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"asym/evidence"
 	"asym/flow"
-	"asym/probes"
 )
 
 // The test binary is its own fake peer: run as `env ASYM_FAKE_PEER=MODE
@@ -153,7 +153,7 @@ func fakeCollect(args []string) int {
 	}
 	// Noise on stderr, as a real run has: Result.Stderr keeps it, cleaned.
 	fmt.Fprintf(os.Stderr, "note: \x1b[31mred\x1b[0m\nnetns=%d\n", st.Ino)
-	c := Collection{Format: Format, Version: "fake-1", Time: time.Now(), Evidence: probes.Evidence{Flow: f}}
+	c := evidence.Collection{Format: evidence.CollectFormat, Version: "fake-1", Time: time.Now(), Evidence: evidence.Evidence{Flow: f}}
 	if err := json.NewEncoder(os.Stdout).Encode(c); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -5,27 +5,13 @@
 package peer
 
 import (
-	"path/filepath"
 	"strings"
 	"time"
 
+	"asym/evidence"
 	"asym/flow"
 	"asym/probes"
 )
-
-// Format is the version of the collect wire format; a peer with another
-// Format is incompatible. Raise it whenever a change to Collection or
-// probes.Evidence would make an older asym misread a newer one's output.
-const Format = 1
-
-// Collection is what `asym collect --json` prints: one host's evidence for
-// the flow.
-type Collection struct {
-	Format   int             `json:"asym_collect"` // first, so that a person reading the output knows what it is
-	Version  string          `json:"version"`      // the collecting asym's version string
-	Time     time.Time       `json:"time"`
-	Evidence probes.Evidence `json:"evidence"`
-}
 
 // DefaultTimeout bounds a whole peer run when Options.Timeout is zero: ssh,
 // sudo and all the peer's probes. A live window (Watch) is added to it.
@@ -66,31 +52,5 @@ func Args(o Options) []string {
 	// "--" ends the flags, so nothing in the flow can be read as one.
 	words = append(words, "--")
 	words = append(words, strings.Fields(o.Flow.String())...)
-	return command(o.Prefix, words)
-}
-
-// command appends words to the prefix, quoted when ssh will hand them to a
-// remote shell.
-func command(prefix, words []string) []string {
-	argv := append([]string(nil), prefix...)
-	quote := false
-	for _, w := range prefix {
-		if filepath.Base(w) == "ssh" {
-			quote = true
-		}
-	}
-	for _, w := range words {
-		if quote {
-			w = probes.Quote(w)
-		}
-		argv = append(argv, w)
-	}
-	return argv
-}
-
-// Command renders words to run on the peer as one line a person can paste
-// here: the --peer prefix, then the words, quoted for the remote shell when
-// ssh carries them and again for the local one.
-func Command(prefix []string, words ...string) string {
-	return probes.Command(command(prefix, words)...)
+	return evidence.RemoteArgv(o.Prefix, words)
 }

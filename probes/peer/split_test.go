@@ -1,11 +1,10 @@
 package peer
 
 import (
+	"asym/evidence"
 	"slices"
 	"strings"
 	"testing"
-
-	"asym/probes"
 )
 
 func TestSplitPrefix(t *testing.T) {
@@ -100,9 +99,9 @@ func FuzzSplitPrefix(f *testing.F) {
 		if len(words) == 0 {
 			t.Fatalf("SplitPrefix(%q) accepted no words", s)
 		}
-		again, err := SplitPrefix(probes.Command(words...))
+		again, err := SplitPrefix(evidence.Command(words...))
 		if err != nil || !slices.Equal(again, words) {
-			t.Fatalf("SplitPrefix(%q) = %q; quoted %q splits to %q, %v", s, words, probes.Command(words...), again, err)
+			t.Fatalf("SplitPrefix(%q) = %q; quoted %q splits to %q, %v", s, words, evidence.Command(words...), again, err)
 		}
 	})
 }

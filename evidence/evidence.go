@@ -1,0 +1,70 @@
+package evidence
+
+import "asym/flow"
+
+// Evidence is everything the probes learned about one flow on one host.
+// Analyzers read it; a nil field means that probe has not run (yet).
+type Evidence struct {
+	Flow       flow.Flow      `json:"flow"`
+	Host       *HostView      `json:"host,omitempty"`
+	Request    *PathView      `json:"request,omitempty"`
+	Reply      *PathView      `json:"reply,omitempty"`
+	Counters   *Counters      `json:"counters,omitempty"`
+	Firewall   *FirewallView  `json:"firewall,omitempty"`
+	Conntrack  *ConntrackView `json:"conntrack,omitempty"`
+	Rules      *RulesView     `json:"rules,omitempty"`
+	Tables     *TablesView    `json:"tables,omitempty"`
+	Sysctls    *SysctlView    `json:"sysctls,omitempty"`
+	Neighbours *NeighView     `json:"neighbours,omitempty"`
+	Live       *LiveEvidence  `json:"live,omitempty"`
+}
+
+// ProbeID names a probe; evidence lines name the probe that saw them.
+type ProbeID string
+
+// Probe ids, in the order a full check runs them.
+const (
+	ProbeHost       ProbeID = "host"
+	ProbeRequest    ProbeID = "route.request"
+	ProbeReply      ProbeID = "route.reply"
+	ProbeCounters   ProbeID = "counters"
+	ProbeFirewall   ProbeID = "firewall"
+	ProbeConntrack  ProbeID = "conntrack"
+	ProbeRules      ProbeID = "rules"
+	ProbeTables     ProbeID = "tables"
+	ProbeSysctls    ProbeID = "sysctls"
+	ProbeNeighbours ProbeID = "neighbours"
+	ProbeLive       ProbeID = "live" // observed over a window, not run with the others
+)
+
+// Reports returns the report of every probe whose evidence is present, by
+// probe id: evidence read back from JSON (a peer's) shows the same probe
+// output as evidence collected here.
+func (e *Evidence) Reports() map[ProbeID]Reporter {
+	out := map[ProbeID]Reporter{}
+	add := func(id ProbeID, r Reporter, present bool) {
+		if present {
+			out[id] = r
+		}
+	}
+	add(ProbeHost, e.Host, e.Host != nil)
+	add(ProbeRequest, e.Request, e.Request != nil)
+	add(ProbeReply, e.Reply, e.Reply != nil)
+	add(ProbeCounters, e.Counters, e.Counters != nil)
+	add(ProbeFirewall, e.Firewall, e.Firewall != nil)
+	add(ProbeConntrack, e.Conntrack, e.Conntrack != nil)
+	add(ProbeRules, e.Rules, e.Rules != nil)
+	add(ProbeTables, e.Tables, e.Tables != nil)
+	add(ProbeSysctls, e.Sysctls, e.Sysctls != nil)
+	add(ProbeNeighbours, e.Neighbours, e.Neighbours != nil)
+	add(ProbeLive, e.Live, e.Live != nil)
+	return out
+}
+
+// Path returns the view of one direction, nil when it did not run.
+func (e *Evidence) Path(d Direction) *PathView {
+	if d == DirReply {
+		return e.Reply
+	}
+	return e.Request
+}

@@ -1,0 +1,31 @@
+package evidence
+
+import "net/netip"
+
+// Neighbour is the kernel's ARP/NDP entry for a next hop.
+type Neighbour struct {
+	Addr  netip.Addr `json:"addr"`
+	Dev   string     `json:"dev"`
+	MAC   string     `json:"lladdr,omitempty"`
+	State string     `json:"state"` // REACHABLE, STALE, FAILED, …, or "none" when the kernel has no entry
+	Text  string     `json:"text"`
+}
+
+// NeighView holds the neighbours of the next hops and the MTUs of the
+// interfaces in play.
+type NeighView struct {
+	Report
+	Entries []Neighbour `json:"neighbours"`
+	Links   []Iface     `json:"links"`
+	// Gateways per interface towards the flow's peer, for fixes that give
+	// each interface its own table.
+	Gateways []Gateway `json:"gateways,omitempty"`
+}
+
+// Gateway is the router an interface would use to reach the flow's peer.
+type Gateway struct {
+	Iface   string     `json:"iface"`
+	Addr    netip.Addr `json:"addr"`    // the interface's address used as source
+	Gateway netip.Addr `json:"gateway"` // invalid when unknown
+	How     string     `json:"how"`
+}
