@@ -1,6 +1,10 @@
 package evidence
 
-import "asym/flow"
+import (
+	"context"
+
+	"asym/flow"
+)
 
 // Evidence is everything the probes learned about one flow on one host.
 // Analyzers read it; a nil field means that probe has not run (yet).
@@ -67,4 +71,23 @@ func (e *Evidence) Path(d Direction) *PathView {
 		return e.Reply
 	}
 	return e.Request
+}
+
+// Prober runs the probes of one flow in one target and keeps what they
+// found: probes.Collector is one; tests replay recorded evidence with
+// another.
+type Prober interface {
+	// Run runs one probe (and any it needs first) and returns its report;
+	// kernel errors become the report's status, never a panic.
+	Run(ctx context.Context, id ProbeID) Reporter
+	// Evidence is a snapshot of what has been collected so far.
+	Evidence() Evidence
+}
+
+// TargetInfo says where a diagnosis runs, for headers and pasted commands.
+type TargetInfo struct {
+	Hostname string
+	Kernel   string
+	Target   string   // "host namespace", "netns asym-lab-host", "pid 4242"
+	Prefix   []string // words that enter the target (ip netns exec NAME), for commands shown to people
 }

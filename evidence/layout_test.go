@@ -35,6 +35,7 @@ func TestLayout(t *testing.T) {
 		{"asym/ui", "the view renders and dispatches; the session behind it does the work", append(kernelFacing[:5:5], "asym/probes", "asym/fix/apply", "asym/session")},
 		{"asym/probes/...", "probes read the kernel; they never depend on what judges, shows or changes", []string{"asym/playbook", "asym/ui", "asym/fix", "asym/session", "charm.land/"}},
 		{"asym/fix/apply", "the fix engine applies steps; it does not judge", []string{"asym/playbook", "asym/ui", "asym/session", "charm.land/"}},
+		{"asym/session", "the session drives probes, playbook and the fix engine; the view drives it, never the reverse", []string{"asym/ui", "charm.land/"}},
 		{"asym/fix/persist", "persistence renders files from steps", append(kernelFacing, "asym/probes", "asym/playbook", "charm.land/")},
 	}
 	for _, r := range rules {

@@ -18,46 +18,48 @@ import (
 	"asym/playbook"
 )
 
-// Prober runs probes for one flow; probes.Collector is one. Tests use
-// recorded evidence instead of a kernel.
-type Prober interface {
-	Run(ctx context.Context, id evidence.ProbeID) evidence.Reporter
-	Evidence() evidence.Evidence
+// Session is what the view drives: the diagnosis of one target.
+// session.Session implements it; tests replay recorded evidence. The view
+// holds no diagnosis logic of its own: it renders what the session returns
+// and dispatches its calls as commands, off the UI goroutine.
+type Session interface {
+	// Info says where the diagnosis runs, for the header and pasted commands.
+	Info() evidence.TargetInfo
+	// Prober makes the prober of a flow (the form calls it once the person
+	// has typed one).
+	Prober(f flow.Flow) evidence.Prober
+	// Live says whether the live view can run; Watch streams the flow's
+	// conntrack events and counters, Capture its packets (nil: none).
+	Live() bool
+	Watch(ctx context.Context, f flow.Flow) <-chan evidence.WatchUpdate
+	Capture(ctx context.Context, f flow.Flow) <-chan evidence.CaptureUpdate
+	// PeerCommand is the --peer command ("" for one end only); Peer
+	// collects the far end's evidence, with a live window of watch when not
+	// zero. It runs when the First step runs, with a window when the live
+	// view opens.
+	PeerCommand() string
+	Peer(ctx context.Context, f flow.Flow, watch time.Duration) evidence.PeerResult
+	// CanApply says whether fixes may be applied from the view. ApplyFix
+	// re-probes, checks that the fix of findingID still is what was shown,
+	// applies it with the revert armed, and re-checks; DecideFix keeps or
+	// reverts it.
+	CanApply() bool
+	ApplyFix(ctx context.Context, f flow.Flow, findingID string, shown []string) (*playbook.FixOutcome, error)
+	DecideFix(ctx context.Context, keep bool) error
+	// Persist shows how to make a fix survive a reboot with the host's
+	// network manager: a title and the lines (rendered by the session).
+	Persist(fx *fix.Fix) (title string, lines []string)
 }
 
 // Options configure the UI.
 type Options struct {
-	// NewProber makes the prober for a flow (the form calls it once the
-	// person has typed one).
-	NewProber func(f flow.Flow) Prober
-	Flow      *flow.Flow // nil: ask for it
-	Target    string     // for the header: "netns asym-lab-host"
-	Prefix    []string   // words that enter the target, for pasted commands
-	Hostname  string
-	Kernel    string
-	// Watch starts the live stream for a flow; nil disables the live view.
-	Watch func(ctx context.Context, f flow.Flow) <-chan evidence.WatchUpdate
-	// Capture streams the flow's packets for the live view; nil: none.
-	Capture func(ctx context.Context, f flow.Flow) <-chan evidence.CaptureUpdate
-	// ApplyFix re-probes, checks that the fix of findingID still is what
-	// was shown, applies it with the revert armed, and re-checks. DecideFix
-	// keeps or reverts it. Nil: the fix pane only shows fixes.
-	ApplyFix  func(ctx context.Context, f flow.Flow, findingID string, shown []string) (*FixOutcome, error)
-	DecideFix func(ctx context.Context, keep bool) error
+	Session Session
+	Flow    *flow.Flow // nil: ask for it
 	// Lab is set by `asym lab run`: its traffic's results are shown, so a
 	// fix visibly turns failures into successes.
-	Lab *LabInfo
-	// Persist shows how to make a fix survive a reboot with the host's
-	// network manager (rendered by the caller: the UI only shows it).
-	Persist     []PersistView
+	Lab         *LabInfo
 	NotesPath   string
 	HistoryPath string
-	// Peer collects the other end's evidence for a flow (--peer), with a
-	// live window of watch when not zero: it runs when the First step runs,
-	// and with a window when the live view opens. Nil: one end only.
-	// PeerCommand is what it runs, quoted, for the header.
-	Peer        func(ctx context.Context, f flow.Flow, watch time.Duration) evidence.PeerResult
-	PeerCommand string
 	Plain       bool             // no colour or attributes (golden tests)
 	Now         func() time.Time // clock, for notes; time.Now when nil
 }
@@ -66,12 +68,6 @@ type Options struct {
 type LabInfo struct {
 	Name, Story string
 	Traffic     <-chan error // one result per attempt of the failing flow
-}
-
-// PersistView renders a fix for one network manager.
-type PersistView struct {
-	Title string
-	Lines func(fx *fix.Fix) []string
 }
 
 type stepStatus int
@@ -110,7 +106,8 @@ type Model struct {
 	st     Styles
 	w, h   int
 	start  time.Time
-	prober Prober
+	prober evidence.Prober
+	info   evidence.TargetInfo
 	flow   flow.Flow
 	form   *formModel
 
@@ -142,11 +139,11 @@ func New(opt Options) *Model {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	m := &Model{opt: opt, keys: DefaultKeyMap(), st: NewStyles(opt.Plain), start: opt.Now(), w: 80, h: 24}
+	m := &Model{opt: opt, keys: DefaultKeyMap(), st: NewStyles(opt.Plain), start: opt.Now(), w: 80, h: 24, info: opt.Session.Info()}
 	m.spin = spinner.New(spinner.WithSpinner(spinner.Line))
 	m.steps = make([]stepState, len(playbook.Steps))
 	if m.opt.NotesPath == "" {
-		m.opt.NotesPath = DefaultNotesPath(opt.Hostname, m.start)
+		m.opt.NotesPath = DefaultNotesPath(m.info.Hostname, m.start)
 	}
 	if opt.Flow != nil {
 		m.setFlow(*opt.Flow)
@@ -159,7 +156,7 @@ func New(opt Options) *Model {
 func (m *Model) setFlow(f flow.Flow) {
 	m.flow = f
 	m.form = nil
-	m.prober = m.opt.NewProber(f)
+	m.prober = m.opt.Session.Prober(f)
 	RememberFlow(m.opt.HistoryPath, f)
 	for i := range m.steps {
 		m.steps[i] = stepState{}
@@ -553,7 +550,7 @@ func (m *Model) report() playbook.Report {
 			local = append(local, f)
 		}
 	}
-	r := playbook.NewReport(m.opt.Now(), &ev, m.opt.Prefix, ran, local)
+	r := playbook.NewReport(m.opt.Now(), &ev, m.info.Prefix, ran, local)
 	if m.peer.res != nil {
 		r.AddPeer(playbook.AnalyzePeer(&ev, *m.peer.res))
 	}
@@ -566,7 +563,7 @@ func (m *Model) notesMarkdown() []byte {
 	if m.live != nil {
 		m.live.writeMarkdown(&b)
 	}
-	m.fix.writeMarkdown(&b, m.findings, m.opt.Prefix)
+	m.fix.writeMarkdown(&b, m.findings, m.info.Prefix)
 	return b.Bytes()
 }
 

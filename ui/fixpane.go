@@ -13,15 +13,6 @@ import (
 	"asym/playbook"
 )
 
-// FixOutcome is what applying a fix did.
-type FixOutcome struct {
-	Changes  int
-	Deadline time.Time
-	Watchdog string
-	Before   []playbook.Finding
-	After    []playbook.Finding
-}
-
 // grace is how long a dangerous pane ignores keys after it opens, so a key
 // typed for the previous screen never applies a change.
 const grace = 600 * time.Millisecond
@@ -37,12 +28,12 @@ type fixState struct {
 	confirmShown []string
 	applying     bool
 	finding      string
-	outcome      *FixOutcome
+	outcome      *playbook.FixOutcome
 	result       string // kept, reverted…
 }
 
 type appliedMsg struct {
-	outcome *FixOutcome
+	outcome *playbook.FixOutcome
 	err     error
 }
 
@@ -70,8 +61,8 @@ func (m *Model) fixKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 			}
 			keep := k.String() == "y"
 			fx.applying = true
-			decide := m.opt.DecideFix
-			return func() tea.Msg { return decidedMsg{keep: keep, err: decide(context.Background(), keep)} }, true
+			sess := m.opt.Session
+			return func() tea.Msg { return decidedMsg{keep: keep, err: sess.DecideFix(context.Background(), keep)} }, true
 		}
 		return nil, false
 	}
@@ -93,10 +84,10 @@ func (m *Model) fixKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 				return nil, true
 			}
 			fx.confirming, fx.applying, fx.finding = false, true, f.ID
-			apply, fl := m.opt.ApplyFix, m.flow
+			sess, fl := m.opt.Session, m.flow
 			m.setFlash("applying "+fmt.Sprint(len(shown))+" changes; the revert is armed first…", false)
 			return func() tea.Msg {
-				o, err := apply(context.Background(), fl, f.ID, shown)
+				o, err := sess.ApplyFix(context.Background(), fl, f.ID, shown)
 				return appliedMsg{o, err}
 			}, true
 		case "esc", "n":
@@ -111,7 +102,7 @@ func (m *Model) fixKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 		switch {
 		case f.Side != "":
 			m.setFlash(peerFixRefusal(f), true)
-		case m.opt.ApplyFix == nil:
+		case !m.opt.Session.CanApply():
 			m.setFlash("applying fixes is not available here: copy the commands", true)
 		case f.Fix == nil || len(f.Fix.Steps) == 0:
 			m.setFlash("this finding has no host-local fix: its advice says what to change and where", true)
@@ -202,13 +193,13 @@ func (m *Model) fixPaneLines(f playbook.Finding, width int) []string {
 		if f.Fix != nil {
 			n = len(f.Fix.Steps)
 		}
-		out = append(out, m.st.Highlight.Render(fmt.Sprintf("Apply these %d changes to %s? y apply · esc cancel", n, playbook.Clean(m.opt.Target))))
+		out = append(out, m.st.Highlight.Render(fmt.Sprintf("Apply these %d changes to %s? y apply · esc cancel", n, playbook.Clean(m.info.Target))))
 		out = append(out, hang(m.st.Dim, "", "asym re-probes first and refuses if the host changed; the changes revert by themselves unless you keep them.", width)...)
 	case fx.applying:
 		out = append(out, m.st.Run.Render(m.spin.View()+" applying…"))
 	case f.Side != "":
 		out = append(out, hang(m.st.Dim, "", peerFixRefusal(f)+".", width)...)
-	case f.Fix != nil && len(f.Fix.Steps) > 0 && m.opt.ApplyFix != nil:
+	case f.Fix != nil && len(f.Fix.Steps) > 0 && m.opt.Session.CanApply():
 		out = append(out, m.dim("enter: apply (you confirm first; it reverts by itself unless kept)"))
 	}
 	return out

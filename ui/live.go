@@ -126,7 +126,7 @@ func waitLive(ch <-chan evidence.WatchUpdate) tea.Cmd {
 }
 
 func (m *Model) toggleLive() tea.Cmd {
-	if m.opt.Watch == nil || m.prober == nil {
+	if !m.opt.Session.Live() || m.prober == nil {
 		m.setFlash("the live view is not available here", true)
 		return nil
 	}
@@ -136,12 +136,12 @@ func (m *Model) toggleLive() tea.Cmd {
 		return nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ch := m.opt.Watch(ctx, m.flow)
+	ch := m.opt.Session.Watch(ctx, m.flow)
 	m.live = &liveState{start: m.opt.Now(), cancel: cancel, ch: ch, shown: true}
 	m.showFind, m.scroll = false, 0
 	m.setFlash("live view: reproduce the failure now; the flow's packets, counters and events appear as they happen", false)
 	cmds := []tea.Cmd{waitLive(ch)}
-	if m.opt.Peer != nil {
+	if m.hasPeer() {
 		// Both ends watch: the peer's packets over a window inside this
 		// host's are compared when it answers.
 		cmds = append(cmds, m.runPeer(peerWatch))
@@ -150,8 +150,7 @@ func (m *Model) toggleLive() tea.Cmd {
 			cmds = append(cmds, m.spin.Tick)
 		}
 	}
-	if m.opt.Capture != nil {
-		m.live.pch = m.opt.Capture(ctx, m.flow)
+	if m.live.pch = m.opt.Session.Capture(ctx, m.flow); m.live.pch != nil {
 		cmds = append(cmds, waitPackets(m.live.pch))
 	}
 	return tea.Batch(cmds...)

@@ -37,15 +37,15 @@ const peerWatch = 10 * time.Second
 // runPeer (re)collects the peer's evidence off the UI goroutine, with a live
 // window of watch when not zero.
 func (m *Model) runPeer(watch time.Duration) tea.Cmd {
-	if m.opt.Peer == nil {
+	if !m.hasPeer() {
 		return nil
 	}
 	m.peer.stop() // a superseded run must not keep an ssh session going
 	ctx, cancel := context.WithCancel(context.Background())
 	m.peer.runID++
 	m.peer.running, m.peer.watch, m.peer.cancel = true, watch, cancel
-	run, f, id := m.opt.Peer, m.flow, m.peer.runID
-	return func() tea.Msg { return peerDoneMsg{runID: id, res: run(ctx, f, watch)} }
+	sess, f, id := m.opt.Session, m.flow, m.peer.runID
+	return func() tea.Msg { return peerDoneMsg{runID: id, res: sess.Peer(ctx, f, watch)} }
 }
 
 // stop ends the peer run in progress, if any.
@@ -100,14 +100,14 @@ func (m *Model) joinPeer(ev *evidence.Evidence) {
 func (m *Model) peerHeader() string {
 	c := playbook.Clean
 	switch {
-	case m.opt.Peer == nil:
+	case !m.hasPeer():
 		return ""
 	case m.peer.running && m.peer.watch > 0:
-		return "peer " + m.st.Run.Render(fmt.Sprintf("%s watching the flow there for %s: reproduce the failure", m.spin.View(), m.peer.watch)) + m.dim(" · $ "+c(m.opt.PeerCommand))
+		return "peer " + m.st.Run.Render(fmt.Sprintf("%s watching the flow there for %s: reproduce the failure", m.spin.View(), m.peer.watch)) + m.dim(" · $ "+c(m.opt.Session.PeerCommand()))
 	case m.peer.running:
-		return "peer " + m.st.Run.Render(m.spin.View()+" collecting") + m.dim(" · $ "+c(m.opt.PeerCommand))
+		return "peer " + m.st.Run.Render(m.spin.View()+" collecting") + m.dim(" · $ "+c(m.opt.Session.PeerCommand()))
 	case m.peer.pa == nil:
-		return "peer " + m.dim("collected when the First step runs · $ "+c(m.opt.PeerCommand))
+		return "peer " + m.dim("collected when the First step runs · $ "+c(m.opt.Session.PeerCommand()))
 	}
 	p := m.peer.pa.Peer
 	if p.Failure != nil {
@@ -120,7 +120,7 @@ func (m *Model) peerHeader() string {
 // peerStepLines are the peer's probes of step i, rendered like this host's.
 func (m *Model) peerStepLines(i, width int) []string {
 	switch {
-	case m.opt.Peer == nil:
+	case !m.hasPeer():
 		return nil
 	case m.peer.running:
 		return []string{m.st.Run.Render(m.spin.View() + " the peer's evidence is being collected…")}
@@ -144,7 +144,7 @@ func (m *Model) peerStepLines(i, width int) []string {
 // bothEnds lays this host's lines and the peer's side by side when there is
 // room for two columns of 60, stacked otherwise (80 columns).
 func (m *Model) bothEnds(here, there []string, width int) []string {
-	hereTitle := m.st.Title.Render("── here: " + playbook.Clean(m.opt.Hostname) + " · " + playbook.Clean(m.opt.Target))
+	hereTitle := m.st.Title.Render("── here: " + playbook.Clean(m.info.Hostname) + " · " + playbook.Clean(m.info.Target))
 	peerTitle := m.st.Title.Render("── peer")
 	if m.peer.pa != nil && m.peer.pa.Peer.Failure == nil {
 		p := m.peer.pa.Peer
@@ -187,3 +187,6 @@ func peerFixRefusal(f playbook.Finding) string {
 	}
 	return ""
 }
+
+// hasPeer says whether the far end is diagnosed too (--peer).
+func (m *Model) hasPeer() bool { return m.opt.Session.PeerCommand() != "" }

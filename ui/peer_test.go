@@ -40,23 +40,23 @@ func newPeerModel(t *testing.T, w, h int, res func(there evidence.Evidence) evid
 	rp := &replay{all: doc.Evidence, seen: evidence.Evidence{Flow: doc.Evidence.Flow}}
 	var peerRuns, applied atomic.Int32
 	f := rp.all.Flow
-	m := New(Options{
-		NewProber: func(flow.Flow) Prober { return rp },
-		Flow:      &f, Target: "netns asym-lab-client", Prefix: []string{"ip", "netns", "exec", "asym-lab-client"},
-		Hostname: "vm", Kernel: "6.18.44", Plain: true, Now: fixedNow,
-		NotesPath: filepath.Join(t.TempDir(), "notes.md"), HistoryPath: filepath.Join(t.TempDir(), "flows"),
-		PeerCommand: "ip netns exec asym-lab-host",
-		Peer: func(_ context.Context, got flow.Flow, _ time.Duration) evidence.PeerResult {
+	m := New(Options{Session: &fakeSession{
+		newProber: func(flow.Flow) evidence.Prober { return rp },
+		info:      evidence.TargetInfo{Target: "netns asym-lab-client", Prefix: []string{"ip", "netns", "exec", "asym-lab-client"}, Hostname: "vm", Kernel: "6.18.44"},
+		peerCmd:   "ip netns exec asym-lab-host",
+		peer: func(_ context.Context, got flow.Flow, _ time.Duration) evidence.PeerResult {
 			peerRuns.Add(1)
 			if got != f {
 				t.Errorf("the peer was asked about %v, not %v", got, f)
 			}
 			return res(doc.Peer.Collection.Evidence)
 		},
-		ApplyFix: func(context.Context, flow.Flow, string, []string) (*FixOutcome, error) {
+		apply: func(context.Context, flow.Flow, string, []string) (*playbook.FixOutcome, error) {
 			applied.Add(1)
 			return nil, nil
-		},
+		}},
+		Flow: &f, Plain: true, Now: fixedNow,
+		NotesPath: filepath.Join(t.TempDir(), "notes.md"), HistoryPath: filepath.Join(t.TempDir(), "flows"),
 	})
 	m.Update(tea.WindowSizeMsg{Width: w, Height: h})
 	return m, &peerRuns, &applied
@@ -194,8 +194,8 @@ func TestPeerGolden(t *testing.T) {
 func TestPeerLiveBothEnds(t *testing.T) {
 	var watched time.Duration
 	m, runs, _ := newPeerModel(t, 120, 40, answered)
-	inner := m.opt.Peer
-	m.opt.Peer = func(ctx context.Context, f flow.Flow, w time.Duration) evidence.PeerResult {
+	inner := sess(m).peer
+	sess(m).peer = func(ctx context.Context, f flow.Flow, w time.Duration) evidence.PeerResult {
 		watched = w
 		return inner(ctx, f, w)
 	}
@@ -221,8 +221,8 @@ func TestPeerLiveBothEnds(t *testing.T) {
 	}
 	watch := make(chan evidence.WatchUpdate)
 	capture := make(chan evidence.CaptureUpdate, 1)
-	m.opt.Watch = func(context.Context, flow.Flow) <-chan evidence.WatchUpdate { return watch }
-	m.opt.Capture = func(context.Context, flow.Flow) <-chan evidence.CaptureUpdate { return capture }
+	sess(m).watch = func(context.Context, flow.Flow) <-chan evidence.WatchUpdate { return watch }
+	sess(m).capture = func(context.Context, flow.Flow) <-chan evidence.CaptureUpdate { return capture }
 	capture <- evidence.CaptureUpdate{Packets: here.Packets}
 	close(capture)
 	close(watch)
@@ -240,7 +240,7 @@ func TestPeerLiveBothEnds(t *testing.T) {
 func TestPeerRunsAreStopped(t *testing.T) {
 	m, _, _ := newPeerModel(t, 80, 24, answered)
 	var ctxs []context.Context
-	m.opt.Peer = func(ctx context.Context, _ flow.Flow, _ time.Duration) evidence.PeerResult {
+	sess(m).peer = func(ctx context.Context, _ flow.Flow, _ time.Duration) evidence.PeerResult {
 		ctxs = append(ctxs, ctx)
 		return evidence.PeerResult{}
 	}

@@ -100,9 +100,9 @@ func newTestModel(t *testing.T, scenario string, w, h int) (*Model, *replay, []s
 	rp, expect := loadReplay(t, scenario)
 	f := rp.all.Flow
 	m := New(Options{
-		NewProber: func(flow.Flow) Prober { return rp },
-		Flow:      &f, Target: "netns asym-lab-host", Prefix: []string{"ip", "netns", "exec", "asym-lab-host"},
-		Hostname: "vm", Kernel: "6.18.44", Plain: true, Now: fixedNow,
+		Session: &fakeSession{newProber: func(flow.Flow) evidence.Prober { return rp },
+			info: evidence.TargetInfo{Target: "netns asym-lab-host", Prefix: []string{"ip", "netns", "exec", "asym-lab-host"}, Hostname: "vm", Kernel: "6.18.44"}},
+		Flow: &f, Plain: true, Now: fixedNow,
 		NotesPath: filepath.Join(t.TempDir(), "notes.md"), HistoryPath: filepath.Join(t.TempDir(), "flows"),
 	})
 	m.Update(tea.WindowSizeMsg{Width: w, Height: h})
@@ -308,7 +308,8 @@ func TestForm(t *testing.T) {
 	RememberFlow(hist, old)
 	var made []flow.Flow
 	rp, _ := loadReplay(t, "healthy-host")
-	m := New(Options{NewProber: func(f flow.Flow) Prober { made = append(made, f); return rp }, HistoryPath: hist, Plain: true, Now: fixedNow, Hostname: "vm", Target: "host namespace"})
+	m := New(Options{Session: &fakeSession{newProber: func(f flow.Flow) evidence.Prober { made = append(made, f); return rp }, info: evidence.TargetInfo{Hostname: "vm", Target: "host namespace"}},
+		HistoryPath: hist, Plain: true, Now: fixedNow})
 	if m.form == nil {
 		t.Fatal("without a flow the form asks for one")
 	}
@@ -342,7 +343,7 @@ func TestScreenIsSanitized(t *testing.T) {
 	rp.all.Host.Ifaces[1].Name = "eth\x1b[2J0"
 	rp.all.Reply.Lines = append(rp.all.Reply.Lines, "evil \x1b]52;c;AAAA\x07 line")
 	f := rp.all.Flow
-	m := New(Options{NewProber: func(flow.Flow) Prober { return rp }, Flow: &f, Hostname: "h\x1b[31mx", Plain: true, Now: fixedNow})
+	m := New(Options{Session: &fakeSession{newProber: func(flow.Flow) evidence.Prober { return rp }, info: evidence.TargetInfo{Hostname: "h\x1b[31mx"}}, Flow: &f, Plain: true, Now: fixedNow})
 	press(t, m, "a")
 	for _, screen := range []string{m.Render(), string(m.notesMarkdown())} {
 		if strings.ContainsAny(screen, "\x1b\x07") {
@@ -354,7 +355,7 @@ func TestScreenIsSanitized(t *testing.T) {
 func TestLiveView(t *testing.T) {
 	m, _, _ := newTestModel(t, "firewall-ecmp-fw2", 120, 40)
 	ch := make(chan evidence.WatchUpdate, 4)
-	m.opt.Watch = func(context.Context, flow.Flow) <-chan evidence.WatchUpdate { return ch }
+	sess(m).watch = func(context.Context, flow.Flow) <-chan evidence.WatchUpdate { return ch }
 	t0 := fixedNow()
 	ch <- evidence.WatchUpdate{Sample: &evidence.Sample{Time: t0, Counters: map[string]uint64{"nf_conntrack:invalid": 2, "rule:inet filter forward #2": 2}}}
 	ch <- evidence.WatchUpdate{Sample: &evidence.Sample{Time: t0.Add(time.Second), Counters: map[string]uint64{"nf_conntrack:invalid": 5, "rule:inet filter forward #2": 5}}, Dropped: 3}
@@ -392,7 +393,8 @@ func TestGolden(t *testing.T) {
 		t.Run(name("fix"), func(t *testing.T) { golden.RequireEqual(t, []byte(m.Render())) })
 		press(t, m, "?")
 		t.Run(name("help"), func(t *testing.T) { golden.RequireEqual(t, []byte(m.Render())) })
-		mf := New(Options{NewProber: func(flow.Flow) Prober { return nil }, Plain: true, Now: fixedNow, Hostname: "vm", Target: "host namespace", HistoryPath: filepath.Join(t.TempDir(), "x")})
+		mf := New(Options{Session: &fakeSession{newProber: func(flow.Flow) evidence.Prober { return nil }, info: evidence.TargetInfo{Hostname: "vm", Target: "host namespace"}},
+			Plain: true, Now: fixedNow, HistoryPath: filepath.Join(t.TempDir(), "x")})
 		mf.Update(tea.WindowSizeMsg{Width: w, Height: h})
 		t.Run(name("form"), func(t *testing.T) { golden.RequireEqual(t, []byte(mf.Render())) })
 	}
@@ -406,15 +408,15 @@ func TestFixPaneApply(t *testing.T) {
 	m.opt.Now = func() time.Time { return now }
 	var applied []string
 	var decided []bool
-	m.opt.ApplyFix = func(_ context.Context, f flow.Flow, id string, shown []string) (*FixOutcome, error) {
+	sess(m).apply = func(_ context.Context, f flow.Flow, id string, shown []string) (*playbook.FixOutcome, error) {
 		applied = append(applied, id)
 		if len(shown) != 3 || !strings.HasPrefix(shown[2], "ip rule add from 198.51.100.11") {
 			t.Errorf("the commands on screen are handed over for the drift check: %q", shown)
 		}
-		return &FixOutcome{Changes: 3, Deadline: now.Add(60 * time.Second), Watchdog: "process 1 in its own session",
+		return &playbook.FixOutcome{Changes: 3, Deadline: now.Add(60 * time.Second), Watchdog: "process 1 in its own session",
 			Before: m.findings}, nil
 	}
-	m.opt.DecideFix = func(_ context.Context, keep bool) error { decided = append(decided, keep); return nil }
+	sess(m).decide = func(_ context.Context, keep bool) error { decided = append(decided, keep); return nil }
 	press(t, m, "a", "tab", "enter", "f")
 	// enter typed right after the pane opened: nothing happens.
 	press(t, m, "enter", "y")
@@ -457,10 +459,10 @@ func TestFixPaneRevertsAndRefuses(t *testing.T) {
 	m, _, _ := newTestModel(t, "two-nics-strict-host", 120, 40)
 	now := fixedNow()
 	m.opt.Now = func() time.Time { return now }
-	m.opt.ApplyFix = func(context.Context, flow.Flow, string, []string) (*FixOutcome, error) {
-		return &FixOutcome{Changes: 3, Deadline: now.Add(10 * time.Second)}, nil
+	sess(m).apply = func(context.Context, flow.Flow, string, []string) (*playbook.FixOutcome, error) {
+		return &playbook.FixOutcome{Changes: 3, Deadline: now.Add(10 * time.Second)}, nil
 	}
-	m.opt.DecideFix = func(context.Context, bool) error { return nil }
+	sess(m).decide = func(context.Context, bool) error { return nil }
 	press(t, m, "a", "tab", "enter", "f")
 	now = now.Add(time.Second)
 	press(t, m, "enter")
@@ -473,7 +475,7 @@ func TestFixPaneRevertsAndRefuses(t *testing.T) {
 	}
 	// A finding whose fix is advice has no apply.
 	m2, _, _ := newTestModel(t, "firewall-ecmp-fw2", 120, 40)
-	m2.opt.ApplyFix = m.opt.ApplyFix
+	sess(m2).apply = sess(m).apply
 	m2.opt.Now = func() time.Time { return now }
 	press(t, m2, "a", "tab", "enter", "f")
 	now = now.Add(time.Second)
@@ -504,8 +506,8 @@ func TestLiveViewJoinsFindings(t *testing.T) {
 	}
 	watch := make(chan evidence.WatchUpdate)
 	capture := make(chan evidence.CaptureUpdate, 1)
-	m.opt.Watch = func(context.Context, flow.Flow) <-chan evidence.WatchUpdate { return watch }
-	m.opt.Capture = func(context.Context, flow.Flow) <-chan evidence.CaptureUpdate { return capture }
+	sess(m).watch = func(context.Context, flow.Flow) <-chan evidence.WatchUpdate { return watch }
+	sess(m).capture = func(context.Context, flow.Flow) <-chan evidence.CaptureUpdate { return capture }
 	capture <- evidence.CaptureUpdate{Packets: doc.Peer.Collection.Evidence.Live.Packets}
 	close(capture)
 	close(watch)
@@ -534,11 +536,11 @@ func TestFixConfirmFollowsTheFinding(t *testing.T) {
 		now := fixedNow()
 		m.opt.Now = func() time.Time { return now }
 		var applied []string
-		m.opt.ApplyFix = func(_ context.Context, _ flow.Flow, id string, _ []string) (*FixOutcome, error) {
+		sess(m).apply = func(_ context.Context, _ flow.Flow, id string, _ []string) (*playbook.FixOutcome, error) {
 			applied = append(applied, id)
-			return &FixOutcome{Changes: 1, Deadline: now.Add(time.Minute)}, nil
+			return &playbook.FixOutcome{Changes: 1, Deadline: now.Add(time.Minute)}, nil
 		}
-		m.opt.DecideFix = func(context.Context, bool) error { return nil }
+		sess(m).decide = func(context.Context, bool) error { return nil }
 		press(t, m, "a", "tab")
 		for i, f := range m.findings {
 			if f.ID == "arp_flux" {

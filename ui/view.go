@@ -53,7 +53,7 @@ func (m *Model) dim(s string) string { return m.st.Dim.Render(s) }
 
 func (m *Model) headerLines(w int) []string {
 	c := playbook.Clean
-	first := m.st.Title.Render("asym") + " " + c(m.opt.Hostname) + " · " + c(m.opt.Target) + " · kernel " + c(m.opt.Kernel)
+	first := m.st.Title.Render("asym") + " " + c(m.info.Hostname) + " · " + c(m.info.Target) + " · kernel " + c(m.info.Kernel)
 	if p := m.privileges(); p != "" {
 		first += " · " + p
 	}
@@ -150,7 +150,7 @@ func (m *Model) leftLines(width, h int) []string {
 	}
 	// With a peer, findings come in groups (across both ends, here, on the
 	// peer), each under a heading.
-	grouped := m.opt.Peer != nil
+	grouped := m.hasPeer()
 	heading := func(i int) bool {
 		return grouped && (i == 0 || m.findings[i-1].Side != m.findings[i].Side)
 	}
@@ -277,7 +277,7 @@ func (m *Model) stepLines(i, width int) []string {
 		return out
 	}
 	colWidth := width
-	if m.opt.Peer != nil && width >= 123 {
+	if m.hasPeer() && width >= 123 {
 		colWidth = (width - 3) / 2
 	}
 	var here []string
@@ -293,7 +293,7 @@ func (m *Model) stepLines(i, width int) []string {
 		}
 		here = append(here, m.reportLines(p.rep.Rep(), colWidth)...)
 	}
-	if m.opt.Peer == nil {
+	if !m.hasPeer() {
 		return append(out, here...)
 	}
 	out = append(out, "")
@@ -368,7 +368,7 @@ func (m *Model) findingLines(f playbook.Finding, width int) []string {
 	}
 	out := []string{m.sevBadge(f.Severity) + " " + m.st.Bold.Render(f.ID) + m.dim(where)}
 	out = append(out, wrap(c(f.Title), width)...)
-	render := fix.Prefixed(m.opt.Prefix)
+	render := fix.Prefixed(m.info.Prefix)
 	if f.Side == playbook.SidePeer && m.peer.pa != nil {
 		render = m.peer.pa.Peer.Render() // behind the --peer words: they run there
 	}
@@ -434,10 +434,10 @@ func (m *Model) fixLines(fx *fix.Fix, render fix.Render, width int) []string {
 			out = append(out, wrap("Note: "+c(alt.Caveat), width)...)
 		}
 	}
-	for _, p := range m.opt.Persist {
+	if title, lines := m.opt.Session.Persist(fx); len(lines) > 0 {
 		out = append(out, "")
-		out = append(out, hang(m.st.Bold, "", "To keep it across reboots ("+p.Title+"):", width)...)
-		for _, l := range p.Lines(fx) {
+		out = append(out, hang(m.st.Bold, "", "To keep it across reboots ("+title+"):", width)...)
+		for _, l := range lines {
 			out = append(out, hang(m.st.Cmd, "  ", playbook.Clean(l), width)...)
 		}
 	}
@@ -510,7 +510,7 @@ func (m *Model) footerLine(w int) string {
 		hint("a", "all")
 	}
 	hint("tab", "pane")
-	if m.opt.Watch != nil && w >= 90 {
+	if m.opt.Session.Live() && w >= 90 {
 		hint("l", "live")
 	}
 	hint("e", "notes")
@@ -547,7 +547,7 @@ func (m *Model) helpLines(w int) []string {
 
 func (m *Model) formLines(w int) []string {
 	f := m.form
-	out := []string{m.st.Title.Render("asym") + " " + playbook.Clean(m.opt.Hostname) + " · " + playbook.Clean(m.opt.Target), "",
+	out := []string{m.st.Title.Render("asym") + " " + playbook.Clean(m.info.Hostname) + " · " + playbook.Clean(m.info.Target), "",
 		m.st.Bold.Render("Which flow fails?") + m.dim(" As the client sent it: protocol, source, destination."), ""}
 	labels := [3]string{"protocol   ", "source     ", "destination"}
 	for i, in := range f.inputs {

@@ -16,6 +16,7 @@ import (
 	"asym/flow"
 	"asym/playbook"
 	"asym/probes"
+	"asym/session"
 )
 
 // cmdFix is `asym fix`: show the plan (dry run), apply it with an armed
@@ -53,12 +54,17 @@ func cmdFix(args []string, stdout io.Writer) (int, error) {
 	if *revertAfter < 5*time.Second || *revertAfter > 24*time.Hour {
 		return 2, errUsage{"--revert-after must be between 5s and 24h: long enough to check, short enough to save you"}
 	}
-	t, err := probes.OpenTarget(tf.netns, tf.pid)
+	cfg, err := tf.config()
 	if err != nil {
 		return 2, err
 	}
-	defer t.Close()
-	id := apply.IDFor(t.Kind, t.Value)
+	cfg.RevertAfter, cfg.PersistRoot = *revertAfter, *root
+	sess, err := session.Open(cfg)
+	if err != nil {
+		return 2, err
+	}
+	defer sess.Close()
+	t := sess.Target()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -70,14 +76,11 @@ func cmdFix(args []string, stdout io.Writer) (int, error) {
 		var j *apply.Journal
 		switch {
 		case *doConfirm:
-			j, err = apply.Confirm(id)
+			j, err = sess.Confirm()
 		case *doRollback:
-			j, err = apply.Rollback(ctx, id)
+			j, err = sess.Rollback(ctx)
 		default:
-			j, err = apply.Load(apply.PathFor(id))
-			if errors.Is(err, os.ErrNotExist) {
-				err = apply.ErrNone
-			}
+			j, err = sess.Status()
 		}
 		if j != nil {
 			printJournal(stdout, j, t)
@@ -92,8 +95,8 @@ func cmdFix(args []string, stdout io.Writer) (int, error) {
 	if err != nil {
 		return 2, errUsage{err.Error()}
 	}
-	before := check(ctx, newCollector(t, f, tf), t.Prefix())
-	p, err := playbook.PlanFixes(before.Findings, *only)
+	before := sess.Check(ctx, f, session.Options{}).Report
+	p, err := sess.Plan(before.Findings, *only)
 	if err != nil {
 		return 2, err
 	}
@@ -102,13 +105,13 @@ func cmdFix(args []string, stdout io.Writer) (int, error) {
 		if len(p.Steps) == 0 {
 			return 2, errors.New("there is nothing to make permanent for this flow")
 		}
-		if err := writePersist(stdout, *root, p.Steps); err != nil {
+		if err := writePersist(stdout, sess, *root, p.Steps); err != nil {
 			return 2, err
 		}
 		return 0, nil
 	}
 	if len(p.Steps) > 0 {
-		printPersist(stdout, t, *root, p.Steps)
+		printPersist(stdout, sess, *root, p.Steps)
 	}
 	if !*doApply {
 		if len(p.Steps) > 0 {
@@ -116,20 +119,16 @@ func cmdFix(args []string, stdout io.Writer) (int, error) {
 		}
 		return 0, nil
 	}
-	if len(p.Steps) == 0 {
-		return 2, errors.New("there is nothing asym can apply on this host for this flow")
-	}
-	j, err := apply.Apply(ctx, apply.Plan{Target: t, Flow: f.String(), Summary: p.Summary(), Steps: p.Steps, RevertAfter: *revertAfter})
+	o, err := sess.Apply(ctx, f, p, before.Findings)
 	if err != nil {
 		return 2, err
 	}
-	after := check(ctx, newCollector(t, f, tf), t.Prefix())
-	fmt.Fprintf(stdout, "\nApplied %d changes to %s; the revert is armed: %s.\n", len(j.Steps), t, j.Watchdog)
-	fmt.Fprintf(stdout, "before: %s\nafter:  %s\n", findingList(before.Findings), findingList(after.Findings))
+	fmt.Fprintf(stdout, "\nApplied %d changes to %s; the revert is armed: %s.\n", o.Changes, t, o.Watchdog)
+	fmt.Fprintf(stdout, "before: %s\nafter:  %s\n", findingList(o.Before), findingList(o.After))
 	fmt.Fprintf(stdout, "\nKeep it:  %s   (before %s UTC, in %s)\nUndo now: %s\nOtherwise it reverts by itself, even if this session dies.\n",
-		fixCommand(t, "--confirm"), j.Deadline.UTC().Format("15:04:05"), time.Until(j.Deadline).Round(time.Second), fixCommand(t, "--rollback"))
+		fixCommand(t, "--confirm"), o.Deadline.UTC().Format("15:04:05"), time.Until(o.Deadline).Round(time.Second), fixCommand(t, "--rollback"))
 	if !*noWait && isTerminal(os.Stdin) {
-		return askKeep(ctx, stdout, id, j)
+		return askKeep(ctx, stdout, sess, o.Deadline)
 	}
 	return 0, nil
 }
@@ -137,7 +136,7 @@ func cmdFix(args []string, stdout io.Writer) (int, error) {
 // askKeep waits for y or n like `netplan try`. The watchdog is already
 // armed: if this process is killed or its terminal closes while it waits,
 // the change still reverts at the deadline.
-func askKeep(ctx context.Context, w io.Writer, id string, j *apply.Journal) (int, error) {
+func askKeep(ctx context.Context, w io.Writer, sess *session.Session, deadline time.Time) (int, error) {
 	answers := make(chan string, 1)
 	go func() {
 		var s string
@@ -148,30 +147,24 @@ func askKeep(ctx context.Context, w io.Writer, id string, j *apply.Journal) (int
 	select {
 	case a := <-answers:
 		if a == "y" || a == "yes" {
-			if _, err := apply.Confirm(id); err != nil {
+			if _, err := sess.Confirm(); err != nil {
 				return 2, err
 			}
 			fmt.Fprintln(w, "kept.")
 			return 0, nil
 		}
-		if _, err := apply.Rollback(ctx, id); err != nil {
+		if _, err := sess.Rollback(ctx); err != nil {
 			return 2, err
 		}
 		fmt.Fprintln(w, "rolled back: the host is as it was.")
 		return 0, nil
-	case <-time.After(time.Until(j.Deadline)):
+	case <-time.After(time.Until(deadline)):
 		fmt.Fprintln(w, "\nno answer: the watchdog reverts the change now.")
 		return 0, nil
 	case <-ctx.Done():
 		fmt.Fprintln(w, "\ninterrupted: the watchdog reverts the change at the deadline.")
 		return 0, nil
 	}
-}
-
-func newCollector(t *probes.Target, f flow.Flow, tf targetFlags) *probes.Collector {
-	c := probes.NewCollector(t, f, tf.iif)
-	c.Timeout = tf.timeout
-	return c
 }
 
 // fixCommand renders an asym fix command line for the same target.

@@ -1,29 +1,80 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"io"
 	"time"
 
-	"asym/evidence"
 	"asym/flow"
-	"asym/playbook"
 	"asym/probes"
 	"asym/probes/peer"
+	"asym/session"
 )
+
+// targetFlags say which namespace to diagnose and how long a probe may take.
+type targetFlags struct {
+	netns   string
+	pid     int
+	iif     string
+	timeout time.Duration
+}
+
+func (t *targetFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&t.netns, "netns", "", "inspect the network namespace `NAME` (ip netns) or PATH")
+	fs.IntVar(&t.pid, "pid", 0, "inspect the network namespace of process `PID` (a container)")
+	fs.StringVar(&t.iif, "iif", "", "the interface the request arrives on, when asym cannot tell")
+	fs.DurationVar(&t.timeout, "timeout", probes.DefaultTimeout, "time limit for each probe")
+}
+
+// config checks the flags and turns them into a session's configuration.
+func (t *targetFlags) config() (session.Config, error) {
+	if t.timeout <= 0 {
+		return session.Config{}, errUsage{"--timeout must be positive, e.g. 3s"}
+	}
+	return session.Config{Netns: t.netns, Pid: t.pid, Iif: t.iif, ProbeTimeout: t.timeout}, nil
+}
+
+// peerFlags are the flags that reach the other end of the flow.
+type peerFlags struct {
+	prefix  string
+	exe     string
+	timeout time.Duration
+}
+
+func (p *peerFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&p.prefix, "peer", "", "also diagnose the other end: the `COMMAND` that runs asym there, e.g. 'ssh db1 sudo' or 'ip netns exec server'")
+	fs.StringVar(&p.exe, "peer-asym", "asym", "the asym executable on the peer (a name on its PATH, or a path)")
+	fs.DurationVar(&p.timeout, "peer-timeout", 30*time.Second, "time limit for the peer, on top of --watch")
+}
+
+// options checks the flags and builds the peer's options; nil without
+// --peer. The flow and the live window are the session's to add per run.
+func (p *peerFlags) options() (*peer.Options, error) {
+	if p.prefix == "" {
+		return nil, nil
+	}
+	words, err := peer.SplitPrefix(p.prefix)
+	if err != nil {
+		return nil, errUsage{"--peer: " + err.Error()}
+	}
+	if p.timeout <= 0 {
+		return nil, errUsage{"--peer-timeout must be positive, e.g. 30s"}
+	}
+	if p.exe == "" {
+		return nil, errUsage{"--peer-asym must name the asym executable on the peer"}
+	}
+	return &peer.Options{Prefix: words, Exe: p.exe, Timeout: p.timeout, LocalVersion: version}, nil
+}
 
 // flowCommand is what check and collect share: the flow, the target, the
 // live window and the far end, read from the command line and checked.
 type flowCommand struct {
-	tf       targetFlags
-	pf       peerFlags
-	watch    time.Duration
-	flow     flow.Flow
-	peer     peer.Options
-	withPeer bool
-	t        *probes.Target
+	tf    targetFlags
+	pf    peerFlags
+	watch time.Duration
+	flow  flow.Flow
+	sess  *session.Session
 }
 
 func (fc *flowCommand) register(fs *flag.FlagSet) {
@@ -32,63 +83,30 @@ func (fc *flowCommand) register(fs *flag.FlagSet) {
 	fs.DurationVar(&fc.watch, "watch", 0, "after the steps, observe the flow's packets, conntrack events and counters for this long")
 }
 
-// open reads the flow's words, checks the flags and opens the target; the
-// caller closes fc.t. Mistakes in what was typed are errUsage.
+// open reads the flow's words, checks the flags and opens the session; the
+// caller closes fc.sess. Mistakes in what was typed are errUsage.
 func (fc *flowCommand) open(words []string) error {
 	f, err := flow.Parse(words)
 	if err != nil {
 		return errUsage{err.Error()}
 	}
 	fc.flow = f
-	if fc.tf.timeout <= 0 {
-		return errUsage{"--timeout must be positive, e.g. 3s"}
+	cfg, err := fc.tf.config()
+	if err != nil {
+		return err
 	}
 	if fc.watch < 0 || fc.watch > time.Hour {
 		return errUsage{"--watch takes a duration up to 1h, e.g. 10s"}
 	}
-	if fc.peer, fc.withPeer, err = fc.pf.options(f, fc.watch, fc.tf.timeout); err != nil {
+	if cfg.Peer, err = fc.pf.options(); err != nil {
 		return err
 	}
-	t, err := probes.OpenTarget(fc.tf.netns, fc.tf.pid)
-	if err != nil {
-		return err
-	}
-	if fc.tf.iif != "" {
-		if _, err := t.Netlink().LinkByName(fc.tf.iif); err != nil {
-			t.Close()
-			return fmt.Errorf("there is no interface %q in %s: `ip link` lists them", clip(fc.tf.iif), t)
-		}
-	}
-	fc.t = t
-	return nil
+	fc.sess, err = session.Open(cfg)
+	return err
 }
 
-// gather runs every step's probes here and, with --watch, observes the flow;
-// with --peer the far end runs alongside. The peer starts first: its
-// connection takes longest, and its watch window must fall inside this
-// host's.
-func (fc *flowCommand) gather(ctx context.Context, stderr io.Writer) (*probes.Collector, map[evidence.ProbeID]evidence.Reporter, evidence.PeerResult) {
-	var peerCh <-chan evidence.PeerResult
-	if fc.withPeer {
-		peerCh = startPeer(ctx, fc.peer)
-	}
-	c := probes.NewCollector(fc.t, fc.flow, fc.tf.iif)
-	c.Timeout = fc.tf.timeout
-	ran := runSteps(ctx, c)
-	var res evidence.PeerResult
-	switch {
-	case fc.watch > 0:
-		fmt.Fprintf(stderr, "asym: watching %s for %s: reproduce the failure now\n", playbook.Clean(fc.flow.Arrow()), fc.watch)
-		if fc.withPeer {
-			ran[evidence.ProbeLive], res = watchAlongside(ctx, c, fc.watch, fc.peer, peerCh)
-		} else {
-			ran[evidence.ProbeLive] = c.WatchLive(ctx, fc.watch)
-		}
-		// Again after the window: the traffic resolved next hops the first
-		// look found empty, and frames are matched against their MACs.
-		ran[evidence.ProbeNeighbours] = c.Run(ctx, evidence.ProbeNeighbours)
-	case fc.withPeer:
-		res = <-peerCh
-	}
-	return c, ran, res
+// options are the session's options for this command line: the live
+// window (announced on stderr) and the far end.
+func (fc *flowCommand) options(stderr io.Writer) session.Options {
+	return session.Options{Watch: fc.watch, Peer: fc.pf.prefix != "", Notify: func(s string) { fmt.Fprintf(stderr, "asym: %s\n", s) }}
 }

@@ -17,7 +17,11 @@ import (
 
 	"asym/evidence"
 	"asym/fix/apply"
+	"asym/flow"
 	"asym/lab"
+	"asym/probes"
+	"asym/session"
+	"asym/ui"
 )
 
 // labPrefix names every namespace `asym lab` makes: one lab at a time, and
@@ -126,8 +130,15 @@ func labRun(args []string) error {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM)
 	defer signal.Stop(sig)
-	return runTUI(append([]string{"--netns", c.Target}, strings.Fields(c.Flow)...), &tuiExtras{
-		labName: s.Name, labStory: s.Story, traffic: results, quit: sig,
+	f, err := flow.ParseString(c.Flow)
+	if err != nil {
+		return fmt.Errorf("the lab's flow %q does not parse: %v", c.Flow, err)
+	}
+	return openView(viewConfig{
+		cfg:  session.Config{Netns: c.Target, ProbeTimeout: probes.DefaultTimeout},
+		flow: &f,
+		lab:  &ui.LabInfo{Name: s.Name, Story: s.Story, Traffic: results},
+		quit: sig,
 	})
 }
 

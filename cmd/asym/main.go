@@ -11,11 +11,9 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	"asym/evidence"
 	"asym/playbook"
-	"asym/probes"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -138,20 +136,6 @@ func flagError(err error) error {
 	return errUsage{msg}
 }
 
-type targetFlags struct {
-	netns   string
-	pid     int
-	iif     string
-	timeout time.Duration
-}
-
-func (t *targetFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&t.netns, "netns", "", "inspect the network namespace `NAME` (ip netns) or PATH")
-	fs.IntVar(&t.pid, "pid", 0, "inspect the network namespace of process `PID` (a container)")
-	fs.StringVar(&t.iif, "iif", "", "the interface the request arrives on, when asym cannot tell")
-	fs.DurationVar(&t.timeout, "timeout", probes.DefaultTimeout, "time limit for each probe")
-}
-
 func cmdCheck(args []string, stdout, stderr io.Writer) (int, error) {
 	fs := newFlagSet("check")
 	var fc flowCommand
@@ -168,15 +152,10 @@ func cmdCheck(args []string, stdout, stderr io.Writer) (int, error) {
 	if err := fc.open(words); err != nil {
 		return 2, err
 	}
-	defer fc.t.Close()
+	defer fc.sess.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	c, ran, res := fc.gather(ctx, stderr)
-	ev := c.Evidence()
-	rep := playbook.NewReport(time.Now(), &ev, fc.t.Prefix(), ran, playbook.Analyze(&ev, len(playbook.Steps)-1))
-	if fc.withPeer {
-		rep.AddPeer(playbook.AnalyzePeer(&ev, res))
-	}
+	rep := fc.sess.Check(ctx, fc.flow, fc.options(stderr)).Report
 	if ctx.Err() != nil {
 		return 2, errors.New("interrupted before the check finished")
 	}
@@ -195,14 +174,6 @@ func cmdCheck(args []string, stdout, stderr io.Writer) (int, error) {
 		return 1, nil
 	}
 	return 0, nil
-}
-
-// check runs every step's probes, then every analyzer.
-func check(ctx context.Context, c *probes.Collector, prefix []string) playbook.Report {
-	ran := runSteps(ctx, c)
-	ev := c.Evidence()
-	findings := playbook.Analyze(&ev, len(playbook.Steps)-1)
-	return playbook.NewReport(time.Now(), &ev, prefix, ran, findings)
 }
 
 func cmdExplain(args []string, stdout io.Writer) error {

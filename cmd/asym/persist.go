@@ -10,40 +10,12 @@ import (
 	"asym/fix"
 	"asym/fix/persist"
 	"asym/playbook"
-	"asym/probes"
+	"asym/session"
 )
 
-// renderPersist expresses fix steps for the network manager that owns the
-// interface they use, as detected under root.
-func renderPersist(root string, steps fix.Steps) (persist.Rendered, persist.Detection, error) {
-	det := persist.Detect(root)
-	dev := ""
-	// The first route or rule that names an interface decides; a sysctl's
-	// interface stands in until one does.
-	for _, s := range steps {
-		named := ""
-		switch s := s.(type) {
-		case *fix.RouteAdd:
-			named = s.Dev
-		case *fix.RuleAdd:
-			named = s.Dev
-		case *fix.SysctlSet:
-			if dev == "" {
-				dev = s.Iface()
-			}
-		}
-		if named != "" {
-			dev = named
-			break
-		}
-	}
-	m := det.ManagerFor(dev)
-	r, err := persist.Render(m, steps, det)
-	return r, det, err
-}
-
-func printPersist(w io.Writer, t *probes.Target, root string, steps fix.Steps) {
-	r, _, err := renderPersist(root, steps)
+func printPersist(w io.Writer, sess *session.Session, root string, steps fix.Steps) {
+	t := sess.Target()
+	r, _, err := sess.Persistence(steps)
 	fmt.Fprintf(w, "\nTo keep it across reboots")
 	if t.Kind != "host" {
 		fmt.Fprintf(w, " (this is %s: what configures it may not be the host's manager)", playbook.Clean(t.String()))
@@ -61,8 +33,8 @@ func printPersist(w io.Writer, t *probes.Target, root string, steps fix.Steps) {
 
 // writePersist is `asym fix --persist`: an explicit second action that
 // writes files (never runs a command), backing up each file first.
-func writePersist(w io.Writer, root string, steps fix.Steps) error {
-	r, _, err := renderPersist(root, steps)
+func writePersist(w io.Writer, sess *session.Session, root string, steps fix.Steps) error {
+	r, _, err := sess.Persistence(steps)
 	if err != nil {
 		return fmt.Errorf("cannot make the fix permanent here: %v", err)
 	}

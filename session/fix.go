@@ -1,0 +1,90 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+
+	"asym/fix"
+	"asym/fix/apply"
+	"asym/flow"
+	"asym/playbook"
+)
+
+// JournalID names the journal of this target's fix: one pending fix per
+// namespace.
+func (s *Session) JournalID() string { return apply.IDFor(s.t.Kind, s.t.Value) }
+
+// CanApply says whether the view may offer to apply fixes.
+func (s *Session) CanApply() bool { return true }
+
+// Plan gathers the host-local fixes of the findings (only the one of
+// finding only, when set).
+func (s *Session) Plan(findings []playbook.Finding, only string) (playbook.Plan, error) {
+	return playbook.PlanFixes(findings, only)
+}
+
+// Apply applies a plan with the revert armed, then checks the flow again so
+// that the outcome says whether the fix changed the findings. before are
+// the findings the plan was made from.
+func (s *Session) Apply(ctx context.Context, f flow.Flow, p playbook.Plan, before []playbook.Finding) (*playbook.FixOutcome, error) {
+	if len(p.Steps) == 0 {
+		return nil, errors.New("there is nothing asym can apply on this host for this flow")
+	}
+	j, err := apply.Apply(ctx, apply.Plan{Target: s.t, Flow: f.String(), Summary: p.Summary(), Steps: p.Steps, RevertAfter: s.cfg.RevertAfter})
+	if err != nil {
+		return nil, err
+	}
+	after := s.Check(ctx, f, Options{})
+	return &playbook.FixOutcome{Changes: len(j.Steps), Deadline: j.Deadline, Watchdog: j.Watchdog, Before: before, After: after.Report.Findings}, nil
+}
+
+// ApplyFix is the view's one-key fix: it probes the flow again, refuses
+// when the fix of finding id is no longer what the person was shown (the
+// host changed since), applies it and checks again.
+func (s *Session) ApplyFix(ctx context.Context, f flow.Flow, id string, shown []string) (*playbook.FixOutcome, error) {
+	before := s.Check(ctx, f, Options{})
+	var fx *fix.Fix
+	for _, fd := range before.Report.Findings {
+		if fd.ID == id {
+			fx = fd.Fix
+		}
+	}
+	if fx == nil {
+		return nil, fmt.Errorf("%s is no longer found: the host changed since it was probed; re-run the steps (a)", id)
+	}
+	if !slices.Equal(fx.CommandsIn(nil), shown) {
+		return nil, errors.New("the fix is different now (the host changed since it was probed): re-run the steps and read it again")
+	}
+	p := playbook.Plan{Steps: fx.Steps, Summaries: []string{fx.Summary}, Findings: []string{id}}
+	return s.Apply(ctx, f, p, before.Report.Findings)
+}
+
+// DecideFix keeps or reverts the fix pending on the target.
+func (s *Session) DecideFix(ctx context.Context, keep bool) error {
+	if keep {
+		_, err := s.Confirm()
+		return err
+	}
+	_, err := s.Rollback(ctx)
+	return err
+}
+
+// Confirm keeps the pending fix.
+func (s *Session) Confirm() (*apply.Journal, error) { return apply.Confirm(s.JournalID()) }
+
+// Rollback undoes the pending fix now.
+func (s *Session) Rollback(ctx context.Context) (*apply.Journal, error) {
+	return apply.Rollback(ctx, s.JournalID())
+}
+
+// Status reads the journal of the pending (or last) fix.
+func (s *Session) Status() (*apply.Journal, error) {
+	j, err := apply.Load(apply.PathFor(s.JournalID()))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, apply.ErrNone
+	}
+	return j, err
+}

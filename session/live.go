@@ -1,0 +1,42 @@
+package session
+
+import (
+	"context"
+	"time"
+
+	"asym/evidence"
+	"asym/flow"
+	"asym/probes"
+	"asym/probes/peer"
+)
+
+// Live says whether the flow can be watched live here (the view's live view).
+func (s *Session) Live() bool { return true }
+
+// Watch streams the flow's conntrack events and counters until ctx ends.
+func (s *Session) Watch(ctx context.Context, f flow.Flow) <-chan evidence.WatchUpdate {
+	return probes.Watch(ctx, s.t, f, probes.WatchOptions{})
+}
+
+// Capture streams the flow's packets on every interface until ctx ends.
+func (s *Session) Capture(ctx context.Context, f flow.Flow) <-chan evidence.CaptureUpdate {
+	return probes.Capture(ctx, s.t, f, probes.CaptureOptions{})
+}
+
+// PeerCommand is the --peer command, quoted for the header; "" without a peer.
+func (s *Session) PeerCommand() string {
+	if s.cfg.Peer == nil {
+		return ""
+	}
+	return evidence.Command(s.cfg.Peer.Prefix...)
+}
+
+// Peer collects the far end's evidence for a flow, with a live window of
+// watch when not zero. It never fails: a peer that cannot be run is a
+// PeerFailure.
+func (s *Session) Peer(ctx context.Context, f flow.Flow, watch time.Duration) evidence.PeerResult {
+	if s.cfg.Peer == nil {
+		return evidence.PeerResult{Failure: &evidence.PeerFailure{Kind: evidence.PeerFailed, Reason: "no --peer was given", ExitCode: -1}}
+	}
+	return peer.Collect(ctx, s.peerOptions(f, watch))
+}
