@@ -21,6 +21,7 @@ type PeerReport struct {
 	Host     HostSummary           `json:"host"`
 	Steps    []StepReport          `json:"steps,omitempty"`
 	Findings []Finding             `json:"findings"` // the far end's own, Side "peer": their fixes run there
+	Verdict  *Judgement            `json:"verdict,omitempty"` // nil when the peer gave no evidence
 	HandOff  []string              `json:"hand_off,omitempty"`
 	Failure  *evidence.PeerFailure `json:"failure,omitempty"`
 	Stderr   []string              `json:"stderr,omitempty"`
@@ -60,17 +61,12 @@ func AnalyzePeer(here *evidence.Evidence, res evidence.PeerResult) PeerAnalysis 
 	if h := there.Host; h != nil {
 		pr.Host = summarize(h)
 	}
-	pr.Steps = stepReports(there.Reports(), nil)
 	pr.Findings = Analyze(&there, len(Steps)-1)
+	pr.Steps = stepReports(&there, there.Reports(), pr.Findings)
+	v := Judge(pr.Steps)
+	pr.Verdict = &v
 	for i := range pr.Findings {
 		markSide(&pr.Findings[i], SidePeer)
-	}
-	for _, f := range pr.Findings {
-		for i := range pr.Steps {
-			if pr.Steps[i].ID == f.Step {
-				pr.Steps[i].Findings = append(pr.Steps[i].Findings, f.ID)
-			}
-		}
 	}
 	if len(pr.Findings) > 0 {
 		pr.HandOff = HandOffVia(&there, pr.Render(), pr.Render())

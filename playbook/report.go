@@ -22,10 +22,13 @@ type Report struct {
 	Schema int `json:"schema"`
 	// Prefix is what enters the target (e.g. ip netns exec NAME); fix
 	// commands are rendered with it.
-	Prefix   []string     `json:"command_prefix,omitempty"`
-	Time     time.Time    `json:"time"`
-	Flow     flow.Flow    `json:"flow"`
-	Host     HostSummary  `json:"host"`
+	Prefix []string    `json:"command_prefix,omitempty"`
+	Time   time.Time   `json:"time"`
+	Flow   flow.Flow   `json:"flow"`
+	Host   HostSummary `json:"host"`
+	// Verdict is what the whole check proved: broken, suspect, clean (only
+	// when proven) or not proven, with its reasons and what would prove it.
+	Verdict  Judgement    `json:"verdict"`
 	Steps    []StepReport `json:"steps"`
 	Findings []Finding    `json:"findings"`
 	// HandOff lists ready-to-run commands of deeper tools for the flow.
@@ -52,6 +55,7 @@ type StepReport struct {
 	Proves   string              `json:"proves"`
 	Probes   []evidence.Reporter `json:"probes"`
 	Findings []string            `json:"findings"` // ids, details in Report.Findings
+	Verdict  Judgement           `json:"verdict"`
 }
 
 // NewReport assembles a report from the evidence, the reports of the probes
@@ -64,7 +68,8 @@ func NewReport(now time.Time, ev *evidence.Evidence, prefix []string, ran map[ev
 	if h := ev.Host; h != nil {
 		r.Host = summarize(h)
 	}
-	r.Steps = stepReports(ran, findings)
+	r.Steps = stepReports(ev, ran, findings)
+	r.Verdict = Judge(r.Steps)
 	if len(findings) > 0 {
 		r.HandOff = HandOff(ev, prefix)
 	}
@@ -77,7 +82,7 @@ func summarize(h *evidence.HostView) HostSummary {
 
 // stepReports lists each step's probe reports (of those that ran) and the
 // ids of its findings.
-func stepReports(ran map[evidence.ProbeID]evidence.Reporter, findings []Finding) []StepReport {
+func stepReports(ev *evidence.Evidence, ran map[evidence.ProbeID]evidence.Reporter, findings []Finding) []StepReport {
 	var out []StepReport
 	for _, s := range Steps {
 		sr := StepReport{ID: s.ID, Name: s.Name, Proves: s.Proves, Probes: []evidence.Reporter{}, Findings: []string{}}
@@ -94,6 +99,11 @@ func stepReports(ran map[evidence.ProbeID]evidence.Reporter, findings []Finding)
 			if f.Step == s.ID && !slices.Contains(sr.Findings, f.ID) {
 				sr.Findings = append(sr.Findings, f.ID)
 			}
+		}
+		if len(sr.Probes) == 0 {
+			sr.Verdict = Judgement{Verdict: VerdictNotProven, Why: []string{"the step has not run"}}
+		} else {
+			sr.Verdict = JudgeStep(s.ID, ev, findings)
 		}
 		out = append(out, sr)
 	}
@@ -122,6 +132,7 @@ func (r *Report) AddPeer(pa PeerAnalysis) {
 	MarkHere(r.Findings)
 	r.Findings = append(r.Findings, pa.Findings...)
 	Sort(r.Findings)
+	r.Verdict = JudgeBothEnds(r.Verdict, pa)
 	for i := range r.Steps {
 		for _, f := range pa.Findings {
 			if f.Step == r.Steps[i].ID && !slices.Contains(r.Steps[i].Findings, f.ID) {
@@ -153,10 +164,11 @@ func (r Report) WriteText(w io.Writer) error {
 	if r.Peer != nil {
 		fmt.Fprintf(b, "peer %s\n", Clean(r.Peer.headline()))
 	}
+	writeVerdictText(b, "verdict", r.Verdict)
 	writeStepsText(b, r.Steps)
 	b.WriteString("\n== Findings\n")
 	if len(r.Findings) == 0 {
-		b.WriteString("   none: asym found nothing on this host that breaks this flow's path.\n")
+		fmt.Fprintf(b, "   none: %s\n", noFindingText(r.Verdict, "this host"))
 	}
 	writeFindingsText(b, r.Findings, fix.Prefixed(r.Prefix))
 	if len(r.Across) > 0 {
@@ -175,8 +187,8 @@ func (r Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(b, "\n\n######## The peer: %s\n", Clean(p.headline()))
 		writeStepsText(b, p.Steps)
 		b.WriteString("\n== Findings on the peer (run their fixes there)\n")
-		if len(p.Findings) == 0 {
-			b.WriteString("   none: asym found nothing on the peer that breaks this flow's path.\n")
+		if len(p.Findings) == 0 && p.Verdict != nil {
+			fmt.Fprintf(b, "   none: %s\n", noFindingText(*p.Verdict, "the peer"))
 		}
 		writeFindingsText(b, p.Findings, p.Render())
 		if len(p.HandOff) > 0 {
@@ -316,9 +328,11 @@ func (r Report) WriteMarkdown(w io.Writer) error {
 	if r.Peer != nil {
 		fmt.Fprintf(b, "- peer: %s\n", mdText(r.Peer.headline()))
 	}
+	fmt.Fprintf(b, "- verdict: **%s**\n", r.Verdict.Verdict)
+	writeVerdictMarkdown(b, r.Verdict)
 	b.WriteString("\n### Findings\n\n")
 	if len(r.Findings) == 0 {
-		b.WriteString("None: nothing on this host breaks this flow's path.\n")
+		fmt.Fprintf(b, "None: %s\n\n", mdText(noFindingText(r.Verdict, "this host")))
 	}
 	writeFindingsMarkdown(b, r.Findings, fix.Prefixed(r.Prefix))
 	if len(r.Across) > 0 {
@@ -333,8 +347,8 @@ func (r Report) WriteMarkdown(w io.Writer) error {
 	if p := r.Peer; p != nil && p.Failure == nil {
 		fmt.Fprintf(b, "### The peer: %s\n\n", mdText(p.headline()))
 		b.WriteString("#### Findings on the peer (run their fixes there)\n\n")
-		if len(p.Findings) == 0 {
-			b.WriteString("None: nothing on the peer breaks this flow's path.\n\n")
+		if len(p.Findings) == 0 && p.Verdict != nil {
+			fmt.Fprintf(b, "None: %s\n\n", mdText(noFindingText(*p.Verdict, "the peer")))
 		}
 		writeFindingsMarkdown(b, p.Findings, p.Render())
 		if len(p.HandOff) > 0 {
@@ -428,3 +442,39 @@ func mdText(s string) string {
 // Clean strips terminal control sequences from text that came from the
 // kernel or a person (interface names may hold an ESC): see probes.Clean.
 func Clean(s string) string { return evidence.Clean(s) }
+
+// noFindingText says what "no finding" means under a verdict: only a
+// proven clean says that nothing breaks the flow's path.
+func noFindingText(j Judgement, where string) string {
+	if j.Verdict == VerdictClean {
+		return "the flow's way through " + where + " works (proven: " + strings.Join(j.Why, "; ") + ")."
+	}
+	return "no finding on " + where + ", but that does not prove the flow works here (verdict: " + string(j.Verdict) + ")."
+}
+
+// writeVerdictText writes the verdict line, its reasons and what would
+// prove it, at the top of the text report.
+func writeVerdictText(b *strings.Builder, label string, j Judgement) {
+	fmt.Fprintf(b, "%s: %s %s\n", label, j.Verdict.Symbol(), j.Verdict)
+	for _, w := range j.Why {
+		fmt.Fprintf(b, "   %s\n", Clean(w))
+	}
+	if len(j.Prove) > 0 {
+		b.WriteString("   what would prove it:\n")
+		for _, p := range j.Prove {
+			fmt.Fprintf(b, "     - %s\n", Clean(p))
+		}
+	}
+}
+
+func writeVerdictMarkdown(b *strings.Builder, j Judgement) {
+	for _, w := range j.Why {
+		fmt.Fprintf(b, "  - %s\n", mdText(w))
+	}
+	if len(j.Prove) > 0 {
+		b.WriteString("- what would prove it:\n")
+		for _, p := range j.Prove {
+			fmt.Fprintf(b, "  - %s\n", mdText(p))
+		}
+	}
+}

@@ -86,9 +86,10 @@ type probeState struct {
 }
 
 type stepState struct {
-	status stepStatus
-	runID  int
-	probes []probeState
+	status  stepStatus
+	runID   int
+	probes  []probeState
+	verdict playbook.Judgement // what the step proved, once it ran
 }
 
 type pane int
@@ -116,6 +117,7 @@ type Model struct {
 	runAll   bool // keep going to the next step after this one
 	nextRun  int  // run ids, to drop stale results
 	findings []playbook.Finding
+	verdict  playbook.Judgement // the whole check's, from the steps run so far
 	fsel     int
 	focus    pane
 	showFind bool // the detail pane shows the selected finding instead of the step
@@ -500,8 +502,10 @@ func (m *Model) analyze() {
 			m.fsel = i
 		}
 	}
+	judged := make([]playbook.StepReport, len(m.steps))
 	for i := range m.steps {
 		s := &m.steps[i]
+		judged[i] = playbook.StepReport{ID: playbook.Steps[i].ID, Verdict: playbook.Judgement{Verdict: playbook.VerdictNotProven, Why: []string{"the step has not run"}}}
 		if s.status == stepNotRun || !allDone(*s) {
 			continue
 		}
@@ -511,6 +515,12 @@ func (m *Model) analyze() {
 				s.status = stepFinding
 			}
 		}
+		s.verdict = playbook.JudgeStep(playbook.Steps[i].ID, &ev, m.findings)
+		judged[i].Verdict = s.verdict
+	}
+	m.verdict = playbook.Judge(judged)
+	if m.peer.pa != nil {
+		m.verdict = playbook.JudgeBothEnds(m.verdict, *m.peer.pa)
 	}
 	m.fsel = clamp(m.fsel, 0, max(0, len(m.findings)-1))
 }

@@ -199,6 +199,9 @@ func (m *Model) stepBadge(i int) string {
 	case stepRunning:
 		return m.st.Run.Render(m.spin.View() + " running ")
 	case stepClean:
+		if s.verdict.Verdict != playbook.VerdictClean {
+			return m.st.Warn.Render("? unproven")
+		}
 		return m.st.OK.Render("✓ clean   ")
 	case stepFinding:
 		n, p := 0, 0 // this host's (and both ends'), the peer's own
@@ -483,8 +486,11 @@ func (m *Model) statusLine(w int) string {
 		}
 	}
 	if n == len(m.steps) {
+		if len(m.findings) == 0 && m.verdict.Verdict == playbook.VerdictClean {
+			return m.st.OK.Render("✓ all steps run: the flow's way through this host works (proven)")
+		}
 		if len(m.findings) == 0 {
-			return m.st.OK.Render("✓ all steps run: nothing on this host breaks this flow's path")
+			return m.st.Warn.Render("? no finding, but not proven: press l and reproduce the failure")
 		}
 		return m.st.Crit.Render(fmt.Sprintf("✗ %d finding(s): tab to them, enter for details, f for the fix", len(m.findings)))
 	}

@@ -57,16 +57,22 @@ func TestCheckLab(t *testing.T) {
 			for _, c := range env.Checks {
 				var out, errb bytes.Buffer
 				code := run(append([]string{"check", "--netns", c.Target, "--json"}, strings.Fields(c.Flow)...), &out, &errb)
-				want := map[bool]int{true: 0, false: 1}[len(c.Expect) == 0]
-				if code != want {
-					t.Fatalf("%s: exit status %d, want %d; stderr: %s", c.Target, code, want, errb.String())
-				}
 				var rep playbook.Report
 				if err := json.Unmarshal(out.Bytes(), &struct {
 					Findings *[]playbook.Finding `json:"findings"`
 					Flow     *flow.Flow          `json:"flow"`
-				}{&rep.Findings, &rep.Flow}); err != nil {
+					Verdict  *playbook.Judgement `json:"verdict"`
+				}{&rep.Findings, &rep.Flow, &rep.Verdict}); err != nil {
 					t.Fatalf("%s: the JSON report does not parse: %v\n%s", c.Target, err, out.String())
+				}
+				// Findings exit 1; without findings, 0 only for a verdict proven
+				// clean, 3 when nothing proved the flow works.
+				want := map[playbook.Verdict]int{playbook.VerdictClean: 0, playbook.VerdictNotProven: 3}[rep.Verdict.Verdict]
+				if len(c.Expect) > 0 {
+					want = 1
+				}
+				if code != want || len(c.Expect) == 0 && rep.Verdict.Verdict != playbook.VerdictClean && rep.Verdict.Verdict != playbook.VerdictNotProven {
+					t.Fatalf("%s: exit status %d with verdict %q, want %d; stderr: %s", c.Target, code, rep.Verdict.Verdict, want, errb.String())
 				}
 				var got []string
 				for _, f := range rep.Findings {

@@ -52,7 +52,9 @@ collect prints this host's evidence as JSON, for another asym to read.
 fix shows the plan (a dry run) unless --apply; an applied fix reverts by
 itself unless confirmed in time, even when the session dies.
 
-Exit status of check: 0 no finding (on either end), 1 findings, 2 error.
+Exit status of check: 0 no finding and the flow proven to work (clean),
+1 findings (on either end), 2 error, 3 no finding but not proven (nothing
+showed the flow working: watch it with --watch, or ask the other end).
 `
 
 func main() {
@@ -170,10 +172,28 @@ func cmdCheck(args []string, stdout, stderr io.Writer) (int, error) {
 	if err != nil {
 		return 2, fmt.Errorf("write the report: %w", err)
 	}
-	if len(rep.Findings) > 0 || (rep.Peer != nil && len(rep.Peer.Findings) > 0) {
-		return 1, nil
+	return checkStatus(rep), nil
+}
+
+// Exit statuses of check. 1 stays "findings" and 2 "error" as before, so
+// scripts that test -eq 1 for "something is wrong" keep working; a check
+// with no finding that could not prove the flow works is 3, never 0: a
+// script must not read it as healthy.
+const (
+	exitClean     = 0
+	exitFindings  = 1
+	exitError     = 2
+	exitNotProven = 3
+)
+
+func checkStatus(rep playbook.Report) int {
+	switch {
+	case len(rep.Findings) > 0 || (rep.Peer != nil && len(rep.Peer.Findings) > 0):
+		return exitFindings
+	case rep.Verdict.Verdict == playbook.VerdictClean:
+		return exitClean
 	}
-	return 0, nil
+	return exitNotProven
 }
 
 func cmdExplain(args []string, stdout io.Writer) error {

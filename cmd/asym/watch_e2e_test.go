@@ -48,7 +48,8 @@ func watchEnv(t *testing.T, env *lab.Env, check int) (playbook.Report, evidence.
 			ID     string            `json:"id"`
 			Probes []json.RawMessage `json:"probes"`
 		} `json:"steps"`
-		HandOff []string `json:"hand_off"`
+		HandOff []string           `json:"hand_off"`
+		Verdict playbook.Judgement `json:"verdict"`
 	}
 	if err := json.Unmarshal(out.Bytes(), &raw); err != nil {
 		t.Fatalf("report: %v", err)
@@ -67,7 +68,10 @@ func watchEnv(t *testing.T, env *lab.Env, check int) (playbook.Report, evidence.
 	if l.Probe != "live" {
 		t.Fatalf("no live evidence in the report:\n%s", out.String())
 	}
-	return playbook.Report{Findings: raw.Findings, HandOff: raw.HandOff}, l, out.String()
+	if len(raw.Findings) == 0 && (code == 0) != (raw.Verdict.Verdict == playbook.VerdictClean) {
+		t.Errorf("exit status %d with verdict %q: 0 only when proven clean", code, raw.Verdict.Verdict)
+	}
+	return playbook.Report{Findings: raw.Findings, HandOff: raw.HandOff, Verdict: raw.Verdict}, l, out.String()
 }
 
 func packetSeen(l evidence.LiveEvidence, iface, dir string, reply bool, flags string) bool {
@@ -190,6 +194,11 @@ func TestCheckWatchLab(t *testing.T) {
 		}
 		if len(r.Findings) != 0 {
 			t.Fatalf("a healthy flow has no findings, live or not: %v", r.Findings)
+		}
+		// The SYN-ACK left by eth1 while asym watched: the flow is proven to
+		// work here, and only then may the report say clean.
+		if r.Verdict.Verdict != playbook.VerdictClean || !r.Verdict.Answered {
+			t.Fatalf("verdict %+v, want clean and answered", r.Verdict)
 		}
 	})
 }

@@ -1,0 +1,132 @@
+package playbook
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"asym/evidence"
+)
+
+// judged runs the analyzers and the report's verdicts over evidence, with
+// every probe whose evidence is present counted as run.
+func judged(e *evidence.Evidence) Report {
+	return NewReport(time.Now(), e, nil, e.Reports(), Analyze(e, len(Steps)-1))
+}
+
+// TestVerdicts: "clean" only when proven — the path agrees and the flow is
+// seen answered here (conntrack or packets); no finding without that proof
+// is "not proven" with what would prove it; findings are broken or
+// suspect.
+func TestVerdicts(t *testing.T) {
+	server := netip.MustParseAddrPort("198.51.100.11:8080")
+	client := netip.MustParseAddrPort("203.0.113.10:40000")
+	pkt := func(reply bool) evidence.CapturedPacket {
+		p := evidence.CapturedPacket{Iface: "eth1", Dir: evidence.DirIn, Src: client, Dst: server, Proto: 6, TCP: evidence.TCPSyn, Flags: "S"}
+		if reply {
+			p.Dir, p.Src, p.Dst, p.TCP, p.Flags, p.Reply = evidence.DirOut, server, client, evidence.TCPSyn|evidence.TCPAck, "S.", true
+		}
+		return p
+	}
+	live := func(pkts ...evidence.CapturedPacket) *evidence.LiveEvidence {
+		l := &evidence.LiveEvidence{Report: okRep("live"), Captured: true, Packets: pkts}
+		l.End = l.Start.Add(3 * time.Second)
+		return l
+	}
+	cases := []struct {
+		name     string
+		edit     func(e *evidence.Evidence)
+		want     Verdict
+		answered bool
+		says     string // in the reasons or what would prove it
+	}{
+		{"healthy, nothing watched", func(e *evidence.Evidence) {}, VerdictNotProven, false, "press l in the view"},
+		{"healthy, answered on the wire", func(e *evidence.Evidence) { e.Live = live(pkt(false), pkt(true)) }, VerdictClean, true, "1 request and 1 reply packets"},
+		{"healthy, watched while nothing was tried", func(e *evidence.Evidence) { e.Live = live() }, VerdictNotProven, false, "0 packets of the flow"},
+		{"a request arrives, no reply leaves, nothing explains it", func(e *evidence.Evidence) { e.Live = live(pkt(false)) }, VerdictNotProven, false, "1 request and 0 reply packets"},
+		{"capture unavailable", func(e *evidence.Evidence) {
+			e.Live = live()
+			e.Live.Captured, e.Live.Status, e.Live.Reason = false, evidence.StatusUnavailable, "needs root"
+		}, VerdictNotProven, false, "could not be captured"},
+		{"conntrack saw the reply", func(e *evidence.Evidence) {
+			e.Conntrack.Count = 1
+			e.Conntrack.Entries = []evidence.ConntrackEntry{{MatchedAs: "original", Proto: 6, OrigSrc: client, OrigDst: server, ReplySrc: server, ReplyDst: client, TCPState: "ESTABLISHED", Assured: true, Text: "tcp 6 431999 ESTABLISHED …"}}
+		}, VerdictClean, true, "conntrack saw the reply"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := loadRecorded(t, "healthy-host")
+			e.Live = nil
+			c.edit(&e)
+			r := judged(&e)
+			if len(r.Findings) != 0 {
+				t.Fatalf("findings %v", ids(r.Findings))
+			}
+			if r.Verdict.Verdict != c.want || r.Verdict.Answered != c.answered {
+				t.Fatalf("verdict %+v, want %s (answered %v)", r.Verdict, c.want, c.answered)
+			}
+			if all := strings.Join(append(r.Verdict.Why, r.Verdict.Prove...), "\n"); !strings.Contains(all, c.says) {
+				t.Errorf("the verdict does not say %q:\n%s", c.says, all)
+			}
+			if r.Steps[0].Verdict.Verdict != VerdictClean {
+				t.Errorf("the first step of a symmetric path is clean: %+v", r.Steps[0].Verdict)
+			}
+		})
+	}
+}
+
+// TestVerdictOfFindings: a critical finding breaks the flow, warnings only
+// make it suspect, and the step that found them carries the verdict.
+func TestVerdictOfFindings(t *testing.T) {
+	e := loadRecorded(t, "two-nics-strict-host")
+	r := judged(&e)
+	if r.Verdict.Verdict != VerdictBroken || r.Steps[0].Verdict.Verdict != VerdictBroken {
+		t.Fatalf("strict rp_filter dropping the request is broken: %+v / %+v", r.Verdict, r.Steps[0].Verdict)
+	}
+	if !strings.Contains(strings.Join(r.Verdict.Why, "\n"), "rp_filter_strict_drop") {
+		t.Errorf("the verdict names the finding: %v", r.Verdict.Why)
+	}
+	fs := []Finding{{ID: "arp_flux", Severity: Warning, Step: "third", Title: "eth0 and eth1 answer ARP for each other"}}
+	if j := JudgeStep("third", &e, fs); j.Verdict != VerdictSuspect {
+		t.Errorf("warnings alone are suspect: %+v", j)
+	}
+}
+
+// TestVerdictMiddle: on a router, agreeing routes prove nothing when asym
+// inferred where the request arrives, and a host that neither owns an end
+// nor forwards is not on the flow's path at all.
+func TestVerdictMiddle(t *testing.T) {
+	e := loadRecorded(t, "firewall-ecmp-fw1")
+	e.Live, e.Conntrack, e.Firewall = nil, nil, nil
+	if e.Host.Role != evidence.RoleMiddle {
+		t.Fatalf("fw1 is a router: %s", e.Host.Role)
+	}
+	j := judgePath(&e)
+	if j.Verdict != VerdictNotProven || !strings.Contains(strings.Join(j.Prove, "\n"), "--iif") {
+		t.Errorf("inferred ingress: %+v", j)
+	}
+	e.Sysctls.Values["net.ipv4.ip_forward"] = 0
+	if j := judgePath(&e); j.Verdict != VerdictNotProven || !strings.Contains(j.Why[0], "not on the flow's path") {
+		t.Errorf("a host that does not forward: %+v", j)
+	}
+}
+
+// TestVerdictBothEnds: the worst end wins; clean needs both.
+func TestVerdictBothEnds(t *testing.T) {
+	clean := Judgement{Verdict: VerdictClean, Why: []string{"1 request and 1 reply packets"}, Answered: true}
+	unproven := Judgement{Verdict: VerdictNotProven, Why: []string{"no live evidence"}}
+	if j := JudgeBothEnds(clean, PeerAnalysis{Peer: &PeerReport{Verdict: &unproven}}); j.Verdict != VerdictNotProven {
+		t.Errorf("clean here, not proven there: %+v", j)
+	}
+	if j := JudgeBothEnds(clean, PeerAnalysis{Peer: &PeerReport{Verdict: &clean}}); j.Verdict != VerdictClean {
+		t.Errorf("clean on both ends: %+v", j)
+	}
+	lost := PeerAnalysis{Peer: &PeerReport{Verdict: &clean}, Findings: []Finding{{ID: "reply_lost_in_path", Severity: Critical, Side: SideBoth, Title: "the SYN-ACK never arrived"}}}
+	if j := JudgeBothEnds(clean, lost); j.Verdict != VerdictBroken || !strings.Contains(strings.Join(j.Why, " "), "across both ends: reply_lost_in_path") {
+		t.Errorf("a finding across both ends: %+v", j)
+	}
+	if j := JudgeBothEnds(clean, PeerAnalysis{}); j.Verdict != VerdictNotProven {
+		t.Errorf("a peer that gave no evidence proves nothing: %+v", j)
+	}
+}
