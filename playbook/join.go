@@ -20,7 +20,7 @@ type PeerReport struct {
 	Version  string                `json:"version,omitempty"`
 	Host     HostSummary           `json:"host"`
 	Steps    []StepReport          `json:"steps,omitempty"`
-	Findings []Finding             `json:"findings"` // the far end's own, Side "peer": their fixes run there
+	Findings []Finding             `json:"findings"`          // the far end's own, Side "peer": their fixes run there
 	Verdict  *Judgement            `json:"verdict,omitempty"` // nil when the peer gave no evidence
 	HandOff  []string              `json:"hand_off,omitempty"`
 	Failure  *evidence.PeerFailure `json:"failure,omitempty"`
