@@ -220,6 +220,14 @@ type PathView struct {
 	// Egress is where the packet leaves this host ("" when it is delivered
 	// locally or refused).
 	Egress string `json:"egress,omitempty"`
+	// Unbound, for the direction this host sends, is the kernel's choice
+	// for a socket that does not bind its source address (route get DST
+	// without from): the source it would pick (PrefSrc) and the way out.
+	// A client, and a UDP server on a wildcard socket, send from that.
+	Unbound *RouteDecision `json:"unbound,omitempty"`
+	// UnboundFIB is the route behind Unbound (fibmatch): the one whose src
+	// hint to correct.
+	UnboundFIB *RouteDecision `json:"unbound_fib,omitempty"`
 }
 
 // Input reports whether the decision simulates a packet arriving.

@@ -9,8 +9,9 @@ import (
 
 // Kinds of route steps.
 const (
-	KindRouteAdd Kind = "route.add"
-	KindRouteDel Kind = "route.del"
+	KindRouteAdd     Kind = "route.add"
+	KindRouteDel     Kind = "route.del"
+	KindRouteReplace Kind = "route.replace"
 )
 
 // RouteSpec is a route asym adds: simple enough to store and to delete
@@ -22,6 +23,11 @@ type RouteSpec struct {
 	Dev     string       `json:"dev"`
 	PrefSrc netip.Addr   `json:"prefsrc,omitzero"`
 	Scope   string       `json:"scope,omitempty"` // "link" or ""
+	// Metric and Protocol are kept when asym captures a route it changes,
+	// so that its undo puts back the same route (the kernel tells routes
+	// of one prefix apart by metric).
+	Metric   int   `json:"metric,omitempty"`
+	Protocol uint8 `json:"protocol,omitempty"`
 }
 
 // Is6 says whether the route is IPv6.
@@ -49,6 +55,9 @@ func routeWords(verb string, r RouteSpec, unknownGateway bool) []string {
 	}
 	if r.PrefSrc.IsValid() {
 		w = append(w, "src", r.PrefSrc.String())
+	}
+	if r.Metric != 0 {
+		w = append(w, "metric", strconv.Itoa(r.Metric))
 	}
 	return append(w, "table", strconv.Itoa(r.Table))
 }
@@ -107,3 +116,36 @@ func (s *RouteDel) Prepare(ctx context.Context, k Kernel, prep *Preparation) (St
 }
 
 func (s *RouteDel) Apply(ctx context.Context, k Kernel) error { return k.DelRoute(ctx, s.RouteSpec) }
+
+// RouteReplace changes a route that exists: the one of its table, prefix
+// and interface (and metric) is replaced by Route, e.g. to correct the
+// source address hint (src) the kernel gives sockets that do not bind one.
+// Prepared, it captures the route as the kernel holds it, so that its undo
+// puts exactly that back.
+type RouteReplace struct {
+	Route RouteSpec `json:"route"`
+}
+
+func (s *RouteReplace) Kind() Kind      { return KindRouteReplace }
+func (s *RouteReplace) Words() []string { return routeWords("replace", s.Route, false) }
+func (s *RouteReplace) Missing() string { return "" }
+
+func (s *RouteReplace) Prepare(ctx context.Context, k Kernel, prep *Preparation) (Step, Step, error) {
+	old, ok, err := k.FindRoute(ctx, s.Route)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read table %d: %w", s.Route.Table, err)
+	}
+	if !ok {
+		return nil, nil, fmt.Errorf("the route %s by %s in table %d is no longer there: the host changed since it was probed; run the check again", s.Route.Dst, s.Route.Dev, s.Route.Table)
+	}
+	if !k.HasLink(ctx, s.Route.Dev) {
+		return nil, nil, fmt.Errorf("interface %q is gone from %s", s.Route.Dev, k.Describe())
+	}
+	do := *s
+	do.Route.Metric, do.Route.Protocol = old.Metric, old.Protocol
+	return &do, &RouteReplace{Route: old}, nil
+}
+
+func (s *RouteReplace) Apply(ctx context.Context, k Kernel) error {
+	return k.ReplaceRoute(ctx, s.Route)
+}

@@ -42,6 +42,10 @@ type Kernel interface {
 	CountRoutes(ctx context.Context, v6 bool, table, limit int) (int, error)
 	AddRoute(ctx context.Context, r RouteSpec) error
 	DelRoute(ctx context.Context, r RouteSpec) error
+	ReplaceRoute(ctx context.Context, r RouteSpec) error
+	// FindRoute returns the route of r's table, prefix and interface as
+	// the kernel holds it (gateway, src, scope, metric, protocol).
+	FindRoute(ctx context.Context, r RouteSpec) (RouteSpec, bool, error)
 	HasLink(ctx context.Context, name string) bool
 	// ReadSysctl reads a sysctl by its dotted name; ok is false when the
 	// namespace has no such sysctl.
@@ -76,11 +80,12 @@ func (p *Preparation) fill(table int) {
 // stepKinds makes an empty step of each kind, for reading steps back from
 // JSON (reports, journals).
 var stepKinds = map[Kind]func() Step{
-	KindRuleAdd:   func() Step { return &RuleAdd{} },
-	KindRuleDel:   func() Step { return &RuleDel{} },
-	KindRouteAdd:  func() Step { return &RouteAdd{} },
-	KindRouteDel:  func() Step { return &RouteDel{} },
-	KindSysctlSet: func() Step { return &SysctlSet{} },
+	KindRuleAdd:      func() Step { return &RuleAdd{} },
+	KindRuleDel:      func() Step { return &RuleDel{} },
+	KindRouteAdd:     func() Step { return &RouteAdd{} },
+	KindRouteDel:     func() Step { return &RouteDel{} },
+	KindRouteReplace: func() Step { return &RouteReplace{} },
+	KindSysctlSet:    func() Step { return &SysctlSet{} },
 }
 
 // Steps is a list of steps that reads and writes itself as JSON objects

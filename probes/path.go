@@ -62,6 +62,9 @@ func probePath(ctx context.Context, t *Target, f flow.Flow, h *evidence.HostView
 	if !d.Failed() && !d.Local() && d.Type != "blackhole" && d.Type != "unreachable" && d.Type != "prohibit" {
 		p.Egress = d.Dev
 	}
+	if sends && !d.Failed() {
+		p.Unbound = unboundChoice(ctx, t, q, p)
+	}
 	if q.Iif != "" {
 		p.Add("# the %s arrives on %s: %s", dir, in.iface, in.why)
 		var rp *evidence.RPFilter
@@ -110,4 +113,28 @@ func (t *Target) readRPFilter(ctx context.Context, iface string) *evidence.RPFil
 	a, _ := strconv.Atoi(strings.TrimSpace(got[all]))
 	d, _ := strconv.Atoi(strings.TrimSpace(got[dev]))
 	return &evidence.RPFilter{Iface: iface, All: a, Dev: d, Effective: max(a, d)}
+}
+
+// unboundChoice asks the kernel which source and interface it picks for
+// the destination when the sending socket does not bind an address (no
+// `from`): a route's src hint or the order of the addresses decides, and
+// it may not be the address the person expects the flow to use.
+func unboundChoice(ctx context.Context, t *Target, q evidence.RouteQuery, p *evidence.PathView) *evidence.RouteDecision {
+	uq := evidence.RouteQuery{Dst: q.Dst, Proto: q.Proto, Sport: q.Sport, Dport: q.Dport}
+	d, err := t.RouteGet(ctx, uq)
+	if err != nil || d.Failed() {
+		return nil
+	}
+	p.Add("$ %s", t.IPCmd(uq.Words()...))
+	p.Add("%s", d.Text)
+	if d.PrefSrc.IsValid() && d.PrefSrc != q.Src {
+		p.Add("# a socket that does not bind its address sends from %s, not %s", d.PrefSrc, q.Src)
+		uq.FIBMatch = true
+		if fd, err := t.RouteGet(ctx, uq); err == nil && !fd.Failed() {
+			p.UnboundFIB = &fd
+			p.Add("$ %s", t.IPCmd(uq.Words()...))
+			p.Add("%s", fd.Text)
+		}
+	}
+	return &d
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -197,4 +198,29 @@ func (t *Target) CountRoutes(ctx context.Context, v6 bool, table, limit int) (in
 		err = nil
 	}
 	return n, err
+}
+
+// EachRoute walks the routes of one table by one interface, with the
+// kernel filtering the dump by both (strict checking), until fn returns
+// false: the fix engine reads the one route it is about to change.
+func (t *Target) EachRoute(ctx context.Context, v6 bool, table int, dev string, fn func(netlink.Route) bool) error {
+	family := netlink.FAMILY_V4
+	if v6 {
+		family = netlink.FAMILY_V6
+	}
+	l, err := t.nl.LinkByName(dev)
+	if err != nil {
+		return fmt.Errorf("interface %q is not in %s: %w", dev, t, err)
+	}
+	err = t.withTimeout(ctx, func() error {
+		filter := &netlink.Route{Table: table, LinkIndex: l.Attrs().Index}
+		return t.strict.RouteListFilteredIter(family, filter, netlink.RT_FILTER_TABLE|netlink.RT_FILTER_OIF, func(r netlink.Route) bool {
+			t.gotRoutes.Add(1)
+			return fn(r)
+		})
+	})
+	if isDumpInterrupted(err) || errors.Is(err, unix.ENOENT) {
+		err = nil
+	}
+	return err
 }

@@ -153,3 +153,50 @@ func TestRefusesWhenTheHostChanged(t *testing.T) {
 		}
 	}
 }
+
+// TestRouteReplaceAndUndo: correcting a route's source hint replaces the
+// route the kernel holds, and the undo puts back exactly that route (its
+// src, metric and protocol), not a route asym made up.
+func TestRouteReplaceAndUndo(t *testing.T) {
+	t.Setenv("ASYM_STATE_DIR", t.TempDir())
+	tg, h, ns := host(t)
+	l, _ := h.LinkByName("eth0")
+	a, _ := netlink.ParseAddr("198.51.100.20/24")
+	if err := h.AddrAdd(l, a); err != nil {
+		t.Fatal(err)
+	}
+	def := &netlink.Route{LinkIndex: l.Attrs().Index, Gw: net.ParseIP("198.51.100.1").To4(), Src: net.ParseIP("198.51.100.20").To4(), Priority: 100, Protocol: netlink.RouteProtocol(4)}
+	if err := h.RouteAdd(def); err != nil {
+		t.Fatal(err)
+	}
+	before := state(t, h, ns)
+	step := &fix.RouteReplace{Route: fix.RouteSpec{Table: 254, Dst: netip.MustParsePrefix("0.0.0.0/0"), Gateway: netip.MustParseAddr("198.51.100.1"), Dev: "eth0", PrefSrc: netip.MustParseAddr("198.51.100.10")}}
+	if got := evidence.Command(step.Words()...); got != "ip route replace default via 198.51.100.1 dev eth0 src 198.51.100.10 table 254" {
+		t.Errorf("command %q", got)
+	}
+	j, err := Apply(context.Background(), Plan{Target: tg, Steps: fix.Steps{step}, RevertAfter: time.Minute, Arm: inProcess})
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes, _ := h.RouteList(l, netlink.FAMILY_V4)
+	var srcs []string
+	for _, r := range routes {
+		if r.Dst == nil || r.Dst.IP.IsUnspecified() {
+			srcs = append(srcs, fmt.Sprint(r.Src, " metric ", r.Priority))
+		}
+	}
+	if len(srcs) != 1 || srcs[0] != "198.51.100.10 metric 100" {
+		t.Fatalf("the default route after the fix: %v (want one, src .10, its metric kept)", srcs)
+	}
+	if _, err := Rollback(context.Background(), j.ID); err != nil {
+		t.Fatal(err)
+	}
+	if after := state(t, h, ns); after != before {
+		t.Fatalf("the rollback must put back the route as it was:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	// A route that is gone is refused by name, before anything changes.
+	gone := &fix.RouteReplace{Route: fix.RouteSpec{Table: 254, Dst: netip.MustParsePrefix("192.0.2.0/24"), Dev: "eth0"}}
+	if _, err := Apply(context.Background(), Plan{Target: tg, Steps: fix.Steps{gone}, Arm: inProcess}); err == nil || !strings.Contains(err.Error(), "no longer there") {
+		t.Fatalf("replacing a route that is not there: %v", err)
+	}
+}

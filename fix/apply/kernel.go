@@ -69,6 +69,39 @@ func (k kernel) DelRoute(_ context.Context, r fix.RouteSpec) error {
 	return k.t.Netlink().RouteDel(nr)
 }
 
+func (k kernel) ReplaceRoute(_ context.Context, r fix.RouteSpec) error {
+	nr, err := k.nativeRoute(r)
+	if err != nil {
+		return err
+	}
+	return k.t.Netlink().RouteReplace(nr)
+}
+
+// FindRoute reads the table with the kernel filtering it by table and
+// interface (strict checking), and stops at the route of r's prefix: a
+// fix changes one route, read once, when the person applies it.
+func (k kernel) FindRoute(ctx context.Context, r fix.RouteSpec) (fix.RouteSpec, bool, error) {
+	var found fix.RouteSpec
+	ok := false
+	err := k.t.EachRoute(ctx, r.Is6(), r.Table, r.Dev, func(nr netlink.Route) bool {
+		if prefixOf(nr.Dst) != r.Dst && !(nr.Dst == nil && r.Dst.Bits() == 0) {
+			return true
+		}
+		found, ok = fix.RouteSpec{Table: r.Table, Dst: r.Dst, Dev: r.Dev, Metric: nr.Priority, Protocol: uint8(nr.Protocol)}, true
+		if gw, okGw := netip.AddrFromSlice(nr.Gw); okGw {
+			found.Gateway = gw.Unmap()
+		}
+		if src, okSrc := netip.AddrFromSlice(nr.Src); okSrc {
+			found.PrefSrc = src.Unmap()
+		}
+		if nr.Scope == netlink.SCOPE_LINK {
+			found.Scope = "link"
+		}
+		return false
+	})
+	return found, ok, err
+}
+
 func (k kernel) HasLink(_ context.Context, name string) bool {
 	_, err := k.t.Netlink().LinkByName(name)
 	return err == nil
@@ -94,7 +127,8 @@ func (k kernel) nativeRoute(rs fix.RouteSpec) (*netlink.Route, error) {
 	if err != nil {
 		return nil, fmt.Errorf("interface %q: %w", rs.Dev, err)
 	}
-	r := &netlink.Route{LinkIndex: l.Attrs().Index, Table: rs.Table, Family: family(rs.Is6()), Dst: ipNet(rs.Dst)}
+	r := &netlink.Route{LinkIndex: l.Attrs().Index, Table: rs.Table, Family: family(rs.Is6()), Dst: ipNet(rs.Dst),
+		Priority: rs.Metric, Protocol: netlink.RouteProtocol(rs.Protocol)}
 	if rs.Gateway.IsValid() {
 		r.Gw = rs.Gateway.AsSlice()
 	}
