@@ -37,7 +37,7 @@ func cmdFix(args []string, stdout io.Writer) (int, error) {
 	root := fs.String("root", "/", "with --persist: the root directory of the configuration files")
 	words, err := parseInterleaved(fs, args)
 	if err != nil {
-		return 2, flagError(err)
+		return 2, flagError(fs, err)
 	}
 	if *watchdog != "" {
 		return 0, apply.Watchdog(*watchdog)

@@ -23,7 +23,7 @@ type targetFlags struct {
 func (t *targetFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.netns, "netns", "", "inspect the network namespace `NAME` (ip netns) or PATH")
 	fs.IntVar(&t.pid, "pid", 0, "inspect the network namespace of process `PID` (a container)")
-	fs.StringVar(&t.iif, "iif", "", "the interface the request arrives on, when asym cannot tell")
+	fs.StringVar(&t.iif, "iif", "", "the interface `IFACE` the request arrives on, when asym cannot tell")
 	fs.DurationVar(&t.timeout, "timeout", probes.DefaultTimeout, "time limit for each probe")
 }
 
@@ -44,7 +44,7 @@ type peerFlags struct {
 
 func (p *peerFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&p.prefix, "peer", "", "also diagnose the other end: the `COMMAND` that runs asym there, e.g. 'ssh db1 sudo' or 'ip netns exec server'")
-	fs.StringVar(&p.exe, "peer-asym", "asym", "the asym executable on the peer (a name on its PATH, or a path)")
+	fs.StringVar(&p.exe, "peer-asym", "asym", "the asym executable `PATH` on the peer (or a name on its PATH)")
 	fs.DurationVar(&p.timeout, "peer-timeout", 30*time.Second, "time limit for the peer, on top of --watch")
 }
 

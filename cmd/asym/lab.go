@@ -41,6 +41,9 @@ type labState struct {
 func labStatePath() string { return filepath.Join(apply.Dir(), "lab.json") }
 
 func cmdLab(args []string, stdout io.Writer) (int, error) {
+	if isHelp(args) || len(args) > 1 && isHelp(args[1:]) {
+		return 0, helpError{newFlagSet("lab")}
+	}
 	if len(args) == 0 {
 		return 2, errUsage{"asym lab takes list, run [NAME], up NAME or down"}
 	}

@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"asym/evidence"
@@ -24,14 +23,15 @@ const usage = `asym finds out why one flow fails when its packets take a differe
 Usage:
   asym [--netns NAME|--pid PID] [--iif IFACE] [--notes FILE] [--peer 'COMMAND'] [PROTO SRC DST]
   asym check [--netns NAME|--pid PID] [--iif IFACE] [--watch 10s] [--json|--markdown]
-             [--peer 'COMMAND'] PROTO SRC DST
-  asym collect [--netns NAME|--pid PID] [--watch 10s] PROTO SRC DST
+             [--timeout 3s] [--peer 'COMMAND' [--peer-asym PATH] [--peer-timeout 30s]] PROTO SRC DST
+  asym collect [--netns NAME|--pid PID] [--watch 10s] [--timeout 3s] PROTO SRC DST
   asym fix [--netns NAME|--pid PID] [--only ID] [--apply [--revert-after 60s]] PROTO SRC DST
   asym fix [--netns NAME|--pid PID] --confirm | --rollback | --status
   asym fix [--netns NAME|--pid PID] [--only ID] --persist [--root DIR] PROTO SRC DST
   asym lab list | run [NAME] | up NAME | down
   asym explain [ID]
   asym version
+  asym COMMAND --help     (every command's flags)
 
 A flow is PROTO SRC DST: tcp, udp or icmp, and two endpoints ip[:port] or
 [ipv6]:port, the way the client sent it, e.g.
@@ -74,6 +74,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdTUI(args)
 	default:
 		code, err = subcommand(args, stdout)
+	}
+	var help helpError
+	if errors.As(err, &help) {
+		printHelp(stdout, help.fs)
+		return 0
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "asym: %s\n", err)
@@ -130,14 +135,6 @@ func newFlagSet(name string) *flag.FlagSet {
 	return fs
 }
 
-func flagError(err error) error {
-	msg := err.Error()
-	if strings.HasPrefix(msg, "flag provided but not defined: ") {
-		return errUsage{"unknown flag " + strings.TrimPrefix(msg, "flag provided but not defined: ") + ": asym help lists the flags"}
-	}
-	return errUsage{msg}
-}
-
 func cmdCheck(args []string, stdout, stderr io.Writer) (int, error) {
 	fs := newFlagSet("check")
 	var fc flowCommand
@@ -146,7 +143,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) (int, error) {
 	asMD := fs.Bool("markdown", false, "print the report as Markdown notes")
 	words, err := parseInterleaved(fs, args)
 	if err != nil {
-		return 2, flagError(err)
+		return 2, flagError(fs, err)
 	}
 	if *asJSON && *asMD {
 		return 2, errUsage{"give either --json or --markdown, not both"}
@@ -197,6 +194,9 @@ func checkStatus(rep playbook.Report) int {
 }
 
 func cmdExplain(args []string, stdout io.Writer) error {
+	if isHelp(args) {
+		return helpError{newFlagSet("explain")}
+	}
 	if len(args) == 0 {
 		fmt.Fprintln(stdout, "Findings asym can report (asym explain ID for the whole story):")
 		for _, e := range playbook.Catalog {

@@ -14,7 +14,9 @@ func TestBadInput(t *testing.T) {
 		{nil, "needs a terminal"},
 		{[]string{"frobnicate"}, "unknown command"},
 		{[]string{"check"}, "three words"},
-		{[]string{"check", "--bogus", "tcp", "192.0.2.1:1", "192.0.2.2:2"}, "unknown flag -bogus"},
+		{[]string{"check", "--bogus", "tcp", "192.0.2.1:1", "192.0.2.2:2"}, "there is no flag --bogus: asym check --help lists them"},
+		{[]string{"check", "--watch", "abc", "tcp", "192.0.2.1:1", "192.0.2.2:2"}, `--watch takes a duration such as 10s or 1m30s, not "abc"`},
+		{[]string{"fix", "--only"}, "--only needs a value"},
 		{[]string{"check", "sctp", "192.0.2.1:1", "192.0.2.2:2"}, "unknown protocol"},
 		{[]string{"check", "tcp", "192.0.2.1:99999", "192.0.2.2:2"}, "1 to 65535"},
 		{[]string{"check", "icmp", "192.0.2.1:5", "192.0.2.2"}, "icmp has no ports"},
@@ -25,7 +27,7 @@ func TestBadInput(t *testing.T) {
 		{[]string{"check", "--netns", "x", "--pid", "1", "tcp", "192.0.2.1:1", "192.0.2.2:2"}, "not both"},
 		{[]string{"check", "--json", "--markdown", "tcp", "192.0.2.1:1", "192.0.2.2:2"}, "not both"},
 		{[]string{"check", "--timeout", "0s", "tcp", "192.0.2.1:1", "192.0.2.2:2"}, "--timeout must be positive"},
-		{[]string{"check", "--timeout", "soon", "tcp", "192.0.2.1:1", "192.0.2.2:2"}, "invalid value"},
+		{[]string{"check", "--timeout", "soon", "tcp", "192.0.2.1:1", "192.0.2.2:2"}, "--timeout takes a duration"},
 		{[]string{"explain", "no_such_finding"}, "there is no finding"},
 		{[]string{"check", "--peer", "ssh db1 | tee x", "tcp", "192.0.2.1:1", "192.0.2.2:2"}, "--peer: the peer command runs without a shell"},
 		{[]string{"check", "--peer", "ssh 'db1", "tcp", "192.0.2.1:1", "192.0.2.2:2"}, "--peer:"},
@@ -57,5 +59,37 @@ func TestExplain(t *testing.T) {
 	out.Reset()
 	if code := run([]string{"explain", "missing_link_route"}, &out, &out); code != 0 || !strings.Contains(out.String(), "scope link") {
 		t.Fatalf("explain one: %d %s", code, out.String())
+	}
+}
+
+// TestHelp: --help on every command prints its usage, every flag it takes
+// included, on stdout, and exits 0.
+func TestHelp(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		says []string
+	}{
+		{[]string{"--help"}, []string{"asym check", "--peer-timeout", "--timeout"}},
+		{[]string{"help"}, []string{"asym fix"}},
+		{[]string{"check", "--help"}, []string{"Usage: asym check", "--watch duration", "--timeout duration", "--peer-timeout duration", "--iif IFACE", "Exit status: 0"}},
+		{[]string{"collect", "-h"}, []string{"Usage: asym collect", "--watch", "--peer"}},
+		{[]string{"fix", "--help"}, []string{"Usage: asym fix", "--apply", "--revert-after", "--persist", "--root"}},
+		{[]string{"lab", "--help"}, []string{"Usage: asym lab list | run [NAME]"}},
+		{[]string{"lab", "run", "--help"}, []string{"Usage: asym lab"}},
+		{[]string{"explain", "--help"}, []string{"Usage: asym explain [ID]"}},
+		{[]string{"--netns", "x", "--help"}, []string{"Usage: asym [--netns NAME", "--notes FILE", "--revert-after"}},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(c.args, &out, &errb); code != 0 || errb.Len() > 0 {
+			t.Errorf("%q: exit status %d, stderr %q", c.args, code, errb.String())
+		}
+		for _, s := range c.says {
+			if !strings.Contains(out.String(), s) {
+				t.Errorf("%q: the help does not say %q:\n%s", c.args, s, out.String())
+			}
+		}
+		if strings.Contains(out.String(), "watchdog") {
+			t.Errorf("%q: internal flags stay out of the help", c.args)
+		}
 	}
 }

@@ -37,7 +37,7 @@ func cmdCollect(args []string, stdout, stderr io.Writer) (int, error) {
 	fs.Bool("json", true, "print JSON (the only format; accepted so that the command reads the same as check's)")
 	words, err := parseInterleaved(fs, args)
 	if err != nil {
-		return 2, flagError(err)
+		return 2, flagError(fs, err)
 	}
 	if err := fc.open(words); err != nil {
 		return 2, err

@@ -39,7 +39,7 @@ func cmdTUI(args []string) error {
 	pf.register(fs)
 	words, err := parseInterleaved(fs, args)
 	if err != nil {
-		return flagError(err)
+		return flagError(fs, err)
 	}
 	vc := viewConfig{notes: *notes}
 	if len(words) > 0 {
