@@ -258,6 +258,16 @@ var scenarioTests = map[string]scenarioTest{
 			if n := tcpExt(t, e, "client", "TCPTimeouts"); n != 0 {
 				t.Errorf("client: TcpExt TCPTimeouts is %d: the small request should have passed", n)
 			}
+			// What asym on r2 reads from its own state (the r2 check):
+			// each full-sized segment it could not forward onto the 1280
+			// link is an Ip FragFails, and its ICMP error is counted as
+			// sent (Icmp OutDestUnreachs) before the output hook drops it.
+			frag, icmp := snmp(t, e, "r2", "Ip", "FragFails"), snmp(t, e, "r2", "Icmp", "OutDestUnreachs")
+			if frag == 0 || icmp == 0 {
+				t.Errorf("r2: Ip FragFails %d, Icmp OutDestUnreachs %d: no forwarded packet was too big for eth1", frag, icmp)
+			}
+			t.Logf("r2: Ip FragFails %d, Icmp OutDestUnreachs %d, frag-needed dropped on output %d", frag, icmp,
+				nftCounter(t, e, "r2", nftables.TableFamilyIPv4, "filter", "output", ""))
 		},
 		contrast: func(t *testing.T, e *Env) {
 			// Small segments pass: a SYN advertising an MSS that fits the
@@ -281,7 +291,11 @@ var scenarioTests = map[string]scenarioTest{
 			}
 		},
 	},
-	"healthy": {},
+	"healthy":              {},
+	"connmark-no-restore":  connmarkNoRestoreTest,
+	"src-valid-mark":       srcValidMarkTest,
+	"firewall-one-way-nft": firewallOneWayTest,
+	"busy-firewall-ok":     busyFirewallTest,
 }
 
 // builderFor gives tests the builder's helpers on an env that is up.
@@ -306,6 +320,9 @@ func TestScenarios(t *testing.T) {
 			if healthy {
 				if err != nil {
 					t.Fatalf("the healthy flow failed: %v", err)
+				}
+				if st.evidence != nil {
+					st.evidence(t, e)
 				}
 				return
 			}
@@ -492,7 +509,8 @@ func TestUpCancelled(t *testing.T) {
 }
 
 func TestCatalog(t *testing.T) {
-	want := []string{"two-nics-strict", "two-nics-fabric", "two-isps", "rule-typo", "missing-link-route", "firewall-ecmp", "mtu-blackhole", "healthy"}
+	want := []string{"two-nics-strict", "two-nics-fabric", "two-isps", "rule-typo", "missing-link-route", "firewall-ecmp", "mtu-blackhole", "healthy",
+		"connmark-no-restore", "src-valid-mark", "firewall-one-way-nft", "busy-firewall-ok"}
 	if got := Names(); !slices.Equal(got, want) {
 		t.Errorf("names %v, want %v", got, want)
 	}

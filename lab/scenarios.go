@@ -69,6 +69,36 @@ var catalog = []Scenario{
 		Fixable: false,
 		build:   healthy,
 	},
+	{
+		Name:    "connmark-no-restore",
+		Story:   "A server with two ISP links routes by connection marks, yet nothing that arrives by ISP B gets an answer.",
+		Wrong:   "Connections in on eth1 get ct mark 0x2 for `fwmark 0x2 lookup 102`, but nothing restores the mark on replies: they leave by eth0 and ISP A drops the foreign source.",
+		Fixable: true,
+		build:   connmarkNoRestore,
+	},
+	{
+		Name:    "src-valid-mark",
+		Story:   "The same server with the mark routing done right and strict rp_filter on ISP B's link: requests by ISP B vanish on arrival.",
+		Wrong:   "src_valid_mark=0: the reverse-path check ignores the mark that routes eth1's replies, looks up main, finds eth0 and drops the request.",
+		Fixable: true,
+		build:   srcValidMark,
+	},
+	{
+		Name:  "firewall-one-way-nft",
+		Story: "A firewall was put in one path, but a static route still sends requests around it; connections hang at SYN_SENT.",
+		Wrong: "Only the reply crosses the firewall; it never saw the SYN, so iptables-nft's `-m conntrack --ctstate INVALID -j DROP` drops the SYN-ACK.",
+		// The fix is in the network: route the request through the
+		// firewall too.
+		Fixable: false,
+		build:   firewallOneWay((*builder).xtInvalidDrop),
+	},
+	{
+		Name:    "busy-firewall-ok",
+		Story:   "A firewall that both directions cross; its INVALID drop counter climbs all day, and the flow works.",
+		Wrong:   "Nothing: the drops are stray segments of other connections, not this flow's.",
+		Fixable: false,
+		build:   busyFirewall,
+	},
 }
 
 // Addresses of the cloud-VPC topology (the cloud article, in documentation
@@ -586,6 +616,27 @@ func mtuBlackhole(b *builder) error {
 		// proof, and only --watch sees them.
 		Expect: []string{},
 		Live:   []string{"mtu_blackhole"},
+	}, {
+		// asym on r2, the router whose own ruleset eats the ICMP it must
+		// send, holds the proof in its own state: the flow's reply
+		// arrives on eth0 (mtu 1500) and its route leaves by eth1 (mtu
+		// 1280, `route get 192.0.2.10 from 203.0.113.10 iif eth0`); Ip
+		// FragFails in /proc/net/snmp climbs (each a forwarded DF packet
+		// too big for eth1, for which ip_forward sends frag-needed), and
+		// so does Icmp OutDestUnreachs (counted before the output hook);
+		// and the output chain's `icmp type destination-unreachable icmp
+		// code frag-needed counter drop` counts the same packets, so the
+		// sender never learns the path MTU. The counters prove it
+		// without packets; with --watch, full-sized segments in on eth0
+		// that never leave by eth1 while small ones do.
+		//
+		// A check here rather than a scenario of its own: the same
+		// incident seen from the other host, and no smaller topology
+		// shows it (a 1280 link next to either end lowers that end's
+		// MSS, and nothing too big is ever sent).
+		Target: b.name("r2"),
+		Flow:   fmt.Sprintf("tcp %s:40000 %s:8080", mtuClient, mtuServer),
+		Expect: []string{"mtu_blackhole"},
 	}}
 	return nil
 }
