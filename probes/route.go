@@ -160,6 +160,15 @@ func (t *Target) parseRoute(m []byte, d *evidence.RouteDecision) error {
 	if d.Dst.IsValid() && msg.Dst_len == 0 && !d.Query.FIBMatch {
 		d.Dst = netip.Prefix{}
 	}
+	// A default route has no RTA_DST: fibmatch answers it with Dst_len 0,
+	// which is the prefix ::/0 or 0.0.0.0/0 (ip route get fibmatch prints
+	// "default").
+	if d.Query.FIBMatch && !d.Dst.IsValid() && msg.Dst_len == 0 && d.Query.Dst.IsValid() {
+		d.Dst = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+		if d.Query.Dst.Is4() {
+			d.Dst = netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+		}
+	}
 	return nil
 }
 
