@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -98,6 +99,14 @@ type Env struct {
 	flow   flow   // the primary failing flow, parsed
 	client string // role that opens the connection
 	server string // role that listens
+	// listenOn is where the server listens when that is not the flow's
+	// destination: the private address a gateway DNATs the flow to. Zero:
+	// the flow's destination.
+	listenOn netip.AddrPort
+	// anySource makes the client bind only the flow's source port and let
+	// the kernel pick the source address, as most applications do: the
+	// route's preferred source then decides (route-src-hint).
+	anySource bool
 
 	handles map[string]netns.NsHandle // role -> namespace handle
 	nlMu    sync.Mutex

@@ -115,7 +115,7 @@ func checkChecks(t *testing.T, e *Env) {
 // scenarioTest is what each scenario must show beyond its Try result.
 type scenarioTest struct {
 	failure  string                     // what the failing try says; "" is "timed out" (the connect)
-	evidence func(t *testing.T, e *Env) // why the flow failed
+	evidence func(t *testing.T, e *Env) // why the flow failed (healthy: that it takes the path it claims)
 	heal     func(t *testing.T, e *Env) // the host-local fix asym will propose
 	contrast func(t *testing.T, e *Env) // a flow that works next to the failing one
 }
@@ -510,7 +510,8 @@ func TestUpCancelled(t *testing.T) {
 
 func TestCatalog(t *testing.T) {
 	want := []string{"two-nics-strict", "two-nics-fabric", "two-isps", "rule-typo", "missing-link-route", "firewall-ecmp", "mtu-blackhole", "healthy",
-		"connmark-no-restore", "src-valid-mark", "firewall-one-way-nft", "busy-firewall-ok"}
+		"connmark-no-restore", "src-valid-mark", "firewall-one-way-nft", "busy-firewall-ok",
+		"nat-gateway-pair", "route-src-hint", "port-selective-rule", "host-ecmp-two-isps", "stateless-router"}
 	if got := Names(); !slices.Equal(got, want) {
 		t.Errorf("names %v, want %v", got, want)
 	}

@@ -99,6 +99,43 @@ var catalog = []Scenario{
 		Fixable: false,
 		build:   busyFirewall,
 	},
+	{
+		Name:  "nat-gateway-pair",
+		Story: "A site behind two NAT gateways configured alike; connections to the public VIP hang at SYN_SENT.",
+		Wrong: "gw-a DNATs the VIP to the server, whose default route points at gw-b: gw-b has no state for the SYN-ACK and drops it as INVALID.",
+		// The fix is on the server or the gateways (route replies to the
+		// translator, SNAT, or shared state), not on either gateway alone.
+		Fixable: false,
+		build:   natGatewayPair,
+	},
+	{
+		Name:    "route-src-hint",
+		Story:   "A client with a production and a management NIC; outgoing connections time out though the route looks right.",
+		Wrong:   "The default route by eth0 carries `src` eth1's address: unbound sockets send from it and the gateway's ingress filter (BCP38) drops them.",
+		Fixable: true,
+		build:   routeSrcHint,
+	},
+	{
+		Name:    "port-selective-rule",
+		Story:   "A two-NIC host with correct source routing; one service on the second NIC times out, its other ports work.",
+		Wrong:   "A forgotten `ipproto tcp sport 8080 lookup 300` rule outranks the source rules: port 8080's replies leave by eth0 and the fabric drops them.",
+		Fixable: true,
+		build:   portSelectiveRule,
+	},
+	{
+		Name:    "host-ecmp-two-isps",
+		Story:   "A server with two ISPs and a multipath default route; some clients connect, others time out.",
+		Wrong:   "No source rules: the ECMP hash sends some replies from ISP A's address out of ISP B, whose ingress filter (BCP38) drops them.",
+		Fixable: true,
+		build:   hostECMPTwoISPs,
+	},
+	{
+		Name:    "stateless-router",
+		Story:   "A router that forwards the request by one link and gets the reply back by another.",
+		Wrong:   "Nothing: the router keeps no state and rp_filter is off, so asymmetric paths through it work.",
+		Fixable: false,
+		build:   statelessAsymmetricRouter,
+	},
 }
 
 // Addresses of the cloud-VPC topology (the cloud article, in documentation

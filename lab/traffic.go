@@ -64,18 +64,30 @@ func reuseAddr(_, _ string, rc syscall.RawConn) error {
 	return serr
 }
 
-// listen starts the echo responder on the flow's destination in the
-// server's namespace.
+// listen starts the echo responder on the flow's destination (or on
+// listenOn, the address a gateway translates it to) in the server's
+// namespace.
 func (e *Env) listen() error {
+	at := e.flow.dst
+	if e.listenOn.IsValid() {
+		at = e.listenOn
+	}
+	return e.listenAt(e.server, at)
+}
+
+// listenAt starts an echo responder on at in a role's namespace: the
+// scenario's own, or one more for a flow that works next to the failing
+// one (another port of the same server). Down stops them all.
+func (e *Env) listenAt(role string, at netip.AddrPort) error {
 	var ln net.Listener
-	err := e.do(e.server, func() error {
+	err := e.do(role, func() error {
 		lc := net.ListenConfig{Control: reuseAddr}
-		l, err := lc.Listen(context.Background(), "tcp4", e.flow.dst.String())
+		l, err := lc.Listen(context.Background(), "tcp4", at.String())
 		ln = l
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("listen on %s in namespace %s: %w", e.flow.dst, e.NS(e.server), err)
+		return fmt.Errorf("listen on %s in namespace %s%s: %w", at, e.Prefix, role, err)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -157,14 +169,25 @@ func (e *Env) Try(ctx context.Context, timeout time.Duration) error {
 	return e.try(ctx, e.flow, timeout)
 }
 
-// try makes one attempt of f, whose destination must be the listener's.
+// try makes one attempt of f, whose destination must be the listener's
+// (or the address a gateway translates to it).
 func (e *Env) try(ctx context.Context, f flow, timeout time.Duration) error {
-	return e.tryMSS(ctx, f, timeout, 0)
+	return e.tryWith(ctx, f, timeout, dialer{anySource: e.anySource})
 }
 
 // tryMSS is try with the client's SYN advertising mss (0: the kernel's
 // choice), as a router clamping the MSS would rewrite it.
 func (e *Env) tryMSS(ctx context.Context, f flow, timeout time.Duration, mss int) error {
+	return e.tryWith(ctx, f, timeout, dialer{mss: mss, anySource: e.anySource})
+}
+
+// dialer says how an attempt's client socket is made.
+type dialer struct {
+	mss       int  // the MSS the SYN advertises; 0: the kernel's choice
+	anySource bool // bind only the source port: the kernel picks the address
+}
+
+func (e *Env) tryWith(ctx context.Context, f flow, timeout time.Duration, d dialer) error {
 	e.tryMu.Lock()
 	defer e.tryMu.Unlock()
 	if e.life.Err() != nil {
@@ -176,7 +199,7 @@ func (e *Env) tryMSS(ctx context.Context, f flow, timeout time.Duration, mss int
 	defer stop()
 	var res error
 	if err := e.do(e.client, func() error {
-		res = attempt(ctx, f, timeout, e.answerSize(), mss)
+		res = attempt(ctx, f, timeout, e.answerSize(), d)
 		return nil
 	}); err != nil {
 		return err
@@ -186,9 +209,15 @@ func (e *Env) tryMSS(ctx context.Context, f flow, timeout time.Duration, mss int
 
 // attempt runs on a thread inside the client's namespace: the socket is
 // created here and keeps that namespace.
-func attempt(ctx context.Context, f flow, timeout time.Duration, answer, mss int) error {
-	d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(f.src), Control: reuseAddr}
-	if mss > 0 {
+func attempt(ctx context.Context, f flow, timeout time.Duration, answer int, how dialer) error {
+	local := net.TCPAddrFromAddrPort(f.src)
+	if how.anySource {
+		// The wildcard address with the fixed port: connect() asks the
+		// route for the source, as an application that never binds does.
+		local = &net.TCPAddr{Port: int(f.src.Port())}
+	}
+	d := net.Dialer{LocalAddr: local, Control: reuseAddr}
+	if mss := how.mss; mss > 0 {
 		d.Control = func(network, address string, rc syscall.RawConn) error {
 			if err := reuseAddr(network, address, rc); err != nil {
 				return err
