@@ -2,9 +2,7 @@ package playbook
 
 import (
 	"asym/evidence"
-	"encoding/json"
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
 )
@@ -89,23 +87,6 @@ func TestLiveOnLinkDetour(t *testing.T) {
 	if fs := liveOnLinkDetour(&e); len(fs) != 0 {
 		t.Errorf("off-link peer: %+v", fs)
 	}
-}
-
-// loadRecorded reads the evidence of a lab check recorded on a real kernel
-// (playbook/testdata/NAME.json).
-func loadRecorded(t *testing.T, name string) evidence.Evidence {
-	t.Helper()
-	b, err := os.ReadFile("testdata/" + name + ".json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rec struct {
-		Evidence evidence.Evidence `json:"evidence"`
-	}
-	if err := json.Unmarshal(b, &rec); err != nil {
-		t.Fatal(err)
-	}
-	return rec.Evidence
 }
 
 // TestLiveMiddleBoxes: on the firewall pair's router, a reply hashed to

@@ -46,3 +46,20 @@ func TestRecordedEvidence(t *testing.T) {
 		})
 	}
 }
+
+// loadRecorded reads the evidence of a lab check recorded on a real kernel
+// (playbook/testdata/NAME.json).
+func loadRecorded(t *testing.T, name string) evidence.Evidence {
+	t.Helper()
+	b, err := os.ReadFile("testdata/" + name + ".json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec struct {
+		Evidence evidence.Evidence `json:"evidence"`
+	}
+	if err := json.Unmarshal(b, &rec); err != nil {
+		t.Fatal(err)
+	}
+	return rec.Evidence
+}

@@ -1,0 +1,197 @@
+package playbook
+
+// Fixes as data: the articles' source routing and its variants (a new table,
+// a rule pointed at the right address, an empty table filled), the free ids
+// they need, and commands that prove a diagnosis on another device.
+
+import (
+	"asym/evidence"
+	"asym/fix"
+	"fmt"
+	"net/netip"
+)
+
+// typoFix points a source rule at the address it was meant for.
+func typoFix(t typoRule) *fix.Fix {
+	meant := netip.PrefixFrom(t.Meant, t.Meant.BitLen())
+	return &fix.Fix{
+		Summary: fmt.Sprintf("Point rule %d at %s, the address that is on %s", t.Rule.Priority, t.Meant, t.Iface),
+		Steps: fix.Steps{
+			&fix.RuleDel{RuleSpec: fix.RuleSpec{Priority: t.Rule.Priority, Src: t.Rule.Src, Table: t.Rule.Table}},
+			&fix.RuleAdd{RuleSpec: fix.RuleSpec{Priority: t.Rule.Priority, Src: meant, Table: t.Rule.Table}},
+		},
+		Caveat: "If " + t.Rule.Src.Addr().String() + " is an address that is coming back (a failover VIP), keep the rule and add one for " + t.Meant.String() + " instead.",
+	}
+}
+
+// fillTableFix gives an existing, empty table the routes of the flow's
+// local interface.
+func fillTableFix(e *evidence.Evidence, table int) *fix.Fix {
+	fx := newTableFix(e, table)
+	if fx == nil {
+		return nil
+	}
+	var steps fix.Steps
+	for _, s := range fx.Steps {
+		if _, route := s.(*fix.RouteAdd); route {
+			steps = append(steps, s)
+		}
+	}
+	return &fix.Fix{Summary: fmt.Sprintf("Fill table %d with %s's link and default routes", table, e.Host.LocalIface), Steps: steps}
+}
+
+// sourceRoutingFix builds the fix of both seed articles for the flow's local
+// address: a table of its own for its interface (link route and default
+// route) and a "from ADDRESS" rule before main. Nil when this host does not
+// own an end of the flow.
+func sourceRoutingFix(e *evidence.Evidence, _ string) *fix.Fix {
+	h := e.Host
+	if h == nil || (h.Role != evidence.RoleServer && h.Role != evidence.RoleClient) {
+		return nil
+	}
+	// A rule meant for this address already exists: mend it rather than add
+	// a competing table (whose rule would shadow it, or be shadowed).
+	for _, t := range typoRules(e) {
+		if t.Meant == h.Local {
+			return typoFix(t)
+		}
+	}
+	if ok(e.Rules) {
+		for _, r := range e.Rules.Rules {
+			if r.Default() || !r.Src.IsValid() || r.Src.Bits() == 0 || !r.Src.Contains(h.Local) {
+				continue
+			}
+			if tb := e.Tables.Table(r.Table); tb != nil && len(tb.Routes) == 0 && r.Action == "lookup" {
+				return fillTableFix(e, r.Table)
+			}
+			return nil // it exists and has routes: rule_shadowed or the table's content is the story
+		}
+	}
+	return newTableFix(e, freeTable(e))
+}
+
+// newTableFix is the articles' recipe in a table of its own.
+func newTableFix(e *evidence.Evidence, table int) *fix.Fix {
+	h := e.Host
+	ifc := h.Iface(h.LocalIface)
+	sub := subnetOf(ifc, h.Local)
+	if ifc == nil || !sub.IsValid() || ifc.Name == "lo" {
+		return nil
+	}
+	fx := &fix.Fix{
+		Summary: fmt.Sprintf("Source-based routing for %s: table %d sends its traffic by %s, rule \"from %s lookup %d\"", h.Local, table, ifc.Name, h.Local, table),
+		Caveat:  "Other interfaces that serve traffic need the same pattern. Make it permanent with the host's network manager, or it is gone at reboot.",
+	}
+	if sub.Bits() < sub.Addr().BitLen() {
+		fx.Steps = append(fx.Steps, &fix.RouteAdd{RouteSpec: fix.RouteSpec{Table: table, Dst: sub.Masked(), Dev: ifc.Name, Scope: "link", PrefSrc: h.Local}})
+	}
+	gw, how := gatewayFor(e, ifc.Name, sub)
+	def := &fix.RouteAdd{RouteSpec: fix.RouteSpec{Table: table, Dst: netip.PrefixFrom(unspecified(h.Local), 0), Dev: ifc.Name, Gateway: gw}}
+	if !gw.IsValid() {
+		def.Unknown = "the gateway of " + ifc.Name + " (" + how + "): replace GATEWAY"
+	}
+	pr := farAddr(e)
+	if gw.IsValid() || !sub.Contains(pr) {
+		fx.Steps = append(fx.Steps, def)
+	}
+	fx.Steps = append(fx.Steps, &fix.RuleAdd{RuleSpec: fix.RuleSpec{Priority: freePriority(e, 1000, 32765), Src: netip.PrefixFrom(h.Local, h.Local.BitLen()), Table: table}})
+	return fx
+}
+
+func unspecified(a netip.Addr) netip.Addr {
+	if a.Is4() {
+		return netip.IPv4Unspecified()
+	}
+	return netip.IPv6Unspecified()
+}
+
+// gatewayFor finds the interface's gateway: from the gateway probe, or from
+// a decision that already goes by a gateway on that subnet.
+func gatewayFor(e *evidence.Evidence, iface string, sub netip.Prefix) (netip.Addr, string) {
+	if e.Neighbours != nil {
+		for _, g := range e.Neighbours.Gateways {
+			if g.Iface == iface && g.Gateway.IsValid() {
+				return g.Gateway, g.How
+			}
+		}
+	}
+	for _, p := range []*evidence.PathView{okPath(e.Request), okPath(e.Reply)} {
+		if p != nil && p.Decision.Gateway.IsValid() && sub.Masked().Contains(p.Decision.Gateway) {
+			return p.Decision.Gateway, "the gateway the flow already uses, on " + iface + "'s subnet"
+		}
+	}
+	return netip.Addr{}, "not found yet: run the Third step"
+}
+
+// freeTable picks a table id no rule uses and no table seen holds routes.
+func freeTable(e *evidence.Evidence) int {
+	used := map[int]bool{}
+	if e.Rules != nil {
+		for _, r := range e.Rules.Rules {
+			used[r.Table] = true
+		}
+	}
+	if e.Tables != nil {
+		for _, t := range e.Tables.Tables {
+			used[t.ID] = true
+		}
+	}
+	for id := 100; id < 252; id++ {
+		if !used[id] {
+			return id
+		}
+	}
+	return 1000
+}
+
+// freePriority picks a rule priority no rule uses, searching from start
+// towards stop (either direction). 0 when none.
+func freePriority(e *evidence.Evidence, start, stop int) int {
+	used := map[int]bool{}
+	if e.Rules != nil {
+		for _, r := range e.Rules.Rules {
+			used[r.Priority] = true
+		}
+	}
+	step := 1
+	if stop < start {
+		step = -1
+	}
+	for p := start; p != stop+step; p += step {
+		if p > 0 && p < 32766 && !used[p] {
+			return p
+		}
+	}
+	return 0
+}
+
+// Commands to prove a diagnosis on another device, with the flow filled in.
+func proveConntrack(e *evidence.Evidence) string {
+	f := e.Flow
+	w := []string{"conntrack", "-L", "-p", f.Proto.String(), "--src", f.Src.Addr().String(), "--dst", f.Dst.Addr().String()}
+	if f.Proto.HasPorts() && f.Src.Port() != 0 && f.Dst.Port() != 0 {
+		w = append(w, "--sport", fmt.Sprint(f.Src.Port()), "--dport", fmt.Sprint(f.Dst.Port()))
+	}
+	return evidence.Command(w...)
+}
+
+func proveRoute(e *evidence.Evidence, reply bool) string {
+	f := e.Flow
+	if reply {
+		f = f.Reverse()
+	}
+	w := []string{"ip", "route", "get", f.Dst.Addr().String(), "from", f.Src.Addr().String()}
+	if f.Proto.HasPorts() && f.Src.Port() != 0 && f.Dst.Port() != 0 {
+		w = append(w, "ipproto", f.Proto.String(), "sport", fmt.Sprint(f.Src.Port()), "dport", fmt.Sprint(f.Dst.Port()))
+	}
+	return evidence.Command(w...)
+}
+
+func proveCapture(e *evidence.Evidence) string {
+	f := e.Flow
+	filter := "host " + f.Src.Addr().String() + " and host " + f.Dst.Addr().String()
+	if f.Proto.HasPorts() && f.Src.Port() != 0 {
+		filter += " and " + f.Proto.String() + " port " + fmt.Sprint(f.Src.Port())
+	}
+	return evidence.Command("tcpdump", "-ni", "any", filter)
+}

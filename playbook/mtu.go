@@ -1,0 +1,407 @@
+package playbook
+
+// The MTU black hole: large packets vanish while small ones pass. Proven
+// from the flow's packets, suspected from interfaces of this host with
+// different MTUs.
+
+import (
+	"asym/evidence"
+	"asym/fix"
+	"asym/flow"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// mtuBlackhole: large packets vanish while small ones pass. Proven from
+// the flow's packets (findMTUStall: the sender sends the same large segment
+// again and again, unanswered, with no ICMP fragmentation-needed back),
+// which is the usual case: the smaller link is between hosts, and nothing
+// on this host shows it. Suspected from this host's own interfaces when the
+// two directions cross different MTUs; that stays as supporting evidence.
+func mtuBlackhole(e *evidence.Evidence) []Finding {
+	mismatch := mtuMismatch(e)
+	if s := findMTUStall(e); s != nil {
+		f := mtuStallFinding(e, s)
+		if mismatch != nil {
+			f.Evidence = append(f.Evidence, mismatch.Evidence...)
+		}
+		return []Finding{f}
+	}
+	if mismatch == nil {
+		return nil
+	}
+	if l := live(e); l != nil {
+		for _, reply := range []bool{false, true} {
+			if frag, _ := fragNeeded(l, reply); len(frag) > 0 {
+				mismatch.Evidence = append(mismatch.Evidence,
+					Line{Probe: "live", Text: frag[0].Text},
+					Line{Probe: "live", Text: "ICMP fragmentation-needed for the flow is seen here and no segment is sent again at the old size: path MTU discovery works on this path, so the mismatch alone does not stall the flow"})
+				break
+			}
+		}
+	}
+	return []Finding{*mismatch}
+}
+
+// mtuMismatch: the request and the reply cross interfaces of this host with
+// different MTUs.
+func mtuMismatch(e *evidence.Evidence) *Finding {
+	req, rep := okPath(e.Request), okPath(e.Reply)
+	if req == nil || rep == nil {
+		return nil
+	}
+	type pair struct{ in, out, what string }
+	var pairs []pair
+	switch role(e) {
+	case evidence.RoleServer:
+		pairs = []pair{{req.Ingress, rep.Egress, "request in / reply out"}}
+	case evidence.RoleMiddle:
+		pairs = []pair{{req.Ingress, rep.Egress, "request in / reply out"}, {req.Egress, rep.Ingress, "request out / reply in"}}
+	}
+	for _, p := range pairs {
+		if p.in == "" || p.out == "" || p.in == p.out {
+			continue
+		}
+		a, b := mtuOf(e, p.in), mtuOf(e, p.out)
+		if a == 0 || b == 0 || a == b {
+			continue
+		}
+		ev := []Line{{Probe: "neighbours", Text: fmt.Sprintf("%s: %s has mtu %d, %s has mtu %d", p.what, p.in, a, p.out, b)}}
+		for _, pv := range []*evidence.PathView{req, rep} {
+			if pv.Decision.MTU != 0 {
+				ev = append(ev, Line{Probe: pv.Probe, Text: "cached path MTU: " + pv.Decision.Text})
+			}
+		}
+		return &Finding{
+			ID:       "mtu_blackhole",
+			Title:    fmt.Sprintf("The two directions cross interfaces with different MTUs (%s %d, %s %d)", p.in, a, p.out, b),
+			Evidence: ev,
+			Fix: &fix.Fix{Summary: "Make the MTU consistent or clamp the MSS",
+				Advice: "Large packets may vanish on the smaller path if ICMP fragmentation-needed is filtered: test with DF pings of the larger size from both ends, allow ICMP type 3 code 4, or clamp the TCP MSS to the smaller MTU. asym check --watch proves it from the flow's packets while the failure is reproduced.",
+				Prove: []string{evidence.Command("ping", "-M", "do", "-s", fmt.Sprint(max(a, b)-28), "-c", "3", e.Flow.Src.Addr().String()) + "   # from this host: large packets with DF set",
+					evidence.Command("tracepath", "-n", e.Flow.Src.Addr().String())}},
+		}
+	}
+	return nil
+}
+
+// mtuLarge is the IP length above which a packet may not cross every link:
+// IPv6 guarantees 1280 bytes on every link (RFC 8200 section 5) and IPv4
+// links below that are rare, while a full Ethernet-sized packet (1500)
+// does not fit a tunnel, PPPoE (1492) or a 1280-byte link.
+const mtuLarge = 1280
+
+// mtuTimerGap tells a retransmission from a burst: TCP sends the same
+// segment again only when its retransmission timer fires, after at least
+// 200 ms on Linux (TCP_RTO_MIN, include/net/tcp.h) and longer elsewhere,
+// while the segments of a burst leave microseconds apart.
+const mtuTimerGap = 150 * time.Millisecond
+
+// mtuStall is the packet proof of a path MTU black hole, visible on the
+// host that sends the large segments (or a router they cross): a TCP
+// segment longer than mtuLarge sent again, after the retransmission timer,
+// at the same length on the same interface, nothing from the other end
+// between the copies and no packet of that length ever answered, while
+// smaller packets of that direction were.
+type mtuStall struct {
+	reply            bool                      // the direction of the large segments
+	copies           []evidence.CapturedPacket // the same length again after a timer, in order: 2 or more
+	answered, answer evidence.CapturedPacket   // the largest smaller packet of that direction the other end answered, and its answer
+	frag             []evidence.CapturedPacket // ICMP fragmentation-needed / packet-too-big about that direction
+	fragMTU          int                       // the smallest MTU they report; 0 when none says
+	left             int                       // packets of that length and direction that left this host
+	stalls           int                       // chains like copies in the window (a retried flow stalls each time)
+}
+
+// dst is where the large segments go.
+func (s *mtuStall) dst(e *evidence.Evidence) netip.Addr {
+	if s.reply {
+		return e.Flow.Src.Addr()
+	}
+	return e.Flow.Dst.Addr()
+}
+
+// length is the IP length of the segment that vanishes.
+func (s *mtuStall) length() int { return s.copies[0].Len }
+
+// fragNeeded returns the ICMP errors that say a packet of the flow's
+// direction reply was too big for a link (IPv4 fragmentation needed, IPv6
+// packet too big), and the smallest MTU they report. Capture marks an error
+// Reply when it quotes a request, so errors about direction reply have the
+// opposite Reply.
+func fragNeeded(l *evidence.LiveEvidence, reply bool) ([]evidence.CapturedPacket, int) {
+	var out []evidence.CapturedPacket
+	low := 0
+	for _, p := range l.Packets {
+		if p.OtherHost || p.Reply == reply || !(strings.HasPrefix(p.ICMP, "unreachable (frag needed") || strings.HasPrefix(p.ICMP, "packet too big")) {
+			continue
+		}
+		out = append(out, p)
+		if i := strings.Index(p.ICMP, "mtu "); i >= 0 {
+			digits := strings.TrimRight(p.ICMP[i+4:], ")")
+			if m, err := strconv.Atoi(digits); err == nil && m > 0 && (low == 0 || m < low) {
+				low = m
+			}
+		}
+	}
+	return out, low
+}
+
+// findMTUStall looks for the proof in either direction of a TCP flow; nil
+// when the packets do not show it, or when an ICMP fragmentation-needed
+// arrived and the segments did shrink (path MTU discovery works: whatever
+// stalls the flow, it is not a black hole).
+func findMTUStall(e *evidence.Evidence) *mtuStall {
+	l := live(e)
+	if l == nil || e.Flow.Proto != flow.TCP {
+		return nil
+	}
+	var best *mtuStall
+	for _, reply := range []bool{false, true} {
+		if s := mtuStallIn(l, reply); s != nil && (best == nil || len(s.copies) > len(best.copies)) {
+			best = s
+		}
+	}
+	return best
+}
+
+func mtuStallIn(l *evidence.LiveEvidence, reply bool) *mtuStall {
+	// The flow's own TCP packets, in the order the capture saw them;
+	// indices below are into this slice.
+	var pk []evidence.CapturedPacket
+	for _, p := range l.Packets {
+		if !p.OtherHost && p.ICMP == "" && p.Proto == uint8(flow.TCP) {
+			pk = append(pk, p)
+		}
+	}
+	fromPeer := func(i int) bool { return pk[i].Reply != reply }
+	// next[i] is the first packet of the other end after i, or -1.
+	next := make([]int, len(pk))
+	for i, n := len(pk)-1, -1; i >= 0; i-- {
+		next[i] = n
+		if fromPeer(i) {
+			n = i
+		}
+	}
+
+	// Chains of one length on one interface, one way: a copy joins the
+	// chain when nothing came from the other end since the last one; it
+	// counts as sent again when the retransmission timer separates them,
+	// and stands in for the last one when it belongs to the same burst.
+	type key struct {
+		iface string
+		dir   evidence.PacketDir
+		n     int
+	}
+	chains := map[key][]int{}
+	var proofs [][]int
+	// Whether a copy was finally answered (ordinary loss, not the size) is
+	// decided below for every packet of that length at once.
+	closeChain := func(c []int) {
+		if len(c) >= 2 {
+			proofs = append(proofs, c)
+		}
+	}
+	for i, p := range pk {
+		if fromPeer(i) || p.Len <= mtuLarge {
+			continue
+		}
+		k := key{p.Iface, p.Dir, p.Len}
+		c := chains[k]
+		switch {
+		case len(c) == 0:
+			chains[k] = []int{i}
+		case next[c[len(c)-1]] >= 0 && next[c[len(c)-1]] < i:
+			closeChain(c)
+			chains[k] = []int{i}
+		case p.Time.Sub(pk[c[len(c)-1]].Time) >= mtuTimerGap:
+			chains[k] = append(c, i)
+		default:
+			c[len(c)-1] = i // the same burst
+		}
+	}
+	for _, c := range chains {
+		closeChain(c)
+	}
+	if len(proofs) == 0 {
+		return nil
+	}
+	// answered: the other end spoke right after packet i (its reset is no
+	// answer; a FIN may acknowledge data, so it is one).
+	answered := func(i int) bool {
+		return !fromPeer(i) && i+1 < len(pk) && fromPeer(i+1) && !strings.Contains(pk[i+1].Flags, "R")
+	}
+	// The stall shown is the longest; among equals, one that a smaller
+	// answered packet precedes (a window that opens mid-connection misses
+	// the first one's handshake), so the evidence reads in the order it
+	// happened; then the earliest.
+	answeredBefore := func(c []int) bool {
+		for i := 0; i < c[0]; i++ {
+			if answered(i) && pk[i].Len < pk[c[0]].Len {
+				return true
+			}
+		}
+		return false
+	}
+	best := proofs[0]
+	for _, c := range proofs[1:] {
+		switch {
+		case len(c) != len(best):
+			if len(c) > len(best) {
+				best = c
+			}
+		case answeredBefore(c) != answeredBefore(best):
+			if answeredBefore(c) {
+				best = c
+			}
+		case c[0] < best[0]:
+			best = c
+		}
+	}
+	s := &mtuStall{reply: reply}
+	for _, i := range best {
+		s.copies = append(s.copies, pk[i])
+	}
+	n := s.length()
+	for _, c := range proofs {
+		if p := pk[c[0]]; p.Len == n && p.Iface == s.copies[0].Iface && p.Dir == s.copies[0].Dir {
+			s.stalls++
+		}
+	}
+
+	// Smaller packets of the same direction must have been answered. If
+	// nothing was answered, everything vanishes and it is not the size; if
+	// a packet of this very length was answered, a copy finally got through
+	// or that size passes: loss, not a black hole. (A longer one says
+	// nothing: with TSO/GSO the sender's capture sees super-packets that
+	// are cut up after it.)
+	// The one shown is the largest before the stall when there is one,
+	// so the evidence reads in the order it happened.
+	found, before := false, false
+	better := func(i int) bool {
+		switch {
+		case !found:
+			return true
+		case (i < best[0]) != before:
+			return i < best[0]
+		}
+		return pk[i].Len > s.answered.Len
+	}
+	for i, p := range pk {
+		if !answered(i) {
+			continue
+		}
+		if p.Len == n {
+			return nil
+		}
+		if p.Len < n && better(i) {
+			s.answered, s.answer, found, before = p, pk[i+1], true, i < best[0]
+		}
+	}
+	if !found {
+		return nil
+	}
+
+	s.frag, s.fragMTU = fragNeeded(l, reply)
+	if len(s.frag) > 0 {
+		// The error arrived: a copy at the same size after it means this
+		// host ignores it; none means the segments shrank and path MTU
+		// discovery works, so whatever stalls the flow is not this.
+		last := s.copies[len(s.copies)-1]
+		if !last.Time.After(s.frag[0].Time) || (s.fragMTU > 0 && n <= s.fragMTU) {
+			return nil
+		}
+	}
+	for _, p := range pk {
+		if p.Reply == reply && p.Dir == "out" && p.Len == n {
+			s.left++
+		}
+	}
+	return s
+}
+
+// mtuStallFinding words the proof.
+func mtuStallFinding(e *evidence.Evidence, s *mtuStall) Finding {
+	n, dst := s.length(), s.dst(e)
+	first, last := s.copies[0], s.copies[len(s.copies)-1]
+	ev := []Line{
+		{Probe: "live", Text: s.answered.Text + fmt.Sprintf("   ← %d bytes: answered", s.answered.Len)},
+		{Probe: "live", Text: s.answer.Text + "   ← the other end answers"},
+		{Probe: "live", Text: first.Text + fmt.Sprintf("   ← %d bytes", n)},
+	}
+	for i, p := range s.copies[1:] {
+		if i == 3 {
+			ev = append(ev, Line{Probe: "live", Text: fmt.Sprintf("… %d more copies", len(s.copies)-4)})
+			break
+		}
+		ev = append(ev, Line{Probe: "live", Text: p.Text + fmt.Sprintf("   ← the same %d bytes again after %s, nothing came back", n, p.Time.Sub(s.copies[i].Time).Round(time.Millisecond))})
+	}
+	way := "left by"
+	if first.Dir == "in" {
+		way = "came in on"
+	}
+	icmp := "no ICMP fragmentation-needed came back"
+	if len(s.frag) > 0 {
+		icmp = fmt.Sprintf("%d ICMP fragmentation-needed arrived (%s) and the size did not change", len(s.frag), s.frag[0].ICMP)
+	}
+	again := ""
+	if s.stalls > 1 {
+		again = fmt.Sprintf(" (and so in %d connections of the window)", s.stalls)
+	}
+	ev = append(ev, Line{Probe: "live", Text: fmt.Sprintf("the same %d-byte segment %s %s %d times over %s with nothing from the other end between%s; packets up to %d bytes were answered; %s",
+		n, way, first.Iface, len(s.copies), last.Time.Sub(first.Time).Round(time.Millisecond), again, s.answered.Len, icmp)})
+	for _, p := range s.frag {
+		ev = append(ev, Line{Probe: "live", Text: p.Text})
+	}
+	if first.Dir == "in" && s.left == 0 {
+		ev = append(ev, Line{Probe: "live", Text: fmt.Sprintf("none of them left this host: it drops the %d-byte segments itself (compare the MTU of its way out)", n)})
+	}
+	if l := live(e); l != nil && l.Deltas["Tcp:RetransSegs"] > 0 {
+		ev = append(ev, Line{Probe: "live", Text: fmt.Sprintf("Tcp RetransSegs %+d over the window", l.Deltas["Tcp:RetransSegs"])})
+	}
+
+	hdr := 28 // IPv4 + ICMP headers, for ping's -s
+	if dst.Is6() {
+		hdr = 48
+	}
+	ping := func(size int, why string) string {
+		return evidence.Command("ping", "-M", "do", "-s", fmt.Sprint(size-hdr), "-c", "3", dst.String()) + "   # " + why
+	}
+	f := Finding{
+		ID:       "mtu_blackhole",
+		Severity: Critical,
+		Evidence: ev,
+	}
+	if len(s.frag) > 0 {
+		f.Title = fmt.Sprintf("Proven on the wire: %d-byte segments to %s are sent again and again although ICMP fragmentation-needed (mtu %d) arrives: this host does not act on it", n, dst, s.fragMTU)
+		f.Fix = &fix.Fix{Summary: "Find out why this host ignores fragmentation-needed",
+			Advice: "The ICMP reaches this host's interface (a capture sees it before the firewall) but the segments keep their size: an input rule may drop ICMP, " +
+				"net.ipv4.ip_no_pmtu_disc may be set, or the reported MTU is below net.ipv4.route.min_pmtu. Allow ICMP destination-unreachable/fragmentation-needed " +
+				"(IPv6: packet-too-big) in, or clamp the TCP MSS on the path.",
+			Prove: []string{evidence.Command("ip", "route", "get", dst.String()) + "   # on this host: a learned path MTU shows as \"cache expires … mtu\"",
+				evidence.Command("sysctl", "net.ipv4.ip_no_pmtu_disc", "net.ipv4.route.min_pmtu"),
+				evidence.Command("nft", "list", "ruleset") + "   # rules that drop icmp on input"}}
+		return f
+	}
+	f.Title = fmt.Sprintf("Proven on the wire: %d-byte segments to %s vanish while smaller packets pass, and no ICMP fragmentation-needed comes back (a path MTU black hole)", n, dst)
+	stopgap := "ip route add " + dst.String() + " via GATEWAY mtu lock 1280"
+	if sp := sender(e); sp != nil && sp.Decision.Dev != "" {
+		w := []string{"ip", "route", "add", dst.String()}
+		if sp.Decision.Gateway.IsValid() {
+			w = append(w, "via", sp.Decision.Gateway.String())
+		}
+		stopgap = evidence.Command(append(w, "dev", sp.Decision.Dev, "mtu", "lock", "1280")...)
+	}
+	f.Fix = &fix.Fix{Summary: "Let path MTU discovery work on the path, or clamp the MSS there",
+		Advice: fmt.Sprintf("The %d-byte segments are dropped on the way to %s by a link with a smaller MTU, and the ICMP fragmentation-needed that should tell this host is filtered, so it never learns. "+
+			"On the router in front of the smaller link: allow ICMP destination-unreachable/fragmentation-needed (type 3 code 4; IPv6 packet-too-big, type 2) out of and through it, "+
+			"or clamp the TCP MSS to that link (nftables: tcp flags syn tcp option maxseg size set rt mtu). "+
+			"A stopgap on this host for this destination only: %s.", n, dst, stopgap),
+		Caveat: "The stopgap fixes only what this host sends; every other host whose traffic crosses that link stalls the same way until the path is fixed.",
+		Prove: []string{ping(n, fmt.Sprintf("from this host: %d bytes with DF set get no answer and no error", n)),
+			ping(mtuLarge, "from this host: 1280 bytes get answered")}}
+	return f
+}

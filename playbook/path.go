@@ -1,0 +1,121 @@
+package playbook
+
+// Analyzers of the path (the First step): how the kernel routes the flow
+// and its reply on this host, and whether it refuses the packet where it
+// arrives.
+
+import (
+	"asym/evidence"
+	"asym/fix"
+	"fmt"
+	"strings"
+)
+
+func rpFilterStrictDrop(e *evidence.Evidence) []Finding {
+	var out []Finding
+	for _, p := range []*evidence.PathView{okPath(e.Request), okPath(e.Reply)} {
+		if p == nil || !p.Input() || !p.Decision.RPFReject() || p.RPFilter == nil || p.RPFilter.Effective != 1 {
+			continue
+		}
+		src := p.Decision.Query.Src
+		back := "another interface"
+		ev := []Line{cmdLine(p), {Probe: p.Probe, Text: p.Decision.Text + "   ← the kernel refuses the packet (" + p.Decision.Error + ")"}}
+		if rp := p.ReversePath; rp != nil && rp.Dev != "" {
+			back = rp.Dev
+			ev = append(ev, Line{Probe: p.Probe, Text: "way back to " + src.String() + ": " + rp.Text})
+		}
+		ev = append(ev, Line{Probe: p.Probe, Text: fmt.Sprintf("net.ipv4.conf.all.rp_filter = %d, net.ipv4.conf.%s.rp_filter = %d: effective %d (strict)", p.RPFilter.All, p.Ingress, p.RPFilter.Dev, p.RPFilter.Effective)})
+		if n, ok := counter(e, "TcpExt:IPReversePathFilter"); ok && n > 0 {
+			ev = append(ev, Line{Probe: "counters", Text: fmt.Sprintf("TcpExt IPReversePathFilter = %d (packets this namespace dropped for failing the reverse-path check)", n)})
+		}
+		f := Finding{
+			ID:       "rp_filter_strict_drop",
+			Title:    fmt.Sprintf("Strict rp_filter on %s drops the %s from %s: the way back leaves by %s", p.Ingress, p.Direction, src, back),
+			Evidence: ev,
+		}
+		f.Fix = sourceRoutingFix(e, "")
+		loose := fix.Fix{
+			Summary: fmt.Sprintf("Loose reverse-path filter on %s (rp_filter=2): the drop stops, the asymmetry stays", p.Ingress),
+			Steps:   fix.Steps{&fix.SysctlSet{Sysctl: "net.ipv4.conf." + p.Ingress + ".rp_filter", Value: "2"}},
+			Caveat:  "The reply still leaves by " + back + "; a fabric, ISP or firewall that checks source addresses will drop it there. Prefer policy routing.",
+		}
+		if f.Fix == nil {
+			loose.Caveat = "This hides the asymmetry on this host only; make the routing symmetric where you can."
+			f.Fix = &loose
+		} else {
+			f.Fix.Alternatives = append(f.Fix.Alternatives, loose)
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+func replyWrongEgress(e *evidence.Evidence) []Finding {
+	req, rep := okPath(e.Request), okPath(e.Reply)
+	if req == nil || rep == nil || req.Ingress == "" || rep.Egress == "" || req.Ingress == rep.Egress {
+		return nil
+	}
+	switch role(e) {
+	case evidence.RoleServer:
+	case evidence.RoleMiddle:
+		// When asym inferred the ingress from this host's own route back and
+		// that route is multipath, the mismatch is the ECMP hash, which
+		// ecmp_multipath reports with the right advice.
+		if !strings.HasPrefix(req.IngressWhy, "given") && rep.FIB != nil {
+			for _, nh := range rep.FIB.Nexthops {
+				if nh.Dev == req.Ingress {
+					return nil
+				}
+			}
+		}
+	default:
+		return nil
+	}
+	f := Finding{
+		ID:    "reply_wrong_egress",
+		Title: fmt.Sprintf("The reply to %s leaves by %s, but the request came in on %s", e.Flow.Src.Addr(), rep.Egress, req.Ingress),
+		Evidence: []Line{
+			{Probe: req.Probe, Text: fmt.Sprintf("the request arrives on %s (%s)", req.Ingress, req.IngressWhy)},
+			cmdLine(rep),
+			{Probe: rep.Probe, Text: rep.Decision.Text + "   ← leaves by " + rep.Egress},
+		},
+	}
+	if role(e) == evidence.RoleServer {
+		f.Fix = sourceRoutingFix(e, "")
+	} else {
+		f.Fix = &fix.Fix{Summary: "Make this router send the reply back the way the request came",
+			Advice: fmt.Sprintf("This host forwards the request from %s and the reply towards %s; give the reply a route by %s (a policy rule for %s, or a more specific route), or make the upstream routing symmetric.", req.Ingress, rep.Egress, req.Ingress, e.Flow.Dst.Addr()),
+			Prove:  []string{proveCapture(e) + "   # here: the request in on " + req.Ingress + ", the reply out on " + rep.Egress}}
+	}
+	return []Finding{f}
+}
+
+func wrongSourceAddress(e *evidence.Evidence) []Finding {
+	if role(e) != evidence.RoleClient {
+		return nil
+	}
+	req := okPath(e.Request)
+	h := e.Host
+	if req == nil || req.Egress == "" || req.Egress == h.LocalIface {
+		return nil
+	}
+	owner := h.Iface(h.LocalIface)
+	sub := subnetOf(owner, h.Local)
+	// Addresses on loopback or dummy interfaces (service VIPs, anycast) are
+	// meant to leave by whichever interface routes; only a NIC's own
+	// connected address makes this a mistake.
+	if owner == nil || owner.Name == "lo" || owner.Kind == "dummy" || !sub.IsValid() || sub.Bits() == sub.Addr().BitLen() {
+		return nil
+	}
+	f := Finding{
+		ID:    "wrong_source_address",
+		Title: fmt.Sprintf("The flow leaves by %s carrying %s's address %s", req.Egress, owner.Name, h.Local),
+		Evidence: []Line{
+			{Probe: "host", Text: fmt.Sprintf("%s is on %s (%s)", h.Local, owner.Name, sub)},
+			cmdLine(req),
+			{Probe: req.Probe, Text: req.Decision.Text + "   ← leaves by " + req.Egress},
+		},
+	}
+	f.Fix = sourceRoutingFix(e, "")
+	return []Finding{f}
+}

@@ -1,0 +1,275 @@
+package playbook
+
+// Analyzers of configuration (the Third step): the policy rules, the tables
+// they point at and the ARP sysctls that make a multi-homed host asymmetric.
+
+import (
+	"asym/evidence"
+	"asym/fix"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+)
+
+// typoRule is a source rule whose address no interface holds, with the
+// address it most likely meant.
+type typoRule struct {
+	Rule  evidence.Rule
+	Iface string
+	Meant netip.Addr
+	Table *evidence.Table
+}
+
+func typoRules(e *evidence.Evidence) []typoRule {
+	if !ok(e.Rules) || e.Host == nil {
+		return nil
+	}
+	var out []typoRule
+	for _, r := range e.Rules.Rules {
+		if r.Default() || !r.Src.IsValid() || r.Src.Bits() != r.Src.Addr().BitLen() || e.Host.Owner(r.Src.Addr()) != nil {
+			continue
+		}
+		for _, c := range e.Host.Connected(r.Src.Addr()) {
+			tb := e.Tables.Table(r.Table)
+			if tb != nil && len(tb.Routes) > 0 && !slices.ContainsFunc(tb.Routes, func(rt evidence.Route) bool { return rt.Dev == c.Iface.Name }) {
+				continue // the table sends elsewhere: not this interface's rule
+			}
+			out = append(out, typoRule{Rule: r, Iface: c.Iface.Name, Meant: c.Prefix.Addr(), Table: tb})
+			break
+		}
+	}
+	return out
+}
+
+func ruleUnknownSource(e *evidence.Evidence) []Finding {
+	var out []Finding
+	for _, t := range typoRules(e) {
+		ev := []Line{
+			{Probe: "rules", Text: t.Rule.Text},
+			{Probe: "host", Text: fmt.Sprintf("no interface holds %s; %s holds %s", t.Rule.Src.Addr(), t.Iface, t.Meant)},
+		}
+		if t.Table != nil {
+			for _, rt := range t.Table.Routes {
+				ev = append(ev, Line{Probe: "tables", Text: fmt.Sprintf("table %d: %s", t.Table.ID, rt.Text)})
+			}
+		}
+		out = append(out, Finding{
+			ID:       "rule_unknown_source",
+			Title:    fmt.Sprintf("Rule %d selects on %s, which no interface holds (%s has %s)", t.Rule.Priority, t.Rule.Src.Addr(), t.Iface, t.Meant),
+			Evidence: ev,
+			Fix:      typoFix(t),
+		})
+	}
+	return out
+}
+
+func ruleEmptyTable(e *evidence.Evidence) []Finding {
+	if !ok(e.Rules) || !ok(e.Tables) {
+		return nil
+	}
+	var out []Finding
+	seen := map[int]bool{}
+	for _, p := range []*evidence.PathView{okPath(e.Request), okPath(e.Reply)} {
+		if p == nil {
+			continue
+		}
+		for _, r := range e.Rules.Matching(p.Packet) {
+			tb := e.Tables.Table(r.Table)
+			if r.Default() || r.Action != "lookup" || tb == nil || len(tb.Routes) > 0 || tb.Truncated || seen[r.Table] {
+				continue
+			}
+			seen[r.Table] = true
+			f := Finding{
+				ID:       "rule_empty_table",
+				Title:    fmt.Sprintf("Rule %d matches the %s but table %d is empty, so the lookup falls through", r.Priority, p.Direction, r.Table),
+				Evidence: []Line{{Probe: "rules", Text: r.Text}, {Probe: "tables", Text: fmt.Sprintf("table %d: no routes", r.Table)}, cmdLine(p), {Probe: p.Probe, Text: p.Decision.Text}},
+			}
+			f.Fix = fillTableFix(e, r.Table)
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func ruleShadowed(e *evidence.Evidence) []Finding {
+	if !ok(e.Rules) || !ok(e.Tables) {
+		return nil
+	}
+	for _, p := range []*evidence.PathView{okPath(e.Request), okPath(e.Reply)} {
+		if p == nil || p.Decision.Failed() {
+			continue
+		}
+		served := e.Rules.Served(&p.Decision, p.Packet)
+		if served == nil || served.Priority == 0 {
+			continue
+		}
+		for _, r := range e.Rules.Matching(p.Packet) {
+			if r.Default() || r.Action != "lookup" || r.Priority <= served.Priority || r.Table == p.Decision.Table {
+				continue
+			}
+			tb := e.Tables.Table(r.Table)
+			if tb == nil || tb.Lookup(p.Packet.Dst) == nil {
+				continue
+			}
+			prio := freePriority(e, served.Priority-1, 0)
+			fx := &fix.Fix{Summary: fmt.Sprintf("Move rule %d before rule %d", r.Priority, served.Priority)}
+			if prio > 0 {
+				fx.Steps = fix.Steps{
+					&fix.RuleDel{RuleSpec: fix.RuleSpec{Priority: r.Priority, Src: r.Src, Table: r.Table}},
+					&fix.RuleAdd{RuleSpec: fix.RuleSpec{Priority: prio, Src: r.Src, Table: r.Table}},
+				}
+				if r.Dst.IsValid() || r.Iif != "" || r.Oif != "" || r.Mark != 0 || r.IPProto != 0 {
+					fx.Steps = nil
+					fx.Advice = fmt.Sprintf("Re-add rule %q with priority %d (below %d).", r.Text, prio, served.Priority)
+				}
+			}
+			return []Finding{{
+				ID:    "rule_shadowed",
+				Title: fmt.Sprintf("Rule %d (table %d) would route the %s, but rule %d answers first from table %s", r.Priority, r.Table, p.Direction, served.Priority, evidence.TableName(p.Decision.Table)),
+				Evidence: []Line{{Probe: "rules", Text: served.Text}, {Probe: "rules", Text: r.Text}, cmdLine(p), {Probe: p.Probe, Text: p.Decision.Text},
+					{Probe: "tables", Text: fmt.Sprintf("table %d would answer: %s", r.Table, tb.Lookup(p.Packet.Dst).Text)}},
+				Fix: fx,
+			}}
+		}
+	}
+	return nil
+}
+
+func missingLinkRoute(e *evidence.Evidence) []Finding {
+	sp := sender(e)
+	if sp == nil || !ok(e.Tables) || sp.Decision.Failed() || !sp.Decision.Gateway.IsValid() {
+		return nil
+	}
+	tb := e.Tables.Table(sp.Decision.Table)
+	if tb == nil || tb.Truncated {
+		return nil
+	}
+	pr := farAddr(e)
+	for _, c := range e.Host.Connected(pr) {
+		if c.Iface.Name != sp.Egress {
+			continue
+		}
+		if slices.ContainsFunc(tb.Routes, func(r evidence.Route) bool { return r.Covers(pr) }) {
+			return nil
+		}
+		ev := []Line{cmdLine(sp), {Probe: sp.Probe, Text: sp.Decision.Text + "   ← via the gateway"},
+			{Probe: "host", Text: fmt.Sprintf("%s is on %s's own subnet %s", pr, c.Iface.Name, c.Prefix.Masked())}}
+		for _, r := range tb.Routes {
+			ev = append(ev, Line{Probe: "tables", Text: fmt.Sprintf("table %d: %s", tb.ID, r.Text)})
+		}
+		src := e.Host.Local
+		if !c.Prefix.Contains(src) {
+			src = c.Prefix.Addr()
+		}
+		return []Finding{{
+			ID:       "missing_link_route",
+			Title:    fmt.Sprintf("Table %d has no route for %s, so replies to %s on the same subnet go via %s", tb.ID, c.Prefix.Masked(), pr, sp.Decision.Gateway),
+			Evidence: ev,
+			Fix: &fix.Fix{Summary: fmt.Sprintf("Add %s's link route to table %d", c.Iface.Name, tb.ID),
+				Steps: fix.Steps{&fix.RouteAdd{RouteSpec: fix.RouteSpec{Table: tb.ID, Dst: c.Prefix.Masked(), Dev: c.Iface.Name, Scope: "link", PrefSrc: src}}}},
+		}}
+	}
+	return nil
+}
+
+func missingSourceRule(e *evidence.Evidence) []Finding {
+	sp := sender(e)
+	h := e.Host
+	if sp == nil || !ok(e.Rules) || !multiHomed(h) || sp.Egress == "" || sp.Egress == h.LocalIface {
+		return nil
+	}
+	owner := h.Iface(h.LocalIface)
+	if owner == nil || owner.Kind == "dummy" || owner.Name == "lo" {
+		return nil
+	}
+	for _, r := range e.Rules.Rules {
+		if !r.Default() && r.Src.IsValid() && r.Src.Contains(h.Local) && r.Src.Bits() > 0 {
+			return nil // a rule exists; rule_shadowed / rule_empty_table say why it does not work
+		}
+	}
+	for _, t := range typoRules(e) {
+		if t.Meant == h.Local {
+			return nil // rule_unknown_source has the fix: the rule names the wrong address
+		}
+	}
+	var ev []Line
+	for _, i := range h.Ifaces {
+		if i.Name != "lo" && len(i.Addrs) > 0 {
+			ev = append(ev, Line{Probe: "host", Text: fmt.Sprintf("%s holds %s", i.Name, joinPrefixes(i.Addrs))})
+		}
+	}
+	ev = append(ev, cmdLine(sp), Line{Probe: sp.Probe, Text: sp.Decision.Text + "   ← " + h.Local.String() + " leaves by " + sp.Egress})
+	ev = append(ev, Line{Probe: "rules", Text: "no rule selects on from " + h.Local.String() + ": " + strings.Join(ruleTexts(e.Rules), " | ")})
+	return []Finding{{
+		ID:       "missing_source_rule",
+		Title:    fmt.Sprintf("No policy rule sends traffic from %s out of %s; it follows table %s by %s", h.Local, h.LocalIface, evidence.TableName(sp.Decision.Table), sp.Egress),
+		Evidence: ev,
+		Fix:      sourceRoutingFix(e, ""),
+	}}
+}
+
+func ruleTexts(v *evidence.RulesView) []string {
+	var out []string
+	for _, r := range v.Rules {
+		out = append(out, strings.ReplaceAll(r.Text, "\t", " "))
+	}
+	return out
+}
+
+func joinPrefixes(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ", ")
+}
+
+func arpFlux(e *evidence.Evidence) []Finding {
+	h := e.Host
+	if h == nil || !ok(e.Sysctls) || !h.Local.Is4() || h.LocalIface == "" {
+		return nil
+	}
+	sub := subnetOf(h.Iface(h.LocalIface), h.Local)
+	if !sub.IsValid() || sub.Bits() == 32 {
+		return nil
+	}
+	group := []string{h.LocalIface}
+	for _, i := range h.Ifaces {
+		if i.Name == h.LocalIface || i.Name == "lo" {
+			continue
+		}
+		for _, a := range i.Addrs {
+			if a.Masked() == sub.Masked() {
+				group = append(group, i.Name)
+				break
+			}
+		}
+	}
+	if len(group) < 2 {
+		return nil
+	}
+	var ev []Line
+	var steps fix.Steps
+	for _, name := range group {
+		ign := e.Sysctls.Effective(name, "arp_ignore", -1)
+		filt := e.Sysctls.Effective(name, "arp_filter", -1)
+		if ign != 0 || filt != 0 {
+			continue
+		}
+		ev = append(ev, Line{Probe: "sysctls", Text: fmt.Sprintf("%s: arp_ignore=0, arp_filter=0: %s answers ARP for every address of this host", name, name)})
+		steps = append(steps,
+			&fix.SysctlSet{Sysctl: "net.ipv4.conf." + name + ".arp_ignore", Value: "1"},
+			&fix.SysctlSet{Sysctl: "net.ipv4.conf." + name + ".arp_announce", Value: "2"})
+	}
+	if len(ev) == 0 {
+		return nil
+	}
+	ev = append([]Line{{Probe: "host", Text: fmt.Sprintf("%s share the subnet %s", strings.Join(group, " and "), sub.Masked())}}, ev...)
+	return []Finding{{
+		ID:       "arp_flux",
+		Title:    fmt.Sprintf("%s are on one subnet and answer ARP for each other's addresses", strings.Join(group, " and ")),
+		Evidence: ev,
+		Fix:      &fix.Fix{Summary: "Answer ARP only on the interface that holds the address", Steps: steps},
+	}}
+}

@@ -1,0 +1,181 @@
+package playbook
+
+// Analyzers of state (the Second step): what keeps state and drops what
+// it did not see begin: conntrack, firewall rules that drop INVALID or fail
+// a reverse-path check, NAT, and ECMP that hashes the two directions apart.
+
+import (
+	"asym/evidence"
+	"asym/fix"
+	"fmt"
+)
+
+func hookRelevant(r evidence.Role, hook string) bool {
+	switch hook {
+	case "", "prerouting", "ingress":
+		return true
+	case "forward":
+		return r == evidence.RoleMiddle
+	case "input":
+		return r != evidence.RoleMiddle
+	}
+	return false
+}
+
+func ctInvalidDrop(e *evidence.Evidence) []Finding {
+	if !ok(e.Firewall) || !ok(e.Conntrack) || !e.Conntrack.Looked {
+		return nil
+	}
+	var ev []Line
+	for _, r := range e.Firewall.Rules {
+		if r.Kind == "ct_invalid" && r.Drops() && r.Packets > 0 && hookRelevant(role(e), r.Hook) {
+			ev = append(ev, Line{Probe: "firewall", Text: r.Where() + ": " + r.Text})
+		}
+	}
+	if len(ev) == 0 {
+		return nil
+	}
+	ct := e.Conntrack
+	switch {
+	case len(ct.Entries) == 0:
+		ev = append(ev, Line{Probe: "conntrack", Text: "no conntrack entry for " + e.Flow.String() + " in either direction: its first packet never passed this host"})
+	default:
+		for _, en := range ct.Entries {
+			if !en.Unreplied {
+				return nil // the flow is tracked both ways here: its packets are not INVALID
+			}
+			ev = append(ev, Line{Probe: "conntrack", Text: en.Text})
+		}
+	}
+	if ct.Stats.Invalid > 0 {
+		ev = append(ev, Line{Probe: "conntrack", Text: fmt.Sprintf("conntrack statistics: invalid=%d (summed over %d CPUs)", ct.Stats.Invalid, ct.Stats.CPUs)})
+	}
+	return []Finding{{
+		ID:       "ct_invalid_drop",
+		Title:    "A ct state invalid rule drops packets of a flow this host never saw begin",
+		Evidence: ev,
+		Fix: &fix.Fix{Summary: "Make both directions of the flow cross the same stateful device",
+			Advice: "The request reached another device (or took another path) than the reply. Pin the route for the prefix so both " +
+				"directions cross this firewall, take the prefix out of ECMP, or give the firewall pair shared state (conntrackd). " +
+				"Accepting INVALID would hide the problem and weaken the firewall.",
+			Caveat: "On the other firewall the same flow shows [UNREPLIED]: the request went through it.",
+			Prove:  []string{proveConntrack(e), proveRoute(e, true) + "   # on the router before the pair: which member the reply hashes to"}},
+	}}
+}
+
+func nftFibRPFilterDrop(e *evidence.Evidence) []Finding {
+	if !ok(e.Firewall) {
+		return nil
+	}
+	var rules []evidence.FirewallRule
+	for _, r := range e.Firewall.Rules {
+		if r.Kind == "fib_rpfilter" && r.Drops() {
+			rules = append(rules, r)
+		}
+	}
+	if len(rules) == 0 {
+		return nil
+	}
+	for _, p := range []*evidence.PathView{okPath(e.Request), okPath(e.Reply)} {
+		if p == nil || !p.Input() || p.ReversePath == nil || p.ReversePath.Dev == "" || p.ReversePath.Dev == p.Ingress {
+			continue
+		}
+		var ev []Line
+		for _, r := range rules {
+			ev = append(ev, Line{Probe: "firewall", Text: r.Where() + ": " + r.Text})
+		}
+		ev = append(ev, Line{Probe: p.Probe, Text: fmt.Sprintf("the %s arrives on %s, but the way back to %s leaves by %s: %s", p.Direction, p.Ingress, p.Decision.Query.Src, p.ReversePath.Dev, p.ReversePath.Text)})
+		f := Finding{
+			ID:       "nft_fib_rpfilter_drop",
+			Title:    fmt.Sprintf("A fib reverse-path rule drops the %s arriving on %s (the way back leaves by %s)", p.Direction, p.Ingress, p.ReversePath.Dev),
+			Evidence: ev,
+		}
+		if f.Fix = sourceRoutingFix(e, ""); f.Fix == nil {
+			f.Fix = &fix.Fix{Summary: "Make the way back symmetric, or loosen the rule", Advice: "Route replies back by " + p.Ingress + ", or change the rule to loose mode (fib saddr oif missing drop) for this interface."}
+		}
+		return []Finding{f}
+	}
+	return nil
+}
+
+func conntrackUnreplied(e *evidence.Evidence) []Finding {
+	if !ok(e.Conntrack) {
+		return nil
+	}
+	for _, en := range e.Conntrack.Entries {
+		if !en.Unreplied || en.SrcNAT || en.DstNAT {
+			continue
+		}
+		state := ""
+		if en.TCPState != "" {
+			state = ", " + en.TCPState
+		}
+		return []Finding{{
+			ID:       "conntrack_unreplied",
+			Title:    fmt.Sprintf("This host saw the request but never the reply ([UNREPLIED]%s)", state),
+			Evidence: []Line{{Probe: "conntrack", Text: en.Text}},
+			Fix: &fix.Fix{Summary: "Find where the reply goes instead",
+				Advice: "Check the route back to " + e.Flow.Src.Addr().String() + " on " + e.Flow.Dst.Addr().String() +
+					"'s side and on the devices between: the reply takes another path, or is dropped before it gets here.",
+				Prove: []string{proveRoute(e, true) + "   # on the far end and the routers between", proveCapture(e) + "   # on the far end: does the reply leave?"}},
+		}}
+	}
+	return nil
+}
+
+func natStateMiss(e *evidence.Evidence) []Finding {
+	if !ok(e.Conntrack) {
+		return nil
+	}
+	for _, en := range e.Conntrack.Entries {
+		if !en.Unreplied || !(en.SrcNAT || en.DstNAT) {
+			continue
+		}
+		kind := "source"
+		if en.DstNAT {
+			kind = "destination"
+		}
+		return []Finding{{
+			ID:       "nat_state_miss",
+			Title:    fmt.Sprintf("This host %s-NATed the flow but no reply came back to it", kind),
+			Evidence: []Line{{Probe: "conntrack", Text: en.Text}},
+			Fix: &fix.Fix{Summary: "Route the replies back through this translator",
+				Advice: fmt.Sprintf("Replies go to %s:%d; make them return through this host (the one holding the translation), or share NAT state between the translators.", en.ReplyDst.Addr(), en.ReplyDst.Port()),
+				Prove:  []string{evidence.Command("ip", "route", "get", en.ReplyDst.Addr().String()) + "   # on the replying side: which translator does it reach?"}},
+		}}
+	}
+	return nil
+}
+
+func ecmpMultipath(e *evidence.Evidence) []Finding {
+	var ev []Line
+	for _, p := range []*evidence.PathView{okPath(e.Request), okPath(e.Reply)} {
+		if p == nil || p.FIB == nil {
+			continue
+		}
+		alive := 0
+		for _, nh := range p.FIB.Nexthops {
+			if !nh.Dead {
+				alive++
+			}
+		}
+		if alive < 2 {
+			continue
+		}
+		ev = append(ev,
+			Line{Probe: p.Probe, Text: fmt.Sprintf("the %s's route has %d next hops: %s", p.Direction, alive, p.FIB.Text)},
+			Line{Probe: p.Probe, Text: fmt.Sprintf("this flow's %s hashes to %s", p.Direction, p.Decision.Text)})
+	}
+	if len(ev) == 0 {
+		return nil
+	}
+	return []Finding{{
+		ID:       "ecmp_multipath",
+		Title:    "The flow's route has several next hops (ECMP): the request and the reply are hashed separately",
+		Evidence: ev,
+		Fix: &fix.Fix{Summary: "Keep both directions on one stateful path",
+			Advice: "If the next hops are stateful (firewalls, NAT, load balancers) without shared state, pin this prefix to one next hop or make them share state; a retry with another source port may land on another path, which is why failures look random.",
+			Prove: []string{proveConntrack(e) + "   # on each stateful next hop: one has the flow, the other drops its reply",
+				proveRoute(e, true) + "   # on the router on the other side: the reply's next hop"}},
+	}}
+}
