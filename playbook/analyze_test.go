@@ -94,13 +94,13 @@ func healed(e *evidence.Evidence) {
 func ids(fs []Finding) []string {
 	out := []string{}
 	for _, f := range fs {
-		out = append(out, f.ID)
+		out = append(out, string(f.ID))
 	}
 	sort.Strings(out)
 	return out
 }
 
-func find(fs []Finding, id string) *Finding {
+func find(fs []Finding, id FindingID) *Finding {
 	for i := range fs {
 		if fs[i].ID == id {
 			return &fs[i]

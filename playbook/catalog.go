@@ -2,9 +2,49 @@ package playbook
 
 import "strings"
 
+// FindingID names a kind of finding. Ids are stable: runbooks and alerts
+// refer to them, and the JSON report carries them as these strings.
+type FindingID string
+
+// The findings asym knows, one per catalog entry.
+const (
+	// First: the path.
+	RPFilterStrictDrop FindingID = "rp_filter_strict_drop"
+	ReplyWrongEgress   FindingID = "reply_wrong_egress"
+	WrongSourceAddress FindingID = "wrong_source_address"
+	// Second: state.
+	CtInvalidDrop      FindingID = "ct_invalid_drop"
+	NftFibRPFilterDrop FindingID = "nft_fib_rpfilter_drop"
+	ConntrackUnreplied FindingID = "conntrack_unreplied"
+	NATStateMiss       FindingID = "nat_state_miss"
+	ECMPMultipath      FindingID = "ecmp_multipath"
+	// Third: configuration, MTU and the flow's packets.
+	MissingSourceRule FindingID = "missing_source_rule"
+	RuleUnknownSource FindingID = "rule_unknown_source"
+	RuleEmptyTable    FindingID = "rule_empty_table"
+	RuleShadowed      FindingID = "rule_shadowed"
+	MissingLinkRoute  FindingID = "missing_link_route"
+	ARPFlux           FindingID = "arp_flux"
+	MTUBlackhole      FindingID = "mtu_blackhole"
+	SYNUnanswered     FindingID = "syn_unanswered"
+	// Both ends (--peer).
+	ReplyLostInPath       FindingID = "reply_lost_in_path"
+	ReplyReturnsElsewhere FindingID = "reply_returns_elsewhere"
+	RequestLostInPath     FindingID = "request_lost_in_path"
+	PeerRoleConflict      FindingID = "peer_role_conflict"
+	// A peer that was not diagnosed, or only partly.
+	PeerUnreachable  FindingID = "peer_unreachable"
+	PeerNoAsym       FindingID = "peer_no_asym"
+	PeerNoSudo       FindingID = "peer_no_sudo"
+	PeerTimeout      FindingID = "peer_timeout"
+	PeerIncompatible FindingID = "peer_incompatible"
+	PeerFailed       FindingID = "peer_failed"
+	PeerNotRoot      FindingID = "peer_not_root"
+)
+
 // Entry describes one kind of finding for `asym explain` and the docs.
 type Entry struct {
-	ID       string
+	ID       FindingID
 	Severity Severity
 	Step     string
 	Title    string
@@ -14,7 +54,7 @@ type Entry struct {
 // Catalog lists every finding asym can report, by id. Ids are stable: runbooks
 // and alerts may refer to them.
 var Catalog = []Entry{
-	{"rp_filter_strict_drop", Critical, "first", "Strict reverse-path filter drops the packet on the interface it arrives on",
+	{RPFilterStrictDrop, Critical, "first", "Strict reverse-path filter drops the packet on the interface it arrives on",
 		`The kernel checks every packet that arrives against its own routing table: "if I sent a packet to this
 source, would it leave by the interface this packet came in on?" With rp_filter=1 (strict) the answer must
 be yes, or the packet is dropped before any socket or firewall sees it. The value that counts is the
@@ -32,7 +72,7 @@ before) with strict rp_filter on that interface is the drop.
 Fix: make the way back leave by the interface the request came in on, with source-based policy routing
 (a table per interface and "from ADDRESS lookup TABLE" rules). Loose mode (rp_filter=2) also stops the
 drop, but only hides the asymmetry: a fabric or firewall that checks sources will still drop the reply.`},
-	{"reply_wrong_egress", Critical, "first", "The reply leaves by a different interface than the request came in on",
+	{ReplyWrongEgress, Critical, "first", "The reply leaves by a different interface than the request came in on",
 		`The request arrives on one interface and the kernel sends the reply out of another. Routing looks only at
 the destination unless a rule says otherwise, so a host with two interfaces sends every reply by the
 main table's default route, whichever interface the request came in on.
@@ -44,7 +84,7 @@ reply it never saw the request of, and the client's own rp_filter may drop it.
 
 Fix: source-based policy routing, so that replies from an address leave by that address's interface: a
 table per interface with its link route and default route, and a "from ADDRESS lookup TABLE" rule.`},
-	{"wrong_source_address", Critical, "first", "Packets leave by an interface that does not own their source address",
+	{WrongSourceAddress, Critical, "first", "Packets leave by an interface that does not own their source address",
 		`This host sends the flow from an address that belongs to one interface, but the route chosen for the
 destination leaves by another. The packets go out with a source address the other side (and any
 source-checking fabric, cloud VPC or ISP) associates with a different interface, and replies come back
@@ -52,7 +92,7 @@ to the interface that owns the address. That is asymmetric routing created on th
 
 Fix: a source-based rule for the address so its traffic leaves by its own interface, or bind the
 application to the address of the interface the route uses.`},
-	{"missing_source_rule", Critical, "third", "No policy rule sends traffic from this address out of its own interface",
+	{MissingSourceRule, Critical, "third", "No policy rule sends traffic from this address out of its own interface",
 		`A multi-homed host needs one routing decision per source address: replies from the second NIC's
 address must leave by the second NIC. Linux does that only when told: a routing table per interface
 (its subnet route and its default route) and a rule "from ADDRESS lookup TABLE" below priority 32766,
@@ -63,40 +103,40 @@ route in each table matters too (see missing_link_route), and the rule must name
 really on the interface (see rule_unknown_source).
 
 Fix: asym proposes the table, its two routes and the rule, with an unused table id and a free priority.`},
-	{"rule_unknown_source", Warning, "third", "A policy rule selects on an address that no interface holds",
+	{RuleUnknownSource, Warning, "third", "A policy rule selects on an address that no interface holds",
 		`A "from ADDRESS lookup TABLE" rule only matches packets with that source address. If no interface holds
 the address, the rule never matches, and the table it points at is never used: traffic from the real
 address falls through to the main table. This is usually a typo, or an address that moved: the cloud
 article's own eth0 example has exactly this mistake.
 
 Fix: replace the rule with one naming the address that is really on the interface the table sends by.`},
-	{"rule_empty_table", Critical, "third", "A policy rule points at an empty routing table",
+	{RuleEmptyTable, Critical, "third", "A policy rule points at an empty routing table",
 		`The rule matches this flow, but its table holds no route, so the lookup falls through to the next rule
 (usually main) as if the rule were not there. Typical causes: routes added to another table id than the
 rule names, or routes that vanished when an interface went down or a network manager rewrote them.
 
 Fix: add the routes to the table the rule names (its link route and its default route).`},
-	{"rule_shadowed", Warning, "third", "A policy rule for this flow is never reached: an earlier rule answers first",
+	{RuleShadowed, Warning, "third", "A policy rule for this flow is never reached: an earlier rule answers first",
 		`Rules are tried in priority order and the first table with a matching route wins. A rule that would send
 this flow's traffic the right way exists, but a rule with a smaller priority number matches first and its
 table answers. Cloud agents and network managers add broad rules that do this.
 
 Fix: give the specific rule a priority that wins (a smaller number than the rule that answers).`},
-	{"missing_link_route", Critical, "third", "A policy table has a default route but no route for its own subnet",
+	{MissingLinkRoute, Critical, "third", "A policy table has a default route but no route for its own subnet",
 		`A per-interface table with only a default route sends even traffic for the interface's own subnet to the
 gateway. A neighbour on the subnet sends its request straight to this host, but the reply goes by the
 gateway: the path is asymmetric even though one interface is used both ways, and a gateway that
 tracks state (or filters redirects) drops the reply. The multi-homed article's readers found this.
 
 Fix: add the link route to the table: "SUBNET dev IFACE scope link src ADDRESS table TABLE".`},
-	{"arp_flux", Warning, "third", "Interfaces on one subnet answer ARP for each other's addresses (ARP flux)",
+	{ARPFlux, Warning, "third", "Interfaces on one subnet answer ARP for each other's addresses (ARP flux)",
 		`By default Linux answers ARP requests for any local address on any interface (the weak host model). With
 two interfaces on one subnet, a neighbour may learn the first NIC's MAC for the second NIC's address, so
 traffic for one address arrives on the other interface, and flips between them as caches expire.
 
 Fix: arp_ignore=1 (answer only for addresses on the receiving interface) and arp_announce=2 (use the
 best local address in ARP requests) on the interfaces involved, together with source-based routing.`},
-	{"ct_invalid_drop", Critical, "second", "Conntrack marks the flow's packets INVALID and a firewall rule drops them",
+	{CtInvalidDrop, Critical, "second", "Conntrack marks the flow's packets INVALID and a firewall rule drops them",
 		`Connection tracking classifies every packet against the connections it has seen. A SYN-ACK for a SYN that
 never passed through this host matches nothing and is INVALID; conntrack creates no entry for it, and a
 "ct state invalid drop" rule discards it. The signature is silence: no conntrack entry for the flow, an
@@ -107,7 +147,7 @@ where the request crossed one member and the reply the other, or a reroute in th
 
 Fix: make both directions cross the same stateful device (pin the route, remove the prefix from ECMP, or
 give the pair shared state). Accepting INVALID packets hides the problem and weakens the firewall.`},
-	{"nft_fib_rpfilter_drop", Critical, "second", "An nftables reverse-path rule (fib saddr . iif) drops the flow",
+	{NftFibRPFilterDrop, Critical, "second", "An nftables reverse-path rule (fib saddr . iif) drops the flow",
 		`A firewall rule like "fib saddr . iif oif missing drop" (firewalld writes one for IPv6, and for IPv4 with
 IPv4_rpfilter) is the netfilter form of the reverse-path filter: it drops a packet when the route back to
 its source does not leave by the interface it arrived on. It applies to IPv6, which has no rp_filter
@@ -115,7 +155,7 @@ sysctl, and ignores the sysctl entirely.
 
 Fix: make the way back symmetric with policy routing, or switch the rule to loose mode
 ("fib saddr oif missing") for the interfaces where asymmetry is legitimate.`},
-	{"ecmp_multipath", Warning, "second", "The flow's route has several next hops (ECMP): each direction is hashed on its own",
+	{ECMPMultipath, Warning, "second", "The flow's route has several next hops (ECMP): each direction is hashed on its own",
 		`Equal-cost multipath spreads flows over several next hops by a hash of addresses (and, with
 fib_multipath_hash_policy 1 or 3, ports). The request and the reply are hashed separately, by different
 devices, so they can cross different next hops. When those next hops are stateful (firewalls, NAT,
@@ -124,20 +164,20 @@ lands on another path, which is why the failure looks random.
 
 Fix: make both directions take the same stateful device: pin the prefix to one next hop, or make the
 devices share state. This host cannot fix it alone.`},
-	{"conntrack_unreplied", Warning, "second", "This host saw the request but never the reply ([UNREPLIED])",
+	{ConntrackUnreplied, Warning, "second", "This host saw the request but never the reply ([UNREPLIED])",
 		`The conntrack entry for the flow exists but has never seen a packet in the reply direction. The request
 passed through (or left) this host; the reply did not come back this way. Either it was dropped further
 on, or it returned by another path, which on a router or firewall is the mark of asymmetric routing.
 
 Fix: follow the reply: check the route back on the far end, and the devices on the other path.`},
-	{"nat_state_miss", Critical, "second", "The flow was translated (NAT) here, but the reply never came back to this translator",
+	{NATStateMiss, Critical, "second", "The flow was translated (NAT) here, but the reply never came back to this translator",
 		`NAT keeps a translation per connection. This host translated the request, but no reply reached it, so the
 reply went to another device that has no translation for it: it arrives with an address nobody expects
 and is dropped. Two NAT gateways with asymmetric routing between them do this.
 
 Fix: route the replies back through the translator that saw the request, or use one NAT device per
 path with shared state.`},
-	{"mtu_blackhole", Warning, "third", "Large packets vanish on the path while small ones pass (MTU black hole)",
+	{MTUBlackhole, Warning, "third", "Large packets vanish on the path while small ones pass (MTU black hole)",
 		`Small packets pass both ways, large ones do not: a link on the path has a smaller MTU than the ends
 (a tunnel, PPPoE, a WAN circuit), and the ICMP "fragmentation needed" (IPv6: "packet too big") that the
 router in front of it sends is filtered on the way back, so path MTU discovery never learns. The
@@ -164,7 +204,7 @@ lock 1280); asym proposes it but never applies it.`},
 // syn_unanswered needs live evidence (packets); it is appended to the
 // catalog so that the ids above keep their order.
 func init() {
-	Catalog = append(Catalog, Entry{"syn_unanswered", Warning, "third", "The SYN is retransmitted and no SYN-ACK is seen",
+	Catalog = append(Catalog, Entry{SYNUnanswered, Warning, "third", "The SYN is retransmitted and no SYN-ACK is seen",
 		`Seen on the wire while the failure was reproduced: the same SYN crosses this host again and again (TCP
 retransmits it after 1, 3, 7… seconds) and no SYN-ACK comes back through it. On the client, the reply is
 lost on the way back or returns by another path; on the server, this host drops the SYN or cannot route
@@ -175,7 +215,7 @@ Fix: capture on the other end; if it sends the SYN-ACK, the return path loses it
 }
 
 // Lookup finds a catalog entry.
-func Lookup(id string) (Entry, bool) {
+func Lookup(id FindingID) (Entry, bool) {
 	for _, e := range Catalog {
 		if e.ID == id {
 			return e, true
@@ -185,8 +225,8 @@ func Lookup(id string) (Entry, bool) {
 }
 
 // IDs lists every finding id.
-func IDs() []string {
-	out := make([]string, len(Catalog))
+func IDs() []FindingID {
+	out := make([]FindingID, len(Catalog))
 	for i, e := range Catalog {
 		out[i] = e.ID
 	}

@@ -10,7 +10,7 @@ func TestCatalogComplete(t *testing.T) {
 		"syn_unanswered", "reply_lost_in_path", "reply_returns_elsewhere", "request_lost_in_path", "peer_role_conflict",
 		"peer_unreachable", "peer_no_asym", "peer_no_sudo", "peer_timeout", "peer_incompatible", "peer_failed", "peer_not_root"}
 	for _, id := range want {
-		e, ok := Lookup(id)
+		e, ok := Lookup(FindingID(id))
 		if !ok || e.Explain == "" || e.Title == "" || StepIndex(e.Step) < 0 {
 			t.Errorf("catalog entry %s missing or incomplete", id)
 		}

@@ -47,13 +47,13 @@ const (
 
 // Finding is one diagnosis with the evidence that proves it.
 type Finding struct {
-	ID       string   `json:"id"`
-	Severity Severity `json:"severity"`
-	Step     string   `json:"step"`
-	Title    string   `json:"title"`
-	Evidence []Line   `json:"evidence"`
-	Why      string   `json:"why"`
-	Fix      *fix.Fix `json:"fix,omitempty"`
+	ID       FindingID `json:"id"`
+	Severity Severity  `json:"severity"`
+	Step     string    `json:"step"`
+	Title    string    `json:"title"`
+	Evidence []Line    `json:"evidence"`
+	Why      string    `json:"why"`
+	Fix      *fix.Fix  `json:"fix,omitempty"`
 	// Side is empty for a finding about this host, SidePeer for one about
 	// the far end (its fix is run there, never here), SideBoth for one that
 	// joins both ends' evidence.
@@ -82,7 +82,7 @@ func Sort(fs []Finding) {
 	})
 }
 
-func catalogIndex(id string) int {
+func catalogIndex(id FindingID) int {
 	for i, e := range Catalog {
 		if e.ID == id {
 			return i

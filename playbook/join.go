@@ -118,7 +118,7 @@ func peerRoleConflict(here, there *evidence.Evidence) []Finding {
 		return nil
 	}
 	return []Finding{{
-		ID:    "peer_role_conflict",
+		ID:    PeerRoleConflict,
 		Title: fmt.Sprintf("Both ends are the %s of the flow: the peer command reaches the wrong host, or NAT changes the flow's addresses", a),
 		Evidence: []Line{
 			{Probe: evidence.ProbeHost, Side: SideHere, Text: roleText(here)},
@@ -252,7 +252,7 @@ func largeLost(from, to sideTraffic) (Finding, bool) {
 			{Probe: evidence.ProbeLive, Side: to.side, Text: fmt.Sprintf("%d packet(s) of the %s arrived, none larger than %d bytes", len(dir.in), dir.name, arrived)},
 		}
 		return Finding{
-			ID:       "mtu_blackhole",
+			ID:       MTUBlackhole,
 			Severity: Critical,
 			Title:    fmt.Sprintf("%s packets of %d bytes left %s and never reached %s, while packets up to %d bytes did: an MTU black hole between them", capitalize(dir.name), big[0].Len, endName(from), endName(to), arrived),
 			Evidence: ev,
@@ -289,11 +289,11 @@ func replyLost(from, to sideTraffic) (Finding, bool) {
 	if len(from.reqIn) > 0 && from.reqIn[0].Iface != first.Iface {
 		title = fmt.Sprintf("The %s left %s by %s, not by %s where the request arrived, and never reached %s", what, endName(from), first.Iface, from.reqIn[0].Iface, endName(to))
 	}
-	id := "reply_lost_in_path"
+	id := ReplyLostInPath
 	if r == evidence.RoleMiddle {
 		// Routers need not see replies (the path back may rightly differ);
 		// for a stateful one it is the asymmetry that breaks the flow.
-		id = "reply_returns_elsewhere"
+		id = ReplyReturnsElsewhere
 		title = fmt.Sprintf("The %s left %s by %s but did not come back through %s, which forwarded the request: it returns another way, or is lost before it", what, endName(from), first.Iface, endName(to))
 	}
 	ev := []Line{}
@@ -330,7 +330,7 @@ func requestLost(from, to sideTraffic) (Finding, bool) {
 		{Probe: evidence.ProbeLive, Side: to.side, Text: fmt.Sprintf("no packet from %s arrived in the %s both ends watched", to.e.Flow.Src, to.windowEnd.Sub(to.windowStart).Round(100*time.Millisecond))},
 	}
 	return Finding{
-		ID:       "request_lost_in_path",
+		ID:       RequestLostInPath,
 		Title:    fmt.Sprintf("The request left %s by %s and never reached %s", endName(from), first.Iface, endName(to)),
 		Evidence: ev,
 		Fix: &fix.Fix{Summary: "Find the hop that drops the request",
@@ -441,9 +441,9 @@ func peerFailure(res evidence.PeerResult) Finding {
 	if res.Failure != nil {
 		kind, reason = res.Failure.Kind, res.Failure.Reason
 	}
-	id := "peer_" + string(kind)
-	if _, ok := Lookup(id); !ok {
-		id = "peer_failed"
+	id, known := peerFailureIDs[kind]
+	if !known {
+		id = PeerFailed
 	}
 	ev := []Line{{Probe: "command", Side: SidePeer, Text: "$ " + evidence.Command(res.Command...)}}
 	if res.Failure != nil && res.Failure.ExitCode >= 0 {
@@ -463,30 +463,40 @@ func peerFailure(res evidence.PeerResult) Finding {
 }
 
 func peerNotRoot(res evidence.PeerResult, h *evidence.HostView) Finding {
-	ent, _ := Lookup("peer_not_root")
+	ent, _ := Lookup(PeerNotRoot)
 	return Finding{
-		ID: "peer_not_root", Severity: ent.Severity, Step: ent.Step, Side: SidePeer,
+		ID: PeerNotRoot, Severity: ent.Severity, Step: ent.Step, Side: SidePeer,
 		Title: fmt.Sprintf("asym ran on the peer without %s: some of the far end's probes were unavailable", h.Missing),
 		Evidence: []Line{{Probe: "command", Side: SidePeer, Text: "$ " + evidence.Command(res.Command...)},
 			{Probe: evidence.ProbeHost, Side: SidePeer, Text: "missing privileges: " + h.Missing}},
 		Why: ent.Short(),
-		Fix: &fix.Fix{Summary: "Run the peer's asym as root", Advice: peerAdvice["peer_not_root"]},
+		Fix: &fix.Fix{Summary: "Run the peer's asym as root", Advice: peerAdvice[PeerNotRoot]},
 	}
 }
 
-var peerAdvice = map[string]string{
-	"peer_unreachable":  "Check that the same ssh command works by hand (host name, key, host key); asym runs it without a terminal, so it cannot answer prompts: use keys and a known host key.",
-	"peer_no_asym":      "Copy the same asym binary to the peer (it is one static file), or point at it with --peer-asym PATH.",
-	"peer_no_sudo":      "asym runs the peer command without a terminal, so sudo cannot ask for a password: allow it without one for asym (NOPASSWD), or connect as root.",
-	"peer_timeout":      "The peer did not finish in time: check that the command returns by hand, or raise --peer-timeout.",
-	"peer_incompatible": "Install the same asym release on both hosts.",
-	"peer_failed":       "Run the peer command by hand to see what it says; the last lines of its error output are in the evidence.",
-	"peer_not_root":     "Add sudo to the peer command, e.g. --peer 'ssh HOST sudo'.",
+// peerFailureIDs names the finding for each way a peer can fail: peer_<kind>.
+var peerFailureIDs = map[evidence.PeerFailureKind]FindingID{
+	evidence.PeerUnreachable:  PeerUnreachable,
+	evidence.PeerNoAsym:       PeerNoAsym,
+	evidence.PeerNoSudo:       PeerNoSudo,
+	evidence.PeerTimeout:      PeerTimeout,
+	evidence.PeerIncompatible: PeerIncompatible,
+	evidence.PeerFailed:       PeerFailed,
+}
+
+var peerAdvice = map[FindingID]string{
+	PeerUnreachable:  "Check that the same ssh command works by hand (host name, key, host key); asym runs it without a terminal, so it cannot answer prompts: use keys and a known host key.",
+	PeerNoAsym:       "Copy the same asym binary to the peer (it is one static file), or point at it with --peer-asym PATH.",
+	PeerNoSudo:       "asym runs the peer command without a terminal, so sudo cannot ask for a password: allow it without one for asym (NOPASSWD), or connect as root.",
+	PeerTimeout:      "The peer did not finish in time: check that the command returns by hand, or raise --peer-timeout.",
+	PeerIncompatible: "Install the same asym release on both hosts.",
+	PeerFailed:       "Run the peer command by hand to see what it says; the last lines of its error output are in the evidence.",
+	PeerNotRoot:      "Add sudo to the peer command, e.g. --peer 'ssh HOST sudo'.",
 }
 
 func init() {
 	Catalog = append(Catalog,
-		Entry{"reply_lost_in_path", Critical, "third", "The reply left one end and never reached the other",
+		Entry{ReplyLostInPath, Critical, "third", "The reply left one end and never reached the other",
 			`Seen on both ends at once while the failure was reproduced (asym --peer with --watch): the far end sends
 the reply, and it never arrives where the request came from. Each host on its own only shows half of it:
 the client sees its SYN retransmitted, the server sees itself answering. Together they prove the reply is
@@ -496,35 +506,35 @@ back drops it as INVALID, or it returns by a path that does not lead to the clie
 When the request arrived on one interface and the reply left by another, the asymmetry starts on the
 sending end and its findings name the fix (a source rule and table). Otherwise capture on each hop of
 the way back: the first hop that does not pass it on drops it.`},
-		Entry{"reply_returns_elsewhere", Warning, "third", "The reply does not come back through a router that forwarded the request",
+		Entry{ReplyReturnsElsewhere, Warning, "third", "The reply does not come back through a router that forwarded the request",
 			`Seen on both ends at once: a router or firewall forwarded the request, and the reply left the far end but
 never crossed that router on its way back. For a stateless router that may be by design (the paths differ);
 for a stateful one (conntrack, a firewall, NAT) it is the asymmetry that breaks the flow, since the box
 that sees the reply never saw the request. Check where the reply goes (the far end's route back, ECMP on
 the routers between) and whether the box that does see it drops it as INVALID.`},
-		Entry{"request_lost_in_path", Critical, "third", "The request left one end and never reached the other",
+		Entry{RequestLostInPath, Critical, "third", "The request left one end and never reached the other",
 			`Seen on both ends at once: the client sends the request, and the server never sees it arrive. The
 problem is on the way there, not the way back: a firewall, an ACL, a missing route or a reverse-path
 check on a hop between them. Capture on each hop; the first that does not pass it on drops it.`},
-		Entry{"peer_role_conflict", Warning, "first", "Both ends see themselves as the same end of the flow",
+		Entry{PeerRoleConflict, Warning, "first", "Both ends see themselves as the same end of the flow",
 			`asym decides each host's role from the flow's addresses: the host holding the source is the client, the
 one holding the destination the server. When both ends come out the same, the --peer command reaches the
 wrong host, or a NAT between them rewrites the addresses, so each end must be given the flow as it sees it.`},
 	)
 	for _, e := range []Entry{
-		{"peer_unreachable", Warning, "first", "The peer could not be reached",
+		{PeerUnreachable, Warning, "first", "The peer could not be reached",
 			"The --peer command (ssh) could not connect or log in: the far end was not diagnosed; this host's diagnosis is complete without it."},
-		{"peer_no_asym", Warning, "first", "asym is not installed on the peer",
+		{PeerNoAsym, Warning, "first", "asym is not installed on the peer",
 			"The --peer command ran, but there is no asym to run on the far end: it needs the same asym binary (one static file)."},
-		{"peer_no_sudo", Warning, "first", "sudo on the peer needs a password asym cannot type",
+		{PeerNoSudo, Warning, "first", "sudo on the peer needs a password asym cannot type",
 			"The peer command runs without a terminal, so sudo cannot prompt: the far end was not diagnosed."},
-		{"peer_timeout", Warning, "first", "The peer did not answer in time",
+		{PeerTimeout, Warning, "first", "The peer did not answer in time",
 			"The --peer command did not finish within its time limit and was stopped; this host's diagnosis is complete without it."},
-		{"peer_incompatible", Warning, "first", "The peer runs an asym that cannot exchange evidence with this one",
+		{PeerIncompatible, Warning, "first", "The peer runs an asym that cannot exchange evidence with this one",
 			"The far end's asym speaks another evidence format (or predates asym collect): install the same release on both hosts."},
-		{"peer_failed", Warning, "first", "The peer command failed",
+		{PeerFailed, Warning, "first", "The peer command failed",
 			"The --peer command ran but gave no evidence; its error output is in the evidence."},
-		{"peer_not_root", Warning, "first", "asym ran on the peer without root",
+		{PeerNotRoot, Warning, "first", "asym ran on the peer without root",
 			"The far end's probes that need root (conntrack, nftables, capture) were unavailable, so its side of the diagnosis is partial."},
 	} {
 		Catalog = append(Catalog, e)

@@ -35,7 +35,7 @@ func recordedPair(t *testing.T) (here, there evidence.Evidence) {
 func joinedIDs(here, there evidence.Evidence) []string {
 	var out []string
 	for _, f := range Join(&here, &there) {
-		out = append(out, f.ID)
+		out = append(out, string(f.ID))
 	}
 	return out
 }
@@ -188,7 +188,7 @@ func TestAnalyzePeerSides(t *testing.T) {
 	}
 	var own []string
 	for _, f := range pa.Peer.Findings {
-		own = append(own, f.ID)
+		own = append(own, string(f.ID))
 		if f.Side != SidePeer {
 			t.Errorf("%s: side %q", f.ID, f.Side)
 		}
@@ -235,7 +235,7 @@ func TestPeerFailureFindings(t *testing.T) {
 			t.Fatalf("%s: %v", kind, pa.Findings)
 		}
 		f := pa.Findings[0]
-		if f.ID != "peer_"+string(kind) || f.Side != SidePeer || f.Severity != Warning || f.Fix == nil || f.Fix.Advice == "" || f.Why == "" {
+		if string(f.ID) != "peer_"+string(kind) || f.Side != SidePeer || f.Severity != Warning || f.Fix == nil || f.Fix.Advice == "" || f.Why == "" {
 			t.Errorf("%s: %+v", kind, f)
 		}
 		if _, ok := Lookup(f.ID); !ok {

@@ -30,7 +30,7 @@ func liveWrongEgress(e *evidence.Evidence) []Finding {
 		return nil
 	}
 	return []Finding{{
-		ID:       "reply_wrong_egress",
+		ID:       ReplyWrongEgress,
 		Title:    fmt.Sprintf("Packets show it: the request came in on %s, the reply left by %s", in.Iface, out.Iface),
 		Evidence: []Line{{Probe: "live", Text: in.Text}, {Probe: "live", Text: out.Text}},
 	}}
@@ -51,7 +51,7 @@ func liveRPFilterDrop(e *evidence.Evidence) []Finding {
 	}
 	in, _ := firstPacket(l, func(p evidence.CapturedPacket) bool { return !p.Reply && p.Dir == "in" })
 	return []Finding{{
-		ID:    "rp_filter_strict_drop",
+		ID:    RPFilterStrictDrop,
 		Title: fmt.Sprintf("%d requests arrived on %s, none was answered, and the reverse-path filter dropped %d packets", reqs, in.Iface, n),
 		Evidence: []Line{{Probe: "live", Text: in.Text},
 			{Probe: "live", Text: fmt.Sprintf("%d requests in, 0 replies out, TcpExt IPReversePathFilter %+d over the window", reqs, n)}},
@@ -82,7 +82,7 @@ func liveSilentConntrack(e *evidence.Evidence) []Finding {
 		}
 	}
 	return []Finding{{
-		ID:       "ct_invalid_drop",
+		ID:       CtInvalidDrop,
 		Title:    "The reply arrives and vanishes: no conntrack entry, invalid climbs (the silent-conntrack signature)",
 		Evidence: ev,
 		Fix: &fix.Fix{Summary: "Make both directions of the flow cross the same stateful device",
@@ -109,7 +109,7 @@ func liveSynUnanswered(e *evidence.Evidence) []Finding {
 		where = "this host does not answer: it drops the SYN or cannot route the SYN-ACK"
 	}
 	return []Finding{{
-		ID:       "syn_unanswered",
+		ID:       SYNUnanswered,
 		Title:    fmt.Sprintf("The SYN was seen %d times (retransmits) and no SYN-ACK: %s", syns, where),
 		Evidence: []Line{{Probe: "live", Text: syn.Text}, {Probe: "live", Text: fmt.Sprintf("%d SYN, 0 SYN-ACK over the window", syns)}},
 		Fix: &fix.Fix{Summary: "Follow the SYN-ACK", Advice: "Capture on the other end: if it sends the SYN-ACK, the return path loses it; compare the route back on both ends.",
@@ -171,7 +171,7 @@ func liveOnLinkDetour(e *evidence.Evidence) []Finding {
 		return q.Dir == "out" && q.Dst.Addr() == pr && strings.EqualFold(q.DstMAC, p.DstMAC)
 	})
 	return []Finding{{
-		ID:    "missing_link_route",
+		ID:    MissingLinkRoute,
 		Title: fmt.Sprintf("Packets to %s, on %s's own subnet, leave in frames for the gateway %s (%s), not for %s itself", pr, p.Iface, gw, p.DstMAC, pr),
 		Evidence: []Line{
 			{Probe: evidence.ProbeLive, Text: p.Text + "   ← frame to " + p.DstMAC + " (the gateway " + gw.String() + "), not to " + pr.String()},
@@ -210,7 +210,7 @@ func liveECMPSplit(e *evidence.Evidence) []Finding {
 		return nil // a request from a side that is no next hop is not ECMP's doing
 	}
 	return []Finding{{
-		ID:    "ecmp_multipath",
+		ID:    ECMPMultipath,
 		Title: fmt.Sprintf("ECMP splits the flow: the request came in on %s, the reply leaves by %s, one of %d next hops", req.Iface, rep.Iface, len(devs)),
 		Evidence: []Line{
 			{Probe: evidence.ProbeLive, Text: req.Text + "   ← the request comes in"},
@@ -237,7 +237,7 @@ func liveUnrepliedMiddle(e *evidence.Evidence) []Finding {
 	a, _ := firstPacket(l, func(p evidence.CapturedPacket) bool { return !p.Reply && p.Dir == "in" })
 	b, _ := firstPacket(l, func(p evidence.CapturedPacket) bool { return !p.Reply && p.Dir == "out" })
 	return []Finding{{
-		ID:    "conntrack_unreplied",
+		ID:    ConntrackUnreplied,
 		Title: fmt.Sprintf("This host forwards the request (in on %s, out by %s) and no reply comes back through it: it is dropped further on or returns another way", a.Iface, b.Iface),
 		Evidence: []Line{
 			{Probe: evidence.ProbeLive, Text: a.Text},

@@ -76,7 +76,7 @@ func mtuMismatch(e *evidence.Evidence) *Finding {
 			}
 		}
 		return &Finding{
-			ID:       "mtu_blackhole",
+			ID:       MTUBlackhole,
 			Title:    fmt.Sprintf("The two directions cross interfaces with different MTUs (%s %d, %s %d)", p.in, a, p.out, b),
 			Evidence: ev,
 			Fix: &fix.Fix{Summary: "Make the MTU consistent or clamp the MSS",
@@ -371,7 +371,7 @@ func mtuStallFinding(e *evidence.Evidence, s *mtuStall) Finding {
 		return evidence.Command("ping", "-M", "do", "-s", fmt.Sprint(size-hdr), "-c", "3", dst.String()) + "   # " + why
 	}
 	f := Finding{
-		ID:       "mtu_blackhole",
+		ID:       MTUBlackhole,
 		Severity: Critical,
 		Evidence: ev,
 	}

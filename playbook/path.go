@@ -29,7 +29,7 @@ func rpFilterStrictDrop(e *evidence.Evidence) []Finding {
 			ev = append(ev, Line{Probe: "counters", Text: fmt.Sprintf("TcpExt IPReversePathFilter = %d (packets this namespace dropped for failing the reverse-path check)", n)})
 		}
 		f := Finding{
-			ID:       "rp_filter_strict_drop",
+			ID:       RPFilterStrictDrop,
 			Title:    fmt.Sprintf("Strict rp_filter on %s drops the %s from %s: the way back leaves by %s", p.Ingress, p.Direction, src, back),
 			Evidence: ev,
 		}
@@ -72,7 +72,7 @@ func replyWrongEgress(e *evidence.Evidence) []Finding {
 		return nil
 	}
 	f := Finding{
-		ID:    "reply_wrong_egress",
+		ID:    ReplyWrongEgress,
 		Title: fmt.Sprintf("The reply to %s leaves by %s, but the request came in on %s", e.Flow.Src.Addr(), rep.Egress, req.Ingress),
 		Evidence: []Line{
 			{Probe: req.Probe, Text: fmt.Sprintf("the request arrives on %s (%s)", req.Ingress, req.IngressWhy)},
@@ -108,7 +108,7 @@ func wrongSourceAddress(e *evidence.Evidence) []Finding {
 		return nil
 	}
 	f := Finding{
-		ID:    "wrong_source_address",
+		ID:    WrongSourceAddress,
 		Title: fmt.Sprintf("The flow leaves by %s carrying %s's address %s", req.Egress, owner.Name, h.Local),
 		Evidence: []Line{
 			{Probe: "host", Text: fmt.Sprintf("%s is on %s (%s)", h.Local, owner.Name, sub)},

@@ -19,7 +19,7 @@ type Plan struct {
 // PlanFixes gathers the fixes of the findings (only the one named by only,
 // when set). Fixes that are advice, or that lack a fact asym could not find
 // (a gateway), are listed in Skipped, never guessed.
-func PlanFixes(findings []Finding, only string) (Plan, error) {
+func PlanFixes(findings []Finding, only FindingID) (Plan, error) {
 	var p Plan
 	seen := map[string]bool{}
 	found := false
@@ -30,13 +30,13 @@ func PlanFixes(findings []Finding, only string) (Plan, error) {
 		found = true
 		switch {
 		case f.Fix == nil || len(f.Fix.Steps) == 0:
-			p.Skipped = append(p.Skipped, f.ID+": not fixable on this host — "+adviceOf(f))
+			p.Skipped = append(p.Skipped, string(f.ID)+": not fixable on this host — "+adviceOf(f))
 			continue
 		case f.Fix.Missing() != "":
-			p.Skipped = append(p.Skipped, f.ID+": asym could not find "+f.Fix.Missing())
+			p.Skipped = append(p.Skipped, string(f.ID)+": asym could not find "+f.Fix.Missing())
 			continue
 		}
-		p.Findings = append(p.Findings, f.ID)
+		p.Findings = append(p.Findings, string(f.ID))
 		added := false
 		for _, s := range f.Fix.Steps {
 			if c := evidence.Command(s.Words()...); !seen[c] {
@@ -62,5 +62,5 @@ func adviceOf(f Finding) string {
 	if f.Fix != nil && f.Fix.Summary != "" {
 		return f.Fix.Summary
 	}
-	return "see asym explain " + f.ID
+	return "see asym explain " + string(f.ID)
 }

@@ -54,7 +54,7 @@ type StepReport struct {
 	Name     string              `json:"name"`
 	Proves   string              `json:"proves"`
 	Probes   []evidence.Reporter `json:"probes"`
-	Findings []string            `json:"findings"` // ids, details in Report.Findings
+	Findings []FindingID         `json:"findings"` // ids, details in Report.Findings
 	Verdict  Judgement           `json:"verdict"`
 }
 
@@ -85,7 +85,7 @@ func summarize(h *evidence.HostView) HostSummary {
 func stepReports(ev *evidence.Evidence, ran map[evidence.ProbeID]evidence.Reporter, findings []Finding) []StepReport {
 	var out []StepReport
 	for _, s := range Steps {
-		sr := StepReport{ID: s.ID, Name: s.Name, Proves: s.Proves, Probes: []evidence.Reporter{}, Findings: []string{}}
+		sr := StepReport{ID: s.ID, Name: s.Name, Proves: s.Proves, Probes: []evidence.Reporter{}, Findings: []FindingID{}}
 		ids := s.Probes
 		if s.ID == "third" {
 			ids = append(ids[:len(ids):len(ids)], evidence.ProbeLive) // live evidence, when watched, confirms in the third step
@@ -252,7 +252,7 @@ func (f Finding) Where() string {
 }
 
 func writeFindingsText(b *strings.Builder, findings []Finding, render fix.Render) {
-	shown := map[string]string{} // fix summary → the finding that showed it
+	shown := map[string]FindingID{} // fix summary → the finding that showed it
 	for _, f := range findings {
 		where := f.Step + " step"
 		if w := f.Where(); w != "" {

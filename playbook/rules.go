@@ -55,7 +55,7 @@ func ruleUnknownSource(e *evidence.Evidence) []Finding {
 			}
 		}
 		out = append(out, Finding{
-			ID:       "rule_unknown_source",
+			ID:       RuleUnknownSource,
 			Title:    fmt.Sprintf("Rule %d selects on %s, which no interface holds (%s has %s)", t.Rule.Priority, t.Rule.Src.Addr(), t.Iface, t.Meant),
 			Evidence: ev,
 			Fix:      typoFix(t),
@@ -81,7 +81,7 @@ func ruleEmptyTable(e *evidence.Evidence) []Finding {
 			}
 			seen[r.Table] = true
 			f := Finding{
-				ID:       "rule_empty_table",
+				ID:       RuleEmptyTable,
 				Title:    fmt.Sprintf("Rule %d matches the %s but table %d is empty, so the lookup falls through", r.Priority, p.Direction, r.Table),
 				Evidence: []Line{{Probe: "rules", Text: r.Text}, {Probe: "tables", Text: fmt.Sprintf("table %d: no routes", r.Table)}, cmdLine(p), {Probe: p.Probe, Text: p.Decision.Text}},
 			}
@@ -125,7 +125,7 @@ func ruleShadowed(e *evidence.Evidence) []Finding {
 				}
 			}
 			return []Finding{{
-				ID:    "rule_shadowed",
+				ID:    RuleShadowed,
 				Title: fmt.Sprintf("Rule %d (table %d) would route the %s, but rule %d answers first from table %s", r.Priority, r.Table, p.Direction, served.Priority, evidence.TableName(p.Decision.Table)),
 				Evidence: []Line{{Probe: "rules", Text: served.Text}, {Probe: "rules", Text: r.Text}, cmdLine(p), {Probe: p.Probe, Text: p.Decision.Text},
 					{Probe: "tables", Text: fmt.Sprintf("table %d would answer: %s", r.Table, tb.Lookup(p.Packet.Dst).Text)}},
@@ -163,7 +163,7 @@ func missingLinkRoute(e *evidence.Evidence) []Finding {
 			src = c.Prefix.Addr()
 		}
 		return []Finding{{
-			ID:       "missing_link_route",
+			ID:       MissingLinkRoute,
 			Title:    fmt.Sprintf("Table %d has no route for %s, so replies to %s on the same subnet go via %s", tb.ID, c.Prefix.Masked(), pr, sp.Decision.Gateway),
 			Evidence: ev,
 			Fix: &fix.Fix{Summary: fmt.Sprintf("Add %s's link route to table %d", c.Iface.Name, tb.ID),
@@ -202,7 +202,7 @@ func missingSourceRule(e *evidence.Evidence) []Finding {
 	ev = append(ev, cmdLine(sp), Line{Probe: sp.Probe, Text: sp.Decision.Text + "   ← " + h.Local.String() + " leaves by " + sp.Egress})
 	ev = append(ev, Line{Probe: "rules", Text: "no rule selects on from " + h.Local.String() + ": " + strings.Join(ruleTexts(e.Rules), " | ")})
 	return []Finding{{
-		ID:       "missing_source_rule",
+		ID:       MissingSourceRule,
 		Title:    fmt.Sprintf("No policy rule sends traffic from %s out of %s; it follows table %s by %s", h.Local, h.LocalIface, evidence.TableName(sp.Decision.Table), sp.Egress),
 		Evidence: ev,
 		Fix:      sourceRoutingFix(e, ""),
@@ -267,7 +267,7 @@ func arpFlux(e *evidence.Evidence) []Finding {
 	}
 	ev = append([]Line{{Probe: "host", Text: fmt.Sprintf("%s share the subnet %s", strings.Join(group, " and "), sub.Masked())}}, ev...)
 	return []Finding{{
-		ID:       "arp_flux",
+		ID:       ARPFlux,
 		Title:    fmt.Sprintf("%s are on one subnet and answer ARP for each other's addresses", strings.Join(group, " and ")),
 		Evidence: ev,
 		Fix:      &fix.Fix{Summary: "Answer ARP only on the interface that holds the address", Steps: steps},

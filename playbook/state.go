@@ -51,7 +51,7 @@ func ctInvalidDrop(e *evidence.Evidence) []Finding {
 		ev = append(ev, Line{Probe: "conntrack", Text: fmt.Sprintf("conntrack statistics: invalid=%d (summed over %d CPUs)", ct.Stats.Invalid, ct.Stats.CPUs)})
 	}
 	return []Finding{{
-		ID:       "ct_invalid_drop",
+		ID:       CtInvalidDrop,
 		Title:    "A ct state invalid rule drops packets of a flow this host never saw begin",
 		Evidence: ev,
 		Fix: &fix.Fix{Summary: "Make both directions of the flow cross the same stateful device",
@@ -86,7 +86,7 @@ func nftFibRPFilterDrop(e *evidence.Evidence) []Finding {
 		}
 		ev = append(ev, Line{Probe: p.Probe, Text: fmt.Sprintf("the %s arrives on %s, but the way back to %s leaves by %s: %s", p.Direction, p.Ingress, p.Decision.Query.Src, p.ReversePath.Dev, p.ReversePath.Text)})
 		f := Finding{
-			ID:       "nft_fib_rpfilter_drop",
+			ID:       NftFibRPFilterDrop,
 			Title:    fmt.Sprintf("A fib reverse-path rule drops the %s arriving on %s (the way back leaves by %s)", p.Direction, p.Ingress, p.ReversePath.Dev),
 			Evidence: ev,
 		}
@@ -111,7 +111,7 @@ func conntrackUnreplied(e *evidence.Evidence) []Finding {
 			state = ", " + en.TCPState
 		}
 		return []Finding{{
-			ID:       "conntrack_unreplied",
+			ID:       ConntrackUnreplied,
 			Title:    fmt.Sprintf("This host saw the request but never the reply ([UNREPLIED]%s)", state),
 			Evidence: []Line{{Probe: "conntrack", Text: en.Text}},
 			Fix: &fix.Fix{Summary: "Find where the reply goes instead",
@@ -136,7 +136,7 @@ func natStateMiss(e *evidence.Evidence) []Finding {
 			kind = "destination"
 		}
 		return []Finding{{
-			ID:       "nat_state_miss",
+			ID:       NATStateMiss,
 			Title:    fmt.Sprintf("This host %s-NATed the flow but no reply came back to it", kind),
 			Evidence: []Line{{Probe: "conntrack", Text: en.Text}},
 			Fix: &fix.Fix{Summary: "Route the replies back through this translator",
@@ -170,7 +170,7 @@ func ecmpMultipath(e *evidence.Evidence) []Finding {
 		return nil
 	}
 	return []Finding{{
-		ID:       "ecmp_multipath",
+		ID:       ECMPMultipath,
 		Title:    "The flow's route has several next hops (ECMP): the request and the reply are hashed separately",
 		Evidence: ev,
 		Fix: &fix.Fix{Summary: "Keep both directions on one stateful path",

@@ -62,7 +62,7 @@ func StepIndex(id string) int {
 // the findings, sorted, with duplicates (same id) merged.
 func Analyze(e *evidence.Evidence, upTo int) []Finding {
 	var out []Finding
-	seen := map[string]int{}
+	seen := map[FindingID]int{}
 	for i := 0; i <= upTo && i < len(Steps); i++ {
 		for _, a := range Steps[i].Analyzers {
 			for _, f := range a(e) {

@@ -217,7 +217,7 @@ func scaleRun(t *testing.T, fam scaleFamily) {
 	routes, rules, cts := tg.Received()
 	var ids []string
 	for _, fd := range findings {
-		ids = append(ids, fd.ID)
+		ids = append(ids, string(fd.ID))
 	}
 	t.Logf("check in %s: received %d route messages, %d rules, %d conntrack entries; findings %v",
 		elapsed.Round(time.Microsecond), routes, rules, cts, ids)

@@ -23,7 +23,7 @@ func (s *Session) CanApply() bool { return true }
 // Plan gathers the host-local fixes of the findings (only the one of
 // finding only, when set).
 func (s *Session) Plan(findings []playbook.Finding, only string) (playbook.Plan, error) {
-	return playbook.PlanFixes(findings, only)
+	return playbook.PlanFixes(findings, playbook.FindingID(only))
 }
 
 // Apply applies a plan with the revert armed, then checks the flow again so
@@ -48,7 +48,7 @@ func (s *Session) ApplyFix(ctx context.Context, f flow.Flow, id string, shown []
 	before := s.Check(ctx, f, Options{})
 	var fx *fix.Fix
 	for _, fd := range before.Report.Findings {
-		if fd.ID == id {
+		if string(fd.ID) == id {
 			fx = fd.Fix
 		}
 	}

@@ -486,7 +486,7 @@ func (m *Model) analyze() {
 	// the peer) reorders the list under it.
 	var selID, selSide string
 	if m.fsel < len(m.findings) && (m.focus == paneFindings || m.showFind || m.showFix) {
-		selID, selSide = m.findings[m.fsel].ID, m.findings[m.fsel].Side
+		selID, selSide = string(m.findings[m.fsel].ID), m.findings[m.fsel].Side
 	}
 	ev := m.prober.Evidence()
 	if m.live != nil {
@@ -498,7 +498,7 @@ func (m *Model) analyze() {
 		m.fsel = 0 // not looking at findings: the cursor waits on the first
 	}
 	for i, f := range m.findings {
-		if f.ID == selID && f.Side == selSide {
+		if string(f.ID) == selID && f.Side == selSide {
 			m.fsel = i
 		}
 	}

@@ -83,11 +83,11 @@ func (m *Model) fixKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 				m.setFlash(fx.confirmID+" changed while you read it (new evidence arrived): nothing applied; read the fix again", true)
 				return nil, true
 			}
-			fx.confirming, fx.applying, fx.finding = false, true, f.ID
+			fx.confirming, fx.applying, fx.finding = false, true, string(f.ID)
 			sess, fl := m.opt.Session, m.flow
 			m.setFlash("applying "+fmt.Sprint(len(shown))+" changes; the revert is armed first…", false)
 			return func() tea.Msg {
-				o, err := sess.ApplyFix(context.Background(), fl, f.ID, shown)
+				o, err := sess.ApplyFix(context.Background(), fl, string(f.ID), shown)
 				return appliedMsg{o, err}
 			}, true
 		case "esc", "n":
@@ -112,7 +112,7 @@ func (m *Model) fixKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 				return nil, true
 			}
 			fx.confirming, fx.openedAt = true, now
-			fx.confirmID, fx.confirmShown = f.ID, f.Fix.CommandsIn(nil)
+			fx.confirmID, fx.confirmShown = string(f.ID), f.Fix.CommandsIn(nil)
 		}
 		return nil, true
 	}
@@ -177,7 +177,7 @@ func (m *Model) fixPaneLines(f playbook.Finding, width int) []string {
 	fx := m.fix
 	var out []string
 	switch {
-	case fx.outcome != nil && fx.finding == f.ID:
+	case fx.outcome != nil && fx.finding == string(f.ID):
 		o := fx.outcome
 		out = append(out, m.st.Title.Render("Applied"), "before: "+ids(o.Before), "after:  "+ids(o.After))
 		switch fx.result {
@@ -208,7 +208,7 @@ func (m *Model) fixPaneLines(f playbook.Finding, width int) []string {
 // localFinding finds this host's finding with the id (never the peer's).
 func (m *Model) localFinding(id string) (playbook.Finding, bool) {
 	for _, f := range m.findings {
-		if f.ID == id && f.Side == "" {
+		if string(f.ID) == id && f.Side == "" {
 			return f, true
 		}
 	}
@@ -221,7 +221,7 @@ func ids(fs []playbook.Finding) string {
 	}
 	var s []string
 	for _, f := range fs {
-		s = append(s, f.ID)
+		s = append(s, string(f.ID))
 	}
 	return fmt.Sprintf("%d: %s", len(fs), strings.Join(s, ", "))
 }
@@ -239,7 +239,7 @@ func (fx *fixState) writeMarkdown(w io.Writer, findings []playbook.Finding, pref
 	fmt.Fprintf(w, "### Applied: fix of `%s` (%s)\n\n", fx.finding, result)
 	fmt.Fprintf(w, "- revert armed: %s\n- before: %s\n- after: %s\n\n", playbook.Clean(o.Watchdog), ids(o.Before), ids(o.After))
 	for _, f := range o.Before {
-		if f.ID == fx.finding && f.Fix != nil {
+		if string(f.ID) == fx.finding && f.Fix != nil {
 			fmt.Fprintf(w, "```\n%s\n```\n\n", playbook.Clean(strings.Join(f.Fix.CommandsIn(prefix), "\n")))
 		}
 	}

@@ -183,7 +183,7 @@ func peerFixRefusal(f playbook.Finding) string {
 	case playbook.SidePeer:
 		return fmt.Sprintf("%s is on the peer: its fix runs there (asym applies fixes only to the host it runs on)", f.ID)
 	case playbook.SideBoth:
-		return f.ID + " spans both ends: its advice says where to change what"
+		return string(f.ID) + " spans both ends: its advice says where to change what"
 	}
 	return ""
 }

@@ -80,7 +80,7 @@ func TestPeerBothEnds(t *testing.T) {
 	var peerIDs []string
 	for _, f := range m.findings {
 		if f.Side == playbook.SidePeer {
-			peerIDs = append(peerIDs, f.ID)
+			peerIDs = append(peerIDs, string(f.ID))
 		}
 	}
 	if !slices.Contains(peerIDs, "reply_wrong_egress") || !slices.Contains(peerIDs, "missing_source_rule") {

@@ -170,7 +170,7 @@ func press(t *testing.T, m *Model, keys ...string) []tea.Msg {
 func findingIDs(m *Model) []string {
 	var ids []string
 	for _, f := range m.findings {
-		ids = append(ids, f.ID)
+		ids = append(ids, string(f.ID))
 	}
 	slices.Sort(ids)
 	return ids
@@ -516,7 +516,7 @@ func TestLiveViewJoinsFindings(t *testing.T) {
 	for _, f := range m.findings {
 		for _, l := range f.Evidence {
 			if l.Probe == evidence.ProbeLive {
-				live = append(live, f.ID+": "+l.Text)
+				live = append(live, string(f.ID)+": "+l.Text)
 			}
 		}
 	}

@@ -178,7 +178,7 @@ func (m *Model) leftLines(width, h int) []string {
 		if i == m.fsel && (m.focus == paneFindings || m.showFind) {
 			cursor = "▸ "
 		}
-		out = append(out, cursor+m.sevBadge(f.Severity)+" "+f.ID)
+		out = append(out, cursor+m.sevBadge(f.Severity)+" "+string(f.ID))
 	}
 	return out
 }
@@ -369,7 +369,7 @@ func (m *Model) findingLines(f playbook.Finding, width int) []string {
 	if w := f.Where(); w != "" {
 		where += " · " + w
 	}
-	out := []string{m.sevBadge(f.Severity) + " " + m.st.Bold.Render(f.ID) + m.dim(where)}
+	out := []string{m.sevBadge(f.Severity) + " " + m.st.Bold.Render(string(f.ID)) + m.dim(where)}
 	out = append(out, wrap(c(f.Title), width)...)
 	render := fix.Prefixed(m.info.Prefix)
 	if f.Side == playbook.SidePeer && m.peer.pa != nil {

@@ -294,7 +294,7 @@ func inProcessCheck(ctx context.Context, res *results, name string, h *benchHost
 	routes, rules, cts := t.Received()
 	var ids []string
 	for _, fd := range findings {
-		ids = append(ids, fd.ID)
+		ids = append(ids, string(fd.ID))
 	}
 	dump := "no dump of main or of the conntrack table"
 	if routes >= 300 || cts >= 10 {

@@ -76,7 +76,7 @@ func TestCheckLab(t *testing.T) {
 				}
 				var got []string
 				for _, f := range rep.Findings {
-					got = append(got, f.ID)
+					got = append(got, string(f.ID))
 				}
 				sort.Strings(got)
 				expect := slices.Clone(c.Expect)

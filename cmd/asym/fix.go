@@ -188,7 +188,7 @@ func findingList(fs []playbook.Finding) string {
 	}
 	var ids []string
 	for _, f := range fs {
-		ids = append(ids, f.ID)
+		ids = append(ids, string(f.ID))
 	}
 	return fmt.Sprintf("%d finding(s): %s", len(fs), strings.Join(ids, ", "))
 }

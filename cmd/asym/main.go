@@ -207,7 +207,7 @@ func cmdExplain(args []string, stdout io.Writer) error {
 	if len(args) > 1 {
 		return errUsage{"explain takes one finding id"}
 	}
-	e, ok := playbook.Lookup(args[0])
+	e, ok := playbook.Lookup(playbook.FindingID(args[0]))
 	if !ok {
 		return errUsage{fmt.Sprintf("there is no finding %q: asym explain lists them", clip(args[0]))}
 	}

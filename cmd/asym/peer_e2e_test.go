@@ -42,7 +42,7 @@ type peerReport struct {
 
 func (r peerReport) finding(id string) *playbook.Finding {
 	for i := range r.Findings {
-		if r.Findings[i].ID == id {
+		if string(r.Findings[i].ID) == id {
 			return &r.Findings[i]
 		}
 	}
@@ -52,7 +52,7 @@ func (r peerReport) finding(id string) *playbook.Finding {
 func ids(fs []playbook.Finding) []string {
 	var out []string
 	for _, f := range fs {
-		out = append(out, f.ID)
+		out = append(out, string(f.ID))
 	}
 	return out
 }

@@ -85,7 +85,7 @@ func packetSeen(l evidence.LiveEvidence, iface, dir string, reply bool, flags st
 
 func evidenceHas(r playbook.Report, id, text string) bool {
 	for _, f := range r.Findings {
-		if f.ID != id {
+		if string(f.ID) != id {
 			continue
 		}
 		for _, l := range f.Evidence {
@@ -143,7 +143,7 @@ func TestCheckWatchLab(t *testing.T) {
 		}
 		var got []string
 		for _, f := range r.Findings {
-			got = append(got, f.ID)
+			got = append(got, string(f.ID))
 		}
 		sort.Strings(got)
 		if !slices.Equal(got, c.Live) {
@@ -276,7 +276,7 @@ func TestCheckWatchEveryScenario(t *testing.T) {
 				for _, f := range r.Findings {
 					for _, l := range f.Evidence {
 						if l.Probe == evidence.ProbeLive {
-							proven[f.ID] = true
+							proven[string(f.ID)] = true
 						}
 					}
 				}
