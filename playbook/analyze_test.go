@@ -91,6 +91,14 @@ func healed(e *evidence.Evidence) {
 	e.Request.ReversePath.Dev, e.Request.ReversePath.Table = "eth1", 200
 }
 
+// TCP flags of hand-built packets, typed as the capture types them.
+const (
+	tcpSYN    = evidence.TCPSyn
+	tcpSYNACK = evidence.TCPSyn | evidence.TCPAck
+	tcpACK    = evidence.TCPAck
+	tcpPSHACK = evidence.TCPPsh | evidence.TCPAck
+)
+
 func ids(fs []Finding) []string {
 	out := []string{}
 	for _, f := range fs {

@@ -102,14 +102,6 @@ func mtuOf(e *evidence.Evidence, name string) int {
 	return 0
 }
 
-func counter(e *evidence.Evidence, key string) (uint64, bool) {
-	if e.Counters == nil || e.Counters.Values == nil {
-		return 0, false
-	}
-	v, ok := e.Counters.Values[key]
-	return v, ok
-}
-
 func live(e *evidence.Evidence) *evidence.LiveEvidence {
 	if e.Live == nil || !e.Live.OK() {
 		return nil

@@ -156,13 +156,13 @@ func packetsIn(side string, e *evidence.Evidence, from, to time.Time) sideTraffi
 			continue
 		}
 		switch {
-		case !p.Reply && p.Src.Addr() == e.Flow.Src.Addr() && p.Dir == "in":
+		case !p.Reply && p.Src.Addr() == e.Flow.Src.Addr() && p.Dir == evidence.DirIn:
 			st.reqIn = append(st.reqIn, p)
-		case !p.Reply && p.Src.Addr() == e.Flow.Src.Addr() && p.Dir == "out":
+		case !p.Reply && p.Src.Addr() == e.Flow.Src.Addr() && p.Dir == evidence.DirOut:
 			st.reqOut = append(st.reqOut, p)
-		case p.Reply && p.Src.Addr() == e.Flow.Dst.Addr() && p.Dir == "in":
+		case p.Reply && p.Src.Addr() == e.Flow.Dst.Addr() && p.Dir == evidence.DirIn:
 			st.repIn = append(st.repIn, p)
-		case p.Reply && p.Src.Addr() == e.Flow.Dst.Addr() && p.Dir == "out":
+		case p.Reply && p.Src.Addr() == e.Flow.Dst.Addr() && p.Dir == evidence.DirOut:
 			st.repOut = append(st.repOut, p)
 		}
 	}
@@ -227,9 +227,9 @@ func lostInPath(here, there *evidence.Evidence) []Finding {
 // did arrive: an MTU black hole between them, seen from both ends.
 func largeLost(from, to sideTraffic) (Finding, bool) {
 	for _, dir := range []struct {
-		name    string
+		name    evidence.Direction
 		out, in []evidence.CapturedPacket
-	}{{"reply", from.repOut, to.repIn}, {"request", from.reqOut, to.reqIn}} {
+	}{{evidence.DirReply, from.repOut, to.repIn}, {evidence.DirRequest, from.reqOut, to.reqIn}} {
 		if len(dir.in) == 0 {
 			continue // nothing arrived at all: that is a lost path, not an MTU
 		}
@@ -254,7 +254,7 @@ func largeLost(from, to sideTraffic) (Finding, bool) {
 		return Finding{
 			ID:       MTUBlackhole,
 			Severity: Critical,
-			Title:    fmt.Sprintf("%s packets of %d bytes left %s and never reached %s, while packets up to %d bytes did: an MTU black hole between them", capitalize(dir.name), big[0].Len, endName(from), endName(to), arrived),
+			Title:    fmt.Sprintf("%s packets of %d bytes left %s and never reached %s, while packets up to %d bytes did: an MTU black hole between them", capitalize(string(dir.name)), big[0].Len, endName(from), endName(to), arrived),
 			Evidence: ev,
 			Fix: &fix.Fix{Summary: "Find the hop with the smaller MTU that drops big packets silently",
 				Advice: fmt.Sprintf("Somewhere between the two ends a link carries less than %d bytes and its router's ICMP fragmentation-needed does not come back: allow ICMP type 3 code 4 (ICMPv6 packet too big) on the way, or clamp the TCP MSS on the router before the smaller link.", big[0].Len)},
@@ -279,7 +279,7 @@ func replyLost(from, to sideTraffic) (Finding, bool) {
 	}
 	first := from.repOut[0]
 	for _, p := range from.repOut {
-		if p.Flags == "S." { // the SYN-ACK tells the story better than a later ACK
+		if p.SYNACK() { // the SYN-ACK tells the story better than a later ACK
 			first = p
 			break
 		}
@@ -341,12 +341,39 @@ func requestLost(from, to sideTraffic) (Finding, bool) {
 // describeReply names a reply packet the way people talk about it.
 func describeReply(p evidence.CapturedPacket) string {
 	switch {
-	case p.Flags == "S.":
+	case p.SYNACK():
 		return "SYN-ACK"
-	case len(strings.Fields(p.ICMP)) > 0:
-		return "ICMP " + strings.Fields(p.ICMP)[0] + " reply"
+	case p.ICMPMsg != nil:
+		return "ICMP " + icmpKind(p.ICMPMsg) + " reply"
 	}
 	return "reply"
+}
+
+// icmpKinds are the capture's words for the ICMP types a reply can be
+// (RFC 792, RFC 4443), by family and type.
+var icmpKinds = map[icmpType]string{
+	{false, 0}:                           "echo", // reply
+	{false, 8}:                           "echo", // request
+	{true, 129}:                          "echo",
+	{true, 128}:                          "echo",
+	{false, evidence.ICMPv4Unreachable}:  "unreachable",
+	{true, evidence.ICMPv6Unreachable}:   "unreachable",
+	{true, evidence.ICMPv6TooBig}:        "packet too big",
+	{false, evidence.ICMPv4TimeExceeded}: "time exceeded",
+	{true, evidence.ICMPv6TimeExceeded}:  "time exceeded",
+}
+
+type icmpType struct {
+	v6  bool
+	typ uint8
+}
+
+// icmpKind names an ICMP message's type the way the capture words it.
+func icmpKind(m *evidence.ICMPMessage) string {
+	if k, ok := icmpKinds[icmpType{m.V6, m.Type}]; ok {
+		return k
+	}
+	return fmt.Sprintf("type %d", m.Type)
 }
 
 // endName is how findings name one end: "the server (peer)".

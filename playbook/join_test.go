@@ -133,14 +133,14 @@ func TestJoinCases(t *testing.T) {
 		}
 		for i, n := range sizes {
 			l.Packets = append(l.Packets, evidence.CapturedPacket{Time: l.Start.Add(time.Second + time.Duration(i)*time.Millisecond), Iface: "eth0", Dir: evidence.PacketDir(dir),
-				Reply: true, Flags: ".", Src: e.Flow.Dst, Dst: e.Flow.Src, Proto: 6, Len: n, Text: fmt.Sprintf("eth0 %s %d", dir, n)})
+				Reply: true, TCP: evidence.TCPAck, Flags: ".", Src: e.Flow.Dst, Dst: e.Flow.Src, Proto: 6, Len: n, Text: fmt.Sprintf("eth0 %s %d", dir, n)})
 		}
 		e.Live = &l
 		return e
 	}
 	replyArrives := func(e evidence.Evidence) evidence.Evidence {
 		l := *e.Live
-		p := evidence.CapturedPacket{Time: l.Start.Add(2 * time.Second), Iface: "eth0", Dir: "in", Reply: true, Flags: "S.", Src: e.Flow.Dst, Dst: e.Flow.Src, Proto: 6}
+		p := evidence.CapturedPacket{Time: l.Start.Add(2 * time.Second), Iface: "eth0", Dir: "in", Reply: true, TCP: evidence.TCPSyn | evidence.TCPAck, Flags: "S.", Src: e.Flow.Dst, Dst: e.Flow.Src, Proto: 6}
 		l.Packets = append(slices.Clone(l.Packets), p)
 		e.Live = &l
 		return e
@@ -253,5 +253,39 @@ func TestPeerFailureFindings(t *testing.T) {
 	pa := AnalyzePeer(&evidence.Evidence{}, evidence.PeerResult{Collection: &evidence.Collection{Format: evidence.CollectFormat, Evidence: there}})
 	if len(pa.Findings) == 0 || pa.Findings[0].ID != "peer_not_root" || !strings.Contains(pa.Findings[0].Title, "CAP_NET_ADMIN") {
 		t.Errorf("not root: %v", pa.Findings)
+	}
+}
+
+func TestDescribeReply(t *testing.T) {
+	icmp := func(v6 bool, typ, code uint8) evidence.CapturedPacket {
+		return evidence.CapturedPacket{ICMPMsg: &evidence.ICMPMessage{V6: v6, Type: typ, Code: code}}
+	}
+	for _, c := range []struct {
+		p    evidence.CapturedPacket
+		want string
+	}{
+		{evidence.CapturedPacket{TCP: evidence.TCPSyn | evidence.TCPAck}, "SYN-ACK"},
+		{evidence.CapturedPacket{TCP: evidence.TCPSyn | evidence.TCPAck | evidence.TCPEce}, "SYN-ACK"},
+		{evidence.CapturedPacket{TCP: evidence.TCPAck}, "reply"},
+		{evidence.CapturedPacket{}, "reply"},
+		{icmp(false, 0, 0), "ICMP echo reply"},
+		{icmp(true, 129, 0), "ICMP echo reply"},
+		{icmp(false, evidence.ICMPv4Unreachable, 3), "ICMP unreachable reply"},
+		{icmp(true, evidence.ICMPv6Unreachable, 4), "ICMP unreachable reply"},
+		{icmp(true, evidence.ICMPv6TooBig, 0), "ICMP packet too big reply"},
+		{icmp(false, evidence.ICMPv4TimeExceeded, 0), "ICMP time exceeded reply"},
+		{icmp(false, 5, 1), "ICMP type 5 reply"},
+	} {
+		if got := describeReply(c.p); got != c.want {
+			t.Errorf("%+v: %q, want %q", c.p.ICMPMsg, got, c.want)
+		}
+	}
+	// Recorded before the typed fields: read back from the capture's words.
+	var p evidence.CapturedPacket
+	if err := json.Unmarshal([]byte(`{"src":"198.51.100.11:0","dst":"203.0.113.10:0","proto":1,"icmp":"echo reply id 7 seq 1"}`), &p); err != nil {
+		t.Fatal(err)
+	}
+	if got := describeReply(p); got != "ICMP echo reply" {
+		t.Errorf("recorded echo reply: %q", got)
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"asym/evidence"
 	"asym/fix"
+	"asym/flow"
 )
 
 // Analyzers over live evidence: packets of the flow with the interface and
@@ -21,11 +22,13 @@ func liveWrongEgress(e *evidence.Evidence) []Finding {
 	if l == nil || role(e) == evidence.RoleClient {
 		return nil
 	}
-	in, ok := firstPacket(l, func(p evidence.CapturedPacket) bool { return !p.Reply && p.Dir == "in" })
+	in, ok := firstPacket(l, func(p evidence.CapturedPacket) bool { return !p.Reply && p.Dir == evidence.DirIn })
 	if !ok {
 		return nil
 	}
-	out, ok := firstPacket(l, func(p evidence.CapturedPacket) bool { return p.Reply && p.Dir == "out" && p.Iface != in.Iface })
+	out, ok := firstPacket(l, func(p evidence.CapturedPacket) bool {
+		return p.Reply && p.Dir == evidence.DirOut && p.Iface != in.Iface
+	})
 	if !ok {
 		return nil
 	}
@@ -43,13 +46,13 @@ func liveRPFilterDrop(e *evidence.Evidence) []Finding {
 	if l == nil || role(e) == evidence.RoleClient {
 		return nil
 	}
-	n := l.Deltas["TcpExt:IPReversePathFilter"]
-	reqs := countPackets(l, func(p evidence.CapturedPacket) bool { return !p.Reply && p.Dir == "in" })
-	replies := countPackets(l, func(p evidence.CapturedPacket) bool { return p.Reply && p.Dir == "out" })
+	n := l.Deltas[evidence.CounterRPFilter]
+	reqs := countPackets(l, func(p evidence.CapturedPacket) bool { return !p.Reply && p.Dir == evidence.DirIn })
+	replies := countPackets(l, func(p evidence.CapturedPacket) bool { return p.Reply && p.Dir == evidence.DirOut })
 	if n <= 0 || reqs == 0 || replies > 0 {
 		return nil
 	}
-	in, _ := firstPacket(l, func(p evidence.CapturedPacket) bool { return !p.Reply && p.Dir == "in" })
+	in, _ := firstPacket(l, func(p evidence.CapturedPacket) bool { return !p.Reply && p.Dir == evidence.DirIn })
 	return []Finding{{
 		ID:    RPFilterStrictDrop,
 		Title: fmt.Sprintf("%d requests arrived on %s, none was answered, and the reverse-path filter dropped %d packets", reqs, in.Iface, n),
@@ -63,22 +66,24 @@ func liveRPFilterDrop(e *evidence.Evidence) []Finding {
 // saw begin.
 func liveSilentConntrack(e *evidence.Evidence) []Finding {
 	l := live(e)
-	if l == nil || len(l.Events) > 0 || l.Deltas["nf_conntrack:invalid"] <= 0 {
+	if l == nil || len(l.Events) > 0 || l.Deltas[evidence.CounterCtInvalid] <= 0 {
 		return nil
 	}
-	rep, ok := firstPacket(l, func(p evidence.CapturedPacket) bool { return p.Reply && p.Dir == "in" })
-	if !ok {
+	rep, arrived := firstPacket(l, func(p evidence.CapturedPacket) bool { return p.Reply && p.Dir == evidence.DirIn })
+	if !arrived {
 		return nil
 	}
-	forwarded := countPackets(l, func(p evidence.CapturedPacket) bool { return p.Reply && p.Dir == "out" })
+	forwarded := countPackets(l, func(p evidence.CapturedPacket) bool { return p.Reply && p.Dir == evidence.DirOut })
 	if forwarded > 0 {
 		return nil
 	}
 	ev := []Line{{Probe: "live", Text: rep.Text},
-		{Probe: "live", Text: fmt.Sprintf("no conntrack event for the flow; nf_conntrack invalid %+d; the reply never left", l.Deltas["nf_conntrack:invalid"])}}
-	for k, v := range l.Deltas {
-		if len(k) > 5 && k[:5] == "rule:" && v > 0 {
-			ev = append(ev, Line{Probe: "live", Text: fmt.Sprintf("%s counter %+d", k[5:], v)})
+		{Probe: "live", Text: fmt.Sprintf("no conntrack event for the flow; nf_conntrack invalid %+d; the reply never left", l.Deltas[evidence.CounterCtInvalid])}}
+	if ok(e.Firewall) {
+		for _, r := range e.Firewall.Rules {
+			if v := l.Deltas[r.CounterKey()]; v > 0 {
+				ev = append(ev, Line{Probe: "live", Text: fmt.Sprintf("%s #%d counter %+d", r.Where(), r.Handle, v)})
+			}
 		}
 	}
 	return []Finding{{
@@ -95,15 +100,15 @@ func liveSilentConntrack(e *evidence.Evidence) []Finding {
 // is seen on this host.
 func liveSynUnanswered(e *evidence.Evidence) []Finding {
 	l := live(e)
-	if l == nil || e.Flow.Proto != 6 {
+	if l == nil || e.Flow.Proto != flow.TCP {
 		return nil
 	}
-	syns := countPackets(l, func(p evidence.CapturedPacket) bool { return !p.Reply && p.Flags == "S" })
-	synacks := countPackets(l, func(p evidence.CapturedPacket) bool { return p.Reply && p.Flags == "S." })
+	syns := countPackets(l, func(p evidence.CapturedPacket) bool { return !p.Reply && p.SYN() })
+	synacks := countPackets(l, func(p evidence.CapturedPacket) bool { return p.Reply && p.SYNACK() })
 	if syns < 2 || synacks > 0 {
 		return nil
 	}
-	syn, _ := firstPacket(l, func(p evidence.CapturedPacket) bool { return !p.Reply && p.Flags == "S" })
+	syn, _ := firstPacket(l, func(p evidence.CapturedPacket) bool { return !p.Reply && p.SYN() })
 	where := "the reply is dropped before it reaches this host, or takes another way back"
 	if role(e) == evidence.RoleServer {
 		where = "this host does not answer: it drops the SYN or cannot route the SYN-ACK"
@@ -130,7 +135,7 @@ func liveOnLinkDetour(e *evidence.Evidence) []Finding {
 	}
 	pr, gw := farAddr(e), sp.Decision.Gateway
 	p, found := firstPacket(l, func(p evidence.CapturedPacket) bool {
-		return p.Dir == "out" && p.Dst.Addr() == pr && p.Iface == sp.Egress && p.DstMAC != ""
+		return p.Dir == evidence.DirOut && p.Dst.Addr() == pr && p.Iface == sp.Egress && p.DstMAC != ""
 	})
 	if !found {
 		return nil
@@ -160,7 +165,7 @@ func liveOnLinkDetour(e *evidence.Evidence) []Finding {
 	}
 	if proof == "" {
 		q, ok := firstPacket(l, func(q evidence.CapturedPacket) bool {
-			return q.Dir == "in" && q.Src.Addr() == pr && q.Iface == p.Iface && q.SrcMAC != ""
+			return q.Dir == evidence.DirIn && q.Src.Addr() == pr && q.Iface == p.Iface && q.SrcMAC != ""
 		})
 		if !ok || strings.EqualFold(q.SrcMAC, p.DstMAC) {
 			return nil // nothing to tell the gateway from the peer
@@ -168,7 +173,7 @@ func liveOnLinkDetour(e *evidence.Evidence) []Finding {
 		proof = q.Text + "   ← " + pr.String() + "'s own frames come from " + q.SrcMAC
 	}
 	n := countPackets(l, func(q evidence.CapturedPacket) bool {
-		return q.Dir == "out" && q.Dst.Addr() == pr && strings.EqualFold(q.DstMAC, p.DstMAC)
+		return q.Dir == evidence.DirOut && q.Dst.Addr() == pr && strings.EqualFold(q.DstMAC, p.DstMAC)
 	})
 	return []Finding{{
 		ID:    MissingLinkRoute,
@@ -191,8 +196,8 @@ func liveECMPSplit(e *evidence.Evidence) []Finding {
 	if l == nil {
 		return nil
 	}
-	req, ok1 := firstPacket(l, func(p evidence.CapturedPacket) bool { return !p.Reply && p.Dir == "in" && p.ICMP == "" })
-	rep, ok2 := firstPacket(l, func(p evidence.CapturedPacket) bool { return p.Reply && p.Dir == "out" && p.ICMP == "" })
+	req, ok1 := firstPacket(l, func(p evidence.CapturedPacket) bool { return !p.Reply && p.Dir == evidence.DirIn && !p.IsICMP() })
+	rep, ok2 := firstPacket(l, func(p evidence.CapturedPacket) bool { return p.Reply && p.Dir == evidence.DirOut && !p.IsICMP() })
 	if !ok1 || !ok2 || req.Iface == rep.Iface {
 		return nil
 	}
@@ -228,14 +233,14 @@ func liveUnrepliedMiddle(e *evidence.Evidence) []Finding {
 	if l == nil || role(e) != evidence.RoleMiddle {
 		return nil
 	}
-	in := countPackets(l, func(p evidence.CapturedPacket) bool { return !p.Reply && p.Dir == "in" })
-	out := countPackets(l, func(p evidence.CapturedPacket) bool { return !p.Reply && p.Dir == "out" })
+	in := countPackets(l, func(p evidence.CapturedPacket) bool { return !p.Reply && p.Dir == evidence.DirIn })
+	out := countPackets(l, func(p evidence.CapturedPacket) bool { return !p.Reply && p.Dir == evidence.DirOut })
 	replies := countPackets(l, func(p evidence.CapturedPacket) bool { return p.Reply })
 	if in < 2 || out < 2 || replies > 0 {
 		return nil
 	}
-	a, _ := firstPacket(l, func(p evidence.CapturedPacket) bool { return !p.Reply && p.Dir == "in" })
-	b, _ := firstPacket(l, func(p evidence.CapturedPacket) bool { return !p.Reply && p.Dir == "out" })
+	a, _ := firstPacket(l, func(p evidence.CapturedPacket) bool { return !p.Reply && p.Dir == evidence.DirIn })
+	b, _ := firstPacket(l, func(p evidence.CapturedPacket) bool { return !p.Reply && p.Dir == evidence.DirOut })
 	return []Finding{{
 		ID:    ConntrackUnreplied,
 		Title: fmt.Sprintf("This host forwards the request (in on %s, out by %s) and no reply comes back through it: it is dropped further on or returns another way", a.Iface, b.Iface),

@@ -16,10 +16,10 @@ func TestLiveOnLinkDetour(t *testing.T) {
 	peer := netip.MustParseAddrPort("198.51.100.50:40000")
 	srv := netip.MustParseAddrPort("198.51.100.11:8080")
 	in := func(iface, srcMAC string) evidence.CapturedPacket {
-		return evidence.CapturedPacket{Iface: iface, Dir: "in", Src: peer, Dst: srv, Proto: 6, Flags: "S", SrcMAC: srcMAC, DstMAC: "02:00:00:00:00:11", Text: "in " + iface}
+		return evidence.CapturedPacket{Iface: iface, Dir: "in", Src: peer, Dst: srv, Proto: 6, TCP: evidence.TCPSyn, Flags: "S", SrcMAC: srcMAC, DstMAC: "02:00:00:00:00:11", Text: "in " + iface}
 	}
 	out := func(iface, dstMAC string, to netip.AddrPort) evidence.CapturedPacket {
-		return evidence.CapturedPacket{Iface: iface, Dir: "out", Src: srv, Dst: to, Proto: 6, Flags: "S.", Reply: true, SrcMAC: "02:00:00:00:00:11", DstMAC: dstMAC, Text: "out " + iface}
+		return evidence.CapturedPacket{Iface: iface, Dir: "out", Src: srv, Dst: to, Proto: 6, TCP: evidence.TCPSyn | evidence.TCPAck, Flags: "S.", Reply: true, SrcMAC: "02:00:00:00:00:11", DstMAC: dstMAC, Text: "out " + iface}
 	}
 	cases := []struct {
 		name    string
@@ -96,8 +96,8 @@ func TestLiveOnLinkDetour(t *testing.T) {
 func TestLiveMiddleBoxes(t *testing.T) {
 	src := netip.MustParseAddrPort("192.0.2.10:40001")
 	dst := netip.MustParseAddrPort("203.0.113.10:8080")
-	p := func(iface, dir string, reply bool, flags string) evidence.CapturedPacket {
-		q := evidence.CapturedPacket{Iface: iface, Dir: evidence.PacketDir(dir), Reply: reply, Flags: flags, Proto: 6, Src: src, Dst: dst, Text: iface + " " + dir + " " + flags}
+	p := func(iface, dir string, reply bool, flags evidence.TCPFlags) evidence.CapturedPacket {
+		q := evidence.CapturedPacket{Iface: iface, Dir: evidence.PacketDir(dir), Reply: reply, TCP: flags, Flags: flags.String(), Proto: 6, Src: src, Dst: dst, Text: iface + " " + dir + " " + flags.String()}
 		if reply {
 			q.Src, q.Dst = dst, src
 		}
@@ -114,14 +114,14 @@ func TestLiveMiddleBoxes(t *testing.T) {
 		fn   Analyzer
 		want bool
 	}{
-		{"r2: request from eth1, reply hashed to eth2", withLive(r2, p("eth1", "in", false, "S"), p("eth0", "out", false, "S"), p("eth0", "in", true, "S."), p("eth2", "out", true, "S.")), liveECMPSplit, true},
-		{"r2: both ways through eth1", withLive(r2, p("eth1", "in", false, "S"), p("eth1", "out", true, "S.")), liveECMPSplit, false},
-		{"r2: the reply leaves by an interface that is no next hop", withLive(r2, p("eth1", "in", false, "S"), p("eth9", "out", true, "S.")), liveECMPSplit, false},
-		{"r2: no reply seen", withLive(r2, p("eth1", "in", false, "S")), liveECMPSplit, false},
-		{"fw1: SYNs forwarded, no reply", withLive(fw1, p("eth0", "in", false, "S"), p("eth1", "out", false, "S"), p("eth0", "in", false, "S"), p("eth1", "out", false, "S")), liveUnrepliedMiddle, true},
-		{"fw1: one SYN is not a pattern", withLive(fw1, p("eth0", "in", false, "S"), p("eth1", "out", false, "S")), liveUnrepliedMiddle, false},
-		{"fw1: the reply comes back", withLive(fw1, p("eth0", "in", false, "S"), p("eth1", "out", false, "S"), p("eth0", "in", false, "S"), p("eth1", "out", false, "S"), p("eth1", "in", true, "S.")), liveUnrepliedMiddle, false},
-		{"fw1: dropped here, not forwarded", withLive(fw1, p("eth0", "in", false, "S"), p("eth0", "in", false, "S")), liveUnrepliedMiddle, false},
+		{"r2: request from eth1, reply hashed to eth2", withLive(r2, p("eth1", "in", false, tcpSYN), p("eth0", "out", false, tcpSYN), p("eth0", "in", true, tcpSYNACK), p("eth2", "out", true, tcpSYNACK)), liveECMPSplit, true},
+		{"r2: both ways through eth1", withLive(r2, p("eth1", "in", false, tcpSYN), p("eth1", "out", true, tcpSYNACK)), liveECMPSplit, false},
+		{"r2: the reply leaves by an interface that is no next hop", withLive(r2, p("eth1", "in", false, tcpSYN), p("eth9", "out", true, tcpSYNACK)), liveECMPSplit, false},
+		{"r2: no reply seen", withLive(r2, p("eth1", "in", false, tcpSYN)), liveECMPSplit, false},
+		{"fw1: SYNs forwarded, no reply", withLive(fw1, p("eth0", "in", false, tcpSYN), p("eth1", "out", false, tcpSYN), p("eth0", "in", false, tcpSYN), p("eth1", "out", false, tcpSYN)), liveUnrepliedMiddle, true},
+		{"fw1: one SYN is not a pattern", withLive(fw1, p("eth0", "in", false, tcpSYN), p("eth1", "out", false, tcpSYN)), liveUnrepliedMiddle, false},
+		{"fw1: the reply comes back", withLive(fw1, p("eth0", "in", false, tcpSYN), p("eth1", "out", false, tcpSYN), p("eth0", "in", false, tcpSYN), p("eth1", "out", false, tcpSYN), p("eth1", "in", true, tcpSYNACK)), liveUnrepliedMiddle, false},
+		{"fw1: dropped here, not forwarded", withLive(fw1, p("eth0", "in", false, tcpSYN), p("eth0", "in", false, tcpSYN)), liveUnrepliedMiddle, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -133,7 +133,7 @@ func TestLiveMiddleBoxes(t *testing.T) {
 	}
 	// A server is no middle box: its unanswered SYNs are syn_unanswered's.
 	srv := loadRecorded(t, "two-nics-fabric-host")
-	if fs := liveUnrepliedMiddle(withLive(srv, p("eth1", "in", false, "S"), p("eth1", "out", false, "S"), p("eth1", "in", false, "S"), p("eth1", "out", false, "S"))); len(fs) != 0 {
+	if fs := liveUnrepliedMiddle(withLive(srv, p("eth1", "in", false, tcpSYN), p("eth1", "out", false, tcpSYN), p("eth1", "in", false, tcpSYN), p("eth1", "out", false, tcpSYN))); len(fs) != 0 {
 		t.Errorf("a server: %+v", fs)
 	}
 }

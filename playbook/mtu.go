@@ -10,8 +10,6 @@ import (
 	"asym/flow"
 	"fmt"
 	"net/netip"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -136,15 +134,12 @@ func fragNeeded(l *evidence.LiveEvidence, reply bool) ([]evidence.CapturedPacket
 	var out []evidence.CapturedPacket
 	low := 0
 	for _, p := range l.Packets {
-		if p.OtherHost || p.Reply == reply || !(strings.HasPrefix(p.ICMP, "unreachable (frag needed") || strings.HasPrefix(p.ICMP, "packet too big")) {
+		if p.OtherHost || p.Reply == reply || !p.ICMPMsg.TooBig() {
 			continue
 		}
 		out = append(out, p)
-		if i := strings.Index(p.ICMP, "mtu "); i >= 0 {
-			digits := strings.TrimRight(p.ICMP[i+4:], ")")
-			if m, err := strconv.Atoi(digits); err == nil && m > 0 && (low == 0 || m < low) {
-				low = m
-			}
+		if m := p.ICMPMsg.MTU; m > 0 && (low == 0 || m < low) {
+			low = m
 		}
 	}
 	return out, low
@@ -173,7 +168,7 @@ func mtuStallIn(l *evidence.LiveEvidence, reply bool) *mtuStall {
 	// indices below are into this slice.
 	var pk []evidence.CapturedPacket
 	for _, p := range l.Packets {
-		if !p.OtherHost && p.ICMP == "" && p.Proto == uint8(flow.TCP) {
+		if !p.OtherHost && !p.IsICMP() && p.Proto == uint8(flow.TCP) {
 			pk = append(pk, p)
 		}
 	}
@@ -232,7 +227,7 @@ func mtuStallIn(l *evidence.LiveEvidence, reply bool) *mtuStall {
 	// answered: the other end spoke right after packet i (its reset is no
 	// answer; a FIN may acknowledge data, so it is one).
 	answered := func(i int) bool {
-		return !fromPeer(i) && i+1 < len(pk) && fromPeer(i+1) && !strings.Contains(pk[i+1].Flags, "R")
+		return !fromPeer(i) && i+1 < len(pk) && fromPeer(i+1) && !pk[i+1].RST()
 	}
 	// The stall shown is the longest; among equals, one that a smaller
 	// answered packet precedes (a window that opens mid-connection misses
@@ -316,7 +311,7 @@ func mtuStallIn(l *evidence.LiveEvidence, reply bool) *mtuStall {
 		}
 	}
 	for _, p := range pk {
-		if p.Reply == reply && p.Dir == "out" && p.Len == n {
+		if p.Reply == reply && p.Dir == evidence.DirOut && p.Len == n {
 			s.left++
 		}
 	}
@@ -340,7 +335,7 @@ func mtuStallFinding(e *evidence.Evidence, s *mtuStall) Finding {
 		ev = append(ev, Line{Probe: "live", Text: p.Text + fmt.Sprintf("   ← the same %d bytes again after %s, nothing came back", n, p.Time.Sub(s.copies[i].Time).Round(time.Millisecond))})
 	}
 	way := "left by"
-	if first.Dir == "in" {
+	if first.Dir == evidence.DirIn {
 		way = "came in on"
 	}
 	icmp := "no ICMP fragmentation-needed came back"
@@ -356,11 +351,11 @@ func mtuStallFinding(e *evidence.Evidence, s *mtuStall) Finding {
 	for _, p := range s.frag {
 		ev = append(ev, Line{Probe: "live", Text: p.Text})
 	}
-	if first.Dir == "in" && s.left == 0 {
+	if first.Dir == evidence.DirIn && s.left == 0 {
 		ev = append(ev, Line{Probe: "live", Text: fmt.Sprintf("none of them left this host: it drops the %d-byte segments itself (compare the MTU of its way out)", n)})
 	}
-	if l := live(e); l != nil && l.Deltas["Tcp:RetransSegs"] > 0 {
-		ev = append(ev, Line{Probe: "live", Text: fmt.Sprintf("Tcp RetransSegs %+d over the window", l.Deltas["Tcp:RetransSegs"])})
+	if l := live(e); l != nil && l.Deltas[evidence.CounterRetrans] > 0 {
+		ev = append(ev, Line{Probe: "live", Text: fmt.Sprintf("Tcp RetransSegs %+d over the window", l.Deltas[evidence.CounterRetrans])})
 	}
 
 	hdr := 28 // IPv4 + ICMP headers, for ping's -s

@@ -30,13 +30,13 @@ func mtuRecorded(t *testing.T) *evidence.Evidence {
 var mtuT0 = time.Date(2025, 11, 24, 8, 0, 0, 0, time.UTC)
 
 // seg is a synthetic TCP packet of the flow at ms milliseconds.
-func seg(ms int, iface, dir string, reply bool, flags string, n int) evidence.CapturedPacket {
-	p := evidence.CapturedPacket{Time: mtuT0.Add(time.Duration(ms) * time.Millisecond), Iface: iface, Dir: evidence.PacketDir(dir), Reply: reply, Flags: flags, Proto: 6, Len: n,
+func seg(ms int, iface, dir string, reply bool, flags evidence.TCPFlags, n int) evidence.CapturedPacket {
+	p := evidence.CapturedPacket{Time: mtuT0.Add(time.Duration(ms) * time.Millisecond), Iface: iface, Dir: evidence.PacketDir(dir), Reply: reply, TCP: flags, Flags: flags.String(), Proto: 6, Len: n,
 		Src: netip.MustParseAddrPort("192.0.2.10:40001"), Dst: netip.MustParseAddrPort("203.0.113.10:8080")}
 	if reply {
 		p.Src, p.Dst = p.Dst, p.Src
 	}
-	p.Text = fmt.Sprintf("%s %s %s > %s: Flags [%s], ip length %d", iface, dir, p.Src, p.Dst, flags, n)
+	p.Text = fmt.Sprintf("%s %s %s > %s: Flags [%s], ip length %d", iface, dir, p.Src, p.Dst, p.Flags, n)
 	return p
 }
 
@@ -46,8 +46,9 @@ func seg(ms int, iface, dir string, reply bool, flags string, n int) evidence.Ca
 func fragNeededAt(at time.Time, mtu int) evidence.CapturedPacket {
 	return evidence.CapturedPacket{Time: at, Iface: "eth0", Dir: "in", Proto: 1, Len: 576,
 		Src: netip.MustParseAddrPort("203.0.113.1:0"), Dst: netip.MustParseAddrPort("203.0.113.10:0"),
-		ICMP: fmt.Sprintf("unreachable (frag needed, mtu %d)", mtu),
-		Text: fmt.Sprintf("eth0 In  IP 203.0.113.1 > 203.0.113.10: ICMP unreachable (frag needed, mtu %d) for tcp 203.0.113.10.8080 > 192.0.2.10.40000", mtu)}
+		ICMPMsg: &evidence.ICMPMessage{Type: evidence.ICMPv4Unreachable, Code: evidence.ICMPv4FragNeeded, MTU: mtu},
+		ICMP:    fmt.Sprintf("unreachable (frag needed, mtu %d)", mtu),
+		Text:    fmt.Sprintf("eth0 In  IP 203.0.113.1 > 203.0.113.10: ICMP unreachable (frag needed, mtu %d) for tcp 203.0.113.10.8080 > 192.0.2.10.40000", mtu)}
 }
 
 // withPackets puts a live window with these packets on e.
@@ -73,20 +74,20 @@ func upTo(ps []evidence.CapturedPacket, copies int) []evidence.CapturedPacket {
 // segment, which comes in on r2 three times and never leaves.
 func routerPackets() []evidence.CapturedPacket {
 	var ps []evidence.CapturedPacket
-	both := func(ms int, reply bool, flags string, n int) {
+	both := func(ms int, reply bool, flags evidence.TCPFlags, n int) {
 		in, out := "r1", "r2"
 		if reply {
 			in, out = out, in
 		}
 		ps = append(ps, seg(ms, in, "in", reply, flags, n), seg(ms, out, "out", reply, flags, n))
 	}
-	both(0, false, "S", 60)
-	both(1, true, "S.", 60)
-	both(2, false, ".", 52)
-	both(3, false, "P.", 53)
-	both(4, true, ".", 52)
+	both(0, false, tcpSYN, 60)
+	both(1, true, tcpSYNACK, 60)
+	both(2, false, tcpACK, 52)
+	both(3, false, tcpPSHACK, 53)
+	both(4, true, tcpACK, 52)
 	for _, ms := range []int{5, 215, 640} {
-		ps = append(ps, seg(ms, "r2", "in", true, ".", 1500))
+		ps = append(ps, seg(ms, "r2", "in", true, tcpACK, 1500))
 	}
 	return ps
 }
@@ -218,7 +219,7 @@ func TestMTUBlackhole(t *testing.T) {
 			at := ps[len(ps)-1].Time
 			ps = append(ps, fragNeededAt(at.Add(time.Millisecond), 1280))
 			for i := range 3 {
-				ps = append(ps, seg(0, "eth0", "out", true, ".", 1280), seg(0, "eth0", "in", false, ".", 52))
+				ps = append(ps, seg(0, "eth0", "out", true, tcpACK, 1280), seg(0, "eth0", "in", false, tcpACK, 52))
 				ps[len(ps)-2].Time, ps[len(ps)-1].Time = at.Add(time.Duration(2+2*i)*time.Millisecond), at.Add(time.Duration(3+2*i)*time.Millisecond)
 			}
 			return withPackets(e, ps...)
@@ -227,7 +228,7 @@ func TestMTUBlackhole(t *testing.T) {
 			e := mtuRecorded(t)
 			ps := slices.Clone(e.Live.Packets[:5])
 			for i := range 4 {
-				ps = append(ps, seg(10+300*i, "eth0", "out", true, ".", 1500), seg(11+300*i, "eth0", "in", false, ".", 52))
+				ps = append(ps, seg(10+300*i, "eth0", "out", true, tcpACK, 1500), seg(11+300*i, "eth0", "in", false, tcpACK, 52))
 			}
 			return withPackets(e, ps...)
 		}, nil, nil},
@@ -235,7 +236,7 @@ func TestMTUBlackhole(t *testing.T) {
 			e := mtuRecorded(t)
 			ps := slices.Clone(e.Live.Packets[:5])
 			for i := range 5 {
-				ps = append(ps, seg(10+i, "eth0", "out", true, ".", 1500))
+				ps = append(ps, seg(10+i, "eth0", "out", true, tcpACK, 1500))
 			}
 			return withPackets(e, ps...)
 		}, nil, nil},
@@ -245,17 +246,17 @@ func TestMTUBlackhole(t *testing.T) {
 			for i := range 3 {
 				// Both ends send data: our ACK of theirs goes out right
 				// after each copy, so their packet does not follow it at once.
-				ps = append(ps, seg(10+300*i, "eth0", "out", true, ".", 1500), seg(11+300*i, "eth0", "out", true, ".", 52), seg(50+300*i, "eth0", "in", false, "P.", 200))
+				ps = append(ps, seg(10+300*i, "eth0", "out", true, tcpACK, 1500), seg(11+300*i, "eth0", "out", true, tcpACK, 52), seg(50+300*i, "eth0", "in", false, tcpPSHACK, 200))
 			}
 			return withPackets(e, ps...)
 		}, nil, nil},
 		{"nothing of that direction was ever answered: not the size", func(t *testing.T) *evidence.Evidence {
 			e := mtuRecorded(t)
-			return withPackets(e, seg(0, "eth0", "out", true, ".", 1500), seg(210, "eth0", "out", true, ".", 1500), seg(630, "eth0", "out", true, ".", 1500))
+			return withPackets(e, seg(0, "eth0", "out", true, tcpACK, 1500), seg(210, "eth0", "out", true, tcpACK, 1500), seg(630, "eth0", "out", true, tcpACK, 1500))
 		}, nil, nil},
 		{"a segment of that very size was answered before: that size passes", func(t *testing.T) *evidence.Evidence {
 			e := mtuRecorded(t)
-			early := []evidence.CapturedPacket{seg(0, "eth0", "out", true, ".", 1500), seg(1, "eth0", "in", false, ".", 52)}
+			early := []evidence.CapturedPacket{seg(0, "eth0", "out", true, tcpACK, 1500), seg(1, "eth0", "in", false, tcpACK, 52)}
 			early[0].Time, early[1].Time = e.Live.Packets[0].Time.Add(-time.Second), e.Live.Packets[0].Time.Add(-time.Second+time.Millisecond)
 			return withPackets(e, append(early, e.Live.Packets...)...)
 		}, nil, nil},
@@ -320,8 +321,8 @@ func TestMTUBlackhole(t *testing.T) {
 			healed(e)
 			e.Reply.Egress = "eth0"
 			e.Host.Ifaces[2].MTU = 9001
-			return withPackets(e, seg(0, "eth0", "out", true, ".", 1500), fragNeededAt(mtuT0.Add(time.Millisecond), 1400),
-				seg(2, "eth0", "out", true, ".", 1400), seg(3, "eth0", "in", false, ".", 52))
+			return withPackets(e, seg(0, "eth0", "out", true, tcpACK, 1500), fragNeededAt(mtuT0.Add(time.Millisecond), 1400),
+				seg(2, "eth0", "out", true, tcpACK, 1400), seg(3, "eth0", "in", false, tcpACK, 52))
 		}, []string{"mtu_blackhole", "reply_wrong_egress"}, func(t *testing.T, f *Finding) {
 			if f.Severity != Warning || !strings.Contains(f.Title, "different MTUs") || !strings.Contains(evidenceText(f), "path MTU discovery works on this path") {
 				t.Errorf("%s %q\n%s", f.Severity, f.Title, evidenceText(f))

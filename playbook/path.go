@@ -8,7 +8,6 @@ import (
 	"asym/evidence"
 	"asym/fix"
 	"fmt"
-	"strings"
 )
 
 func rpFilterStrictDrop(e *evidence.Evidence) []Finding {
@@ -25,7 +24,7 @@ func rpFilterStrictDrop(e *evidence.Evidence) []Finding {
 			ev = append(ev, Line{Probe: p.Probe, Text: "way back to " + src.String() + ": " + rp.Text})
 		}
 		ev = append(ev, Line{Probe: p.Probe, Text: fmt.Sprintf("net.ipv4.conf.all.rp_filter = %d, net.ipv4.conf.%s.rp_filter = %d: effective %d (strict)", p.RPFilter.All, p.Ingress, p.RPFilter.Dev, p.RPFilter.Effective)})
-		if n, ok := counter(e, "TcpExt:IPReversePathFilter"); ok && n > 0 {
+		if n, ok := e.Counters.Value(evidence.CounterRPFilter); ok && n > 0 {
 			ev = append(ev, Line{Probe: "counters", Text: fmt.Sprintf("TcpExt IPReversePathFilter = %d (packets this namespace dropped for failing the reverse-path check)", n)})
 		}
 		f := Finding{
@@ -61,7 +60,7 @@ func replyWrongEgress(e *evidence.Evidence) []Finding {
 		// When asym inferred the ingress from this host's own route back and
 		// that route is multipath, the mismatch is the ECMP hash, which
 		// ecmp_multipath reports with the right advice.
-		if !strings.HasPrefix(req.IngressWhy, "given") && rep.FIB != nil {
+		if !req.IngressGivenByPerson() && rep.FIB != nil {
 			for _, nh := range rep.FIB.Nexthops {
 				if nh.Dev == req.Ingress {
 					return nil

@@ -28,7 +28,7 @@ func ctInvalidDrop(e *evidence.Evidence) []Finding {
 	}
 	var ev []Line
 	for _, r := range e.Firewall.Rules {
-		if r.Kind == "ct_invalid" && r.Drops() && r.Packets > 0 && hookRelevant(role(e), r.Hook) {
+		if r.Kind == evidence.RuleCtInvalid && r.Drops() && r.Packets > 0 && hookRelevant(role(e), r.Hook) {
 			ev = append(ev, Line{Probe: "firewall", Text: r.Where() + ": " + r.Text})
 		}
 	}
@@ -69,7 +69,7 @@ func nftFibRPFilterDrop(e *evidence.Evidence) []Finding {
 	}
 	var rules []evidence.FirewallRule
 	for _, r := range e.Firewall.Rules {
-		if r.Kind == "fib_rpfilter" && r.Drops() {
+		if r.Kind == evidence.RuleFibRPFilter && r.Drops() {
 			rules = append(rules, r)
 		}
 	}
