@@ -24,6 +24,28 @@ func typoFix(t typoRule) *fix.Fix {
 	}
 }
 
+// moveRuleFix gives a shadowed rule a free priority before the rule that
+// answers first. A rule that selects on more than its source is left to a
+// person as advice (these steps rebuild only its source and table), and a
+// rule with no free priority before the one that answers gets the summary
+// alone.
+func moveRuleFix(e *evidence.Evidence, r, served evidence.Rule) *fix.Fix {
+	fx := &fix.Fix{Summary: fmt.Sprintf("Move rule %d before rule %d", r.Priority, served.Priority)}
+	prio := freePriority(e, served.Priority-1, 0)
+	if prio == 0 {
+		return fx
+	}
+	if r.Dst.IsValid() || r.Iif != "" || r.Oif != "" || r.Mark != 0 || r.IPProto != 0 {
+		fx.Advice = fmt.Sprintf("Re-add rule %q with priority %d (below %d).", r.Text, prio, served.Priority)
+		return fx
+	}
+	fx.Steps = fix.Steps{
+		&fix.RuleDel{RuleSpec: fix.RuleSpec{Priority: r.Priority, Src: r.Src, Table: r.Table}},
+		&fix.RuleAdd{RuleSpec: fix.RuleSpec{Priority: prio, Src: r.Src, Table: r.Table}},
+	}
+	return fx
+}
+
 // fillTableFix gives an existing, empty table the routes of the flow's
 // local interface.
 func fillTableFix(e *evidence.Evidence, table int) *fix.Fix {

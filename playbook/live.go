@@ -140,37 +140,13 @@ func liveOnLinkDetour(e *evidence.Evidence) []Finding {
 	if !found {
 		return nil
 	}
-	var sub netip.Prefix
-	for _, c := range e.Host.Connected(pr) {
-		if c.Iface.Name == p.Iface {
-			sub = c.Prefix.Masked()
-		}
-	}
+	sub := onLinkSubnet(e.Host, pr, p.Iface)
 	if !sub.IsValid() {
 		return nil // not on-link: the gateway is the right next hop
 	}
-	var proof string
-	if e.Neighbours != nil {
-		for _, n := range e.Neighbours.Entries {
-			if n.Dev != p.Iface || n.MAC == "" {
-				continue
-			}
-			if n.Addr == pr && strings.EqualFold(n.MAC, p.DstMAC) {
-				return nil // handed to the peer itself after all
-			}
-			if n.Addr == gw && strings.EqualFold(n.MAC, p.DstMAC) {
-				proof = n.Text + "   ← the gateway's MAC"
-			}
-		}
-	}
-	if proof == "" {
-		q, ok := firstPacket(l, func(q evidence.CapturedPacket) bool {
-			return q.Dir == evidence.DirIn && q.Src.Addr() == pr && q.Iface == p.Iface && q.SrcMAC != ""
-		})
-		if !ok || strings.EqualFold(q.SrcMAC, p.DstMAC) {
-			return nil // nothing to tell the gateway from the peer
-		}
-		proof = q.Text + "   ← " + pr.String() + "'s own frames come from " + q.SrcMAC
+	proof, detour := detourProof(e.Neighbours, l, p, pr, gw)
+	if !detour {
+		return nil
 	}
 	n := countPackets(l, func(q evidence.CapturedPacket) bool {
 		return q.Dir == evidence.DirOut && q.Dst.Addr() == pr && strings.EqualFold(q.DstMAC, p.DstMAC)
@@ -185,6 +161,67 @@ func liveOnLinkDetour(e *evidence.Evidence) []Finding {
 			{Probe: evidence.ProbeHost, Text: fmt.Sprintf("%s is on %s's own subnet %s", pr, p.Iface, sub)},
 		},
 	}}
+}
+
+// onLinkSubnet is the subnet of iface that holds addr; invalid when addr is
+// not on-link there.
+func onLinkSubnet(h *evidence.HostView, addr netip.Addr, iface string) netip.Prefix {
+	var sub netip.Prefix
+	for _, c := range h.Connected(addr) {
+		if c.Iface.Name == iface {
+			sub = c.Prefix.Masked()
+		}
+	}
+	return sub
+}
+
+// detourProof says how a frame to the on-link peer pr is known to go to
+// someone else: the gateway's neighbour entry holds the frame's MAC, or the
+// peer's own frames come from another MAC. detour is false when the frame
+// is for the peer after all, or nothing tells the gateway from the peer.
+func detourProof(nv *evidence.NeighView, l *evidence.LiveEvidence, frame evidence.CapturedPacket, pr, gw netip.Addr) (proof string, detour bool) {
+	proof, direct := gatewayMACProof(nv, frame, pr, gw)
+	switch {
+	case direct:
+		return "", false
+	case proof != "":
+		return proof, true
+	}
+	return peerMACProof(l, frame, pr)
+}
+
+// gatewayMACProof reads the frame's destination MAC in the neighbour
+// entries of its interface: direct when it is the peer's own, the
+// gateway's entry as proof when it is the gateway's.
+func gatewayMACProof(nv *evidence.NeighView, frame evidence.CapturedPacket, pr, gw netip.Addr) (proof string, direct bool) {
+	if nv == nil {
+		return "", false
+	}
+	for _, n := range nv.Entries {
+		if n.Dev != frame.Iface || n.MAC == "" || !strings.EqualFold(n.MAC, frame.DstMAC) {
+			continue
+		}
+		switch n.Addr {
+		case pr:
+			return "", true
+		case gw:
+			proof = n.Text + "   ← the gateway's MAC"
+		}
+	}
+	return proof, false
+}
+
+// peerMACProof compares the frame's destination MAC with the source MAC of
+// the peer's own frames on that interface; false when they match or the
+// peer's frames were not seen.
+func peerMACProof(l *evidence.LiveEvidence, frame evidence.CapturedPacket, pr netip.Addr) (string, bool) {
+	q, seen := firstPacket(l, func(q evidence.CapturedPacket) bool {
+		return q.Dir == evidence.DirIn && q.Src.Addr() == pr && q.Iface == frame.Iface && q.SrcMAC != ""
+	})
+	if !seen || strings.EqualFold(q.SrcMAC, frame.DstMAC) {
+		return "", false
+	}
+	return q.Text + "   ← " + pr.String() + "'s own frames come from " + q.SrcMAC, true
 }
 
 // liveECMPSplit: on a router whose routes for the flow have several next

@@ -10,6 +10,7 @@ import (
 	"asym/flow"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -163,164 +164,242 @@ func findMTUStall(e *evidence.Evidence) *mtuStall {
 	return best
 }
 
+// mtuStallIn looks for the proof in one direction (reply: the server's
+// segments); nil when the packets do not show it.
 func mtuStallIn(l *evidence.LiveEvidence, reply bool) *mtuStall {
-	// The flow's own TCP packets, in the order the capture saw them;
-	// indices below are into this slice.
-	var pk []evidence.CapturedPacket
+	segs := tcpSegments(l, reply)
+	chains := segs.retransmissions()
+	if len(chains) == 0 {
+		return nil
+	}
+	shown := segs.stallToShow(chains)
+	s := &mtuStall{reply: reply, copies: segs.packets(shown), stalls: segs.stallsLike(chains, shown)}
+	answered, ok := segs.smallerAnswered(shown)
+	if !ok {
+		return nil
+	}
+	s.answered, s.answer = segs.pk[answered], segs.pk[answered+1]
+	s.frag, s.fragMTU = fragNeeded(l, reply)
+	if s.fragNeededHeeded() {
+		return nil
+	}
+	s.left = segs.left(s.length())
+	return s
+}
+
+// segments are the flow's own TCP packets in the order the capture saw
+// them, seen from the end that sends the direction reply; a chain of
+// copies is a list of indices into pk.
+type segments struct {
+	pk    []evidence.CapturedPacket
+	reply bool
+	next  []int // next[i] is the first packet of the other end after i, or -1
+}
+
+func tcpSegments(l *evidence.LiveEvidence, reply bool) *segments {
+	s := &segments{reply: reply}
 	for _, p := range l.Packets {
 		if !p.OtherHost && !p.IsICMP() && p.Proto == uint8(flow.TCP) {
-			pk = append(pk, p)
+			s.pk = append(s.pk, p)
 		}
 	}
-	fromPeer := func(i int) bool { return pk[i].Reply != reply }
-	// next[i] is the first packet of the other end after i, or -1.
-	next := make([]int, len(pk))
-	for i, n := len(pk)-1, -1; i >= 0; i-- {
-		next[i] = n
-		if fromPeer(i) {
+	s.next = make([]int, len(s.pk))
+	for i, n := len(s.pk)-1, -1; i >= 0; i-- {
+		s.next[i] = n
+		if s.fromPeer(i) {
 			n = i
-		}
-	}
-
-	// Chains of one length on one interface, one way: a copy joins the
-	// chain when nothing came from the other end since the last one; it
-	// counts as sent again when the retransmission timer separates them,
-	// and stands in for the last one when it belongs to the same burst.
-	type key struct {
-		iface string
-		dir   evidence.PacketDir
-		n     int
-	}
-	chains := map[key][]int{}
-	var proofs [][]int
-	// Whether a copy was finally answered (ordinary loss, not the size) is
-	// decided below for every packet of that length at once.
-	closeChain := func(c []int) {
-		if len(c) >= 2 {
-			proofs = append(proofs, c)
-		}
-	}
-	for i, p := range pk {
-		if fromPeer(i) || p.Len <= mtuLarge {
-			continue
-		}
-		k := key{p.Iface, p.Dir, p.Len}
-		c := chains[k]
-		switch {
-		case len(c) == 0:
-			chains[k] = []int{i}
-		case next[c[len(c)-1]] >= 0 && next[c[len(c)-1]] < i:
-			closeChain(c)
-			chains[k] = []int{i}
-		case p.Time.Sub(pk[c[len(c)-1]].Time) >= mtuTimerGap:
-			chains[k] = append(c, i)
-		default:
-			c[len(c)-1] = i // the same burst
-		}
-	}
-	for _, c := range chains {
-		closeChain(c)
-	}
-	if len(proofs) == 0 {
-		return nil
-	}
-	// answered: the other end spoke right after packet i (its reset is no
-	// answer; a FIN may acknowledge data, so it is one).
-	answered := func(i int) bool {
-		return !fromPeer(i) && i+1 < len(pk) && fromPeer(i+1) && !pk[i+1].RST()
-	}
-	// The stall shown is the longest; among equals, one that a smaller
-	// answered packet precedes (a window that opens mid-connection misses
-	// the first one's handshake), so the evidence reads in the order it
-	// happened; then the earliest.
-	answeredBefore := func(c []int) bool {
-		for i := 0; i < c[0]; i++ {
-			if answered(i) && pk[i].Len < pk[c[0]].Len {
-				return true
-			}
-		}
-		return false
-	}
-	best := proofs[0]
-	for _, c := range proofs[1:] {
-		switch {
-		case len(c) != len(best):
-			if len(c) > len(best) {
-				best = c
-			}
-		case answeredBefore(c) != answeredBefore(best):
-			if answeredBefore(c) {
-				best = c
-			}
-		case c[0] < best[0]:
-			best = c
-		}
-	}
-	s := &mtuStall{reply: reply}
-	for _, i := range best {
-		s.copies = append(s.copies, pk[i])
-	}
-	n := s.length()
-	for _, c := range proofs {
-		if p := pk[c[0]]; p.Len == n && p.Iface == s.copies[0].Iface && p.Dir == s.copies[0].Dir {
-			s.stalls++
-		}
-	}
-
-	// Smaller packets of the same direction must have been answered. If
-	// nothing was answered, everything vanishes and it is not the size; if
-	// a packet of this very length was answered, a copy finally got through
-	// or that size passes: loss, not a black hole. (A longer one says
-	// nothing: with TSO/GSO the sender's capture sees super-packets that
-	// are cut up after it.)
-	// The one shown is the largest before the stall when there is one,
-	// so the evidence reads in the order it happened.
-	found, before := false, false
-	better := func(i int) bool {
-		switch {
-		case !found:
-			return true
-		case (i < best[0]) != before:
-			return i < best[0]
-		}
-		return pk[i].Len > s.answered.Len
-	}
-	for i, p := range pk {
-		if !answered(i) {
-			continue
-		}
-		if p.Len == n {
-			return nil
-		}
-		if p.Len < n && better(i) {
-			s.answered, s.answer, found, before = p, pk[i+1], true, i < best[0]
-		}
-	}
-	if !found {
-		return nil
-	}
-
-	s.frag, s.fragMTU = fragNeeded(l, reply)
-	if len(s.frag) > 0 {
-		// The error arrived: a copy at the same size after it means this
-		// host ignores it; none means the segments shrank and path MTU
-		// discovery works, so whatever stalls the flow is not this.
-		last := s.copies[len(s.copies)-1]
-		if !last.Time.After(s.frag[0].Time) || (s.fragMTU > 0 && n <= s.fragMTU) {
-			return nil
-		}
-	}
-	for _, p := range pk {
-		if p.Reply == reply && p.Dir == evidence.DirOut && p.Len == n {
-			s.left++
 		}
 	}
 	return s
 }
 
+// fromPeer reports whether packet i came from the other end.
+func (s *segments) fromPeer(i int) bool { return s.pk[i].Reply != s.reply }
+
+// peerSpokeBetween reports whether the other end sent anything after
+// packet i and before packet j.
+func (s *segments) peerSpokeBetween(i, j int) bool { return s.next[i] >= 0 && s.next[i] < j }
+
+// answered reports whether the other end spoke right after packet i (its
+// reset is no answer; a FIN may acknowledge data, so it is one).
+func (s *segments) answered(i int) bool {
+	return !s.fromPeer(i) && i+1 < len(s.pk) && s.fromPeer(i+1) && !s.pk[i+1].RST()
+}
+
+func (s *segments) packets(chain []int) []evidence.CapturedPacket {
+	out := make([]evidence.CapturedPacket, len(chain))
+	for k, i := range chain {
+		out[k] = s.pk[i]
+	}
+	return out
+}
+
+// retransmissions returns the chains of large segments sent again: one
+// length on one interface, one way. A copy joins its chain when nothing
+// came from the other end since the chain's last copy; it counts as sent
+// again when the retransmission timer separates them, and stands in for
+// the last one when it belongs to the same burst. Whether a copy was
+// finally answered (ordinary loss, not the size) is for smallerAnswered
+// to decide, for every packet of that length at once.
+func (s *segments) retransmissions() [][]int {
+	type key struct {
+		iface string
+		dir   evidence.PacketDir
+		n     int
+	}
+	open := map[key][]int{}
+	var chains [][]int
+	for i, p := range s.pk {
+		if s.fromPeer(i) || p.Len <= mtuLarge {
+			continue
+		}
+		k := key{p.Iface, p.Dir, p.Len}
+		c := open[k]
+		switch {
+		case len(c) == 0:
+			open[k] = []int{i}
+		case s.peerSpokeBetween(c[len(c)-1], i):
+			chains = append(chains, c)
+			open[k] = []int{i}
+		case p.Time.Sub(s.pk[c[len(c)-1]].Time) >= mtuTimerGap:
+			open[k] = append(c, i)
+		default:
+			c[len(c)-1] = i // the same burst
+		}
+	}
+	for _, c := range open {
+		chains = append(chains, c)
+	}
+	return slices.DeleteFunc(chains, func(c []int) bool { return len(c) < 2 })
+}
+
+// stallToShow picks the stall the evidence shows: the one that
+// showsBetter than every other.
+func (s *segments) stallToShow(chains [][]int) []int {
+	shown := chains[0]
+	for _, c := range chains[1:] {
+		if s.showsBetter(c, shown) {
+			shown = c
+		}
+	}
+	return shown
+}
+
+// showsBetter orders stalls: the longest first; among equals, one that a
+// smaller answered packet precedes (a window that opens mid-connection
+// misses the first one's handshake), so the evidence reads in the order it
+// happened; then the earliest.
+func (s *segments) showsBetter(a, b []int) bool {
+	if len(a) != len(b) {
+		return len(a) > len(b)
+	}
+	if x, y := s.answeredBefore(a), s.answeredBefore(b); x != y {
+		return x
+	}
+	return a[0] < b[0]
+}
+
+// answeredBefore reports whether a smaller packet was answered before the
+// chain's first copy.
+func (s *segments) answeredBefore(chain []int) bool {
+	for i := 0; i < chain[0]; i++ {
+		if s.answered(i) && s.pk[i].Len < s.pk[chain[0]].Len {
+			return true
+		}
+	}
+	return false
+}
+
+// stallsLike counts the chains of the shown one's length, interface and
+// direction: a retried flow stalls each time.
+func (s *segments) stallsLike(chains [][]int, shown []int) int {
+	first, n := s.pk[shown[0]], 0
+	for _, c := range chains {
+		if p := s.pk[c[0]]; p.Len == first.Len && p.Iface == first.Iface && p.Dir == first.Dir {
+			n++
+		}
+	}
+	return n
+}
+
+// smallerAnswered finds the answered packet the evidence shows; ok is
+// false when the packets do not prove a black hole. Smaller packets of the
+// same direction must have been answered: if nothing was, everything
+// vanishes and it is not the size; if a packet of the stall's very length
+// was, a copy finally got through or that size passes: loss, not a black
+// hole. (A longer one says nothing: with TSO/GSO the sender's capture sees
+// super-packets that are cut up after it.)
+func (s *segments) smallerAnswered(stall []int) (shown int, ok bool) {
+	n := s.pk[stall[0]].Len
+	shown = -1
+	for i, p := range s.pk {
+		if !s.answered(i) || p.Len > n {
+			continue
+		}
+		if p.Len == n {
+			return -1, false
+		}
+		if shown < 0 || s.readsInOrder(i, shown, stall[0]) {
+			shown = i
+		}
+	}
+	return shown, shown >= 0
+}
+
+// readsInOrder reports whether answered packet i is a better one to show
+// than answered packet j next to a stall that starts at start: one before
+// the stall, so the evidence reads in the order it happened; then the
+// larger.
+func (s *segments) readsInOrder(i, j, start int) bool {
+	if (i < start) != (j < start) {
+		return i < start
+	}
+	return s.pk[i].Len > s.pk[j].Len
+}
+
+// left counts the packets of the direction and length that left this host.
+func (s *segments) left(n int) int {
+	out := 0
+	for _, p := range s.pk {
+		if p.Reply == s.reply && p.Dir == evidence.DirOut && p.Len == n {
+			out++
+		}
+	}
+	return out
+}
+
+// fragNeededHeeded reports whether an ICMP fragmentation-needed arrived and
+// this host acted on it: no copy at the old size after it (the segments
+// shrank: path MTU discovery works), or it reports an MTU the segments fit.
+// Whatever stalls the flow then, it is not a black hole. A copy at the same
+// size after the error means this host ignores it, which stays a finding.
+func (s *mtuStall) fragNeededHeeded() bool {
+	if len(s.frag) == 0 {
+		return false
+	}
+	last := s.copies[len(s.copies)-1]
+	return !last.Time.After(s.frag[0].Time) || (s.fragMTU > 0 && s.length() <= s.fragMTU)
+}
+
 // mtuStallFinding words the proof.
 func mtuStallFinding(e *evidence.Evidence, s *mtuStall) Finding {
 	n, dst := s.length(), s.dst(e)
+	f := Finding{ID: MTUBlackhole, Severity: Critical, Evidence: stallEvidence(e, s)}
+	if len(s.frag) > 0 {
+		f.Title = fmt.Sprintf("Proven on the wire: %d-byte segments to %s are sent again and again although ICMP fragmentation-needed (mtu %d) arrives: this host does not act on it", n, dst, s.fragMTU)
+		f.Fix = fragIgnoredFix(dst)
+		return f
+	}
+	f.Title = fmt.Sprintf("Proven on the wire: %d-byte segments to %s vanish while smaller packets pass, and no ICMP fragmentation-needed comes back (a path MTU black hole)", n, dst)
+	f.Fix = blackholeFix(e, n, dst)
+	return f
+}
+
+// stallEvidence shows the stall in the order it happened: the answered
+// packet and its answer, the large segment and (up to three of) its
+// copies, then what they add up to.
+func stallEvidence(e *evidence.Evidence, s *mtuStall) []Line {
+	n := s.length()
 	first, last := s.copies[0], s.copies[len(s.copies)-1]
 	ev := []Line{
 		{Probe: "live", Text: s.answered.Text + fmt.Sprintf("   ← %d bytes: answered", s.answered.Len)},
@@ -357,7 +436,25 @@ func mtuStallFinding(e *evidence.Evidence, s *mtuStall) Finding {
 	if l := live(e); l != nil && l.Deltas[evidence.CounterRetrans] > 0 {
 		ev = append(ev, Line{Probe: "live", Text: fmt.Sprintf("Tcp RetransSegs %+d over the window", l.Deltas[evidence.CounterRetrans])})
 	}
+	return ev
+}
 
+// fragIgnoredFix is for a host that receives fragmentation-needed and
+// keeps sending at the old size.
+func fragIgnoredFix(dst netip.Addr) *fix.Fix {
+	return &fix.Fix{Summary: "Find out why this host ignores fragmentation-needed",
+		Advice: "The ICMP reaches this host's interface (a capture sees it before the firewall) but the segments keep their size: an input rule may drop ICMP, " +
+			"net.ipv4.ip_no_pmtu_disc may be set, or the reported MTU is below net.ipv4.route.min_pmtu. Allow ICMP destination-unreachable/fragmentation-needed " +
+			"(IPv6: packet-too-big) in, or clamp the TCP MSS on the path.",
+		Prove: []string{evidence.Command("ip", "route", "get", dst.String()) + "   # on this host: a learned path MTU shows as \"cache expires … mtu\"",
+			evidence.Command("sysctl", "net.ipv4.ip_no_pmtu_disc", "net.ipv4.route.min_pmtu"),
+			evidence.Command("nft", "list", "ruleset") + "   # rules that drop icmp on input"}}
+}
+
+// blackholeFix is for n-byte segments to dst that vanish on the path with
+// no word back: the fix is on the path; the stopgap here is a route with
+// a smaller MTU, proposed, never applied.
+func blackholeFix(e *evidence.Evidence, n int, dst netip.Addr) *fix.Fix {
 	hdr := 28 // IPv4 + ICMP headers, for ping's -s
 	if dst.Is6() {
 		hdr = 48
@@ -365,23 +462,6 @@ func mtuStallFinding(e *evidence.Evidence, s *mtuStall) Finding {
 	ping := func(size int, why string) string {
 		return evidence.Command("ping", "-M", "do", "-s", fmt.Sprint(size-hdr), "-c", "3", dst.String()) + "   # " + why
 	}
-	f := Finding{
-		ID:       MTUBlackhole,
-		Severity: Critical,
-		Evidence: ev,
-	}
-	if len(s.frag) > 0 {
-		f.Title = fmt.Sprintf("Proven on the wire: %d-byte segments to %s are sent again and again although ICMP fragmentation-needed (mtu %d) arrives: this host does not act on it", n, dst, s.fragMTU)
-		f.Fix = &fix.Fix{Summary: "Find out why this host ignores fragmentation-needed",
-			Advice: "The ICMP reaches this host's interface (a capture sees it before the firewall) but the segments keep their size: an input rule may drop ICMP, " +
-				"net.ipv4.ip_no_pmtu_disc may be set, or the reported MTU is below net.ipv4.route.min_pmtu. Allow ICMP destination-unreachable/fragmentation-needed " +
-				"(IPv6: packet-too-big) in, or clamp the TCP MSS on the path.",
-			Prove: []string{evidence.Command("ip", "route", "get", dst.String()) + "   # on this host: a learned path MTU shows as \"cache expires … mtu\"",
-				evidence.Command("sysctl", "net.ipv4.ip_no_pmtu_disc", "net.ipv4.route.min_pmtu"),
-				evidence.Command("nft", "list", "ruleset") + "   # rules that drop icmp on input"}}
-		return f
-	}
-	f.Title = fmt.Sprintf("Proven on the wire: %d-byte segments to %s vanish while smaller packets pass, and no ICMP fragmentation-needed comes back (a path MTU black hole)", n, dst)
 	stopgap := "ip route add " + dst.String() + " via GATEWAY mtu lock 1280"
 	if sp := sender(e); sp != nil && sp.Decision.Dev != "" {
 		w := []string{"ip", "route", "add", dst.String()}
@@ -390,7 +470,7 @@ func mtuStallFinding(e *evidence.Evidence, s *mtuStall) Finding {
 		}
 		stopgap = evidence.Command(append(w, "dev", sp.Decision.Dev, "mtu", "lock", "1280")...)
 	}
-	f.Fix = &fix.Fix{Summary: "Let path MTU discovery work on the path, or clamp the MSS there",
+	return &fix.Fix{Summary: "Let path MTU discovery work on the path, or clamp the MSS there",
 		Advice: fmt.Sprintf("The %d-byte segments are dropped on the way to %s by a link with a smaller MTU, and the ICMP fragmentation-needed that should tell this host is filtered, so it never learns. "+
 			"On the router in front of the smaller link: allow ICMP destination-unreachable/fragmentation-needed (type 3 code 4; IPv6 packet-too-big, type 2) out of and through it, "+
 			"or clamp the TCP MSS to that link (nftables: tcp flags syn tcp option maxseg size set rt mtu). "+
@@ -398,5 +478,4 @@ func mtuStallFinding(e *evidence.Evidence, s *mtuStall) Finding {
 		Caveat: "The stopgap fixes only what this host sends; every other host whose traffic crosses that link stalls the same way until the path is fixed.",
 		Prove: []string{ping(n, fmt.Sprintf("from this host: %d bytes with DF set get no answer and no error", n)),
 			ping(mtuLarge, "from this host: 1280 bytes get answered")}}
-	return f
 }

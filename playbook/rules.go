@@ -104,36 +104,34 @@ func ruleShadowed(e *evidence.Evidence) []Finding {
 		if served == nil || served.Priority == 0 {
 			continue
 		}
-		for _, r := range e.Rules.Matching(p.Packet) {
-			if r.Default() || r.Action != "lookup" || r.Priority <= served.Priority || r.Table == p.Decision.Table {
-				continue
-			}
-			tb := e.Tables.Table(r.Table)
-			if tb == nil || tb.Lookup(p.Packet.Dst) == nil {
-				continue
-			}
-			prio := freePriority(e, served.Priority-1, 0)
-			fx := &fix.Fix{Summary: fmt.Sprintf("Move rule %d before rule %d", r.Priority, served.Priority)}
-			if prio > 0 {
-				fx.Steps = fix.Steps{
-					&fix.RuleDel{RuleSpec: fix.RuleSpec{Priority: r.Priority, Src: r.Src, Table: r.Table}},
-					&fix.RuleAdd{RuleSpec: fix.RuleSpec{Priority: prio, Src: r.Src, Table: r.Table}},
-				}
-				if r.Dst.IsValid() || r.Iif != "" || r.Oif != "" || r.Mark != 0 || r.IPProto != 0 {
-					fx.Steps = nil
-					fx.Advice = fmt.Sprintf("Re-add rule %q with priority %d (below %d).", r.Text, prio, served.Priority)
-				}
-			}
-			return []Finding{{
-				ID:    RuleShadowed,
-				Title: fmt.Sprintf("Rule %d (table %d) would route the %s, but rule %d answers first from table %s", r.Priority, r.Table, p.Direction, served.Priority, evidence.TableName(p.Decision.Table)),
-				Evidence: []Line{{Probe: "rules", Text: served.Text}, {Probe: "rules", Text: r.Text}, cmdLine(p), {Probe: p.Probe, Text: p.Decision.Text},
-					{Probe: "tables", Text: fmt.Sprintf("table %d would answer: %s", r.Table, tb.Lookup(p.Packet.Dst).Text)}},
-				Fix: fx,
-			}}
+		r, answer, shadowed := shadowedRule(e, p, served)
+		if !shadowed {
+			continue
 		}
+		return []Finding{{
+			ID:    RuleShadowed,
+			Title: fmt.Sprintf("Rule %d (table %d) would route the %s, but rule %d answers first from table %s", r.Priority, r.Table, p.Direction, served.Priority, evidence.TableName(p.Decision.Table)),
+			Evidence: []Line{{Probe: "rules", Text: served.Text}, {Probe: "rules", Text: r.Text}, cmdLine(p), {Probe: p.Probe, Text: p.Decision.Text},
+				{Probe: "tables", Text: fmt.Sprintf("table %d would answer: %s", r.Table, answer.Text)}},
+			Fix: moveRuleFix(e, r, *served),
+		}}
 	}
 	return nil
+}
+
+// shadowedRule finds a later rule that matches the packet and looks up
+// another table with a route for it: the rule that would route it, were
+// served not answering first; with that table's route.
+func shadowedRule(e *evidence.Evidence, p *evidence.PathView, served *evidence.Rule) (evidence.Rule, *evidence.Route, bool) {
+	for _, r := range e.Rules.Matching(p.Packet) {
+		if r.Default() || r.Action != "lookup" || r.Priority <= served.Priority || r.Table == p.Decision.Table {
+			continue
+		}
+		if tb := e.Tables.Table(r.Table); tb != nil && tb.Lookup(p.Packet.Dst) != nil {
+			return r, tb.Lookup(p.Packet.Dst), true
+		}
+	}
+	return evidence.Rule{}, nil, false
 }
 
 func missingLinkRoute(e *evidence.Evidence) []Finding {
