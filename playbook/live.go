@@ -35,7 +35,7 @@ func liveWrongEgress(e *evidence.Evidence) []Finding {
 	return []Finding{{
 		ID:       ReplyWrongEgress,
 		Title:    fmt.Sprintf("Packets show it: the request came in on %s, the reply left by %s", in.Iface, out.Iface),
-		Evidence: []Line{{Probe: "live", Text: in.Text}, {Probe: "live", Text: out.Text}},
+		Evidence: []Line{{Probe: evidence.ProbeLive, Text: in.Text}, {Probe: evidence.ProbeLive, Text: out.Text}},
 	}}
 }
 
@@ -56,8 +56,8 @@ func liveRPFilterDrop(e *evidence.Evidence) []Finding {
 	return []Finding{{
 		ID:    RPFilterStrictDrop,
 		Title: fmt.Sprintf("%d requests arrived on %s, none was answered, and the reverse-path filter dropped %d packets", reqs, in.Iface, n),
-		Evidence: []Line{{Probe: "live", Text: in.Text},
-			{Probe: "live", Text: fmt.Sprintf("%d requests in, 0 replies out, TcpExt IPReversePathFilter %+d over the window", reqs, n)}},
+		Evidence: []Line{{Probe: evidence.ProbeLive, Text: in.Text},
+			{Probe: evidence.ProbeLive, Text: fmt.Sprintf("%d requests in, 0 replies out, TcpExt IPReversePathFilter %+d over the window", reqs, n)}},
 	}}
 }
 
@@ -77,12 +77,12 @@ func liveSilentConntrack(e *evidence.Evidence) []Finding {
 	if forwarded > 0 {
 		return nil
 	}
-	ev := []Line{{Probe: "live", Text: rep.Text},
-		{Probe: "live", Text: fmt.Sprintf("no conntrack event for the flow; nf_conntrack invalid %+d; the reply never left", l.Deltas[evidence.CounterCtInvalid])}}
+	ev := []Line{{Probe: evidence.ProbeLive, Text: rep.Text},
+		{Probe: evidence.ProbeLive, Text: fmt.Sprintf("no conntrack event for the flow; nf_conntrack invalid %+d; the reply never left", l.Deltas[evidence.CounterCtInvalid])}}
 	if ok(e.Firewall) {
 		for _, r := range e.Firewall.Rules {
 			if v := l.Deltas[r.CounterKey()]; v > 0 {
-				ev = append(ev, Line{Probe: "live", Text: fmt.Sprintf("%s #%d counter %+d", r.Where(), r.Handle, v)})
+				ev = append(ev, Line{Probe: evidence.ProbeLive, Text: fmt.Sprintf("%s #%d counter %+d", r.Where(), r.Handle, v)})
 			}
 		}
 	}
@@ -116,7 +116,7 @@ func liveSynUnanswered(e *evidence.Evidence) []Finding {
 	return []Finding{{
 		ID:       SYNUnanswered,
 		Title:    fmt.Sprintf("The SYN was seen %d times (retransmits) and no SYN-ACK: %s", syns, where),
-		Evidence: []Line{{Probe: "live", Text: syn.Text}, {Probe: "live", Text: fmt.Sprintf("%d SYN, 0 SYN-ACK over the window", syns)}},
+		Evidence: []Line{{Probe: evidence.ProbeLive, Text: syn.Text}, {Probe: evidence.ProbeLive, Text: fmt.Sprintf("%d SYN, 0 SYN-ACK over the window", syns)}},
 		Fix: &fix.Fix{Summary: "Follow the SYN-ACK", Advice: "Capture on the other end: if it sends the SYN-ACK, the return path loses it; compare the route back on both ends.",
 			Prove: []string{proveCapture(e) + "   # on the other end", proveRoute(e, true) + "   # on the other end"}},
 	}}

@@ -36,8 +36,8 @@ func mtuBlackhole(e *evidence.Evidence) []Finding {
 		for _, reply := range []bool{false, true} {
 			if frag, _ := fragNeeded(l, reply); len(frag) > 0 {
 				mismatch.Evidence = append(mismatch.Evidence,
-					Line{Probe: "live", Text: frag[0].Text},
-					Line{Probe: "live", Text: "ICMP fragmentation-needed for the flow is seen here and no segment is sent again at the old size: path MTU discovery works on this path, so the mismatch alone does not stall the flow"})
+					Line{Probe: evidence.ProbeLive, Text: frag[0].Text},
+					Line{Probe: evidence.ProbeLive, Text: "ICMP fragmentation-needed for the flow is seen here and no segment is sent again at the old size: path MTU discovery works on this path, so the mismatch alone does not stall the flow"})
 				break
 			}
 		}
@@ -68,7 +68,7 @@ func mtuMismatch(e *evidence.Evidence) *Finding {
 		if a == 0 || b == 0 || a == b {
 			continue
 		}
-		ev := []Line{{Probe: "neighbours", Text: fmt.Sprintf("%s: %s has mtu %d, %s has mtu %d", p.what, p.in, a, p.out, b)}}
+		ev := []Line{{Probe: evidence.ProbeNeighbours, Text: fmt.Sprintf("%s: %s has mtu %d, %s has mtu %d", p.what, p.in, a, p.out, b)}}
 		for _, pv := range []*evidence.PathView{req, rep} {
 			if pv.Decision.MTU != 0 {
 				ev = append(ev, Line{Probe: pv.Probe, Text: "cached path MTU: " + pv.Decision.Text})
@@ -402,16 +402,16 @@ func stallEvidence(e *evidence.Evidence, s *mtuStall) []Line {
 	n := s.length()
 	first, last := s.copies[0], s.copies[len(s.copies)-1]
 	ev := []Line{
-		{Probe: "live", Text: s.answered.Text + fmt.Sprintf("   ← %d bytes: answered", s.answered.Len)},
-		{Probe: "live", Text: s.answer.Text + "   ← the other end answers"},
-		{Probe: "live", Text: first.Text + fmt.Sprintf("   ← %d bytes", n)},
+		{Probe: evidence.ProbeLive, Text: s.answered.Text + fmt.Sprintf("   ← %d bytes: answered", s.answered.Len)},
+		{Probe: evidence.ProbeLive, Text: s.answer.Text + "   ← the other end answers"},
+		{Probe: evidence.ProbeLive, Text: first.Text + fmt.Sprintf("   ← %d bytes", n)},
 	}
 	for i, p := range s.copies[1:] {
 		if i == 3 {
-			ev = append(ev, Line{Probe: "live", Text: fmt.Sprintf("… %d more copies", len(s.copies)-4)})
+			ev = append(ev, Line{Probe: evidence.ProbeLive, Text: fmt.Sprintf("… %d more copies", len(s.copies)-4)})
 			break
 		}
-		ev = append(ev, Line{Probe: "live", Text: p.Text + fmt.Sprintf("   ← the same %d bytes again after %s, nothing came back", n, p.Time.Sub(s.copies[i].Time).Round(time.Millisecond))})
+		ev = append(ev, Line{Probe: evidence.ProbeLive, Text: p.Text + fmt.Sprintf("   ← the same %d bytes again after %s, nothing came back", n, p.Time.Sub(s.copies[i].Time).Round(time.Millisecond))})
 	}
 	way := "left by"
 	if first.Dir == evidence.DirIn {
@@ -425,16 +425,16 @@ func stallEvidence(e *evidence.Evidence, s *mtuStall) []Line {
 	if s.stalls > 1 {
 		again = fmt.Sprintf(" (and so in %d connections of the window)", s.stalls)
 	}
-	ev = append(ev, Line{Probe: "live", Text: fmt.Sprintf("the same %d-byte segment %s %s %d times over %s with nothing from the other end between%s; packets up to %d bytes were answered; %s",
+	ev = append(ev, Line{Probe: evidence.ProbeLive, Text: fmt.Sprintf("the same %d-byte segment %s %s %d times over %s with nothing from the other end between%s; packets up to %d bytes were answered; %s",
 		n, way, first.Iface, len(s.copies), last.Time.Sub(first.Time).Round(time.Millisecond), again, s.answered.Len, icmp)})
 	for _, p := range s.frag {
-		ev = append(ev, Line{Probe: "live", Text: p.Text})
+		ev = append(ev, Line{Probe: evidence.ProbeLive, Text: p.Text})
 	}
 	if first.Dir == evidence.DirIn && s.left == 0 {
-		ev = append(ev, Line{Probe: "live", Text: fmt.Sprintf("none of them left this host: it drops the %d-byte segments itself (compare the MTU of its way out)", n)})
+		ev = append(ev, Line{Probe: evidence.ProbeLive, Text: fmt.Sprintf("none of them left this host: it drops the %d-byte segments itself (compare the MTU of its way out)", n)})
 	}
 	if l := live(e); l != nil && l.Deltas[evidence.CounterRetrans] > 0 {
-		ev = append(ev, Line{Probe: "live", Text: fmt.Sprintf("Tcp RetransSegs %+d over the window", l.Deltas[evidence.CounterRetrans])})
+		ev = append(ev, Line{Probe: evidence.ProbeLive, Text: fmt.Sprintf("Tcp RetransSegs %+d over the window", l.Deltas[evidence.CounterRetrans])})
 	}
 	return ev
 }

@@ -25,7 +25,7 @@ func rpFilterStrictDrop(e *evidence.Evidence) []Finding {
 		}
 		ev = append(ev, Line{Probe: p.Probe, Text: fmt.Sprintf("net.ipv4.conf.all.rp_filter = %d, net.ipv4.conf.%s.rp_filter = %d: effective %d (strict)", p.RPFilter.All, p.Ingress, p.RPFilter.Dev, p.RPFilter.Effective)})
 		if n, ok := e.Counters.Value(evidence.CounterRPFilter); ok && n > 0 {
-			ev = append(ev, Line{Probe: "counters", Text: fmt.Sprintf("TcpExt IPReversePathFilter = %d (packets this namespace dropped for failing the reverse-path check)", n)})
+			ev = append(ev, Line{Probe: evidence.ProbeCounters, Text: fmt.Sprintf("TcpExt IPReversePathFilter = %d (packets this namespace dropped for failing the reverse-path check)", n)})
 		}
 		f := Finding{
 			ID:       RPFilterStrictDrop,
@@ -110,7 +110,7 @@ func wrongSourceAddress(e *evidence.Evidence) []Finding {
 		ID:    WrongSourceAddress,
 		Title: fmt.Sprintf("The flow leaves by %s carrying %s's address %s", req.Egress, owner.Name, h.Local),
 		Evidence: []Line{
-			{Probe: "host", Text: fmt.Sprintf("%s is on %s (%s)", h.Local, owner.Name, sub)},
+			{Probe: evidence.ProbeHost, Text: fmt.Sprintf("%s is on %s (%s)", h.Local, owner.Name, sub)},
 			cmdLine(req),
 			{Probe: req.Probe, Text: req.Decision.Text + "   ← leaves by " + req.Egress},
 		},

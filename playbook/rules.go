@@ -46,12 +46,12 @@ func ruleUnknownSource(e *evidence.Evidence) []Finding {
 	var out []Finding
 	for _, t := range typoRules(e) {
 		ev := []Line{
-			{Probe: "rules", Text: t.Rule.Text},
-			{Probe: "host", Text: fmt.Sprintf("no interface holds %s; %s holds %s", t.Rule.Src.Addr(), t.Iface, t.Meant)},
+			{Probe: evidence.ProbeRules, Text: t.Rule.Text},
+			{Probe: evidence.ProbeHost, Text: fmt.Sprintf("no interface holds %s; %s holds %s", t.Rule.Src.Addr(), t.Iface, t.Meant)},
 		}
 		if t.Table != nil {
 			for _, rt := range t.Table.Routes {
-				ev = append(ev, Line{Probe: "tables", Text: fmt.Sprintf("table %d: %s", t.Table.ID, rt.Text)})
+				ev = append(ev, Line{Probe: evidence.ProbeTables, Text: fmt.Sprintf("table %d: %s", t.Table.ID, rt.Text)})
 			}
 		}
 		out = append(out, Finding{
@@ -83,7 +83,7 @@ func ruleEmptyTable(e *evidence.Evidence) []Finding {
 			f := Finding{
 				ID:       RuleEmptyTable,
 				Title:    fmt.Sprintf("Rule %d matches the %s but table %d is empty, so the lookup falls through", r.Priority, p.Direction, r.Table),
-				Evidence: []Line{{Probe: "rules", Text: r.Text}, {Probe: "tables", Text: fmt.Sprintf("table %d: no routes", r.Table)}, cmdLine(p), {Probe: p.Probe, Text: p.Decision.Text}},
+				Evidence: []Line{{Probe: evidence.ProbeRules, Text: r.Text}, {Probe: evidence.ProbeTables, Text: fmt.Sprintf("table %d: no routes", r.Table)}, cmdLine(p), {Probe: p.Probe, Text: p.Decision.Text}},
 			}
 			f.Fix = fillTableFix(e, r.Table)
 			out = append(out, f)
@@ -111,8 +111,8 @@ func ruleShadowed(e *evidence.Evidence) []Finding {
 		return []Finding{{
 			ID:    RuleShadowed,
 			Title: fmt.Sprintf("Rule %d (table %d) would route the %s, but rule %d answers first from table %s", r.Priority, r.Table, p.Direction, served.Priority, evidence.TableName(p.Decision.Table)),
-			Evidence: []Line{{Probe: "rules", Text: served.Text}, {Probe: "rules", Text: r.Text}, cmdLine(p), {Probe: p.Probe, Text: p.Decision.Text},
-				{Probe: "tables", Text: fmt.Sprintf("table %d would answer: %s", r.Table, answer.Text)}},
+			Evidence: []Line{{Probe: evidence.ProbeRules, Text: served.Text}, {Probe: evidence.ProbeRules, Text: r.Text}, cmdLine(p), {Probe: p.Probe, Text: p.Decision.Text},
+				{Probe: evidence.ProbeTables, Text: fmt.Sprintf("table %d would answer: %s", r.Table, answer.Text)}},
 			Fix: moveRuleFix(e, r, *served),
 		}}
 	}
@@ -152,9 +152,9 @@ func missingLinkRoute(e *evidence.Evidence) []Finding {
 			return nil
 		}
 		ev := []Line{cmdLine(sp), {Probe: sp.Probe, Text: sp.Decision.Text + "   ← via the gateway"},
-			{Probe: "host", Text: fmt.Sprintf("%s is on %s's own subnet %s", pr, c.Iface.Name, c.Prefix.Masked())}}
+			{Probe: evidence.ProbeHost, Text: fmt.Sprintf("%s is on %s's own subnet %s", pr, c.Iface.Name, c.Prefix.Masked())}}
 		for _, r := range tb.Routes {
-			ev = append(ev, Line{Probe: "tables", Text: fmt.Sprintf("table %d: %s", tb.ID, r.Text)})
+			ev = append(ev, Line{Probe: evidence.ProbeTables, Text: fmt.Sprintf("table %d: %s", tb.ID, r.Text)})
 		}
 		src := e.Host.Local
 		if !c.Prefix.Contains(src) {
@@ -194,11 +194,11 @@ func missingSourceRule(e *evidence.Evidence) []Finding {
 	var ev []Line
 	for _, i := range h.Ifaces {
 		if i.Name != "lo" && len(i.Addrs) > 0 {
-			ev = append(ev, Line{Probe: "host", Text: fmt.Sprintf("%s holds %s", i.Name, joinPrefixes(i.Addrs))})
+			ev = append(ev, Line{Probe: evidence.ProbeHost, Text: fmt.Sprintf("%s holds %s", i.Name, joinPrefixes(i.Addrs))})
 		}
 	}
 	ev = append(ev, cmdLine(sp), Line{Probe: sp.Probe, Text: sp.Decision.Text + "   ← " + h.Local.String() + " leaves by " + sp.Egress})
-	ev = append(ev, Line{Probe: "rules", Text: "no rule selects on from " + h.Local.String() + ": " + strings.Join(ruleTexts(e.Rules), " | ")})
+	ev = append(ev, Line{Probe: evidence.ProbeRules, Text: "no rule selects on from " + h.Local.String() + ": " + strings.Join(ruleTexts(e.Rules), " | ")})
 	return []Finding{{
 		ID:       MissingSourceRule,
 		Title:    fmt.Sprintf("No policy rule sends traffic from %s out of %s; it follows table %s by %s", h.Local, h.LocalIface, evidence.TableName(sp.Decision.Table), sp.Egress),
@@ -255,7 +255,7 @@ func arpFlux(e *evidence.Evidence) []Finding {
 		if ign != 0 || filt != 0 {
 			continue
 		}
-		ev = append(ev, Line{Probe: "sysctls", Text: fmt.Sprintf("%s: arp_ignore=0, arp_filter=0: %s answers ARP for every address of this host", name, name)})
+		ev = append(ev, Line{Probe: evidence.ProbeSysctls, Text: fmt.Sprintf("%s: arp_ignore=0, arp_filter=0: %s answers ARP for every address of this host", name, name)})
 		steps = append(steps,
 			&fix.SysctlSet{Sysctl: "net.ipv4.conf." + name + ".arp_ignore", Value: "1"},
 			&fix.SysctlSet{Sysctl: "net.ipv4.conf." + name + ".arp_announce", Value: "2"})
@@ -263,7 +263,7 @@ func arpFlux(e *evidence.Evidence) []Finding {
 	if len(ev) == 0 {
 		return nil
 	}
-	ev = append([]Line{{Probe: "host", Text: fmt.Sprintf("%s share the subnet %s", strings.Join(group, " and "), sub.Masked())}}, ev...)
+	ev = append([]Line{{Probe: evidence.ProbeHost, Text: fmt.Sprintf("%s share the subnet %s", strings.Join(group, " and "), sub.Masked())}}, ev...)
 	return []Finding{{
 		ID:       ARPFlux,
 		Title:    fmt.Sprintf("%s are on one subnet and answer ARP for each other's addresses", strings.Join(group, " and ")),

@@ -29,7 +29,7 @@ func ctInvalidDrop(e *evidence.Evidence) []Finding {
 	var ev []Line
 	for _, r := range e.Firewall.Rules {
 		if r.Kind == evidence.RuleCtInvalid && r.Drops() && r.Packets > 0 && hookRelevant(role(e), r.Hook) {
-			ev = append(ev, Line{Probe: "firewall", Text: r.Where() + ": " + r.Text})
+			ev = append(ev, Line{Probe: evidence.ProbeFirewall, Text: r.Where() + ": " + r.Text})
 		}
 	}
 	if len(ev) == 0 {
@@ -38,17 +38,17 @@ func ctInvalidDrop(e *evidence.Evidence) []Finding {
 	ct := e.Conntrack
 	switch {
 	case len(ct.Entries) == 0:
-		ev = append(ev, Line{Probe: "conntrack", Text: "no conntrack entry for " + e.Flow.String() + " in either direction: its first packet never passed this host"})
+		ev = append(ev, Line{Probe: evidence.ProbeConntrack, Text: "no conntrack entry for " + e.Flow.String() + " in either direction: its first packet never passed this host"})
 	default:
 		for _, en := range ct.Entries {
 			if !en.Unreplied {
 				return nil // the flow is tracked both ways here: its packets are not INVALID
 			}
-			ev = append(ev, Line{Probe: "conntrack", Text: en.Text})
+			ev = append(ev, Line{Probe: evidence.ProbeConntrack, Text: en.Text})
 		}
 	}
 	if ct.Stats.Invalid > 0 {
-		ev = append(ev, Line{Probe: "conntrack", Text: fmt.Sprintf("conntrack statistics: invalid=%d (summed over %d CPUs)", ct.Stats.Invalid, ct.Stats.CPUs)})
+		ev = append(ev, Line{Probe: evidence.ProbeConntrack, Text: fmt.Sprintf("conntrack statistics: invalid=%d (summed over %d CPUs)", ct.Stats.Invalid, ct.Stats.CPUs)})
 	}
 	return []Finding{{
 		ID:       CtInvalidDrop,
@@ -82,7 +82,7 @@ func nftFibRPFilterDrop(e *evidence.Evidence) []Finding {
 		}
 		var ev []Line
 		for _, r := range rules {
-			ev = append(ev, Line{Probe: "firewall", Text: r.Where() + ": " + r.Text})
+			ev = append(ev, Line{Probe: evidence.ProbeFirewall, Text: r.Where() + ": " + r.Text})
 		}
 		ev = append(ev, Line{Probe: p.Probe, Text: fmt.Sprintf("the %s arrives on %s, but the way back to %s leaves by %s: %s", p.Direction, p.Ingress, p.Decision.Query.Src, p.ReversePath.Dev, p.ReversePath.Text)})
 		f := Finding{
@@ -113,7 +113,7 @@ func conntrackUnreplied(e *evidence.Evidence) []Finding {
 		return []Finding{{
 			ID:       ConntrackUnreplied,
 			Title:    fmt.Sprintf("This host saw the request but never the reply ([UNREPLIED]%s)", state),
-			Evidence: []Line{{Probe: "conntrack", Text: en.Text}},
+			Evidence: []Line{{Probe: evidence.ProbeConntrack, Text: en.Text}},
 			Fix: &fix.Fix{Summary: "Find where the reply goes instead",
 				Advice: "Check the route back to " + e.Flow.Src.Addr().String() + " on " + e.Flow.Dst.Addr().String() +
 					"'s side and on the devices between: the reply takes another path, or is dropped before it gets here.",
@@ -138,7 +138,7 @@ func natStateMiss(e *evidence.Evidence) []Finding {
 		return []Finding{{
 			ID:       NATStateMiss,
 			Title:    fmt.Sprintf("This host %s-NATed the flow but no reply came back to it", kind),
-			Evidence: []Line{{Probe: "conntrack", Text: en.Text}},
+			Evidence: []Line{{Probe: evidence.ProbeConntrack, Text: en.Text}},
 			Fix: &fix.Fix{Summary: "Route the replies back through this translator",
 				Advice: fmt.Sprintf("Replies go to %s:%d; make them return through this host (the one holding the translation), or share NAT state between the translators.", en.ReplyDst.Addr(), en.ReplyDst.Port()),
 				Prove:  []string{evidence.Command("ip", "route", "get", en.ReplyDst.Addr().String()) + "   # on the replying side: which translator does it reach?"}},
