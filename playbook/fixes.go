@@ -92,6 +92,29 @@ func sourceRoutingFix(e *evidence.Evidence, _ string) *fix.Fix {
 	return newTableFix(e, freeTable(e))
 }
 
+// srcHintFix corrects the source hint of the route the flow uses, when the
+// flow's own address belongs to that route's interface (otherwise the route
+// is not this address's way out, and binding the application or source
+// routing is the fix).
+func srcHintFix(e *evidence.Evidence, sp *evidence.PathView) *fix.Fix {
+	h, u, fib := e.Host, sp.Unbound, sp.UnboundFIB
+	if fib == nil || !fib.Dst.IsValid() || fib.Dev == "" || h.LocalIface != fib.Dev || len(fib.Nexthops) > 0 {
+		return &fix.Fix{Summary: "Send from " + h.Local.String() + " on purpose",
+			Advice: fmt.Sprintf("The route to %s leaves by %s, which does not hold %s: bind the application to %s, and give %s's address its own table and source rule (source-based routing) so that its traffic leaves by %s.",
+				farAddr(e), u.Dev, h.Local, h.Local, h.LocalIface, h.LocalIface)}
+	}
+	table := fib.Table
+	if table == 0 {
+		table = evidence.TableMain
+	}
+	route := fix.RouteSpec{Table: table, Dst: netip.PrefixFrom(fib.Dst.Addr(), fib.Dst.Bits()), Gateway: fib.Gateway, Dev: fib.Dev, PrefSrc: h.Local}
+	return &fix.Fix{
+		Summary: fmt.Sprintf("Give the route to %s the source hint %s (%s's own address)", fib.Dst, h.Local, fib.Dev),
+		Steps:   fix.Steps{&fix.RouteReplace{Route: route}},
+		Caveat:  "Connections already open keep their source. Make it permanent where the route is configured (the network manager, DHCP's or cloud-init's route settings), or it comes back with the old hint.",
+	}
+}
+
 // newTableFix is the articles' recipe in a table of its own.
 func newTableFix(e *evidence.Evidence, table int) *fix.Fix {
 	h := e.Host

@@ -118,3 +118,41 @@ func wrongSourceAddress(e *evidence.Evidence) []Finding {
 	f.Fix = sourceRoutingFix(e, "")
 	return []Finding{f}
 }
+
+// unboundSource: the kernel would send the flow's direction from another
+// address than the flow's own when the socket does not bind one — a route's
+// src hint, or the order of the interface's addresses, picks it. A client
+// (and a UDP server on a wildcard socket) then sends from an address the
+// far end, a cloud fabric or an ISP ingress filter associates with another
+// interface, or answers to an address nobody asked. Its fix is the route's
+// src hint, not policy routing: the packets leave by the right interface
+// and only their source is wrong.
+func unboundSource(e *evidence.Evidence) []Finding {
+	sp := sender(e)
+	h := e.Host
+	if sp == nil || sp.Unbound == nil || !sp.Unbound.PrefSrc.IsValid() || !h.Local.IsValid() || sp.Unbound.PrefSrc == h.Local {
+		return nil
+	}
+	if role(e) == evidence.RoleServer && e.Flow.Proto != 17 {
+		return nil // a TCP reply leaves from the address the request was sent to, whatever the route says
+	}
+	u := sp.Unbound
+	picked := h.Owner(u.PrefSrc)
+	ev := []Line{
+		{Probe: sp.Probe, Text: fmt.Sprintf("%s is on %s", h.Local, h.LocalIface)},
+		{Probe: sp.Probe, Text: "without a bound source the kernel answers: " + u.Text + "   ← from " + u.PrefSrc.String()},
+	}
+	if picked != nil {
+		ev = append(ev, Line{Probe: "host", Text: fmt.Sprintf("%s belongs to %s", u.PrefSrc, picked.Name)})
+	}
+	if sp.UnboundFIB != nil {
+		ev = append(ev, Line{Probe: sp.Probe, Text: "the route that decides it: " + sp.UnboundFIB.Text})
+	}
+	return []Finding{{
+		ID: "wrong_source_address",
+		Title: fmt.Sprintf("A socket that does not bind its address sends to %s from %s, not from %s: the route's source hint picks the wrong address",
+			farAddr(e), u.PrefSrc, h.Local),
+		Evidence: ev,
+		Fix:      srcHintFix(e, sp),
+	}}
+}
