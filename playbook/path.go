@@ -7,6 +7,7 @@ package playbook
 import (
 	"asym/evidence"
 	"asym/fix"
+	"asym/flow"
 	"fmt"
 )
 
@@ -133,7 +134,7 @@ func unboundSource(e *evidence.Evidence) []Finding {
 	if sp == nil || sp.Unbound == nil || !sp.Unbound.PrefSrc.IsValid() || !h.Local.IsValid() || sp.Unbound.PrefSrc == h.Local {
 		return nil
 	}
-	if role(e) == evidence.RoleServer && e.Flow.Proto != 17 {
+	if role(e) == evidence.RoleServer && e.Flow.Proto != flow.UDP {
 		return nil // a TCP reply leaves from the address the request was sent to, whatever the route says
 	}
 	u := sp.Unbound
@@ -143,13 +144,13 @@ func unboundSource(e *evidence.Evidence) []Finding {
 		{Probe: sp.Probe, Text: "without a bound source the kernel answers: " + u.Text + "   ← from " + u.PrefSrc.String()},
 	}
 	if picked != nil {
-		ev = append(ev, Line{Probe: "host", Text: fmt.Sprintf("%s belongs to %s", u.PrefSrc, picked.Name)})
+		ev = append(ev, Line{Probe: evidence.ProbeHost, Text: fmt.Sprintf("%s belongs to %s", u.PrefSrc, picked.Name)})
 	}
 	if sp.UnboundFIB != nil {
 		ev = append(ev, Line{Probe: sp.Probe, Text: "the route that decides it: " + sp.UnboundFIB.Text})
 	}
 	return []Finding{{
-		ID: "wrong_source_address",
+		ID: WrongSourceAddress,
 		Title: fmt.Sprintf("A socket that does not bind its address sends to %s from %s, not from %s: the route's source hint picks the wrong address",
 			farAddr(e), u.PrefSrc, h.Local),
 		Evidence: ev,
