@@ -23,6 +23,7 @@ const (
 	RuleUnknownSource FindingID = "rule_unknown_source"
 	RuleEmptyTable    FindingID = "rule_empty_table"
 	RuleShadowed      FindingID = "rule_shadowed"
+	RulePortSelective FindingID = "rule_port_selective"
 	MissingLinkRoute  FindingID = "missing_link_route"
 	ARPFlux           FindingID = "arp_flux"
 	MTUBlackhole      FindingID = "mtu_blackhole"
@@ -122,6 +123,18 @@ this flow's traffic the right way exists, but a rule with a smaller priority num
 table answers. Cloud agents and network managers add broad rules that do this.
 
 Fix: give the specific rule a priority that wins (a smaller number than the rule that answers).`},
+	{RulePortSelective, Critical, "third", "A policy rule that selects on the protocol, a port, an interface, a user or a mark sends the flow the wrong way",
+		`Policy rules can select on much more than addresses: ipproto, sport/dport, iif, uidrange, fwmark. Such
+a rule is usually added for one service or one kind of traffic (a proxy, a VPN, a backup job) and, placed
+before the source rules, it also catches replies nobody meant it to: this service's replies follow its
+table and leave by the wrong interface, while every other port of the same address works. That is why
+the failure looks like "only port 8080 is broken".
+
+asym finds the rule that decided the direction with the flow's own protocol and ports (the kernel's
+route lookup carries them) and names it.
+
+Fix: give the flow's own source rule a priority before the selective rule (a fix whose rule sits after
+it could never work), or delete the selective rule if nothing needs it any more.`},
 	{MissingLinkRoute, Critical, "third", "A policy table has a default route but no route for its own subnet",
 		`A per-interface table with only a default route sends even traffic for the interface's own subnet to the
 gateway. A neighbour on the subnet sends its request straight to this host, but the reply goes by the

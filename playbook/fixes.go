@@ -139,7 +139,34 @@ func newTableFix(e *evidence.Evidence, table int) *fix.Fix {
 	if gw.IsValid() || !sub.Contains(pr) {
 		fx.Steps = append(fx.Steps, def)
 	}
-	fx.Steps = append(fx.Steps, &fix.RuleAdd{RuleSpec: fix.RuleSpec{Priority: freePriority(e, 1000, 32765), Src: netip.PrefixFrom(h.Local, h.Local.BitLen()), Table: table}})
+	fx.Steps = append(fx.Steps, &fix.RuleAdd{RuleSpec: fix.RuleSpec{Priority: sourceRulePriority(e), Src: netip.PrefixFrom(h.Local, h.Local.BitLen()), Table: table}})
+	return fx
+}
+
+// sourceRulePriority picks the priority of a new source rule: 1000 or the
+// next free one, unless a rule with a smaller number decides the flow's
+// direction now — a source rule after it could never work, so it goes
+// before it.
+func sourceRulePriority(e *evidence.Evidence) int {
+	if sp := sender(e); sp != nil && ok(e.Rules) {
+		if served := e.Rules.Served(&sp.Decision, sp.Packet); served != nil && !served.Default() && served.Priority <= 1000 {
+			if p := freePriority(e, served.Priority-1, 1); p > 0 {
+				return p
+			}
+		}
+	}
+	return freePriority(e, 1000, 32765)
+}
+
+// outrankFix puts the flow's own source rule before a rule that catches
+// its direction: source-based routing whose rule sits before the culprit.
+func outrankFix(e *evidence.Evidence, p *evidence.PathView, culprit evidence.Rule) *fix.Fix {
+	fx := sourceRoutingFix(e, "")
+	if fx == nil {
+		return &fix.Fix{Summary: fmt.Sprintf("Remove rule %d, or give this flow a rule before it", culprit.Priority),
+			Advice: fmt.Sprintf("Rule %q sends the %s by %s. Delete it if nothing needs it any more (ip rule del priority %d), or add a rule for this flow with a priority below %d.", culprit.Text, p.Direction, p.Egress, culprit.Priority, culprit.Priority)}
+	}
+	fx.Caveat = fmt.Sprintf("Rule %d stays for the traffic it was made for; the new rule only wins for %s's own traffic.", culprit.Priority, e.Host.Local)
 	return fx
 }
 

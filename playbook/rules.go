@@ -105,8 +105,8 @@ func ruleShadowed(e *evidence.Evidence) []Finding {
 			continue
 		}
 		r, answer, shadowed := shadowedRule(e, p, served)
-		if !shadowed {
-			continue
+		if !shadowed || portSelective(*served) || !misrouted(e, p, answer) {
+			continue // a selective rule that answers first is rule_port_selective's story
 		}
 		return []Finding{{
 			ID:    RuleShadowed,
@@ -117,6 +117,83 @@ func ruleShadowed(e *evidence.Evidence) []Finding {
 		}}
 	}
 	return nil
+}
+
+// expectedEgress is the interface a direction should leave by for the flow
+// to be symmetric here: a reply by the interface its request came in on,
+// a request by the interface that holds its source. "" when unknown.
+func expectedEgress(e *evidence.Evidence, p *evidence.PathView) string {
+	if p.Direction == evidence.DirReply {
+		if req := okPath(e.Request); req != nil {
+			return req.Ingress
+		}
+		return ""
+	}
+	if role(e) == evidence.RoleClient {
+		return e.Host.LocalIface
+	}
+	return ""
+}
+
+// misrouted: the direction leaves by another interface than it should, and
+// the other rule's route (when given) would send it the right way.
+func misrouted(e *evidence.Evidence, p *evidence.PathView, better *evidence.Route) bool {
+	want := expectedEgress(e, p)
+	if want == "" || p.Egress == "" || p.Egress == want {
+		return false
+	}
+	return better == nil || better.Dev == want
+}
+
+// portSelective says whether a rule selects on more than addresses: the
+// protocol, a port, the input interface, a user or a mark. Such a rule,
+// added for one service or one kind of traffic, catches replies nobody
+// meant it to.
+func portSelective(r evidence.Rule) bool {
+	return r.IPProto != 0 || r.Sport != [2]uint16{} || r.Dport != [2]uint16{} || r.Iif != "" || r.HasUID || r.Mark != 0 || r.Mask != 0
+}
+
+// rulePortSelective: the rule that decides a direction of the flow selects
+// on its protocol, ports, input interface, user or mark, and sends it by
+// another interface than the symmetric one. The finding names that rule
+// as the cause; its fix puts the flow's own rule before it.
+func rulePortSelective(e *evidence.Evidence) []Finding {
+	if !ok(e.Rules) {
+		return nil
+	}
+	for _, p := range []*evidence.PathView{okPath(e.Reply), okPath(e.Request)} {
+		if p == nil || p.Decision.Failed() {
+			continue
+		}
+		served := e.Rules.Served(&p.Decision, p.Packet)
+		if served == nil || served.Default() || !portSelective(*served) || !misrouted(e, p, nil) {
+			continue
+		}
+		want := expectedEgress(e, p)
+		ev := []Line{{Probe: evidence.ProbeRules, Text: served.Text + "   ← matches this flow's " + string(p.Direction)},
+			cmdLine(p), {Probe: p.Probe, Text: p.Decision.Text + "   ← leaves by " + p.Egress + ", not " + want}}
+		fx := outrankFix(e, p, *served)
+		if r, answer, shadowed := shadowedRule(e, p, served); shadowed && answer.Dev == want {
+			ev = append(ev, Line{Probe: evidence.ProbeRules, Text: r.Text + "   ← would send it by " + want + ", but comes after"})
+			fx = moveRuleFix(e, r, *served)
+		}
+		return []Finding{{
+			ID: RulePortSelective,
+			Title: fmt.Sprintf("Rule %d (%s) catches this flow's %s and sends it by %s; it should leave by %s",
+				served.Priority, ruleSelectors(*served), p.Direction, p.Egress, want),
+			Evidence: ev,
+			Fix:      fx,
+		}}
+	}
+	return nil
+}
+
+// ruleSelectors is a rule's text after its priority.
+func ruleSelectors(r evidence.Rule) string {
+	if _, after, found := strings.Cut(r.Text, ":"); found {
+		return strings.TrimSpace(after)
+	}
+	return r.Text
 }
 
 // shadowedRule finds a later rule that matches the packet and looks up

@@ -36,6 +36,9 @@ func ctInvalidDrop(e *evidence.Evidence) []Finding {
 		return nil
 	}
 	ct := e.Conntrack
+	if liveTracked(e) {
+		return nil // the flow's own packets were seen tracked both ways: the drops are other flows'
+	}
 	switch {
 	case len(ct.Entries) == 0:
 		ev = append(ev, Line{Probe: evidence.ProbeConntrack, Text: "no conntrack entry for " + e.Flow.String() + " in either direction: its first packet never passed this host"})
@@ -50,9 +53,15 @@ func ctInvalidDrop(e *evidence.Evidence) []Finding {
 	if ct.Stats.Invalid > 0 {
 		ev = append(ev, Line{Probe: evidence.ProbeConntrack, Text: fmt.Sprintf("conntrack statistics: invalid=%d (summed over %d CPUs)", ct.Stats.Invalid, ct.Stats.CPUs)})
 	}
+	// From state alone it is a suspicion: the counters also count other
+	// flows' strays, and the flow may simply not have been tried lately.
+	// Its packets (check --watch, the live view) prove it, and the live
+	// analyzer then raises the same finding to critical.
+	ev = append(ev, Line{Probe: evidence.ProbeConntrack, Text: "not proven for this flow from state alone: watch it live (check --watch) while it fails"})
 	return []Finding{{
 		ID:       CtInvalidDrop,
-		Title:    "A ct state invalid rule drops packets of a flow this host never saw begin",
+		Severity: Warning,
+		Title:    "A ct state invalid rule drops packets here, and this host never saw the flow begin: its reply is dropped if it crosses this host",
 		Evidence: ev,
 		Fix: &fix.Fix{Summary: "Make both directions of the flow cross the same stateful device",
 			Advice: "The request reached another device (or took another path) than the reply. Pin the route for the prefix so both " +
@@ -178,4 +187,19 @@ func ecmpMultipath(e *evidence.Evidence) []Finding {
 			Prove: []string{proveConntrack(e) + "   # on each stateful next hop: one has the flow, the other drops its reply",
 				proveRoute(e, true) + "   # on the router on the other side: the reply's next hop"}},
 	}}
+}
+
+// liveTracked: the live window saw the flow's conntrack entry answered
+// (an event with the reply seen) or this host pass its reply on.
+func liveTracked(e *evidence.Evidence) bool {
+	l := live(e)
+	if l == nil {
+		return false
+	}
+	for _, ev := range l.Events {
+		if !ev.Entry.Unreplied && ev.Entry.OrigSrc.IsValid() {
+			return true
+		}
+	}
+	return role(e) == evidence.RoleMiddle && countPackets(l, func(p evidence.CapturedPacket) bool { return p.Reply && p.Dir == evidence.DirOut && !p.IsICMP() }) > 0
 }

@@ -42,7 +42,7 @@ var Steps = []Step{
 			"the configuration that causes the asymmetry and the change that removes it; with --watch (or l in the view), " +
 			"the flow's packets, conntrack events and counters while the failure is reproduced.",
 		Probes: []evidence.ProbeID{evidence.ProbeRules, evidence.ProbeTables, evidence.ProbeSysctls, evidence.ProbeNeighbours},
-		Analyzers: []Analyzer{missingSourceRule, ruleUnknownSource, ruleEmptyTable, ruleShadowed, missingLinkRoute, arpFlux, mtuBlackhole,
+		Analyzers: []Analyzer{missingSourceRule, ruleUnknownSource, ruleEmptyTable, rulePortSelective, ruleShadowed, missingLinkRoute, arpFlux, mtuBlackhole,
 			liveWrongEgress, liveRPFilterDrop, liveSilentConntrack, liveSynUnanswered, liveOnLinkDetour,
 			liveECMPSplit, liveUnrepliedMiddle},
 	},
@@ -76,7 +76,7 @@ func Analyze(e *evidence.Evidence, upTo int) []Finding {
 					}
 				}
 				if j, dup := seen[f.ID]; dup {
-					out[j].Evidence = appendNew(out[j].Evidence, f.Evidence...)
+					out[j] = merge(out[j], f)
 					continue
 				}
 				seen[f.ID] = len(out)
@@ -86,6 +86,21 @@ func Analyze(e *evidence.Evidence, upTo int) []Finding {
 	}
 	Sort(out)
 	return out
+}
+
+// merge joins a later finding of the same id into an earlier one: their
+// evidence adds up, and a more severe later one (a suspicion from state
+// proven by packets) gives the finding its severity and title, keeping
+// the earlier fix when it has none.
+func merge(a, b Finding) Finding {
+	a.Evidence = appendNew(a.Evidence, b.Evidence...)
+	if b.Severity.rank() < a.Severity.rank() {
+		a.Severity, a.Title = b.Severity, b.Title
+		if b.Fix != nil {
+			a.Fix = b.Fix
+		}
+	}
+	return a
 }
 
 func appendNew(ls []Line, more ...Line) []Line {
