@@ -16,6 +16,7 @@ import (
 	"asym/fix/apply"
 	"asym/flow"
 	"asym/probes"
+	"asym/probes/capture"
 	"asym/probes/peer"
 	"asym/ui"
 )
@@ -94,7 +95,7 @@ func runTUI(args []string, extras *tuiExtras) error {
 			return probes.Watch(ctx, t, f, probes.WatchOptions{})
 		},
 		Capture: func(ctx context.Context, f flow.Flow) <-chan evidence.CaptureUpdate {
-			return probes.Capture(ctx, t, f, probes.CaptureOptions{})
+			return capture.Capture(ctx, t, f, capture.Options{})
 		},
 		ApplyFix: applyFromUI(t, tf, *revertAfter),
 		DecideFix: func(ctx context.Context, keep bool) error {
