@@ -2,6 +2,7 @@ package probes
 
 import (
 	"asym/evidence"
+	"asym/probes/capture"
 	"context"
 	"fmt"
 	"sort"
@@ -23,10 +24,10 @@ func (c *Collector) WatchLive(ctx context.Context, d time.Duration) *evidence.Li
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	watch := Watch(ctx, c.T, c.Flow, WatchOptions{Interval: min(time.Second, d/2)})
-	capture := Capture(ctx, c.T, c.Flow, CaptureOptions{})
+	packets := capture.Capture(ctx, c.T, c.Flow, capture.Options{})
 	var first, last *evidence.Sample
 	captureFailed := false
-	for watch != nil || capture != nil {
+	for watch != nil || packets != nil {
 		select {
 		case u, ok := <-watch:
 			if !ok {
@@ -44,9 +45,9 @@ func (c *Collector) WatchLive(ctx context.Context, d time.Duration) *evidence.Li
 			if u.Err != nil {
 				l.Problem(u.Err.Error())
 			}
-		case u, ok := <-capture:
+		case u, ok := <-packets:
 			if !ok {
-				capture = nil
+				packets = nil
 				continue
 			}
 			l.Packets = append(l.Packets, u.Packets...)

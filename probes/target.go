@@ -160,6 +160,11 @@ func (t *Target) NS() netns.NsHandle { return t.ns }
 // Netlink is the route socket opened inside the namespace.
 func (t *Target) Netlink() *netlink.Handle { return t.nl }
 
+// IfName maps an interface index to its name inside the target. Exported
+// for probes/capture, which names the interface of every packet it sees and
+// takes the target through an interface, since probes imports it.
+func (t *Target) IfName(idx int) string { return t.ifName(idx) }
+
 // Prefix is what a person types before a command to run it in the target,
 // as words (to be quoted).
 func (t *Target) Prefix() []string {

@@ -1,8 +1,7 @@
-package probes
+package capture_test
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"io"
 	"net"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -19,15 +17,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
 	"asym/evidence"
 	"asym/flow"
 	"asym/lab"
+	"asym/probes"
+	"asym/probes/capture"
 	"asym/probes/probetest"
 
 	"github.com/vishvananda/netlink"
-	"golang.org/x/net/bpf"
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
@@ -36,11 +34,30 @@ import (
 
 // capRec records what a capture delivers.
 type capRec struct {
-	streamRec[evidence.CaptureUpdate]
+	*probetest.Recorder[evidence.CaptureUpdate]
 }
 
 func capRecord(ch <-chan evidence.CaptureUpdate) *capRec {
-	return &capRec{recordStream(ch, func(u evidence.CaptureUpdate) (int, error) { return u.Dropped, u.Err })}
+	return &capRec{probetest.Record(ch)}
+}
+
+// dropped is the updates' drop counts, summed.
+func (r *capRec) dropped() int {
+	n := 0
+	for _, u := range r.Got() {
+		n += u.Dropped
+	}
+	return n
+}
+
+// noErrs fails the test for every error an update carried.
+func (r *capRec) noErrs(t *testing.T, name string) {
+	t.Helper()
+	for _, u := range r.Got() {
+		if u.Err != nil {
+			t.Errorf("%s: unexpected error: %v", name, u.Err)
+		}
+	}
 }
 
 // capPackets is the packets of ups, in order.
@@ -127,7 +144,7 @@ func capCheckText(t *testing.T, p evidence.CapturedPacket, want string) {
 
 // capLabUp brings up a lab scenario (see labUp) and opens its first
 // check's target and flow.
-func capLabUp(t *testing.T, name string) (*lab.Env, *Target, flow.Flow, context.Context) {
+func capLabUp(t *testing.T, name string) (*lab.Env, *probes.Target, flow.Flow, context.Context) {
 	t.Helper()
 	start := time.Now()
 	env, ctx := labUp(t, name, "asym-c")
@@ -146,7 +163,7 @@ func TestCaptureTwoNicsFabric(t *testing.T) {
 	cctx, ccancel := context.WithCancel(ctx)
 	defer ccancel()
 	start := time.Now()
-	r := capRecord(Capture(cctx, tg, f, CaptureOptions{Interval: 100 * time.Millisecond}))
+	r := capRecord(capture.Capture(cctx, tg, f, capture.Options{Interval: 100 * time.Millisecond}))
 	err := env.Try(ctx, 1500*time.Millisecond)
 	t.Logf("try: %v", err)
 	if err == nil {
@@ -176,7 +193,7 @@ func TestCaptureTwoNicsFabric(t *testing.T) {
 	capCheckText(t, p, "eth0 Out IP 198.51.100.11.8080 > 203.0.113.10.40000: Flags [S.], length 0")
 	// The link layer: the SYN-ACK is handed to the gateway's MAC from
 	// eth0's, and the SYN came from the gateway to eth1's MAC.
-	mac := func(tg *Target, name string) string {
+	mac := func(tg *probes.Target, name string) string {
 		l, err := tg.Netlink().LinkByName(name)
 		if err != nil {
 			t.Fatal(err)
@@ -217,7 +234,7 @@ func TestCaptureHealthy(t *testing.T) {
 	env, tg, f, ctx := capLabUp(t, "healthy")
 	cctx, ccancel := context.WithCancel(ctx)
 	defer ccancel()
-	r := capRecord(Capture(cctx, tg, f, CaptureOptions{Interval: 100 * time.Millisecond}))
+	r := capRecord(capture.Capture(cctx, tg, f, capture.Options{Interval: 100 * time.Millisecond}))
 	if err := env.Try(ctx, 2*time.Second); err != nil {
 		t.Fatalf("the healthy flow failed: %v", err)
 	}
@@ -274,7 +291,7 @@ const (
 
 type capNet struct {
 	a, r, b probetest.NS
-	ta      *Target
+	ta      *probes.Target
 }
 
 func newCapNet(t *testing.T) *capNet {
@@ -544,8 +561,8 @@ func TestCaptureOnlyTheFlow(t *testing.T) {
 	t.Logf("namespaces up in %s", time.Since(start).Round(time.Millisecond))
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	opt := CaptureOptions{Interval: 50 * time.Millisecond}
-	rtcp, rudp, ricmp := capRecord(Capture(ctx, n.ta, ftcp, opt)), capRecord(Capture(ctx, n.ta, fudp, opt)), capRecord(Capture(ctx, n.ta, ficmp, opt))
+	opt := capture.Options{Interval: 50 * time.Millisecond}
+	rtcp, rudp, ricmp := capRecord(capture.Capture(ctx, n.ta, ftcp, opt)), capRecord(capture.Capture(ctx, n.ta, fudp, opt)), capRecord(capture.Capture(ctx, n.ta, ficmp, opt))
 
 	for _, c := range [][2]string{
 		{"192.0.2.10:40001", "198.51.100.20:8080"}, // another source port
@@ -616,8 +633,8 @@ func TestCaptureIPv6(t *testing.T) {
 	fping := parseFlow(t, "icmp 2001:db8:a::10 2001:db8:b::20")
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	opt := CaptureOptions{Interval: 50 * time.Millisecond}
-	rtcp, rping := capRecord(Capture(ctx, n.ta, ftcp, opt)), capRecord(Capture(ctx, n.ta, fping, opt))
+	opt := capture.Options{Interval: 50 * time.Millisecond}
+	rtcp, rping := capRecord(capture.Capture(ctx, n.ta, ftcp, opt)), capRecord(capture.Capture(ctx, n.ta, fping, opt))
 
 	for _, c := range [][2]string{
 		{"[2001:db8:a::10]:40011", "[2001:db8:b::20]:8080"},
@@ -678,7 +695,7 @@ func TestCaptureICMPErrors(t *testing.T) {
 	} {
 		f := parseFlow(t, c.flow)
 		ctx, cancel := context.WithCancel(t.Context())
-		r := capRecord(Capture(ctx, n.ta, f, CaptureOptions{Interval: 50 * time.Millisecond}))
+		r := capRecord(capture.Capture(ctx, n.ta, f, capture.Options{Interval: 50 * time.Millisecond}))
 		capUDP(t, n.a, f.Src.String(), f.Dst.String(), 1400, 1)
 		ok := r.until(2*time.Second,
 			func(p evidence.CapturedPacket) bool { return p.Proto == uint8(f.Proto) && p.Dir == "out" },
@@ -708,7 +725,7 @@ func TestCaptureBatchCap(t *testing.T) {
 	f := parseFlow(t, "udp 192.0.2.10:40200 198.51.100.20:9999")
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	ch := Capture(ctx, n.ta, f, CaptureOptions{Interval: 50 * time.Millisecond, MaxBatch: 3})
+	ch := capture.Capture(ctx, n.ta, f, capture.Options{Interval: 50 * time.Millisecond, MaxBatch: 3})
 	const sent = 20
 	capUDP(t, n.a, f.Src.String(), f.Dst.String(), 10, sent)
 	time.Sleep(300 * time.Millisecond) // several intervals with nobody reading
@@ -741,13 +758,13 @@ func TestCaptureBatchCap(t *testing.T) {
 // (PACKET_STATISTICS), and delivered + dropped accounts for every datagram.
 func TestCaptureKernelDrops(t *testing.T) {
 	n := newCapNet(t)
-	defer func(v int) { captureRcvBuf = v }(captureRcvBuf)
-	captureRcvBuf = 1 // clamped up to SOCK_MIN_RCVBUF: a handful of packets
+	defer func(v int) { *capture.RcvBuf = v }(*capture.RcvBuf)
+	*capture.RcvBuf = 1 // clamped up to SOCK_MIN_RCVBUF: a handful of packets
 	f := parseFlow(t, "udp 192.0.2.10:40300 198.51.100.20:9999")
 	probetest.Sysctl(t, n.b.Handle, "net/ipv4/icmp_ratelimit", "1000000") // no port unreachables to blur the count
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	r := capRecord(Capture(ctx, n.ta, f, CaptureOptions{Interval: 50 * time.Millisecond, MaxBatch: 1 << 20}))
+	r := capRecord(capture.Capture(ctx, n.ta, f, capture.Options{Interval: 50 * time.Millisecond, MaxBatch: 1 << 20}))
 	const sent = 5000
 	start := time.Now()
 	capUDP(t, n.a, f.Src.String(), f.Dst.String(), 10, sent)
@@ -777,13 +794,13 @@ func TestCaptureKernelDrops(t *testing.T) {
 func TestCaptureNoGoroutineLeak(t *testing.T) {
 	n := newCapNet(t)
 	f := parseFlow(t, "udp 192.0.2.10:40400 198.51.100.20:9999")
-	opt := CaptureOptions{Interval: 20 * time.Millisecond}
+	opt := capture.Options{Interval: 20 * time.Millisecond}
 	run := func(name string, read, pre bool) {
 		ctx, cancel := context.WithCancel(t.Context())
 		if pre {
 			cancel()
 		}
-		ch := Capture(ctx, n.ta, f, opt)
+		ch := capture.Capture(ctx, n.ta, f, opt)
 		if !pre {
 			capUDP(t, n.a, f.Src.String(), f.Dst.String(), 10, 2)
 		}
@@ -836,12 +853,12 @@ func TestCaptureWithoutTarget(t *testing.T) {
 		}
 	}
 	f := parseFlow(t, "tcp 192.0.2.10:40000 198.51.100.20:8080")
-	check("no target", Capture(t.Context(), nil, f, CaptureOptions{}), "no namespace")
-	tg := &Target{Kind: "host"}
-	check("no flow", Capture(t.Context(), tg, flow.Flow{}, CaptureOptions{}), "same IP version")
-	check("sctp", Capture(t.Context(), tg, flow.Flow{Proto: 132, Src: f.Src, Dst: f.Dst}, CaptureOptions{}), "give a tcp, udp or icmp flow")
+	check("no target", capture.Capture(t.Context(), nil, f, capture.Options{}), "no namespace")
+	tg := &probes.Target{Kind: "host"}
+	check("no flow", capture.Capture(t.Context(), tg, flow.Flow{}, capture.Options{}), "same IP version")
+	check("sctp", capture.Capture(t.Context(), tg, flow.Flow{Proto: 132, Src: f.Src, Dst: f.Dst}, capture.Options{}), "give a tcp, udp or icmp flow")
 
-	err := captureFail(errors.Join(errors.New("create a packet socket in host namespace"), unix.EPERM))
+	err := capture.Failure(errors.Join(errors.New("create a packet socket in host namespace"), unix.EPERM))
 	if !strings.HasPrefix(err.Error(), "packet capture is unavailable: needs root (CAP_NET_RAW)") || !errors.Is(err, unix.EPERM) {
 		t.Errorf("EPERM reads %q", err)
 	}
@@ -855,12 +872,12 @@ func TestCaptureWithoutTarget(t *testing.T) {
 // packet socket, and the capture says why in the channel.
 func TestCaptureNotRoot(t *testing.T) {
 	if os.Getenv("ASYM_CAPTURE_NOT_ROOT") == "1" {
-		tg, err := OpenTarget("", 0)
+		tg, err := probes.OpenTarget("", 0)
 		if err != nil {
 			t.Fatalf("open this namespace: %v", err)
 		}
 		defer tg.Close()
-		ch := Capture(t.Context(), tg, parseFlow(t, "tcp 192.0.2.10:40000 198.51.100.20:8080"), CaptureOptions{})
+		ch := capture.Capture(t.Context(), tg, parseFlow(t, "tcp 192.0.2.10:40000 198.51.100.20:8080"), capture.Options{})
 		u, ok := <-ch
 		if !ok || u.Err == nil {
 			t.Fatalf("a capture as uid %d: %+v", os.Geteuid(), u)
@@ -881,7 +898,7 @@ func TestCaptureNotRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "probes.test")
+	bin := filepath.Join(dir, "capture.test")
 	b, err := os.ReadFile(self)
 	if err == nil {
 		err = os.WriteFile(bin, b, 0o755)
@@ -904,431 +921,4 @@ func TestCaptureNotRoot(t *testing.T) {
 	if !strings.Contains(string(out), "error: packet capture is unavailable: needs root (CAP_NET_RAW)") {
 		t.Error("the capture as nobody did not say it needs root (CAP_NET_RAW)")
 	}
-}
-
-func TestCaptureTcpdumpFilter(t *testing.T) {
-	for _, c := range []struct{ flow, want string }{
-		{"tcp 203.0.113.10:40000 198.51.100.11:8080", "host 203.0.113.10 and host 198.51.100.11 and tcp port 40000 and tcp port 8080"},
-		{"tcp 203.0.113.10 198.51.100.11:8080", "host 203.0.113.10 and host 198.51.100.11 and tcp port 8080"},
-		{"tcp 203.0.113.10 198.51.100.11", "host 203.0.113.10 and host 198.51.100.11 and tcp"},
-		{"udp 192.0.2.1:53 192.0.2.2:53", "host 192.0.2.1 and host 192.0.2.2 and udp port 53"},
-		{"udp [2001:db8::1]:5353 [2001:db8::2]:53", "host 2001:db8::1 and host 2001:db8::2 and udp port 5353 and udp port 53"},
-		{"icmp 192.0.2.1 192.0.2.2", "host 192.0.2.1 and host 192.0.2.2 and icmp"},
-		{"icmp 2001:db8::1 2001:db8::2", "host 2001:db8::1 and host 2001:db8::2 and icmp6"},
-	} {
-		if got := evidence.TcpdumpFilter(parseFlow(t, c.flow)); got != c.want {
-			t.Errorf("%s:\n got %q\nwant %q", c.flow, got, c.want)
-		}
-	}
-	if got := evidence.TcpdumpFilter(flow.Flow{}); got != "" {
-		t.Errorf("an empty flow renders %q", got)
-	}
-}
-
-// Packets recorded from the kernel by this capture (SOCK_DGRAM, so from the
-// IP header; cut at the 128-byte snap): the lab's two-nics-fabric handshake,
-// and from the filter tests' namespaces, a 1400-byte TCP segment from A met
-// by the narrow link's "frag needed" (IPv4) and "packet too big" (IPv6).
-var (
-	// tcp 203.0.113.10:40000 > 198.51.100.11:8080 SYN, options mss,sackOK,TS,nop,wscale.
-	capRecSYN = capHex("4500003ca6b040003f062ec2cb00710ac633640b9c401f90a1ac281300000000a002faf066780000020405b40402080a355dfc49000000000103030a")
-	// its SYN-ACK.
-	capRecSYNACK = capHex("4500003c000040004006d472c633640bcb00710a1f909c4048e24082a1ac2814a012fe8866780000020405b40402080a4dfe9caa355dfc490103030a")
-	// tcp 192.0.2.10:40500 > 198.51.100.20:8080 RST-ACK.
-	capRecRST = capHex("450000344c2a400040060248c000020ac63364149e341f9037834d81b3a6a8c38014003fec7800000101080a40b3502b039d591c")
-	// 192.0.2.1 > 192.0.2.10 ICMP unreachable, frag needed, mtu 1280, quoting
-	// tcp 192.0.2.10:40500 > 198.51.100.20:8080 [P.] of 1400 bytes.
-	capRecFragNeeded = capHex("45c00240579e000040019c53c0000201c000020a0304945600000500450005ac4c2640004006fcd3c000020ac63364149e341f9037834809b3a6a8c28018003ff1f000000101080a40b3502b039d591b610000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000")
-	// tcp [2001:db8:a::10]:40500 > [2001:db8:b::20]:8080 SYN.
-	capRecSYN6 = capHex("600e424e0028064020010db8000a0000000000000000001020010db8000b000000000000000000209e341f90a8e6c66000000000a002fd205be50000020405a00402080ada023c79000000000103030a")
-	// its SYN-ACK.
-	capRecSYNACK6 = capHex("600fb4080028063f20010db8000b0000000000000000002020010db8000a000000000000000000101f909e34b40d28e8a8e6c661a012fb045be50000020405a00402080a5604b1bada023c790103030a")
-	// 2001:db8:a::1 > 2001:db8:a::10 ICMPv6 packet too big, mtu 1280, quoting
-	// tcp [2001:db8:a::10]:40500 > [2001:db8:b::20]:8080 [P.] of 1400 bytes.
-	capRecTooBig = capHex("600fa4bd04d83a4020010db8000a0000000000000000000120010db8000a0000000000000000001002001a7200000500600e424e0598064020010db8000a0000000000000000001020010db8000b000000000000000000209e341f90a8e6c661b40d28e980180040615500000101080ada023c795604b1ba6100000000000000")
-)
-
-func capHex(s string) []byte {
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
-
-// capEdit returns a copy of b with bytes at off replaced.
-func capEdit(b []byte, off int, with ...byte) []byte {
-	c := append([]byte(nil), b...)
-	copy(c[off:], with)
-	return c
-}
-
-// capOptions returns a copy of an IPv4 packet with 4 bytes of options
-// (NOPs) inserted after the header at off, whose IHL grows by one. Total
-// length is left alone: neither the filter nor the parser read it for offsets.
-func capOptions(b []byte, off int) []byte {
-	c := append([]byte(nil), b[:off+20]...)
-	c[off]++
-	c = append(c, 1, 1, 1, 1)
-	return append(c, b[off+20:]...)
-}
-
-// capEcho builds an ICMP echo (request or reply) between two IPv4 addresses.
-func capEcho(typ byte, src, dst string, id, seq byte) []byte {
-	s, d := netip.MustParseAddr(src).As4(), netip.MustParseAddr(dst).As4()
-	b := []byte{0x45, 0, 0, 32, 0, 0, 0x40, 0, 64, 1, 0, 0}
-	b = append(append(b, s[:]...), d[:]...)
-	return append(b, typ, 0, 0, 0, 0, id, 0, seq, 'a', 's', 'y', 'm')
-}
-
-// capEcho6 builds an ICMPv6 message of a type between two IPv6 addresses.
-func capEcho6(typ byte, src, dst string) []byte {
-	s, d := netip.MustParseAddr(src).As16(), netip.MustParseAddr(dst).As16()
-	b := []byte{0x60, 0, 0, 0, 0, 12, 58, 64}
-	b = append(append(b, s[:]...), d[:]...)
-	return append(b, typ, 0, 0, 0, 0, 7, 0, 1, 'a', 's', 'y', 'm')
-}
-
-// capVM runs the filter in x/net/bpf's VM. The VM implements no
-// SKF_AD_PROTOCOL; the one load of it is replaced by the constant the
-// kernel would load, the frame's EtherType.
-func capVM(t *testing.T, f flow.Flow, ethertype uint32, pkt []byte) int {
-	t.Helper()
-	raw, err := CaptureFilter(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ins, ok := bpf.Disassemble(raw)
-	if !ok {
-		t.Fatal("the filter does not disassemble")
-	}
-	n := 0
-	for i, in := range ins {
-		if e, ok := in.(bpf.LoadExtension); ok && e.Num == bpf.ExtProto {
-			ins[i] = bpf.LoadConstant{Dst: bpf.RegA, Val: ethertype}
-			n++
-		}
-	}
-	ins = vmOffsets(t, ins)
-	if n != 1 {
-		t.Fatalf("the filter loads the protocol %d times, want once", n)
-	}
-	vm, err := bpf.NewVM(ins)
-	if err != nil {
-		t.Fatalf("the VM refuses the filter: %v", err)
-	}
-	got, err := vm.Run(pkt)
-	if err != nil {
-		t.Fatalf("run: %v", err)
-	}
-	return got
-}
-
-// TestCaptureFilterVM runs the filter over the recorded packets and over
-// variants that differ in one thing each.
-func TestCaptureFilterVM(t *testing.T) {
-	const ip4, ip6 = unix.ETH_P_IP, unix.ETH_P_IPV6
-	lab := "tcp 203.0.113.10:40000 198.51.100.11:8080"
-	big := "tcp 192.0.2.10:40500 198.51.100.20:8080"
-	big6 := "tcp [2001:db8:a::10]:40500 [2001:db8:b::20]:8080"
-	ping := "icmp 192.0.2.10 198.51.100.20"
-	ping6 := "icmp 2001:db8:a::10 2001:db8:b::20"
-	cases := []struct {
-		what  string
-		flow  string
-		proto uint32
-		pkt   []byte
-		match bool
-	}{
-		{"the SYN", lab, ip4, capRecSYN, true},
-		{"the SYN-ACK", lab, ip4, capRecSYNACK, true},
-		{"another source port", lab, ip4, capEdit(capRecSYN, 20, 0x9c, 0x41), false},
-		{"another destination port", lab, ip4, capEdit(capRecSYN, 22, 0x1f, 0x91), false},
-		{"the ports swapped", lab, ip4, capEdit(capRecSYN, 20, 0x1f, 0x90, 0x9c, 0x40), false},
-		{"another destination", lab, ip4, capEdit(capRecSYN, 19, 12), false},
-		{"another source", lab, ip4, capEdit(capRecSYN, 15, 11), false},
-		{"both addresses the source's", lab, ip4, capEdit(capRecSYN, 16, 203, 0, 113, 10), false},
-		{"udp, same ports", lab, ip4, capEdit(capRecSYN, 9, unix.IPPROTO_UDP), false},
-		{"IP options (IHL 6)", lab, ip4, capOptions(capRecSYN, 0), true},
-		{"IP options, another port", lab, ip4, capEdit(capOptions(capRecSYN, 0), 24, 0x9c, 0x41), false},
-		{"a later fragment", lab, ip4, capEdit(capRecSYN, 6, 0x00, 0xb9), false},
-		{"the first fragment (MF set)", lab, ip4, capEdit(capRecSYN, 6, 0x20, 0x00), true},
-		{"not IPv4 by EtherType", lab, ip6, capRecSYN, false},
-		{"a flow without the source port: any", "tcp 203.0.113.10 198.51.100.11:8080", ip4, capEdit(capRecSYN, 20, 0x9c, 0x41), true},
-		{"a flow without the source port: its reply", "tcp 203.0.113.10 198.51.100.11:8080", ip4, capRecSYNACK, true},
-		{"a flow without the source port: another destination port", "tcp 203.0.113.10 198.51.100.11:8080", ip4, capEdit(capRecSYN, 22, 0x1f, 0x91), false},
-		{"a flow without ports", "tcp 203.0.113.10 198.51.100.11", ip4, capEdit(capRecSYNACK, 20, 0, 1, 0, 2), true},
-
-		{"the RST", big, ip4, capRecRST, true},
-		{"frag needed", big, ip4, capRecFragNeeded, true},
-		{"frag needed, outer IP options", big, ip4, capOptions(capRecFragNeeded, 0), true},
-		{"frag needed, quoted IP options", big, ip4, capOptions(capRecFragNeeded, 28), true},
-		{"frag needed, both with options, another quoted port", big, ip4, capEdit(capOptions(capOptions(capRecFragNeeded, 0), 32), 56, 0x9e, 0x35), false},
-		{"frag needed for another source port", big, ip4, capEdit(capRecFragNeeded, 48, 0x9e, 0x35), false},
-		{"frag needed for another destination", big, ip4, capEdit(capRecFragNeeded, 47, 21), false},
-		{"frag needed for a later fragment", big, ip4, capEdit(capRecFragNeeded, 34, 0x00, 0xb9), false},
-		{"time exceeded", big, ip4, capEdit(capRecFragNeeded, 20, 11, 0), true},
-		{"a redirect", big, ip4, capEdit(capRecFragNeeded, 20, 5, 1), false},
-		{"frag needed for the udp flow", "udp 192.0.2.10:40500 198.51.100.20:8080", ip4, capRecFragNeeded, false},
-		{"frag needed for the reply", "tcp 198.51.100.20:8080 192.0.2.10:40500", ip4, capRecFragNeeded, true},
-
-		{"the IPv6 SYN", big6, ip6, capRecSYN6, true},
-		{"the IPv6 SYN-ACK", big6, ip6, capRecSYNACK6, true},
-		{"IPv6 another destination", big6, ip6, capEdit(capRecSYN6, 39, 0x21), false},
-		{"IPv6 another source port", big6, ip6, capEdit(capRecSYN6, 40, 0x9e, 0x35), false},
-		{"IPv6 the ports swapped", big6, ip6, capEdit(capRecSYN6, 40, 0x1f, 0x90, 0x9e, 0x34), false},
-		{"IPv6 a hop-by-hop header first (not followed)", big6, ip6, capEdit(capRecSYN6, 6, 0), false},
-		{"not IPv6 by EtherType", big6, ip4, capRecSYN6, false},
-		{"packet too big", big6, ip6, capRecTooBig, true},
-		{"packet too big for another destination port", big6, ip6, capEdit(capRecTooBig, 90, 0x1f, 0x91), false},
-		{"packet too big for another source", big6, ip6, capEdit(capRecTooBig, 71, 0x11), false},
-		{"IPv6 destination unreachable", big6, ip6, capEdit(capRecTooBig, 40, 1, 4), true},
-		{"IPv6 parameter problem", big6, ip6, capEdit(capRecTooBig, 40, 4, 0), false},
-		{"packet too big for the udp flow", "udp [2001:db8:a::10]:40500 [2001:db8:b::20]:8080", ip6, capRecTooBig, false},
-
-		{"echo request", ping, ip4, capEcho(8, "192.0.2.10", "198.51.100.20", 7, 1), true},
-		{"echo reply", ping, ip4, capEcho(0, "198.51.100.20", "192.0.2.10", 7, 1), true},
-		{"echo to another host", ping, ip4, capEcho(8, "192.0.2.10", "198.51.100.21", 7, 1), false},
-		{"a timestamp request", ping, ip4, capEcho(13, "192.0.2.10", "198.51.100.20", 7, 1), false},
-		{"tcp between the two", ping, ip4, capRecFragNeeded[28:], false},
-		{"unreachable quoting an echo", ping, ip4, append(capEcho(3, "192.0.2.1", "192.0.2.10", 0, 0)[:28], capEcho(8, "192.0.2.10", "198.51.100.20", 7, 1)...), true},
-		{"unreachable quoting tcp", ping, ip4, capRecFragNeeded, false},
-		{"echo6 request", ping6, ip6, capEcho6(128, "2001:db8:a::10", "2001:db8:b::20"), true},
-		{"echo6 reply", ping6, ip6, capEcho6(129, "2001:db8:b::20", "2001:db8:a::10"), true},
-		{"neighbour advertisement", ping6, ip6, capEcho6(136, "2001:db8:b::20", "2001:db8:a::10"), false},
-		{"echo6 to another host", ping6, ip6, capEcho6(128, "2001:db8:a::10", "2001:db8:b::21"), false},
-	}
-	for _, c := range cases {
-		got := capVM(t, parseFlow(t, c.flow), c.proto, c.pkt)
-		want := 0
-		if c.match {
-			want = captureSnap + captureL2Room
-		}
-		if got != want {
-			t.Errorf("%s (%s): the filter keeps %d bytes, want %d", c.what, c.flow, got, want)
-		}
-	}
-	for _, s := range []string{lab, big6, ping, ping6, "udp 192.0.2.1 192.0.2.2"} {
-		raw, _ := CaptureFilter(parseFlow(t, s))
-		t.Logf("%s: %d instructions", s, len(raw))
-	}
-}
-
-// TestCaptureDecode parses the recorded packets and checks every field and
-// the tcpdump line.
-func TestCaptureDecode(t *testing.T) {
-	ts := time.Date(2024, 1, 2, 12, 0, 1, 1000, time.Local)
-	lab := parseFlow(t, "tcp 203.0.113.10:40000 198.51.100.11:8080")
-	big := parseFlow(t, "tcp 192.0.2.10:40500 198.51.100.20:8080")
-	big6 := parseFlow(t, "tcp [2001:db8:a::10]:40500 [2001:db8:b::20]:8080")
-	ap := netip.MustParseAddrPort
-	cases := []struct {
-		what    string
-		flow    flow.Flow
-		pkt     []byte
-		iface   string
-		pkttype uint8
-		want    evidence.CapturedPacket
-	}{
-		{"SYN", lab, capRecSYN, "eth1", unix.PACKET_HOST, evidence.CapturedPacket{
-			Dir: "in", Src: ap("203.0.113.10:40000"), Dst: ap("198.51.100.11:8080"), Proto: 6, TCP: evidence.TCPSyn, Flags: "S", Len: 60,
-			Text: "12:00:01.000001 eth1 In  IP 203.0.113.10.40000 > 198.51.100.11.8080: Flags [S], length 0"}},
-		{"SYN-ACK", lab, capRecSYNACK, "eth0", unix.PACKET_OUTGOING, evidence.CapturedPacket{
-			Dir: "out", Src: ap("198.51.100.11:8080"), Dst: ap("203.0.113.10:40000"), Proto: 6, TCP: evidence.TCPSyn | evidence.TCPAck, Flags: "S.", Len: 60, Reply: true,
-			Text: "12:00:01.000001 eth0 Out IP 198.51.100.11.8080 > 203.0.113.10.40000: Flags [S.], length 0"}},
-		{"flooded SYN", lab, capRecSYN, "eth0", unix.PACKET_OTHERHOST, evidence.CapturedPacket{
-			Dir: "in", OtherHost: true, Src: ap("203.0.113.10:40000"), Dst: ap("198.51.100.11:8080"), Proto: 6, TCP: evidence.TCPSyn, Flags: "S", Len: 60,
-			Text: "12:00:01.000001 eth0 P   IP 203.0.113.10.40000 > 198.51.100.11.8080: Flags [S], length 0"}},
-		{"RST", big, capRecRST, "eth0", unix.PACKET_OUTGOING, evidence.CapturedPacket{
-			Dir: "out", Src: ap("192.0.2.10:40500"), Dst: ap("198.51.100.20:8080"), Proto: 6, TCP: evidence.TCPRst | evidence.TCPAck, Flags: "R.", Len: 52,
-			Text: "12:00:01.000001 eth0 Out IP 192.0.2.10.40500 > 198.51.100.20.8080: Flags [R.], length 0"}},
-		{"frag needed", big, capRecFragNeeded, "eth0", unix.PACKET_HOST, evidence.CapturedPacket{
-			Dir: "in", Src: ap("192.0.2.1:0"), Dst: ap("192.0.2.10:0"), Proto: 1, ICMPMsg: &evidence.ICMPMessage{Type: 3, Code: 4, MTU: 1280}, ICMP: "unreachable (frag needed, mtu 1280)", Len: 576, Reply: true,
-			Text: "12:00:01.000001 eth0 In  IP 192.0.2.1 > 192.0.2.10: ICMP unreachable (frag needed, mtu 1280) for tcp 192.0.2.10.40500 > 198.51.100.20.8080, length 556"}},
-		{"IPv6 SYN", big6, capRecSYN6, "eth0", unix.PACKET_OUTGOING, evidence.CapturedPacket{
-			Dir: "out", Src: ap("[2001:db8:a::10]:40500"), Dst: ap("[2001:db8:b::20]:8080"), Proto: 6, TCP: evidence.TCPSyn, Flags: "S", Len: 80,
-			Text: "12:00:01.000001 eth0 Out IP6 2001:db8:a::10.40500 > 2001:db8:b::20.8080: Flags [S], length 0"}},
-		{"IPv6 SYN-ACK", big6, capRecSYNACK6, "eth0", unix.PACKET_HOST, evidence.CapturedPacket{
-			Dir: "in", Src: ap("[2001:db8:b::20]:8080"), Dst: ap("[2001:db8:a::10]:40500"), Proto: 6, TCP: evidence.TCPSyn | evidence.TCPAck, Flags: "S.", Len: 80, Reply: true,
-			Text: "12:00:01.000001 eth0 In  IP6 2001:db8:b::20.8080 > 2001:db8:a::10.40500: Flags [S.], length 0"}},
-		{"packet too big", big6, capRecTooBig, "eth0", unix.PACKET_HOST, evidence.CapturedPacket{
-			Dir: "in", Src: ap("[2001:db8:a::1]:0"), Dst: ap("[2001:db8:a::10]:0"), Proto: 58, ICMPMsg: &evidence.ICMPMessage{V6: true, Type: 2, MTU: 1280}, ICMP: "packet too big (mtu 1280)", Len: 1280, Reply: true,
-			Text: "12:00:01.000001 eth0 In  IP6 2001:db8:a::1 > 2001:db8:a::10: ICMP6, packet too big (mtu 1280) for tcp 2001:db8:a::10.40500 > 2001:db8:b::20.8080, length 1240"}},
-		{"frag needed, seen from the other side", big.Reverse(), capRecFragNeeded, "eth0", unix.PACKET_HOST, evidence.CapturedPacket{
-			Dir: "in", Src: ap("192.0.2.1:0"), Dst: ap("192.0.2.10:0"), Proto: 1, ICMPMsg: &evidence.ICMPMessage{Type: 3, Code: 4, MTU: 1280}, ICMP: "unreachable (frag needed, mtu 1280)", Len: 576,
-			Text: "12:00:01.000001 eth0 In  IP 192.0.2.1 > 192.0.2.10: ICMP unreachable (frag needed, mtu 1280) for tcp 192.0.2.10.40500 > 198.51.100.20.8080, length 556"}},
-		{"echo request", parseFlow(t, "icmp 192.0.2.10 198.51.100.20"), capEcho(8, "192.0.2.10", "198.51.100.20", 7, 1), "eth0", unix.PACKET_OUTGOING, evidence.CapturedPacket{
-			Dir: "out", Src: ap("192.0.2.10:0"), Dst: ap("198.51.100.20:0"), Proto: 1, ICMPMsg: &evidence.ICMPMessage{Type: 8}, ICMP: "echo request id 7 seq 1", Len: 32,
-			Text: "12:00:01.000001 eth0 Out IP 192.0.2.10 > 198.51.100.20: ICMP echo request, id 7, seq 1, length 12"}},
-		{"echo6 reply", parseFlow(t, "icmp 2001:db8:a::10 2001:db8:b::20"), capEcho6(129, "2001:db8:b::20", "2001:db8:a::10"), "eth0", unix.PACKET_MULTICAST, evidence.CapturedPacket{
-			Dir: "in", Src: ap("[2001:db8:b::20]:0"), Dst: ap("[2001:db8:a::10]:0"), Proto: 58, ICMPMsg: &evidence.ICMPMessage{V6: true, Type: 129}, ICMP: "echo reply id 7 seq 1", Len: 52, Reply: true,
-			Text: "12:00:01.000001 eth0 M   IP6 2001:db8:b::20 > 2001:db8:a::10: ICMP6, echo reply, id 7, seq 1, length 12"}},
-		{"port unreachable", big, append(capEdit(capRecFragNeeded[:28], 21, 3), capRecSYN[:28]...), "eth0", unix.PACKET_BROADCAST, evidence.CapturedPacket{
-			Dir: "in", Src: ap("192.0.2.1:0"), Dst: ap("192.0.2.10:0"), Proto: 1, ICMPMsg: &evidence.ICMPMessage{Type: 3, Code: 3}, ICMP: "unreachable (port)", Len: 576,
-			Text: "12:00:01.000001 eth0 B   IP 192.0.2.1 > 192.0.2.10: ICMP unreachable (port) for tcp 203.0.113.10.40000 > 198.51.100.11.8080, length 556"}},
-	}
-	for _, c := range cases {
-		d, err := decodePacket(c.pkt)
-		if err != nil {
-			t.Errorf("%s: %v", c.what, err)
-			continue
-		}
-		m, err := newCaptureMatch(c.flow)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := m.finish(d, ts, c.iface, c.pkttype)
-		c.want.Time, c.want.Iface = ts, c.iface
-		if !reflect.DeepEqual(got, c.want) {
-			t.Errorf("%s:\n got %+v\nwant %+v", c.what, got, c.want)
-		}
-	}
-
-	for _, c := range []struct {
-		what string
-		pkt  []byte
-	}{
-		{"empty", nil},
-		{"cut in the IPv4 header", capRecSYN[:19]},
-		{"IHL beyond the bytes", capEdit(capRecSYN[:22], 0, 0x46)},
-		{"IHL below 5", capEdit(capRecSYN, 0, 0x44)},
-		{"cut in the IPv6 header", capRecSYN6[:39]},
-		{"IP version 5", capEdit(capRecSYN, 0, 0x55)},
-	} {
-		if _, err := decodePacket(c.pkt); err == nil {
-			t.Errorf("%s: no error", c.what)
-		}
-	}
-	// A short L4 header leaves its fields empty rather than failing.
-	d, err := decodePacket(capRecSYN[:30])
-	if err != nil || d.p.Flags != "" || d.p.Src.Port() != 40000 {
-		t.Errorf("a cut TCP header: %+v %v", d.p, err)
-	}
-	if d, err := decodePacket(capRecFragNeeded[:30]); err != nil || d.quoted.ok || d.p.ICMP != "unreachable (frag needed, mtu 1280)" {
-		t.Errorf("a cut ICMP error: %+v %v", d, err)
-	}
-}
-
-func TestCaptureTCPFlags(t *testing.T) {
-	for _, c := range []struct {
-		f    byte
-		ae   bool
-		want string
-	}{
-		{0x02, false, "S"}, {0x12, false, "S."}, {0x10, false, "."}, {0x18, false, "P."},
-		{0x11, false, "F."}, {0x19, false, "FP."}, {0x04, false, "R"}, {0x14, false, "R."},
-		{0x00, false, "none"}, {0xc2, false, "SEW"}, {0x30, false, ".U"}, {0x12, true, "S.e"},
-	} {
-		if got := tcpFlags(c.f, c.ae); got != c.want {
-			t.Errorf("flags %#02x ae=%v: got %q, want %q", c.f, c.ae, got, c.want)
-		}
-	}
-}
-
-func TestCaptureControl(t *testing.T) {
-	var ts unix.Timespec
-	ts.Sec, ts.Nsec = 1700000000, 123456789
-	aux := unix.TpacketAuxdata{Net: 14}
-	tsLen, auxLen := int(unsafe.Sizeof(ts)), int(unsafe.Sizeof(aux))
-	oob := make([]byte, unix.CmsgSpace(tsLen)+unix.CmsgSpace(auxLen))
-	h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
-	h.Level, h.Type = unix.SOL_SOCKET, unix.SCM_TIMESTAMPNS
-	h.SetLen(unix.CmsgLen(tsLen))
-	*(*unix.Timespec)(unsafe.Pointer(&oob[unix.CmsgLen(0)])) = ts
-	h2 := (*unix.Cmsghdr)(unsafe.Pointer(&oob[unix.CmsgSpace(tsLen)]))
-	h2.Level, h2.Type = unix.SOL_PACKET, unix.PACKET_AUXDATA
-	h2.SetLen(unix.CmsgLen(auxLen))
-	*(*unix.TpacketAuxdata)(unsafe.Pointer(&oob[unix.CmsgSpace(tsLen)+unix.CmsgLen(0)])) = aux
-	got, ok, net, netOK := capControl(oob)
-	if !ok || !got.Equal(time.Unix(1700000000, 123456789)) || !netOK || net != 14 {
-		t.Errorf("got %v %v, network header at %d %v", got, ok, net, netOK)
-	}
-	if _, ok, _, netOK := capControl(nil); ok || netOK {
-		t.Error("control data from nothing")
-	}
-	h.Type = unix.SCM_RIGHTS
-	if _, ok, _, netOK := capControl(oob); ok || !netOK {
-		t.Errorf("SCM_RIGHTS is no timestamp, and the offset after it still counts: %v %v", ok, netOK)
-	}
-	h.SetLen(1 << 20)
-	if _, ok, _, netOK := capControl(oob); ok || netOK {
-		t.Error("control data from a message longer than its buffer")
-	}
-}
-
-func TestMACString(t *testing.T) {
-	if got := macString([]byte{0x02, 0xab, 0, 0x10, 0xff, 0x01}); got != "02:ab:00:10:ff:01" {
-		t.Errorf("got %q", got)
-	}
-}
-
-// BenchmarkCaptureDecode is the user-space cost of one kept packet: parse,
-// place and render the line.
-func BenchmarkCaptureDecode(b *testing.B) {
-	m, err := newCaptureMatch(flow.Flow{Proto: flow.TCP,
-		Src: netip.MustParseAddrPort("203.0.113.10:40000"), Dst: netip.MustParseAddrPort("198.51.100.11:8080")})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ts := time.Now()
-	b.ReportAllocs()
-	for b.Loop() {
-		d, err := decodePacket(capRecSYN)
-		if err != nil {
-			b.Fatal(err)
-		}
-		m.finish(d, ts, "eth1", unix.PACKET_HOST)
-	}
-}
-
-// BenchmarkCaptureFilterVM is the filter's worst path for a TCP flow (an
-// ICMP error quoting the flow, both headers with options) in the Go VM:
-// a relative measure of the program, not of the kernel's JIT.
-func BenchmarkCaptureFilterVM(b *testing.B) {
-	raw, err := CaptureFilter(flow.Flow{Proto: flow.TCP,
-		Src: netip.MustParseAddrPort("192.0.2.10:40500"), Dst: netip.MustParseAddrPort("198.51.100.20:8080")})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ins, _ := bpf.Disassemble(raw)
-	ins[0] = bpf.LoadConstant{Dst: bpf.RegA, Val: unix.ETH_P_IP}
-	vm, err := bpf.NewVM(vmOffsets(b, ins))
-	if err != nil {
-		b.Fatal(err)
-	}
-	pkt := capOptions(capOptions(capRecFragNeeded, 0), 32)
-	for b.Loop() {
-		if n, _ := vm.Run(pkt); n != captureSnap+captureL2Room {
-			b.Fatal("no match")
-		}
-	}
-}
-
-// vmOffsets turns the filter's SKF_NET_OFF-relative loads into plain
-// offsets for x/net/bpf's VM, which runs on the IP packet itself (the
-// kernel resolves SKF_NET_OFF to the network header). Every load must be
-// network-relative: one that is not would read the link header in the
-// kernel, and fails the test here.
-func vmOffsets(t testing.TB, ins []bpf.Instruction) []bpf.Instruction {
-	t.Helper()
-	rebase := func(off uint32) uint32 {
-		if off < skfNetOff {
-			t.Fatalf("a load at %#x is not relative to the network header", off)
-		}
-		return off - skfNetOff
-	}
-	for i, in := range ins {
-		switch v := in.(type) {
-		case bpf.LoadAbsolute:
-			v.Off = rebase(v.Off)
-			ins[i] = v
-		case bpf.LoadIndirect:
-			v.Off = rebase(v.Off)
-			ins[i] = v
-		case bpf.LoadMemShift:
-			v.Off = rebase(v.Off)
-			ins[i] = v
-		}
-	}
-	return ins
 }
