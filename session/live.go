@@ -7,6 +7,7 @@ import (
 	"asym/evidence"
 	"asym/flow"
 	"asym/probes"
+	"asym/probes/capture"
 	"asym/probes/peer"
 )
 
@@ -20,7 +21,7 @@ func (s *Session) Watch(ctx context.Context, f flow.Flow) <-chan evidence.WatchU
 
 // Capture streams the flow's packets on every interface until ctx ends.
 func (s *Session) Capture(ctx context.Context, f flow.Flow) <-chan evidence.CaptureUpdate {
-	return probes.Capture(ctx, s.t, f, probes.CaptureOptions{})
+	return capture.Capture(ctx, s.t, f, capture.Options{})
 }
 
 // PeerCommand is the --peer command, quoted for the header; "" without a peer.
