@@ -1,12 +1,19 @@
 package persist
 
+// Cloud agents: the ones that rewrite or remove manual policy routing,
+// found by the files they install, each with what to do about it.
+
 import (
 	"regexp"
 	"strings"
 )
 
+// flowDisabled is `network: {config: disabled}` written in flow style,
+// which scanYAML sees only as the value of network.
 var flowDisabled = regexp.MustCompile(`(?m)^network:\s*\{\s*config:\s*["']?disabled["']?\s*\}`)
 
+// agents finds the cloud agents that rewrite or remove policy routing,
+// and whether cloud-init's network configuration is switched on.
 func (t *tree) agents() {
 	d := t.d
 	first := func(paths ...string) string {

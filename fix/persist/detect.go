@@ -1,5 +1,8 @@
 package persist
 
+// Detection: which managers configure the host, from the files under the
+// root, read through os.Root so that nothing outside it is ever read.
+
 import (
 	"errors"
 	"io/fs"
@@ -112,6 +115,8 @@ func Detect(root string) Detection {
 	return d
 }
 
+// countConn counts the profiles netplan generated (netplan true) or the
+// others.
 func countConn(cs []NMConnection, netplan bool) int {
 	n := 0
 	for _, c := range cs {

@@ -1,5 +1,8 @@
 package persist
 
+// ifupdown (Debian): /etc/network/interfaces and what it sources, the
+// stanza of an interface, and post-up/pre-down lines in an asym block.
+
 import (
 	"fmt"
 	"io/fs"
@@ -24,8 +27,12 @@ func (t *tree) ifupdown() bool {
 	return true
 }
 
+// runParts is the file names run-parts(8) accepts: source-directory reads
+// only those.
 var runParts = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
+// stanzas collects the iface stanzas of one file and reads the files its
+// source and source-directory lines name, up to four levels deep.
 func (t *tree) stanzas(file, text string, depth int) {
 	owned := cloudInitOwned(file, text)
 	for _, line := range joinContinued(text) {
@@ -76,6 +83,8 @@ func (t *tree) stanzas(file, text string, depth int) {
 	}
 }
 
+// stanza is the iface stanza of dev, the inet one when there are both:
+// asym's block goes right after it.
 func (d Detection) stanza(dev string) (Stanza, bool) {
 	var inet6 *Stanza
 	for i, s := range d.Stanzas {

@@ -1,5 +1,8 @@
 package persist
 
+// netplan: the merged YAML of /{lib,etc,run}/netplan, the definition of an
+// interface, and a file of asym's own that netplan merges into it.
+
 import (
 	"fmt"
 	"strconv"
@@ -58,6 +61,8 @@ var netplanTypes = map[string]bool{
 	"modems": true, "nm-devices": true,
 }
 
+// netplanDef is the netplan definition of dev: the ID Names gives, else
+// the first definition whose set-name, match name or ID is dev.
 func (d Detection) netplanDef(dev string) (NetplanDef, bool) {
 	if id, ok := d.Names[dev]; ok {
 		for _, n := range d.Netplan {

@@ -1,5 +1,8 @@
 package persist
 
+// systemd-networkd: .network files in the order it applies them, the one
+// that configures an interface, and a drop-in for it.
+
 import (
 	"fmt"
 	"path"
@@ -90,6 +93,8 @@ func namedFor(file, dev string) bool {
 	return b == "-"+dev
 }
 
+// match is whether a .network file applies to an interface; matchMaybe:
+// it tests properties asym cannot see in files.
 type match int
 
 const (
@@ -98,6 +103,7 @@ const (
 	matchMaybe
 )
 
+// matches applies f's [Match] Name= globs to dev as systemd-networkd does.
 func (f NetworkFile) matches(dev string) match {
 	if len(f.Names) == 0 {
 		if f.OtherMatch {

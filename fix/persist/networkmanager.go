@@ -1,5 +1,8 @@
 package persist
 
+// NetworkManager: keyfile profiles (and ifcfg files through ifcfg-rh), the
+// connection bound to an interface, and nmcli changes to its profile.
+
 import (
 	"fmt"
 	"strconv"
@@ -75,6 +78,8 @@ func keyfileUnescape(s string) string {
 	return b.String()
 }
 
+// connection is the NetworkManager profile of dev: the one Names gives, a
+// keyfile bound to dev, else the profile ifcfg-rh makes of dev's ifcfg file.
 func (d Detection) connection(dev string) (NMConnection, bool) {
 	if id, ok := d.Names[dev]; ok {
 		return NMConnection{ID: id, Iface: dev}, true

@@ -1,5 +1,8 @@
 package persist
 
+// RHEL network-scripts: ifcfg files, the one of an interface, and the
+// route-/rule- files initscripts (and ifcfg-rh, for routes) read with it.
+
 import (
 	"fmt"
 	"strings"
@@ -66,6 +69,8 @@ func shellVars(text string) map[string]string {
 	return out
 }
 
+// ifcfg is the ifcfg file of dev: the NAME Names gives, else the file whose
+// DEVICE= is dev.
 func (d Detection) ifcfg(dev string) (IfcfgFile, bool) {
 	if n, ok := d.Names[dev]; ok {
 		for _, f := range d.Ifcfg {

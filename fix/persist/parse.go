@@ -1,7 +1,12 @@
 package persist
 
+// Small readers for the formats the managers share: INI (systemd units,
+// NetworkManager keyfiles), backslash-continued lines, and block YAML.
+
 import "strings"
 
+// joinContinued splits text into lines, joining a line that ends with a
+// backslash to the next one (interfaces(5), systemd's unit syntax).
 func joinContinued(text string) []string {
 	var out []string
 	cur := ""

@@ -1,5 +1,8 @@
 package persist
 
+// Rendering: the steps sorted by interface (the plan), what every manager
+// checks before writing them, and the iproute2 words they share.
+
 import (
 	"errors"
 	"fmt"

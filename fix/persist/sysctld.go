@@ -1,5 +1,7 @@
 package persist
 
+// sysctl.d: sysctl steps, for every manager, in one file of asym's.
+
 import (
 	"fmt"
 	"strings"
@@ -8,6 +10,8 @@ import (
 // SysctlFile is where sysctl steps persist, for every manager.
 const SysctlFile = "/etc/sysctl.d/90-asym.conf"
 
+// renderSysctl sets the keys of the sysctl steps in SysctlFile, whatever
+// manager configures the interfaces.
 func renderSysctl(r *Rendered, p *plan) error {
 	if len(p.sysctls) == 0 {
 		return nil
