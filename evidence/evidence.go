@@ -46,22 +46,11 @@ const (
 // output as evidence collected here.
 func (e *Evidence) Reports() map[ProbeID]Reporter {
 	out := map[ProbeID]Reporter{}
-	add := func(id ProbeID, r Reporter, present bool) {
-		if present {
-			out[id] = r
+	for _, s := range slots {
+		if r := s.get(e); r != nil {
+			out[s.id] = r
 		}
 	}
-	add(ProbeHost, e.Host, e.Host != nil)
-	add(ProbeRequest, e.Request, e.Request != nil)
-	add(ProbeReply, e.Reply, e.Reply != nil)
-	add(ProbeCounters, e.Counters, e.Counters != nil)
-	add(ProbeFirewall, e.Firewall, e.Firewall != nil)
-	add(ProbeConntrack, e.Conntrack, e.Conntrack != nil)
-	add(ProbeRules, e.Rules, e.Rules != nil)
-	add(ProbeTables, e.Tables, e.Tables != nil)
-	add(ProbeSysctls, e.Sysctls, e.Sysctls != nil)
-	add(ProbeNeighbours, e.Neighbours, e.Neighbours != nil)
-	add(ProbeLive, e.Live, e.Live != nil)
 	return out
 }
 

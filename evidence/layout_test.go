@@ -37,6 +37,8 @@ func TestLayout(t *testing.T) {
 		{"asym/fix/apply", "the fix engine applies steps; it does not judge", []string{"asym/playbook", "asym/ui", "asym/session", "charm.land/"}},
 		{"asym/session", "the session drives probes, playbook and the fix engine; the view drives it, never the reverse", []string{"asym/ui", "charm.land/"}},
 		{"asym/fix/persist", "persistence renders files from steps", append(kernelFacing, "asym/probes", "asym/playbook", "charm.land/")},
+		{"asym/lab/namespace", "probetest, the lab and the benchmark share it, and the probes' own tests import probetest: an asym import here would be a cycle",
+			[]string{"asym/flow", "asym/evidence", "asym/probes", "asym/playbook", "asym/fix", "asym/session", "asym/ui", "charm.land/"}},
 	}
 	for _, r := range rules {
 		out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{else}}{{if eq .ImportPath \"os/exec\"}}os/exec{{end}}{{end}}", r.pkg).CombinedOutput()

@@ -18,16 +18,14 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
 
+	"asym/lab/namespace"
+
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 )
 
 // Check is one thing asym must conclude about a scenario.
@@ -191,18 +189,16 @@ func (e *Env) do(role string, fn func() error) error {
 	if !ok {
 		return fmt.Errorf("namespace %s%s is not part of this environment", e.Prefix, role)
 	}
-	c := make(chan error, 1)
-	go func() {
-		// Locked and never unlocked: the thread dies with the goroutine, so
-		// no other goroutine ever runs in this namespace by accident.
-		runtime.LockOSThread()
-		if err := unix.Setns(int(h), unix.CLONE_NEWNET); err != nil {
-			c <- fmt.Errorf("enter namespace %s%s: %w", e.Prefix, role, err)
-			return
-		}
-		c <- fn()
-	}()
-	return <-c
+	return namespace.Do(h, fn)
+}
+
+// named returns a role's namespace as the namespace package takes it.
+func (e *Env) named(role string) (namespace.NS, error) {
+	h, ok := e.handles[role]
+	if !ok {
+		return namespace.NS{}, fmt.Errorf("namespace %s%s was not created", e.Prefix, role)
+	}
+	return namespace.NS{Name: e.Prefix + role, Handle: h}, nil
 }
 
 // netlink returns a netlink handle opened inside a role's namespace, kept
@@ -259,7 +255,7 @@ func (e *Env) Down() error {
 		h.Close()
 	}
 	for _, name := range e.Namespaces {
-		if err := removeNamed(name); err != nil {
+		if err := namespace.Remove(name); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -276,19 +272,14 @@ func Cleanup(prefix string) error {
 	if err := checkPrefix(prefix); err != nil {
 		return err
 	}
-	entries, err := os.ReadDir(netnsDir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
+	names, err := namespace.List(prefix)
 	if err != nil {
-		return fmt.Errorf("list named namespaces in %s: %w", netnsDir, err)
+		return err
 	}
 	var errs []error
-	for _, de := range entries {
-		if strings.HasPrefix(de.Name(), prefix) {
-			if err := removeNamed(de.Name()); err != nil {
-				errs = append(errs, err)
-			}
+	for _, name := range names {
+		if err := namespace.Remove(name); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
@@ -296,34 +287,7 @@ func Cleanup(prefix string) error {
 
 // Leftovers lists the namespaces whose names start with prefix.
 func Leftovers(prefix string) ([]string, error) {
-	entries, err := os.ReadDir(netnsDir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("list named namespaces in %s: %w", netnsDir, err)
-	}
-	var out []string
-	for _, de := range entries {
-		if strings.HasPrefix(de.Name(), prefix) {
-			out = append(out, de.Name())
-		}
-	}
-	return out, nil
-}
-
-// removeNamed unmounts and removes /run/netns/<name>. Unlike
-// netns.DeleteNamed it also removes a file that is no longer a mount point
-// (left by a crash between create and mount), and a missing name is no error.
-func removeNamed(name string) error {
-	p := filepath.Join(netnsDir, name)
-	if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("remove namespace %s: unmount %s: %w", name, p, err)
-	}
-	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("remove namespace %s: %w", name, err)
-	}
-	return nil
+	return namespace.List(prefix)
 }
 
 // checkPrefix keeps every name this package touches inside "asym-" and

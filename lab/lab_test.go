@@ -19,12 +19,12 @@ import (
 	"testing"
 	"time"
 
+	"asym/lab/namespace"
 	"asym/probes/probetest"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 )
 
 // tryTimeout is long enough for one SYN retransmission (1 s) and short
@@ -686,17 +686,10 @@ func conntrackState(t *testing.T, e *Env, role string, f flow) (uint8, bool) {
 
 // mkNamed creates an empty named namespace, as a crashed run would leave.
 func mkNamed(name string) error {
-	c := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: NewNamed moved this thread
-		h, err := netns.NewNamed(name)
-		if err == nil {
-			h.Close()
-		}
-		c <- err
-	}()
-	if err := <-c; err != nil {
+	ns, err := namespace.Create(name)
+	if err != nil {
 		return fmt.Errorf("create leftover %s: %w", name, err)
 	}
+	ns.Handle.Close()
 	return nil
 }

@@ -15,10 +15,10 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
+
+	"asym/lab/namespace"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -27,9 +27,6 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
-
-// netnsDir is where named namespaces live (iproute2 and vishvananda/netns agree).
-const netnsDir = "/run/netns"
 
 // kv is one sysctl: a path below /proc/sys and its value.
 type kv struct{ path, value string }
@@ -91,51 +88,19 @@ func (b *builder) ns(role string, extra ...kv) error {
 			rest = append(rest, s)
 		}
 	}
-	sysctls := append(append(first, baseSysctls...), rest...)
-
-	type res struct {
-		h   netns.NsHandle
-		err error
+	var sysctls []namespace.Sysctl
+	for _, s := range slices.Concat(first, baseSysctls, rest) {
+		sysctls = append(sysctls, s.sysctl())
 	}
-	c := make(chan res, 1)
-	go func() {
-		// netns.NewNamed moves this thread into the new namespace; the
-		// thread is never unlocked, so it dies with the goroutine instead of
-		// going back to the pool with the wrong namespace.
-		runtime.LockOSThread()
-		h, err := netns.NewNamed(name)
-		if err != nil {
-			if errors.Is(err, os.ErrExist) {
-				err = fmt.Errorf("namespace %s already exists (a leftover of an earlier run? lab.Cleanup(%q) removes it)", name, b.env.Prefix)
-			} else {
-				err = fmt.Errorf("create namespace %s: %w", name, err)
-				// NewNamed leaves the empty file behind when the bind mount fails.
-				os.Remove(filepath.Join(netnsDir, name))
-			}
-			c <- res{netns.None(), err}
-			return
-		}
-		c <- res{h, writeSysctls(name, sysctls)}
-	}()
-	r := <-c
-	if r.h.IsOpen() {
-		b.env.handles[role] = r.h
-		b.env.Namespaces = append(b.env.Namespaces, name)
+	ns, err := namespace.Create(name, sysctls...)
+	if errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("namespace %s already exists (a leftover of an earlier run? lab.Cleanup(%q) removes it)", name, b.env.Prefix)
 	}
-	if r.err != nil {
-		return r.err
-	}
-	h, err := b.nl(role)
 	if err != nil {
 		return err
 	}
-	lo, err := h.LinkByName("lo")
-	if err == nil {
-		err = h.LinkSetUp(lo)
-	}
-	if err != nil {
-		return fmt.Errorf("bring up lo in namespace %s: %w", name, err)
-	}
+	b.env.handles[role] = ns.Handle
+	b.env.Namespaces = append(b.env.Namespaces, name)
 	return nil
 }
 
@@ -144,21 +109,23 @@ func (b *builder) nl(role string) (*netlink.Handle, error) {
 	return b.env.netlink(role)
 }
 
+// sysctl is s as the namespace package writes it. A missing IPv6 tree
+// (kernel booted with ipv6.disable=1) and a kernel without
+// fib_multipath_hash_seed (before 6.11) are no error: the first means no
+// IPv6 noise anyway, the second only makes the ECMP hash differ from run to
+// run, and the port is chosen by asking the kernel.
+func (s kv) sysctl() namespace.Sysctl {
+	return namespace.Sysctl{Path: s.path, Value: s.value,
+		Optional: strings.HasPrefix(s.path, "net/ipv6/") || s.path == "net/ipv4/fib_multipath_hash_seed"}
+}
+
 // writeSysctls writes sysctls through /proc/sys, which follows the calling
-// thread's namespace (notes §6); the caller is a locked thread inside it.
-// Paths are written as files, never put through a shell.
-// A missing IPv6 tree (kernel booted with ipv6.disable=1) and a kernel
-// without fib_multipath_hash_seed (before 6.11) are no error: the first
-// means no IPv6 noise anyway, the second only makes the ECMP hash differ
-// from run to run, and the port is chosen by asking the kernel.
+// thread's namespace (notes §6); the caller is a locked thread inside it
+// (Env.do).
 func writeSysctls(ns string, sysctls []kv) error {
 	for _, s := range sysctls {
-		err := os.WriteFile("/proc/sys/"+s.path, []byte(s.value), 0)
-		if errors.Is(err, os.ErrNotExist) && (strings.HasPrefix(s.path, "net/ipv6/") || s.path == "net/ipv4/fib_multipath_hash_seed") {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("set %s=%s in namespace %s: %w", strings.ReplaceAll(s.path, "/", "."), s.value, ns, err)
+		if err := s.sysctl().Write(); err != nil {
+			return fmt.Errorf("namespace %s: %w", ns, err)
 		}
 	}
 	return nil
@@ -168,21 +135,16 @@ func writeSysctls(ns string, sysctls []kv) error {
 // in bRole, both brought up. The peer is created directly in its namespace,
 // so neither end ever exists in the host's namespace.
 func (b *builder) veth(aRole, aName, bRole, bName string) error {
-	ha, err := b.nl(aRole)
+	a, err := b.env.named(aRole)
 	if err != nil {
 		return err
 	}
-	nsb, ok := b.env.handles[bRole]
-	if !ok {
-		return fmt.Errorf("link %s/%s to %s/%s: namespace %s was not created", aRole, aName, bRole, bName, b.name(bRole))
+	nsb, err := b.env.named(bRole)
+	if err != nil {
+		return err
 	}
-	v := &netlink.Veth{
-		LinkAttrs:     netlink.LinkAttrs{Name: aName},
-		PeerName:      bName,
-		PeerNamespace: netlink.NsFd(int(nsb)),
-	}
-	if err := ha.LinkAdd(v); err != nil {
-		return fmt.Errorf("create veth %s (namespace %s) <-> %s (namespace %s): %w", aName, b.name(aRole), bName, b.name(bRole), err)
+	if err := namespace.Veth(a, aName, nsb, bName); err != nil {
+		return err
 	}
 	if err := b.up(aRole, aName); err != nil {
 		return err
@@ -433,11 +395,11 @@ func (b *builder) bridge(role, name string, ports ...string) error {
 
 // nft opens an nftables connection inside a role's namespace.
 func (b *builder) nft(role string) (*nftables.Conn, error) {
-	h, ok := b.env.handles[role]
-	if !ok {
-		return nil, fmt.Errorf("nftables in %s: namespace was not created", b.name(role))
+	ns, err := b.env.named(role)
+	if err != nil {
+		return nil, err
 	}
-	return nftables.New(nftables.WithNetNSFd(int(h)))
+	return namespace.Nft(ns)
 }
 
 // ifname pads an interface name to IFNAMSIZ for a meta iifname compare, as
@@ -453,26 +415,11 @@ func ifname(s string) []byte {
 // stateful middlebox. The ct expression is also what makes the namespace
 // track connections at all (notes §2).
 func (b *builder) invalidDrop(role string) error {
-	c, err := b.nft(role)
+	ns, err := b.env.named(role)
 	if err != nil {
 		return err
 	}
-	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: "filter"})
-	accept := nftables.ChainPolicyAccept
-	ch := c.AddChain(&nftables.Chain{Name: "forward", Table: t, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept})
-	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
-		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
-			Mask: nativeU32(expr.CtStateBitINVALID), Xor: []byte{0, 0, 0, 0}},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}},
-		&expr.Counter{},
-		&expr.Verdict{Kind: expr.VerdictDrop},
-	}})
-	if err := c.Flush(); err != nil {
-		return fmt.Errorf("install `ct state invalid counter drop` in namespace %s: %w", b.name(role), err)
-	}
-	return nil
+	return namespace.FilterRule(ns, "forward", nftables.ChainHookForward, namespace.CtInvalidDrop()...)
 }
 
 // nativeU32 encodes a ct state mask in host order: the kernel ANDs the
@@ -493,9 +440,7 @@ func (b *builder) sourceCheck(role string, ports map[string]string) error {
 		return err
 	}
 	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyBridge, Name: "fabric"})
-	accept := nftables.ChainPolicyAccept
-	ch := c.AddChain(&nftables.Chain{Name: "forward", Table: t, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+	ch := namespace.BaseChain(c, t, "forward", nftables.ChainHookForward, 0)
 	for _, port := range slices.Sorted(maps.Keys(ports)) {
 		a, err := netip.ParseAddr(ports[port])
 		if err != nil {
@@ -533,9 +478,7 @@ func (b *builder) ingressFilter(role, iif string, prefix24 string) error {
 	}
 	a4 := p.Addr().As4()
 	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: "filter"})
-	accept := nftables.ChainPolicyAccept
-	ch := c.AddChain(&nftables.Chain{Name: "forward", Table: t, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+	ch := namespace.BaseChain(c, t, "forward", nftables.ChainHookForward, 0)
 	// nft compiles `ip saddr != 198.51.100.0/24` to a 3-byte payload compare.
 	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
@@ -636,9 +579,7 @@ func (b *builder) dropFragNeeded(role string) error {
 		return err
 	}
 	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: "filter"})
-	accept := nftables.ChainPolicyAccept
-	ch := c.AddChain(&nftables.Chain{Name: "output", Table: t, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+	ch := namespace.BaseChain(c, t, "output", nftables.ChainHookOutput, 0)
 	// nft compiles `icmp type ... icmp code ...` to its l4proto dependency
 	// and one-byte compares of the transport header's first two bytes.
 	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{

@@ -185,7 +185,7 @@ func benchConntrack(ctx context.Context, cfg *config, res *results) (err error) 
 		return err
 	}
 	defer func() {
-		progress("%s: removing %s and %s", name, h.name, h.fab)
+		progress("%s: removing %s and %s", name, h.host.Name, h.fabric.Name)
 		if cerr := h.close(); cerr != nil {
 			res.note(name, "cleanup failed: %v", cerr)
 		}
@@ -205,7 +205,7 @@ func benchConntrack(ctx context.Context, cfg *config, res *results) (err error) 
 	if err != nil {
 		return err
 	}
-	cc, err := conntrack.Dial(&mdnetlink.Config{NetNS: int(h.ns)})
+	cc, err := conntrack.Dial(&mdnetlink.Config{NetNS: int(h.host.Handle)})
 	if err != nil {
 		return fmt.Errorf("open a conntrack socket: %w", err)
 	}
@@ -216,7 +216,7 @@ func benchConntrack(ctx context.Context, cfg *config, res *results) (err error) 
 	}
 	progress("%s: creating %s unrelated entries through ctnetlink", name, comma(int64(cfg.entries)))
 	start := time.Now()
-	if err := fillConntrack(ctx, h.ns, cfg.entries); err != nil {
+	if err := fillConntrack(ctx, h.host.Handle, cfg.entries); err != nil {
 		return err
 	}
 	took := time.Since(start)
@@ -231,7 +231,7 @@ func benchConntrack(ctx context.Context, cfg *config, res *results) (err error) 
 	}
 
 	// ProbeConntrack in this process, as the TUI and check run it.
-	t, err := probes.OpenTarget(h.name, 0)
+	t, err := probes.OpenTarget(h.host.Name, 0)
 	if err != nil {
 		return err
 	}
@@ -270,10 +270,10 @@ func benchConntrack(ctx context.Context, cfg *config, res *results) (err error) 
 	if err != nil {
 		return err
 	}
-	fresh := &measureSet{name: "ProbeConntrack", cmds: []cmdSpec{{argv: []string{self, ctProbeChildArg, h.name, flow4}}}}
-	filtered := &measureSet{name: "filtered", cmds: []cmdSpec{{argv: []string{self, ctDumpChildArg, h.name, flow4, "filtered"}}}}
-	full := &measureSet{name: "full", cmds: []cmdSpec{{argv: []string{self, ctDumpChildArg, h.name, flow4, "full"}}}}
-	asym := &measureSet{name: "asym", cmds: []cmdSpec{{argv: append([]string{cfg.asym, "check", "--json", "--netns", h.name}, strings.Fields(flow4)...), okCodes: []int{0, 1}}}}
+	fresh := &measureSet{name: "ProbeConntrack", cmds: []cmdSpec{{argv: []string{self, ctProbeChildArg, h.host.Name, flow4}}}}
+	filtered := &measureSet{name: "filtered", cmds: []cmdSpec{{argv: []string{self, ctDumpChildArg, h.host.Name, flow4, "filtered"}}}}
+	full := &measureSet{name: "full", cmds: []cmdSpec{{argv: []string{self, ctDumpChildArg, h.host.Name, flow4, "full"}}}}
+	asym := &measureSet{name: "asym", cmds: []cmdSpec{{argv: append([]string{cfg.asym, "check", "--json", "--netns", h.host.Name}, strings.Fields(flow4)...), okCodes: []int{0, 1}}}}
 	for _, m := range []*measureSet{fresh, filtered, full} {
 		out, err := m.cmds[0].check(ctx, cfg)
 		if err != nil {

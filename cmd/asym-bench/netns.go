@@ -15,11 +15,9 @@ import (
 	"runtime"
 	"strings"
 
-	"github.com/google/nftables"
-	"github.com/google/nftables/binaryutil"
-	"github.com/google/nftables/expr"
+	"asym/lab/namespace"
+
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -41,59 +39,52 @@ const (
 // benchHost is a built host namespace and the fabric namespace holding its
 // gateway.
 type benchHost struct {
-	name, fab string
-	ns, fabNS netns.NsHandle
-	nl        *netlink.Handle // inside the host
+	host, fabric namespace.NS
+	nl           *netlink.Handle // inside the host
 }
+
+// hostSysctls: quiet, deterministic IPv6 (no DAD, no router solicitations)
+// and strict reverse-path filter on the host as in two-nics-strict, written
+// before the links exist so that they inherit "default". A kernel without
+// IPv6 has no IPv6 noise to quiet.
+var (
+	hostSysctls = []namespace.Sysctl{
+		{Path: "net/ipv4/conf/all/rp_filter", Value: "1"}, {Path: "net/ipv4/conf/default/rp_filter", Value: "0"},
+		{Path: "net/ipv6/conf/all/accept_dad", Value: "0", Optional: true}, {Path: "net/ipv6/conf/default/accept_dad", Value: "0", Optional: true},
+		{Path: "net/ipv6/conf/all/accept_ra", Value: "0", Optional: true}, {Path: "net/ipv6/conf/default/accept_ra", Value: "0", Optional: true},
+		{Path: "net/ipv6/conf/default/router_solicitations", Value: "0", Optional: true},
+	}
+	fabricSysctls = []namespace.Sysctl{
+		{Path: "net/ipv6/conf/all/accept_dad", Value: "0", Optional: true}, {Path: "net/ipv6/conf/default/accept_dad", Value: "0", Optional: true},
+	}
+)
 
 // newHost builds the host; on error it removes what it made.
 func newHost() (h *benchHost, err error) {
 	b := make([]byte, 4)
 	rand.Read(b)
 	tag := nsPrefix + hex.EncodeToString(b)
-	h = &benchHost{name: tag + "-host", fab: tag + "-fab", ns: -1, fabNS: -1}
+	h = &benchHost{}
 	defer func() {
 		if err != nil {
 			h.close()
 			h = nil
 		}
 	}()
-	if h.ns, err = newNamed(h.name); err != nil {
+	if h.host, err = namespace.Create(tag+"-host", hostSysctls...); err != nil {
 		return h, err
 	}
-	if h.fabNS, err = newNamed(h.fab); err != nil {
+	if h.fabric, err = namespace.Create(tag+"-fab", fabricSysctls...); err != nil {
 		return h, err
 	}
-	// Quiet, deterministic IPv6 (no DAD, no router solicitations), strict
-	// reverse-path filter on the host as in two-nics-strict. Set before
-	// the links exist, so that they inherit "default".
-	for ns, kvs := range map[netns.NsHandle][][2]string{
-		h.ns: {{"net/ipv4/conf/all/rp_filter", "1"}, {"net/ipv4/conf/default/rp_filter", "0"},
-			{"net/ipv6/conf/all/accept_dad", "0"}, {"net/ipv6/conf/default/accept_dad", "0"},
-			{"net/ipv6/conf/all/accept_ra", "0"}, {"net/ipv6/conf/default/accept_ra", "0"},
-			{"net/ipv6/conf/default/router_solicitations", "0"}},
-		h.fabNS: {{"net/ipv6/conf/all/accept_dad", "0"}, {"net/ipv6/conf/default/accept_dad", "0"}},
-	} {
-		if err := sysctls(ns, kvs); err != nil {
-			return h, err
-		}
+	if h.nl, err = netlink.NewHandleAt(h.host.Handle); err != nil {
+		return h, fmt.Errorf("open netlink in %s: %w", h.host.Name, err)
 	}
-	if h.nl, err = netlink.NewHandleAt(h.ns); err != nil {
-		return h, fmt.Errorf("open netlink in %s: %w", h.name, err)
-	}
-	fnl, err := netlink.NewHandleAt(h.fabNS)
+	fnl, err := netlink.NewHandleAt(h.fabric.Handle)
 	if err != nil {
-		return h, fmt.Errorf("open netlink in %s: %w", h.fab, err)
+		return h, fmt.Errorf("open netlink in %s: %w", h.fabric.Name, err)
 	}
 	defer fnl.Close()
-	for _, nh := range []struct {
-		h    *netlink.Handle
-		name string
-	}{{h.nl, "lo"}, {fnl, "lo"}} {
-		if err := linkUp(nh.h, nh.name); err != nil {
-			return h, err
-		}
-	}
 	if err := fnl.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "br0"}}); err != nil {
 		return h, fmt.Errorf("add the fabric's bridge: %w", err)
 	}
@@ -106,9 +97,8 @@ func newHost() (h *benchHost, err error) {
 	}
 	for i, a := range [][2]string{{eth0v4, eth0v6}, {eth1v4, eth1v6}} {
 		name, peer := fmt.Sprintf("eth%d", i), fmt.Sprintf("p%d", i)
-		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: peer, PeerNamespace: netlink.NsFd(int(h.fabNS))}
-		if err := h.nl.LinkAdd(veth); err != nil {
-			return h, fmt.Errorf("add veth %s: %w", name, err)
+		if err := namespace.Veth(h.host, name, h.fabric, peer); err != nil {
+			return h, err
 		}
 		p, err := fnl.LinkByName(peer)
 		if err == nil {
@@ -138,8 +128,8 @@ func newHost() (h *benchHost, err error) {
 			return h, fmt.Errorf("add the default route via %s: %w", g, err)
 		}
 	}
-	if err := trackConntrack(h.ns); err != nil {
-		return h, fmt.Errorf("install the firewall in %s: %w", h.name, err)
+	if err := namespace.TrackConntrack(h.host); err != nil {
+		return h, fmt.Errorf("install the firewall: %w", err)
 	}
 	return h, nil
 }
@@ -153,64 +143,7 @@ func (h *benchHost) close() error {
 	if h.nl != nil {
 		h.nl.Close()
 	}
-	var errs []error
-	for _, n := range []struct {
-		name string
-		h    netns.NsHandle
-	}{{h.name, h.ns}, {h.fab, h.fabNS}} {
-		if n.h >= 0 {
-			n.h.Close()
-		}
-		if err := netns.DeleteNamed(n.name); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, fmt.Errorf("remove namespace %s: %w", n.name, err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// newNamed creates a named namespace on a thread that is then discarded:
-// netns.NewNamed also moves the calling thread into it.
-func newNamed(name string) (netns.NsHandle, error) {
-	type res struct {
-		h   netns.NsHandle
-		err error
-	}
-	c := make(chan res, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
-		h, err := netns.NewNamed(name)
-		c <- res{h, err}
-	}()
-	r := <-c
-	if r.err != nil {
-		return -1, fmt.Errorf("create namespace %s: %w", name, r.err)
-	}
-	return r.h, nil
-}
-
-// inNS runs fn on a discarded thread inside ns.
-func inNS(ns netns.NsHandle, fn func() error) error {
-	c := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: see newNamed
-		if err := unix.Setns(int(ns), unix.CLONE_NEWNET); err != nil {
-			c <- fmt.Errorf("enter a namespace: %w", err)
-			return
-		}
-		c <- fn()
-	}()
-	return <-c
-}
-
-func sysctls(ns netns.NsHandle, kvs [][2]string) error {
-	return inNS(ns, func() error {
-		for _, kv := range kvs {
-			if err := os.WriteFile("/proc/sys/"+kv[0], []byte(kv[1]), 0); err != nil && !(errors.Is(err, os.ErrNotExist) && strings.HasPrefix(kv[0], "net/ipv6/")) {
-				return fmt.Errorf("set %s: %w", kv[0], err)
-			}
-		}
-		return nil
-	})
+	return errors.Join(h.host.Remove(), h.fabric.Remove())
 }
 
 func linkUp(h *netlink.Handle, name string) error {
@@ -243,48 +176,17 @@ func ipNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }
 
-// trackConntrack installs `table inet filter { chain input { type filter
-// hook input priority 0; ct state invalid counter drop } }`: the lab
-// firewall's rule, and what makes a namespace track connections at all.
-func trackConntrack(ns netns.NsHandle) error {
-	c, err := nftables.New(nftables.WithNetNSFd(int(ns)))
-	if err != nil {
-		return err
-	}
-	tbl := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: "filter"})
-	accept := nftables.ChainPolicyAccept
-	ch := c.AddChain(&nftables.Chain{Name: "input", Table: tbl, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter, Policy: &accept})
-	c.AddRule(&nftables.Rule{Table: tbl, Chain: ch, Exprs: []expr.Any{
-		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
-			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitINVALID), Xor: []byte{0, 0, 0, 0}},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}},
-		&expr.Counter{},
-		&expr.Verdict{Kind: expr.VerdictDrop},
-	}})
-	return c.Flush()
-}
-
 // removeLeftovers deletes namespaces named asym-bench-* (an earlier run
 // killed before it could clean up). It touches no other namespace.
 func removeLeftovers() error {
-	entries, err := os.ReadDir("/run/netns")
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
+	names, err := namespace.List(nsPrefix)
 	if err != nil {
-		return fmt.Errorf("list named namespaces: %w", err)
+		return err
 	}
 	var errs []error
-	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), nsPrefix) {
-			continue
-		}
-		progress("removing namespace %s", e.Name())
-		if err := netns.DeleteNamed(e.Name()); err != nil {
-			errs = append(errs, fmt.Errorf("remove namespace %s: %w", e.Name(), err))
-		}
+	for _, name := range names {
+		progress("removing namespace %s", name)
+		errs = append(errs, namespace.Remove(name))
 	}
 	return errors.Join(errs...)
 }

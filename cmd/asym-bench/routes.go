@@ -125,7 +125,7 @@ func ipBatch(ctx context.Context, h *benchHost, v6 bool, path string) (time.Dura
 	if v6 {
 		fam = "-6"
 	}
-	cmd := exec.CommandContext(ctx, "ip", fam, "-n", h.name, "-batch", path)
+	cmd := exec.CommandContext(ctx, "ip", fam, "-n", h.host.Name, "-batch", path)
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -161,7 +161,7 @@ func benchRoutes(ctx context.Context, cfg *config, res *results, v6 bool) error 
 		return err
 	}
 	defer func() {
-		progress("%s: removing %s and %s", name, h.name, h.fab)
+		progress("%s: removing %s and %s", name, h.host.Name, h.fabric.Name)
 		if err := h.close(); err != nil {
 			res.note(name, "cleanup failed: %v", err)
 		}
@@ -183,11 +183,11 @@ func benchRoutes(ctx context.Context, cfg *config, res *results, v6 bool) error 
 		if v6 {
 			argv = append(argv, "-6")
 		}
-		return cmdSpec{argv: append(append(argv, "-n", h.name), words...)}
+		return cmdSpec{argv: append(append(argv, "-n", h.host.Name), words...)}
 	}
 	sport, dport := strconv.Itoa(int(f.Src.Port())), strconv.Itoa(int(f.Dst.Port()))
 	asym := &measureSet{name: "asym check --json", cmds: []cmdSpec{{
-		argv:    append([]string{cfg.asym, "check", "--json", "--netns", h.name}, strings.Fields(fl)...),
+		argv:    append([]string{cfg.asym, "check", "--json", "--netns", h.host.Name}, strings.Fields(fl)...),
 		okCodes: []int{0, 1}, // 1: findings, as expected on this host
 	}}}
 	// The request's input lookup is refused under strict rp_filter: ip
@@ -271,7 +271,7 @@ func benchRoutes(ctx context.Context, cfg *config, res *results, v6 bool) error 
 // inProcessCheck runs every probe of every step in this process, as asym
 // check does, and notes what the kernel sent back and what took time.
 func inProcessCheck(ctx context.Context, res *results, name string, h *benchHost, f flow.Flow) error {
-	t, err := probes.OpenTarget(h.name, 0)
+	t, err := probes.OpenTarget(h.host.Name, 0)
 	if err != nil {
 		return err
 	}

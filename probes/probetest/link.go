@@ -3,6 +3,8 @@ package probetest
 import (
 	"testing"
 
+	"asym/lab/namespace"
+
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -77,10 +79,8 @@ func SetUp(t testing.TB, h *netlink.Handle, l Link) netlink.Link {
 // a test that needs the link-local address must wait for it.
 func Veth(t testing.TB, a NS, al Link, b NS, bl Link) (netlink.Link, netlink.Link) {
 	t.Helper()
-	ha, hb := Netlink(t, a.Handle), Netlink(t, b.Handle)
-	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: al.Name}, PeerName: bl.Name, PeerNamespace: netlink.NsFd(int(b.Handle))}
-	if err := ha.LinkAdd(veth); err != nil {
-		t.Fatalf("add veth %s-%s: %v", al.Name, bl.Name, err)
+	if err := namespace.Veth(a, al.Name, b, bl.Name); err != nil {
+		t.Fatal(err)
 	}
-	return SetUp(t, ha, al), SetUp(t, hb, bl)
+	return SetUp(t, Netlink(t, a.Handle), al), SetUp(t, Netlink(t, b.Handle), bl)
 }

@@ -3,8 +3,9 @@ package probetest
 import (
 	"testing"
 
+	"asym/lab/namespace"
+
 	"github.com/google/nftables"
-	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 )
 
@@ -12,9 +13,9 @@ import (
 // flushes, so there is nothing to close.
 func Nft(t testing.TB, ns NS) *nftables.Conn {
 	t.Helper()
-	c, err := nftables.New(nftables.WithNetNSFd(int(ns.Handle)))
+	c, err := namespace.Nft(ns)
 	if err != nil {
-		t.Fatalf("nftables in %s: %v", ns.Name, err)
+		t.Fatal(err)
 	}
 	return c
 }
@@ -22,9 +23,7 @@ func Nft(t testing.TB, ns NS) *nftables.Conn {
 // BaseChain adds `chain name { type filter hook hook priority prio; policy
 // accept; }` to table tb.
 func BaseChain(c *nftables.Conn, tb *nftables.Table, name string, hook *nftables.ChainHook, prio int32) *nftables.Chain {
-	accept := nftables.ChainPolicyAccept
-	return c.AddChain(&nftables.Chain{Name: name, Table: tb, Type: nftables.ChainTypeFilter,
-		Hooknum: hook, Priority: nftables.ChainPriorityRef(nftables.ChainPriority(prio)), Policy: &accept})
+	return namespace.BaseChain(c, tb, name, hook, prio)
 }
 
 // FilterRule adds one rule to `table inet filter { chain chain { type
@@ -32,32 +31,20 @@ func BaseChain(c *nftables.Conn, tb *nftables.Table, name string, hook *nftables
 // table and the chain if they are not there yet.
 func FilterRule(t testing.TB, ns NS, chain string, hook *nftables.ChainHook, exprs ...expr.Any) {
 	t.Helper()
-	c := Nft(t, ns)
-	tb := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: "filter"})
-	c.AddRule(&nftables.Rule{Table: tb, Chain: BaseChain(c, tb, chain, hook, 0), Exprs: exprs})
-	if err := c.Flush(); err != nil {
-		t.Fatalf("install a rule in chain %s of %s: %v", chain, ns.Name, err)
+	if err := namespace.FilterRule(ns, chain, hook, exprs...); err != nil {
+		t.Fatal(err)
 	}
 }
 
 // CtInvalidDrop is `ct state invalid counter drop` as nft compiles it.
-func CtInvalidDrop() []expr.Any {
-	return []expr.Any{
-		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
-			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitINVALID), Xor: []byte{0, 0, 0, 0}},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}},
-		&expr.Counter{},
-		&expr.Verdict{Kind: expr.VerdictDrop},
-	}
-}
+func CtInvalidDrop() []expr.Any { return namespace.CtInvalidDrop() }
 
 // TrackConntrack installs `table inet filter { chain input { type filter
-// hook input priority 0; ct state invalid counter drop } }` in ns. A fresh
-// namespace tracks no connections until a ruleset uses conntrack
-// (vishvananda/netlink conntrack_test.go, ensureCtHooksInThisNS): the ct
-// expression is what makes it track at all.
+// hook input priority 0; ct state invalid counter drop } }` in ns, which
+// also makes the namespace track connections at all (namespace.TrackConntrack).
 func TrackConntrack(t testing.TB, ns NS) {
 	t.Helper()
-	FilterRule(t, ns, "input", nftables.ChainHookInput, CtInvalidDrop()...)
+	if err := namespace.TrackConntrack(ns); err != nil {
+		t.Fatal(err)
+	}
 }

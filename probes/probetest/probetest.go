@@ -5,7 +5,9 @@
 // as root, so a skip there means a test silently did not run.
 //
 // Every helper that takes an NS needs root; NewNS, the only way to get an
-// NS, calls RequireRoot. The package must import no package whose internal
+// NS, calls RequireRoot. The namespace plumbing itself is asym/lab/namespace,
+// shared with the lab and the benchmark; the helpers here turn its errors
+// into test failures. The package must import no package whose internal
 // tests import it, asym/probes first among them: that is an import cycle.
 package probetest
 
@@ -13,12 +15,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
-	"runtime"
 	"testing"
+
+	"asym/lab/namespace"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 )
 
 // RequireRoot skips the test when not root, or fails it under CI=true.
@@ -34,10 +36,7 @@ func RequireRoot(t testing.TB) {
 }
 
 // NS is a named throwaway namespace.
-type NS struct {
-	Name   string
-	Handle netns.NsHandle
-}
+type NS = namespace.NS
 
 // NewNS creates a namespace named asym-t-<random> and removes it when the
 // test ends, also on failure. The calling thread's namespace is untouched.
@@ -47,43 +46,16 @@ func NewNS(t testing.TB) NS {
 	RequireRoot(t)
 	b := make([]byte, 4)
 	rand.Read(b)
-	name := "asym-t-" + hex.EncodeToString(b)
-	h, err := newNamed(name)
+	ns, err := namespace.Create("asym-t-" + hex.EncodeToString(b))
 	if err != nil {
-		t.Fatalf("create namespace %s: %v", name, err)
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		h.Close()
-		if err := netns.DeleteNamed(name); err != nil {
-			t.Errorf("remove namespace %s: %v", name, err)
+		if err := ns.Remove(); err != nil {
+			t.Error(err)
 		}
 	})
-	nl := Netlink(t, h)
-	lo, err := nl.LinkByName("lo")
-	if err == nil {
-		err = nl.LinkSetUp(lo)
-	}
-	if err != nil {
-		t.Fatalf("bring up lo in %s: %v", name, err)
-	}
-	return NS{Name: name, Handle: h}
-}
-
-// newNamed creates the namespace on a locked thread that is then discarded,
-// because netns.NewNamed also moves the calling thread into the new namespace.
-func newNamed(name string) (netns.NsHandle, error) {
-	type res struct {
-		h   netns.NsHandle
-		err error
-	}
-	c := make(chan res, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
-		h, err := netns.NewNamed(name)
-		c <- res{h, err}
-	}()
-	r := <-c
-	return r.h, r.err
+	return ns
 }
 
 // Netlink opens a netlink handle inside ns, closed at the end of the test.
@@ -100,16 +72,7 @@ func Netlink(t testing.TB, ns netns.NsHandle) *netlink.Handle {
 // Do runs fn on a thread inside ns (for sysctls, sockets and /proc/thread-self).
 func Do(t testing.TB, ns netns.NsHandle, fn func() error) {
 	t.Helper()
-	c := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: see newNamed
-		if err := unix.Setns(int(ns), unix.CLONE_NEWNET); err != nil {
-			c <- err
-			return
-		}
-		c <- fn()
-	}()
-	if err := <-c; err != nil {
+	if err := namespace.Do(ns, fn); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -117,5 +80,7 @@ func Do(t testing.TB, ns netns.NsHandle, fn func() error) {
 // Sysctl writes /proc/sys/<path> inside ns, e.g. "net/ipv4/conf/all/rp_filter".
 func Sysctl(t testing.TB, ns netns.NsHandle, path, value string) {
 	t.Helper()
-	Do(t, ns, func() error { return os.WriteFile("/proc/sys/"+path, []byte(value), 0) })
+	if err := namespace.WriteSysctls(ns, namespace.Sysctl{Path: path, Value: value}); err != nil {
+		t.Fatal(err)
+	}
 }
