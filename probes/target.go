@@ -2,11 +2,11 @@ package probes
 
 import (
 	"asym/evidence"
+	"asym/probes/nsthread"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -206,12 +206,11 @@ func (t *Target) IPCmd(words ...string) string {
 // for what only a thread's namespace decides (/proc/sys/net, /proc/thread-self/net,
 // sockets that have no namespace option). The thread is locked and never
 // unlocked, so the Go runtime discards it when fn returns: no goroutine ever
-// runs in the wrong namespace afterwards.
+// runs in the wrong namespace afterwards, and it is never the main thread
+// (nsthread.Run says why that matters).
 func (t *Target) InNS(ctx context.Context, fn func() error) error {
 	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		// Deliberately no UnlockOSThread: see above.
+	nsthread.Run(func() {
 		if t.Kind != "host" {
 			if err := unix.Setns(int(t.ns), unix.CLONE_NEWNET); err != nil {
 				done <- fmt.Errorf("enter %s: %w", t, err)
@@ -219,7 +218,7 @@ func (t *Target) InNS(ctx context.Context, fn func() error) error {
 			}
 		}
 		done <- fn()
-	}()
+	})
 	select {
 	case err := <-done:
 		return err
