@@ -3,6 +3,7 @@ package xtables
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"net/netip"
 	"slices"
 )
@@ -146,6 +147,9 @@ func (lay layout) size(s slot) int {
 // put writes a slot's entry into e, which has exactly its size.
 func (lay layout) put(e []byte, s slot, starts map[string]int) error {
 	ne := binary.NativeEndian
+	if len(e) > math.MaxUint16 {
+		return fmt.Errorf("a rule of %d bytes does not fit the 16-bit next_offset", len(e))
+	}
 	ne.PutUint16(e[lay.target+2:], uint16(len(e))) // next_offset
 	if s.errorName != "" {
 		ne.PutUint16(e[lay.target:], uint16(lay.entrySize))

@@ -31,6 +31,7 @@ func TestEncodeRefuses(t *testing.T) {
 		{Table{Name: "filter", Chains: []Chain{{Name: "INPUT", Rules: []Rule{{Src: netip.MustParsePrefix("2001:db8::/32")}}}}}, "does not belong in an ip table"},
 		{Table{Name: "filter", Chains: []Chain{{Name: "INPUT", Rules: []Rule{{In: "a-very-long-name"}}}}}, "longer than 15 bytes"},
 		{Table{Name: "filter", Chains: []Chain{{Name: "INPUT", Rules: []Rule{{Matches: []Match{{Name: "odd", Data: make([]byte, 3)}}}}}}}, "padded to 8 bytes"},
+		{Table{Name: "filter", Chains: []Chain{{Name: "INPUT", Rules: []Rule{{Matches: []Match{{Name: "big", Data: make([]byte, 70000)}}}}}}}, "does not fit the 16-bit next_offset"},
 	} {
 		_, err := c.table.Encode()
 		if err == nil || !strings.Contains(err.Error(), c.want) {
