@@ -17,6 +17,7 @@ import (
 
 	"asym/evidence"
 	"asym/flow"
+	"asym/probes/ctentry"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -295,7 +296,7 @@ func (b *watchBatch) flush(out chan<- evidence.WatchUpdate) bool {
 //     the tuple.
 // Here the tuples are compared in the receive buffer itself, without
 // allocating, and only the flow's events are decoded, with the library's
-// own Event.Unmarshal, and flattened with conntrack.go's ctEntry.
+// own Event.Unmarshal, and flattened with ctentry.Flatten, as the conntrack probe does.
 
 // ctnetlink attribute numbers (include/uapi/linux/netfilter/nfnetlink_conntrack.h);
 // x/sys/unix does not define them.
@@ -348,7 +349,7 @@ func newCtMatcher(f flow.Flow) (*ctMatcher, error) {
 		m.family = unix.AF_INET
 	}
 	m.src, m.dst = src.AsSlice(), dst.AsSlice()
-	if ctHasPorts(f.Proto) {
+	if ctentry.HasPorts(f.Proto) {
 		m.sport, m.dport = f.Src.Port(), f.Dst.Port()
 	}
 	return m, nil
@@ -458,7 +459,7 @@ func (m *ctMatcher) match(msg []byte) ctHit {
 			reply, haveReply = ctParseTuple(val)
 		}
 	}
-	// The order is ctEntry's, so both name the direction alike.
+	// The order is ctentry.Flatten's, so both name the direction alike.
 	switch {
 	case haveOrig && m.is(&orig, false):
 		return ctHitOrig
@@ -657,16 +658,16 @@ func ctDecode(nm netlink.Message, now time.Time, hit ctHit) (e evidence.CtEvent,
 	return ctWatchEvent(now, ev, hit), true
 }
 
-// ctWatchEvent flattens a decoded event of the flow with ctEntry. It hands
-// ctEntry the tuple that matched, taken from the event itself, so that a
+// ctWatchEvent flattens a decoded event of the flow with ctentry.Flatten. It hands
+// Flatten the tuple that matched, taken from the event itself, so that a
 // flow given without ports still gets its direction named.
 func ctWatchEvent(now time.Time, ev conntrack.Event, hit ctHit) evidence.CtEvent {
 	fl := *ev.Flow
 	tuple := func(t conntrack.Tuple) flow.Flow {
 		return flow.Flow{
 			Proto: flow.Proto(t.Proto.Protocol),
-			Src:   ctAddrPort(t.IP.SourceAddress, t.Proto.SourcePort),
-			Dst:   ctAddrPort(t.IP.DestinationAddress, t.Proto.DestinationPort),
+			Src:   ctentry.AddrPort(t.IP.SourceAddress, t.Proto.SourcePort),
+			Dst:   ctentry.AddrPort(t.IP.DestinationAddress, t.Proto.DestinationPort),
 		}
 	}
 	var q flow.Flow
@@ -680,7 +681,7 @@ func ctWatchEvent(now time.Time, ev conntrack.Event, hit ctHit) evidence.CtEvent
 	default:
 		q = tuple(fl.TupleOrig)
 	}
-	e, _ := ctEntry(q, q, fl)
+	e, _ := ctentry.Flatten(q, q, fl)
 	typ := "UPDATE"
 	switch ev.Type {
 	case conntrack.EventNew:
