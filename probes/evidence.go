@@ -9,6 +9,7 @@ import (
 
 	"asym/evidence"
 	"asym/flow"
+	"asym/probes/firewall"
 
 	"golang.org/x/sys/unix"
 )
@@ -76,7 +77,7 @@ func (c *Collector) Run(ctx context.Context, id evidence.ProbeID) evidence.Repor
 		c.set(func(e *evidence.Evidence) { e.Counters = v })
 		return v
 	case evidence.ProbeFirewall:
-		v := ProbeFirewall(ctx, c.T)
+		v := firewall.Probe(ctx, c.T)
 		c.set(func(e *evidence.Evidence) { e.Firewall = v })
 		return v
 	case evidence.ProbeConntrack:

@@ -3,6 +3,7 @@ package probes
 import (
 	"asym/evidence"
 	"asym/probes/capture"
+	"asym/probes/watch"
 	"context"
 	"fmt"
 	"sort"
@@ -17,13 +18,13 @@ const (
 )
 
 // WatchLive observes the flow for d: conntrack events and counters through
-// Watch, packets through Capture, both started together and bounded.
+// watch.Start, packets through capture.Capture, both started together and bounded.
 func (c *Collector) WatchLive(ctx context.Context, d time.Duration) *evidence.LiveEvidence {
 	r, start := evidence.Begin("live", fmt.Sprintf("Live evidence over %s", d))
 	l := &evidence.LiveEvidence{Report: r, Start: start, Deltas: map[string]int64{}}
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	watch := Watch(ctx, c.T, c.Flow, WatchOptions{Interval: min(time.Second, d/2)})
+	watch := watch.Start(ctx, c.T, c.Flow, watch.Options{Interval: min(time.Second, d/2)})
 	packets := capture.Capture(ctx, c.T, c.Flow, capture.Options{})
 	var first, last *evidence.Sample
 	captureFailed := false

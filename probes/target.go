@@ -157,6 +157,12 @@ func (t *Target) String() string {
 // NS is the namespace file descriptor, for libraries that take one.
 func (t *Target) NS() netns.NsHandle { return t.ns }
 
+// IsHost says the target is the namespace asym runs in. The packages that
+// take the target as an interface (probes/watch) need to know: entering
+// even our own namespace needs CAP_SYS_ADMIN, so their sockets for it are
+// made where we are instead.
+func (t *Target) IsHost() bool { return t.Kind == "host" }
+
 // Netlink is the route socket opened inside the namespace.
 func (t *Target) Netlink() *netlink.Handle { return t.nl }
 

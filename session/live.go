@@ -6,9 +6,9 @@ import (
 
 	"asym/evidence"
 	"asym/flow"
-	"asym/probes"
 	"asym/probes/capture"
 	"asym/probes/peer"
+	"asym/probes/watch"
 )
 
 // Live says whether the flow can be watched live here (the view's live view).
@@ -16,7 +16,7 @@ func (s *Session) Live() bool { return true }
 
 // Watch streams the flow's conntrack events and counters until ctx ends.
 func (s *Session) Watch(ctx context.Context, f flow.Flow) <-chan evidence.WatchUpdate {
-	return probes.Watch(ctx, s.t, f, probes.WatchOptions{})
+	return watch.Start(ctx, s.t, f, watch.Options{})
 }
 
 // Capture streams the flow's packets on every interface until ctx ends.

@@ -6,7 +6,9 @@ import (
 	"asym/lab/namespace"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
+	"github.com/google/nftables/xt"
 )
 
 // Nft opens an nftables connection inside ns. It holds no socket between
@@ -48,3 +50,55 @@ func TrackConntrack(t testing.TB, ns NS) {
 		t.Fatal(err)
 	}
 }
+
+// Expression builders for the forms nft and iptables-nft produce (the
+// native ct form is what google/nftables read back from `nft -f`, see the
+// notes; the others were read back from rules built with the library).
+
+// U32 is a host-endian u32, as registers hold ct state and marks.
+func U32(v uint32) []byte { return binaryutil.NativeEndian.PutUint32(v) }
+
+// CtState is `ct state` masked with mask and compared with 0 by op:
+// CmpOpNeq is nft's `ct state MASK`, CmpOpEq its `ct state != MASK`.
+func CtState(mask uint32, op expr.CmpOp) []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: U32(mask), Xor: U32(0)},
+		&expr.Cmp{Op: op, Register: 1, Data: U32(0)},
+	}
+}
+
+// XtConntrack is iptables-nft's `-m conntrack [!] --ctstate MASK`.
+func XtConntrack(mask uint16, invert bool) *expr.Match {
+	info := &xt.ConntrackMtinfo3{}
+	info.MatchFlags = uint16(xt.ConntrackState)
+	if invert {
+		info.InvertFlags = uint16(xt.ConntrackState)
+	}
+	info.StateMask = mask
+	return &expr.Match{Name: "conntrack", Rev: 3, Info: info}
+}
+
+// XtRaw is an xt match or target's info as raw bytes, for the extensions
+// google/nftables has no type for.
+func XtRaw(b ...byte) *xt.Unknown { u := xt.Unknown(b); return &u }
+
+// Cat joins expressions and lists of them into one rule.
+func Cat(parts ...any) []expr.Any {
+	var out []expr.Any
+	for _, p := range parts {
+		switch p := p.(type) {
+		case []expr.Any:
+			out = append(out, p...)
+		case expr.Any:
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// The verdicts rules end with.
+var (
+	Drop   = &expr.Verdict{Kind: expr.VerdictDrop}
+	Accept = &expr.Verdict{Kind: expr.VerdictAccept}
+)

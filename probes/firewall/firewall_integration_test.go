@@ -1,4 +1,4 @@
-package probes
+package firewall_test
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 	"unsafe"
 
 	"asym/evidence"
+	"asym/probes"
+	"asym/probes/firewall"
 	"asym/probes/probetest"
 
 	"github.com/google/nftables"
@@ -22,34 +24,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// When the test binary is started through a symlink named
-// iptables-legacy-save, it plays that tool: the machine has no iptables,
-// and this is how the test checks that ProbeFirewall runs it with -c inside
-// the target namespace (not asym's own) and parses what it prints.
-func init() {
-	if filepath.Base(os.Args[0]) == "iptables-legacy-save" {
-		os.Exit(fwFakeLegacySave(os.Args[1:]))
+// openTarget opens the namespace called name as a probe target, closed
+// when the test ends: the probe reads through the real Target.
+func openTarget(t testing.TB, name string) *probes.Target {
+	t.Helper()
+	tg, err := probes.OpenTarget(name, 0)
+	if err != nil {
+		t.Fatalf("open target %s: %v", name, err)
 	}
-}
-
-const fwFakeNetnsEnv = "ASYM_TEST_FAKE_SAVE_NETNS"
-
-func fwFakeLegacySave(args []string) int {
-	if !slices.Equal(args, []string{"-c"}) {
-		fmt.Fprintf(os.Stderr, "fake iptables-legacy-save: want the single argument -c, got %q\n", args)
-		return 2
-	}
-	var st unix.Stat_t
-	if err := unix.Stat("/proc/self/ns/net", &st); err != nil {
-		fmt.Fprintln(os.Stderr, "fake iptables-legacy-save:", err)
-		return 1
-	}
-	if got, want := strconv.FormatUint(st.Ino, 10), os.Getenv(fwFakeNetnsEnv); got != want {
-		fmt.Fprintf(os.Stderr, "fake iptables-legacy-save: running in network namespace %s, not the target %s\n", got, want)
-		return 3
-	}
-	fmt.Print(recordedLegacySave)
-	return 0
+	t.Cleanup(tg.Close)
+	return tg
 }
 
 func fwCtx(t *testing.T) context.Context {
@@ -71,7 +55,7 @@ func TestProbeFirewallFindsRules(t *testing.T) {
 	c.AddRule(&nftables.Rule{Table: filter, Chain: input, Exprs: []expr.Any{
 		&expr.Fib{Register: 1, FlagSADDR: true, FlagIIF: true, ResultOIF: true},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0, 0, 0, 0}},
-		fwDrop,
+		probetest.Drop,
 	}})
 	// fib saddr . iif oif missing counter drop (what nft writes for `missing`:
 	// NFTA_FIB_F_PRESENT and a 1-byte boolean)
@@ -79,7 +63,7 @@ func TestProbeFirewallFindsRules(t *testing.T) {
 		&expr.Fib{Register: 1, FlagSADDR: true, FlagIIF: true, ResultOIF: true, FlagPRESENT: true},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0}},
 		&expr.Counter{},
-		fwDrop,
+		probetest.Drop,
 	}})
 	// Unrelated rules that must not be reported: tcp dport 22 accept and
 	// ct state established,related accept.
@@ -88,10 +72,10 @@ func TestProbeFirewallFindsRules(t *testing.T) {
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(22)},
-		fwAccept,
+		probetest.Accept,
 	}})
 	c.AddRule(&nftables.Rule{Table: filter, Chain: input,
-		Exprs: fwCat(fwCtExprs(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED, expr.CmpOpNeq), fwAccept)})
+		Exprs: probetest.Cat(probetest.CtState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED, expr.CmpOpNeq), probetest.Accept)})
 
 	// table inet firewalld: the shapes firewalld ≥ 1.0 writes.
 	fw := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: "firewalld"})
@@ -99,9 +83,9 @@ func TestProbeFirewallFindsRules(t *testing.T) {
 	vmap := &nftables.Set{Table: fw, Anonymous: true, Constant: true, IsMap: true,
 		KeyType: nftables.TypeCTState, DataType: nftables.TypeVerdict}
 	if err := c.AddSet(vmap, []nftables.SetElement{
-		{Key: fwU32(expr.CtStateBitESTABLISHED), VerdictData: &expr.Verdict{Kind: expr.VerdictAccept}},
-		{Key: fwU32(expr.CtStateBitRELATED), VerdictData: &expr.Verdict{Kind: expr.VerdictAccept}},
-		{Key: fwU32(expr.CtStateBitINVALID), VerdictData: &expr.Verdict{Kind: expr.VerdictDrop}},
+		{Key: probetest.U32(expr.CtStateBitESTABLISHED), VerdictData: &expr.Verdict{Kind: expr.VerdictAccept}},
+		{Key: probetest.U32(expr.CtStateBitRELATED), VerdictData: &expr.Verdict{Kind: expr.VerdictAccept}},
+		{Key: probetest.U32(expr.CtStateBitINVALID), VerdictData: &expr.Verdict{Kind: expr.VerdictDrop}},
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -115,38 +99,38 @@ func TestProbeFirewallFindsRules(t *testing.T) {
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV6}},
 		&expr.Fib{Register: 1, FlagSADDR: true, FlagMARK: true, FlagIIF: true, ResultOIF: true, FlagPRESENT: true},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0}},
-		fwDrop,
+		probetest.Drop,
 	}})
 	// A named counter in a regular chain: ct state invalid counter name "inv" reject.
 	c.AddObj(&nftables.NamedObj{Table: fw, Name: "inv", Type: nftables.ObjTypeCounter, Obj: &expr.Counter{Packets: 7, Bytes: 280}})
 	policy := c.AddChain(&nftables.Chain{Name: "filter_IN_policy", Table: fw})
-	c.AddRule(&nftables.Rule{Table: fw, Chain: policy, Exprs: fwCat(fwCtExprs(expr.CtStateBitINVALID, expr.CmpOpNeq),
+	c.AddRule(&nftables.Rule{Table: fw, Chain: policy, Exprs: probetest.Cat(probetest.CtState(expr.CtStateBitINVALID, expr.CmpOpNeq),
 		&expr.Objref{Type: unix.NFT_OBJECT_COUNTER, Name: "inv"},
 		&expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_ADMIN_PROHIBITED})})
 
 	// table ip filter / ip raw: what iptables-nft writes (xt compat).
 	ipf := c.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: "filter"})
 	ipIn := probetest.BaseChain(c, ipf, "INPUT", nftables.ChainHookInput, 0)
-	c.AddRule(&nftables.Rule{Table: ipf, Chain: ipIn, Exprs: []expr.Any{fwXtConntrack(uint16(expr.CtStateBitINVALID), false), &expr.Counter{}, fwDrop}})
-	c.AddRule(&nftables.Rule{Table: ipf, Chain: ipIn, Exprs: []expr.Any{fwXtConntrack(uint16(expr.CtStateBitINVALID), true), fwAccept}})
+	c.AddRule(&nftables.Rule{Table: ipf, Chain: ipIn, Exprs: []expr.Any{probetest.XtConntrack(uint16(expr.CtStateBitINVALID), false), &expr.Counter{}, probetest.Drop}})
+	c.AddRule(&nftables.Rule{Table: ipf, Chain: ipIn, Exprs: []expr.Any{probetest.XtConntrack(uint16(expr.CtStateBitINVALID), true), probetest.Accept}})
 	// -m state --state INVALID -j REJECT: xt_state_info and ipt_reject_info
 	// are a u32 each, padded by the kernel to 8 bytes (XT_ALIGN).
 	c.AddRule(&nftables.Rule{Table: ipf, Chain: ipIn, Exprs: []expr.Any{
-		&expr.Match{Name: "state", Info: fwXtRaw(1, 0, 0, 0, 0, 0, 0, 0)}, &expr.Counter{},
-		&expr.Target{Name: "REJECT", Info: fwXtRaw(0, 0, 0, 0, 0, 0, 0, 0)},
+		&expr.Match{Name: "state", Info: probetest.XtRaw(1, 0, 0, 0, 0, 0, 0, 0)}, &expr.Counter{},
+		&expr.Target{Name: "REJECT", Info: probetest.XtRaw(0, 0, 0, 0, 0, 0, 0, 0)},
 	}})
 	// -t raw -A PREROUTING -m rpfilter --invert -j DROP (rpfilter is only
 	// accepted in raw/mangle PREROUTING: EINVAL elsewhere).
 	raw := c.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: "raw"})
 	rawPre := probetest.BaseChain(c, raw, "PREROUTING", nftables.ChainHookPrerouting, -300)
 	c.AddRule(&nftables.Rule{Table: raw, Chain: rawPre, Exprs: []expr.Any{
-		&expr.Match{Name: "rpfilter", Info: fwXtRaw(8, 0, 0, 0, 0, 0, 0, 0)}, &expr.Counter{}, fwDrop,
+		&expr.Match{Name: "rpfilter", Info: probetest.XtRaw(8, 0, 0, 0, 0, 0, 0, 0)}, &expr.Counter{}, probetest.Drop,
 	}})
 	if err := c.Flush(); err != nil {
 		t.Fatalf("load the test ruleset: %v", err)
 	}
 
-	v := ProbeFirewall(fwCtx(t), openTarget(t, ns.Name))
+	v := firewall.Probe(fwCtx(t), openTarget(t, ns.Name))
 	t.Logf("%s\n%s", v.Command, strings.Join(v.Lines, "\n"))
 	if v.Status != evidence.StatusOK {
 		t.Fatalf("status %s: %s", v.Status, v.Reason)
@@ -240,7 +224,7 @@ func TestProbeFirewallCountsInvalidTraffic(t *testing.T) {
 
 	tb := openTarget(t, b.Name)
 	invalidRule := func() (evidence.FirewallRule, *evidence.FirewallView) {
-		v := ProbeFirewall(fwCtx(t), tb)
+		v := firewall.Probe(fwCtx(t), tb)
 		if v.Status != evidence.StatusOK {
 			t.Fatalf("status %s: %s", v.Status, v.Reason)
 		}
@@ -276,7 +260,7 @@ func TestProbeFirewallCountsInvalidTraffic(t *testing.T) {
 
 func TestProbeFirewallNoTables(t *testing.T) {
 	ns := probetest.NewNS(t)
-	v := ProbeFirewall(fwCtx(t), openTarget(t, ns.Name))
+	v := firewall.Probe(fwCtx(t), openTarget(t, ns.Name))
 	if v.Status != evidence.StatusOK || v.Tables != 0 || len(v.Rules) != 0 || len(v.LegacyTables) != 0 {
 		t.Fatalf("status %s (%s) tables %d rules %v legacy %v", v.Status, v.Reason, v.Tables, v.Rules, v.LegacyTables)
 	}
@@ -292,12 +276,12 @@ func TestProbeFirewallOnlyUnrelatedRules(t *testing.T) {
 		tb := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: name})
 		ch := probetest.BaseChain(c, tb, "input", nftables.ChainHookInput, 0)
 		c.AddRule(&nftables.Rule{Table: tb, Chain: ch,
-			Exprs: fwCat(fwCtExprs(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED, expr.CmpOpNeq), fwAccept)})
+			Exprs: probetest.Cat(probetest.CtState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED, expr.CmpOpNeq), probetest.Accept)})
 	}
 	if err := c.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	v := ProbeFirewall(fwCtx(t), openTarget(t, ns.Name))
+	v := firewall.Probe(fwCtx(t), openTarget(t, ns.Name))
 	if v.Status != evidence.StatusOK || v.Tables != 2 || len(v.Rules) != 0 {
 		t.Fatalf("status %s (%s) tables %d rules %v", v.Status, v.Reason, v.Tables, v.Rules)
 	}
@@ -339,7 +323,7 @@ func TestProbeFirewallLegacyTables(t *testing.T) {
 
 	t.Run("without iptables-legacy-save", func(t *testing.T) {
 		t.Setenv("PATH", t.TempDir())
-		v := ProbeFirewall(fwCtx(t), tg)
+		v := firewall.Probe(fwCtx(t), tg)
 		t.Logf("%s", strings.Join(v.Lines, "\n"))
 		if v.Status != evidence.StatusOK || !slices.Equal(v.LegacyTables, []string{"ip filter"}) || len(v.Rules) != 0 {
 			t.Fatalf("status %s (%s) legacy %v rules %v", v.Status, v.Reason, v.LegacyTables, v.Rules)
@@ -366,8 +350,8 @@ func TestProbeFirewallLegacyTables(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Setenv("PATH", dir)
-		t.Setenv(fwFakeNetnsEnv, strconv.FormatUint(st.Ino, 10))
-		v := ProbeFirewall(fwCtx(t), tg)
+		t.Setenv(firewall.FakeSaveNetnsEnv, strconv.FormatUint(st.Ino, 10))
+		v := firewall.Probe(fwCtx(t), tg)
 		t.Logf("%s", strings.Join(v.Lines, "\n"))
 		if v.Status != evidence.StatusOK || !slices.Equal(v.LegacyTables, []string{"ip filter"}) {
 			t.Fatalf("status %s (%s) legacy %v", v.Status, v.Reason, v.LegacyTables)
@@ -390,7 +374,7 @@ func TestProbeFirewallTimedOut(t *testing.T) {
 	tg := openTarget(t, ns.Name)
 	ctx, cancel := context.WithDeadline(t.Context(), time.Now().Add(-time.Second))
 	defer cancel()
-	v := ProbeFirewall(ctx, tg)
+	v := firewall.Probe(ctx, tg)
 	if v.Status != evidence.StatusTimedOut || v.Reason == "" {
 		t.Fatalf("status %s reason %q, want timed out", v.Status, v.Reason)
 	}

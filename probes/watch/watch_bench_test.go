@@ -1,4 +1,4 @@
-package probes
+package watch_test
 
 // The watch's budget under an unrelated conntrack flood, measured: "with an
 // unrelated flood of at least 50,000 conntrack events per second in the
@@ -7,7 +7,7 @@ package probes
 //
 // It is a measurement, opt-in with ASYM_BENCH=1:
 //
-//	ASYM_BENCH=1 go test ./probes/ -run TestWatchFloodBudget -v -count=1 -timeout 10m
+//	ASYM_BENCH=1 go test ./probes/watch/ -run TestWatchFloodBudget -v -count=1 -timeout 10m
 //
 // The flood comes from a second process, the test binary started again
 // with ASYM_BENCH_FLOOD_NS set, which creates and deletes UDP entries
@@ -45,6 +45,7 @@ import (
 
 	"asym/evidence"
 	"asym/probes/probetest"
+	"asym/probes/watch"
 
 	mdnetlink "github.com/mdlayher/netlink"
 	"github.com/ti-mo/conntrack"
@@ -80,7 +81,7 @@ const (
 // itself cannot run.
 func TestWatchFloodBudget(t *testing.T) {
 	if os.Getenv(benchEnv) != "1" {
-		t.Skip("a measurement, not a test: run it with ASYM_BENCH=1 (go test ./probes/ -run TestWatchFloodBudget -v -count=1 -timeout 10m)")
+		t.Skip("a measurement, not a test: run it with ASYM_BENCH=1 (go test ./probes/watch/ -run TestWatchFloodBudget -v -count=1 -timeout 10m)")
 	}
 	if ns := os.Getenv(benchFloodNSEnv); ns != "" {
 		benchFloodProcess(t, ns)
@@ -107,7 +108,7 @@ func TestWatchFloodBudget(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	rec := benchRecord(Watch(ctx, tg, f, WatchOptions{})) // the default interval, as asym runs it
+	rec := benchRecord(watch.Start(ctx, tg, f, watch.Options{})) // the default interval, as asym runs it
 	if !rec.waitSample(5 * time.Second) {
 		t.Fatal("the watch gave no first sample within 5s")
 	}
@@ -763,9 +764,22 @@ type benchFlooder struct {
 	firstErr error // the kernel's first refusal, for the report
 }
 
-// ctnetlink numbers the generator writes (nfnetlink_conntrack.h).
+// ctnetlink numbers the generator writes (nfnetlink_conntrack.h), its
+// own rather than the watch's: it writes what the kernel reads.
 const (
-	benchCtaTimeout = 7 // CTA_TIMEOUT, be32
+	benchCtaTupleOrig    = 1 // CTA_TUPLE_ORIG
+	benchCtaTupleReply   = 2 // CTA_TUPLE_REPLY
+	benchCtaTimeout      = 7 // CTA_TIMEOUT, be32
+	benchCtaTupleIP      = 1 // CTA_TUPLE_IP
+	benchCtaTupleProto   = 2 // CTA_TUPLE_PROTO
+	benchCtaIPv4Src      = 1 // CTA_IP_V4_SRC
+	benchCtaIPv4Dst      = 2 // CTA_IP_V4_DST
+	benchCtaProtoNum     = 1 // CTA_PROTO_NUM
+	benchCtaProtoSrcPort = 2 // CTA_PROTO_SRC_PORT
+	benchCtaProtoDstPort = 3 // CTA_PROTO_DST_PORT
+	benchMsgCtNew        = 0 // IPCTNL_MSG_CT_NEW
+	benchMsgCtDelete     = 2 // IPCTNL_MSG_CT_DELETE
+	benchNlmsgHdrLen     = unix.SizeofNlMsghdr
 )
 
 func newBenchFlooder(h netns.NsHandle, w int) (*benchFlooder, error) {
@@ -804,15 +818,15 @@ func newBenchFlooder(h netns.NsHandle, w int) (*benchFlooder, error) {
 func benchCtMsg(create bool, seq uint32, ack bool, src, dst netip.Addr, sport, dport uint16) ([]byte, error) {
 	tuple := func(s, d netip.Addr, sp, dp uint16) func(*mdnetlink.AttributeEncoder) error {
 		return func(ae *mdnetlink.AttributeEncoder) error {
-			ae.Nested(ctaTupleIP, func(ip *mdnetlink.AttributeEncoder) error {
-				ip.Bytes(ctaIPv4Src, s.AsSlice())
-				ip.Bytes(ctaIPv4Dst, d.AsSlice())
+			ae.Nested(benchCtaTupleIP, func(ip *mdnetlink.AttributeEncoder) error {
+				ip.Bytes(benchCtaIPv4Src, s.AsSlice())
+				ip.Bytes(benchCtaIPv4Dst, d.AsSlice())
 				return nil
 			})
-			ae.Nested(ctaTupleProto, func(p *mdnetlink.AttributeEncoder) error {
-				p.Uint8(ctaProtoNum, unix.IPPROTO_UDP)
-				p.Uint16(ctaProtoSrcPort, sp)
-				p.Uint16(ctaProtoDstPort, dp)
+			ae.Nested(benchCtaTupleProto, func(p *mdnetlink.AttributeEncoder) error {
+				p.Uint8(benchCtaProtoNum, unix.IPPROTO_UDP)
+				p.Uint16(benchCtaProtoSrcPort, sp)
+				p.Uint16(benchCtaProtoDstPort, dp)
 				return nil
 			})
 			return nil
@@ -820,13 +834,13 @@ func benchCtMsg(create bool, seq uint32, ack bool, src, dst netip.Addr, sport, d
 	}
 	ae := mdnetlink.NewAttributeEncoder()
 	ae.ByteOrder = binary.BigEndian
-	ae.Nested(ctaTupleOrig, tuple(src, dst, sport, dport))
-	ae.Nested(ctaTupleReply, tuple(dst, src, dport, sport))
-	typ := uint16(unix.NFNL_SUBSYS_CTNETLINK<<8 | ipctnlMsgCtDel)
+	ae.Nested(benchCtaTupleOrig, tuple(src, dst, sport, dport))
+	ae.Nested(benchCtaTupleReply, tuple(dst, src, dport, sport))
+	typ := uint16(unix.NFNL_SUBSYS_CTNETLINK<<8 | benchMsgCtDelete)
 	flags := mdnetlink.Request
 	if create {
 		ae.Uint32(benchCtaTimeout, 30)
-		typ = unix.NFNL_SUBSYS_CTNETLINK<<8 | ipctnlMsgCtNew
+		typ = unix.NFNL_SUBSYS_CTNETLINK<<8 | benchMsgCtNew
 		flags |= mdnetlink.Create | mdnetlink.Excl
 	}
 	if ack {
@@ -840,7 +854,7 @@ func benchCtMsg(create bool, seq uint32, ack bool, src, dst netip.Addr, sport, d
 		Header: mdnetlink.Header{Type: mdnetlink.HeaderType(typ), Flags: flags, Sequence: seq},
 		Data:   append([]byte{unix.AF_INET, unix.NFNETLINK_V0, 0, 0}, attrs...),
 	}
-	m.Header.Length = uint32(nlmsgHdrLen + len(m.Data))
+	m.Header.Length = uint32(benchNlmsgHdrLen + len(m.Data))
 	return m.MarshalBinary()
 }
 
@@ -905,14 +919,14 @@ func (g *benchFlooder) send() (bad int, err error) {
 		if rerr != nil {
 			return bad, fmt.Errorf("read the answers: %w", rerr)
 		}
-		for b := g.rbuf[:n]; len(b) >= nlmsgHdrLen; {
+		for b := g.rbuf[:n]; len(b) >= benchNlmsgHdrLen; {
 			l := int(binary.NativeEndian.Uint32(b))
-			if l < nlmsgHdrLen || l > len(b) {
+			if l < benchNlmsgHdrLen || l > len(b) {
 				return bad, errors.New("a truncated answer")
 			}
 			typ, seq := binary.NativeEndian.Uint16(b[4:]), binary.NativeEndian.Uint32(b[8:])
-			if typ == unix.NLMSG_ERROR && l >= nlmsgHdrLen+4 {
-				code := int32(binary.NativeEndian.Uint32(b[nlmsgHdrLen:]))
+			if typ == unix.NLMSG_ERROR && l >= benchNlmsgHdrLen+4 {
+				code := int32(binary.NativeEndian.Uint32(b[benchNlmsgHdrLen:]))
 				if code != 0 {
 					if bad == 0 && g.firstErr == nil {
 						g.firstErr = syscall.Errno(-code)

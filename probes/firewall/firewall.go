@@ -1,0 +1,88 @@
+// Package firewall finds the rules that drop a flow for asymmetric-routing
+// reasons: `ct state invalid` (the reply of a flow this host never saw
+// start) and fib reverse-path checks, with their counters. It reads
+// nftables through nfnetlink, native expressions and iptables-nft's xt
+// compat matches alike, and iptables-legacy through iptables-legacy-save.
+//
+// The decoder is laid out like google/nftables' expr package: one file per
+// expression family (ct, fib, meta, payload, xt, sets, verdicts and
+// statements), scan.go to walk a rule with them, render.go for the nft-like
+// text. Reading never changes anything: listing rules does not reset their
+// counters, and it never runs iptables-legacy -L/-S, which would create
+// tables.
+package firewall
+
+import (
+	"context"
+	"fmt"
+
+	"asym/evidence"
+
+	"github.com/vishvananda/netns"
+)
+
+// Namespace is the network namespace the firewall is read in.
+// *probes.Target is one; the probe takes this interface rather than the
+// Target because package probes imports this one.
+type Namespace interface {
+	// NS is the namespace's file descriptor, for the nftables socket.
+	NS() netns.NsHandle
+	// InNS runs fn on a thread inside the namespace, which a child process
+	// (iptables-legacy-save) inherits.
+	InNS(ctx context.Context, fn func() error) error
+	// ReadProc reads files under /proc as the namespace sees them.
+	ReadProc(ctx context.Context, paths ...string) (map[string]string, error)
+	// Cmd renders the command a person would type to run words in the
+	// namespace, prefixed and quoted.
+	Cmd(words ...string) string
+	String() string
+}
+
+// Probe lists the nftables ruleset of the namespace (and, when present,
+// its iptables-legacy tables) and reports every rule matching
+// `ct state invalid` or doing a fib reverse-path check, with its counters.
+func Probe(ctx context.Context, ns Namespace) *evidence.FirewallView {
+	rep, start := evidence.Begin("firewall", "Firewall: ct state invalid and reverse-path rules")
+	v := &evidence.FirewallView{Report: rep}
+	defer v.Finish(start)
+	v.Command = ns.Cmd("nft", "list", "ruleset")
+	if err := ctx.Err(); err != nil {
+		v.Fail(err)
+		return v
+	}
+
+	nft, nftErr := listBounded(ctx, ns)
+	if ctx.Err() != nil {
+		v.Fail(ctx.Err())
+		return v
+	}
+	if nftErr == nil {
+		v.Tables = nft.tables
+		v.Rules = nft.rules
+		v.Lines = append(v.Lines, renderLines(nft.rules, nft.headers)...)
+		v.Lines = append(v.Lines, nft.notes...)
+		if len(nft.rules) == 0 {
+			v.Lines = append(v.Lines, noRulesLine(nft.tables))
+		}
+	}
+	// Legacy tables are looked at even when nftables cannot be read: a
+	// kernel without nf_tables may well filter with x_tables. The status
+	// still says nftables was not readable.
+	if err := probeLegacy(ctx, v, ns); err != nil {
+		v.Fail(err)
+		return v
+	}
+	v.Fail(nftErr)
+	return v
+}
+
+// noRulesLine says that nftables holds nothing of interest.
+func noRulesLine(tables int) string {
+	switch tables {
+	case 0:
+		return "no nftables tables: nothing here filters with nftables"
+	case 1:
+		return "no ct state invalid or fib reverse-path rules in 1 nftables table"
+	}
+	return fmt.Sprintf("no ct state invalid or fib reverse-path rules in %d nftables tables", tables)
+}

@@ -1,0 +1,128 @@
+package firewall
+
+// Walking a rule's expressions with one decoder per expression kind.
+
+import (
+	"reflect"
+
+	"asym/evidence"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+)
+
+// scan is what scanRule made of a rule's expressions.
+type scan struct {
+	kind        evidence.FirewallRuleKind // "" for a rule of no interest
+	source      string                    // evidence.SourceNftables or evidence.SourceIptablesNft
+	verdict     string
+	counter     *expr.Counter // counts only what the recognised match selected
+	counterName string        // a named counter that does the same
+	text        string
+}
+
+// scanner is one walk over a rule's expressions. A decoder reads the
+// expression it is given and takes the ones that complete it (the compare
+// after a load) from rest; it adds what nft would print to text and records
+// in sc what the rule matches.
+type scanner struct {
+	fam  nftables.TableFamily
+	rest []expr.Any // the expressions after the one being decoded
+	sets setReader  // may be nil
+	text ruleText
+	sc   scan
+}
+
+// decoder reads one kind of expression.
+type decoder func(s *scanner, e expr.Any)
+
+// decoders are keyed by expression type. Any other expression reads as
+// "…": asym does not spell it out.
+var decoders = map[reflect.Type]decoder{
+	reflect.TypeFor[*expr.Ct]():      decodeAs(decodeCt),
+	reflect.TypeFor[*expr.Fib]():     decodeAs(decodeFib),
+	reflect.TypeFor[*expr.Meta]():    decodeAs(decodeMeta),
+	reflect.TypeFor[*expr.Payload](): decodeAs(decodePayload),
+	reflect.TypeFor[*expr.Match]():   decodeAs(decodeXtMatch),
+	reflect.TypeFor[*expr.Target]():  decodeAs(decodeXtTarget),
+	reflect.TypeFor[*expr.Verdict](): decodeAs(decodeVerdict),
+	reflect.TypeFor[*expr.Reject]():  decodeAs(decodeReject),
+	reflect.TypeFor[*expr.Counter](): decodeAs(decodeCounter),
+	reflect.TypeFor[*expr.Objref]():  decodeAs(decodeObjref),
+	reflect.TypeFor[*expr.Log]():     decodeAs(decodeLog),
+}
+
+// decodeAs makes a decoder of a function that takes the concrete type.
+func decodeAs[E expr.Any](d func(*scanner, E)) decoder {
+	return func(s *scanner, e expr.Any) { d(s, e.(E)) }
+}
+
+// scanRule recognises a ct-invalid or reverse-path rule and renders it
+// nft-style. It is pure: the only outside knowledge, set contents, comes
+// through sets (which may be nil).
+//
+// A ct state match is recognised by evaluating it for an invalid packet
+// rather than by pattern: the state register then holds 1, so
+// `ct state invalid,new` (Bitwise 9, Cmp != 0) and `ct state != established`
+// (Bitwise 2, Cmp == 0) both match it, `ct state established,related` does not.
+// A counter is attributed to the match only when it comes after it: a counter
+// placed before counts every packet the rule sees.
+func scanRule(fam nftables.TableFamily, exprs []expr.Any, sets setReader) scan {
+	s := &scanner{fam: fam, rest: exprs, sets: sets}
+	for len(s.rest) > 0 {
+		e := s.rest[0]
+		s.rest = s.rest[1:]
+		if d, ok := decoders[reflect.TypeOf(e)]; ok {
+			d(s, e)
+		} else {
+			s.text.push("…")
+		}
+	}
+	if s.sc.kind == "" {
+		return scan{}
+	}
+	s.sc.text = s.text.String()
+	return s.sc
+}
+
+// consume takes the n expressions a decoder read along with its own.
+func (s *scanner) consume(n int) { s.rest = s.rest[n:] }
+
+// condition adds a condition that took used expressions after its load,
+// or "…" when the decoder could not read it (used is 0).
+func (s *scanner) condition(used int, text string) {
+	if used == 0 {
+		s.text.push("…")
+		return
+	}
+	s.consume(used)
+	s.text.push(text)
+}
+
+// found records what the rule is about; the first match decides.
+func (s *scanner) found(kind evidence.FirewallRuleKind, source string) {
+	if s.sc.kind == "" {
+		s.sc.kind, s.sc.source = kind, source
+	}
+}
+
+// counts says whether a counter met now counts what the match selected:
+// it comes after the match, and no counter did before it.
+func (s *scanner) counts() bool {
+	return s.sc.kind != "" && s.sc.counter == nil && s.sc.counterName == ""
+}
+
+// native is the byte order of registers holding ct state, marks and
+// interface indexes: the host's.
+var native = binaryutil.NativeEndian
+
+// compareOf returns e when it compares register reg.
+func compareOf(e expr.Any, reg uint32) (*expr.Cmp, bool) {
+	c, ok := e.(*expr.Cmp)
+	return c, ok && c.Register == reg
+}
+
+// eqOrNeq says whether op is == or !=, the only compares a match of a set
+// of values (a mask, an address) can be.
+func eqOrNeq(op expr.CmpOp) bool { return op == expr.CmpOpEq || op == expr.CmpOpNeq }
