@@ -1,13 +1,12 @@
 package firewall_test
 
 import (
+	labxt "asym/lab/xtables"
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -316,57 +316,59 @@ func fwCreateLegacyTable(t *testing.T, ns probetest.NS, name string) {
 	})
 }
 
+// TestProbeFirewallLegacyTables: iptables-legacy rules are read through
+// the kernel, with no iptables tool on the machine: an INVALID drop in
+// FORWARD and a state-match drop in INPUT come back as rules of the probe
+// with the counters that real invalid SYN-ACKs made rise.
 func TestProbeFirewallLegacyTables(t *testing.T) {
-	ns := probetest.NewNS(t)
-	fwCreateLegacyTable(t, ns, "filter")
-	tg := openTarget(t, ns.Name)
-
-	t.Run("without iptables-legacy-save", func(t *testing.T) {
-		t.Setenv("PATH", t.TempDir())
-		v := firewall.Probe(fwCtx(t), tg)
-		t.Logf("%s", strings.Join(v.Lines, "\n"))
-		if v.Status != evidence.StatusOK || !slices.Equal(v.LegacyTables, []string{"ip filter"}) || len(v.Rules) != 0 {
-			t.Fatalf("status %s (%s) legacy %v rules %v", v.Status, v.Reason, v.LegacyTables, v.Rules)
-		}
-		found := slices.ContainsFunc(v.Lines, func(l string) bool {
-			return strings.HasPrefix(l, "iptables-legacy tables exist (filter) but cannot be read without iptables-legacy-save")
-		})
-		if !found {
-			t.Errorf("no line saying the legacy tables cannot be read: %q", v.Lines)
-		}
-	})
-
-	t.Run("with iptables-legacy-save", func(t *testing.T) {
-		self, err := os.Executable()
+	client, router, server := probetest.NewNS(t), probetest.NewNS(t), probetest.NewNS(t)
+	for _, ns := range []probetest.NS{client, router, server} {
+		probetest.Quiet(t, ns)
+	}
+	probetest.Sysctl(t, router.Handle, "net/ipv4/ip_forward", "1")
+	probetest.Veth(t, client, probetest.Link{Name: "eth0", Addrs: []string{"192.0.2.10/24"}},
+		router, probetest.Link{Name: "eth0", Addrs: []string{"192.0.2.1/24"}})
+	probetest.Veth(t, router, probetest.Link{Name: "eth1", Addrs: []string{"203.0.113.1/24"}},
+		server, probetest.Link{Name: "eth0", Addrs: []string{"203.0.113.10/24"}})
+	probetest.Do(t, server.Handle, func() error {
+		h, err := netlink.NewHandle()
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
-		dir := t.TempDir()
-		if err := os.Symlink(self, filepath.Join(dir, "iptables-legacy-save")); err != nil {
-			t.Fatal(err)
-		}
-		var st unix.Stat_t
-		if err := unix.Fstat(int(ns.Handle), &st); err != nil {
-			t.Fatal(err)
-		}
-		t.Setenv("PATH", dir)
-		t.Setenv(firewall.FakeSaveNetnsEnv, strconv.FormatUint(st.Ino, 10))
-		v := firewall.Probe(fwCtx(t), tg)
-		t.Logf("%s", strings.Join(v.Lines, "\n"))
-		if v.Status != evidence.StatusOK || !slices.Equal(v.LegacyTables, []string{"ip filter"}) {
-			t.Fatalf("status %s (%s) legacy %v", v.Status, v.Reason, v.LegacyTables)
-		}
-		if !slices.Contains(v.Lines, "# ip netns exec "+ns.Name+" iptables-legacy-save -c") {
-			t.Errorf("no command line for iptables-legacy-save: %q", v.Lines)
-		}
-		if len(v.Rules) != 5 {
-			t.Fatalf("got %d rules, want the 5 of the recorded output: %+v", len(v.Rules), v.Rules)
-		}
-		r := v.Rules[1]
-		if r.Source != "iptables-legacy" || r.Where() != "ip filter INPUT" || r.Packets != 3 || r.Bytes != 120 || !r.Drops() {
-			t.Errorf("INPUT rule: %+v", r)
-		}
+		defer h.Close()
+		return h.RouteAdd(&netlink.Route{Gw: net.ParseIP("203.0.113.1").To4(), Dst: &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}})
 	})
+	tg := openTarget(t, router.Name)
+	if v := firewall.Probe(fwCtx(t), tg); len(v.LegacyTables) != 0 || len(v.Rules) != 0 {
+		t.Fatalf("a namespace without legacy tables: %v %v", v.LegacyTables, v.Rules)
+	}
+	probetest.Do(t, router.Handle, func() error {
+		return labxt.Table{Name: "filter", Chains: []labxt.Chain{
+			{Name: "INPUT", Rules: []labxt.Rule{{Matches: []labxt.Match{labxt.State(labxt.StateInvalid)}, Target: labxt.Drop}}},
+			{Name: "FORWARD", Rules: []labxt.Rule{{Matches: []labxt.Match{labxt.Conntrack(3, labxt.StateInvalid, false)}, Target: labxt.Drop}}},
+		}}.Install()
+	})
+	sv, cl := netip.MustParseAddr("203.0.113.10"), netip.MustParseAddr("192.0.2.10")
+	probetest.SendRawTCP(t, server, sv, cl, probetest.SynAck(sv, cl, 8080, 40000, 1, 1), probetest.SynAck(sv, cl, 8080, 40000, 2, 1))
+	var v *evidence.FirewallView
+	counted := probetest.Poll(5*time.Second, func() bool {
+		v = firewall.Probe(fwCtx(t), tg)
+		return len(v.Rules) == 2 && v.Rules[1].Packets == 2
+	})
+	t.Logf("%s", strings.Join(v.Lines, "\n"))
+	if !counted || v.Status != evidence.StatusOK || !slices.Equal(v.LegacyTables, []string{"ip filter"}) {
+		t.Fatalf("status %s (%s) legacy %v rules %+v", v.Status, v.Reason, v.LegacyTables, v.Rules)
+	}
+	in, fwd := v.Rules[0], v.Rules[1]
+	if in.Source != evidence.SourceIptablesLegacy || in.Where() != "ip filter INPUT" || in.Hook != "input" || in.Kind != evidence.RuleCtInvalid || !in.Drops() {
+		t.Errorf("INPUT rule: %+v", in)
+	}
+	if fwd.Where() != "ip filter FORWARD" || fwd.Hook != "forward" || fwd.Packets != 2 || fwd.Bytes != 80 || fwd.Text != "[2:80] -A FORWARD -m conntrack --ctstate INVALID -j DROP" {
+		t.Errorf("FORWARD rule: %+v", fwd)
+	}
+	if !slices.Contains(v.Lines, "# ip netns exec "+router.Name+" iptables-legacy-save -c") {
+		t.Errorf("no equivalent command line: %q", v.Lines)
+	}
 }
 
 func TestProbeFirewallTimedOut(t *testing.T) {

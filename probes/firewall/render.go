@@ -63,7 +63,13 @@ func chainHeader(r evidence.FirewallRule, headers map[string]string) string {
 		return h
 	}
 	if r.Source == evidence.SourceIptablesLegacy {
-		return legacyChainHeader(r, "")
+		// xtables.Ruleset.Headers names every chain; this is a rule whose
+		// chain it did not list.
+		tool := "iptables-legacy"
+		if r.Family == "ip6" {
+			tool = "ip6tables-legacy"
+		}
+		return tool + " table " + r.Table + "  chain " + r.Chain
 	}
 	return nftChainHeader(r, "", "", false)
 }
@@ -101,16 +107,6 @@ func nftChainHeader(r evidence.FirewallRule, policy, device string, dormant bool
 		attrs = append(attrs, "policy "+policy)
 	}
 	return h + " (" + strings.Join(attrs, "; ") + ")"
-}
-
-// legacyChainHeader renders the line that introduces an iptables-legacy
-// chain's rules; user chains have no policy ("-").
-func legacyChainHeader(r evidence.FirewallRule, policy string) string {
-	h := legacyTool(r.Family) + " table " + r.Table + "  chain " + r.Chain
-	if policy != "" && policy != "-" {
-		h += " (policy " + policy + ")"
-	}
-	return h
 }
 
 func familyName(f nftables.TableFamily) string {
