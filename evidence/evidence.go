@@ -2,6 +2,7 @@ package evidence
 
 import (
 	"context"
+	"net/netip"
 
 	"asym/flow"
 )
@@ -79,4 +80,40 @@ type TargetInfo struct {
 	Kernel   string
 	Target   string   // "host namespace", "netns asym-lab-host", "pid 4242"
 	Prefix   []string // words that enter the target (ip netns exec NAME), for commands shown to people
+}
+
+// Forms are the other tuples the flow's packets carry on this host, as the
+// evidence shows them: the flow as NAT translated it (its conntrack
+// entry's reply tuple, reversed, when it is not the flow's own reverse),
+// and, on the client, the flow sent from the address the kernel picks for
+// a socket that does not bind one. The capture and the live analyzers look
+// for these as well as for the typed flow.
+func (e *Evidence) Forms() []flow.Flow {
+	var out []flow.Flow
+	add := func(f flow.Flow) {
+		if f == e.Flow || f == e.Flow.Reverse() || !f.Src.Addr().IsValid() || !f.Dst.Addr().IsValid() {
+			return
+		}
+		for _, o := range out {
+			if o == f {
+				return
+			}
+		}
+		out = append(out, f)
+	}
+	if e.Conntrack != nil {
+		for _, en := range e.Conntrack.Entries {
+			translated := flow.Flow{Proto: e.Flow.Proto, Src: en.ReplyDst, Dst: en.ReplySrc}
+			if en.MatchedAs == "reply" { // the flow is the entry's reply tuple: its other form is the original, reversed
+				translated = flow.Flow{Proto: e.Flow.Proto, Src: en.OrigDst, Dst: en.OrigSrc}
+			}
+			add(translated)
+		}
+	}
+	if e.Host != nil && e.Host.Role == RoleClient && e.Request != nil && e.Request.Unbound != nil {
+		if src := e.Request.Unbound.PrefSrc; src.IsValid() && src != e.Flow.Src.Addr() {
+			add(flow.Flow{Proto: e.Flow.Proto, Src: netip.AddrPortFrom(src, e.Flow.Src.Port()), Dst: e.Flow.Dst})
+		}
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 package evidence
 
 import (
+	"asym/flow"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -124,8 +125,12 @@ type CapturedPacket struct {
 	// Reply is true when the packet goes from the flow's Dst to its Src.
 	// An ICMP error goes back to the source of the packet it quotes, so it
 	// counts as a reply when it quotes a packet of the flow's own direction.
-	Reply bool   `json:"reply"`
-	Text  string `json:"text"` // tcpdump-like: "12:00:01.000001 eth1 In  IP 203.0.113.10.40000 > 198.51.100.11.8080: Flags [S], length 0"
+	Reply bool `json:"reply"`
+	// As is the form of the flow the packet belongs to when it is not the
+	// typed one: the flow as NAT translated it, or as sent from another
+	// source address. Reply is relative to that form. Nil for the typed flow.
+	As   *flow.Flow `json:"as,omitempty"`
+	Text string     `json:"text"` // tcpdump-like: "12:00:01.000001 eth1 In  IP 203.0.113.10.40000 > 198.51.100.11.8080: Flags [S], length 0"
 }
 
 // IsICMP reports whether the packet is an ICMP message rather than one of

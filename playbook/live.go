@@ -290,3 +290,28 @@ func liveUnrepliedMiddle(e *evidence.Evidence) []Finding {
 			Advice: "The reply is dropped further on or returns by another path: capture on the far end (does it answer?) and on the other path's devices, and compare the route back on the far end and the routers between."},
 	}}
 }
+
+// liveWrongSource: on the client, the flow's packets leave carrying
+// another source address than the flow's own (the form asym captured
+// because the kernel picks that address for a socket that does not bind
+// one): the packets prove wrong_source_address.
+func liveWrongSource(e *evidence.Evidence) []Finding {
+	l := live(e)
+	if l == nil || role(e) != evidence.RoleClient {
+		return nil
+	}
+	out, ok := firstPacket(l, func(p evidence.CapturedPacket) bool {
+		return p.As != nil && !p.Reply && p.Dir == evidence.DirOut && p.As.Src.Addr() != e.Flow.Src.Addr()
+	})
+	if !ok {
+		return nil
+	}
+	n := countPackets(l, func(p evidence.CapturedPacket) bool { return p.As != nil && *p.As == *out.As })
+	typed := countPackets(l, func(p evidence.CapturedPacket) bool { return p.As == nil && !p.Reply })
+	return []Finding{{
+		ID:    WrongSourceAddress,
+		Title: fmt.Sprintf("Packets show it: the flow leaves %s from %s, not from %s", out.Iface, out.As.Src.Addr(), e.Flow.Src.Addr()),
+		Evidence: []Line{{Probe: evidence.ProbeLive, Text: out.Text},
+			{Probe: evidence.ProbeLive, Text: fmt.Sprintf("%d packet(s) of the flow carried %s in the window, %d carried %s", n, out.As.Src.Addr(), typed, e.Flow.Src.Addr())}},
+	}}
+}

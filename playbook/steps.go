@@ -43,7 +43,7 @@ var Steps = []Step{
 			"the flow's packets, conntrack events and counters while the failure is reproduced.",
 		Probes: []evidence.ProbeID{evidence.ProbeRules, evidence.ProbeTables, evidence.ProbeSysctls, evidence.ProbeNeighbours},
 		Analyzers: []Analyzer{missingSourceRule, ruleUnknownSource, ruleEmptyTable, rulePortSelective, ruleShadowed, missingLinkRoute, arpFlux, mtuBlackhole,
-			liveWrongEgress, liveRPFilterDrop, liveSilentConntrack, liveSynUnanswered, liveOnLinkDetour,
+			liveWrongEgress, liveWrongSource, liveRPFilterDrop, liveSilentConntrack, liveSynUnanswered, liveOnLinkDetour,
 			liveECMPSplit, liveUnrepliedMiddle},
 	},
 }

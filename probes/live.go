@@ -25,7 +25,8 @@ func (c *Collector) WatchLive(ctx context.Context, d time.Duration) *evidence.Li
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	watch := watch.Start(ctx, c.T, c.Flow, watch.Options{Interval: min(time.Second, d/2)})
-	packets := capture.Capture(ctx, c.T, c.Flow, capture.Options{})
+	ev := c.Evidence()
+	packets := capture.Capture(ctx, c.T, c.Flow, capture.Options{Also: ev.Forms()})
 	var first, last *evidence.Sample
 	captureFailed := false
 	for watch != nil || packets != nil {

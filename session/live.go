@@ -19,9 +19,10 @@ func (s *Session) Watch(ctx context.Context, f flow.Flow) <-chan evidence.WatchU
 	return watch.Start(ctx, s.t, f, watch.Options{})
 }
 
-// Capture streams the flow's packets on every interface until ctx ends.
-func (s *Session) Capture(ctx context.Context, f flow.Flow) <-chan evidence.CaptureUpdate {
-	return capture.Capture(ctx, s.t, f, capture.Options{})
+// Capture streams the flow's packets on every interface until ctx ends,
+// those of its other forms (NAT, another source: evidence.Forms) too.
+func (s *Session) Capture(ctx context.Context, f flow.Flow, forms []flow.Flow) <-chan evidence.CaptureUpdate {
+	return capture.Capture(ctx, s.t, f, capture.Options{Also: forms})
 }
 
 // PeerCommand is the --peer command, quoted for the header; "" without a peer.

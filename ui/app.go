@@ -32,7 +32,7 @@ type Session interface {
 	// conntrack events and counters, Capture its packets (nil: none).
 	Live() bool
 	Watch(ctx context.Context, f flow.Flow) <-chan evidence.WatchUpdate
-	Capture(ctx context.Context, f flow.Flow) <-chan evidence.CaptureUpdate
+	Capture(ctx context.Context, f flow.Flow, forms []flow.Flow) <-chan evidence.CaptureUpdate
 	// PeerCommand is the --peer command ("" for one end only); Peer
 	// collects the far end's evidence, with a live window of watch when not
 	// zero. It runs when the First step runs, with a window when the live

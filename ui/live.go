@@ -150,7 +150,8 @@ func (m *Model) toggleLive() tea.Cmd {
 			cmds = append(cmds, m.spin.Tick)
 		}
 	}
-	if m.live.pch = m.opt.Session.Capture(ctx, m.flow); m.live.pch != nil {
+	ev := m.prober.Evidence()
+	if m.live.pch = m.opt.Session.Capture(ctx, m.flow, ev.Forms()); m.live.pch != nil {
 		cmds = append(cmds, waitPackets(m.live.pch))
 	}
 	return tea.Batch(cmds...)

@@ -37,7 +37,7 @@ func (s *fakeSession) Watch(ctx context.Context, f flow.Flow) <-chan evidence.Wa
 	return s.watch(ctx, f)
 }
 
-func (s *fakeSession) Capture(ctx context.Context, f flow.Flow) <-chan evidence.CaptureUpdate {
+func (s *fakeSession) Capture(ctx context.Context, f flow.Flow, _ []flow.Flow) <-chan evidence.CaptureUpdate {
 	if s.capture == nil {
 		return nil
 	}

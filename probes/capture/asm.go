@@ -17,11 +17,30 @@ type bpfProg struct {
 	jumps  map[int][2]string // instruction index -> true and false labels ("" = next)
 	labels map[string]int
 	err    error
+	// scope prefixes the labels of one block (one form of the flow), and
+	// miss is where that block's "drop" goes: the next form's block, or
+	// the drop at the end. Empty outside blocks.
+	scope, miss string
 }
 
 func (p *bpfProg) add(ins ...bpf.Instruction) { p.ins = append(p.ins, ins...) }
 
+// resolve names a label in the current block: "" is the next instruction,
+// "drop" the block's miss, a name starting with "@" the program's own.
+func (p *bpfProg) resolve(name string) string {
+	switch {
+	case name == "":
+		return ""
+	case name == "drop" && p.miss != "":
+		return p.miss
+	case name[0] == '@':
+		return name[1:]
+	}
+	return p.scope + name
+}
+
 func (p *bpfProg) label(name string) {
+	name = p.resolve(name)
 	if _, dup := p.labels[name]; dup && p.err == nil {
 		p.err = fmt.Errorf("the filter defines label %q twice", name)
 	}
@@ -29,12 +48,12 @@ func (p *bpfProg) label(name string) {
 }
 
 func (p *bpfProg) jump(cond bpf.JumpTest, val uint32, ifTrue, ifFalse string) {
-	p.jumps[len(p.ins)] = [2]string{ifTrue, ifFalse}
+	p.jumps[len(p.ins)] = [2]string{p.resolve(ifTrue), p.resolve(ifFalse)}
 	p.add(bpf.JumpIf{Cond: cond, Val: val})
 }
 
 func (p *bpfProg) goTo(label string) {
-	p.jumps[len(p.ins)] = [2]string{label, ""}
+	p.jumps[len(p.ins)] = [2]string{p.resolve(label), ""}
 	p.add(bpf.Jump{})
 }
 

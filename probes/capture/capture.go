@@ -41,6 +41,10 @@ type Namespace interface {
 type Options struct {
 	Interval time.Duration // batch period, default 200ms, at least 20ms
 	MaxBatch int           // per update cap, default 512; beyond it count Dropped
+	// Also are other forms of the same flow to capture: as NAT translated
+	// it, or as sent from another source address than the typed one. Their
+	// packets carry the form in CapturedPacket.As.
+	Also []flow.Flow
 }
 
 const (
@@ -86,11 +90,11 @@ func Capture(ctx context.Context, ns Namespace, f flow.Flow, opt Options) <-chan
 		close(out)
 		return out
 	}
-	m, err := newFlowMatch(f)
+	forms, err := newMatches(f, opt.Also)
 	if err != nil {
 		return fail(fmt.Errorf("packet capture: %w", err))
 	}
-	prog, err := Filter(f)
+	prog, err := Filter(f, opt.Also...)
 	if err != nil {
 		return fail(fmt.Errorf("packet capture: %w", err))
 	}
@@ -98,7 +102,7 @@ func Capture(ctx context.Context, ns Namespace, f flow.Flow, opt Options) <-chan
 	if err != nil {
 		return fail(failure(err))
 	}
-	c.m, c.max = m, maxB
+	c.forms, c.max = forms, maxB
 	go c.run(ctx, out, iv)
 	return out
 }

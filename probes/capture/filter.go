@@ -5,6 +5,7 @@ package capture
 
 import (
 	"encoding/binary"
+	"fmt"
 
 	"asym/flow"
 
@@ -36,24 +37,44 @@ const (
 //   - ICMP errors (destination unreachable, IPv6 packet too big, time
 //     exceeded: what a black hole, a PMTU problem or a routing loop sends)
 //     whatever their outer addresses, when the packet they quote is the
-//     flow's, in either direction.
+//     flow's, in either direction;
+//   - the same for each other form of the flow in also: the flow as NAT
+//     translated it, or as sent from another source address, so that its
+//     packets are seen where they no longer carry the typed tuple.
 //
 // The protocol check reads skb->protocol (SKF_AD_PROTOCOL), so ARP and
 // other frames whose bytes happen to look like IP never match.
-func Filter(f flow.Flow) ([]bpf.RawInstruction, error) {
-	m, err := newFlowMatch(f)
+func Filter(f flow.Flow, also ...flow.Flow) ([]bpf.RawInstruction, error) {
+	forms, err := newMatches(f, also)
 	if err != nil {
 		return nil, err
 	}
 	p := &bpfProg{labels: map[string]int{}, jumps: map[int][2]string{}}
 	p.add(bpf.LoadExtension{Num: bpf.ExtProto})
-	if m.v6 {
+	if forms[0].v6 {
 		p.jump(bpf.JumpEqual, unix.ETH_P_IPV6, "", "drop")
-		m.filter6(p)
 	} else {
 		p.jump(bpf.JumpEqual, unix.ETH_P_IP, "", "drop")
-		m.filter4(p)
 	}
+	// One block per form of the flow, each ending in its own accept (so
+	// that no jump reaches past the next block: a conditional one spans at
+	// most 255 instructions); a block that does not match goes on to the
+	// next form's.
+	for i, m := range forms {
+		p.scope, p.miss = fmt.Sprintf("f%d.", i), "drop"
+		if i+1 < len(forms) {
+			p.miss = fmt.Sprintf("f%d.start", i+1)
+		}
+		p.label("start")
+		if m.v6 {
+			m.filter6(p)
+		} else {
+			m.filter4(p)
+		}
+		p.label("accept")
+		p.add(bpf.RetConstant{Val: snapLen + l2Room})
+	}
+	p.scope, p.miss = "", ""
 	// The socket is SOCK_RAW, so the packet starts with its link-layer
 	// header, whose length depends on the link: every load is made relative
 	// to the network header instead (SKF_NET_OFF), which the kernel knows.
@@ -70,8 +91,6 @@ func Filter(f flow.Flow) ([]bpf.RawInstruction, error) {
 			p.ins[i] = v
 		}
 	}
-	p.label("accept")
-	p.add(bpf.RetConstant{Val: snapLen + l2Room})
 	p.label("drop")
 	p.add(bpf.RetConstant{Val: 0})
 	return p.assemble()

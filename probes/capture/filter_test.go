@@ -3,6 +3,7 @@ package capture
 import (
 	"net/netip"
 	"testing"
+	"time"
 
 	"asym/flow"
 
@@ -13,9 +14,9 @@ import (
 // capVM runs the filter in x/net/bpf's VM. The VM implements no
 // SKF_AD_PROTOCOL; the one load of it is replaced by the constant the
 // kernel would load, the frame's EtherType.
-func capVM(t *testing.T, f flow.Flow, ethertype uint32, pkt []byte) int {
+func capVM(t *testing.T, f flow.Flow, ethertype uint32, pkt []byte, also ...flow.Flow) int {
 	t.Helper()
-	raw, err := Filter(f)
+	raw, err := Filter(f, also...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,4 +186,47 @@ func vmOffsets(t testing.TB, ins []bpf.Instruction) []bpf.Instruction {
 		}
 	}
 	return ins
+}
+
+// TestCaptureFilterForms: the flow's other forms (as a NAT translated it,
+// or sent from another source) are captured too, each packet placed
+// against the form it belongs to: the client typed the VIP, the packets
+// on the inside carry the server's address.
+func TestCaptureFilterForms(t *testing.T) {
+	const ip4 = unix.ETH_P_IP
+	typed := parseFlow(t, "tcp 203.0.113.10:40000 203.0.113.80:80")
+	inside := parseFlow(t, "tcp 203.0.113.10:40000 198.51.100.11:8080")
+	other := parseFlow(t, "tcp 192.0.2.99:40000 198.51.100.11:8080")
+	if got := capVM(t, typed, ip4, capRecSYN); got != 0 {
+		t.Errorf("without its forms the typed flow's filter keeps the inside SYN (%d bytes)", got)
+	}
+	for _, c := range []struct {
+		what string
+		pkt  []byte
+	}{{"the inside SYN", capRecSYN}, {"the inside SYN-ACK", capRecSYNACK}, {"frag needed about the inside flow", capEdit(capRecFragNeeded, 40, 203, 0, 113, 10, 198, 51, 100, 11, 0x9c, 0x40, 0x1f, 0x90)}} {
+		if got := capVM(t, typed, ip4, c.pkt, other, inside); got != snapLen+l2Room {
+			t.Errorf("%s: the filter with the NAT form keeps %d bytes", c.what, got)
+		}
+	}
+	if got := capVM(t, typed, ip4, capEdit(capRecSYN, 20, 0x9c, 0x41), inside); got != 0 {
+		t.Errorf("another source port of the inside form is kept (%d bytes)", got)
+	}
+	forms, err := newMatches(typed, []flow.Flow{inside, typed.Reverse(), inside})
+	if err != nil || len(forms) != 2 {
+		t.Fatalf("forms %d, %v: the reverse and a repeat are not forms of their own", len(forms), err)
+	}
+	ts := time.Date(2024, 1, 2, 12, 0, 1, 0, time.UTC)
+	for _, c := range []struct {
+		pkt   []byte
+		reply bool
+	}{{capRecSYN, false}, {capRecSYNACK, true}} {
+		d, err := decodePacket(c.pkt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := place(forms, d, ts, "eth1", unix.PACKET_HOST)
+		if p.As == nil || *p.As != inside || p.Reply != c.reply {
+			t.Errorf("%s: placed as %v, reply %v; want the inside form, reply %v", p.Text, p.As, p.Reply, c.reply)
+		}
+	}
 }

@@ -14,8 +14,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// flowMatch is the flow as the filter and the decoder see it.
+// flowMatch is one form of the flow as the filter and the decoder see it.
 type flowMatch struct {
+	form         *flow.Flow // nil for the flow as typed; else the form's tuple, for packets it matches
 	v6           bool
 	proto        uint8 // IPPROTO_*: ICMPv6 for an IPv6 ICMP flow
 	src, dst     netip.Addr
@@ -46,6 +47,65 @@ func newFlowMatch(f flow.Flow) (flowMatch, error) {
 }
 
 func (m *flowMatch) hasPorts() bool { return m.sport != 0 || m.dport != 0 }
+
+// newMatches is the flow and its other forms (NAT, another source), the
+// typed one first; a form of another IP version than the flow, or one
+// that repeats, is left out.
+func newMatches(f flow.Flow, also []flow.Flow) ([]flowMatch, error) {
+	m, err := newFlowMatch(f)
+	if err != nil {
+		return nil, err
+	}
+	out := []flowMatch{m}
+	seen := map[flow.Flow]bool{f: true, f.Reverse(): true}
+	for _, a := range also {
+		if seen[a] || seen[a.Reverse()] || len(out) >= maxForms {
+			continue
+		}
+		am, err := newFlowMatch(a)
+		if err != nil || am.v6 != m.v6 {
+			continue
+		}
+		seen[a] = true
+		am.form = &a
+		out = append(out, am)
+	}
+	return out, nil
+}
+
+// maxForms bounds the filter: each form adds some 30 to 80 instructions.
+const maxForms = 4
+
+// owns says whether a decoded packet belongs to this form: its own
+// addresses and ports, or those of the packet an ICMP error quotes, are
+// the form's, in either direction.
+func (m *flowMatch) owns(d decoded) bool {
+	src, dst := d.p.Src, d.p.Dst
+	if d.quoted.ok {
+		src, dst = d.quoted.src, d.quoted.dst
+	}
+	fwd := src.Addr() == m.src && dst.Addr() == m.dst && m.portsAre(src.Port(), dst.Port())
+	rev := src.Addr() == m.dst && dst.Addr() == m.src && m.portsAre(dst.Port(), src.Port())
+	return fwd || rev
+}
+
+// portsAre says whether ports read in the flow's direction are the form's
+// (a port the form leaves at 0 is any).
+func (m *flowMatch) portsAre(sport, dport uint16) bool {
+	return (m.sport == 0 || m.sport == sport) && (m.dport == 0 || m.dport == dport)
+}
+
+// place finishes a packet against the form that owns it: the typed flow
+// when none of the others does (the filter let it through for the typed
+// one, or for an ICMP error about it).
+func place(forms []flowMatch, d decoded, ts time.Time, iface string, pkttype uint8) evidence.CapturedPacket {
+	for _, m := range forms[1:] {
+		if m.owns(d) && !forms[0].owns(d) {
+			return m.finish(d, ts, iface, pkttype)
+		}
+	}
+	return forms[0].finish(d, ts, iface, pkttype)
+}
 
 // ICMP types the filter and the decoder know.
 const (
@@ -78,5 +138,6 @@ func (m *flowMatch) finish(d decoded, ts time.Time, iface string, pkttype uint8)
 		p.Reply = p.Src.Addr() == m.dst && p.Dst.Addr() == m.src
 	}
 	p.Text = d.text(ts, iface, pkttype)
+	p.As = m.form
 	return p
 }

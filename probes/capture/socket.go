@@ -37,7 +37,7 @@ type capturer struct {
 	ns    Namespace
 	file  *os.File // the socket, in the runtime's poller: deadlines wake the read
 	rc    syscall.RawConn
-	m     flowMatch
+	forms []flowMatch // the typed flow first, then its other forms
 	max   int
 	names map[int]string         // ifindex -> name in the target, including failures
 	u     evidence.CaptureUpdate // the batch being assembled
@@ -212,7 +212,7 @@ func (c *capturer) packet(b, oob []byte, from unix.Sockaddr) {
 	if !tsOK {
 		ts = time.Now()
 	}
-	p := c.m.finish(d, ts, c.ifName(ll.Ifindex), ll.Pkttype)
+	p := place(c.forms, d, ts, c.ifName(ll.Ifindex), ll.Pkttype)
 	if ll.Hatype == unix.ARPHRD_ETHER && netOff >= 14 {
 		p.DstMAC, p.SrcMAC = macString(b[0:6]), macString(b[6:12])
 	}

@@ -80,7 +80,7 @@ func capCapturer(t testing.TB, max int) *capturer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &capturer{ns: capNames{3: "eth1"}, m: m, max: max, names: map[int]string{}}
+	return &capturer{ns: capNames{3: "eth1"}, forms: []flowMatch{m}, max: max, names: map[int]string{}}
 }
 
 // TestCapturePacket feeds the batch what the read loop would: a frame,
