@@ -110,9 +110,31 @@ func (e *Evidence) Forms() []flow.Flow {
 			add(translated)
 		}
 	}
+	if e.Firewall != nil {
+		for _, f := range NATForms(e.Firewall.NAT, e.Flow) {
+			add(f)
+		}
+	}
 	if e.Host != nil && e.Host.Role == RoleClient && e.Request != nil && e.Request.Unbound != nil {
 		if src := e.Request.Unbound.PrefSrc; src.IsValid() && src != e.Flow.Src.Addr() {
 			add(flow.Flow{Proto: e.Flow.Proto, Src: netip.AddrPortFrom(src, e.Flow.Src.Port()), Dst: e.Flow.Dst})
+		}
+	}
+	return out
+}
+
+// NATForms are the flow as the NAT rules translate it: the request's
+// direction through a DNAT or SNAT that selects it, and the reply's (a
+// rule written for the other side's connections), turned back into the
+// flow's direction.
+func NATForms(rules []NATRule, f flow.Flow) []flow.Flow {
+	var out []flow.Flow
+	for _, r := range rules {
+		switch {
+		case r.Matches(f):
+			out = append(out, r.Translate(f))
+		case r.Matches(f.Reverse()):
+			out = append(out, r.Translate(f.Reverse()).Reverse())
 		}
 	}
 	return out

@@ -1,6 +1,11 @@
 package evidence
 
-import "strconv"
+import (
+	"net/netip"
+	"strconv"
+
+	"asym/flow"
+)
 
 // FirewallRuleKind says why a firewall rule matters to asymmetric routing.
 type FirewallRuleKind string
@@ -63,4 +68,83 @@ type FirewallView struct {
 	Rules        []FirewallRule `json:"rules"`
 	Tables       int            `json:"tables"`                  // nftables tables seen
 	LegacyTables []string       `json:"legacy_tables,omitempty"` // iptables-legacy tables present, e.g. "ip filter", "ip6 raw"
+	// NAT are the nftables NAT rules that can translate the flow, either
+	// direction; NATOthers counts the NAT rules that cannot.
+	NAT       []NATRule `json:"nat,omitempty"`
+	NATOthers int       `json:"nat_others,omitempty"`
+}
+
+// NATKind is what a NAT rule does to a flow.
+type NATKind string
+
+const (
+	NATDest       NATKind = "dnat"       // rewrites the destination (a port forward, a load-balanced service)
+	NATSource     NATKind = "snat"       // rewrites the source
+	NATMasquerade NATKind = "masquerade" // rewrites the source to the outgoing interface's address
+	NATRedirect   NATKind = "redirect"   // rewrites the destination to this host
+)
+
+// NATRule is a firewall rule that translates the flow (or may: Partial
+// says it has conditions asym did not read). Only rules whose conditions
+// can match either direction of the flow are reported; NATView.Others
+// counts the rest.
+type NATRule struct {
+	Source   string  `json:"source"`
+	Family   string  `json:"family"`
+	Table    string  `json:"table"`
+	Chain    string  `json:"chain"`
+	Hook     string  `json:"hook,omitempty"`
+	Priority int     `json:"priority"`
+	Handle   uint64  `json:"handle"`
+	Kind     NATKind `json:"kind"`
+	// To is where it translates to: an address, a port, or both (invalid
+	// address or port 0 when the rule does not say).
+	ToAddr netip.Addr `json:"to_addr,omitzero"`
+	ToPort uint16     `json:"to_port,omitempty"`
+	// What it selects, as far as asym read it (zero: any).
+	Proto      uint8        `json:"proto,omitempty"`
+	Src        netip.Prefix `json:"src,omitzero"`
+	Dst        netip.Prefix `json:"dst,omitzero"`
+	Sport      uint16       `json:"sport,omitempty"`
+	Dport      uint16       `json:"dport,omitempty"`
+	Iif        string       `json:"iif,omitempty"`
+	Oif        string       `json:"oif,omitempty"`
+	Partial    bool         `json:"partial,omitempty"` // conditions asym did not read: it may not apply
+	HasCounter bool         `json:"has_counter"`
+	Packets    uint64       `json:"packets"`
+	Text       string       `json:"text"`
+}
+
+// Matches says whether the rule's conditions select the flow's packets
+// going one way (src to dst), as far as asym read them.
+func (r NATRule) Matches(f flow.Flow) bool {
+	ok := (r.Proto == 0 || r.Proto == uint8(f.Proto)) &&
+		(!r.Src.IsValid() || r.Src.Contains(f.Src.Addr())) && (!r.Dst.IsValid() || r.Dst.Contains(f.Dst.Addr())) &&
+		(r.Sport == 0 || r.Sport == f.Src.Port()) && (r.Dport == 0 || r.Dport == f.Dst.Port())
+	return ok
+}
+
+// Translate is the flow as the rule rewrites it (the request's direction).
+func (r NATRule) Translate(f flow.Flow) flow.Flow {
+	switch r.Kind {
+	case NATDest, NATRedirect:
+		to := f.Dst
+		if r.ToAddr.IsValid() {
+			to = netip.AddrPortFrom(r.ToAddr, to.Port())
+		}
+		if r.ToPort != 0 {
+			to = netip.AddrPortFrom(to.Addr(), r.ToPort)
+		}
+		f.Dst = to
+	case NATSource:
+		from := f.Src
+		if r.ToAddr.IsValid() {
+			from = netip.AddrPortFrom(r.ToAddr, from.Port())
+		}
+		if r.ToPort != 0 {
+			from = netip.AddrPortFrom(from.Addr(), r.ToPort)
+		}
+		f.Src = from
+	}
+	return f
 }

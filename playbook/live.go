@@ -315,3 +315,34 @@ func liveWrongSource(e *evidence.Evidence) []Finding {
 			{Probe: evidence.ProbeLive, Text: fmt.Sprintf("%d packet(s) of the flow carried %s in the window, %d carried %s", n, out.As.Src.Addr(), typed, e.Flow.Src.Addr())}},
 	}}
 }
+
+// liveNATNoState: packets of the flow's translated form show a translator
+// without the other half. Replies of the translated flow arrive here while
+// its request never crossed this host (the twin gateway translated it); or
+// this host translated the request and sent it on, and no reply ever came
+// back to it. Either way the NAT state and the replies are on different
+// devices.
+func liveNATNoState(e *evidence.Evidence) []Finding {
+	l := live(e)
+	if l == nil || !complete(l) {
+		return nil
+	}
+	translated := func(p evidence.CapturedPacket) bool { return p.As != nil && !p.IsICMP() }
+	replyIn, hasReply := firstPacket(l, func(p evidence.CapturedPacket) bool { return translated(p) && p.Reply && p.Dir == evidence.DirIn })
+	requests := countPackets(l, func(p evidence.CapturedPacket) bool { return !p.Reply && !p.IsICMP() })
+	reqOut, sent := firstPacket(l, func(p evidence.CapturedPacket) bool { return translated(p) && !p.Reply && p.Dir == evidence.DirOut })
+	replies := countPackets(l, func(p evidence.CapturedPacket) bool { return p.Reply && !p.IsICMP() })
+	switch {
+	case hasReply && requests == 0 && len(l.Events) == 0:
+		return []Finding{{ID: NATStateMiss, Severity: Critical,
+			Title: fmt.Sprintf("Packets show it: replies of the translated flow arrive on %s, but its request never crossed this host: no NAT state here to map them back", replyIn.Iface),
+			Evidence: []Line{{Probe: evidence.ProbeLive, Text: replyIn.Text},
+				{Probe: evidence.ProbeLive, Text: "no request packet and no conntrack event of the flow in the window"}}}}
+	case sent && replies == 0:
+		return []Finding{{ID: NATStateMiss, Severity: Critical,
+			Title: fmt.Sprintf("Packets show it: this host sent the translated request out of %s and no reply came back to it", reqOut.Iface),
+			Evidence: []Line{{Probe: evidence.ProbeLive, Text: reqOut.Text},
+				{Probe: evidence.ProbeLive, Text: fmt.Sprintf("%d request packet(s), 0 replies of either form in the window", requests)}}}}
+	}
+	return nil
+}

@@ -156,6 +156,51 @@ func natStateMiss(e *evidence.Evidence) []Finding {
 	return nil
 }
 
+// natNoState: this host holds a NAT rule that translates the flow, but no
+// conntrack entry for it in any form: it never saw the request. A gateway
+// configured like its twin (an HA pair, the same port forward on both)
+// then receives the replies the twin's translation causes and has nothing
+// to map them back with: they are INVALID here. From state alone it is a
+// suspicion (the replies may not come here at all); the packets prove it
+// (liveNATNoState).
+func natNoState(e *evidence.Evidence) []Finding {
+	if !ok(e.Firewall) || !ok(e.Conntrack) || !e.Conntrack.Looked || len(e.Conntrack.Entries) > 0 {
+		return nil
+	}
+	var rule *evidence.NATRule
+	for i, r := range e.Firewall.NAT {
+		if (r.Kind == evidence.NATDest || r.Kind == evidence.NATSource) && r.Matches(e.Flow) {
+			rule = &e.Firewall.NAT[i]
+			break
+		}
+	}
+	if rule == nil {
+		return nil
+	}
+	translated := rule.Translate(e.Flow)
+	ev := []Line{
+		{Probe: evidence.ProbeFirewall, Text: fmt.Sprintf("%s %s %s: %s   ← translates %s to %s", rule.Family, rule.Table, rule.Chain, rule.Text, e.Flow.Arrow(), translated.Arrow())},
+		{Probe: evidence.ProbeConntrack, Text: "no conntrack entry for the flow in either form: this host never translated it"},
+	}
+	if rule.HasCounter && rule.Packets == 0 {
+		ev = append(ev, Line{Probe: evidence.ProbeFirewall, Text: "the NAT rule's counter is 0: it has never translated anything"})
+	}
+	if st := e.Conntrack.Stats; st.Invalid > 0 {
+		ev = append(ev, Line{Probe: evidence.ProbeConntrack, Text: fmt.Sprintf("conntrack statistics: invalid=%d: packets without state arrive here", st.Invalid)})
+	}
+	ev = append(ev, Line{Probe: evidence.ProbeConntrack, Text: "not proven for this flow from state alone: watch it live (check --watch) while it fails"})
+	return []Finding{{
+		ID:       NATStateMiss,
+		Severity: Warning,
+		Title:    fmt.Sprintf("This host would translate the flow (%s) but holds no state for it: replies of %s that reach it cannot be mapped back", rule.Text, translated.Arrow()),
+		Evidence: ev,
+		Fix: &fix.Fix{Summary: "Bring the replies back to the translator that holds the state",
+			Advice: fmt.Sprintf("Another device translated the request (the same rule there counts it, and its conntrack holds %s [UNREPLIED]). Route %s's replies back through that device, SNAT on it so that replies return to it, or share NAT state between the two (conntrackd).", translated.Arrow(), translated.Dst.Addr()),
+			Prove: []string{evidence.Command("conntrack", "-L", "-p", e.Flow.Proto.String(), "--orig-dst", e.Flow.Dst.Addr().String()) + "   # on the other translator: it holds the flow",
+				evidence.Command("ip", "route", "get", e.Flow.Src.Addr().String(), "from", translated.Dst.Addr().String()) + "   # on " + translated.Dst.Addr().String() + ": which gateway its replies take"}},
+	}}
+}
+
 func ecmpMultipath(e *evidence.Evidence) []Finding {
 	var ev []Line
 	for _, p := range []*evidence.PathView{okPath(e.Request), okPath(e.Reply)} {

@@ -33,7 +33,7 @@ var Steps = []Step{
 		Proves: "Look for what keeps state and drops what it did not see begin: conntrack INVALID drops, " +
 			"reverse-path firewall rules, NAT, and ECMP that sends the two directions different ways.",
 		Probes:    []evidence.ProbeID{evidence.ProbeFirewall, evidence.ProbeConntrack},
-		Analyzers: []Analyzer{ctInvalidDrop, nftFibRPFilterDrop, conntrackUnreplied, natStateMiss, ecmpMultipath},
+		Analyzers: []Analyzer{ctInvalidDrop, nftFibRPFilterDrop, conntrackUnreplied, natStateMiss, natNoState, ecmpMultipath},
 	},
 	{
 		ID:   "third",
@@ -43,7 +43,7 @@ var Steps = []Step{
 			"the flow's packets, conntrack events and counters while the failure is reproduced.",
 		Probes: []evidence.ProbeID{evidence.ProbeRules, evidence.ProbeTables, evidence.ProbeSysctls, evidence.ProbeNeighbours},
 		Analyzers: []Analyzer{missingSourceRule, ruleUnknownSource, ruleEmptyTable, rulePortSelective, ruleShadowed, missingLinkRoute, arpFlux, mtuBlackhole,
-			liveWrongEgress, liveWrongSource, liveRPFilterDrop, liveSilentConntrack, liveSynUnanswered, liveOnLinkDetour,
+			liveWrongEgress, liveWrongSource, liveNATNoState, liveRPFilterDrop, liveSilentConntrack, liveSynUnanswered, liveOnLinkDetour,
 			liveECMPSplit, liveUnrepliedMiddle},
 	},
 }

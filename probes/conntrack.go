@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"asym/evidence"
@@ -33,7 +34,12 @@ import (
 // Lookups are in conntrack zone 0, the default: an entry a ruleset put in
 // another zone (ct zone set) is not found, exactly as `conntrack -L`
 // without --zone would not show it.
-func ProbeConntrack(ctx context.Context, t *Target, f flow.Flow) *evidence.ConntrackView {
+//
+// also are other forms of the flow (as NAT rules of this host translate
+// it): each is looked up the same way, after the flow itself, so that a
+// gateway finds the entry of a flow it translated whichever form was
+// typed.
+func ProbeConntrack(ctx context.Context, t *Target, f flow.Flow, also ...flow.Flow) *evidence.ConntrackView {
 	v := &evidence.ConntrackView{Entries: []evidence.ConntrackEntry{}}
 	var start time.Time
 	v.Report, start = evidence.Begin("conntrack", "Conntrack entry and statistics")
@@ -44,11 +50,13 @@ func ProbeConntrack(ctx context.Context, t *Target, f flow.Flow) *evidence.Connt
 		return v
 	}
 
-	var queries []flow.Flow
+	var queries []ctQueryOf
 	why := ctUnlookable(f)
 	if why == "" {
 		v.Looked = true
-		queries = []flow.Flow{f, f.Reverse()}
+		for _, form := range append([]flow.Flow{f}, also...) {
+			queries = append(queries, ctQueryOf{form, form}, ctQueryOf{form, form.Reverse()})
+		}
 	}
 
 	// Netlink calls block in the kernel; run them aside so that a stuck
@@ -76,7 +84,10 @@ func ProbeConntrack(ctx context.Context, t *Target, f flow.Flow) *evidence.Connt
 		v.Add("%s", why)
 	}
 	for _, m := range r.found {
-		e, note := ctentry.Flatten(f, m.query, m.flow)
+		e, note := ctentry.Flatten(m.form, m.query, m.flow)
+		if m.form != f {
+			note = strings.TrimSpace(note + " (found as the flow translated by NAT: " + m.form.String() + ")")
+		}
 		v.Entries = append(v.Entries, e)
 		v.Add("%s", e.Text)
 		if note != "" {
@@ -98,8 +109,15 @@ func ProbeConntrack(ctx context.Context, t *Target, f flow.Flow) *evidence.Connt
 	return v
 }
 
+// ctQueryOf is one lookup: a tuple to ask for, and the form of the flow it
+// stands for (the flow itself, or the flow as NAT translates it).
+type ctQueryOf struct {
+	form, query flow.Flow
+}
+
 // ctMatch is one lookup that found an entry.
 type ctMatch struct {
+	form  flow.Flow // the form of the flow the query stood for
 	query flow.Flow // the tuple that was asked for
 	flow  conntrack.Flow
 }
@@ -114,7 +132,7 @@ type ctResult struct {
 // ctRun does the netlink work: lookups in order until one finds an entry,
 // then statistics. It closes its socket when ctx ends, which unblocks a
 // pending receive.
-func ctRun(ctx context.Context, nsFD int, queries []flow.Flow) (r ctResult) {
+func ctRun(ctx context.Context, nsFD int, queries []ctQueryOf) (r ctResult) {
 	c, err := conntrack.Dial(&netlink.Config{NetNS: nsFD})
 	if err != nil {
 		r.err = fmt.Errorf("open a conntrack netlink socket: %w", err)
@@ -128,15 +146,15 @@ func ctRun(ctx context.Context, nsFD int, queries []flow.Flow) (r ctResult) {
 	}()
 
 	for _, q := range queries {
-		got, err := c.Get(ctQuery(q))
+		got, err := c.Get(ctQuery(q.query))
 		if errors.Is(err, unix.ENOENT) {
 			continue // no such entry: an answer, not a failure
 		}
 		if err != nil {
-			r.err = fmt.Errorf("look up the conntrack entry for %s: %w", q, err)
+			r.err = fmt.Errorf("look up the conntrack entry for %s: %w", q.query, err)
 			return r
 		}
-		r.found = append(r.found, ctMatch{query: q, flow: got})
+		r.found = append(r.found, ctMatch{form: q.form, query: q.query, flow: got})
 		break
 	}
 	if r.stats, err = c.Stats(); err != nil {

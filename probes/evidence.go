@@ -77,11 +77,17 @@ func (c *Collector) Run(ctx context.Context, id evidence.ProbeID) evidence.Repor
 		c.set(func(e *evidence.Evidence) { e.Counters = v })
 		return v
 	case evidence.ProbeFirewall:
-		v := firewall.Probe(ctx, c.T)
+		v := firewall.Probe(ctx, c.T, f)
 		c.set(func(e *evidence.Evidence) { e.Firewall = v })
 		return v
 	case evidence.ProbeConntrack:
-		v := ProbeConntrack(ctx, c.T, f)
+		// The forms this host's own NAT rules give the flow are looked up
+		// too: a gateway that translates it keys its entry by them.
+		var nat []flow.Flow
+		if fw := c.Evidence().Firewall; fw != nil {
+			nat = evidence.NATForms(fw.NAT, f)
+		}
+		v := ProbeConntrack(ctx, c.T, f, nat...)
 		c.set(func(e *evidence.Evidence) { e.Conntrack = v })
 		return v
 	case evidence.ProbeRules:

@@ -17,6 +17,7 @@ import (
 	"fmt"
 
 	"asym/evidence"
+	"asym/flow"
 
 	"github.com/vishvananda/netns"
 )
@@ -41,7 +42,11 @@ type Namespace interface {
 // Probe lists the nftables ruleset of the namespace (and, when present,
 // its iptables-legacy tables) and reports every rule matching
 // `ct state invalid` or doing a fib reverse-path check, with its counters.
-func Probe(ctx context.Context, ns Namespace) *evidence.FirewallView {
+//
+// It also reads the NAT rules that can translate the flow (either way),
+// with what they select and where they translate to: following the flow
+// through NAT needs the translated tuple even where no packet showed it.
+func Probe(ctx context.Context, ns Namespace, f flow.Flow) *evidence.FirewallView {
 	rep, start := evidence.Begin("firewall", "Firewall: ct state invalid and reverse-path rules")
 	v := &evidence.FirewallView{Report: rep}
 	defer v.Finish(start)
@@ -51,7 +56,7 @@ func Probe(ctx context.Context, ns Namespace) *evidence.FirewallView {
 		return v
 	}
 
-	nft, nftErr := listBounded(ctx, ns)
+	nft, nftErr := listBounded(ctx, ns, f)
 	if ctx.Err() != nil {
 		v.Fail(ctx.Err())
 		return v
@@ -59,11 +64,13 @@ func Probe(ctx context.Context, ns Namespace) *evidence.FirewallView {
 	if nftErr == nil {
 		v.Tables = nft.tables
 		v.Rules = nft.rules
+		v.NAT, v.NATOthers = nft.nat, nft.natOther
 		v.Lines = append(v.Lines, renderLines(nft.rules, nft.headers)...)
 		v.Lines = append(v.Lines, nft.notes...)
 		if len(nft.rules) == 0 {
 			v.Lines = append(v.Lines, noRulesLine(nft.tables))
 		}
+		v.Lines = append(v.Lines, natLines(nft.nat, nft.natOther, f)...)
 	}
 	// Legacy tables are looked at even when nftables cannot be read: a
 	// kernel without nf_tables may well filter with x_tables. The status

@@ -1,6 +1,7 @@
 package firewall_test
 
 import (
+	"asym/flow"
 	labxt "asym/lab/xtables"
 	"context"
 	"fmt"
@@ -130,7 +131,7 @@ func TestProbeFirewallFindsRules(t *testing.T) {
 		t.Fatalf("load the test ruleset: %v", err)
 	}
 
-	v := firewall.Probe(fwCtx(t), openTarget(t, ns.Name))
+	v := firewall.Probe(fwCtx(t), openTarget(t, ns.Name), anyFlow)
 	t.Logf("%s\n%s", v.Command, strings.Join(v.Lines, "\n"))
 	if v.Status != evidence.StatusOK {
 		t.Fatalf("status %s: %s", v.Status, v.Reason)
@@ -224,7 +225,7 @@ func TestProbeFirewallCountsInvalidTraffic(t *testing.T) {
 
 	tb := openTarget(t, b.Name)
 	invalidRule := func() (evidence.FirewallRule, *evidence.FirewallView) {
-		v := firewall.Probe(fwCtx(t), tb)
+		v := firewall.Probe(fwCtx(t), tb, anyFlow)
 		if v.Status != evidence.StatusOK {
 			t.Fatalf("status %s: %s", v.Status, v.Reason)
 		}
@@ -260,7 +261,7 @@ func TestProbeFirewallCountsInvalidTraffic(t *testing.T) {
 
 func TestProbeFirewallNoTables(t *testing.T) {
 	ns := probetest.NewNS(t)
-	v := firewall.Probe(fwCtx(t), openTarget(t, ns.Name))
+	v := firewall.Probe(fwCtx(t), openTarget(t, ns.Name), anyFlow)
 	if v.Status != evidence.StatusOK || v.Tables != 0 || len(v.Rules) != 0 || len(v.LegacyTables) != 0 {
 		t.Fatalf("status %s (%s) tables %d rules %v legacy %v", v.Status, v.Reason, v.Tables, v.Rules, v.LegacyTables)
 	}
@@ -281,7 +282,7 @@ func TestProbeFirewallOnlyUnrelatedRules(t *testing.T) {
 	if err := c.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	v := firewall.Probe(fwCtx(t), openTarget(t, ns.Name))
+	v := firewall.Probe(fwCtx(t), openTarget(t, ns.Name), anyFlow)
 	if v.Status != evidence.StatusOK || v.Tables != 2 || len(v.Rules) != 0 {
 		t.Fatalf("status %s (%s) tables %d rules %v", v.Status, v.Reason, v.Tables, v.Rules)
 	}
@@ -339,7 +340,7 @@ func TestProbeFirewallLegacyTables(t *testing.T) {
 		return h.RouteAdd(&netlink.Route{Gw: net.ParseIP("203.0.113.1").To4(), Dst: &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}})
 	})
 	tg := openTarget(t, router.Name)
-	if v := firewall.Probe(fwCtx(t), tg); len(v.LegacyTables) != 0 || len(v.Rules) != 0 {
+	if v := firewall.Probe(fwCtx(t), tg, anyFlow); len(v.LegacyTables) != 0 || len(v.Rules) != 0 {
 		t.Fatalf("a namespace without legacy tables: %v %v", v.LegacyTables, v.Rules)
 	}
 	probetest.Do(t, router.Handle, func() error {
@@ -352,7 +353,7 @@ func TestProbeFirewallLegacyTables(t *testing.T) {
 	probetest.SendRawTCP(t, server, sv, cl, probetest.SynAck(sv, cl, 8080, 40000, 1, 1), probetest.SynAck(sv, cl, 8080, 40000, 2, 1))
 	var v *evidence.FirewallView
 	counted := probetest.Poll(5*time.Second, func() bool {
-		v = firewall.Probe(fwCtx(t), tg)
+		v = firewall.Probe(fwCtx(t), tg, anyFlow)
 		return len(v.Rules) == 2 && v.Rules[1].Packets == 2
 	})
 	t.Logf("%s", strings.Join(v.Lines, "\n"))
@@ -376,8 +377,12 @@ func TestProbeFirewallTimedOut(t *testing.T) {
 	tg := openTarget(t, ns.Name)
 	ctx, cancel := context.WithDeadline(t.Context(), time.Now().Add(-time.Second))
 	defer cancel()
-	v := firewall.Probe(ctx, tg)
+	v := firewall.Probe(ctx, tg, anyFlow)
 	if v.Status != evidence.StatusTimedOut || v.Reason == "" {
 		t.Fatalf("status %s reason %q, want timed out", v.Status, v.Reason)
 	}
 }
+
+// anyFlow is a flow for the tests about drop rules, where the flow only
+// selects the NAT rules that are read with them.
+var anyFlow = flow.Flow{Proto: flow.TCP, Src: netip.MustParseAddrPort("192.0.2.10:40000"), Dst: netip.MustParseAddrPort("203.0.113.10:8080")}

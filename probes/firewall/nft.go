@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"asym/evidence"
+	"asym/flow"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -19,10 +20,12 @@ import (
 
 // nftResult is one listing of the nftables ruleset.
 type nftResult struct {
-	tables  int
-	rules   []evidence.FirewallRule
-	headers map[string]string // groupKey -> chain header line
-	notes   []string          // what could not be read, as sentences
+	tables   int
+	rules    []evidence.FirewallRule
+	nat      []evidence.NATRule // the NAT rules that can translate the flow
+	natOther int                // and how many cannot
+	headers  map[string]string  // groupKey -> chain header line
+	notes    []string           // what could not be read, as sentences
 }
 
 // listBounded lists on its own goroutine so that a kernel that does not
@@ -30,7 +33,7 @@ type nftResult struct {
 // duplicate of the namespace descriptor: if we give up and the caller then
 // closes the namespace, the abandoned goroutine must not enter whatever
 // namespace (or file) reuses that descriptor number.
-func listBounded(ctx context.Context, ns Namespace) (nftResult, error) {
+func listBounded(ctx context.Context, ns Namespace, f flow.Flow) (nftResult, error) {
 	fd, err := unix.FcntlInt(uintptr(ns.NS()), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		return nftResult{}, fmt.Errorf("duplicate the namespace descriptor of %s: %w", ns, err)
@@ -42,13 +45,13 @@ func listBounded(ctx context.Context, ns Namespace) (nftResult, error) {
 	done := make(chan result, 1)
 	go func() {
 		defer unix.Close(fd)
-		r, err := list(fd)
+		r, err := list(fd, f)
 		if err != nil {
 			if st, _ := evidence.Classify(err); st == evidence.StatusFailed {
 				// A ruleset reloaded while we walk it (firewalld does a
 				// flush-and-load) makes a chain or set vanish between
 				// the listing and GetRules: list once more.
-				r, err = list(fd)
+				r, err = list(fd, f)
 			}
 		}
 		done <- result{r, err}
@@ -77,7 +80,7 @@ func nftErr(op string, err error) error {
 // GETRULE_RESET) and NFT_MSG_GETOBJ (never GETOBJ_RESET), so counters stay.
 // The chains come in one dump for all tables, in the kernel's order (table
 // by table, as the tables are listed), and are read table by table.
-func list(nsfd int) (nftResult, error) {
+func list(nsfd int, f flow.Flow) (nftResult, error) {
 	res := nftResult{headers: map[string]string{}}
 	c, err := nftables.New(nftables.WithNetNSFd(nsfd))
 	if err != nil {
@@ -100,7 +103,7 @@ func list(nsfd int) (nftResult, error) {
 		byTable[tableKey(ch.Table)] = append(byTable[tableKey(ch.Table)], ch)
 	}
 	for _, tb := range tables {
-		if err := listTable(c, tb, byTable[tableKey(tb)], &res); err != nil {
+		if err := listTable(c, tb, byTable[tableKey(tb)], f, &res); err != nil {
 			return res, err
 		}
 	}
@@ -112,7 +115,7 @@ func tableKey(tb *nftables.Table) string { return familyName(tb.Family) + " " + 
 
 // listTable adds the rules of one table's chains that matter, and their
 // chains' headers, to res.
-func listTable(c *nftables.Conn, tb *nftables.Table, chains []*nftables.Chain, res *nftResult) error {
+func listTable(c *nftables.Conn, tb *nftables.Table, chains []*nftables.Chain, f flow.Flow, res *nftResult) error {
 	tr := newTableReader(c, tb)
 	// NFT_TABLE_F_DORMANT: the table exists but none of its chains are
 	// hooked, so its rules drop nothing.
@@ -123,6 +126,7 @@ func listTable(c *nftables.Conn, tb *nftables.Table, chains []*nftables.Chain, r
 			return nftErr(fmt.Sprintf("list the rules of chain %s %s", tableKey(tb), ch.Name), err)
 		}
 		for _, r := range rules {
+			tr.nat(ch, r, f, res)
 			fr, ok := tr.rule(ch, r)
 			if !ok {
 				continue
@@ -194,6 +198,27 @@ func (tr *tableReader) rule(ch *nftables.Chain, r *nftables.Rule) (evidence.Fire
 	}
 	tr.count(&fr, sc)
 	return fr, true
+}
+
+// nat adds r to the NAT rules of res when it translates the flow, or
+// counts it among the others.
+func (tr *tableReader) nat(ch *nftables.Chain, r *nftables.Rule, f flow.Flow, res *nftResult) {
+	nr, ok := natRule(tr.tb.Family, r.Exprs)
+	if !ok {
+		return
+	}
+	if !natConcerns(nr, f) {
+		res.natOther++
+		return
+	}
+	nr.Source, nr.Family, nr.Table, nr.Chain, nr.Handle = evidence.SourceNftables, familyName(tr.tb.Family), tr.tb.Name, ch.Name, r.Handle
+	if ch.Hooknum != nil {
+		nr.Hook = hookName(tr.tb.Family, uint32(*ch.Hooknum))
+	}
+	if ch.Priority != nil {
+		nr.Priority = int(*ch.Priority)
+	}
+	res.nat = append(res.nat, nr)
 }
 
 // count gives the rule its counter: the rule's own, or a named one, whose

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"asym/evidence"
+	"asym/flow"
 	"asym/probes/firewall"
 
 	"github.com/google/nftables"
@@ -83,7 +84,9 @@ func (w *ruleWatch) due() bool {
 // discover lists the ruleset with firewall.Probe and keeps the nftables
 // rules that have a counter.
 func (w *ruleWatch) discover(ctx context.Context) error {
-	v := firewall.Probe(ctx, w.ns)
+	// Only the counted drop rules matter here, not the flow's NAT rules:
+	// no flow is given.
+	v := firewall.Probe(ctx, w.ns, flow.Flow{})
 	w.listed, w.stale = time.Now(), false
 	w.chains = watchedChains(v.Rules)
 	if v.OK() {
