@@ -21,6 +21,7 @@ type Evidence struct {
 	Tables     *TablesView    `json:"tables,omitempty"`
 	Sysctls    *SysctlView    `json:"sysctls,omitempty"`
 	Neighbours *NeighView     `json:"neighbours,omitempty"`
+	Marks      *MarksView     `json:"marks,omitempty"`
 	Live       *LiveEvidence  `json:"live,omitempty"`
 }
 
@@ -39,6 +40,7 @@ const (
 	ProbeTables     ProbeID = "tables"
 	ProbeSysctls    ProbeID = "sysctls"
 	ProbeNeighbours ProbeID = "neighbours"
+	ProbeMarks      ProbeID = "route.marks"
 	ProbeLive       ProbeID = "live" // observed over a window, not run with the others
 )
 

@@ -72,6 +72,8 @@ type FirewallView struct {
 	// direction; NATOthers counts the NAT rules that cannot.
 	NAT       []NATRule `json:"nat,omitempty"`
 	NATOthers int       `json:"nat_others,omitempty"`
+	// Marks are the rules that set packet or connection marks.
+	Marks []MarkRule `json:"marks,omitempty"`
 }
 
 // NATKind is what a NAT rule does to a flow.

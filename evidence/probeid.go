@@ -16,6 +16,7 @@ var slots = []slot{
 	field(ProbeCounters, func(e *Evidence) **Counters { return &e.Counters }),
 	field(ProbeFirewall, func(e *Evidence) **FirewallView { return &e.Firewall }),
 	field(ProbeConntrack, func(e *Evidence) **ConntrackView { return &e.Conntrack }),
+	field(ProbeMarks, func(e *Evidence) **MarksView { return &e.Marks }),
 	field(ProbeRules, func(e *Evidence) **RulesView { return &e.Rules }),
 	field(ProbeTables, func(e *Evidence) **TablesView { return &e.Tables }),
 	field(ProbeSysctls, func(e *Evidence) **SysctlView { return &e.Sysctls }),

@@ -27,7 +27,7 @@ func TestSlotsCoverEvidence(t *testing.T) {
 	want := map[ProbeID]string{
 		ProbeHost: "Host", ProbeRequest: "Request", ProbeReply: "Reply", ProbeCounters: "Counters",
 		ProbeFirewall: "Firewall", ProbeConntrack: "Conntrack", ProbeRules: "Rules", ProbeTables: "Tables",
-		ProbeSysctls: "Sysctls", ProbeNeighbours: "Neighbours", ProbeLive: "Live",
+		ProbeSysctls: "Sysctls", ProbeNeighbours: "Neighbours", ProbeLive: "Live", ProbeMarks: "Marks",
 	}
 	if len(want) != len(byField) {
 		t.Fatalf("Evidence has %d views, this test knows %d: add the new one here and to slots", len(byField), len(want))

@@ -18,6 +18,8 @@ const (
 	ConntrackUnreplied FindingID = "conntrack_unreplied"
 	NATStateMiss       FindingID = "nat_state_miss"
 	ECMPMultipath      FindingID = "ecmp_multipath"
+	MarkNotRestored    FindingID = "mark_not_restored"
+	SrcValidMarkOff    FindingID = "src_valid_mark_off"
 	// Third: configuration, MTU and the flow's packets.
 	MissingSourceRule FindingID = "missing_source_rule"
 	RuleUnknownSource FindingID = "rule_unknown_source"
@@ -93,6 +95,32 @@ to the interface that owns the address. That is asymmetric routing created on th
 
 Fix: a source-based rule for the address so its traffic leaves by its own interface, or bind the
 application to the address of the interface the route uses.`},
+	{MarkNotRestored, Critical, "second", "Connections are marked on the way in, but their replies never get the mark back",
+		`Multi-WAN routers and hosts route replies by the link their connection came in on with marks: the
+firewall sets a connection mark on the first packet (ct mark set, -j CONNMARK --set-mark), a policy
+rule sends packets with that mark through the link's table (ip rule fwmark 0x2 lookup 102), and a
+restore (meta mark set ct mark in a type route hook output chain, -j CONNMARK --restore-mark) copies the
+connection's mark onto each reply so that the rule sees it. Without the restore the reply carries no
+mark, the rule never matches, and the reply follows the main table out of the default link, where the
+ISP's ingress filter drops the foreign source.
+
+asym reads the mark rules, works out the marks the request, its connection and the reply really carry,
+and asks the kernel the reply's route with the mark it carries and with the one it would carry if
+restored.
+
+Fix: restore the mark on replies in the firewall; or a source rule for the address (from ADDRESS lookup
+TABLE), which asym can apply, placed before any rule that decides the reply now.`},
+	{SrcValidMarkOff, Critical, "second", "The reverse-path check ignores the mark that routes the way back (src_valid_mark is off)",
+		`With routing by fwmark, the way back to a client can depend on the mark: a request marked on arrival is
+answered through the table its mark selects. The reverse-path filter asks its own question ("would the
+way back leave by this interface?") without the mark unless net.ipv4.conf.*.src_valid_mark is 1, so it
+looks up the main table, finds another interface and, in strict mode, drops the request although its
+replies would go back the right way. IPReversePathFilter counts the drops.
+
+asym asks the kernel the way back with the mark the request carries at routing and without it.
+
+Fix: net.ipv4.conf.IFACE.src_valid_mark=1 (it is ORed with "all"). wg-quick sets it for the same reason.
+A source rule also passes the check, by going around the marks.`},
 	{MissingSourceRule, Critical, "third", "No policy rule sends traffic from this address out of its own interface",
 		`A multi-homed host needs one routing decision per source address: replies from the second NIC's
 address must leave by the second NIC. Linux does that only when told: a routing table per interface

@@ -14,7 +14,7 @@ import (
 func rpFilterStrictDrop(e *evidence.Evidence) []Finding {
 	var out []Finding
 	for _, p := range []*evidence.PathView{okPath(e.Request), okPath(e.Reply)} {
-		if p == nil || !p.Input() || !p.Decision.RPFReject() || p.RPFilter == nil || p.RPFilter.Effective != 1 {
+		if p == nil || !p.Input() || !p.Decision.RPFReject() || p.RPFilter == nil || p.RPFilter.Effective != 1 || passesMarked(e, p) {
 			continue
 		}
 		src := p.Decision.Query.Src
@@ -34,6 +34,18 @@ func rpFilterStrictDrop(e *evidence.Evidence) []Finding {
 			Evidence: ev,
 		}
 		f.Fix = sourceRoutingFix(e, "")
+		if len(srcValidMarkOff(e)) > 0 && p.Direction == evidence.DirRequest {
+			// The way back is right with the request's mark: the check only
+			// has to use it (src_valid_mark_off says why).
+			if alt := f.Fix; alt != nil {
+				f.Fix = srcValidMarkFix(p.Ingress)
+				f.Fix.Alternatives = append(f.Fix.Alternatives, *alt)
+			} else {
+				f.Fix = srcValidMarkFix(p.Ingress)
+			}
+			out = append(out, f)
+			continue
+		}
 		loose := fix.Fix{
 			Summary: fmt.Sprintf("Loose reverse-path filter on %s (rp_filter=2): the drop stops, the asymmetry stays", p.Ingress),
 			Steps:   fix.Steps{&fix.SysctlSet{Sysctl: "net.ipv4.conf." + p.Ingress + ".rp_filter", Value: "2"}},
@@ -52,7 +64,7 @@ func rpFilterStrictDrop(e *evidence.Evidence) []Finding {
 
 func replyWrongEgress(e *evidence.Evidence) []Finding {
 	req, rep := okPath(e.Request), okPath(e.Reply)
-	if req == nil || rep == nil || req.Ingress == "" || rep.Egress == "" || req.Ingress == rep.Egress {
+	if req == nil || rep == nil || req.Ingress == "" || rep.Egress == "" || req.Ingress == rep.Egress || replyMarkedBack(e) {
 		return nil
 	}
 	switch role(e) {
@@ -156,4 +168,14 @@ func unboundSource(e *evidence.Evidence) []Finding {
 		Evidence: ev,
 		Fix:      srcHintFix(e, sp),
 	}}
+}
+
+// passesMarked: the request carries a mark at routing, the reverse-path
+// check uses it (src_valid_mark=1), and the kernel's decision with the mark
+// accepts the packet: the First step's unmarked refusal is not what the
+// request meets.
+func passesMarked(e *evidence.Evidence, p *evidence.PathView) bool {
+	m := marks(e)
+	return m != nil && p.Direction == evidence.DirRequest && m.Request != 0 && m.SrcValidMark == 1 &&
+		m.RequestRoute != nil && !m.RequestRoute.Failed()
 }

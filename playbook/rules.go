@@ -251,8 +251,11 @@ func missingLinkRoute(e *evidence.Evidence) []Finding {
 func missingSourceRule(e *evidence.Evidence) []Finding {
 	sp := sender(e)
 	h := e.Host
-	if sp == nil || !ok(e.Rules) || !multiHomed(h) || sp.Egress == "" || sp.Egress == h.LocalIface {
+	if sp == nil || !ok(e.Rules) || !multiHomed(h) || sp.Egress == "" || sp.Egress == h.LocalIface || role(e) == evidence.RoleServer && replyMarkedBack(e) {
 		return nil
+	}
+	if len(markNotRestored(e)) > 0 {
+		return nil // the host routes this address's replies by mark: mark_not_restored says what breaks it
 	}
 	owner := h.Iface(h.LocalIface)
 	if owner == nil || owner.Kind == "dummy" || owner.Name == "lo" {

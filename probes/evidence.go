@@ -90,6 +90,12 @@ func (c *Collector) Run(ctx context.Context, id evidence.ProbeID) evidence.Repor
 		v := ProbeConntrack(ctx, c.T, f, nat...)
 		c.set(func(e *evidence.Evidence) { e.Conntrack = v })
 		return v
+	case evidence.ProbeMarks:
+		ev := c.Evidence()
+		in := marksInput{host: c.host(ctx), req: c.request(ctx), rep: c.reply(ctx), fw: ev.Firewall, ct: ev.Conntrack, rules: c.rules(ctx)}
+		v := ProbeMarks(ctx, c.T, f, in)
+		c.set(func(e *evidence.Evidence) { e.Marks = v })
+		return v
 	case evidence.ProbeRules:
 		v := ProbeRules(ctx, c.T, f)
 		c.set(func(e *evidence.Evidence) { e.Rules = v })

@@ -15,6 +15,7 @@ package firewall
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"asym/evidence"
 	"asym/flow"
@@ -36,6 +37,9 @@ type Namespace interface {
 	// Cmd renders the command a person would type to run words in the
 	// namespace, prefixed and quoted.
 	Cmd(words ...string) string
+	// IfName names the interface with this index inside the namespace (a
+	// rule's `iif` holds an index).
+	IfName(index int) string
 	String() string
 }
 
@@ -65,6 +69,13 @@ func Probe(ctx context.Context, ns Namespace, f flow.Flow) *evidence.FirewallVie
 		v.Tables = nft.tables
 		v.Rules = nft.rules
 		v.NAT, v.NATOthers = nft.nat, nft.natOther
+		v.Marks = nft.marks
+		for i := range v.Marks {
+			if m := &v.Marks[i]; m.IifIndex != 0 && m.Iif == "" {
+				m.Iif = ns.IfName(m.IifIndex)
+				m.Text = strings.Replace(m.Text, fmt.Sprintf("iif %d", m.IifIndex), fmt.Sprintf("iif %q", m.Iif), 1)
+			}
+		}
 		v.Lines = append(v.Lines, renderLines(nft.rules, nft.headers)...)
 		v.Lines = append(v.Lines, nft.notes...)
 		if len(nft.rules) == 0 {

@@ -22,10 +22,11 @@ import (
 type nftResult struct {
 	tables   int
 	rules    []evidence.FirewallRule
-	nat      []evidence.NATRule // the NAT rules that can translate the flow
-	natOther int                // and how many cannot
-	headers  map[string]string  // groupKey -> chain header line
-	notes    []string           // what could not be read, as sentences
+	nat      []evidence.NATRule  // the NAT rules that can translate the flow
+	natOther int                 // and how many cannot
+	marks    []evidence.MarkRule // the rules that set packet or connection marks
+	headers  map[string]string   // groupKey -> chain header line
+	notes    []string            // what could not be read, as sentences
 }
 
 // listBounded lists on its own goroutine so that a kernel that does not
@@ -127,6 +128,7 @@ func listTable(c *nftables.Conn, tb *nftables.Table, chains []*nftables.Chain, f
 		}
 		for _, r := range rules {
 			tr.nat(ch, r, f, res)
+			res.marks = append(res.marks, markRulesOf(tb, ch, r)...)
 			fr, ok := tr.rule(ch, r)
 			if !ok {
 				continue
