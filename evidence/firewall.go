@@ -16,6 +16,10 @@ const (
 	// RuleFibRPFilter is a reverse-path check: fib saddr . iif oif missing /
 	// eq 0, or xt rpfilter --invert.
 	RuleFibRPFilter FirewallRuleKind = "fib_rpfilter"
+	// RuleICMPError matches ICMP errors (destination unreachable,
+	// fragmentation needed, packet too big, time exceeded): dropped where
+	// this host sends them, path MTU discovery stops working through it.
+	RuleICMPError FirewallRuleKind = "icmp_error"
 )
 
 // Where firewall rules come from.

@@ -291,11 +291,12 @@ var scenarioTests = map[string]scenarioTest{
 			}
 		},
 	},
-	"healthy":              {},
-	"connmark-no-restore":  connmarkNoRestoreTest,
-	"src-valid-mark":       srcValidMarkTest,
-	"firewall-one-way-nft": firewallOneWayTest,
-	"busy-firewall-ok":     busyFirewallTest,
+	"healthy":                 {},
+	"connmark-no-restore":     connmarkNoRestoreTest,
+	"src-valid-mark":          srcValidMarkTest,
+	"firewall-one-way-nft":    firewallOneWayTest,
+	"firewall-one-way-legacy": firewallOneWayLegacyTest,
+	"busy-firewall-ok":        busyFirewallTest,
 }
 
 // builderFor gives tests the builder's helpers on an env that is up.
@@ -510,7 +511,7 @@ func TestUpCancelled(t *testing.T) {
 
 func TestCatalog(t *testing.T) {
 	want := []string{"two-nics-strict", "two-nics-fabric", "two-isps", "rule-typo", "missing-link-route", "firewall-ecmp", "mtu-blackhole", "healthy",
-		"connmark-no-restore", "src-valid-mark", "firewall-one-way-nft", "busy-firewall-ok",
+		"connmark-no-restore", "src-valid-mark", "firewall-one-way-nft", "firewall-one-way-legacy", "busy-firewall-ok",
 		"nat-gateway-pair", "route-src-hint", "port-selective-rule", "host-ecmp-two-isps", "stateless-router"}
 	if got := Names(); !slices.Equal(got, want) {
 		t.Errorf("names %v, want %v", got, want)

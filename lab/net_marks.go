@@ -8,6 +8,7 @@ package lab
 // namespace through a socket opened there.
 
 import (
+	labxt "asym/lab/xtables"
 	"fmt"
 
 	"github.com/google/nftables"
@@ -197,6 +198,22 @@ func (b *builder) xtInvalidDrop(role string) error {
 	}})
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("install `-A FORWARD -m conntrack --ctstate INVALID -j DROP` (iptables-nft) in namespace %s: %w", b.name(role), err)
+	}
+	return nil
+}
+
+// legacyInvalidDrop writes the same rule as iptables-legacy does: an
+// x_tables filter table with `-A FORWARD -m conntrack --ctstate INVALID -j
+// DROP`, installed with setsockopt IPT_SO_SET_REPLACE (lab/xtables).
+// nftables does not see it; only a reader of x_tables does.
+func (b *builder) legacyInvalidDrop(role string) error {
+	err := b.env.do(role, func() error {
+		return labxt.Table{Name: "filter", Chains: []labxt.Chain{
+			{Name: "FORWARD", Rules: []labxt.Rule{{Matches: []labxt.Match{labxt.Conntrack(3, labxt.StateInvalid, false)}, Target: labxt.Drop}}},
+		}}.Install()
+	})
+	if err != nil {
+		return fmt.Errorf("install `-A FORWARD -m conntrack --ctstate INVALID -j DROP` (iptables-legacy) in namespace %s: %w", b.name(role), err)
 	}
 	return nil
 }

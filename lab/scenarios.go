@@ -93,6 +93,14 @@ var catalog = []Scenario{
 		build:   firewallOneWay((*builder).xtInvalidDrop),
 	},
 	{
+		Name:  "firewall-one-way-legacy",
+		Story: "The same one-way firewall written with iptables-legacy: a host whose firewall lives in x_tables, invisible to nftables.",
+		Wrong: "Only the reply crosses the firewall; iptables-legacy's `-m conntrack --ctstate INVALID -j DROP` drops the SYN-ACK, and no nft listing shows the rule.",
+		// The fix is in the network, as for the nft variant.
+		Fixable: false,
+		build:   firewallOneWay((*builder).legacyInvalidDrop),
+	},
+	{
 		Name:    "busy-firewall-ok",
 		Story:   "A firewall that both directions cross; its INVALID drop counter climbs all day, and the flow works.",
 		Wrong:   "Nothing: the drops are stray segments of other connections, not this flow's.",

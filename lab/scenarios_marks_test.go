@@ -3,6 +3,7 @@ package lab
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"net/netip"
 	"os"
@@ -12,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"asym/evidence"
 	"asym/probes/probetest"
+	"asym/probes/xtables"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -464,4 +467,32 @@ func ctStatInvalid(t *testing.T, e *Env, role string) uint64 {
 		sum += n
 	}
 	return sum
+}
+
+// firewallOneWayLegacyTest: the same drop, by an x_tables rule nftables
+// cannot see; its counter, read through the kernel, shows the SYN-ACK.
+var firewallOneWayLegacyTest = scenarioTest{
+	evidence: func(t *testing.T, e *Env) {
+		if rules := nftRules(t, e, "fw", nftables.TableFamilyIPv4, "filter", "FORWARD"); len(rules) != 0 {
+			t.Fatalf("fw: nftables holds FORWARD rules %v: the rule must live in x_tables only", rules)
+		}
+		var rs *xtables.Ruleset
+		if err := e.Do("fw", func() error {
+			var err error
+			rs, err = xtables.Read(t.Context(), func(_ context.Context, fn func() error) error { return fn() })
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		rules := rs.FirewallRules()
+		if len(rules) != 1 || rules[0].Kind != evidence.RuleCtInvalid || rules[0].Packets == 0 {
+			t.Fatalf("fw: the legacy INVALID drop did not count the SYN-ACK: %+v", rules)
+		}
+		t.Logf("fw: %s", rules[0].Text)
+		f, _ := parseFlow(e.Checks[0].Flow)
+		if _, ok := conntrackEntry(t, e, "fw", f); ok {
+			t.Error("fw: has a conntrack entry for the flow: the SYN went through fw")
+		}
+	},
+	contrast: firewallOneWayTest.contrast,
 }

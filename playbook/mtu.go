@@ -479,3 +479,67 @@ func blackholeFix(e *evidence.Evidence, n int, dst netip.Addr) *fix.Fix {
 		Prove: []string{ping(n, fmt.Sprintf("from this host: %d bytes with DF set get no answer and no error", n)),
 			ping(mtuLarge, "from this host: 1280 bytes get answered")}}
 }
+
+// mtuOwnICMP: a router in front of a smaller link that drops the ICMP it
+// must send. A packet of the flow that comes in on the larger link with DF
+// set does not fit the smaller one: the router must answer "fragmentation
+// needed" (IPv6: "packet too big"), and its own output rules drop that
+// answer, so the sender never learns and sends the same segment again and
+// again. Proven from this host's state when the rule has dropped such
+// errors and the kernel counted packets it could not forward for their
+// size; suspected from the rule and the MTUs alone.
+func mtuOwnICMP(e *evidence.Evidence) []Finding {
+	if role(e) != evidence.RoleMiddle || !ok(e.Firewall) {
+		return nil
+	}
+	big, small, dir := shrinkingHop(e)
+	if dir == "" {
+		return nil
+	}
+	var drops []evidence.FirewallRule
+	for _, r := range e.Firewall.Rules {
+		if r.Kind == evidence.RuleICMPError && r.Drops() && (r.Hook == "output" || r.Hook == "postrouting") {
+			drops = append(drops, r)
+		}
+	}
+	if len(drops) == 0 {
+		return nil
+	}
+	ev := []Line{{Probe: evidence.ProbeNeighbours, Text: fmt.Sprintf("the %s comes in on %s (mtu %d) and leaves by %s (mtu %d)", dir, big, mtuOf(e, big), small, mtuOf(e, small))}}
+	dropped := uint64(0)
+	for _, r := range drops {
+		ev = append(ev, Line{Probe: evidence.ProbeFirewall, Text: r.Where() + ": " + r.Text + "   ← drops the ICMP errors this router sends"})
+		dropped += r.Packets
+	}
+	failed, _ := e.Counters.Value("Ip:FragFails")
+	if failed > 0 {
+		ev = append(ev, Line{Probe: evidence.ProbeCounters, Text: fmt.Sprintf("Ip FragFails = %d: packets this router could not forward for their size (DF set)", failed)})
+	}
+	f := Finding{
+		ID:       MTUBlackhole,
+		Severity: Warning,
+		Title:    fmt.Sprintf("This router sits in front of a smaller link (%s, mtu %d) and drops the fragmentation-needed it must send: large packets of the %s vanish here", small, mtuOf(e, small), dir),
+		Evidence: ev,
+		Fix: &fix.Fix{Summary: "Let this router's own ICMP errors out, or clamp the MSS here",
+			Advice: fmt.Sprintf("Allow ICMP destination-unreachable / fragmentation-needed (IPv6 packet-too-big) in this router's output chain (the rule above drops them), or clamp the TCP MSS of forwarded SYNs to %s's MTU: nft add rule inet filter forward tcp flags syn tcp option maxseg size set rt mtu.", small)},
+	}
+	if dropped > 0 && failed > 0 {
+		f.Severity = Critical
+		f.Title = fmt.Sprintf("Proven from this router's counters: packets too big for %s (mtu %d) were refused and the fragmentation-needed it sent was dropped by its own rule", small, mtuOf(e, small))
+	}
+	return []Finding{f}
+}
+
+// shrinkingHop finds a direction of the flow that comes in on a link with
+// a larger MTU than the one it leaves by.
+func shrinkingHop(e *evidence.Evidence) (big, small, dir string) {
+	for _, p := range []*evidence.PathView{okPath(e.Request), okPath(e.Reply)} {
+		if p == nil || p.Ingress == "" || p.Egress == "" {
+			continue
+		}
+		if in, out := mtuOf(e, p.Ingress), mtuOf(e, p.Egress); in > 0 && out > 0 && in > out {
+			return p.Ingress, p.Egress, string(p.Direction)
+		}
+	}
+	return "", "", ""
+}

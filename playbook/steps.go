@@ -42,7 +42,7 @@ var Steps = []Step{
 			"the configuration that causes the asymmetry and the change that removes it; with --watch (or l in the view), " +
 			"the flow's packets, conntrack events and counters while the failure is reproduced.",
 		Probes: []evidence.ProbeID{evidence.ProbeRules, evidence.ProbeTables, evidence.ProbeSysctls, evidence.ProbeNeighbours},
-		Analyzers: []Analyzer{missingSourceRule, ruleUnknownSource, ruleEmptyTable, rulePortSelective, ruleShadowed, missingLinkRoute, arpFlux, mtuBlackhole,
+		Analyzers: []Analyzer{missingSourceRule, ruleUnknownSource, ruleEmptyTable, rulePortSelective, ruleShadowed, missingLinkRoute, arpFlux, mtuBlackhole, mtuOwnICMP,
 			liveWrongEgress, liveWrongSource, liveNATNoState, liveRPFilterDrop, liveSilentConntrack, liveSynUnanswered, liveOnLinkDetour,
 			liveECMPSplit, liveUnrepliedMiddle},
 	},

@@ -161,7 +161,10 @@ func judgeState(e *evidence.Evidence) Judgement {
 			return Judgement{Verdict: VerdictClean, Why: []string{"conntrack saw the reply: " + en.Text}, Answered: true}
 		}
 	}
-	stateful := len(fw.Rules) > 0 || ct.Count > 0
+	stateful := ct.Count > 0
+	for _, r := range fw.Rules {
+		stateful = stateful || r.Kind == evidence.RuleCtInvalid || r.Kind == evidence.RuleFibRPFilter
+	}
 	if !stateful {
 		return Judgement{Verdict: VerdictClean, Why: []string{"nothing on this host keeps state for flows: no conntrack entries, no ct state or reverse-path rules"}}
 	}

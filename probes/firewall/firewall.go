@@ -51,7 +51,7 @@ type Namespace interface {
 // with what they select and where they translate to: following the flow
 // through NAT needs the translated tuple even where no packet showed it.
 func Probe(ctx context.Context, ns Namespace, f flow.Flow) *evidence.FirewallView {
-	rep, start := evidence.Begin("firewall", "Firewall: ct state invalid and reverse-path rules")
+	rep, start := evidence.Begin("firewall", "Firewall: ct state invalid, reverse-path and ICMP error rules, NAT and marks")
 	v := &evidence.FirewallView{Report: rep}
 	defer v.Finish(start)
 	v.Command = ns.Cmd("nft", "list", "ruleset")

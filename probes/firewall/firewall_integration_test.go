@@ -136,7 +136,7 @@ func TestProbeFirewallFindsRules(t *testing.T) {
 	if v.Status != evidence.StatusOK {
 		t.Fatalf("status %s: %s", v.Status, v.Reason)
 	}
-	if v.Probe != "firewall" || v.Title != "Firewall: ct state invalid and reverse-path rules" {
+	if v.Probe != "firewall" || v.Title != "Firewall: ct state invalid, reverse-path and ICMP error rules, NAT and marks" {
 		t.Errorf("probe %q title %q", v.Probe, v.Title)
 	}
 	if want := "ip netns exec " + ns.Name + " nft list ruleset"; v.Command != want {

@@ -3,6 +3,7 @@ package firewall
 // payload: address and port comparisons.
 
 import (
+	"asym/evidence"
 	"math/bits"
 	"net/netip"
 	"strconv"
@@ -12,17 +13,33 @@ import (
 	"github.com/google/nftables/expr"
 )
 
-// decodePayload reads a header load compared with a constant.
+// decodePayload reads a header load compared with a constant. A compare
+// of an ICMP type that is an error (destination unreachable, packet too
+// big, time exceeded) makes the rule one about ICMP errors: a router that
+// drops the ones it sends makes an MTU black hole.
 func decodePayload(s *scanner, p *expr.Payload) {
 	used, text := payloadCond(s.fam, s.rest, p)
+	if used > 0 && p.Base == expr.PayloadBaseTransportHeader && p.Offset == 0 && p.Len == 1 {
+		if _, cmp, _ := maskedCompare(s.rest, p.DestRegister); cmp != nil && cmp.Op == expr.CmpOpEq && len(cmp.Data) == 1 && icmpErrorType(cmp.Data[0]) {
+			s.found(evidence.RuleICMPError, evidence.SourceNftables)
+		}
+	}
 	s.condition(used, text)
 }
+
+// icmpErrorType says whether an ICMP (v4) or ICMPv6 type is an error about
+// another packet: v4 destination unreachable 3 and time exceeded 11; v6
+// destination unreachable 1, packet too big 2, time exceeded 3.
+func icmpErrorType(t byte) bool { return t == 1 || t == 2 || t == 3 || t == 11 }
 
 // payloadWords render a comparison of what a load from the header base
 // reads, or return false when they cannot.
 var payloadWords = map[expr.PayloadBase]func(fam nftables.TableFamily, p *expr.Payload, mask, data []byte, op string) (string, bool){
 	expr.PayloadBaseNetworkHeader: addrCond,
 	expr.PayloadBaseTransportHeader: func(_ nftables.TableFamily, p *expr.Payload, mask, data []byte, op string) (string, bool) {
+		if p.Len == 1 && p.Offset <= 1 && len(data) == 1 && mask == nil {
+			return map[uint32]string{0: "icmp type ", 1: "icmp code "}[p.Offset] + op + strconv.Itoa(int(data[0])), true
+		}
 		return portCond(p, mask, data, op)
 	},
 }
