@@ -9,6 +9,38 @@ type FixOutcome struct {
 	Changes  int
 	Deadline time.Time
 	Watchdog string // how the revert is armed, for people
-	Before   []Finding
-	After    []Finding
+	// Fixed are the findings whose fix was applied.
+	Fixed  []FindingID
+	Before []Finding
+	After  []Finding
+}
+
+// Unhealed are the findings the fix was for that the check after it still
+// found: a fix that leaves them did not heal, and should be reverted rather
+// than kept.
+func (o *FixOutcome) Unhealed() []Finding {
+	var out []Finding
+	for _, f := range o.After {
+		for _, id := range o.Fixed {
+			if f.ID == id {
+				out = append(out, f)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// Healed says the fix removed the findings it was for and the check after
+// it finds nothing critical.
+func (o *FixOutcome) Healed() bool {
+	if len(o.Unhealed()) > 0 {
+		return false
+	}
+	for _, f := range o.After {
+		if f.Severity == Critical {
+			return false
+		}
+	}
+	return true
 }

@@ -130,3 +130,22 @@ func TestVerdictBothEnds(t *testing.T) {
 		t.Errorf("a peer that gave no evidence proves nothing: %+v", j)
 	}
 }
+
+// TestFixOutcomeHealed: a fix heals when the findings it was for are gone
+// and nothing critical is left; one that leaves them did not heal.
+func TestFixOutcomeHealed(t *testing.T) {
+	strict := Finding{ID: RPFilterStrictDrop, Severity: Critical}
+	flux := Finding{ID: ARPFlux, Severity: Warning}
+	o := FixOutcome{Fixed: []FindingID{RPFilterStrictDrop}, Before: []Finding{strict, flux}, After: []Finding{flux}}
+	if !o.Healed() || len(o.Unhealed()) != 0 {
+		t.Errorf("the finding is gone, a warning stays: healed %v, unhealed %v", o.Healed(), o.Unhealed())
+	}
+	o.After = []Finding{strict}
+	if o.Healed() || len(o.Unhealed()) != 1 {
+		t.Errorf("the finding is still there: healed %v, unhealed %v", o.Healed(), o.Unhealed())
+	}
+	o.After = []Finding{{ID: ReplyWrongEgress, Severity: Critical}}
+	if o.Healed() || len(o.Unhealed()) != 0 {
+		t.Errorf("another critical finding remains: healed %v, unhealed %v", o.Healed(), o.Unhealed())
+	}
+}

@@ -38,7 +38,11 @@ func (s *Session) Apply(ctx context.Context, f flow.Flow, p playbook.Plan, befor
 		return nil, err
 	}
 	after := s.Check(ctx, f, Options{})
-	return &playbook.FixOutcome{Changes: len(j.Steps), Deadline: j.Deadline, Watchdog: j.Watchdog, Before: before, After: after.Report.Findings}, nil
+	o := &playbook.FixOutcome{Changes: len(j.Steps), Deadline: j.Deadline, Watchdog: j.Watchdog, Before: before, After: after.Report.Findings}
+	for _, id := range p.Findings {
+		o.Fixed = append(o.Fixed, playbook.FindingID(id))
+	}
+	return o, nil
 }
 
 // ApplyFix is the view's one-key fix: it probes the flow again, refuses

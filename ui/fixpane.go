@@ -180,6 +180,9 @@ func (m *Model) fixPaneLines(f playbook.Finding, width int) []string {
 	case fx.outcome != nil && fx.finding == string(f.ID):
 		o := fx.outcome
 		out = append(out, m.st.Title.Render("Applied"), "before: "+ids(o.Before), "after:  "+ids(o.After))
+		if still := o.Unhealed(); len(still) > 0 {
+			out = append(out, m.st.Bad.Render("✗ not healed: "+ids(still)+" still found: revert it (n)"))
+		}
 		switch fx.result {
 		case "":
 			left := o.Deadline.Sub(m.opt.Now()).Round(time.Second)

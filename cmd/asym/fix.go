@@ -125,6 +125,11 @@ func cmdFix(args []string, stdout io.Writer) (int, error) {
 	}
 	fmt.Fprintf(stdout, "\nApplied %d changes to %s; the revert is armed: %s.\n", o.Changes, t, o.Watchdog)
 	fmt.Fprintf(stdout, "before: %s\nafter:  %s\n", findingList(o.Before), findingList(o.After))
+	if still := o.Unhealed(); len(still) > 0 {
+		fmt.Fprintf(stdout, "\nNOT HEALED: %s still found after the fix: it did not change what breaks the flow. Undo it: %s\n", findingList(still), fixCommand(t, "--rollback"))
+	} else if !o.Healed() {
+		fmt.Fprintf(stdout, "\nThe findings the fix was for are gone, but a critical finding remains: read the check again before keeping it.\n")
+	}
 	fmt.Fprintf(stdout, "\nKeep it:  %s   (before %s UTC, in %s)\nUndo now: %s\nOtherwise it reverts by itself, even if this session dies.\n",
 		fixCommand(t, "--confirm"), o.Deadline.UTC().Format("15:04:05"), time.Until(o.Deadline).Round(time.Second), fixCommand(t, "--rollback"))
 	if !*noWait && isTerminal(os.Stdin) {
