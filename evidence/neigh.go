@@ -20,6 +20,10 @@ type NeighView struct {
 	// Gateways per interface towards the flow's peer, for fixes that give
 	// each interface its own table.
 	Gateways []Gateway `json:"gateways,omitempty"`
+	// Candidates are the resolved neighbours of an interface whose gateway
+	// no route names, on its subnet (bounded): the frames of the flow that
+	// arrive on it carry one of their MACs, which names the gateway.
+	Candidates []Neighbour `json:"gateway_candidates,omitempty"`
 }
 
 // Gateway is the router an interface would use to reach the flow's peer.

@@ -68,6 +68,9 @@ type RouteAdd struct {
 	// Unknown names what asym could not find out (the gateway); the
 	// command then shows GATEWAY and the step cannot be applied as is.
 	Unknown string `json:"unknown,omitempty"`
+	// GatewayFrom says where the gateway came from (a route, a DHCP
+	// lease, the frames of the flow, the person), for people to check.
+	GatewayFrom string `json:"gateway_from,omitempty"`
 }
 
 func (s *RouteAdd) Kind() Kind      { return KindRouteAdd }

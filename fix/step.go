@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 )
 
 // Kind names a kind of step in JSON, in journals and in messages.
@@ -51,6 +52,8 @@ type Kernel interface {
 	// namespace has no such sysctl.
 	ReadSysctl(ctx context.Context, name string) (value string, ok bool, err error)
 	WriteSysctl(ctx context.Context, name, value string) error
+	// AnnounceARP sends one gratuitous ARP for addr from dev.
+	AnnounceARP(ctx context.Context, dev string, addr netip.Addr) error
 	// Describe names the namespace in messages ("netns asym-lab-host").
 	Describe() string
 }
@@ -86,6 +89,7 @@ var stepKinds = map[Kind]func() Step{
 	KindRouteDel:     func() Step { return &RouteDel{} },
 	KindRouteReplace: func() Step { return &RouteReplace{} },
 	KindSysctlSet:    func() Step { return &SysctlSet{} },
+	KindARPAnnounce:  func() Step { return &ARPAnnounce{} },
 }
 
 // Steps is a list of steps that reads and writes itself as JSON objects

@@ -19,6 +19,8 @@ func TestStepsJSON(t *testing.T) {
 		&RuleAdd{RuleSpec: RuleSpec{Priority: 1000, Src: netip.MustParsePrefix("198.51.100.11/32"), Table: 100}},
 		&RuleDel{RuleSpec: RuleSpec{Priority: 1001, Src: netip.MustParsePrefix("198.51.100.12/32"), Table: 100}},
 		&SysctlSet{Sysctl: "net.ipv4.conf.eth1.rp_filter", Value: "2"},
+		&ARPAnnounce{Dev: "eth1", Addr: netip.MustParseAddr("198.51.100.11")},
+		&RouteAdd{RouteSpec: RouteSpec{Table: 100, Dst: netip.MustParsePrefix("0.0.0.0/0"), Dev: "eth0", Gateway: netip.MustParseAddr("192.0.2.1")}, GatewayFrom: "named by you"},
 	}
 	b, err := json.Marshal(steps)
 	if err != nil {
@@ -28,7 +30,9 @@ func TestStepsJSON(t *testing.T) {
 		`{"kind":"route.add","table":100,"dst":"0.0.0.0/0","dev":"eth1","unknown":"the gateway of eth1"},` +
 		`{"kind":"rule.add","priority":1000,"src":"198.51.100.11/32","table":100},` +
 		`{"kind":"rule.del","priority":1001,"src":"198.51.100.12/32","table":100},` +
-		`{"kind":"sysctl.set","sysctl":"net.ipv4.conf.eth1.rp_filter","value":"2"}]`
+		`{"kind":"sysctl.set","sysctl":"net.ipv4.conf.eth1.rp_filter","value":"2"},` +
+		`{"kind":"arp.announce","dev":"eth1","addr":"198.51.100.11"},` +
+		`{"kind":"route.add","table":100,"dst":"0.0.0.0/0","via":"192.0.2.1","dev":"eth0","gateway_from":"named by you"}]`
 	if string(b) != want {
 		t.Errorf("JSON\n got %s\nwant %s", b, want)
 	}
@@ -61,6 +65,7 @@ func TestStepWords(t *testing.T) {
 		{&RuleDel{RuleSpec: RuleSpec{Priority: 1001, Src: netip.MustParsePrefix("2001:db8::11/128"), Table: 100}},
 			"ip -6 rule del from 2001:db8::11 lookup 100 priority 1001"},
 		{&SysctlSet{Sysctl: "net.ipv4.conf.eth1.rp_filter", Value: "2"}, "sysctl -w net.ipv4.conf.eth1.rp_filter=2"},
+		{&ARPAnnounce{Dev: "eth1", Addr: netip.MustParseAddr("198.51.100.11")}, "arping -U -c 1 -I eth1 198.51.100.11"},
 	} {
 		if got := evidence.Command(c.s.Words()...); got != c.want {
 			t.Errorf("got  %s\nwant %s", got, c.want)

@@ -50,6 +50,10 @@ type Scenario struct {
 	Story   string // one line: the story
 	Wrong   string // one line: what is wrong
 	Fixable bool   // whether a host-local policy-routing/sysctl fix heals it
+	// FixWatch says the fix lacks a fact only the flow's own frames give
+	// (the gateway of a link no route names): asym fix --watch learns it
+	// while the flow is retried.
+	FixWatch bool
 	// Answer is how many bytes the server answers each attempt's 1-byte
 	// request with; 0 is a 1-byte echo. A large answer makes the server
 	// send full-sized segments, which is what a path MTU problem needs.

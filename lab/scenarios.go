@@ -138,6 +138,16 @@ var catalog = []Scenario{
 		build:   hostECMPTwoISPs,
 	},
 	{
+		Name:    "two-isps-shared-lan",
+		Story:   "The two-ISP server again, with ISP A's link on a LAN it shares with a VPN box; replies on ISP A's address are lost.",
+		Wrong:   "No source rules, no route by eth0 and two routers on its LAN: the fix must learn which one is the gateway from the flow's frames.",
+		Fixable: true,
+		// The gateway of eth0 comes from the MAC of the frames the flow
+		// brings in: asym fix --watch while the flow is retried.
+		FixWatch: true,
+		build:    twoISPsSharedLAN,
+	},
+	{
 		Name:    "stateless-router",
 		Story:   "A router that forwards the request by one link and gets the reply back by another.",
 		Wrong:   "Nothing: the router keeps no state and rp_filter is off, so asymmetric paths through it work.",

@@ -133,7 +133,9 @@ func newTableFix(e *evidence.Evidence, table int) *fix.Fix {
 	gw, how := gatewayFor(e, ifc.Name, sub)
 	def := &fix.RouteAdd{RouteSpec: fix.RouteSpec{Table: table, Dst: netip.PrefixFrom(unspecified(h.Local), 0), Dev: ifc.Name, Gateway: gw}}
 	if !gw.IsValid() {
-		def.Unknown = "the gateway of " + ifc.Name + " (" + how + "): replace GATEWAY"
+		def.Unknown = "the gateway of " + ifc.Name + " (" + how + ")"
+	} else {
+		def.GatewayFrom = how
 	}
 	pr := farAddr(e)
 	if gw.IsValid() || !sub.Contains(pr) {
@@ -177,8 +179,10 @@ func unspecified(a netip.Addr) netip.Addr {
 	return netip.IPv6Unspecified()
 }
 
-// gatewayFor finds the interface's gateway: from the gateway probe, or from
-// a decision that already goes by a gateway on that subnet.
+// gatewayFor finds the interface's gateway: from the gateway probe (a
+// route, the network's configuration, the only neighbour, or the person),
+// from a decision that already goes by a gateway on that subnet, or from
+// the MAC of the frames the flow brought in on that interface.
 func gatewayFor(e *evidence.Evidence, iface string, sub netip.Prefix) (netip.Addr, string) {
 	if e.Neighbours != nil {
 		for _, g := range e.Neighbours.Gateways {
@@ -192,7 +196,62 @@ func gatewayFor(e *evidence.Evidence, iface string, sub netip.Prefix) (netip.Add
 			return p.Decision.Gateway, "the gateway the flow already uses, on " + iface + "'s subnet"
 		}
 	}
-	return netip.Addr{}, "not found yet: run the Third step"
+	if gw, how := gatewayByFrames(e, iface); gw.IsValid() {
+		return gw, how
+	}
+	looked := "no route, configuration or single neighbour names it"
+	if e.Neighbours != nil {
+		for _, g := range e.Neighbours.Gateways {
+			if g.Iface == iface && g.How != "" {
+				looked = g.How
+			}
+		}
+	}
+	if e.Live == nil {
+		return netip.Addr{}, looked + ": retry the flow with the live view (l) or --watch to learn it from the frames that arrive on " + iface
+	}
+	return netip.Addr{}, looked + ", and no frame of the flow arrived on " + iface + " from a single known neighbour"
+}
+
+// gatewayByFrames names the gateway of an interface from the frames of the
+// flow that arrived on it: their source MAC is the router that handed them
+// over, and the neighbour table knows its address. Only one MAC may have
+// sent them: two routers on the link prove nothing about which is the way.
+func gatewayByFrames(e *evidence.Evidence, iface string) (netip.Addr, string) {
+	if e.Live == nil || e.Neighbours == nil {
+		return netip.Addr{}, ""
+	}
+	macs := map[string]bool{}
+	for _, p := range e.Live.Packets {
+		if p.Iface == iface && p.Dir == evidence.DirIn && !p.OtherHost && p.SrcMAC != "" && p.ICMPMsg == nil {
+			macs[p.SrcMAC] = true
+		}
+	}
+	if len(macs) != 1 {
+		return netip.Addr{}, ""
+	}
+	for _, n := range e.Neighbours.Candidates {
+		if n.Dev == iface && macs[n.MAC] {
+			return n.Addr, fmt.Sprintf("the router whose MAC %s sent the flow's packets in on %s (neighbour %s)", n.MAC, iface, n.Addr)
+		}
+	}
+	return netip.Addr{}, ""
+}
+
+// GatewayChoices are the addresses to offer a person who must name the
+// gateway of iface: its resolved neighbours on the subnet, the most recent
+// first, each with what is known of it.
+func GatewayChoices(e *evidence.Evidence, iface string) []evidence.Neighbour {
+	if e == nil || e.Neighbours == nil {
+		return nil
+	}
+	var out []evidence.Neighbour
+	for _, n := range e.Neighbours.Candidates {
+		if n.Dev == iface {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // freeTable picks a table id no rule uses and no table seen holds routes.

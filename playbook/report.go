@@ -286,6 +286,9 @@ func writeFixText(b *strings.Builder, fx *fix.Fix, indent string, render fix.Ren
 		if s.Missing() != "" {
 			fmt.Fprintf(b, "%s    # unknown: %s\n", indent, Clean(s.Missing()))
 		}
+		if o := fix.Origin(s); o != "" {
+			fmt.Fprintf(b, "%s    # %s\n", indent, Clean(o))
+		}
 	}
 	if fx.Advice != "" {
 		fmt.Fprintf(b, "%s  %s\n", indent, Clean(fx.Advice))

@@ -343,11 +343,21 @@ func arpFlux(e *evidence.Evidence) []Finding {
 	if len(ev) == 0 {
 		return nil
 	}
+	// The neighbours learnt the wrong MACs already: each address announced
+	// once from the interface that holds it corrects their entries now.
+	for _, name := range group {
+		for _, a := range h.Iface(name).Addrs {
+			if a.Addr().Is4() && a.Masked() == sub.Masked() {
+				steps = append(steps, &fix.ARPAnnounce{Dev: name, Addr: a.Addr()})
+			}
+		}
+	}
 	ev = append([]Line{{Probe: evidence.ProbeHost, Text: fmt.Sprintf("%s share the subnet %s", strings.Join(group, " and "), sub.Masked())}}, ev...)
 	return []Finding{{
 		ID:       ARPFlux,
 		Title:    fmt.Sprintf("%s are on one subnet and answer ARP for each other's addresses", strings.Join(group, " and ")),
 		Evidence: ev,
-		Fix:      &fix.Fix{Summary: "Answer ARP only on the interface that holds the address", Steps: steps},
+		Fix: &fix.Fix{Summary: "Answer ARP only on the interface that holds the address", Steps: steps,
+			Caveat: "The neighbours (the gateway, the hosts of the subnet) keep the MAC they learnt until their entry ages out, minutes on Linux, hours on some routers: asym announces each address once from its own interface (gratuitous ARP), which Linux neighbours take at once; a device that ignores it needs its ARP entry cleared."},
 	}}
 }

@@ -131,6 +131,10 @@ func (c *Collector) Run(ctx context.Context, id evidence.ProbeID) evidence.Repor
 					v.Add("# gateway of %s towards %s: %s (%s)", g.Iface, peer, g.Gateway, g.How)
 				}
 			}
+			v.Candidates = ProbeGatewayCandidates(ctx, c.T, h, v.Gateways, peer)
+			for _, n := range v.Candidates {
+				v.Add("# could be the gateway of %s: %s", n.Dev, n.Text)
+			}
 		}
 		c.set(func(e *evidence.Evidence) { e.Neighbours = v })
 		return v

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"net/netip"
 	"time"
 
 	"asym/evidence"
@@ -20,6 +21,9 @@ type Options struct {
 	Peer bool
 	// Notify tells the person what asym waits for (the live window).
 	Notify func(string)
+	// Gateways are gateways the person named, per interface (asym fix
+	// --gateway, the fix pane): they stand before what the probes found.
+	Gateways map[string]netip.Addr
 }
 
 // Result is what a check gathered and, for Check, what it means.
@@ -82,6 +86,7 @@ func (s *Session) Collect(ctx context.Context, f flow.Flow, opt Options) Result 
 func (s *Session) Check(ctx context.Context, f flow.Flow, opt Options) Result {
 	r := s.Collect(ctx, f, opt)
 	ev := r.Evidence
+	ev.NameGateways(opt.Gateways)
 	r.Report = playbook.NewReport(time.Now(), &ev, s.info.Prefix, r.Ran, playbook.Analyze(&ev, len(playbook.Steps)-1))
 	if r.Peer != nil {
 		r.Report.AddPeer(playbook.AnalyzePeer(&ev, *r.Peer))

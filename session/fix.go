@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"slices"
 
@@ -47,9 +48,11 @@ func (s *Session) Apply(ctx context.Context, f flow.Flow, p playbook.Plan, befor
 
 // ApplyFix is the view's one-key fix: it probes the flow again, refuses
 // when the fix of finding id is no longer what the person was shown (the
-// host changed since), applies it and checks again.
-func (s *Session) ApplyFix(ctx context.Context, f flow.Flow, id string, shown []string) (*playbook.FixOutcome, error) {
-	before := s.Check(ctx, f, Options{})
+// host changed since), applies it and checks again. gateways are the ones
+// the shown fix goes by: found in a live window this check does not have,
+// or named by the person, they are given to it.
+func (s *Session) ApplyFix(ctx context.Context, f flow.Flow, id string, shown []string, gateways map[string]netip.Addr) (*playbook.FixOutcome, error) {
+	before := s.Check(ctx, f, Options{Gateways: gateways})
 	var fx *fix.Fix
 	for _, fd := range before.Report.Findings {
 		if string(fd.ID) == id {

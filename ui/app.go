@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"charm.land/bubbles/v2/key"
@@ -40,11 +41,11 @@ type Session interface {
 	PeerCommand() string
 	Peer(ctx context.Context, f flow.Flow, watch time.Duration) evidence.PeerResult
 	// CanApply says whether fixes may be applied from the view. ApplyFix
-	// re-probes, checks that the fix of findingID still is what was shown,
-	// applies it with the revert armed, and re-checks; DecideFix keeps or
-	// reverts it.
+	// re-probes with the gateways the person confirmed or named, checks
+	// that the fix of findingID still is what was shown, applies it with
+	// the revert armed, and re-checks; DecideFix keeps or reverts it.
 	CanApply() bool
-	ApplyFix(ctx context.Context, f flow.Flow, findingID string, shown []string) (*playbook.FixOutcome, error)
+	ApplyFix(ctx context.Context, f flow.Flow, findingID string, shown []string, gateways map[string]netip.Addr) (*playbook.FixOutcome, error)
 	DecideFix(ctx context.Context, keep bool) error
 	// Persist shows how to make a fix survive a reboot with the host's
 	// network manager: a title and the lines (rendered by the session).
@@ -164,6 +165,7 @@ func (m *Model) setFlow(f flow.Flow) {
 		m.steps[i] = stepState{}
 	}
 	m.findings = nil
+	m.fix.ask, m.fix.named = nil, nil
 	m.peer.stop()
 	m.peer = peerState{runID: m.peer.runID}
 }
@@ -278,6 +280,9 @@ func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
 	}
 	if m.form != nil {
 		return m.formKey(k)
+	}
+	if m.fix.ask != nil {
+		return m.askKey(k)
 	}
 	if m.help {
 		if key.Matches(k, m.keys.Help, m.keys.Back) {
@@ -489,6 +494,7 @@ func (m *Model) analyze() {
 		selID, selSide = string(m.findings[m.fsel].ID), m.findings[m.fsel].Side
 	}
 	ev := m.prober.Evidence()
+	ev.NameGateways(m.fix.named)
 	if m.live != nil {
 		ev.Live = m.live.evidence(m.opt.Now())
 	}
@@ -550,6 +556,7 @@ func (m *Model) report() playbook.Report {
 	if m.prober != nil {
 		ev = m.prober.Evidence()
 	}
+	ev.NameGateways(m.fix.named)
 	ev.Flow = m.flow
 	if m.live != nil {
 		ev.Live = m.live.evidence(m.opt.Now()) // what the joined findings rest on

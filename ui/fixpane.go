@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -30,6 +31,10 @@ type fixState struct {
 	finding      string
 	outcome      *playbook.FixOutcome
 	result       string // kept, reverted…
+	// ask is the question for a gateway asym could not find; named holds
+	// the answers, per interface, for the flow.
+	ask   *gatewayAsk
+	named map[string]netip.Addr
 }
 
 type appliedMsg struct {
@@ -84,10 +89,10 @@ func (m *Model) fixKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 				return nil, true
 			}
 			fx.confirming, fx.applying, fx.finding = false, true, string(f.ID)
-			sess, fl := m.opt.Session, m.flow
+			sess, fl, gws := m.opt.Session, m.flow, f.Fix.Gateways()
 			m.setFlash("applying "+fmt.Sprint(len(shown))+" changes; the revert is armed first…", false)
 			return func() tea.Msg {
-				o, err := sess.ApplyFix(context.Background(), fl, string(f.ID), shown)
+				o, err := sess.ApplyFix(context.Background(), fl, string(f.ID), shown, gws)
 				return appliedMsg{o, err}
 			}, true
 		case "esc", "n":
@@ -107,6 +112,10 @@ func (m *Model) fixKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 		case f.Fix == nil || len(f.Fix.Steps) == 0:
 			m.setFlash("this finding has no host-local fix: its advice says what to change and where", true)
 		default:
+			if len(f.Fix.UnknownGateways()) > 0 {
+				m.openGatewayAsk(f.Fix)
+				return nil, true
+			}
 			if missing := f.Fix.Missing(); missing != "" {
 				m.setFlash("asym will not apply a guess: "+missing, true)
 				return nil, true
@@ -177,6 +186,8 @@ func (m *Model) fixPaneLines(f playbook.Finding, width int) []string {
 	fx := m.fix
 	var out []string
 	switch {
+	case fx.ask != nil:
+		out = append(out, m.askLines(width)...)
 	case fx.outcome != nil && fx.finding == string(f.ID):
 		o := fx.outcome
 		out = append(out, m.st.Title.Render("Applied"), "before: "+ids(o.Before), "after:  "+ids(o.After))

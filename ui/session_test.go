@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"net/netip"
 	"time"
 
 	"asym/evidence"
@@ -23,6 +24,7 @@ type fakeSession struct {
 	peer      func(context.Context, flow.Flow, time.Duration) evidence.PeerResult
 	apply     func(context.Context, flow.Flow, string, []string) (*playbook.FixOutcome, error)
 	decide    func(context.Context, bool) error
+	gateways  map[string]netip.Addr // what the last ApplyFix was given
 }
 
 func (s *fakeSession) Info() evidence.TargetInfo                      { return s.info }
@@ -48,7 +50,8 @@ func (s *fakeSession) Peer(ctx context.Context, f flow.Flow, w time.Duration) ev
 	return s.peer(ctx, f, w)
 }
 
-func (s *fakeSession) ApplyFix(ctx context.Context, f flow.Flow, id string, shown []string) (*playbook.FixOutcome, error) {
+func (s *fakeSession) ApplyFix(ctx context.Context, f flow.Flow, id string, shown []string, gateways map[string]netip.Addr) (*playbook.FixOutcome, error) {
+	s.gateways = gateways
 	return s.apply(ctx, f, id, shown)
 }
 

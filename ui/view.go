@@ -414,6 +414,9 @@ func (m *Model) fixLines(fx *fix.Fix, render fix.Render, width int) []string {
 		if u := fx.Steps[i].Missing(); u != "" {
 			out = append(out, m.st.Warn.Render("    unknown: "+c(u)))
 		}
+		if o := fix.Origin(fx.Steps[i]); o != "" {
+			out = append(out, hang(m.st.Dim, "    ", c(o), width)...)
+		}
 	}
 	if fx.Advice != "" {
 		out = append(out, wrap(c(fx.Advice), width)...)

@@ -7,11 +7,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"asym/evidence"
+	"asym/fix"
 	"asym/fix/apply"
 	"asym/flow"
 	"asym/playbook"
@@ -35,6 +37,9 @@ func cmdFix(args []string, stdout io.Writer) (int, error) {
 	watchdog := fs.String("watchdog", "", "internal: run the revert watchdog for `JOURNAL`")
 	doPersist := fs.Bool("persist", false, "write the plan into the network manager's configuration (with backups); applies nothing")
 	root := fs.String("root", "/", "with --persist: the root directory of the configuration files")
+	var gateways gatewayFlag
+	fs.Var(&gateways, "gateway", "the gateway of an interface asym could not find, `IFACE=ADDR` (repeatable)")
+	watch := fs.Duration("watch", 0, "observe the flow this long before planning (retry it meanwhile): its frames name a gateway no route does")
 	words, err := parseInterleaved(fs, args)
 	if err != nil {
 		return 2, flagError(fs, err)
@@ -50,6 +55,9 @@ func cmdFix(args []string, stdout io.Writer) (int, error) {
 	}
 	if actions > 1 {
 		return 2, errUsage{"give one of --apply, --confirm, --rollback, --status and --persist"}
+	}
+	if *watch < 0 || *watch > time.Hour {
+		return 2, errUsage{"--watch takes a duration up to 1h, e.g. 10s"}
 	}
 	if *revertAfter < 5*time.Second || *revertAfter > 24*time.Hour {
 		return 2, errUsage{"--revert-after must be between 5s and 24h: long enough to check, short enough to save you"}
@@ -95,12 +103,14 @@ func cmdFix(args []string, stdout io.Writer) (int, error) {
 	if err != nil {
 		return 2, errUsage{err.Error()}
 	}
-	before := sess.Check(ctx, f, session.Options{}).Report
+	checked := sess.Check(ctx, f, session.Options{Gateways: gateways, Watch: *watch, Notify: func(s string) { fmt.Fprintf(os.Stderr, "asym: %s\n", s) }})
+	before := checked.Report
 	p, err := sess.Plan(before.Findings, *only)
 	if err != nil {
 		return 2, err
 	}
 	printPlan(stdout, t, f, before, p)
+	printGatewayHints(stdout, t, f, checked)
 	if *doPersist {
 		if len(p.Steps) == 0 {
 			return 2, errors.New("there is nothing to make permanent for this flow")
@@ -211,7 +221,12 @@ func printPlan(w io.Writer, t *probes.Target, f flow.Flow, rep playbook.Report, 
 				cmd = evidence.Command(pre...) + " " + cmd
 			}
 			fmt.Fprintf(w, "  %s\n", playbook.Clean(cmd))
+			if o := fix.Origin(s); o != "" {
+				fmt.Fprintf(w, "    # %s\n", playbook.Clean(o))
+			}
 		}
+	} else if slices.ContainsFunc(rep.Findings, func(f playbook.Finding) bool { return f.Fix.Missing() != "" }) {
+		fmt.Fprintf(w, "\nNo fix can be applied yet: what it lacks is below; asym never applies a guess.\n")
 	} else {
 		fmt.Fprintf(w, "\nNothing asym can change on this host fixes this flow.\n")
 	}

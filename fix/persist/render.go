@@ -120,6 +120,8 @@ func newPlan(steps fix.Steps) (*plan, error) {
 			p.dels = append(p.dels, s)
 		case *fix.SysctlSet:
 			p.sysctls = append(p.sysctls, s)
+		case *fix.ARPAnnounce:
+			// A one-time message to the neighbours: nothing to keep.
 		default:
 			return nil, fmt.Errorf("step %d is of kind %q, which asym cannot persist", i+1, s.Kind())
 		}
