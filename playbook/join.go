@@ -91,7 +91,7 @@ func markSide(f *Finding, side string) {
 // Join runs the analyzers that need both ends' evidence.
 func Join(here, there *evidence.Evidence) []Finding {
 	var out []Finding
-	for _, j := range []func(here, there *evidence.Evidence) []Finding{peerRoleConflict, lostInPath} {
+	for _, j := range []func(here, there *evidence.Evidence) []Finding{peerRoleConflict, lostInPath, natSplit} {
 		out = append(out, j(here, there)...)
 	}
 	for i := range out {
