@@ -2,6 +2,7 @@ package apply
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -42,16 +43,20 @@ func host(t *testing.T) (*probes.Target, *netlink.Handle, probetest.NS) {
 	return tg, h, ns
 }
 
+// state renders everything a fix may change in the namespace, each rule
+// and route with every field the kernel reads back (selectors, metric,
+// protocol, scope), so that a look-alike differs from the original.
 func state(t *testing.T, h *netlink.Handle, ns probetest.NS) string {
 	t.Helper()
 	var lines []string
 	rules, _ := h.RuleList(netlink.FAMILY_V4)
 	for _, r := range rules {
-		lines = append(lines, r.String())
+		b, _ := json.Marshal(specOf(r, false))
+		lines = append(lines, "rule "+string(b))
 	}
 	routes, _ := h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: 0}, netlink.RT_FILTER_TABLE)
 	for _, r := range routes {
-		lines = append(lines, fmt.Sprint(r.Table, " ", r.String()))
+		lines = append(lines, fmt.Sprintf("route %d %s metric %d proto %d scope %d type %d", r.Table, r.String(), r.Priority, r.Protocol, r.Scope, r.Type))
 	}
 	probetest.Do(t, ns.Handle, func() error {
 		b, _ := os.ReadFile("/proc/sys/net/ipv4/conf/eth0/rp_filter")
@@ -62,11 +67,12 @@ func state(t *testing.T, h *netlink.Handle, ns probetest.NS) string {
 	return strings.Join(lines, "\n")
 }
 
-// inProcess arms the watchdog as a goroutine: the way it is started is
-// tested end to end with the binary; here the journal logic is.
-func inProcess(j *Journal) error {
-	go Watchdog(j.path)
-	return nil
+// inProcess arms the watchdog as a goroutine, handing it the target's
+// namespace as its own file: the way it is started is tested end to end
+// with the binary; here the journal logic is.
+func inProcess(j *Journal, t *probes.Target) (string, error) {
+	go Watchdog(j.path, fmt.Sprintf("/proc/self/fd/%d", t.NS()))
+	return "a goroutine of the test", nil
 }
 
 func TestFailedStepRollsBack(t *testing.T) {
@@ -122,7 +128,7 @@ func TestWatchdogRevertsAtDeadline(t *testing.T) {
 	if state(t, h, ns) != before {
 		t.Fatal("the watchdog did not restore the rules")
 	}
-	if _, err := Confirm(j.ID); err == nil || !strings.Contains(err.Error(), "too late") {
+	if _, err := Confirm(context.Background(), j.ID); err == nil || !strings.Contains(err.Error(), "too late") {
 		t.Fatalf("confirm after the revert: %v", err)
 	}
 }
