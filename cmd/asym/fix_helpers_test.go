@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -18,10 +17,13 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"asym/evidence"
 	"asym/fix"
 	"asym/fix/apply"
+	"asym/lab/namespace"
+	"asym/probes/nsthread"
 	"asym/probes/probetest"
 )
 
@@ -231,31 +233,28 @@ func makeLookAlike(t *testing.T, h netns.NsHandle, j *apply.Journal) {
 
 // twoNICHost builds the namespace name as a host with two NICs on one
 // subnet (eth0 198.51.100.10, eth1 198.51.100.11) and a default route by
-// each: the reply to eth1's address leaves by eth0. The namespace is made
-// on a locked thread that is then discarded, and removed at the end of the
-// test if it still has the name. release closes the returned handle (once;
-// also at the end of the test).
+// each: the reply to eth1's address leaves by eth0. It is removed at the
+// end of the test if it still has the name. release closes the returned
+// handle (once; also at the end of the test).
 func twoNICHost(t *testing.T, name string) (h netns.NsHandle, release func()) {
 	t.Helper()
-	type res struct {
-		h   netns.NsHandle
-		err error
+	ns, err := namespace.Create(name)
+	if err != nil {
+		t.Fatal(err)
 	}
-	c := make(chan res, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
-		h, err := netns.NewNamed(name)
-		c <- res{h, err}
-	}()
-	r := <-c
-	if r.err != nil {
-		t.Fatalf("create namespace %s: %v", name, r.err)
-	}
+	return twoNICSetUp(t, ns)
+}
+
+// twoNICSetUp makes the namespace ns the host twoNICHost builds.
+func twoNICSetUp(t *testing.T, ns namespace.NS) (h netns.NsHandle, release func()) {
+	t.Helper()
+	name := ns.Name
+	r := struct{ h netns.NsHandle }{ns.Handle}
 	release = sync.OnceFunc(func() { r.h.Close() })
 	t.Cleanup(func() {
 		release()
 		if _, err := os.Stat("/run/netns/" + name); err == nil {
-			netns.DeleteNamed(name)
+			namespace.Remove(name)
 		}
 	})
 	host := probetest.NS{Name: name, Handle: r.h}
@@ -332,4 +331,68 @@ func mustJSON(t *testing.T, s string, v any) {
 	if err := json.Unmarshal([]byte(s), v); err != nil {
 		t.Fatalf("not JSON (%v): %s", err, s)
 	}
+}
+
+// createWithInode makes the namespace name and tries to give it inode
+// ino, which a freed namespace had: the kernel gives a new namespace the
+// lowest free number (ida_alloc in fs/proc/generic.c, shared by every kind
+// of namespace), so each free number below ino is first taken by a UTS
+// namespace, cheap to make, held open meanwhile. Other processes making
+// namespaces at the same time may still take it: reused says whether it
+// worked.
+func createWithInode(t *testing.T, name string, ino uint64) (ns namespace.NS, reused bool) {
+	t.Helper()
+	var held []int
+	defer func() {
+		for _, fd := range held {
+			unix.Close(fd)
+		}
+	}()
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end) && len(held) < 20000; {
+		fd, got := utsNamespace(t)
+		switch {
+		case got < ino:
+			held = append(held, fd)
+			continue
+		case got > ino: // not freed yet: the kernel frees a network namespace in a work queue
+			unix.Close(fd)
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		unix.Close(fd) // ino is free again, and the lowest free number
+		break
+	}
+	ns, err := namespace.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	unix.Fstat(int(ns.Handle), &st)
+	return ns, st.Ino == ino
+}
+
+// utsNamespace makes a UTS namespace and returns a descriptor holding it
+// and its inode.
+func utsNamespace(t *testing.T) (int, uint64) {
+	t.Helper()
+	type res struct {
+		fd  int
+		err error
+	}
+	c := make(chan res, 1)
+	nsthread.Run(func() {
+		if err := unix.Unshare(unix.CLONE_NEWUTS); err != nil {
+			c <- res{-1, err}
+			return
+		}
+		fd, err := unix.Open("/proc/thread-self/ns/uts", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		c <- res{fd, err}
+	})
+	r := <-c
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	var st unix.Stat_t
+	unix.Fstat(r.fd, &st)
+	return r.fd, st.Ino
 }

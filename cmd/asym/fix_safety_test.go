@@ -18,6 +18,7 @@ import (
 	"asym/evidence"
 	"asym/fix"
 	"asym/fix/apply"
+	"asym/lab/namespace"
 	"asym/probes/probetest"
 	"asym/session"
 )
@@ -257,7 +258,7 @@ func TestNamespaceRecreated(t *testing.T) {
 			t.Fatalf("apply: %d\n%s", code, out)
 		}
 		j := journalOf(t, "netns", name)
-		if err := netns.DeleteNamed(name); err != nil {
+		if err := namespace.Remove(name); err != nil {
 			t.Fatal(err)
 		}
 		fresh, _ := twoNICHost(t, name)
@@ -274,7 +275,7 @@ func TestNamespaceRecreated(t *testing.T) {
 			t.Fatalf("the watchdog did not restore the namespace it changed:\nbefore:\n%s\nafter:\n%s", before, got)
 		}
 		noWatchdogLeft(t)
-		netns.DeleteNamed(name)
+		namespace.Remove(name)
 	})
 
 	t.Run("watchdog dead, inode free", func(t *testing.T) {
@@ -289,29 +290,22 @@ func TestNamespaceRecreated(t *testing.T) {
 		killWatchdog(t, j)
 		// Nothing may hold the original now, so that its inode is freed.
 		release()
-		if err := netns.DeleteNamed(name); err != nil {
+		if err := namespace.Remove(name); err != nil {
 			t.Fatal(err)
 		}
-		var fresh netns.NsHandle
-		reused := false
-		for try := 0; try < 20 && !reused; try++ {
-			time.Sleep(100 * time.Millisecond) // the kernel frees a namespace in a work queue
-			if try > 0 {
-				netns.DeleteNamed(name)
-			}
-			var releaseFresh func()
-			fresh, releaseFresh = twoNICHost(t, name)
-			var fst unix.Stat_t
-			unix.Fstat(int(fresh), &fst)
-			if reused = fst.Ino == st.Ino; !reused {
-				releaseFresh()
-			}
-		}
+		ns, reused := createWithInode(t, name, st.Ino)
+		twoNICSetUp(t, ns)
 		t.Logf("the new namespace got the inode of the freed one: %v", reused)
 		makeLookAlike(t, nsHandle(t, name), j)
 		freshState := dump(t, name)
 		code, out := asymExec(t, "fix", "--netns", name, "--rollback")
-		if code != 0 || !strings.Contains(out, "the namespace the fix changed is gone") {
+		switch {
+		case code == 0 && strings.Contains(out, "the namespace the fix changed is gone"):
+		case code == 0 && strings.Contains(out, "no longer as netns "+name) && !reused:
+			// Something on the machine still held the original: it was
+			// found by its identity and rolled back there, which is right.
+			t.Logf("the original namespace was still held somewhere:\n%s", out)
+		default:
 			t.Fatalf("rollback must close the fix as gone: %d\n%s", code, out)
 		}
 		if got := dump(t, name); got != freshState {
