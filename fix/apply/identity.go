@@ -146,14 +146,14 @@ func Find(ctx context.Context, j *Journal) (t *probes.Target, how string, err er
 	if os.Geteuid() != 0 {
 		return nil, "", fmt.Errorf("asym cannot look for the namespace the fix changed, %s, without root: run it as root", r)
 	}
-	return nil, "", fmt.Errorf("%w: %s is not named, held by the fix's watchdog, mounted, nor the namespace or an open file of any process, so its changes went with it; asym touches no other namespace",
+	return nil, "", fmt.Errorf("%w: %s is not named, held by the fix's watchdog, mounted, nor the namespace, an open file or a thread of any process, so its changes went with it; asym touches no other namespace",
 		errNamespaceGone, r)
 }
 
 // candidates yields the files that may be the namespace of r, cheapest
 // first: the watchdog's open files, nsfs mounts (ip netns and container
 // runtimes bind-mount namespaces), the namespaces of processes, and last
-// the open files of every process. While a namespace exists no other has
+// the open files and threads of every process. While a namespace exists no other has
 // its inode, so what is found by inode is the one there is, and its cookie
 // says whether it is r's or a newer one. The scans are bounded: a host has
 // at most tens of thousands of processes.
@@ -175,7 +175,7 @@ func candidates(r TargetRef, wd *Process) iter.Seq[string] {
 			}
 		}
 		for _, pid := range pids {
-			if !yieldLinks("/proc/"+pid+"/fd", want, yield) {
+			if !yieldLinks("/proc/"+pid+"/fd", want, yield) || !yieldThreads(pid, r, yield) {
 				return
 			}
 		}
@@ -188,6 +188,18 @@ func yieldLinks(dir, want string, yield func(string) bool) bool {
 	for _, fd := range fds {
 		p := dir + "/" + fd.Name()
 		if l, err := os.Readlink(p); err == nil && l == want && !yield(p) {
+			return false
+		}
+	}
+	return true
+}
+
+// yieldThreads yields the namespaces of a process's threads that have
+// r's inode: a thread may have entered a namespace its process is not in.
+func yieldThreads(pid string, r TargetRef, yield func(string) bool) bool {
+	tasks, _ := os.ReadDir("/proc/" + pid + "/task")
+	for _, task := range tasks {
+		if p := "/proc/" + pid + "/task/" + task.Name() + "/ns/net"; task.Name() != pid && hasInode(p, r) && !yield(p) {
 			return false
 		}
 	}

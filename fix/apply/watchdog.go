@@ -176,6 +176,7 @@ func revertAtDeadline(st *store, t *probes.Target, last *Journal) error {
 			break
 		}
 		fmt.Fprintf(os.Stderr, "asym watchdog: %v; trying again\n", err)
+		time.Sleep(time.Second)
 	}
 	defer st.unlock()
 	j, err := Load(st.path)
