@@ -101,6 +101,14 @@ func begin(ctx context.Context, st *store, p Plan, ref TargetRef) (*Journal, err
 	if err != nil {
 		return nil, err
 	}
+	ns, err := lockNamespace(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	defer ns.close()
+	if err := noOtherName(st.path, ref); err != nil {
+		return nil, err
+	}
 	steps, err := plan(ctx, p.Target, p.Steps)
 	if err != nil {
 		return nil, err
@@ -164,6 +172,39 @@ func settled(old *Journal, where string) (note string, err error) {
 	}
 	return "", fmt.Errorf("a fix applied at %s is still pending on %s: keep it (%s) or undo it (%s) first; this asym changed nothing",
 		old.Created.UTC().Format(time.RFC3339), where, Command(old.Target, "--confirm"), Command(old.Target, "--rollback"))
+}
+
+// lockNamespace takes the lock of the namespace itself, by its cookie: one
+// namespace may be named several ways (--netns, --pid of a process in it,
+// a path), each with a journal and a lock of its own.
+func lockNamespace(ctx context.Context, ref TargetRef) (*store, error) {
+	ns, err := openStore(filepath.Join(Dir(), fmt.Sprintf("ns-%d", ref.Cookie)))
+	if err != nil {
+		return nil, err
+	}
+	if err := ns.lock(ctx); err != nil {
+		ns.close()
+		return nil, err
+	}
+	return ns, nil // closing the file releases the lock
+}
+
+// noOtherName refuses while a fix applied to the same namespace under
+// another name is pending: one fix per namespace.
+func noOtherName(own string, ref TargetRef) error {
+	paths, _ := filepath.Glob(filepath.Join(Dir(), "*.json"))
+	for _, p := range paths {
+		if p == own {
+			continue
+		}
+		j, err := Load(p)
+		if err != nil || !j.Pending() || j.Stale() || j.Target.Cookie != ref.Cookie || j.Target.Inode != ref.Inode || j.Target.Dev != ref.Dev {
+			continue
+		}
+		return fmt.Errorf("a fix applied at %s to this same namespace, as %s, is still pending: keep it (%s) or undo it (%s) first; this asym changed nothing",
+			j.Created.UTC().Format(time.RFC3339), j.Target, Command(j.Target, "--confirm"), Command(j.Target, "--rollback"))
+	}
+	return nil
 }
 
 // abandon closes a journal whose watchdog could not be armed: nothing was

@@ -206,3 +206,51 @@ func TestRouteReplaceAndUndo(t *testing.T) {
 		t.Fatalf("replacing a route that is not there: %v", err)
 	}
 }
+
+// TestWatchdogRevertsWhenTheJournalIsRemoved: nobody can decide a fix
+// whose journal is gone, so the watchdog reverts it at once rather than
+// leave a change asym no longer reports.
+func TestWatchdogRevertsWhenTheJournalIsRemoved(t *testing.T) {
+	t.Setenv("ASYM_STATE_DIR", t.TempDir())
+	tg, h, ns := host(t)
+	before := state(t, h, ns)
+	steps := fix.Steps{&fix.RuleAdd{RuleSpec: fix.RuleSpec{Priority: 1000, Src: netip.MustParsePrefix("198.51.100.10/32"), Table: 100}}}
+	j, err := Apply(context.Background(), Plan{Target: tg, Steps: steps, RevertAfter: time.Minute, Arm: inProcess})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(j.path); err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(5 * time.Second); state(t, h, ns) != before; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("the fix stayed after its journal was removed:\n%s", state(t, h, ns))
+		}
+	}
+}
+
+// TestOneFixPerNamespaceWhateverItsName: a namespace named by its ip netns
+// name and by its path has two journals; a fix pending under one name
+// refuses a fix under the other.
+func TestOneFixPerNamespaceWhateverItsName(t *testing.T) {
+	t.Setenv("ASYM_STATE_DIR", t.TempDir())
+	tg, _, ns := host(t)
+	steps := fix.Steps{&fix.RuleAdd{RuleSpec: fix.RuleSpec{Priority: 1000, Src: netip.MustParsePrefix("198.51.100.10/32"), Table: 100}}}
+	j, err := Apply(context.Background(), Plan{Target: tg, Steps: steps, RevertAfter: time.Minute, Arm: inProcess})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byPath, err := probes.OpenTarget("/run/netns/"+ns.Name, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer byPath.Close()
+	other := fix.Steps{&fix.SysctlSet{Sysctl: "net.ipv4.conf.eth0.rp_filter", Value: "2"}}
+	_, err = Apply(context.Background(), Plan{Target: byPath, Steps: other, RevertAfter: time.Minute, Arm: inProcess})
+	if err == nil || !strings.Contains(err.Error(), "to this same namespace, as netns "+ns.Name) || !strings.Contains(err.Error(), "changed nothing") {
+		t.Fatalf("a second fix on the same namespace by its path: %v", err)
+	}
+	if _, err := Rollback(context.Background(), j.ID); err != nil {
+		t.Fatal(err)
+	}
+}

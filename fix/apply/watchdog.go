@@ -150,8 +150,7 @@ func Watchdog(path, nsFile string) error {
 		next, err := Load(path)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
-			fmt.Fprintf(os.Stderr, "asym watchdog: the journal %s was removed: nothing left to do\n", path)
-			return nil
+			return revertOrphan(t, j)
 		case err == nil:
 			j = next
 		}
@@ -165,6 +164,29 @@ func Watchdog(path, nsFile string) error {
 		time.Sleep(min(left, 500*time.Millisecond))
 	}
 	return revertAtDeadline(st, t, j)
+}
+
+// revertOrphan reverts at once a pending fix whose journal was removed
+// (asym lab removes the journals of a lab it tears down; a person may
+// clear the directory): nobody can decide it any more, and a change left
+// in place would be one that asym no longer reports. The journal as last
+// read may predate the latest steps, so every step is undone: an undo
+// finds its object exactly or leaves it, so one for a change never made
+// does nothing. The outcome goes to standard error only: there is no
+// journal to tie it to.
+func revertOrphan(t *probes.Target, last *Journal) error {
+	if !last.Pending() {
+		return nil
+	}
+	for i := range last.Steps {
+		last.Steps[i].Started = true
+	}
+	_, errs := revert(t, last)
+	fmt.Fprintf(os.Stderr, "asym watchdog: the journal %s was removed while the fix on %s was %s: reverted it now\n", last.path, last.Target, last.State)
+	for _, l := range last.Log {
+		fmt.Fprintln(os.Stderr, "  "+l)
+	}
+	return errors.Join(errs...)
 }
 
 // revertAtDeadline reverts a fix nobody decided in time. last is the
