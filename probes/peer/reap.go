@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -90,7 +89,7 @@ func (g *group) makeCgroup() {
 // started records the peer command's pid.
 func (g *group) started(pid int) { g.leader = pid }
 
-// startFailed undoes newGroup's cgroup when the command could not start
+// withoutCgroup undoes newGroup's cgroup when the command could not start
 // in it (a kernel without clone3's CLONE_INTO_CGROUP, before 5.7): the
 // caller starts it again without.
 func (g *group) withoutCgroup(cmd *exec.Cmd) {
@@ -240,11 +239,4 @@ func ownCgroup() string {
 		}
 	}
 	return ""
-}
-
-func (g *group) String() string {
-	if g.cg != "" {
-		return fmt.Sprintf("cgroup %s", g.cg)
-	}
-	return "session " + strconv.Itoa(g.leader)
 }
