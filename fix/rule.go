@@ -131,6 +131,9 @@ type RuleAdd struct {
 	// Dev is the interface whose configuration should carry the rule when
 	// it is made permanent; empty when the table's routes say it.
 	Dev string `json:"dev,omitempty"`
+	// Restore marks the undo of a RuleDel: the rule asym deleted is put
+	// back only where no other rule has taken its priority since.
+	Restore bool `json:"restore,omitempty"`
 }
 
 func (s *RuleAdd) Kind() Kind      { return KindRuleAdd }
@@ -156,9 +159,10 @@ func (s *RuleAdd) Prepare(ctx context.Context, k Kernel, prep *Preparation) (Ste
 	return &do, &RuleDel{RuleSpec: do.RuleSpec}, nil
 }
 
-// Apply adds the rule unless it is there already (IsGone) or another rule
-// holds its priority now (a Drift: as the undo of a RuleDel, the rule asym
-// deleted is put back only where nobody has put another since).
+// Apply adds the rule unless it is there already (IsGone). A rule put
+// back (Restore) where another rule holds its priority now is a Drift. A
+// fix may add rules of one priority (the kernel keeps them in the order
+// they came), and Prepare checked the priority against the kernel's.
 func (s *RuleAdd) Apply(ctx context.Context, k Kernel) error {
 	rules, err := k.Rules(ctx, s.Is6())
 	if err != nil {
@@ -170,7 +174,7 @@ func (s *RuleAdd) Apply(ctx context.Context, k Kernel) error {
 		}
 	}
 	for _, r := range rules {
-		if r.Priority == s.Priority {
+		if s.Restore && r.Priority == s.Priority {
 			return &Drift{fmt.Sprintf("priority %d holds another rule now (%s), not %s: someone changed it since; asym leaves it alone",
 				s.Priority, describeRule(r), describeRule(s.RuleSpec))}
 		}
@@ -197,7 +201,7 @@ func (s *RuleDel) Prepare(ctx context.Context, k Kernel, prep *Preparation) (Ste
 	for _, r := range rules {
 		if r.Priority == s.Priority && r.Table == s.Table && r.Src == s.Src {
 			prep.free(s.Priority)
-			return &RuleDel{RuleSpec: r}, &RuleAdd{RuleSpec: r}, nil
+			return &RuleDel{RuleSpec: r}, &RuleAdd{RuleSpec: r, Restore: true}, nil
 		}
 	}
 	return nil, nil, fmt.Errorf("the rule %q is no longer there: the host changed since it was probed; run the check again",
