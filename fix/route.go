@@ -79,7 +79,8 @@ func (s *RouteAdd) Missing() string { return s.Unknown }
 
 // Prepare refuses to mix routes into a table that is not empty and that no
 // rule uses (a table asym does not know), and a route by a vanished
-// interface.
+// interface. The route asym adds carries asym's protocol, so that its undo
+// deletes that route and no other.
 func (s *RouteAdd) Prepare(ctx context.Context, k Kernel, prep *Preparation) (Step, Step, error) {
 	n, err := k.CountRoutes(ctx, s.Is6(), s.Table, 1)
 	if err != nil {
@@ -100,12 +101,36 @@ func (s *RouteAdd) Prepare(ctx context.Context, k Kernel, prep *Preparation) (St
 		return nil, nil, fmt.Errorf("interface %q is gone from %s", s.Dev, k.Describe())
 	}
 	prep.fill(s.Table)
-	return s, &RouteDel{RouteSpec: s.RouteSpec}, nil
+	do := *s
+	do.Protocol = Protocol
+	return &do, &RouteDel{RouteSpec: do.RouteSpec}, nil
 }
 
-func (s *RouteAdd) Apply(ctx context.Context, k Kernel) error { return k.AddRoute(ctx, s.RouteSpec) }
+// Apply adds the route unless it is there already (IsGone), or another
+// route of its prefix and metric holds its place now (a Drift: as the undo
+// of a RouteDel, the route asym deleted is put back only where nobody has
+// put another since).
+func (s *RouteAdd) Apply(ctx context.Context, k Kernel) error {
+	routes, err := k.Routes(ctx, s.RouteSpec)
+	if err != nil {
+		return fmt.Errorf("read table %d: %w", s.Table, err)
+	}
+	for _, r := range routes {
+		if SameRoute(r, s.RouteSpec) {
+			return errGone{"the route " + describeRoute(s.RouteSpec) + " is already there"}
+		}
+	}
+	for _, r := range routes {
+		if metric(r) == metric(s.RouteSpec) {
+			return &Drift{fmt.Sprintf("table %d holds another route for %s now (%s), not %s: someone changed it since; asym leaves it alone",
+				s.Table, s.Dst, describeRoute(r), describeRoute(s.RouteSpec))}
+		}
+	}
+	return k.AddRoute(ctx, s.RouteSpec)
+}
 
-// RouteDel deletes a route asym added (the undo of RouteAdd).
+// RouteDel deletes a route: the undo of RouteAdd, with every attribute
+// the route was added with (asym's protocol among them).
 type RouteDel struct {
 	RouteSpec
 }
@@ -114,11 +139,42 @@ func (s *RouteDel) Kind() Kind      { return KindRouteDel }
 func (s *RouteDel) Words() []string { return routeWords("del", s.RouteSpec, false) }
 func (s *RouteDel) Missing() string { return "" }
 
+// Prepare captures the route as the kernel holds it (the first of its
+// table, prefix and interface that agrees with what the step names), so
+// that its undo puts back exactly that route.
 func (s *RouteDel) Prepare(ctx context.Context, k Kernel, prep *Preparation) (Step, Step, error) {
-	return s, &RouteAdd{RouteSpec: s.RouteSpec}, nil
+	routes, err := k.Routes(ctx, s.RouteSpec)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read table %d: %w", s.Table, err)
+	}
+	for _, r := range routes {
+		if (!s.Gateway.IsValid() || r.Gateway == s.Gateway) && (!s.PrefSrc.IsValid() || r.PrefSrc == s.PrefSrc) &&
+			(s.Metric == 0 || r.Metric == s.Metric) && (s.Protocol == 0 || r.Protocol == s.Protocol) {
+			return &RouteDel{RouteSpec: r}, &RouteAdd{RouteSpec: r}, nil
+		}
+	}
+	return nil, nil, fmt.Errorf("the route %s in table %d is no longer there: the host changed since it was probed; run the check again", describeRoute(s.RouteSpec), s.Table)
 }
 
-func (s *RouteDel) Apply(ctx context.Context, k Kernel) error { return k.DelRoute(ctx, s.RouteSpec) }
+// Apply deletes the route that is exactly this one: the kernel treats
+// what a delete leaves out (a metric of 0 among them) as a wildcard, so a
+// route that differs only there would otherwise go in its place.
+func (s *RouteDel) Apply(ctx context.Context, k Kernel) error {
+	routes, err := k.Routes(ctx, s.RouteSpec)
+	if err != nil {
+		return fmt.Errorf("read table %d: %w", s.Table, err)
+	}
+	for _, r := range routes {
+		if SameRoute(r, s.RouteSpec) {
+			return k.DelRoute(ctx, r)
+		}
+	}
+	if len(routes) > 0 {
+		return &Drift{fmt.Sprintf("the route %s in table %d is not there any more; %s is, which asym did not add: asym leaves it alone",
+			describeRoute(s.RouteSpec), s.Table, describeRoute(routes[0]))}
+	}
+	return errGone{"the route " + describeRoute(s.RouteSpec) + " is not there"}
+}
 
 // RouteReplace changes a route that exists: the one of its table, prefix
 // and interface (and metric) is replaced by Route, e.g. to correct the
@@ -127,6 +183,11 @@ func (s *RouteDel) Apply(ctx context.Context, k Kernel) error { return k.DelRout
 // puts exactly that back.
 type RouteReplace struct {
 	Route RouteSpec `json:"route"`
+	// Expect is the route that must be there for the replace to happen
+	// (set when prepared): the one captured for the fix, and for the undo
+	// the one asym put in its place. A route someone changed since is
+	// theirs, and left alone.
+	Expect *RouteSpec `json:"expect,omitempty"`
 }
 
 func (s *RouteReplace) Kind() Kind      { return KindRouteReplace }
@@ -134,21 +195,50 @@ func (s *RouteReplace) Words() []string { return routeWords("replace", s.Route, 
 func (s *RouteReplace) Missing() string { return "" }
 
 func (s *RouteReplace) Prepare(ctx context.Context, k Kernel, prep *Preparation) (Step, Step, error) {
-	old, ok, err := k.FindRoute(ctx, s.Route)
+	routes, err := k.Routes(ctx, s.Route)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read table %d: %w", s.Route.Table, err)
 	}
-	if !ok {
+	if len(routes) == 0 {
 		return nil, nil, fmt.Errorf("the route %s by %s in table %d is no longer there: the host changed since it was probed; run the check again", s.Route.Dst, s.Route.Dev, s.Route.Table)
 	}
 	if !k.HasLink(ctx, s.Route.Dev) {
 		return nil, nil, fmt.Errorf("interface %q is gone from %s", s.Route.Dev, k.Describe())
 	}
-	do := *s
+	old := routes[0]
+	for _, r := range routes {
+		if s.Route.Metric != 0 && r.Metric == s.Route.Metric {
+			old = r
+		}
+	}
+	do := RouteReplace{Route: s.Route, Expect: &old}
 	do.Route.Metric, do.Route.Protocol = old.Metric, old.Protocol
-	return &do, &RouteReplace{Route: old}, nil
+	return &do, &RouteReplace{Route: old, Expect: &do.Route}, nil
 }
 
+// Apply replaces the route when it is still the expected one; when the
+// route is already Route it is done (IsGone), and when it is neither, it
+// is someone else's now (a Drift).
 func (s *RouteReplace) Apply(ctx context.Context, k Kernel) error {
+	if s.Expect != nil {
+		routes, err := k.Routes(ctx, s.Route)
+		if err != nil {
+			return fmt.Errorf("read table %d: %w", s.Route.Table, err)
+		}
+		expected := false
+		for _, r := range routes {
+			if SameRoute(r, s.Route) {
+				return errGone{"the route " + describeRoute(s.Route) + " is already there"}
+			}
+			expected = expected || SameRoute(r, *s.Expect)
+		}
+		switch {
+		case len(routes) == 0:
+			return errGone{"no route for " + s.Route.Dst.String() + " by " + s.Route.Dev + " is in table " + strconv.Itoa(s.Route.Table)}
+		case !expected:
+			return &Drift{fmt.Sprintf("the route %s in table %d is %s now, not %s as asym left it: someone changed it since; asym leaves it alone",
+				s.Route.Dst, s.Route.Table, describeRoute(routes[0]), describeRoute(*s.Expect))}
+		}
+	}
 	return k.ReplaceRoute(ctx, s.Route)
 }

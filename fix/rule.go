@@ -131,6 +131,9 @@ type RuleAdd struct {
 	// Dev is the interface whose configuration should carry the rule when
 	// it is made permanent; empty when the table's routes say it.
 	Dev string `json:"dev,omitempty"`
+	// Restore marks the undo of a RuleDel: the rule asym deleted is put
+	// back only where no other rule has taken its priority since.
+	Restore bool `json:"restore,omitempty"`
 }
 
 func (s *RuleAdd) Kind() Kind      { return KindRuleAdd }
@@ -138,7 +141,9 @@ func (s *RuleAdd) Words() []string { return ruleWords("add", s.RuleSpec) }
 func (s *RuleAdd) Missing() string { return "" }
 
 // Prepare refuses when another rule took the priority since the host was
-// probed (unless an earlier step of the fix deletes it).
+// probed (unless an earlier step of the fix deletes it). The rule asym
+// adds carries asym's protocol, so that its undo deletes that rule and no
+// other.
 func (s *RuleAdd) Prepare(ctx context.Context, k Kernel, prep *Preparation) (Step, Step, error) {
 	rules, err := k.Rules(ctx, s.Is6())
 	if err != nil {
@@ -149,10 +154,33 @@ func (s *RuleAdd) Prepare(ctx context.Context, k Kernel, prep *Preparation) (Ste
 			return nil, nil, fmt.Errorf("priority %d is taken by another rule now: the host changed since it was probed; run the check again", s.Priority)
 		}
 	}
-	return s, &RuleDel{RuleSpec: s.RuleSpec}, nil
+	do := *s
+	do.Protocol = Protocol
+	return &do, &RuleDel{RuleSpec: do.RuleSpec}, nil
 }
 
-func (s *RuleAdd) Apply(ctx context.Context, k Kernel) error { return k.AddRule(ctx, s.RuleSpec) }
+// Apply adds the rule unless it is there already (IsGone). A rule put
+// back (Restore) where another rule holds its priority now is a Drift. A
+// fix may add rules of one priority (the kernel keeps them in the order
+// they came), and Prepare checked the priority against the kernel's.
+func (s *RuleAdd) Apply(ctx context.Context, k Kernel) error {
+	rules, err := k.Rules(ctx, s.Is6())
+	if err != nil {
+		return fmt.Errorf("read the rules: %w", err)
+	}
+	for _, r := range rules {
+		if SameRule(r, s.RuleSpec) {
+			return errGone{"the rule " + describeRule(s.RuleSpec) + " is already there"}
+		}
+	}
+	for _, r := range rules {
+		if s.Restore && r.Priority == s.Priority {
+			return &Drift{fmt.Sprintf("priority %d holds another rule now (%s), not %s: someone changed it since; asym leaves it alone",
+				s.Priority, describeRule(r), describeRule(s.RuleSpec))}
+		}
+	}
+	return k.AddRule(ctx, s.RuleSpec)
+}
 
 // RuleDel deletes a policy rule: the one with its priority, table and
 // source. Prepared, it becomes the whole rule found in the kernel, so that
@@ -173,11 +201,32 @@ func (s *RuleDel) Prepare(ctx context.Context, k Kernel, prep *Preparation) (Ste
 	for _, r := range rules {
 		if r.Priority == s.Priority && r.Table == s.Table && r.Src == s.Src {
 			prep.free(s.Priority)
-			return &RuleDel{RuleSpec: r}, &RuleAdd{RuleSpec: r}, nil
+			return &RuleDel{RuleSpec: r}, &RuleAdd{RuleSpec: r, Restore: true}, nil
 		}
 	}
 	return nil, nil, fmt.Errorf("the rule %q is no longer there: the host changed since it was probed; run the check again",
 		strings.Join(s.RuleSpec.words(), " "))
 }
 
-func (s *RuleDel) Apply(ctx context.Context, k Kernel) error { return k.DelRule(ctx, s.RuleSpec) }
+// Apply deletes the rule that is exactly this one, named with every
+// selector and its protocol: the kernel treats a selector a delete leaves
+// out as a wildcard, so a rule that differs only in one asym did not name
+// (an iif) would otherwise go in its place.
+func (s *RuleDel) Apply(ctx context.Context, k Kernel) error {
+	rules, err := k.Rules(ctx, s.Is6())
+	if err != nil {
+		return fmt.Errorf("read the rules: %w", err)
+	}
+	for _, r := range rules {
+		if SameRule(r, s.RuleSpec) {
+			return k.DelRule(ctx, r)
+		}
+	}
+	for _, r := range rules {
+		if r.Priority == s.Priority {
+			return &Drift{fmt.Sprintf("the rule at priority %d is not %s any more but %s: someone changed it since; asym leaves it alone",
+				s.Priority, describeRule(s.RuleSpec), describeRule(r))}
+		}
+	}
+	return errGone{"the rule " + describeRule(s.RuleSpec) + " is not there"}
+}

@@ -28,7 +28,10 @@ type Step interface {
 	// itself made exact from the kernel's state) and the step that undoes
 	// it exactly. It changes nothing.
 	Prepare(ctx context.Context, k Kernel, prep *Preparation) (do, undo Step, err error)
-	// Apply makes the change.
+	// Apply makes the change, and only to the object it names: a step that
+	// removes or changes an object first finds it exactly as it expects it
+	// (IsGone when it is not there, a Drift when someone else's is in its
+	// place). An undo is a step too.
 	Apply(ctx context.Context, k Kernel) error
 }
 
@@ -44,9 +47,9 @@ type Kernel interface {
 	AddRoute(ctx context.Context, r RouteSpec) error
 	DelRoute(ctx context.Context, r RouteSpec) error
 	ReplaceRoute(ctx context.Context, r RouteSpec) error
-	// FindRoute returns the route of r's table, prefix and interface as
-	// the kernel holds it (gateway, src, scope, metric, protocol).
-	FindRoute(ctx context.Context, r RouteSpec) (RouteSpec, bool, error)
+	// Routes returns the routes of r's table and prefix by r's interface
+	// as the kernel holds them (gateway, src, scope, metric, protocol).
+	Routes(ctx context.Context, r RouteSpec) ([]RouteSpec, error)
 	HasLink(ctx context.Context, name string) bool
 	// ReadSysctl reads a sysctl by its dotted name; ok is false when the
 	// namespace has no such sysctl.

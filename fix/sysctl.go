@@ -15,6 +15,11 @@ const KindSysctlSet Kind = "sysctl.set"
 type SysctlSet struct {
 	Sysctl string `json:"sysctl"` // dotted name, e.g. net.ipv4.conf.eth1.rp_filter
 	Value  string `json:"value"`
+	// Expect is the value the sysctl must hold for the write to happen (set
+	// when prepared): the value read for the fix, and for the undo the value
+	// asym wrote. A value someone set since is theirs: the undo reports it
+	// and leaves it.
+	Expect string `json:"expect,omitempty"`
 }
 
 func (s *SysctlSet) Kind() Kind      { return KindSysctlSet }
@@ -33,9 +38,30 @@ func (s *SysctlSet) Prepare(ctx context.Context, k Kernel, prep *Preparation) (S
 	if !ok {
 		return nil, nil, fmt.Errorf("%s does not exist in %s", s.Sysctl, k.Describe())
 	}
-	return s, &SysctlSet{Sysctl: s.Sysctl, Value: strings.TrimSpace(old)}, nil
+	old = sysctlValue(old)
+	return &SysctlSet{Sysctl: s.Sysctl, Value: s.Value, Expect: old}, &SysctlSet{Sysctl: s.Sysctl, Value: old, Expect: s.Value}, nil
 }
 
+// Apply writes the value when the sysctl holds the expected one. It holds
+// the value already: done (IsGone). Neither: a Drift, left alone.
 func (s *SysctlSet) Apply(ctx context.Context, k Kernel) error {
+	cur, ok, err := k.ReadSysctl(ctx, s.Sysctl)
+	switch {
+	case err != nil:
+		return fmt.Errorf("read %s: %w", s.Sysctl, err)
+	case !ok:
+		// The interface went away, and its settings with it.
+		return errGone{s.Sysctl + " does not exist any more"}
+	case sysctlValue(cur) == sysctlValue(s.Value):
+		return errGone{s.Sysctl + " is " + sysctlValue(s.Value) + " already"}
+	case s.Expect != "" && sysctlValue(cur) != sysctlValue(s.Expect):
+		return &Drift{fmt.Sprintf("%s is %s now, not the %s asym expected: someone changed it since; asym leaves it alone",
+			s.Sysctl, sysctlValue(cur), sysctlValue(s.Expect))}
+	}
 	return k.WriteSysctl(ctx, s.Sysctl, s.Value)
 }
+
+// sysctlValue is a value as compared: the kernel separates the numbers of
+// a multi-valued sysctl with tabs and ends with a newline; people type
+// spaces.
+func sysctlValue(v string) string { return strings.Join(strings.Fields(v), " ") }

@@ -303,3 +303,83 @@ func ownNamespace() (label, name string) {
 	}
 	return fmt.Sprintf("the namespace asym runs in (net:[%d], not the host's)", self.Ino), ""
 }
+
+// TargetKind says what OpenTarget makes of a name and a pid, without
+// opening anything: the kind and value a target's journal is filed under,
+// for reading it when the namespace cannot be opened by that name any
+// more (the process of --pid exited).
+func TargetKind(name string, pid int) (kind, value string) {
+	switch {
+	case pid != 0:
+		return "pid", strconv.Itoa(pid)
+	case strings.Contains(name, "/"):
+		return "path", name
+	case name != "":
+		return "netns", name
+	}
+	return "host", ""
+}
+
+// OpenTargetFile opens the namespace file at path (/proc/PID/fd/N,
+// /proc/PID/ns/net, /run/netns/NAME) as the target a person named with
+// kind and value. The fix watchdog reverts through the very namespace the
+// fix changed, handed to it as an open file, whatever bears the name by
+// then: a --pid process that exits or a namespace deleted and made again
+// under its name must not redirect or cancel the revert. The caller checks
+// that it is the namespace it expects (Dev, Inode, Cookie).
+func OpenTargetFile(kind, value, path string) (*Target, error) {
+	t := &Target{Kind: kind, Value: value}
+	var err error
+	if t.ns, err = netns.GetFromPath(path); err != nil {
+		return nil, fmt.Errorf("cannot open the network namespace at %s: %w", path, err)
+	}
+	var stat unix.Stat_t
+	if err := unix.Fstat(int(t.ns), &stat); err != nil || stat.Dev == 0 {
+		t.ns.Close()
+		return nil, fmt.Errorf("%s is not a network namespace", path)
+	}
+	if t.nl, err = netlink.NewHandleAt(t.ns, unix.NETLINK_ROUTE); err == nil {
+		t.strict, err = netlink.NewHandleAt(t.ns, unix.NETLINK_ROUTE)
+	}
+	if err == nil {
+		err = t.strict.SetStrictCheck(true)
+	}
+	if err != nil {
+		t.Close()
+		return nil, fmt.Errorf("cannot open a netlink socket in the namespace at %s: %v", path, err)
+	}
+	// A "host" target is not entered by InNS: the caller must run in it,
+	// and Cookie, read on the caller's thread then, proves that it does.
+	return t, nil
+}
+
+// Dev is the device of the namespace file (nsfs): with Inode it names the
+// namespace while it exists.
+func (t *Target) Dev() uint64 {
+	var st unix.Stat_t
+	if unix.Fstat(int(t.ns), &st) != nil {
+		return 0
+	}
+	return st.Dev
+}
+
+// Cookie is the namespace's cookie (SO_NETNS_COOKIE, Linux 5.14): unlike
+// its inode, which the kernel hands to a new namespace once the old one is
+// freed, a cookie is never reused while the system runs. Read from a
+// socket made inside the namespace.
+func (t *Target) Cookie(ctx context.Context) (uint64, error) {
+	var cookie uint64
+	err := t.InNS(ctx, func() error {
+		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		cookie, err = unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("read the cookie of %s (SO_NETNS_COOKIE needs Linux 5.14): %w", t, err)
+	}
+	return cookie, nil
+}

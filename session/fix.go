@@ -12,11 +12,20 @@ import (
 	"asym/fix/apply"
 	"asym/flow"
 	"asym/playbook"
+	"asym/probes"
 )
 
 // JournalID names the journal of this target's fix: one pending fix per
 // namespace.
-func (s *Session) JournalID() string { return apply.IDFor(s.t.Kind, s.t.Value) }
+func (s *Session) JournalID() string { return JournalIDFor(s.cfg) }
+
+// JournalIDFor names the journal of the fix on the target cfg names,
+// without opening it: a fix must be shown and decided also when its
+// namespace cannot be opened by that name any more (the process of --pid
+// exited).
+func JournalIDFor(cfg Config) string {
+	return apply.IDFor(probes.TargetKind(cfg.Netns, cfg.Pid))
+}
 
 // CanApply says whether the view may offer to apply fixes.
 func (s *Session) CanApply() bool { return true }
@@ -80,16 +89,31 @@ func (s *Session) DecideFix(ctx context.Context, keep bool) error {
 }
 
 // Confirm keeps the pending fix.
-func (s *Session) Confirm() (*apply.Journal, error) { return apply.Confirm(s.JournalID()) }
+func (s *Session) Confirm() (*apply.Journal, error) { return ConfirmFix(context.Background(), s.cfg) }
 
 // Rollback undoes the pending fix now.
 func (s *Session) Rollback(ctx context.Context) (*apply.Journal, error) {
-	return apply.Rollback(ctx, s.JournalID())
+	return RollbackFix(ctx, s.cfg)
 }
 
 // Status reads the journal of the pending (or last) fix.
-func (s *Session) Status() (*apply.Journal, error) {
-	j, err := apply.Load(apply.PathFor(s.JournalID()))
+func (s *Session) Status() (*apply.Journal, error) { return FixStatus(s.cfg) }
+
+// ConfirmFix keeps the fix pending on the target cfg names.
+func ConfirmFix(ctx context.Context, cfg Config) (*apply.Journal, error) {
+	return apply.Confirm(ctx, JournalIDFor(cfg))
+}
+
+// RollbackFix undoes the fix pending on the target cfg names, in the
+// namespace that fix changed, wherever it is now.
+func RollbackFix(ctx context.Context, cfg Config) (*apply.Journal, error) {
+	return apply.Rollback(ctx, JournalIDFor(cfg))
+}
+
+// FixStatus reads the journal of the pending (or last) fix on the target
+// cfg names.
+func FixStatus(cfg Config) (*apply.Journal, error) {
+	j, err := apply.Load(apply.PathFor(JournalIDFor(cfg)))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, apply.ErrNone
 	}

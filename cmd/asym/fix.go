@@ -35,6 +35,7 @@ func cmdFix(args []string, stdout io.Writer) (int, error) {
 	only := fs.String("only", "", "only the fix of finding `ID`")
 	noWait := fs.Bool("no-wait", false, "with --apply on a terminal: do not ask to keep, leave it to --confirm")
 	watchdog := fs.String("watchdog", "", "internal: run the revert watchdog for `JOURNAL`")
+	watchdogNS := fs.String("watchdog-ns", "", "internal: the watchdog reverts in the namespace `FILE`")
 	doPersist := fs.Bool("persist", false, "write the plan into the network manager's configuration (with backups); applies nothing")
 	root := fs.String("root", "/", "with --persist: the root directory of the configuration files")
 	var gateways gatewayFlag
@@ -45,7 +46,7 @@ func cmdFix(args []string, stdout io.Writer) (int, error) {
 		return 2, flagError(fs, err)
 	}
 	if *watchdog != "" {
-		return 0, apply.Watchdog(*watchdog)
+		return 0, apply.Watchdog(*watchdog, *watchdogNS)
 	}
 	actions := 0
 	for _, b := range []bool{*doApply, *doConfirm, *doRollback, *doStatus, *doPersist} {
@@ -67,41 +68,32 @@ func cmdFix(args []string, stdout io.Writer) (int, error) {
 		return 2, err
 	}
 	cfg.RevertAfter, cfg.PersistRoot = *revertAfter, *root
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if *doConfirm || *doRollback || *doStatus {
+		if len(words) > 0 {
+			return 2, errUsage{"--confirm, --rollback and --status take no flow: they act on the fix pending on the target"}
+		}
+		// The journal, not the namespace: the target may not open by its
+		// name any more (a --pid process that exited), and its fix must
+		// still be shown and decided.
+		return decideFix(ctx, stdout, cfg, *doConfirm, *doRollback)
+	}
 	sess, err := session.Open(cfg)
 	if err != nil {
 		return 2, err
 	}
 	defer sess.Close()
 	t := sess.Target()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
-	switch {
-	case *doConfirm, *doRollback, *doStatus:
-		if len(words) > 0 {
-			return 2, errUsage{"--confirm, --rollback and --status take no flow: they act on the fix pending on the target"}
-		}
-		var j *apply.Journal
-		switch {
-		case *doConfirm:
-			j, err = sess.Confirm()
-		case *doRollback:
-			j, err = sess.Rollback(ctx)
-		default:
-			j, err = sess.Status()
-		}
-		if j != nil {
-			printJournal(stdout, j, t)
-		}
-		if err != nil {
-			return 2, err
-		}
-		return 0, nil
-	}
 
 	f, err := flow.Parse(words)
 	if err != nil {
 		return 2, errUsage{err.Error()}
+	}
+	if *doApply {
+		if err := apply.Settled(sess.JournalID(), t.String()); err != nil {
+			return 2, err
+		}
 	}
 	checked := sess.Check(ctx, f, session.Options{Gateways: gateways, Watch: *watch, Notify: func(s string) { fmt.Fprintf(os.Stderr, "asym: %s\n", s) }})
 	before := checked.Report
@@ -128,6 +120,10 @@ func cmdFix(args []string, stdout io.Writer) (int, error) {
 			fmt.Fprintf(stdout, "\nDry run: nothing changed. Apply with: %s\n", fixCommand(t, "--apply", f.String()))
 		}
 		return 0, nil
+	}
+	if j, err := sess.Status(); err == nil && j.Stale() {
+		fmt.Fprintf(stdout, "\nnote: the fix applied at %s was never made: the asym applying it (%s) stopped before its first change; asym clears it.\n",
+			j.Created.UTC().Format(time.RFC3339), j.Applier)
 	}
 	o, err := sess.Apply(ctx, f, p, before.Findings)
 	if err != nil {
@@ -184,17 +180,11 @@ func askKeep(ctx context.Context, w io.Writer, sess *session.Session, deadline t
 
 // fixCommand renders an asym fix command line for the same target.
 func fixCommand(t *probes.Target, extra ...string) string {
-	w := []string{"asym", "fix"}
-	switch t.Kind {
-	case "netns", "path":
-		w = append(w, "--netns", t.Value)
-	case "pid":
-		w = append(w, "--pid", t.Value)
-	}
+	var flags []string
 	for _, e := range extra {
-		w = append(w, strings.Fields(e)...)
+		flags = append(flags, strings.Fields(e)...)
 	}
-	return evidence.Command(w...)
+	return apply.Command(apply.TargetRef{Kind: t.Kind, Value: t.Value}, flags...)
 }
 
 func findingList(fs []playbook.Finding) string {
@@ -235,14 +225,66 @@ func printPlan(w io.Writer, t *probes.Target, f flow.Flow, rep playbook.Report, 
 	}
 }
 
-func printJournal(w io.Writer, j *apply.Journal, t *probes.Target) {
-	fmt.Fprintf(w, "fix on %s: %s\n", playbook.Clean(t.String()), j.State)
+// Exit statuses of fix --status, --confirm and --rollback: 0 when the
+// fix is settled as asked, 1 when it needs the person (--status: its
+// revert will not run by itself; --rollback: something someone else
+// changed since was left alone), 2 on error.
+const (
+	exitFixOK        = 0
+	exitFixAttention = 1
+	exitFixError     = 2
+)
+
+// decideFix is --confirm, --rollback and --status.
+func decideFix(ctx context.Context, w io.Writer, cfg session.Config, confirm, rollback bool) (int, error) {
+	var j *apply.Journal
+	var err error
+	switch {
+	case confirm:
+		j, err = session.ConfirmFix(ctx, cfg)
+	case rollback:
+		j, err = session.RollbackFix(ctx, cfg)
+	default:
+		j, err = session.FixStatus(cfg)
+	}
+	if j != nil {
+		printJournal(w, j)
+	}
+	switch {
+	case err != nil:
+		return exitFixError, err
+	case rollback && len(j.LeftAlone) > 0:
+		return exitFixAttention, nil
+	case !confirm && !rollback && j.Problem(time.Now()) != "":
+		return exitFixAttention, nil
+	}
+	return exitFixOK, nil
+}
+
+func printJournal(w io.Writer, j *apply.Journal) {
+	now := time.Now()
+	fmt.Fprintf(w, "fix on %s: %s\n", playbook.Clean(j.Target.String()), j.State)
 	fmt.Fprintf(w, "  flow:     %s\n  summary:  %s\n  applied:  %s UTC\n", playbook.Clean(j.Flow), playbook.Clean(j.Summary), j.Created.UTC().Format(time.RFC3339))
-	if j.Pending() {
+	switch {
+	case j.Stale():
+		fmt.Fprintf(w, "  nothing was changed: the asym applying it (%s) stopped before its first change; the next --apply or --rollback clears this\n", j.Applier)
+	case j.Pending() && now.Before(j.Deadline):
 		fmt.Fprintf(w, "  reverts:  %s UTC (in %s) unless confirmed\n", j.Deadline.UTC().Format(time.RFC3339), time.Until(j.Deadline).Round(time.Second))
+	case j.Pending():
+		fmt.Fprintf(w, "  deadline: %s UTC, %s ago\n", j.Deadline.UTC().Format(time.RFC3339), now.Sub(j.Deadline).Round(time.Second))
 	}
 	if j.Watchdog != "" {
-		fmt.Fprintf(w, "  watchdog: %s\n", playbook.Clean(j.Watchdog))
+		alive := ""
+		if wd := j.WatchdogProcess; wd != nil && j.Pending() {
+			alive = " (gone)"
+			if wd.Alive() {
+				alive = " (running)"
+			}
+		}
+		fmt.Fprintf(w, "  watchdog: %s%s\n", playbook.Clean(j.Watchdog), alive)
+	}
+	if p := j.Problem(now); p != "" {
+		fmt.Fprintf(w, "  !! %s\n", playbook.Clean(p))
 	}
 	for _, s := range j.Steps {
 		mark := " "
@@ -253,7 +295,47 @@ func printJournal(w io.Writer, j *apply.Journal, t *probes.Target) {
 		}
 		fmt.Fprintf(w, "  %s %s\n", mark, playbook.Clean(s.Command))
 	}
+	for _, l := range j.LeftAlone {
+		fmt.Fprintf(w, "  left alone: %s\n", playbook.Clean(l))
+	}
 	for _, l := range j.Log[max(0, len(j.Log)-6):] {
 		fmt.Fprintf(w, "  | %s\n", playbook.Clean(l))
 	}
+}
+
+// exitFixStuck is asym check's status when a fix asym applied to the
+// target will not revert by itself (its watchdog is gone, its deadline
+// long past, its revert failed or went unrecorded): the host carries a
+// change nobody decided. It wins over 0, 1 and 3: a script must not read
+// the host as healthy, nor the check's findings as the whole story.
+const exitFixStuck = 4
+
+// reportPendingFix adds a fix pending on the target to a check's output:
+// a line after the text or Markdown report, on stderr beside JSON (whose
+// schema it is not part of). It says whether the fix is stuck.
+func reportPendingFix(sess *session.Session, stdout, stderr io.Writer, asJSON, asMD bool) (stuck bool) {
+	pf := sess.PendingFix()
+	if pf == nil {
+		return false
+	}
+	var line string
+	switch {
+	case pf.Problem != "" && pf.Summary == "":
+		line = "!! " + pf.Problem
+	case pf.Problem != "":
+		line = fmt.Sprintf("!! a fix asym applied here at %s (%s) is still in place: %s", pf.Applied.UTC().Format(time.RFC3339), pf.Summary, pf.Problem)
+	default:
+		line = fmt.Sprintf("note: a fix asym applied here at %s (%s) is pending: this check saw the host with it; it reverts at %s UTC unless kept (%s)",
+			pf.Applied.UTC().Format(time.RFC3339), pf.Summary, pf.Deadline.UTC().Format(time.RFC3339), pf.Confirm)
+	}
+	line = playbook.Clean(line)
+	switch {
+	case asJSON:
+		fmt.Fprintln(stderr, "asym: "+line)
+	case asMD:
+		fmt.Fprintf(stdout, "\n> %s\n", strings.NewReplacer("<", "&lt;", ">", "&gt;").Replace(line))
+	default:
+		fmt.Fprintf(stdout, "\n%s\n", line)
+	}
+	return pf.Problem != ""
 }

@@ -9,13 +9,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
 	"asym/fix/apply"
@@ -75,8 +73,9 @@ func upScenario(t *testing.T, name string) *lab.Env {
 	return env
 }
 
-// dump renders everything a fix may change in a namespace: every rule,
-// every route of every table, and the per-interface sysctls fixes touch.
+// dump renders everything a fix may change in a namespace: every rule
+// and every route of every table with every field the kernel reads back
+// (metric, protocol, iif…), and the per-interface sysctls fixes touch.
 func dump(t *testing.T, ns string) string {
 	t.Helper()
 	h, err := netns.GetFromName(ns)
@@ -84,39 +83,7 @@ func dump(t *testing.T, ns string) string {
 		t.Fatal(err)
 	}
 	defer h.Close()
-	nl, err := netlink.NewHandleAt(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nl.Close()
-	var lines []string
-	rules, err := nl.RuleList(netlink.FAMILY_ALL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range rules {
-		lines = append(lines, "rule "+r.String())
-	}
-	routes, err := nl.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: 0}, netlink.RT_FILTER_TABLE)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range routes {
-		lines = append(lines, fmt.Sprintf("route table %d %s", r.Table, r.String()))
-	}
-	probetest.Do(t, h, func() error {
-		paths, _ := filepath.Glob("/proc/sys/net/ipv4/conf/*/*")
-		for _, p := range paths {
-			switch filepath.Base(p) {
-			case "rp_filter", "arp_ignore", "arp_announce", "arp_filter":
-				b, _ := os.ReadFile(p)
-				lines = append(lines, p+" = "+strings.TrimSpace(string(b)))
-			}
-		}
-		return nil
-	})
-	sort.Strings(lines)
-	return strings.Join(lines, "\n")
+	return dumpHandle(t, h)
 }
 
 func asymRun(t *testing.T, args ...string) (int, string) {
@@ -138,6 +105,7 @@ func TestFixHealsAndRollsBack(t *testing.T) {
 		t.Run(sc.Name, func(t *testing.T) {
 			env := upScenario(t, sc.Name)
 			c := env.Checks[0]
+			rollbackOnFailure(t, "--netns", c.Target)
 			ctx := context.Background()
 			if env.Try(ctx, 1500*time.Millisecond) == nil {
 				t.Fatal("the scenario should fail before the fix")
@@ -193,7 +161,7 @@ func TestFixHealsAndRollsBack(t *testing.T) {
 			if env.Try(ctx, 1500*time.Millisecond) == nil {
 				t.Fatal("after the rollback the flow should fail again")
 			}
-			noLabLeft(t) // the watchdog leaves once the fix is decided
+			noWatchdogLeft(t) // the watchdog leaves once the fix is decided
 			code, out = asymRun(t, "fix", "--netns", c.Target, "--confirm")
 			if code != 2 || !strings.Contains(out, "already rolled back") {
 				t.Fatalf("confirm after rollback must refuse: %d\n%s", code, out)

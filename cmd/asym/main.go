@@ -54,7 +54,9 @@ itself unless confirmed in time, even when the session dies.
 
 Exit status of check: 0 no finding and the flow proven to work (clean),
 1 findings (on either end), 2 error, 3 no finding but not proven (nothing
-showed the flow working: watch it with --watch, or ask the other end).
+showed the flow working: watch it with --watch, or ask the other end),
+4 a fix asym applied to the target will not revert by itself (asym fix
+--status says why; asym fix --rollback undoes it).
 `
 
 func main() {
@@ -168,6 +170,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) (int, error) {
 	}
 	if err != nil {
 		return 2, fmt.Errorf("write the report: %w", err)
+	}
+	if reportPendingFix(fc.sess, stdout, stderr, *asJSON, *asMD) {
+		return exitFixStuck, nil
 	}
 	return checkStatus(rep), nil
 }

@@ -41,6 +41,9 @@ func cmdTUI(args []string) error {
 	if err != nil {
 		return flagError(fs, err)
 	}
+	if err := checkNotes(*notes); err != nil {
+		return err
+	}
 	vc := viewConfig{notes: *notes}
 	if len(words) > 0 {
 		f, err := flow.Parse(words)

@@ -2,6 +2,7 @@ package apply
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -42,16 +43,20 @@ func host(t *testing.T) (*probes.Target, *netlink.Handle, probetest.NS) {
 	return tg, h, ns
 }
 
+// state renders everything a fix may change in the namespace, each rule
+// and route with every field the kernel reads back (selectors, metric,
+// protocol, scope), so that a look-alike differs from the original.
 func state(t *testing.T, h *netlink.Handle, ns probetest.NS) string {
 	t.Helper()
 	var lines []string
 	rules, _ := h.RuleList(netlink.FAMILY_V4)
 	for _, r := range rules {
-		lines = append(lines, r.String())
+		b, _ := json.Marshal(specOf(r, false))
+		lines = append(lines, "rule "+string(b))
 	}
 	routes, _ := h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: 0}, netlink.RT_FILTER_TABLE)
 	for _, r := range routes {
-		lines = append(lines, fmt.Sprint(r.Table, " ", r.String()))
+		lines = append(lines, fmt.Sprintf("route %d %s metric %d proto %d scope %d type %d", r.Table, r.String(), r.Priority, r.Protocol, r.Scope, r.Type))
 	}
 	probetest.Do(t, ns.Handle, func() error {
 		b, _ := os.ReadFile("/proc/sys/net/ipv4/conf/eth0/rp_filter")
@@ -62,11 +67,12 @@ func state(t *testing.T, h *netlink.Handle, ns probetest.NS) string {
 	return strings.Join(lines, "\n")
 }
 
-// inProcess arms the watchdog as a goroutine: the way it is started is
-// tested end to end with the binary; here the journal logic is.
-func inProcess(j *Journal) error {
-	go Watchdog(j.path)
-	return nil
+// inProcess arms the watchdog as a goroutine, handing it the target's
+// namespace as its own file: the way it is started is tested end to end
+// with the binary; here the journal logic is.
+func inProcess(j *Journal, t *probes.Target) (string, error) {
+	go Watchdog(j.path, fmt.Sprintf("/proc/self/fd/%d", t.NS()))
+	return "a goroutine of the test", nil
 }
 
 func TestFailedStepRollsBack(t *testing.T) {
@@ -122,7 +128,7 @@ func TestWatchdogRevertsAtDeadline(t *testing.T) {
 	if state(t, h, ns) != before {
 		t.Fatal("the watchdog did not restore the rules")
 	}
-	if _, err := Confirm(j.ID); err == nil || !strings.Contains(err.Error(), "too late") {
+	if _, err := Confirm(context.Background(), j.ID); err == nil || !strings.Contains(err.Error(), "too late") {
 		t.Fatalf("confirm after the revert: %v", err)
 	}
 }
@@ -198,5 +204,53 @@ func TestRouteReplaceAndUndo(t *testing.T) {
 	gone := &fix.RouteReplace{Route: fix.RouteSpec{Table: 254, Dst: netip.MustParsePrefix("192.0.2.0/24"), Dev: "eth0"}}
 	if _, err := Apply(context.Background(), Plan{Target: tg, Steps: fix.Steps{gone}, Arm: inProcess}); err == nil || !strings.Contains(err.Error(), "no longer there") {
 		t.Fatalf("replacing a route that is not there: %v", err)
+	}
+}
+
+// TestWatchdogRevertsWhenTheJournalIsRemoved: nobody can decide a fix
+// whose journal is gone, so the watchdog reverts it at once rather than
+// leave a change asym no longer reports.
+func TestWatchdogRevertsWhenTheJournalIsRemoved(t *testing.T) {
+	t.Setenv("ASYM_STATE_DIR", t.TempDir())
+	tg, h, ns := host(t)
+	before := state(t, h, ns)
+	steps := fix.Steps{&fix.RuleAdd{RuleSpec: fix.RuleSpec{Priority: 1000, Src: netip.MustParsePrefix("198.51.100.10/32"), Table: 100}}}
+	j, err := Apply(context.Background(), Plan{Target: tg, Steps: steps, RevertAfter: time.Minute, Arm: inProcess})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(j.path); err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(5 * time.Second); state(t, h, ns) != before; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("the fix stayed after its journal was removed:\n%s", state(t, h, ns))
+		}
+	}
+}
+
+// TestOneFixPerNamespaceWhateverItsName: a namespace named by its ip netns
+// name and by its path has two journals; a fix pending under one name
+// refuses a fix under the other.
+func TestOneFixPerNamespaceWhateverItsName(t *testing.T) {
+	t.Setenv("ASYM_STATE_DIR", t.TempDir())
+	tg, _, ns := host(t)
+	steps := fix.Steps{&fix.RuleAdd{RuleSpec: fix.RuleSpec{Priority: 1000, Src: netip.MustParsePrefix("198.51.100.10/32"), Table: 100}}}
+	j, err := Apply(context.Background(), Plan{Target: tg, Steps: steps, RevertAfter: time.Minute, Arm: inProcess})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byPath, err := probes.OpenTarget("/run/netns/"+ns.Name, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer byPath.Close()
+	other := fix.Steps{&fix.SysctlSet{Sysctl: "net.ipv4.conf.eth0.rp_filter", Value: "2"}}
+	_, err = Apply(context.Background(), Plan{Target: byPath, Steps: other, RevertAfter: time.Minute, Arm: inProcess})
+	if err == nil || !strings.Contains(err.Error(), "to this same namespace, as netns "+ns.Name) || !strings.Contains(err.Error(), "changed nothing") {
+		t.Fatalf("a second fix on the same namespace by its path: %v", err)
+	}
+	if _, err := Rollback(context.Background(), j.ID); err != nil {
+		t.Fatal(err)
 	}
 }

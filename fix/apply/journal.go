@@ -1,28 +1,30 @@
 // Package apply is the one place asym changes the kernel. Every change is
 // journaled with its undo before it is made, and a watchdog that does not
 // belong to the person's session reverts it unless it is confirmed in time,
-// even when the SSH session (and asym) dies.
+// even when the SSH session (and asym) dies. The watchdog holds the
+// namespace the fix changed open until the revert, and is itself watched:
+// a fix whose watchdog is gone is reported until someone decides it.
 package apply
 
 import (
-	"asym/fix"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
+
+	"asym/fix"
 )
 
 // States of a journal.
 const (
-	StateApplying   = "applying"    // changes are being made
-	StatePending    = "pending"     // applied; reverts at the deadline unless confirmed
-	StateConfirmed  = "confirmed"   // kept
-	StateReverted   = "reverted"    // the watchdog undid it at the deadline
-	StateRolledBack = "rolled back" // undone on request, or after a failed step
+	StateApplying     = "applying"      // changes are being made
+	StatePending      = "pending"       // applied; reverts at the deadline unless confirmed
+	StateConfirmed    = "confirmed"     // kept
+	StateReverted     = "reverted"      // the watchdog undid it at the deadline
+	StateRolledBack   = "rolled back"   // undone on request, or after a failed step
+	StateRevertFailed = "revert failed" // an undo failed: asym fix --rollback tries again
+	StateAbandoned    = "abandoned"     // the asym applying it stopped before its first change: nothing to undo
 )
 
 // Step is one change with its undo and how far it got.
@@ -34,19 +36,12 @@ type Step struct {
 	Done    bool         `json:"done"`
 }
 
-// TargetRef lets another process find the namespace again.
-type TargetRef struct {
-	Kind   string `json:"kind"` // host, netns, path, pid
-	Value  string `json:"value"`
-	NSPath string `json:"ns_path"`
-	Inode  uint64 `json:"ns_inode"` // refuses to touch a different namespace that reused the path
-}
-
 // JournalVersion is the version of the journal's format. Version 1 stored
-// changes as netlink library structures; a journal of another version is
-// never acted on (its undo could be misread): the asym that wrote it must
+// changes as netlink library structures, version 2 undid without checking
+// that the object was still asym's; a journal of another version is never
+// acted on (its undo could be misread): the asym that wrote it must
 // decide it.
-const JournalVersion = 2
+const JournalVersion = 3
 
 // Journal is the record of one applied fix.
 type Journal struct {
@@ -59,19 +54,22 @@ type Journal struct {
 	Deadline time.Time `json:"deadline"`
 	State    string    `json:"state"`
 	Steps    []Step    `json:"steps"`
-	Watchdog string    `json:"watchdog,omitempty"` // how the revert is armed
-	Armed    bool      `json:"armed"`              // the watchdog said it is running
-	Log      []string  `json:"log"`
-	path     string
-}
-
-// Dir is where journals live: a tmpfs, so a reboot (which loses the runtime
-// change too) also loses the journal. ASYM_STATE_DIR overrides it for tests.
-func Dir() string {
-	if d := os.Getenv("ASYM_STATE_DIR"); d != "" {
-		return d
-	}
-	return "/run/asym"
+	// Applier is the asym that applies the fix: while it lives, no other
+	// may touch the journal's target; once it died, a journal still
+	// "applying" is its leftover.
+	Applier  Process `json:"applier"`
+	Watchdog string  `json:"watchdog,omitempty"` // how the revert is armed
+	Armed    bool    `json:"armed"`              // the watchdog said it is running
+	// WatchdogProcess is the watchdog, recorded by itself when it is armed:
+	// a pending fix whose watchdog is gone will not revert by itself.
+	WatchdogProcess *Process `json:"watchdog_process,omitempty"`
+	// WatchdogError is why the watchdog could not arm; nothing was changed.
+	WatchdogError string `json:"watchdog_error,omitempty"`
+	// LeftAlone lists what the last revert did not put back because
+	// someone had changed it since asym did.
+	LeftAlone []string `json:"left_alone,omitempty"`
+	Log       []string `json:"log"`
+	path      string
 }
 
 // IDFor names the journal of a target: one pending fix per namespace.
@@ -94,97 +92,21 @@ func (j *Journal) logf(format string, args ...any) {
 	j.Log = append(j.Log, time.Now().UTC().Format(time.RFC3339)+" "+fmt.Sprintf(format, args...))
 }
 
-// Load reads a journal.
-func Load(path string) (*Journal, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var v struct {
-		Version int `json:"version"`
-	}
-	if err := json.Unmarshal(b, &v); err != nil {
-		return nil, fmt.Errorf("the journal %s is damaged: %v", path, err)
-	}
-	if v.Version != JournalVersion {
-		return nil, fmt.Errorf("the journal %s was written by another version of asym (journal format %d, this asym reads %d): keep or undo that fix with the asym that applied it", path, v.Version, JournalVersion)
-	}
-	var j Journal
-	if err := json.Unmarshal(b, &j); err != nil {
-		return nil, fmt.Errorf("the journal %s is damaged: %v", path, err)
-	}
-	j.path = path
-	return &j, nil
+// Pending reports whether the journal still waits for a decision: being
+// applied, applied and not yet kept or undone, or an undo that failed.
+func (j *Journal) Pending() bool {
+	return j.State == StatePending || j.State == StateApplying || j.State == StateRevertFailed
 }
 
-// save writes the journal atomically and durably: the watchdog must never
-// read half a journal, and must find it after a crash of the writer.
-func (j *Journal) save() error {
-	if err := os.MkdirAll(filepath.Dir(j.path), 0o700); err != nil {
-		return fmt.Errorf("create %s: %w", filepath.Dir(j.path), err)
-	}
-	b, err := json.MarshalIndent(j, "", " ")
-	if err != nil {
-		return err
-	}
-	tmp := j.path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return fmt.Errorf("write the journal %s: %w", tmp, err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, j.path)
-	}
-	if err != nil {
-		return fmt.Errorf("write the journal %s: %w", j.path, err)
-	}
-	return nil
-}
-
-// locked runs fn with an exclusive lock on the journal's lock file, so the
-// person's asym and the watchdog never act on the same journal at once.
-func locked(path string, fn func() error) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return fmt.Errorf("lock %s: %w", path, err)
-	}
-	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		return fmt.Errorf("lock %s: %w", path, err)
-	}
-	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-	return fn()
-}
-
-// update loads the journal under the lock, lets fn change it and saves it.
-func update(path string, fn func(j *Journal) error) (*Journal, error) {
-	var out *Journal
-	err := locked(path, func() error {
-		j, err := Load(path)
-		if err != nil {
-			return err
+// started says whether any change of the fix may have been made.
+func (j *Journal) started() bool {
+	for _, s := range j.Steps {
+		if s.Started {
+			return true
 		}
-		if err := fn(j); err != nil {
-			return err
-		}
-		out = j
-		return j.save()
-	})
-	return out, err
+	}
+	return false
 }
-
-// Pending reports whether the journal still waits for a decision.
-func (j *Journal) Pending() bool { return j.State == StatePending || j.State == StateApplying }
 
 // ErrNone says there is no journal for a target.
 var ErrNone = errors.New("no fix has been applied to this target")

@@ -77,29 +77,32 @@ func (k kernel) ReplaceRoute(_ context.Context, r fix.RouteSpec) error {
 	return k.t.Netlink().RouteReplace(nr)
 }
 
-// FindRoute reads the table with the kernel filtering it by table and
-// interface (strict checking), and stops at the route of r's prefix: a
-// fix changes one route, read once, when the person applies it.
-func (k kernel) FindRoute(ctx context.Context, r fix.RouteSpec) (fix.RouteSpec, bool, error) {
-	var found fix.RouteSpec
-	ok := false
+// Routes reads the table with the kernel filtering it by table and
+// interface (strict checking), and keeps the routes of r's prefix: a fix
+// reads the one route it changes, when it changes it.
+func (k kernel) Routes(ctx context.Context, r fix.RouteSpec) ([]fix.RouteSpec, error) {
+	var out []fix.RouteSpec
+	if !k.HasLink(ctx, r.Dev) {
+		return nil, nil // the interface went away, and its routes with it
+	}
 	err := k.t.EachRoute(ctx, r.Is6(), r.Table, r.Dev, func(nr netlink.Route) bool {
 		if prefixOf(nr.Dst) != r.Dst && !(nr.Dst == nil && r.Dst.Bits() == 0) {
 			return true
 		}
-		found, ok = fix.RouteSpec{Table: r.Table, Dst: r.Dst, Dev: r.Dev, Metric: nr.Priority, Protocol: uint8(nr.Protocol)}, true
-		if gw, okGw := netip.AddrFromSlice(nr.Gw); okGw {
+		found := fix.RouteSpec{Table: r.Table, Dst: r.Dst, Dev: r.Dev, Metric: nr.Priority, Protocol: uint8(nr.Protocol)}
+		if gw, ok := netip.AddrFromSlice(nr.Gw); ok {
 			found.Gateway = gw.Unmap()
 		}
-		if src, okSrc := netip.AddrFromSlice(nr.Src); okSrc {
+		if src, ok := netip.AddrFromSlice(nr.Src); ok {
 			found.PrefSrc = src.Unmap()
 		}
 		if nr.Scope == netlink.SCOPE_LINK {
 			found.Scope = "link"
 		}
-		return false
+		out = append(out, found)
+		return true
 	})
-	return found, ok, err
+	return out, err
 }
 
 func (k kernel) HasLink(_ context.Context, name string) bool {

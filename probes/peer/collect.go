@@ -69,11 +69,35 @@ type outcome struct {
 	stderr   []string
 }
 
-// run runs argv in its own session, without a terminal, and kills the whole
-// session when ctx ends.
+// run runs argv in its own session, without a terminal, and kills
+// everything it started when ctx ends (see group).
 func run(ctx context.Context, argv []string) outcome {
 	out := &capped{max: maxOutput}
 	errs := &tail{max: maxStderr}
+	o := outcome{code: -1}
+	cmd, g := command(ctx, argv, out, errs)
+	o.startErr = cmd.Start()
+	if o.startErr != nil && cmd.SysProcAttr.UseCgroupFD {
+		// A kernel without clone3's CLONE_INTO_CGROUP (before 5.7): start
+		// it again, tracked by the scan alone.
+		g.release()
+		cmd, g = command(ctx, argv, out, errs)
+		g.withoutCgroup(cmd)
+		o.startErr = cmd.Start()
+	}
+	defer g.release()
+	if o.startErr == nil {
+		g.started(cmd.Process.Pid)
+		o.waitErr = cmd.Wait()
+		o.code = cmd.ProcessState.ExitCode()
+	}
+	o.stdout, o.tooLarge, o.stderr = out.b.Bytes(), out.over, errs.lines()
+	return o
+}
+
+// command prepares argv: its own session, no terminal, stdin from
+// /dev/null, and killed with everything it started when ctx ends.
+func command(ctx context.Context, argv []string, out *capped, errs *tail) (*exec.Cmd, *group) {
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Stdin = nil // /dev/null: the peer must not read the person's keystrokes
 	cmd.Stdout, cmd.Stderr = out, errs
@@ -81,21 +105,13 @@ func run(ctx context.Context, argv []string) outcome {
 	// for a password or a host key, which would write over the TUI and wait
 	// forever; they fail instead, and the failure is classified below.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	g := newGroup(cmd)
 	cmd.Cancel = func() error {
-		// The session's process group: sudo, ssh and whatever they started.
-		if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); err == nil {
-			return nil
-		}
-		return cmd.Process.Kill()
+		g.kill()
+		return nil
 	}
 	cmd.WaitDelay = waitDelay
-	o := outcome{code: -1}
-	if o.startErr = cmd.Start(); o.startErr == nil {
-		o.waitErr = cmd.Wait()
-		o.code = cmd.ProcessState.ExitCode()
-	}
-	o.stdout, o.tooLarge, o.stderr = out.b.Bytes(), out.over, errs.lines()
-	return o
+	return cmd, g
 }
 
 // judge turns an outcome into a collection or a failure.
@@ -167,14 +183,53 @@ func (j judge) decode() (*evidence.Collection, *evidence.PeerFailure) {
 		return nil, j.fail(evidence.PeerIncompatible, "the peer runs %s, which writes collect format %d, and this is %s, which reads format %d: install the same asym release on both hosts",
 			v, *head.Format, j.local(), evidence.CollectFormat)
 	}
+	clean, err := cleanJSON(out)
+	if err != nil {
+		return nil, j.fail(evidence.PeerFailed, "the peer's collect output does not decode (%v): install the same asym release on both hosts", err)
+	}
 	var c evidence.Collection
-	if err := json.Unmarshal(out, &c); err != nil {
+	if err := json.Unmarshal(clean, &c); err != nil {
 		return nil, j.fail(evidence.PeerFailed, "the peer's collect output does not decode (%v): install the same asym release on both hosts", err)
 	}
 	if c.Evidence.Flow != j.o.Flow {
 		return nil, j.fail(evidence.PeerFailed, "the peer collected evidence for %s instead of %s: its asym does not read the flow as this one does; install the same asym release on both hosts", c.Evidence.Flow, j.o.Flow)
 	}
 	return &c, nil
+}
+
+// cleanJSON makes every string of the peer's JSON, keys included,
+// harmless to show (evidence.Clean: C0 and C1 controls and bidi overrides
+// become visible escapes) before it is decoded: the peer is untrusted, and
+// its text reaches the terminal, the text and Markdown reports, the notes
+// and the JSON report by many ways. Cleaning it here, once, covers all of
+// them. Numbers are kept as written.
+func cleanJSON(b []byte) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	return json.Marshal(cleanValue(v))
+}
+
+func cleanValue(v any) any {
+	switch v := v.(type) {
+	case string:
+		return clean(v)
+	case []any:
+		for i := range v {
+			v[i] = cleanValue(v[i])
+		}
+		return v
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[clean(k)] = cleanValue(e)
+		}
+		return out
+	}
+	return v
 }
 
 // said is the peer's last line of stderr, as a parenthesis for a sentence.

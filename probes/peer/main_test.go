@@ -116,6 +116,29 @@ func fakePeer(mode string, args []string) int {
 	case "sleepchild":
 		time.Sleep(60 * time.Second)
 		return 0
+	case "escape", "escape-noenv":
+		// What `setsid sleep 600 &` does: a child in a session and process
+		// group of its own, detached from every pipe; with escape-noenv it
+		// also drops its environment, as sudo's env_reset would.
+		child := exec.Command(os.Args[0])
+		child.Env = []string{"ASYM_FAKE_PEER=sleepchild"}
+		if mode == "escape" {
+			child.Env = append(os.Environ(), "ASYM_FAKE_PEER=sleepchild")
+		}
+		child.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := child.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		pids := fmt.Sprintf("%d\n%d\n", os.Getpid(), child.Process.Pid)
+		if err := os.WriteFile(os.Getenv("ASYM_FAKE_PIDS"), []byte(pids), 0o600); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		time.Sleep(60 * time.Second)
+		return 0
+	case "hostile":
+		return fakeCollect(args)
 	case "valid", "wrongflow":
 		return fakeCollect(args)
 	}
@@ -154,6 +177,9 @@ func fakeCollect(args []string) int {
 	// Noise on stderr, as a real run has: Result.Stderr keeps it, cleaned.
 	fmt.Fprintf(os.Stderr, "note: \x1b[31mred\x1b[0m\nnetns=%d\n", st.Ino)
 	c := evidence.Collection{Format: evidence.CollectFormat, Version: "fake-1", Time: time.Now(), Evidence: evidence.Evidence{Flow: f}}
+	if os.Getenv("ASYM_FAKE_PEER") == "hostile" {
+		c = hostileCollection(f)
+	}
 	if err := json.NewEncoder(os.Stdout).Encode(c); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -205,4 +231,17 @@ func gone(pid int, d time.Duration) bool {
 			return false
 		}
 	}
+}
+
+// hostileText holds what a peer must not get onto a terminal: an escape
+// that clears the screen, an OSC that sets the title, C1 controls, a bidi
+// override and an isolate.
+const hostileText = "db1\x1b[2J\x1b]0;pwned\x07\u009b31m\u0085\u202egnp.exe\u2066x"
+
+// hostileCollection is a valid collection whose every text field a report
+// shows holds hostileText.
+func hostileCollection(f flow.Flow) evidence.Collection {
+	h := &evidence.HostView{Hostname: hostileText, Kernel: hostileText, Target: hostileText}
+	h.Report = evidence.Report{Probe: evidence.ProbeHost, Title: hostileText, Command: hostileText, Lines: []string{hostileText}, Reason: hostileText, Status: evidence.StatusOK}
+	return evidence.Collection{Format: evidence.CollectFormat, Version: hostileText, Time: time.Now(), Evidence: evidence.Evidence{Flow: f, Host: h}}
 }
