@@ -2,6 +2,7 @@ package playbook
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"asym/evidence"
@@ -26,7 +27,11 @@ func natSplit(here, there *evidence.Evidence) []Finding {
 
 func splitAt(holder *evidence.Evidence, hs string, other *evidence.Evidence, os string) (Finding, bool) {
 	ent := translatedUnreplied(holder)
-	if ent == nil || !stateless(other) || other.Host == nil {
+	if ent == nil || other.Host == nil {
+		return Finding{}, false
+	}
+	none, seen := untranslated(other)
+	if !none {
 		return Finding{}, false
 	}
 	proof, proven := repliesArrive(other, os, ent)
@@ -37,6 +42,9 @@ func splitAt(holder *evidence.Evidence, hs string, other *evidence.Evidence, os 
 	ev := []Line{
 		{Probe: evidence.ProbeConntrack, Side: hs, Text: strings.TrimPrefix(ent.Text, "[NEW] ") + "   ← translated here, and no reply came back through it"},
 		{Probe: evidence.ProbeConntrack, Side: os, Text: "no conntrack entry for the flow in any form: this end never saw the request"},
+	}
+	if seen != "" {
+		ev[1].Text = seen + "   ← no translation: the replies made an entry of their own here; this end never saw the request"
 	}
 	ev = append(ev, proof...)
 	sev := Critical
@@ -85,13 +93,31 @@ func translatedUnreplied(e *evidence.Evidence) *evidence.ConntrackEntry {
 	return last
 }
 
-// stateless says an end holds no conntrack state for the flow: the probe
-// looked and found none, and its live window (if any) saw no event.
-func stateless(e *evidence.Evidence) bool {
-	if !ok(e.Conntrack) || !e.Conntrack.Looked || len(e.Conntrack.Entries) > 0 {
-		return false
+// untranslated says an end holds no translation for the flow: no entry
+// (from the probe or the live window's events) carries NAT. An entry
+// without NAT may be there: with nf_conntrack_tcp_loose, the replies
+// themselves make one mid-stream, as a connection of their own. It
+// returns that entry's line for the evidence, if any.
+func untranslated(e *evidence.Evidence) (bool, string) {
+	if !ok(e.Conntrack) || !e.Conntrack.Looked {
+		return false, ""
 	}
-	return e.Live == nil || len(e.Live.Events) == 0
+	entries := slices.Clone(e.Conntrack.Entries)
+	if e.Live != nil {
+		for _, ev := range e.Live.Events {
+			entries = append(entries, ev.Entry)
+		}
+	}
+	seen := ""
+	for _, c := range entries {
+		if c.DstNAT || c.SrcNAT {
+			return false, ""
+		}
+		if seen == "" {
+			seen = strings.TrimPrefix(c.Text, "[NEW] ")
+		}
+	}
+	return true, seen
 }
 
 // repliesArrive is what shows the replies of ent reaching an end without

@@ -46,9 +46,13 @@ func TestNATSplitRecorded(t *testing.T) {
 			there.Live = nil
 			there.Conntrack.Stats.Invalid = 0
 		}},
-		{name: "gw-b holds state too: not this failure", change: func(_, there *evidence.Evidence) {
-			there.Conntrack.Entries = []evidence.ConntrackEntry{{MatchedAs: "original", Text: "tcp 6 SYN_SENT …"}}
+		{name: "gw-b translated too: not this failure", change: func(_, there *evidence.Evidence) {
+			there.Conntrack.Entries = []evidence.ConntrackEntry{{MatchedAs: "original", DstNAT: true, Text: "tcp 6 SYN_SENT …"}}
 		}},
+		{name: "gw-b tracks the replies on their own (loose pickup), without translation", change: func(_, there *evidence.Evidence) {
+			there.Conntrack.Entries = []evidence.ConntrackEntry{{MatchedAs: "reply", Unreplied: true, TCPState: "ESTABLISHED",
+				Text: "tcp      6 298 ESTABLISHED src=198.18.0.10 dst=203.0.113.10 sport=80 dport=40000 [UNREPLIED] src=203.0.113.10 dst=198.18.0.10 sport=40000 dport=80"}}
+		}, want: Critical, says: "the replies made an entry of their own here"},
 		{name: "the reply came back through gw-a after all", change: func(here, _ *evidence.Evidence) {
 			if len(here.Conntrack.Entries) == 0 {
 				t.Fatal("the recording holds gw-a's entry from the conntrack probe")
