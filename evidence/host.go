@@ -1,6 +1,9 @@
 package evidence
 
-import "net/netip"
+import (
+	"asym/flow"
+	"net/netip"
+)
 
 // Role is where this host stands in the flow.
 type Role string
@@ -46,6 +49,11 @@ type HostView struct {
 	Local      netip.Addr `json:"local_addr,omitzero"`   // the flow's address on this host
 	LocalIface string     `json:"local_iface,omitempty"` // the interface that holds it
 	BTF        bool       `json:"btf"`                   // the kernel has BTF, so eBPF tracers (pwru, retis) can run
+	// Translated is the flow as this host translates it when it owns the
+	// flow's destination but forwards the flow elsewhere (DNAT, seen in
+	// its conntrack entry): the host is then in the middle, and its routes
+	// are asked for this form, as the kernel routes after DNAT.
+	Translated *flow.Flow `json:"translated,omitempty"`
 }
 
 // Iface finds an interface by name.

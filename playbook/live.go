@@ -267,8 +267,8 @@ func liveECMPSplit(e *evidence.Evidence) []Finding {
 // [UNREPLIED] says from its side.
 func liveUnrepliedMiddle(e *evidence.Evidence) []Finding {
 	l := live(e)
-	if l == nil || role(e) != evidence.RoleMiddle {
-		return nil
+	if l == nil || role(e) != evidence.RoleMiddle || translates(e) {
+		return nil // on a translator, nat_state_miss says it with the translation
 	}
 	in := countPackets(l, func(p evidence.CapturedPacket) bool { return !p.Reply && p.Dir == evidence.DirIn })
 	out := countPackets(l, func(p evidence.CapturedPacket) bool { return !p.Reply && p.Dir == evidence.DirOut })
@@ -345,4 +345,21 @@ func liveNATNoState(e *evidence.Evidence) []Finding {
 				{Probe: evidence.ProbeLive, Text: fmt.Sprintf("%d request packet(s), 0 replies of either form in the window", requests)}}}}
 	}
 	return nil
+}
+
+// translates says this host translates the flow: it forwards a destination
+// it owns (HostView.Translated), or its conntrack entry for the flow
+// carries NAT.
+func translates(e *evidence.Evidence) bool {
+	if e.Host != nil && e.Host.Translated != nil {
+		return true
+	}
+	if ok(e.Conntrack) {
+		for _, c := range e.Conntrack.Entries {
+			if c.SrcNAT || c.DstNAT {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -59,7 +59,7 @@ func (c *Collector) Run(ctx context.Context, id evidence.ProbeID) evidence.Repor
 		return h
 	case evidence.ProbeRequest:
 		h := c.host(ctx)
-		p := probePath(ctx, c.T, f, h, evidence.DirRequest, c.requestIngress(ctx, h))
+		p := probePath(ctx, c.T, routed(f, h), h, evidence.DirRequest, c.requestIngress(ctx, h))
 		c.set(func(e *evidence.Evidence) { e.Request = p })
 		return p
 	case evidence.ProbeReply:
@@ -69,7 +69,7 @@ func (c *Collector) Run(ctx context.Context, id evidence.ProbeID) evidence.Repor
 		if req.Egress != "" {
 			in = ingress{req.Egress, "where the request leaves this host, so where a symmetric reply comes back", evidence.IngressEgress}
 		}
-		p := probePath(ctx, c.T, f, h, evidence.DirReply, in)
+		p := probePath(ctx, c.T, routed(f, h), h, evidence.DirReply, in)
 		c.set(func(e *evidence.Evidence) { e.Reply = p })
 		return p
 	case evidence.ProbeCounters:
@@ -273,4 +273,14 @@ func (c *Collector) tablesInPlay(h *evidence.HostView, rules *evidence.RulesView
 	}
 	sort.Ints(ids)
 	return ids, why
+}
+
+// routed is the form of the flow the kernel routes here: as this host
+// translates it when it owns the destination and forwards the flow (DNAT
+// happens in prerouting, before the route lookup).
+func routed(f flow.Flow, h *evidence.HostView) flow.Flow {
+	if h.Translated != nil {
+		return *h.Translated
+	}
+	return f
 }

@@ -2,6 +2,7 @@ package probes
 
 import (
 	"context"
+	"net/netip"
 	"os"
 	"sort"
 	"strconv"
@@ -78,6 +79,10 @@ func ProbeHost(ctx context.Context, t *Target, f flow.Flow) *evidence.HostView {
 		h.Role, h.Local, h.LocalIface = evidence.RoleServer, f.Dst.Addr(), h.Owner(f.Dst.Addr()).Name
 	default:
 		h.Role = evidence.RoleMiddle
+	}
+	if to, entry, ok := translatedAway(ctx, t, f, h); ok {
+		h.Role, h.Local, h.LocalIface, h.Translated = evidence.RoleMiddle, netip.Addr{}, "", &to
+		h.Add("# %s is this host's, but it translates the flow to %s and forwards it (conntrack: %s)", f.Dst.Addr(), to.Dst, entry)
 	}
 	h.Add("# role: %s", h.Role.Describe())
 	if h.Local.IsValid() {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"asym/evidence"
 	"asym/playbook"
 	"asym/probes/probetest"
 )
@@ -59,6 +60,26 @@ func TestPeerNATPair(t *testing.T) {
 	}
 	if !held || !none || !arrived {
 		t.Errorf("evidence must show the state here, none there, and the replies arriving there: %+v", joined.Evidence)
+	}
+	// gw-a owns the VIP it translates away: it is in the middle of the
+	// flow, and its routes are asked for the translated destination.
+	out.Reset()
+	args = append([]string{"collect", "--netns", gwA}, flowWords...)
+	if code := run(args, &out, &errb); code != 0 {
+		t.Fatalf("collect: exit %d: %s", code, errb.String())
+	}
+	var col struct {
+		Evidence evidence.Evidence `json:"evidence"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &col); err != nil {
+		t.Fatal(err)
+	}
+	h, req := col.Evidence.Host, col.Evidence.Request
+	if h == nil || h.Role != evidence.RoleMiddle || h.Translated == nil || h.Translated.Dst.String() != "198.18.0.10:80" {
+		t.Fatalf("gw-a must be in the middle, translating to 198.18.0.10:80: %+v", h)
+	}
+	if req == nil || req.Decision.Query.Dst.String() != "198.18.0.10" || req.Egress != "eth1" {
+		t.Errorf("the request's route is asked for the translated destination and leaves by eth1: %+v", req)
 	}
 	if *record {
 		out.Reset()
