@@ -174,19 +174,25 @@ func (t *Target) IfName(idx int) string { return t.ifName(idx) }
 // Prefix is what a person types before a command to run it in the target,
 // as words (to be quoted).
 func (t *Target) Prefix() []string {
-	switch t.Kind {
-	case "host":
+	if t.Kind == "host" && t.ownName != "" {
 		// asym was started inside a named namespace (ip netns exec NAME
 		// asym): a command pasted into the person's shell must go there.
-		if t.ownName != "" {
-			return []string{"ip", "netns", "exec", t.ownName}
-		}
+		return PrefixFor("netns", t.ownName)
+	}
+	return PrefixFor(t.Kind, t.Value)
+}
+
+// PrefixFor is Prefix for a target of kind and value that is not open (a
+// journal's): nothing for the host, whose commands run where the person
+// types them.
+func PrefixFor(kind, value string) []string {
+	switch kind {
 	case "netns":
-		return []string{"ip", "netns", "exec", t.Value}
+		return []string{"ip", "netns", "exec", value}
 	case "pid":
-		return []string{"nsenter", "-t", t.Value, "-n"}
+		return []string{"nsenter", "-t", value, "-n"}
 	case "path":
-		return []string{"nsenter", "--net=" + t.Value}
+		return []string{"nsenter", "--net=" + value}
 	}
 	return nil
 }
