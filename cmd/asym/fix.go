@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -68,7 +69,14 @@ func cmdFix(args []string, stdout io.Writer) (int, error) {
 	if err != nil {
 		return 2, err
 	}
-	cfg.RevertAfter, cfg.PersistRoot = *revertAfter, *root
+	cfg.RevertAfter = *revertAfter
+	fs.Visit(func(f *flag.Flag) {
+		// Only a root given explicitly: for a namespace that is not the
+		// host's, the host's / holds nothing that configures it.
+		if f.Name == "root" {
+			cfg.PersistRoot = *root
+		}
+	})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if *doConfirm || *doRollback || *doUndo || *doStatus {
