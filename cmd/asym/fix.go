@@ -283,9 +283,11 @@ func decideFix(ctx context.Context, w io.Writer, cfg session.Config, d decision)
 	if j != nil {
 		printJournal(w, j)
 	}
-	var nothing *apply.NothingToUndo
+	// Only an undo that had nothing to do is fine; joined with a journal
+	// that could not be written, it is an error.
+	nothing, ok := err.(*apply.NothingToUndo)
 	switch {
-	case errors.As(err, &nothing):
+	case ok:
 		fmt.Fprintf(w, "%s.\n", playbook.Clean(nothing.Why))
 		return exitFixOK, nil
 	case err != nil:

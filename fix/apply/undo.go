@@ -43,8 +43,9 @@ func Undo(ctx context.Context, id string) (*Journal, error) {
 		if j.State != StateConfirmed {
 			return notKept(j)
 		}
-		acted = true
-		return undoKept(ctx, j)
+		var err error
+		acted, err = undoKept(ctx, j)
+		return err
 	})
 	if saveErr != nil && acted {
 		where := recordElsewhere(j, saveErr)
@@ -54,28 +55,30 @@ func Undo(ctx context.Context, id string) (*Journal, error) {
 	return j, err
 }
 
-// undoKept undoes the kept fix j, under the namespace's lock.
-func undoKept(ctx context.Context, j *Journal) error {
+// undoKept undoes the kept fix j, under the namespace's lock. acted says
+// whether it got as far as deciding the fix's fate (its record must then
+// be kept somewhere).
+func undoKept(ctx context.Context, j *Journal) (acted bool, err error) {
 	ns, err := lockNamespace(ctx, j.Target)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer ns.close()
 	if err := noOtherName(j.path, j.Target); err != nil {
-		return err
+		return false, err
 	}
 	by := decider()
 	t, how, err := Find(ctx, j)
 	if errors.Is(err, errNamespaceGone) {
 		j.State, j.Undone = StateUndone, &Decision{At: time.Now().UTC(), By: by}
 		j.logf("undone on request by %s: %v", by, err)
-		return &NothingToUndo{err.Error()}
+		return true, &NothingToUndo{err.Error()}
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer t.Close()
-	return undoIn(t, j, how, by)
+	return true, undoIn(t, j, how, by)
 }
 
 // undoIn reverts j's changes in t and records what became of them.
