@@ -43,3 +43,11 @@ func (s *ARPAnnounce) Prepare(ctx context.Context, k Kernel, prep *Preparation) 
 func (s *ARPAnnounce) Apply(ctx context.Context, k Kernel) error {
 	return k.AnnounceARP(ctx, s.Dev, s.Addr)
 }
+
+// Stateless says whether a step changes no state of the host (an
+// announcement to the neighbours): its undo puts nothing back, and an undo
+// that only repeats it has undone nothing.
+func Stateless(s Step) bool {
+	_, ok := s.(*ARPAnnounce)
+	return ok
+}

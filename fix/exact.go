@@ -2,7 +2,6 @@ package fix
 
 import (
 	"errors"
-	"fmt"
 	"strings"
 )
 
@@ -107,13 +106,7 @@ func eqPtr[T comparable](a, b *T) bool {
 }
 
 // describeRule renders a rule as `ip rule` would, for messages.
-func describeRule(r RuleSpec) string {
-	s := strings.Join(r.words(), " ")
-	if r.Protocol != 0 {
-		s += fmt.Sprintf(" proto %d", r.Protocol)
-	}
-	return s
-}
+func describeRule(r RuleSpec) string { return strings.Join(r.words(), " ") }
 
 // describeRoute renders a route as `ip route` would, for messages.
 func describeRoute(r RouteSpec) string {
@@ -124,9 +117,5 @@ func describeRoute(r RouteSpec) string {
 			break
 		}
 	}
-	s := strings.Join(w, " ")
-	if r.Protocol != 0 {
-		s += fmt.Sprintf(" proto %d", r.Protocol)
-	}
-	return s
+	return strings.Join(w, " ")
 }

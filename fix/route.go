@@ -59,6 +59,11 @@ func routeWords(verb string, r RouteSpec, unknownGateway bool) []string {
 	if r.Metric != 0 {
 		w = append(w, "metric", strconv.Itoa(r.Metric))
 	}
+	if r.Protocol != 0 {
+		// The route asym added (its protocol), or the one it captured to
+		// put back: the pasted command names that route and no other.
+		w = append(w, "proto", strconv.Itoa(int(r.Protocol)))
+	}
 	return append(w, "table", strconv.Itoa(r.Table))
 }
 

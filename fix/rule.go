@@ -114,7 +114,13 @@ func (r RuleSpec) words() []string {
 	if r.SuppressPrefixlen != nil && *r.SuppressPrefixlen >= 0 {
 		w = append(w, "suppress_prefixlength", strconv.Itoa(*r.SuppressPrefixlen))
 	}
-	return append(w, "priority", strconv.Itoa(r.Priority))
+	w = append(w, "priority", strconv.Itoa(r.Priority))
+	if r.Protocol != 0 {
+		// A rule asym added, or one it captured to put back: pasted, the
+		// command names that rule and no look-alike of another protocol.
+		w = append(w, "protocol", strconv.Itoa(int(r.Protocol)))
+	}
+	return w
 }
 
 func ruleWords(verb string, r RuleSpec) []string {

@@ -65,6 +65,12 @@ func TestStepWords(t *testing.T) {
 		{&RuleDel{RuleSpec: RuleSpec{Priority: 1001, Src: netip.MustParsePrefix("2001:db8::11/128"), Table: 100}},
 			"ip -6 rule del from 2001:db8::11 lookup 100 priority 1001"},
 		{&SysctlSet{Sysctl: "net.ipv4.conf.eth1.rp_filter", Value: "2"}, "sysctl -w net.ipv4.conf.eth1.rp_filter=2"},
+		// Undos name asym's object with its protocol (and the metric of a
+		// route it captured): pasted, they touch no look-alike.
+		{&RuleDel{RuleSpec: RuleSpec{Priority: 1000, Src: netip.MustParsePrefix("198.51.100.11/32"), Table: 100, Protocol: Protocol}},
+			"ip rule del from 198.51.100.11 lookup 100 priority 1000 protocol 245"},
+		{&RouteDel{RouteSpec: RouteSpec{Table: 100, Dst: netip.MustParsePrefix("198.51.100.0/24"), Dev: "eth1", Scope: "link", Metric: 5, Protocol: Protocol}},
+			"ip route del 198.51.100.0/24 dev eth1 scope link metric 5 proto 245 table 100"},
 		{&ARPAnnounce{Dev: "eth1", Addr: netip.MustParseAddr("198.51.100.11")}, "arping -U -c 1 -I eth1 198.51.100.11"},
 	} {
 		if got := evidence.Command(c.s.Words()...); got != c.want {

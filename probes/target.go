@@ -154,6 +154,28 @@ func (t *Target) String() string {
 	return t.Kind + " " + t.Value
 }
 
+// HostNetwork says whether the target is the host's own network
+// namespace, the one of process 1, which the host's network manager and
+// /etc/sysctl.d configure. A named namespace, a container's or the one
+// asym was started in by ip netns exec is not (--pid 1, or the pid of a
+// process sharing the host's network, is). When process 1's namespace
+// cannot be read (not root), a target asym was asked to enter is taken as
+// another namespace.
+func (t *Target) HostNetwork() bool {
+	if t.Kind == "host" {
+		return t.own == ""
+	}
+	var init unix.Stat_t
+	if unix.Stat("/proc/1/ns/net", &init) != nil {
+		return false
+	}
+	return init.Ino == t.Inode() && init.Dev == t.Dev()
+}
+
+// OwnName is the ip-netns name of the namespace asym runs in when it is
+// not the host's (asym started by ip netns exec NAME), "" otherwise.
+func (t *Target) OwnName() string { return t.ownName }
+
 // NS is the namespace file descriptor, for libraries that take one.
 func (t *Target) NS() netns.NsHandle { return t.ns }
 
@@ -174,19 +196,25 @@ func (t *Target) IfName(idx int) string { return t.ifName(idx) }
 // Prefix is what a person types before a command to run it in the target,
 // as words (to be quoted).
 func (t *Target) Prefix() []string {
-	switch t.Kind {
-	case "host":
+	if t.Kind == "host" && t.ownName != "" {
 		// asym was started inside a named namespace (ip netns exec NAME
 		// asym): a command pasted into the person's shell must go there.
-		if t.ownName != "" {
-			return []string{"ip", "netns", "exec", t.ownName}
-		}
+		return PrefixFor("netns", t.ownName)
+	}
+	return PrefixFor(t.Kind, t.Value)
+}
+
+// PrefixFor is Prefix for a target of kind and value that is not open (a
+// journal's): nothing for the host, whose commands run where the person
+// types them.
+func PrefixFor(kind, value string) []string {
+	switch kind {
 	case "netns":
-		return []string{"ip", "netns", "exec", t.Value}
+		return []string{"ip", "netns", "exec", value}
 	case "pid":
-		return []string{"nsenter", "-t", t.Value, "-n"}
+		return []string{"nsenter", "-t", value, "-n"}
 	case "path":
-		return []string{"nsenter", "--net=" + t.Value}
+		return []string{"nsenter", "--net=" + value}
 	}
 	return nil
 }

@@ -96,6 +96,11 @@ func (s *Session) Rollback(ctx context.Context) (*apply.Journal, error) {
 	return RollbackFix(ctx, s.cfg)
 }
 
+// Undo undoes the fix kept on the target, later: exactly what asym made,
+// each change only while it is as asym left it (see apply.Undo). An error
+// that is an *apply.NothingToUndo says why there was nothing to undo.
+func (s *Session) Undo(ctx context.Context) (*apply.Journal, error) { return UndoFix(ctx, s.cfg) }
+
 // Status reads the journal of the pending (or last) fix.
 func (s *Session) Status() (*apply.Journal, error) { return FixStatus(s.cfg) }
 
@@ -108,6 +113,12 @@ func ConfirmFix(ctx context.Context, cfg Config) (*apply.Journal, error) {
 // namespace that fix changed, wherever it is now.
 func RollbackFix(ctx context.Context, cfg Config) (*apply.Journal, error) {
 	return apply.Rollback(ctx, JournalIDFor(cfg))
+}
+
+// UndoFix undoes the fix kept on the target cfg names, in the namespace
+// that fix changed, wherever it is now.
+func UndoFix(ctx context.Context, cfg Config) (*apply.Journal, error) {
+	return apply.Undo(ctx, JournalIDFor(cfg))
 }
 
 // FixStatus reads the journal of the pending (or last) fix on the target

@@ -31,7 +31,9 @@ type Config struct {
 	// RevertAfter is how long an applied fix waits to be kept (60 s when zero).
 	RevertAfter time.Duration
 	// PersistRoot is where the network manager's files are read (and, with
-	// --persist, written): "/" when empty.
+	// --persist, written). Empty: the host's ("/") for the host's own
+	// namespace; for another namespace, no manager's files at all (see
+	// Session.Persistence).
 	PersistRoot string
 }
 
@@ -50,9 +52,6 @@ func Open(cfg Config) (*Session, error) {
 	}
 	if cfg.RevertAfter <= 0 {
 		cfg.RevertAfter = 60 * time.Second
-	}
-	if cfg.PersistRoot == "" {
-		cfg.PersistRoot = "/"
 	}
 	t, err := probes.OpenTarget(cfg.Netns, cfg.Pid)
 	if err != nil {

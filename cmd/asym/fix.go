@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -31,6 +32,7 @@ func cmdFix(args []string, stdout io.Writer) (int, error) {
 	revertAfter := fs.Duration("revert-after", 60*time.Second, "revert unless confirmed within this time")
 	doConfirm := fs.Bool("confirm", false, "keep the pending fix")
 	doRollback := fs.Bool("rollback", false, "undo the pending fix now")
+	doUndo := fs.Bool("undo", false, "undo the kept fix now, each change only while it is as asym left it")
 	doStatus := fs.Bool("status", false, "show the pending (or last) fix")
 	only := fs.String("only", "", "only the fix of finding `ID`")
 	noWait := fs.Bool("no-wait", false, "with --apply on a terminal: do not ask to keep, leave it to --confirm")
@@ -49,13 +51,13 @@ func cmdFix(args []string, stdout io.Writer) (int, error) {
 		return 0, apply.Watchdog(*watchdog, *watchdogNS)
 	}
 	actions := 0
-	for _, b := range []bool{*doApply, *doConfirm, *doRollback, *doStatus, *doPersist} {
+	for _, b := range []bool{*doApply, *doConfirm, *doRollback, *doUndo, *doStatus, *doPersist} {
 		if b {
 			actions++
 		}
 	}
 	if actions > 1 {
-		return 2, errUsage{"give one of --apply, --confirm, --rollback, --status and --persist"}
+		return 2, errUsage{"give one of --apply, --confirm, --rollback, --undo, --status and --persist"}
 	}
 	if *watch < 0 || *watch > time.Hour {
 		return 2, errUsage{"--watch takes a duration up to 1h, e.g. 10s"}
@@ -67,17 +69,32 @@ func cmdFix(args []string, stdout io.Writer) (int, error) {
 	if err != nil {
 		return 2, err
 	}
-	cfg.RevertAfter, cfg.PersistRoot = *revertAfter, *root
+	cfg.RevertAfter = *revertAfter
+	fs.Visit(func(f *flag.Flag) {
+		// Only a root given explicitly: for a namespace that is not the
+		// host's, the host's / holds nothing that configures it.
+		if f.Name == "root" {
+			cfg.PersistRoot = *root
+		}
+	})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if *doConfirm || *doRollback || *doStatus {
+	if *doConfirm || *doRollback || *doUndo || *doStatus {
 		if len(words) > 0 {
-			return 2, errUsage{"--confirm, --rollback and --status take no flow: they act on the fix pending on the target"}
+			return 2, errUsage{"--confirm, --rollback, --undo and --status take no flow: they act on the last fix applied to the target"}
 		}
 		// The journal, not the namespace: the target may not open by its
 		// name any more (a --pid process that exited), and its fix must
 		// still be shown and decided.
-		return decideFix(ctx, stdout, cfg, *doConfirm, *doRollback)
+		switch {
+		case *doConfirm:
+			return decideFix(ctx, stdout, cfg, decideConfirm)
+		case *doRollback:
+			return decideFix(ctx, stdout, cfg, decideRollback)
+		case *doUndo:
+			return decideFix(ctx, stdout, cfg, decideUndo)
+		}
+		return decideFix(ctx, stdout, cfg, decideStatus)
 	}
 	sess, err := session.Open(cfg)
 	if err != nil {
@@ -124,6 +141,8 @@ func cmdFix(args []string, stdout io.Writer) (int, error) {
 	if j, err := sess.Status(); err == nil && j.Stale() {
 		fmt.Fprintf(stdout, "\nnote: the fix applied at %s was never made: the asym applying it (%s) stopped before its first change; asym clears it.\n",
 			j.Created.UTC().Format(time.RFC3339), j.Applier)
+	} else if err == nil && j.State == apply.StateConfirmed {
+		fmt.Fprintf(stdout, "\nnote: %s.\n", playbook.Clean(apply.ReplacedNote(j)))
 	}
 	o, err := sess.Apply(ctx, f, p, before.Findings)
 	if err != nil {
@@ -136,8 +155,8 @@ func cmdFix(args []string, stdout io.Writer) (int, error) {
 	} else if !o.Healed() {
 		fmt.Fprintf(stdout, "\nThe findings the fix was for are gone, but a critical finding remains: read the check again before keeping it.\n")
 	}
-	fmt.Fprintf(stdout, "\nKeep it:  %s   (before %s UTC, in %s)\nUndo now: %s\nOtherwise it reverts by itself, even if this session dies.\n",
-		fixCommand(t, "--confirm"), o.Deadline.UTC().Format("15:04:05"), time.Until(o.Deadline).Round(time.Second), fixCommand(t, "--rollback"))
+	fmt.Fprintf(stdout, "\nKeep it:  %s   (before %s UTC, in %s)\nUndo now: %s\nOtherwise it reverts by itself, even if this session dies. Kept, it can be undone later: %s\n",
+		fixCommand(t, "--confirm"), o.Deadline.UTC().Format("15:04:05"), time.Until(o.Deadline).Round(time.Second), fixCommand(t, "--rollback"), fixCommand(t, "--undo"))
 	if !*noWait && isTerminal(os.Stdin) {
 		return askKeep(ctx, stdout, sess, o.Deadline)
 	}
@@ -161,7 +180,7 @@ func askKeep(ctx context.Context, w io.Writer, sess *session.Session, deadline t
 			if _, err := sess.Confirm(); err != nil {
 				return 2, err
 			}
-			fmt.Fprintln(w, "kept.")
+			fmt.Fprintf(w, "kept. Undo it later with: %s\n", fixCommand(sess.Target(), "--undo"))
 			return 0, nil
 		}
 		if _, err := sess.Rollback(ctx); err != nil {
@@ -225,40 +244,76 @@ func printPlan(w io.Writer, t *probes.Target, f flow.Flow, rep playbook.Report, 
 	}
 }
 
-// Exit statuses of fix --status, --confirm and --rollback: 0 when the
-// fix is settled as asked, 1 when it needs the person (--status: its
-// revert will not run by itself; --rollback: something someone else
-// changed since was left alone), 2 on error.
+// Exit statuses of fix --status, --confirm, --rollback and --undo: 0 when
+// the fix is settled as asked (for --undo also when there was nothing
+// left to undo, and for --rollback when the watchdog reverted it already),
+// 1 when it needs the person (--status: its
+// revert will not run by itself; --rollback and --undo: something someone
+// else changed since was left alone), 2 on error.
 const (
 	exitFixOK        = 0
 	exitFixAttention = 1
 	exitFixError     = 2
 )
 
-// decideFix is --confirm, --rollback and --status.
-func decideFix(ctx context.Context, w io.Writer, cfg session.Config, confirm, rollback bool) (int, error) {
+// decision is what --confirm, --rollback, --undo and --status ask.
+type decision int
+
+const (
+	decideStatus decision = iota
+	decideConfirm
+	decideRollback
+	decideUndo
+)
+
+// decideFix is --confirm, --rollback, --undo and --status.
+func decideFix(ctx context.Context, w io.Writer, cfg session.Config, d decision) (int, error) {
 	var j *apply.Journal
 	var err error
-	switch {
-	case confirm:
+	switch d {
+	case decideConfirm:
 		j, err = session.ConfirmFix(ctx, cfg)
-	case rollback:
+	case decideRollback:
 		j, err = session.RollbackFix(ctx, cfg)
+	case decideUndo:
+		j, err = session.UndoFix(ctx, cfg)
 	default:
 		j, err = session.FixStatus(cfg)
 	}
 	if j != nil {
 		printJournal(w, j)
 	}
+	// Only an undo that had nothing to do is fine; joined with a journal
+	// that could not be written, it is an error.
+	nothing, ok := err.(*apply.NothingToUndo)
 	switch {
+	case ok:
+		fmt.Fprintf(w, "%s.\n", playbook.Clean(nothing.Why))
+		return exitFixOK, nil
 	case err != nil:
 		return exitFixError, err
-	case rollback && len(j.LeftAlone) > 0:
+	case d == decideUndo:
+		return undoSaid(w, j), nil
+	case d == decideRollback && len(j.LeftAlone) > 0:
 		return exitFixAttention, nil
-	case !confirm && !rollback && j.Problem(time.Now()) != "":
+	case d == decideStatus && j.Problem(time.Now()) != "":
 		return exitFixAttention, nil
 	}
 	return exitFixOK, nil
+}
+
+// undoSaid ends an undo with what became of the kept fix, and its status.
+func undoSaid(w io.Writer, j *apply.Journal) int {
+	switch {
+	case j.State == apply.StateConfirmed:
+		fmt.Fprintf(w, "Nothing was undone: everything of the fix still there was changed since by someone else (left alone, above); the fix stays kept.\n")
+		return exitFixAttention
+	case len(j.LeftAlone) > 0:
+		fmt.Fprintf(w, "Undone, except what someone changed since (left alone, above): asym does not touch it; see to it by hand.\n")
+		return exitFixAttention
+	}
+	fmt.Fprintf(w, "Undone: what the fix changed is as it was before.\n")
+	return exitFixOK
 }
 
 func printJournal(w io.Writer, j *apply.Journal) {
@@ -298,6 +353,7 @@ func printJournal(w io.Writer, j *apply.Journal) {
 	for _, l := range j.LeftAlone {
 		fmt.Fprintf(w, "  left alone: %s\n", playbook.Clean(l))
 	}
+	printUndo(w, j)
 	for _, l := range j.Log[max(0, len(j.Log)-6):] {
 		fmt.Fprintf(w, "  | %s\n", playbook.Clean(l))
 	}
@@ -338,4 +394,18 @@ func reportPendingFix(sess *session.Session, stdout, stderr io.Writer, asJSON, a
 		fmt.Fprintf(stdout, "\n%s\n", line)
 	}
 	return pf.Problem != ""
+}
+
+// printUndo shows how to undo a kept fix, and when one was undone.
+func printUndo(w io.Writer, j *apply.Journal) {
+	switch {
+	case j.State == apply.StateConfirmed:
+		fmt.Fprintf(w, "  undo it:  %s\n", apply.Command(j.Target, "--undo"))
+		fmt.Fprintf(w, "  by hand, newest first (what --undo does, without its check that each is still as asym left it):\n")
+		for _, c := range j.UndoCommands(j.Target.Render()) {
+			fmt.Fprintf(w, "    %s\n", playbook.Clean(c))
+		}
+	case j.State == apply.StateUndone && j.Undone != nil:
+		fmt.Fprintf(w, "  undone:   %s UTC by %s\n", j.Undone.At.UTC().Format(time.RFC3339), playbook.Clean(j.Undone.By))
+	}
 }

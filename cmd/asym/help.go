@@ -27,11 +27,12 @@ Prints this host's evidence for the flow as versioned JSON, for another asym
 to read (asym check --peer runs it on the far end).`,
 	"fix": `asym fix [flags] PROTO SRC DST               the plan: a dry run
 asym fix --apply [--revert-after 60s] PROTO SRC DST
-asym fix --confirm | --rollback | --status
+asym fix --confirm | --rollback | --undo | --status
 asym fix --persist [--root DIR] PROTO SRC DST
 
 Applies the fixes of the findings through netlink and sysctl writes, with a
-revert armed first that undoes them unless they are kept in time.`,
+revert armed first that undoes them unless they are kept in time. --undo
+undoes a kept fix later, each change only while it is as asym left it.`,
 	"lab": `asym lab list | run [NAME] | up NAME | down
 
 Builds broken networks in namespaces named asym-lab-* to try asym on: run

@@ -16,6 +16,12 @@ import (
 func printPersist(w io.Writer, sess *session.Session, root string, steps fix.Steps) {
 	t := sess.Target()
 	r, _, err := sess.Persistence(steps)
+	if err == nil && r.ForNamespace() {
+		fmt.Fprintf(w, "\nTo keep it: %s is not the host's network, which the host's network manager does not configure. For %s:\n",
+			playbook.Clean(t.String()), r.Manager)
+		printRendered(w, r)
+		return
+	}
 	fmt.Fprintf(w, "\nTo keep it across reboots")
 	if t.Kind != "host" {
 		fmt.Fprintf(w, " (this is %s: what configures it may not be the host's manager)", playbook.Clean(t.String()))
@@ -25,10 +31,14 @@ func printPersist(w io.Writer, sess *session.Session, root string, steps fix.Ste
 		return
 	}
 	fmt.Fprintf(w, ", for %s:\n", r.Manager)
+	printRendered(w, r)
+	fmt.Fprintf(w, "Write these files (with backups): %s\n", evidence.Command("asym", "fix", "--persist", "--root", root, "…"))
+}
+
+func printRendered(w io.Writer, r persist.Rendered) {
 	for _, l := range strings.Split(strings.TrimRight(r.Text(), "\n"), "\n") {
 		fmt.Fprintf(w, "  %s\n", playbook.Clean(l))
 	}
-	fmt.Fprintf(w, "Write these files (with backups): %s\n", evidence.Command("asym", "fix", "--persist", "--root", root, "…"))
 }
 
 // writePersist is `asym fix --persist`: an explicit second action that
@@ -37,6 +47,13 @@ func writePersist(w io.Writer, sess *session.Session, root string, steps fix.Ste
 	r, _, err := sess.Persistence(steps)
 	if err != nil {
 		return fmt.Errorf("cannot make the fix permanent here: %v", err)
+	}
+	if r.ForNamespace() {
+		// Never the host's /etc for a namespace: a file there would change
+		// the host's own network at its next start, not the namespace's.
+		printPersist(w, sess, root, steps)
+		return fmt.Errorf("nothing was written: %s is not the host's network, so nothing in the host's /etc configures it; add the commands above to %s (to write a container's own configuration files instead, give its root with --root DIR)",
+			playbook.Clean(sess.Target().String()), r.Manager)
 	}
 	backups, err := persist.Write(root, r, time.Now())
 	if err != nil {

@@ -158,6 +158,8 @@ func Settled(id, where string) error {
 
 func settled(old *Journal, where string) (note string, err error) {
 	switch {
+	case old.State == StateConfirmed:
+		return ReplacedNote(old), nil
 	case !old.Pending():
 		return "", nil
 	case old.Stale():
@@ -172,6 +174,14 @@ func settled(old *Journal, where string) (note string, err error) {
 	}
 	return "", fmt.Errorf("a fix applied at %s is still pending on %s: keep it (%s) or undo it (%s) first; this asym changed nothing",
 		old.Created.UTC().Format(time.RFC3339), where, Command(old.Target, "--confirm"), Command(old.Target, "--rollback"))
+}
+
+// ReplacedNote says that a new fix replaces the journal of the kept fix
+// old, which stays in place: asym fix --undo will undo the new fix only,
+// so the sentence carries old's undo commands.
+func ReplacedNote(old *Journal) string {
+	return fmt.Sprintf("the fix kept here since %s (%s) stays in place; its journal is replaced by this one, so asym fix --undo will not undo it: undo it by hand, newest first: %s",
+		old.Created.UTC().Format(time.RFC3339), old.Summary, strings.Join(old.UndoCommands(old.Target.Render()), "; "))
 }
 
 // lockNamespace takes the lock of the namespace itself, by its cookie: one
@@ -290,7 +300,7 @@ func makeChanges(ctx context.Context, st *store, t *probes.Target, how string) (
 // rollBack undoes a fix that failed half way, under the lock, and returns
 // the failure's error, saying what became of the changes.
 func rollBack(t *probes.Target, j *Journal, cause error) (*Journal, error) {
-	left, errs := revert(t, j)
+	_, left, errs := revert(t, j)
 	j.State = StateRolledBack
 	if len(errs) > 0 {
 		j.State = StateRevertFailed
@@ -337,7 +347,8 @@ func plan(ctx context.Context, t *probes.Target, steps fix.Steps) ([]Step, error
 // done (the rule or route is gone, or back) is not an error: the process
 // may have died between a change and its journal entry. One that finds
 // someone else's change in its place leaves it alone, and says so.
-func revert(t *probes.Target, j *Journal) (leftAlone []string, errs []error) {
+// undone counts the changes it put back itself.
+func revert(t *probes.Target, j *Journal) (undone int, leftAlone []string, errs []error) {
 	ctx, cancel := context.WithTimeout(context.Background(), revertTimeout)
 	defer cancel()
 	for i := len(j.Steps) - 1; i >= 0; i-- {
@@ -348,6 +359,9 @@ func revert(t *probes.Target, j *Journal) (leftAlone []string, errs []error) {
 		err := s.Undo.Apply(ctx, kernel{t})
 		switch {
 		case err == nil:
+			if !fix.Stateless(s.Undo.Step) {
+				undone++
+			}
 			j.logf("undone: %s", s.Command)
 		case fix.IsGone(err), errors.Is(err, unix.ENOENT), errors.Is(err, unix.ESRCH), errors.Is(err, unix.EEXIST):
 			j.logf("already undone: %s (%v)", s.Command, err)
@@ -360,5 +374,5 @@ func revert(t *probes.Target, j *Journal) (leftAlone []string, errs []error) {
 		}
 	}
 	j.LeftAlone = leftAlone
-	return leftAlone, errs
+	return undone, leftAlone, errs
 }

@@ -56,7 +56,7 @@ func Rollback(ctx context.Context, id string) (*Journal, error) {
 			return err
 		}
 		defer t.Close()
-		_, errs := revert(t, j)
+		_, _, errs := revert(t, j)
 		j.State = StateRolledBack
 		if how != "" {
 			how = " in the namespace the fix changed, " + how
@@ -80,10 +80,26 @@ func Rollback(ctx context.Context, id string) (*Journal, error) {
 }
 
 // decide runs fn on the pending journal of id under its lock and saves
-// it. A journal whose outcome was recorded elsewhere (its directory could
-// not be written then) is brought up to date first. saveErr is a journal
-// that could not be saved; err is fn's, or why fn did not run.
+// it (see withJournal). saveErr is a journal that could not be saved; err
+// is fn's, or why fn did not run.
 func decide(ctx context.Context, id string, fn func(j *Journal) error) (j *Journal, saveErr, err error) {
+	return withJournal(ctx, id, func(j *Journal) error {
+		switch {
+		case j.Pending():
+			return fn(j)
+		case j.State == StateReverted:
+			return errReverted{j.Deadline}
+		}
+		return fmt.Errorf("the last fix here is already %s", j.State)
+	})
+}
+
+// withJournal runs fn on the journal of id under its lock and saves it. A
+// journal whose outcome was recorded elsewhere (its directory could not be
+// written then) is brought up to date first; one another asym is applying
+// right now is left to it. saveErr is a journal that could not be saved;
+// err is fn's, or why fn did not run.
+func withJournal(ctx context.Context, id string, fn func(j *Journal) error) (j *Journal, saveErr, err error) {
 	path := PathFor(id)
 	if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
 		return nil, nil, ErrNone
@@ -103,7 +119,9 @@ func decide(ctx context.Context, id string, fn func(j *Journal) error) (j *Journ
 	if j, err = Load(path); err != nil {
 		return nil, nil, err
 	}
-	if o, where := findOutcome(j); o != nil && j.Pending() {
+	// A kept fix has an outcome elsewhere only from an undo that could
+	// not be recorded.
+	if o, where := findOutcome(j); o != nil && (j.Pending() || j.State == StateConfirmed) {
 		j.logf("recorded elsewhere (%s) while the journal could not be written: %s at %s", where, o.State, o.Time.UTC().Format(time.RFC3339))
 		j.Log = append(j.Log, o.Log...)
 		j.LeftAlone = o.LeftAlone
@@ -111,16 +129,10 @@ func decide(ctx context.Context, id string, fn func(j *Journal) error) (j *Journ
 			j.State = o.State
 		}
 	}
-	switch {
-	case j.State == StateApplying && j.Applier.Alive():
+	if j.State == StateApplying && j.Applier.Alive() {
 		return j, nil, fmt.Errorf("asym (%s) is still applying this fix: wait until it has, then decide", j.Applier)
-	case j.Pending():
-		err = fn(j)
-	case j.State == StateReverted:
-		err = errReverted{j.Deadline}
-	default:
-		err = fmt.Errorf("the last fix here is already %s", j.State)
 	}
+	err = fn(j)
 	if saveErr = j.save(); saveErr == nil {
 		clearOutcomes(j)
 	}

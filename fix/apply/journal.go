@@ -25,6 +25,7 @@ const (
 	StateRolledBack   = "rolled back"   // undone on request, or after a failed step
 	StateRevertFailed = "revert failed" // an undo failed: asym fix --rollback tries again
 	StateAbandoned    = "abandoned"     // the asym applying it stopped before its first change: nothing to undo
+	StateUndone       = "undone"        // kept, then undone on request (asym fix --undo)
 )
 
 // Step is one change with its undo and how far it got.
@@ -68,8 +69,10 @@ type Journal struct {
 	// LeftAlone lists what the last revert did not put back because
 	// someone had changed it since asym did.
 	LeftAlone []string `json:"left_alone,omitempty"`
-	Log       []string `json:"log"`
-	path      string
+	// Undone says when a kept fix was undone, and by whom.
+	Undone *Decision `json:"undone,omitempty"`
+	Log    []string  `json:"log"`
+	path   string
 }
 
 // IDFor names the journal of a target: one pending fix per namespace.

@@ -181,7 +181,7 @@ func revertOrphan(t *probes.Target, last *Journal) error {
 	for i := range last.Steps {
 		last.Steps[i].Started = true
 	}
-	_, errs := revert(t, last)
+	_, _, errs := revert(t, last)
 	fmt.Fprintf(os.Stderr, "asym watchdog: the journal %s was removed while the fix on %s was %s: reverted it now\n", last.path, last.Target, last.State)
 	for _, l := range last.Log {
 		fmt.Fprintln(os.Stderr, "  "+l)
@@ -210,7 +210,7 @@ func revertAtDeadline(st *store, t *probes.Target, last *Journal) error {
 	case !j.Created.Equal(last.Created) || !j.Pending():
 		return nil
 	}
-	_, errs := revert(t, j)
+	_, _, errs := revert(t, j)
 	j.State = StateReverted
 	j.logf("deadline passed without confirmation: reverted")
 	if len(errs) > 0 {

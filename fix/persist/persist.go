@@ -141,6 +141,11 @@ type Rendered struct {
 	// apply, nmcli device reapply) are only named in Notes. Each word is
 	// quoted with probes.Quote.
 	Commands []string
+	// Script makes the fix in a namespace other than the host's, each
+	// command entering it (see RenderNamespace): lines for what creates
+	// the namespace. Unlike Commands they change the running network;
+	// asym never runs them.
+	Script []string
 	// Notes are sentences: what to check, what will overwrite it.
 	Notes []string
 }
@@ -184,6 +189,12 @@ func (r Rendered) Text() string {
 	if len(r.Commands) > 0 {
 		b.WriteString("\n== commands\n")
 		for _, c := range r.Commands {
+			b.WriteString(c + "\n")
+		}
+	}
+	if len(r.Script) > 0 {
+		b.WriteString("\n== script\n")
+		for _, c := range r.Script {
 			b.WriteString(c + "\n")
 		}
 	}

@@ -26,8 +26,12 @@ import (
 //
 // Every change is worked out before anything is written, so a Rendered that
 // cannot be applied (a block whose stanza is gone, a symlink) changes
-// nothing.
+// nothing. A Rendered for a namespace other than the host's is refused:
+// it has no file, only a script for what makes the namespace.
 func Write(root string, r Rendered, now time.Time) (backups []string, err error) {
+	if r.ForNamespace() {
+		return nil, fmt.Errorf("the fix is for %s, which asym does not write: its commands go into what makes the namespace", r.Manager)
+	}
 	rt, err := os.OpenRoot(root)
 	if err != nil {
 		return nil, fmt.Errorf("open the root %s: %w", root, err)
