@@ -188,6 +188,15 @@ func TestGatewaysBounds(t *testing.T) {
 	// An absolute link: read as if the root were /, so it names a file
 	// inside the root that is not there, never the real one.
 	mustLink(t, filepath.Join(outside, "stolen.leases"), filepath.Join(root, "var/lib/dhcp/dhclient.leases"))
+	// A directory reached through a link out of the root.
+	if err := os.WriteFile(filepath.Join(outside, "isp2.nmconnection"), []byte("[connection]\ninterface-name=eth1\n[ipv4]\ngateway=192.0.2.68\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	relDir, err := filepath.Rel(filepath.Join(root, "run/NetworkManager"), outside)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustLink(t, relDir, filepath.Join(root, "run/NetworkManager/system-connections"))
 	// A FIFO where a lease should be: opening it must not block.
 	if err := os.MkdirAll(filepath.Join(root, "run/systemd/netif/leases"), 0o755); err != nil {
 		t.Fatal(err)
@@ -204,8 +213,9 @@ func TestGatewaysBounds(t *testing.T) {
 	})
 	sameLines(t, "notes", notes, []string{
 		root + "/run/systemd/netif/leases/3 was not read: it is not a regular file",
-		root + "/var/lib/dhcp/dhclient.eth1.leases was not read: it is a symbolic link that leads out of " + root,
+		root + "/var/lib/dhcp/dhclient.eth1.leases was not read: a symbolic link on its path leads out of " + root,
 		fmt.Sprintf("%s/etc/NetworkManager/system-connections/big.nmconnection was not read: it holds %d bytes, more than the 262144 a configuration file or lease can need", root, len(big)),
+		root + "/run/NetworkManager/system-connections was not read: a symbolic link on its path leads out of " + root,
 	})
 
 	cancelled, stop := context.WithCancel(context.Background())

@@ -149,7 +149,7 @@ func (t *tree) unreadable(p string, err error) {
 		t.note("%s could not be read: permission denied (run asym as root)", t.shown(p))
 	case strings.Contains(err.Error(), "path escapes from parent"):
 		// os.Root's error for a link out of the root has no sentinel.
-		t.note("%s was not read: it is a symbolic link that leads out of %s", t.shown(p), t.root)
+		t.note("%s was not read: a symbolic link on its path leads out of %s", t.shown(p), t.root)
 	default:
 		t.note("%s could not be read: %v", t.shown(p), err)
 	}
