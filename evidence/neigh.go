@@ -32,4 +32,7 @@ type Gateway struct {
 	Addr    netip.Addr `json:"addr"`    // the interface's address used as source
 	Gateway netip.Addr `json:"gateway"` // invalid when unknown
 	How     string     `json:"how"`
+	// Source is the file the gateway was read from (a DHCP lease, the
+	// network manager's configuration), when it came from one.
+	Source string `json:"source,omitempty"`
 }

@@ -139,9 +139,10 @@ func (t *Target) neighGet(ctx context.Context, q NeighQuery) (evidence.Neighbour
 // ProbeGateways finds, for each interface, the gateway it would use towards
 // peer: a route lookup forced out of that interface (`ip route get PEER from
 // ADDR oif IFACE`) names it when any table has a route by that interface;
-// otherwise, when the interface has exactly one resolved neighbour in its
-// subnet other than the peer, that neighbour (a second ISP link often has
-// no route at all, but its router has ARPed for us).
+// otherwise what configured the interface says (its DHCP lease, its network
+// manager's files: a second ISP link often has no route at all); otherwise,
+// when the interface has exactly one resolved neighbour in its subnet other
+// than the peer, that neighbour (its router has likely ARPed for us).
 func ProbeGateways(ctx context.Context, t *Target, h *evidence.HostView, peer netip.Addr) []evidence.Gateway {
 	var out []evidence.Gateway
 	for _, ifc := range h.Ifaces {
@@ -161,10 +162,16 @@ func ProbeGateways(ctx context.Context, t *Target, h *evidence.HostView, peer ne
 			d, err := t.RouteGet(ctx, evidence.RouteQuery{Dst: peer, Src: p.Addr(), Oif: ifc.Name})
 			if err == nil && !d.Failed() && d.Gateway.IsValid() {
 				g.Gateway, g.How = d.Gateway, "route by "+ifc.Name+" in table "+evidence.TableName(d.Table)
+				out = append(out, g)
+				break
+			}
+			c := configuredGateway(ctx, t, ifc, p)
+			if c.gateway.IsValid() {
+				g.Gateway, g.How, g.Source = c.gateway, c.how, c.source
 			} else if n := soleNeighbour(ctx, t, ifc.Index, p, peer); n.IsValid() {
 				g.Gateway, g.How = n, "the only neighbour "+ifc.Name+" has in "+p.Masked().String()+": check that it is the gateway"
 			} else {
-				g.How = "no route and no single neighbour by " + ifc.Name
+				g.How = c.unknown(ifc.Name)
 			}
 			out = append(out, g)
 			break

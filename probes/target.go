@@ -34,9 +34,10 @@ type Target struct {
 	nl      *netlink.Handle
 	strict  *netlink.Handle // strict checking: for table dumps only
 
-	mu    sync.Mutex
-	raw   *nl.SocketHandle // route socket for raw requests the library lacks
-	names map[int]string   // ifindex → name inside the target
+	mu         sync.Mutex
+	raw        *nl.SocketHandle // route socket for raw requests the library lacks
+	names      map[int]string   // ifindex → name inside the target
+	configRoot string           // set by UseConfigRoot: where to read the network configuration instead
 
 	// What the kernel sent back, counted where the probes take it in, so a
 	// test can prove that asym never dumps main or the conntrack table.
