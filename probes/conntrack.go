@@ -89,6 +89,11 @@ func ProbeConntrack(ctx context.Context, t *Target, f flow.Flow, also ...flow.Fl
 	if v.Looked && !ctExact(f) {
 		v.Add("the flow has no %s: the kernel sent the entries that match the rest of it (a dump it filters itself, as Linux 5.8 and later can): %d found", ctMissing(f), len(r.found))
 	}
+	if r.unasked > 0 {
+		// An absence not looked for everywhere proves nothing.
+		v.Looked = len(r.found) > 0
+		v.Add("time ran out for the filtered dumps (each walks the whole table in the kernel): %d of %d lookups not done", r.unasked, len(rounds))
+	}
 	for _, m := range r.found {
 		e, note := ctentry.Flatten(m.as, m.query, m.flow)
 		if m.form != f {
@@ -147,6 +152,7 @@ type ctResult struct {
 	found    []ctMatch
 	received int  // entries the kernel sent (all of a dump's, matching or not)
 	more     bool // a filtered dump had more entries than asym reads
+	unasked  int  // rounds not asked (or cut short) when the dumps' time ran out
 	stats    []conntrack.Stats
 	global   conntrack.StatsGlobal
 	err      error
@@ -170,10 +176,15 @@ func ctPlan(f flow.Flow, also []flow.Flow, release string) ([]ctRound, string) {
 		case ctExact(form):
 			rounds = append(rounds, ctRound{get: &ctQueryOf{form, form}}, ctRound{get: &ctQueryOf{form, form.Reverse()}})
 		case filtering:
-			for _, dumps := range ctFiltersOf(form) {
-				rounds = append(rounds, ctRound{dumps: dumps})
-			}
+			rounds = append(rounds, ctRound{dumps: ctFiltersOf(form)[0]})
 		}
+	}
+	// The reply tuples last, and for the typed flow only: every dump walks
+	// the whole table in the kernel (some 0.4 µs an entry), and a form NAT
+	// rules give is found by its original tuple where the typed flow is
+	// found only by its reply tuple.
+	if !ctExact(f) {
+		rounds = append(rounds, ctRound{dumps: ctFiltersOf(f)[1]})
 	}
 	return rounds, ""
 }
@@ -191,54 +202,50 @@ func ctMissing(f flow.Flow) string {
 	return "destination port"
 }
 
+// ctDumpShare is the part of the probe's time the filtered dumps may take
+// (each walks the whole table in the kernel: a second on a table of a few
+// million entries). When it runs out, the dump socket is closed and the
+// probe still reads the statistics and shows what was found.
+var ctDumpShare = 0.75
+
 // ctRun does the netlink work: the rounds in order until one finds an
 // entry (or a dump reads its fill), then statistics. It closes its sockets
-// when ctx ends, which unblocks a pending receive.
+// when ctx ends, which unblocks a pending receive; the dump socket closes
+// earlier, when the dumps' share of the time is spent.
 func ctRun(ctx context.Context, nsFD int, rounds []ctRound) (r ctResult) {
 	c, err := conntrack.Dial(&netlink.Config{NetNS: nsFD})
 	if err != nil {
 		r.err = fmt.Errorf("open a conntrack netlink socket: %w", err)
 		return r
 	}
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer func() {
+		if stop() {
+			c.Close()
+		}
+	}()
 	var d *ctDumper
 	if slices.ContainsFunc(rounds, func(rd ctRound) bool { return len(rd.dumps) > 0 }) {
 		if d, err = dialCtDumper(nsFD); err != nil {
-			c.Close()
 			r.err = err
 			return r
 		}
+		dctx, cancel := ctDumpContext(ctx)
+		defer cancel()
+		stopDumps := context.AfterFunc(dctx, func() { d.Close() })
+		defer func() {
+			if stopDumps() {
+				d.Close()
+			}
+		}()
+		if r.err = ctAskAll(dctx, c, d, rounds, &r); r.err != nil && dctx.Err() != nil && ctx.Err() == nil {
+			r.err = nil // out of the dumps' time: keep what was found (r.unasked says what was not)
+		}
+	} else {
+		r.err = ctAskAll(ctx, c, nil, rounds, &r)
 	}
-	closeAll := func() {
-		c.Close()
-		if d != nil {
-			d.Close()
-		}
-	}
-	stop := context.AfterFunc(ctx, closeAll)
-	defer func() {
-		if stop() {
-			closeAll()
-		}
-	}()
-
-	seen := map[ctEntryKey]bool{}
-	for _, rd := range rounds {
-		if rd.get != nil {
-			r.err = ctGet(c, *rd.get, &r)
-		} else {
-			r.err = ctDumps(d, rd.dumps, seen, &r)
-		}
-		if r.err != nil {
-			return r
-		}
-		if r.more {
-			// Stop reading: closing the socket ends the dump in the kernel.
-			d.Close()
-			break
-		}
-		if len(r.found) > 0 {
-			break
-		}
+	if r.err != nil {
+		return r
 	}
 	if r.stats, err = c.Stats(); err != nil {
 		r.err = fmt.Errorf("read conntrack statistics: %w", err)
@@ -248,6 +255,46 @@ func ctRun(ctx context.Context, nsFD int, rounds []ctRound) (r ctResult) {
 		r.err = fmt.Errorf("read the conntrack table size: %w", err)
 	}
 	return r
+}
+
+// ctDumpContext ends when the dumps' share of ctx's time is spent.
+func ctDumpContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	share := time.Duration(float64(time.Until(deadline)) * ctDumpShare)
+	return context.WithTimeout(ctx, share)
+}
+
+// ctAskAll runs the rounds until one finds an entry or a dump reads its
+// fill. A round not started because ctx ended is counted in r.unasked,
+// the one it ended in too.
+func ctAskAll(ctx context.Context, c *conntrack.Conn, d *ctDumper, rounds []ctRound, r *ctResult) error {
+	seen := map[ctEntryKey]bool{}
+	for i, rd := range rounds {
+		var err error
+		switch {
+		case ctx.Err() != nil:
+			err = ctx.Err()
+		case rd.get != nil:
+			err = ctGet(c, *rd.get, r)
+		default:
+			err = ctDumps(d, rd.dumps, seen, r)
+		}
+		if err != nil {
+			r.unasked = len(rounds) - i
+			return err
+		}
+		if r.more {
+			d.Close() // stop reading: closing the socket ends the dump in the kernel
+			return nil
+		}
+		if len(r.found) > 0 {
+			return nil
+		}
+	}
+	return nil
 }
 
 // ctGet is one exact lookup.

@@ -316,6 +316,30 @@ func TestConntrackDumpCap(t *testing.T) {
 	}
 }
 
+// TestConntrackDumpOutOfTime: when the dumps' share of the probe's time
+// is spent (here: none is given), the probe still reads the statistics,
+// says what was not asked, and does not call the flow absent.
+func TestConntrackDumpOutOfTime(t *testing.T) {
+	l := newCtLab(t)
+	ctCreate(t, l.a, ctEntry{orig: "tcp 192.0.2.10:41000 192.0.2.20:8080"})
+	defer func(share float64) { ctDumpShare = share }(ctDumpShare)
+	ctDumpShare = 0
+	v := ctProbe(t, l.ta, parseFlow(t, "tcp 192.0.2.10 192.0.2.20:8080"))
+	if v.Looked || len(v.Entries) != 0 || hasLine(v.Lines, "no conntrack entry") {
+		t.Errorf("Looked %v, %d entries, lines %q: want no conclusion", v.Looked, len(v.Entries), v.Lines)
+	}
+	if !hasLine(v.Lines, "time ran out for the filtered dumps (each walks the whole table in the kernel): 2 of 2 lookups not done") {
+		t.Errorf("lines %q: want the lookups not done said", v.Lines)
+	}
+	if v.Stats.CPUs == 0 || v.Count != 1 {
+		t.Errorf("statistics: %d CPUs, %d entries; want them read", v.Stats.CPUs, v.Count)
+	}
+	// The exact lookup takes no dump and no share.
+	if e := ctOne(t, ctProbe(t, l.ta, parseFlow(t, "tcp 192.0.2.10:41000 192.0.2.20:8080"))); e.MatchedAs != "original" {
+		t.Errorf("exact lookup: %+v", e)
+	}
+}
+
 // TestConntrackPlan checks which lookups a flow gets, and the refusal on a
 // kernel that would ignore the filter and send the whole table.
 func TestConntrackPlan(t *testing.T) {
@@ -338,7 +362,8 @@ func TestConntrackPlan(t *testing.T) {
 		{"icmp on 5.7", ping, nil, "5.7.19", 0, 0, "unavailable: this kernel (5.7.19) cannot filter conntrack dumps (5.8+), and conntrack keys icmp entries by echo id"},
 		{"icmp on 6.1", ping, nil, "6.1.0-13-amd64", 0, 2, ""},
 		{"an unreadable release counts as old", noSport, nil, "", 0, 0, "cannot filter conntrack dumps"},
-		{"a NAT form without ports is dumped, the full flow got", full, []flow.Flow{noSport}, "6.18.0", 2, 2, ""},
+		{"a NAT form without ports is dumped (original tuples only), the full flow got", full, []flow.Flow{noSport}, "6.18.0", 2, 1, ""},
+		{"a flow without a port and a NAT form: the reply tuples last, the flow's only", noSport, []flow.Flow{parseFlow(t, "tcp 192.0.2.10 198.18.0.10:80")}, "6.18.0", 0, 3, ""},
 		{"a NAT form without ports on an old kernel is left out", full, []flow.Flow{noSport}, "5.4.0", 2, 0, ""},
 	} {
 		rounds, why := ctPlan(tc.f, tc.also, tc.release)
@@ -353,6 +378,16 @@ func TestConntrackPlan(t *testing.T) {
 		if gets != tc.gets || dumps != tc.dumps || (tc.why == "") != (why == "") || !strings.Contains(why, tc.why) {
 			t.Errorf("%s: %d gets, %d dump rounds, %q; want %d, %d, %q", tc.name, gets, dumps, why, tc.gets, tc.dumps, tc.why)
 		}
+	}
+	// The order: the flow's original tuples, the NAT form's, the flow's reply tuples.
+	nat := parseFlow(t, "tcp 192.0.2.10 198.18.0.10:80")
+	rounds, _ := ctPlan(noSport, []flow.Flow{nat}, "6.18.0")
+	var order []string
+	for _, r := range rounds {
+		order = append(order, r.dumps[0].form.String()+map[ctDir]string{ctOrig: " orig", ctReply: " reply"}[r.dumps[0].dir])
+	}
+	if want := []string{noSport.String() + " orig", nat.String() + " orig", noSport.String() + " reply"}; !slices.Equal(order, want) {
+		t.Errorf("rounds %q, want %q", order, want)
 	}
 	for release, ok := range map[string]bool{"5.8": true, "5.10.0": true, "6.0.0": true, "10.1": true, "5.7.0": false, "4.20.17": false, "v6.1": false, "6": false, "garbage": false} {
 		if got := ctFilterKernel(release); got != ok {
