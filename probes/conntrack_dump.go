@@ -68,8 +68,8 @@ const ctDumpCap = 64
 const ctDumpBufSize = 8 << 10
 
 // ctFilterMinKernel is the first release whose ctnetlink filters dumps by
-// tuple (commit cb8aa9a3affb, "netfilter: ctnetlink: add kernel side
-// filtering for dump"). An older kernel does not know CTA_FILTER and
+// tuple ("netfilter: ctnetlink: add kernel side filtering for dump",
+// netfilter-devel, March 2020). An older kernel does not know CTA_FILTER and
 // ignores it (nla_parse skips attributes above its CTA_MAX), so it would
 // answer with the whole table: asym does not ask it.
 var ctFilterMinKernel = [2]int{5, 8}

@@ -307,6 +307,20 @@ func TestConntrackDumpCap(t *testing.T) {
 		t.Errorf("statistics after a capped dump: %d CPUs, %d entries", v.Stats.CPUs, v.Count)
 	}
 
+	// IPv6: the kernel filters by port only, so other hosts' connections to
+	// the port can fill the budget without one of the flow's: no entry, and
+	// no conclusion that there is none.
+	l6 := newCtLab(t)
+	var others []ctEntry
+	for i := range ctDumpCap + 1 {
+		others = append(others, ctEntry{orig: "tcp [2001:db8::30]:" + strconv.Itoa(42000+i) + " [2001:db8::20]:8080"})
+	}
+	ctCreate(t, l6.a, others...)
+	v = ctProbe(t, l6.ta, parseFlow(t, "tcp 2001:db8::10 [2001:db8::20]:8080"))
+	if v.Looked || len(v.Entries) != 0 || hasLine(v.Lines, "no conntrack entry") || !hasLine(v.Lines, "for IPv6 the kernel filters by port, not by address") {
+		t.Errorf("IPv6, the budget filled by other hosts: Looked %v, %d entries, lines %q", v.Looked, len(v.Entries), v.Lines)
+	}
+
 	// Exactly the cap is not more.
 	l2 := newCtLab(t)
 	ctCreate(t, l2.a, entries[:ctDumpCap]...)
