@@ -109,7 +109,7 @@ func (e *Evidence) Forms() []flow.Flow {
 			if en.MatchedAs == "reply" { // the flow is the entry's reply tuple: its other form is the original, reversed
 				translated = flow.Flow{Proto: e.Flow.Proto, Src: en.OrigDst, Dst: en.OrigSrc}
 			}
-			add(translated)
+			add(withPortsOf(e.Flow, translated))
 		}
 	}
 	if e.Firewall != nil {
@@ -123,6 +123,21 @@ func (e *Evidence) Forms() []flow.Flow {
 		}
 	}
 	return out
+}
+
+// withPortsOf keeps in form only the ports the flow has. A flow given
+// without a source port stands for all its connections, and its
+// conntrack entries (one per connection) for the ports they used: their
+// forms stand for all the connections too, not one form per port, which
+// would crowd out the forms NAT gives.
+func withPortsOf(f, form flow.Flow) flow.Flow {
+	if f.Src.Port() == 0 {
+		form.Src = netip.AddrPortFrom(form.Src.Addr(), 0)
+	}
+	if f.Dst.Port() == 0 {
+		form.Dst = netip.AddrPortFrom(form.Dst.Addr(), 0)
+	}
+	return form
 }
 
 // NATForms are the flow as the NAT rules translate it: the request's

@@ -558,6 +558,9 @@ func firewallECMP(b *builder) error {
 		{Target: b.name("fw2"), Flow: f, Expect: []string{"ct_invalid_drop"}},
 		{Target: b.name("fw1"), Flow: f, Expect: []string{"conntrack_unreplied"}},
 		{Target: b.name("r2"), Flow: f, Expect: []string{"ecmp_multipath"}},
+		// fw1 again without the client's port: the filtered conntrack dump
+		// finds the one connection tried, [UNREPLIED].
+		{Target: b.name("fw1"), Flow: fmt.Sprintf("tcp %s %s:%d", ecmpClient, ecmpServer, ecmpPort), Expect: []string{"conntrack_unreplied"}},
 	}
 	return nil
 }

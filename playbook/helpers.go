@@ -6,6 +6,7 @@ package playbook
 
 import (
 	"asym/evidence"
+	"fmt"
 	"net/netip"
 )
 
@@ -137,4 +138,41 @@ func contains(s []string, v string) bool {
 		}
 	}
 	return false
+}
+
+// allUnreplied are the flow's conntrack entries with NAT (nat) or without,
+// when every one of them is [UNREPLIED]; nil when one saw its reply. A
+// flow given without a source port has one entry per client connection:
+// one connection answered shows the way back works, and one still
+// waiting (just opened) must not be read as the flow failing.
+func allUnreplied(ct *evidence.ConntrackView, nat bool) []evidence.ConntrackEntry {
+	var out []evidence.ConntrackEntry
+	for _, en := range ct.Entries {
+		if (en.SrcNAT || en.DstNAT) != nat {
+			continue
+		}
+		if !en.Unreplied {
+			return nil
+		}
+		out = append(out, en)
+	}
+	return out
+}
+
+// maxEntryLines bounds the entries a finding quotes: a flow without a
+// source port may have dozens.
+const maxEntryLines = 3
+
+// entryLines quotes the entries as conntrack evidence, the first few and
+// then how many more.
+func entryLines(entries []evidence.ConntrackEntry) []Line {
+	var out []Line
+	for i, en := range entries {
+		if i == maxEntryLines {
+			out = append(out, Line{Probe: evidence.ProbeConntrack, Text: fmt.Sprintf("… and %d more connection(s) of the flow, also [UNREPLIED]", len(entries)-i)})
+			break
+		}
+		out = append(out, Line{Probe: evidence.ProbeConntrack, Text: en.Text})
+	}
+	return out
 }

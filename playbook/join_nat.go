@@ -65,15 +65,14 @@ func splitAt(holder *evidence.Evidence, hs string, other *evidence.Evidence, os 
 }
 
 // translatedUnreplied is the end's entry for the flow that NAT rewrote and
-// that never saw a reply: from the conntrack probe, or from the live
-// window's events (the entry may be born after the probe ran), where a
-// later event that shows a reply clears it.
+// that never saw a reply: from the conntrack probe (when none of the
+// flow's translated connections saw one), or from the live window's
+// events (the entry may be born after the probe ran), where a later event
+// that shows a reply clears it.
 func translatedUnreplied(e *evidence.Evidence) *evidence.ConntrackEntry {
 	if ok(e.Conntrack) {
-		for i, c := range e.Conntrack.Entries {
-			if (c.DstNAT || c.SrcNAT) && c.Unreplied {
-				return &e.Conntrack.Entries[i]
-			}
+		if un := allUnreplied(e.Conntrack, true); len(un) > 0 {
+			return &un[0]
 		}
 	}
 	if e.Live == nil || !e.Live.OK() {

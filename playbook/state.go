@@ -8,6 +8,7 @@ import (
 	"asym/evidence"
 	"asym/fix"
 	"fmt"
+	"slices"
 )
 
 func hookRelevant(r evidence.Role, hook string) bool {
@@ -42,13 +43,10 @@ func ctInvalidDrop(e *evidence.Evidence) []Finding {
 	switch {
 	case len(ct.Entries) == 0:
 		ev = append(ev, Line{Probe: evidence.ProbeConntrack, Text: "no conntrack entry for " + e.Flow.String() + " in either direction: its first packet never passed this host"})
+	case slices.ContainsFunc(ct.Entries, func(en evidence.ConntrackEntry) bool { return !en.Unreplied }):
+		return nil // the flow is tracked both ways here: its packets are not INVALID
 	default:
-		for _, en := range ct.Entries {
-			if !en.Unreplied {
-				return nil // the flow is tracked both ways here: its packets are not INVALID
-			}
-			ev = append(ev, Line{Probe: evidence.ProbeConntrack, Text: en.Text})
-		}
+		ev = append(ev, entryLines(ct.Entries)...)
 	}
 	if ct.Stats.Invalid > 0 {
 		ev = append(ev, Line{Probe: evidence.ProbeConntrack, Text: fmt.Sprintf("conntrack statistics: invalid=%d (summed over %d CPUs)", ct.Stats.Invalid, ct.Stats.CPUs)})
@@ -111,49 +109,51 @@ func conntrackUnreplied(e *evidence.Evidence) []Finding {
 	if !ok(e.Conntrack) {
 		return nil
 	}
-	for _, en := range e.Conntrack.Entries {
-		if !en.Unreplied || en.SrcNAT || en.DstNAT {
-			continue
-		}
-		state := ""
-		if en.TCPState != "" {
-			state = ", " + en.TCPState
-		}
-		return []Finding{{
-			ID:       ConntrackUnreplied,
-			Title:    fmt.Sprintf("This host saw the request but never the reply ([UNREPLIED]%s)", state),
-			Evidence: []Line{{Probe: evidence.ProbeConntrack, Text: en.Text}},
-			Fix: &fix.Fix{Summary: "Find where the reply goes instead",
-				Advice: "Check the route back to " + e.Flow.Src.Addr().String() + " on " + e.Flow.Dst.Addr().String() +
-					"'s side and on the devices between: the reply takes another path, or is dropped before it gets here.",
-				Prove: []string{proveRoute(e, true) + "   # on the far end and the routers between", proveCapture(e) + "   # on the far end: does the reply leave?"}},
-		}}
+	un := allUnreplied(e.Conntrack, false)
+	if len(un) == 0 {
+		return nil
 	}
-	return nil
+	en := un[0]
+	state := ""
+	if en.TCPState != "" {
+		state = ", " + en.TCPState
+	}
+	title := fmt.Sprintf("This host saw the request but never the reply ([UNREPLIED]%s)", state)
+	if len(un) > 1 {
+		title = fmt.Sprintf("This host saw the requests of %d connections of the flow and never a reply ([UNREPLIED]%s)", len(un), state)
+	}
+	return []Finding{{
+		ID:       ConntrackUnreplied,
+		Title:    title,
+		Evidence: entryLines(un),
+		Fix: &fix.Fix{Summary: "Find where the reply goes instead",
+			Advice: "Check the route back to " + e.Flow.Src.Addr().String() + " on " + e.Flow.Dst.Addr().String() +
+				"'s side and on the devices between: the reply takes another path, or is dropped before it gets here.",
+			Prove: []string{proveRoute(e, true) + "   # on the far end and the routers between", proveCapture(e) + "   # on the far end: does the reply leave?"}},
+	}}
 }
 
 func natStateMiss(e *evidence.Evidence) []Finding {
 	if !ok(e.Conntrack) {
 		return nil
 	}
-	for _, en := range e.Conntrack.Entries {
-		if !en.Unreplied || !(en.SrcNAT || en.DstNAT) {
-			continue
-		}
-		kind := "source"
-		if en.DstNAT {
-			kind = "destination"
-		}
-		return []Finding{{
-			ID:       NATStateMiss,
-			Title:    fmt.Sprintf("This host %s-NATed the flow but no reply came back to it", kind),
-			Evidence: []Line{{Probe: evidence.ProbeConntrack, Text: en.Text}},
-			Fix: &fix.Fix{Summary: "Route the replies back through this translator",
-				Advice: fmt.Sprintf("Replies go to %s:%d; make them return through this host (the one holding the translation), or share NAT state between the translators.", en.ReplyDst.Addr(), en.ReplyDst.Port()),
-				Prove:  []string{evidence.Command("ip", "route", "get", en.ReplyDst.Addr().String()) + "   # on the replying side: which translator does it reach?"}},
-		}}
+	un := allUnreplied(e.Conntrack, true)
+	if len(un) == 0 {
+		return nil
 	}
-	return nil
+	en := un[0]
+	kind := "source"
+	if en.DstNAT {
+		kind = "destination"
+	}
+	return []Finding{{
+		ID:       NATStateMiss,
+		Title:    fmt.Sprintf("This host %s-NATed the flow but no reply came back to it", kind),
+		Evidence: entryLines(un),
+		Fix: &fix.Fix{Summary: "Route the replies back through this translator",
+			Advice: fmt.Sprintf("Replies go to %s:%d; make them return through this host (the one holding the translation), or share NAT state between the translators.", en.ReplyDst.Addr(), en.ReplyDst.Port()),
+			Prove:  []string{evidence.Command("ip", "route", "get", en.ReplyDst.Addr().String()) + "   # on the replying side: which translator does it reach?"}},
+	}}
 }
 
 // natNoState: this host holds a NAT rule that translates the flow, but no

@@ -156,10 +156,16 @@ func judgeState(e *evidence.Evidence) Judgement {
 	if ct == nil || fw == nil || !ct.OK() || !fw.OK() {
 		return Judgement{Verdict: VerdictNotProven, Why: []string{"the firewall or conntrack probe did not run here (or was unavailable)"}}
 	}
-	for _, en := range ct.Entries {
-		if !en.Unreplied {
-			return Judgement{Verdict: VerdictClean, Why: []string{"conntrack saw the reply: " + en.Text}, Answered: true}
-		}
+	replied, waiting := ctAnswered(ct.Entries)
+	switch {
+	case replied != nil && waiting == 0:
+		return Judgement{Verdict: VerdictClean, Why: []string{"conntrack saw the reply: " + replied.Text}, Answered: true}
+	case replied != nil:
+		// A flow given without a source port: some of its connections were
+		// answered, others not (yet). That is not the flow working.
+		return Judgement{Verdict: VerdictNotProven, Why: []string{fmt.Sprintf("conntrack saw the reply on %d of the flow's %d connections, not on the other %d ([UNREPLIED])",
+			len(ct.Entries)-waiting, len(ct.Entries), waiting)},
+			Prove: []string{"give the source port of a failing connection and check again", proveLive}}
 	}
 	stateful := ct.Count > 0
 	for _, r := range fw.Rules {
@@ -296,4 +302,18 @@ func JudgeBothEnds(here Judgement, pa PeerAnalysis) Judgement {
 		}
 	}
 	return out
+}
+
+// ctAnswered is the first of the flow's entries that saw its reply (nil
+// when none did) and how many did not.
+func ctAnswered(entries []evidence.ConntrackEntry) (replied *evidence.ConntrackEntry, waiting int) {
+	for i, en := range entries {
+		switch {
+		case en.Unreplied:
+			waiting++
+		case replied == nil:
+			replied = &entries[i]
+		}
+	}
+	return replied, waiting
 }

@@ -53,6 +53,22 @@ func TestVerdicts(t *testing.T) {
 			e.Conntrack.Count = 1
 			e.Conntrack.Entries = []evidence.ConntrackEntry{{MatchedAs: "original", Proto: 6, OrigSrc: client, OrigDst: server, ReplySrc: server, ReplyDst: client, TCPState: "ESTABLISHED", Assured: true, Text: "tcp 6 431999 ESTABLISHED …"}}
 		}, VerdictClean, true, "conntrack saw the reply"},
+		{"a flow without a source port: every connection answered", func(e *evidence.Evidence) {
+			e.Flow.Src = netip.AddrPortFrom(e.Flow.Src.Addr(), 0)
+			e.Conntrack.Count = 2
+			e.Conntrack.Entries = []evidence.ConntrackEntry{
+				{MatchedAs: "original", Proto: 6, OrigSrc: client, OrigDst: server, ReplySrc: server, ReplyDst: client, TCPState: "ESTABLISHED", Assured: true, Text: "tcp 6 431999 ESTABLISHED … sport=40000 …"},
+				{MatchedAs: "original", Proto: 6, TCPState: "TIME_WAIT", Assured: true, Text: "tcp 6 100 TIME_WAIT … sport=40001 …"},
+			}
+		}, VerdictClean, true, "conntrack saw the reply: tcp 6 431999 ESTABLISHED"},
+		{"a flow without a source port: one connection answered, another not", func(e *evidence.Evidence) {
+			e.Flow.Src = netip.AddrPortFrom(e.Flow.Src.Addr(), 0)
+			e.Conntrack.Count = 2
+			e.Conntrack.Entries = []evidence.ConntrackEntry{
+				{MatchedAs: "original", Proto: 6, TCPState: "ESTABLISHED", Assured: true, Text: "tcp 6 431999 ESTABLISHED … sport=40000 …"},
+				{MatchedAs: "original", Proto: 6, TCPState: "SYN_RECV", Unreplied: true, Text: "tcp 6 59 SYN_RECV … sport=40001 [UNREPLIED] …"},
+			}
+		}, VerdictNotProven, false, "conntrack saw the reply on 1 of the flow's 2 connections, not on the other 1"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

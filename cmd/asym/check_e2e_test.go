@@ -54,7 +54,7 @@ func TestCheckLab(t *testing.T) {
 			if fails := env.Checks[0].Fails(); fails == (tryErr == nil) {
 				t.Fatalf("the flow should %s, but the attempt gave: %v", map[bool]string{true: "fail", false: "work"}[fails], tryErr)
 			}
-			for _, c := range env.Checks {
+			for i, c := range env.Checks {
 				var out, errb bytes.Buffer
 				code := run(append([]string{"check", "--netns", c.Target, "--json"}, strings.Fields(c.Flow)...), &out, &errb)
 				var rep playbook.Report
@@ -86,7 +86,9 @@ func TestCheckLab(t *testing.T) {
 					run(append([]string{"check", "--netns", c.Target}, strings.Fields(c.Flow)...), &text, &text)
 					t.Fatalf("%s: findings %v, want %v\n%s", c.Target, got, expect, text.String())
 				}
-				if *record {
+				// A target's recording is its first check's: a second check of
+				// it (the flow without its source port) would overwrite it.
+				if *record && slices.IndexFunc(env.Checks, func(o lab.Check) bool { return o.Target == c.Target }) == i {
 					recordEvidence(t, sc.Name, strings.TrimPrefix(c.Target, env.Prefix), c)
 				}
 			}
