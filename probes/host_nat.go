@@ -23,7 +23,8 @@ func translatedAway(ctx context.Context, t *Target, f flow.Flow, h *evidence.Hos
 		return flow.Flow{}, "", false
 	}
 	done := make(chan ctResult, 1)
-	go func() { done <- ctRun(ctx, int(t.NS()), []ctQueryOf{{f, f}}) }()
+	q := ctQueryOf{f, f}
+	go func() { done <- ctRun(ctx, int(t.NS()), []ctRound{{get: &q}}) }()
 	var r ctResult
 	select {
 	case r = <-done:
