@@ -119,9 +119,11 @@ type DropUpdate struct {
 	// fallback "raw_tp/kfree_skb"); set in the first update.
 	Hook  string `json:"hook,omitempty"`
 	Drops []Drop // the flow's drops in the target namespace, in order
-	// Lost counts drops of the flow the witness could not deliver: its
-	// ring buffer was full, or beyond the batch cap while nobody read.
-	Lost int
+	// Lost counts drops of the flow the kernel could not hand over (the
+	// ring buffer was full): never seen. Skipped counts drops seen and not
+	// delivered, beyond the batch cap while nobody read.
+	Lost    int
+	Skipped int
 	// Unattributed counts drops of packets with the flow's addresses that
 	// had neither a device nor a socket, so no namespace: they may be
 	// another namespace's (the lab's routers share the kernel) and are not

@@ -104,8 +104,10 @@ type LiveEvidence struct {
 	// drop witness. DropHook says how the witness was attached, and is set
 	// only when it ran over the window: then no drop means the kernel
 	// dropped none of the flow's packets here (through kfree_skb).
-	// DropsUnavailable says why it did not run ("kernel drop witness is
-	// unavailable: …"); everything else of the window stands without it.
+	// DropsLost counts the flow's drops not kept: the kernel could not
+	// hand them over, or beyond the window's limits. DropsUnavailable says
+	// why the witness did not run ("kernel drop witness is unavailable:
+	// …"); everything else of the window stands without it.
 	Drops             []Drop `json:"drops,omitempty"`
 	DropHook          string `json:"drop_hook,omitempty"`
 	DropsLost         int    `json:"drops_lost,omitempty"`

@@ -105,7 +105,7 @@ func addDrops(l *evidence.LiveEvidence, u evidence.DropUpdate) {
 		l.DropHook = u.Hook
 	}
 	l.Drops = append(l.Drops, u.Drops...)
-	l.DropsLost += u.Lost
+	l.DropsLost += u.Lost + u.Skipped
 	l.DropsUnattributed += u.Unattributed
 	if u.Err != nil {
 		l.DropHook, l.DropsUnavailable = "", u.Err.Error()

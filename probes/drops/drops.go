@@ -47,7 +47,7 @@ type Namespace interface {
 // Options tune Watch; the zero value is fine.
 type Options struct {
 	Interval time.Duration // batch period, default 200ms, at least 20ms
-	MaxBatch int           // per update cap, default 256; beyond it count Lost
+	MaxBatch int           // per update cap, default 1024; beyond it count Skipped
 	// Also are other forms of the same flow: as NAT translated it, or as
 	// sent from another source address (evidence.Evidence.Forms).
 	Also []flow.Flow
@@ -59,7 +59,7 @@ type Options struct {
 const (
 	defaultInterval = 200 * time.Millisecond
 	minInterval     = 20 * time.Millisecond
-	defaultMaxBatch = 256
+	defaultMaxBatch = 1024
 )
 
 // Watch attaches the witness and delivers the flow's drops in ns, at most
@@ -70,9 +70,10 @@ const (
 // so that it reads "kernel drop witness is unavailable: …", and closes the
 // channel. It never blocks on a slow reader: while the channel is full,
 // drops merge into the waiting batch up to MaxBatch and are counted as
-// Lost beyond it.
+// Skipped beyond it.
 //
-// The program is attached when Watch returns, so drops from then on are seen.
+// The program is attached when Watch returns, so drops from then on are
+// seen; the first update, saying how, is already in the channel.
 func Watch(ctx context.Context, ns Namespace, f flow.Flow, opt Options) <-chan evidence.DropUpdate {
 	iv := max(opt.Interval, minInterval)
 	if opt.Interval <= 0 {
@@ -113,7 +114,7 @@ func Watch(ctx context.Context, ns Namespace, f flow.Flow, opt Options) <-chan e
 		return fail(unavailable(fmt.Errorf("read the ring buffer: %w", err)))
 	}
 	s := &stream{w: w, rd: rd, dec: newDecoder(w.l, forms, ns), max: maxB}
-	s.u.Hook = w.hook.String()
+	out <- evidence.DropUpdate{Hook: w.hook.String()} // the channel is empty: this never blocks
 	go s.run(ctx, out, iv)
 	return out
 }
@@ -183,18 +184,18 @@ func (s *stream) event(b []byte) {
 	e, err := readEvent(b)
 	switch {
 	case err != nil:
-		s.u.Lost++
+		s.u.Skipped++
 		return
 	case e.netns == 0:
 		s.u.Unattributed++
 		return
 	case len(s.u.Drops) >= s.max:
-		s.u.Lost++
+		s.u.Skipped++
 		return
 	}
 	d, err := s.dec.drop(e)
 	if err != nil {
-		s.u.Lost++ // the filter checked the header; one that still does not parse is lost, and counted
+		s.u.Skipped++ // the filter checked the header; one that still does not parse is not delivered, and counted
 		return
 	}
 	s.u.Drops = append(s.u.Drops, d)
@@ -213,7 +214,7 @@ func (s *stream) countLost() {
 // flush hands the batch over if there is something to say and the channel
 // has room.
 func (s *stream) flush(out chan<- evidence.DropUpdate) {
-	if len(s.u.Drops) == 0 && s.u.Lost == 0 && s.u.Unattributed == 0 && s.u.Hook == "" {
+	if len(s.u.Drops) == 0 && s.u.Lost == 0 && s.u.Skipped == 0 && s.u.Unattributed == 0 {
 		return
 	}
 	select {

@@ -6,9 +6,15 @@ import "github.com/cilium/ebpf/btf"
 // namespace) reach inside.
 
 // SetKernelBTF replaces how the kernel's BTF is read, and returns a func
-// that restores it.
+// that restores it; the layout read so far is forgotten both times.
 func SetKernelBTF(load func() (*btf.Spec, error)) (restore func()) {
+	known.Lock()
 	old := loadKernelSpec
-	loadKernelSpec = load
-	return func() { loadKernelSpec = old }
+	loadKernelSpec, known.l = load, nil
+	known.Unlock()
+	return func() {
+		known.Lock()
+		loadKernelSpec, known.l = old, nil
+		known.Unlock()
+	}
 }

@@ -174,7 +174,7 @@ func witness(t *testing.T, ns probetest.NS, f string, opt drops.Options) *probet
 func dropsOf(us []evidence.DropUpdate) (ds []evidence.Drop, lost, unattributed int) {
 	for _, u := range us {
 		ds = append(ds, u.Drops...)
-		lost += u.Lost
+		lost += u.Lost + u.Skipped
 		unattributed += u.Unattributed
 	}
 	return ds, lost, unattributed

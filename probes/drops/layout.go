@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/cilium/ebpf/btf"
 )
@@ -43,13 +44,30 @@ var errNoReasons = errors.New("this kernel's kfree_skb tracepoint carries no dro
 // the kernel's BTF away.
 var loadKernelSpec = btf.LoadKernelSpec
 
-// readLayout reads the layout from the running kernel's BTF.
+// known is the running kernel's layout once read: the kernel does not
+// change under a process, and reading it again costs some 15 ms.
+var known struct {
+	sync.Mutex
+	l *layout
+}
+
+// readLayout reads the layout from the running kernel's BTF, once.
 func readLayout() (*layout, error) {
+	known.Lock()
+	defer known.Unlock()
+	if known.l != nil {
+		return known.l, nil
+	}
 	spec, err := loadKernelSpec()
 	if err != nil {
 		return nil, fmt.Errorf("read the kernel's BTF (/sys/kernel/btf/vmlinux; the kernel needs CONFIG_DEBUG_INFO_BTF): %w", err)
 	}
-	return layoutFrom(spec)
+	l, err := layoutFrom(spec)
+	if err != nil {
+		return nil, err
+	}
+	known.l = l
+	return l, nil
 }
 
 func layoutFrom(spec *btf.Spec) (*layout, error) {

@@ -27,9 +27,12 @@ const (
 	LostName    = "asym_drop_lost"
 )
 
-// ringBytes is the ring buffer's size: some 5,600 events of 184 bytes,
-// seconds of a flow whose every packet is dropped, between two reads.
-const ringBytes = 1 << 20
+// ringBytes is the ring buffer's size: some 22,000 events of 184 bytes.
+// The reader is woken when a quarter of it is full (program.go) and reads
+// every batch interval anyway; measured under a flood that kept both CPUs
+// busy, 1 MiB lost 0.4 to 2.6% of a flow dropped 100,000 times a second
+// and 4 MiB lost none (bench_test.go).
+const ringBytes = 4 << 20
 
 // Hook is how the program is attached to the kfree_skb tracepoint.
 type Hook int
