@@ -40,7 +40,7 @@ func (m *Model) dropsUpdate(msg dropsMsg) tea.Cmd {
 		l.drops = append(l.drops[:0], l.drops[over:]...)
 		l.dropLost += over
 	}
-	l.dropLost += u.Lost
+	l.dropLost += u.Lost + u.Skipped
 	if u.Err != nil {
 		l.dropHook, l.dropErr = "", playbook.Clean(u.Err.Error())
 	}
