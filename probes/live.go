@@ -153,9 +153,9 @@ func renderDrops(l *evidence.LiveEvidence) {
 	case l.DropHook == "":
 		return
 	case len(l.Drops) == 0:
-		l.Add("# the kernel dropped none of the flow's packets here (kfree_skb, %s)", l.DropHook)
+		l.Add("# the kernel dropped none of the flow's packets here (drop witness on %s)", l.DropHook)
 	default:
-		l.Add("# the kernel dropped %d of the flow's packets here: %s (kfree_skb, %s)", len(l.Drops), evidence.DropCounts(l.Drops), l.DropHook)
+		l.Add("# the kernel dropped %d of the flow's packets here: %s (drop witness on %s)", len(l.Drops), evidence.DropCounts(l.Drops), l.DropHook)
 	}
 	for _, d := range l.Drops[max(0, len(l.Drops)-20):] {
 		l.Add("%s", d.Text)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -102,6 +103,40 @@ func TestDropsProveFindings(t *testing.T) {
 			t.Fatalf("no %s:\n%s", c.id, out)
 		})
 	}
+}
+
+// TestCollectDrops: `asym collect --watch` carries the kernel's drops in
+// its evidence, so the peer's drops come back with --peer and prove the
+// peer's findings there.
+func TestCollectDrops(t *testing.T) {
+	probetest.RequireRoot(t)
+	env := upScenario(t, "two-nics-strict")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		time.Sleep(500 * time.Millisecond)
+		env.Try(ctx, 2*time.Second)
+	}()
+	var out, errb bytes.Buffer
+	if code := run(append([]string{"collect", "--json", "--watch", "3s", "--netns", env.Prefix + "host"}, strings.Fields(env.Checks[0].Flow)...), &out, &errb); code != 0 {
+		t.Fatalf("collect: %d %s", code, errb.String())
+	}
+	var c evidence.Collection
+	if err := json.Unmarshal(out.Bytes(), &c); err != nil {
+		t.Fatal(err)
+	}
+	l := c.Evidence.Live
+	if l == nil || l.DropHook == "" || len(l.Drops) == 0 {
+		t.Fatalf("no drops in the collected evidence:\n%s", out.String())
+	}
+	for _, f := range playbook.Analyze(&c.Evidence, len(playbook.Steps)-1) {
+		for _, line := range f.Evidence {
+			if f.ID == playbook.RPFilterStrictDrop && line.Probe == evidence.ProbeLive && strings.Contains(line.Text, "the kernel dropped the SYN on eth1: IP_RPFILTER") {
+				return
+			}
+		}
+	}
+	t.Fatalf("the collected drops do not prove rp_filter_strict_drop:\n%s", out.String())
 }
 
 func inodeOf(t *testing.T, ns string) uint64 {

@@ -254,3 +254,50 @@ func texts(ds []evidence.Drop) string {
 	}
 	return s
 }
+
+// TestReasonIPv6: the IPv6 half of the filter, on the same kind of drop:
+// UDP to a port where nothing listens, with another port's drops beside.
+func TestReasonIPv6(t *testing.T) {
+	a, b := probetest.NewNS(t), probetest.NewNS(t)
+	for _, ns := range []probetest.NS{a, b} {
+		probetest.Sysctl(t, ns.Handle, "net/ipv6/conf/default/accept_ra", "0")
+		probetest.Sysctl(t, ns.Handle, "net/ipv6/conf/default/dad_transmits", "0")
+	}
+	probetest.Veth(t, a, probetest.Link{Name: "eth0", Addrs: []string{"2001:db8::1/64"}}, b, probetest.Link{Name: "eth0", Addrs: []string{"2001:db8::2/64"}})
+	rec := witness(t, b, "udp [2001:db8::1]:40000 [2001:db8::2]:9999", drops.Options{})
+	send := func(dport int, n int) {
+		probetest.Do(t, a.Handle, func() error {
+			fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				return err
+			}
+			defer unix.Close(fd)
+			if err := unix.Bind(fd, &unix.SockaddrInet6{Port: 40000, Addr: netip.MustParseAddr("2001:db8::1").As16()}); err != nil {
+				return err
+			}
+			for range n {
+				if err := unix.Sendto(fd, []byte("x"), 0, &unix.SockaddrInet6{Port: dport, Addr: netip.MustParseAddr("2001:db8::2").As16()}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	send(9999, 3)
+	send(9998, 3)
+	if !waitDrops(rec, "NO_SOCKET", 3, 5*time.Second) {
+		ds, _, _ := dropsOf(rec.Got())
+		t.Fatalf("want 3 drops NO_SOCKET:\n%s", texts(ds))
+	}
+	time.Sleep(300 * time.Millisecond)
+	ds, lost, _ := dropsOf(rec.Got())
+	f, _ := flow.ParseString("udp [2001:db8::1]:40000 [2001:db8::2]:9999")
+	if len(ds) != 3 || lost != 0 {
+		t.Fatalf("%d drops, %d lost:\n%s", len(ds), lost, texts(ds))
+	}
+	for _, d := range ds {
+		if !ofFlow(d, f) || d.Iface != "eth0" || d.Reply || !strings.Contains(d.Text, " IP6 2001:db8::1.40000 > 2001:db8::2.9999: udp") {
+			t.Errorf("%+v", d)
+		}
+	}
+}

@@ -177,23 +177,21 @@ func instructionsFor(l *layout, forms []form, netns uint32, h Hook) (asm.Instruc
 }
 
 // unavailable words why the witness cannot run, for the person: the
-// missing privilege, kernel feature or lockdown, and what to do.
+// missing privilege, kernel feature or lockdown, and what to do. Lockdown
+// shows as a refused load (EPERM) or as a helper the verifier does not
+// offer (EINVAL): bpf_probe_read_kernel is withheld in confidentiality
+// mode (kernel/trace/bpf_trace.c).
 func unavailable(err error) error {
+	refused := errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES)
+	mode := lockdown()
 	why := err.Error()
 	switch {
-	case errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES):
+	case mode != "" && (refused || errors.Is(err, unix.EINVAL)):
+		why = "the kernel is locked down (" + mode + "), which forbids BPF programs that read kernel memory (" + err.Error() + ")"
+	case refused:
 		why = "needs root (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN): run asym with sudo (" + err.Error() + ")"
-		if mode := lockdown(); mode != "" {
-			why = "the kernel is locked down (" + mode + "), which forbids BPF programs that read kernel memory (" + err.Error() + ")"
-		}
-	case errors.Is(err, errNoReasons):
-		why = err.Error()
-	case errors.Is(err, ebpf.ErrNotSupported) || errors.Is(err, unix.EINVAL) && lockdown() != "":
-		if mode := lockdown(); mode != "" {
-			why = "the kernel is locked down (" + mode + "), which forbids BPF programs that read kernel memory (" + err.Error() + ")"
-		} else {
-			why = "this kernel lacks what the witness needs (BPF ring buffers: Linux 5.8; kfree_skb drop reasons: 5.17): " + err.Error()
-		}
+	case errors.Is(err, ebpf.ErrNotSupported):
+		why = "this kernel lacks what the witness needs (BPF ring buffers: Linux 5.8; kfree_skb drop reasons: 5.17): " + err.Error()
 	}
 	return &unavailableError{why: why, err: err}
 }
@@ -207,11 +205,14 @@ type unavailableError struct {
 func (e *unavailableError) Error() string { return "kernel drop witness is unavailable: " + e.why }
 func (e *unavailableError) Unwrap() error { return e.err }
 
+// lockdownFile is securityfs's lockdown switch; a variable for tests.
+var lockdownFile = "/sys/kernel/security/lockdown"
+
 // lockdown is the kernel's lockdown mode when it restricts BPF
 // ("integrity", "confidentiality"), or "" (security/lockdown/lockdown.c:
 // the active mode is the bracketed word).
 func lockdown() string {
-	b, err := os.ReadFile("/sys/kernel/security/lockdown")
+	b, err := os.ReadFile(lockdownFile)
 	if err != nil {
 		return ""
 	}
