@@ -99,6 +99,20 @@ type LiveEvidence struct {
 	// nothing, and nothing may be concluded from one.
 	Captured bool     `json:"captured"`
 	Problems []string `json:"problems,omitempty"`
+	// Drops are the flow's packets the kernel dropped in the target
+	// namespace over the window, each with the kernel's reason, from the
+	// drop witness. DropHook says how the witness was attached, and is set
+	// only when it ran over the window: then no drop means the kernel
+	// dropped none of the flow's packets here (through kfree_skb).
+	// DropsLost counts the flow's drops not kept: the kernel could not
+	// hand them over, or beyond the window's limits. DropsUnavailable says
+	// why the witness did not run ("kernel drop witness is unavailable:
+	// …"); everything else of the window stands without it.
+	Drops             []Drop `json:"drops,omitempty"`
+	DropHook          string `json:"drop_hook,omitempty"`
+	DropsLost         int    `json:"drops_lost,omitempty"`
+	DropsUnattributed int    `json:"drops_unattributed,omitempty"`
+	DropsUnavailable  string `json:"drops_unavailable,omitempty"`
 }
 
 // Problem records a problem of the window once.

@@ -30,6 +30,9 @@ const (
 	ARPFlux           FindingID = "arp_flux"
 	MTUBlackhole      FindingID = "mtu_blackhole"
 	SYNUnanswered     FindingID = "syn_unanswered"
+	// The kernel's own drops of the flow (the drop witness).
+	NeighbourFailed FindingID = "neighbour_failed"
+	KernelDrop      FindingID = "kernel_drop"
 	// Both ends (--peer).
 	ReplyLostInPath       FindingID = "reply_lost_in_path"
 	ReplyReturnsElsewhere FindingID = "reply_returns_elsewhere"
@@ -253,6 +256,42 @@ its SYN-ACK; in the middle, the reply takes another way. This is the playbook's 
 SYN-ACK", and the reason to capture on both ends.
 
 Fix: capture on the other end; if it sends the SYN-ACK, the return path loses it.`})
+}
+
+// The findings of the drop witness, appended for the same reason.
+func init() {
+	Catalog = append(Catalog,
+		Entry{NeighbourFailed, Critical, "third", "The kernel cannot resolve the next hop's MAC address and drops the flow's packets",
+			`Seen by the kernel while the failure was reproduced: packets of the flow waited for the next hop's
+link-layer address (ARP, or IPv6 neighbour discovery), no answer came, and the kernel freed them with
+the reason NEIGH_FAILED. Nothing leaves: a capture on the far side sees nothing of the flow, only ARP
+requests here.
+
+A cause that looks like anything but routing: strict rp_filter on the far host silently ignores an ARP
+request whose sender address fails its reverse-path check (arp_process asks the same question as for
+an IP packet). The sender puts the packet's source address in its request unless arp_announce=2, so a
+packet sent from an address the far host routes elsewhere never gets an answer. The sender logs
+NEIGH_FAILED while the far host's IPReversePathFilter counter stays at 0, which is why the far host
+looks innocent. Other causes: the next hop is down, on another VLAN, or filters ARP (arptables, a
+bridge or cloud fabric that drops it).
+
+Fix: make the next hop answer: give it a route back to the source address by the interface the
+request arrives on (or loose rp_filter there), or set net.ipv4.conf.IFACE.arp_announce=2 on this host
+so its requests carry the interface's own address.`},
+		Entry{KernelDrop, Warning, "third", "The kernel drops the flow's packets for a reason no other finding explains",
+			`The kernel's drop witness (the kfree_skb tracepoint, Linux 5.17 and later) names the reason for every
+packet it frees as dropped, and where in the kernel it did so. asym watches it for the flow's packets
+in the target namespace while the failure is reproduced. Reasons that prove another finding join that
+finding (IP_RPFILTER proves rp_filter_strict_drop, a NETFILTER_DROP counted by an INVALID rule proves
+ct_invalid_drop, PKT_TOO_BIG mtu_blackhole, NEIGH_FAILED neighbour_failed); the others are listed
+here with their count and location: no route (IP_INNOROUTES, IP_OUTNOROUTES), an address this host
+neither owns nor forwards (IP_INADDRERRORS), a martian source (IP_INVALID_SOURCE), a firewall rule or
+policy no other finding names (NETFILTER_DROP), nothing listening (NO_SOCKET, for a SYN or UDP),
+queues and traffic control (QDISC_*, TC_*). TCP's own bookkeeping (old duplicates, closed sockets) and
+frames flooded to this host for another MAC (OTHERHOST) are shown in the live evidence and never
+made findings.
+
+Fix: follow the reason; pwru and retis trace the packet through the stack up to the drop.`})
 }
 
 // Lookup finds a catalog entry.

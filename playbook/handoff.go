@@ -43,7 +43,7 @@ func HandOffVia(e *evidence.Evidence, render, host fix.Render) []string {
 	}
 	out = append(out, pre(ct...))
 	if e.Host != nil && e.Host.BTF {
-		out = append(out, host([]string{"pwru", "--output-tuple", filter})+"   # kernel drop reasons (needs BTF: present)")
+		out = append(out, host([]string{"pwru", "--output-tuple", filter})+"   # kernel drop reasons (needs BTF: present)"+dropsSeen(e))
 		// retis fails when a collector named with -c cannot start, and ct
 		// needs nf_conntrack: ask for it only where conntrack answered.
 		collectors := "skb,skb-drop,skb-tracking"
@@ -53,4 +53,20 @@ func HandOffVia(e *evidence.Evidence, render, host fix.Render) []string {
 		out = append(out, host([]string{"retis", "collect", "-c", collectors, "-f", filter})+"   # the flow through the stack: drop reasons, conntrack state (needs BTF: present)")
 	}
 	return out
+}
+
+// dropsSeen says what asym's own drop witness already saw, for the pwru
+// line: the reasons and where the first was, so the person starts from
+// the kernel's word rather than from nothing.
+func dropsSeen(e *evidence.Evidence) string {
+	l := live(e)
+	if l == nil || len(l.Drops) == 0 {
+		return ""
+	}
+	d := l.Drops[0]
+	where := d.Where()
+	if d.Location != "" {
+		where = d.Location + " " + where
+	}
+	return "; asym saw " + evidence.DropCounts(l.Drops) + " (" + where + ")"
 }

@@ -26,6 +26,10 @@ func TestHandOffTracers(t *testing.T) {
 		{"BTF without conntrack: retis would refuse a ct collector it cannot start", func(e *evidence.Evidence) {
 			e.Conntrack = &evidence.ConntrackView{Report: evidence.Report{Probe: "conntrack", Status: evidence.StatusUnavailable, Reason: "module not loaded"}}
 		}, []string{pwru, retis("skb,skb-drop,skb-tracking")}, nil},
+		{"the drop witness saw the flow dropped: pwru starts from the reason", func(e *evidence.Evidence) {
+			e.Live = &evidence.LiveEvidence{Report: evidence.Report{Probe: evidence.ProbeLive, Status: evidence.StatusOK},
+				Drops: []evidence.Drop{{Reason: "IP_RPFILTER", Location: "ip_rcv_finish_core", Iface: "eth1"}, {Reason: "IP_RPFILTER"}}}
+		}, []string{pwru + "; asym saw IP_RPFILTER ×2 (ip_rcv_finish_core on eth1)", retis("skb,skb-drop,skb-tracking,ct")}, nil},
 		{"no BTF: neither eBPF tracer can run", func(e *evidence.Evidence) { e.Host.BTF = false },
 			nil, []string{"pwru", "retis"}},
 		{"no host view: no tracer offered", func(e *evidence.Evidence) { e.Host = nil },

@@ -42,7 +42,10 @@ var Steps = []Step{
 			"the configuration that causes the asymmetry and the change that removes it; with --watch (or l in the view), " +
 			"the flow's packets, conntrack events and counters while the failure is reproduced.",
 		Probes: []evidence.ProbeID{evidence.ProbeRules, evidence.ProbeTables, evidence.ProbeSysctls, evidence.ProbeNeighbours},
+		// The kernel's drops come before the packets: where a drop raises a
+		// suspicion to proven, its words (the reason, the rule) are the title.
 		Analyzers: []Analyzer{missingSourceRule, ruleUnknownSource, ruleEmptyTable, rulePortSelective, ruleShadowed, missingLinkRoute, arpFlux, mtuBlackhole, mtuOwnICMP,
+			dropRPFilter, dropNetfilter, dropMTU, dropNeighbour, kernelDrop,
 			liveWrongEgress, liveWrongSource, liveNATNoState, liveRPFilterDrop, liveSilentConntrack, liveSynUnanswered, liveOnLinkDetour,
 			liveECMPSplit, liveUnrepliedMiddle},
 	},

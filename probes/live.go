@@ -3,6 +3,7 @@ package probes
 import (
 	"asym/evidence"
 	"asym/probes/capture"
+	"asym/probes/drops"
 	"asym/probes/watch"
 	"context"
 	"fmt"
@@ -11,14 +12,16 @@ import (
 	"time"
 )
 
-// liveMaxPackets and liveMaxEvents bound what a window keeps.
+// liveMaxPackets, liveMaxEvents and liveMaxDrops bound what a window keeps.
 const (
 	liveMaxPackets = 2000
 	liveMaxEvents  = 2000
+	liveMaxDrops   = 2000
 )
 
 // WatchLive observes the flow for d: conntrack events and counters through
-// watch.Start, packets through capture.Capture, both started together and bounded.
+// watch.Start, packets through capture.Capture, and the kernel's drops of
+// them through drops.Watch, all started together and bounded.
 func (c *Collector) WatchLive(ctx context.Context, d time.Duration) *evidence.LiveEvidence {
 	r, start := evidence.Begin("live", fmt.Sprintf("Live evidence over %s", d))
 	l := &evidence.LiveEvidence{Report: r, Start: start, Deltas: map[string]int64{}}
@@ -27,9 +30,10 @@ func (c *Collector) WatchLive(ctx context.Context, d time.Duration) *evidence.Li
 	watch := watch.Start(ctx, c.T, c.Flow, watch.Options{Interval: min(time.Second, d/2)})
 	ev := c.Evidence()
 	packets := capture.Capture(ctx, c.T, c.Flow, capture.Options{Also: ev.Forms()})
+	dropped := drops.Watch(ctx, c.T, c.Flow, drops.Options{Also: ev.Forms()})
 	var first, last *evidence.Sample
 	captureFailed := false
-	for watch != nil || packets != nil {
+	for watch != nil || packets != nil || dropped != nil {
 		select {
 		case u, ok := <-watch:
 			if !ok {
@@ -58,6 +62,12 @@ func (c *Collector) WatchLive(ctx context.Context, d time.Duration) *evidence.Li
 				captureFailed = true
 				l.Problem(u.Err.Error())
 			}
+		case u, ok := <-dropped:
+			if !ok {
+				dropped = nil
+				continue
+			}
+			addDrops(l, u)
 		}
 	}
 	if over := len(l.Packets) - liveMaxPackets; over > 0 {
@@ -65,6 +75,9 @@ func (c *Collector) WatchLive(ctx context.Context, d time.Duration) *evidence.Li
 	}
 	if over := len(l.Events) - liveMaxEvents; over > 0 {
 		l.Events, l.EventsDropped = l.Events[over:], l.EventsDropped+over
+	}
+	if over := len(l.Drops) - liveMaxDrops; over > 0 {
+		l.Drops, l.DropsLost = l.Drops[over:], l.DropsLost+over
 	}
 	if first != nil && last != nil {
 		for k, v := range last.Counters {
@@ -84,6 +97,21 @@ func (c *Collector) WatchLive(ctx context.Context, d time.Duration) *evidence.Li
 	return l
 }
 
+// addDrops takes one batch of the drop witness into the window. The hook
+// arrives with the first batch; an error means the witness did not run
+// (or stopped), and then no absence of drops may be read from the window.
+func addDrops(l *evidence.LiveEvidence, u evidence.DropUpdate) {
+	if u.Hook != "" {
+		l.DropHook = u.Hook
+	}
+	l.Drops = append(l.Drops, u.Drops...)
+	l.DropsLost += u.Lost + u.Skipped
+	l.DropsUnattributed += u.Unattributed
+	if u.Err != nil {
+		l.DropHook, l.DropsUnavailable = "", u.Err.Error()
+	}
+}
+
 // renderLive writes the window's report lines: what tcpdump and
 // conntrack -E would have shown, and the counters that moved.
 func renderLive(l *evidence.LiveEvidence, c *Collector) {
@@ -95,6 +123,7 @@ func renderLive(l *evidence.LiveEvidence, c *Collector) {
 	for _, e := range l.Events[max(0, len(l.Events)-20):] {
 		l.Add("%s %s", e.Time.UTC().Format("15:04:05.000"), e.Entry.Text)
 	}
+	renderDrops(l)
 	keys := make([]string, 0, len(l.Deltas))
 	for k, v := range l.Deltas {
 		if v != 0 {
@@ -110,5 +139,31 @@ func renderLive(l *evidence.LiveEvidence, c *Collector) {
 	}
 	for _, p := range l.Problems {
 		l.Add("# %s", p)
+	}
+}
+
+// renderDrops writes what the kernel said of the flow's drops: the
+// reasons counted, then the drops themselves (the last 20), as pwru or
+// retis would have shown them.
+func renderDrops(l *evidence.LiveEvidence) {
+	switch {
+	case l.DropsUnavailable != "":
+		l.Add("# %s", l.DropsUnavailable)
+		return
+	case l.DropHook == "":
+		return
+	case len(l.Drops) == 0:
+		l.Add("# the kernel dropped none of the flow's packets here (drop witness on %s)", l.DropHook)
+	default:
+		l.Add("# the kernel dropped %d of the flow's packets here: %s (drop witness on %s)", len(l.Drops), evidence.DropCounts(l.Drops), l.DropHook)
+	}
+	for _, d := range l.Drops[max(0, len(l.Drops)-20):] {
+		l.Add("%s", d.Text)
+	}
+	if l.DropsLost > 0 {
+		l.Add("# %d drops of the flow not kept (ring buffer or batch limits)", l.DropsLost)
+	}
+	if l.DropsUnattributed > 0 {
+		l.Add("# %d drops with the flow's addresses had no device or socket to tell their namespace: not counted as this one's", l.DropsUnattributed)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"asym/evidence"
 	"asym/flow"
 	"asym/probes/capture"
+	"asym/probes/drops"
 	"asym/probes/peer"
 	"asym/probes/watch"
 )
@@ -23,6 +24,13 @@ func (s *Session) Watch(ctx context.Context, f flow.Flow) <-chan evidence.WatchU
 // those of its other forms (NAT, another source: evidence.Forms) too.
 func (s *Session) Capture(ctx context.Context, f flow.Flow, forms []flow.Flow) <-chan evidence.CaptureUpdate {
 	return capture.Capture(ctx, s.t, f, capture.Options{Also: forms})
+}
+
+// Drops streams the kernel's drops of the flow's packets in the target,
+// each with the kernel's reason, those of its other forms too, until ctx
+// ends. Its only update says so when the witness cannot run here.
+func (s *Session) Drops(ctx context.Context, f flow.Flow, forms []flow.Flow) <-chan evidence.DropUpdate {
+	return drops.Watch(ctx, s.t, f, drops.Options{Also: forms})
 }
 
 // PeerCommand is the --peer command, quoted for the header; "" without a peer.

@@ -30,10 +30,12 @@ type Session interface {
 	// has typed one).
 	Prober(f flow.Flow) evidence.Prober
 	// Live says whether the live view can run; Watch streams the flow's
-	// conntrack events and counters, Capture its packets (nil: none).
+	// conntrack events and counters, Capture its packets, Drops the
+	// kernel's drops of them with its reasons (nil: none).
 	Live() bool
 	Watch(ctx context.Context, f flow.Flow) <-chan evidence.WatchUpdate
 	Capture(ctx context.Context, f flow.Flow, forms []flow.Flow) <-chan evidence.CaptureUpdate
+	Drops(ctx context.Context, f flow.Flow, forms []flow.Flow) <-chan evidence.DropUpdate
 	// PeerCommand is the --peer command ("" for one end only); Peer
 	// collects the far end's evidence, with a live window of watch when not
 	// zero. It runs when the First step runs, with a window when the live
@@ -240,6 +242,8 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.liveUpdate(msg)
 	case packetsMsg:
 		return m, m.packetsUpdate(msg)
+	case dropsMsg:
+		return m, m.dropsUpdate(msg)
 	case appliedMsg:
 		return m, m.fixApplied(msg)
 	case decidedMsg:

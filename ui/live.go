@@ -36,6 +36,13 @@ type liveState struct {
 	capErr  bool // the capture reported an error: absent packets prove nothing
 	errs    []string
 	closed  bool
+	// The kernel's drops of the flow (drops.go); dropErr says why the
+	// witness does not run, dropHook how it is attached.
+	dch      <-chan evidence.DropUpdate
+	drops    []evidence.Drop
+	dropLost int
+	dropHook string
+	dropErr  string
 }
 
 type liveMsg struct {
@@ -91,6 +98,7 @@ func (l *liveState) evidence(now time.Time) *evidence.LiveEvidence {
 		// Packets trimmed to the last liveMax count as dropped: the window
 		// then holds only a sample, and absences are not concluded from it.
 		Captured: l.pch != nil && !l.capErr,
+		Drops:    l.drops, DropHook: l.dropHook, DropsLost: l.dropLost, DropsUnavailable: l.dropErr,
 	}
 	if l.first != nil && l.cur != nil {
 		for k, v := range l.cur.Counters {
@@ -153,6 +161,9 @@ func (m *Model) toggleLive() tea.Cmd {
 	ev := m.prober.Evidence()
 	if m.live.pch = m.opt.Session.Capture(ctx, m.flow, ev.Forms()); m.live.pch != nil {
 		cmds = append(cmds, waitPackets(m.live.pch))
+	}
+	if m.live.dch = m.opt.Session.Drops(ctx, m.flow, ev.Forms()); m.live.dch != nil {
+		cmds = append(cmds, waitDrops(m.live.dch))
 	}
 	return tea.Batch(cmds...)
 }
@@ -247,6 +258,7 @@ func (l *liveState) lines(st Styles, width int) []string {
 			}
 		}
 	}
+	out = append(out, l.dropLines(st, width)...)
 	out = append(out, "", st.Bold.Render(fmt.Sprintf("conntrack events for the flow (newest last; %d dropped)", l.dropped)))
 	if len(l.events) == 0 {
 		out = append(out, hang(st.Dim, "", "none yet: a flow that never gets a conntrack entry while invalid climbs is the silent-conntrack signature", width)...)
@@ -265,7 +277,7 @@ func (l *liveState) lines(st Styles, width int) []string {
 }
 
 func (l *liveState) writeMarkdown(w io.Writer) {
-	if l.cur == nil && len(l.events) == 0 && len(l.packets) == 0 {
+	if l.cur == nil && len(l.events) == 0 && len(l.packets) == 0 && len(l.drops) == 0 {
 		return
 	}
 	fmt.Fprintf(w, "### Live view\n\n")
@@ -288,6 +300,7 @@ func (l *liveState) writeMarkdown(w io.Writer) {
 		}
 		fmt.Fprintf(w, "```\n\n")
 	}
+	l.dropMarkdown(w)
 	if len(l.events) > 0 {
 		fmt.Fprintf(w, "Conntrack events for the flow (%d dropped):\n\n```\n", l.dropped)
 		for _, e := range l.events {

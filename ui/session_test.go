@@ -20,6 +20,7 @@ type fakeSession struct {
 	newProber func(flow.Flow) evidence.Prober
 	watch     func(context.Context, flow.Flow) <-chan evidence.WatchUpdate
 	capture   func(context.Context, flow.Flow) <-chan evidence.CaptureUpdate
+	drops     func(context.Context, flow.Flow) <-chan evidence.DropUpdate
 	peerCmd   string
 	peer      func(context.Context, flow.Flow, time.Duration) evidence.PeerResult
 	apply     func(context.Context, flow.Flow, string, []string) (*playbook.FixOutcome, error)
@@ -44,6 +45,13 @@ func (s *fakeSession) Capture(ctx context.Context, f flow.Flow, _ []flow.Flow) <
 		return nil
 	}
 	return s.capture(ctx, f)
+}
+
+func (s *fakeSession) Drops(ctx context.Context, f flow.Flow, _ []flow.Flow) <-chan evidence.DropUpdate {
+	if s.drops == nil {
+		return nil
+	}
+	return s.drops(ctx, f)
 }
 
 func (s *fakeSession) Peer(ctx context.Context, f flow.Flow, w time.Duration) evidence.PeerResult {
