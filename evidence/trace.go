@@ -24,6 +24,11 @@ const (
 	ShapeReply  TraceShape = "icmp echo-reply" // the reply's shape for an ICMP flow
 )
 
+// TraceObserving is the line a peer's `asym trace --observe-ids` writes
+// to stderr once it listens for the other end's probes: the other end
+// starts sending then.
+const TraceObserving = "asym: observing the other end's probes"
+
 // Trace directions: the request goes from the flow's client to its server,
 // the reply back.
 const (
@@ -99,10 +104,14 @@ type TracePath struct {
 	// Prefixes are the sending host's own subnets: hops on its links are
 	// recognised by them.
 	Prefixes []netip.Prefix `json:"prefixes,omitempty"`
-	// Held says what holds the tuple on the sending host (a socket, a
-	// conntrack entry), which decides whether probes may carry it.
+	// Held says what holds the flow's tuple on the sending host (a socket,
+	// a conntrack entry), which decides whether probes may carry it.
 	Held string `json:"held,omitempty"`
-	Sent int    `json:"sent"`
+	// HeldBySocket says a connection's socket (of any state) holds the
+	// tuple the probes carried: a request-shaped probe arriving here with
+	// it would be taken by that socket.
+	HeldBySocket bool `json:"held_by_socket,omitempty"`
+	Sent         int  `json:"sent"`
 	// IDBase is the high byte of the probes' IP IDs; the low byte holds
 	// the TTL a probe was sent with (and its index), which lets the far end
 	// count the hops an arriving probe took.
@@ -185,6 +194,9 @@ func ProbeTTL(base int, id uint16) (ttl int, ok bool) {
 func (p *TracePath) ArrivedHops() int {
 	best := 0
 	for _, a := range p.Arrived {
+		if a.Port != 0 && p.Tuple.Src.Port() != 0 && a.Port != p.Tuple.Src.Port() {
+			continue
+		}
 		if s, ok := ProbeTTL(p.IDBase, a.ID); ok && s >= a.TTL {
 			if n := s - a.TTL + 1; best == 0 || n < best {
 				best = n
@@ -199,12 +211,15 @@ func (p *TracePath) ArrivedHops() int {
 type TraceArrival struct {
 	ID    uint16 `json:"ip_id"`
 	TTL   int    `json:"ttl_left"`
+	Port  uint16 `json:"src_port"` // the sender's port: it may have probed from a fresh one
 	Iface string `json:"iface"`
 }
 
 // TracePeer is the far end's run of `asym trace`.
 type TracePeer struct {
 	Command []string      `json:"command"`
+	Role    Role          `json:"role,omitempty"`
+	Target  string        `json:"target,omitempty"`
 	Trace   *Trace        `json:"trace,omitempty"`   // nil on failure
 	Failure *PeerFailure  `json:"failure,omitempty"` // nil on success
 	Stderr  []string      `json:"stderr,omitempty"`

@@ -55,3 +55,20 @@ func tupleFilter(src, dst netip.AddrPort) []bpf.Instruction {
 		bpf.RetConstant{Val: 0},
 	}
 }
+
+// arrivalFilter passes TCP or UDP packets from src (any port) to dst: the
+// other end's probes as they arrive, from whichever client port it used.
+func arrivalFilter(src netip.Addr, dst netip.AddrPort) []bpf.Instruction {
+	s4, d4 := src.As4(), dst.Addr().As4()
+	return []bpf.Instruction{
+		bpf.LoadAbsolute{Off: 12, Size: 4},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: binary.BigEndian.Uint32(s4[:]), SkipTrue: 6},
+		bpf.LoadAbsolute{Off: 16, Size: 4},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: binary.BigEndian.Uint32(d4[:]), SkipTrue: 4},
+		bpf.LoadMemShift{Off: 0},
+		bpf.LoadIndirect{Off: 2, Size: 2},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(dst.Port()), SkipTrue: 1},
+		bpf.RetConstant{Val: recvBuf},
+		bpf.RetConstant{Val: 0},
+	}
+}

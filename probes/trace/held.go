@@ -24,6 +24,8 @@ type holding struct {
 	// land in it (a SYN-ACK's RST would reset it, a conntrack entry would
 	// take them as its own), so asym must not send with it.
 	live bool
+	// socket says a connection's socket, of any state, holds it.
+	socket bool
 }
 
 // TCP states as /proc/net/tcp and sock_diag number them (include/net/tcp_states.h).
@@ -52,6 +54,7 @@ func held(ctx context.Context, t *probes.Target, tuple flow.Flow) holding {
 		case st != 0:
 			parts = append(parts, fmt.Sprintf("a %s socket in %s", strings.ToUpper(tuple.Proto.String()), stateName(st)))
 			h.live = tuple.Proto == flow.UDP || slices.Contains(synchronized, st)
+			h.socket = true
 		}
 	}
 	ct := probes.ProbeConntrack(ctx, t, tuple)

@@ -29,7 +29,9 @@ type Observer struct {
 }
 
 // Observe starts listening for packets of tuple (as they travel: Src is
-// the other end) arriving in the target, until Stop.
+// the other end) arriving in the target, until Stop. The other end's port
+// is not part of the filter: that end may probe from a fresh port when its
+// own is taken by a live connection, and says which.
 func Observe(ctx context.Context, t *probes.Target, tuple flow.Flow) (*Observer, error) {
 	if !tuple.Proto.HasPorts() || !tuple.Src.Addr().Is4() {
 		return nil, errors.New("asym observes arriving probes of IPv4 TCP and UDP flows only")
@@ -38,7 +40,7 @@ func Observe(ctx context.Context, t *probes.Target, tuple flow.Flow) (*Observer,
 	if tuple.Proto == flow.UDP {
 		proto = unix.IPPROTO_UDP
 	}
-	r, err := openReceiver(ctx, t, proto, tupleFilter(tuple.Src, tuple.Dst))
+	r, err := openReceiver(ctx, t, proto, arrivalFilter(tuple.Src.Addr(), tuple.Dst))
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +70,7 @@ func (o *Observer) add(t *probes.Target, p packet) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if len(o.got) < maxArrivals {
-		o.got = append(o.got, evidence.TraceArrival{ID: q.id, TTL: q.ttl, Iface: t.IfName(p.ifidx)})
+		o.got = append(o.got, evidence.TraceArrival{ID: q.id, TTL: q.ttl, Port: q.src.Port(), Iface: t.IfName(p.ifidx)})
 	}
 }
 

@@ -61,65 +61,91 @@ func requestShape(s evidence.TraceShape) (evidence.TraceShape, bool) {
 	return s, false
 }
 
-// Path traces one direction from this host. Before anything is sent it
+// Prepared is a direction ready to be traced: the tuple its probes carry,
+// what holds it here, hop 0, and how far the probes may go. Path is what
+// is known so far (Unavailable when nothing can be sent).
+type Prepared struct {
+	Path evidence.TracePath
+	req  Request
+	opts Options
+	hop0 evidence.RouteDecision
+}
+
+// Prepare decides everything a trace needs before a probe is sent. It
 // checks what holds the tuple here (a connection's tuple is never used: a
 // fresh client port is, and the path says so), asks the kernel where it
 // sends the tuple (hop 0; the probes leave by that interface) and decides
-// how far the probes may go. With NoSend it stops there and says what it
-// would send. Where reply-shaped probes stop early, request-shaped probes
-// with the same tuple (the control) go one hop further.
-func Path(ctx context.Context, t *probes.Target, r Request) (path evidence.TracePath) {
-	start := time.Now()
+// how far the probes may go.
+func Prepare(ctx context.Context, t *probes.Target, r Request) Prepared {
 	tuple := r.Flow
 	if r.Direction == evidence.TraceReply {
 		tuple = r.Flow.Reverse()
 	}
-	path = evidence.TracePath{Direction: r.Direction, Tuple: tuple, Shape: Shape(r.Flow.Proto, r.Direction), Prefixes: prefixes(t)}
-	defer func() { path.Elapsed = time.Since(start) }()
+	p := Prepared{req: r, Path: evidence.TracePath{Direction: r.Direction, Tuple: tuple, Shape: Shape(r.Flow.Proto, r.Direction), Prefixes: prefixes(t)}}
+	path := &p.Path
 	if !tuple.Src.Addr().Is4() {
 		path.Unavailable = "asym trace sends IPv4 probes only (IPv6 has no IP ID to tell its probes apart by)"
-		return path
+		return p
 	}
 	hop0, err := t.RouteGet(ctx, routeQuery(tuple))
 	if err != nil {
 		path.Unavailable = "the kernel's routing decision could not be read: " + err.Error()
-		return path
+		return p
 	}
+	p.hop0 = hop0
 	path.Hops = []evidence.TraceHop{decisionHop(hop0)}
 	path.Notes = append(path.Notes, "hop 0: $ "+t.IPCmd(routeQuery(tuple).Words()...)+" → "+hop0.Text)
 	if hop0.Failed() || hop0.Refused() {
 		path.Unavailable = "the kernel does not send this tuple anywhere (" + hop0.Text + "): there is no path to trace"
-		return path
+		return p
 	}
 	h := held(ctx, t, tuple)
 	path.Held = h.what
 	if h.live {
-		path.Tuple, path.Notes = keepOffConnection(ctx, t, path, h, hop0)
+		path.Tuple, path.Notes = keepOffConnection(ctx, t, *path, h, hop0)
 		if path.Tuple == tuple {
 			path.Unavailable = "the flow's tuple belongs to a live connection here (" + h.what + ") and no free client port takes the flow's next hop: asym does not send probes that would land in that connection"
-			return path
+			return p
 		}
 	} else if h.what != "" {
+		path.HeldBySocket = h.socket
 		path.Notes = append(path.Notes, "the tuple is held here by "+h.what+", not by an established connection: the probes carry the flow's own tuple")
 	}
-	o := r.Options
-	o.Tuple, o.Shape, o.Dev = path.Tuple, path.Shape, hop0.Dev
+	p.opts = r.Options
+	p.opts.Tuple, p.opts.Shape, p.opts.Dev = path.Tuple, path.Shape, hop0.Dev
 	if capped, why := capBeforeDestination(path.Shape); capped {
-		o.StopAtSilence = true
+		p.opts.StopAtSilence = true
 		path.Notes = append(path.Notes, why)
 	}
 	if r.NoSend {
-		path.Plan = plan(o.withDefaults(), hop0)
+		path.Plan = plan(p.opts.withDefaults(), hop0)
+	}
+	return p
+}
+
+// Send sends what Prepare decided (nothing with NoSend, or when the path
+// is unavailable). Where reply-shaped probes stop early, request-shaped
+// probes with the same tuple (the control) go one hop further.
+func (p Prepared) Send(ctx context.Context, t *probes.Target) evidence.TracePath {
+	start := time.Now()
+	path := p.Path
+	if path.Unavailable != "" || p.req.NoSend {
 		return path
 	}
-	run := Run(ctx, t, o)
+	run := Run(ctx, t, p.opts)
 	path.Traced, path.Reached, path.Stopped, path.Sent, path.IDBase = run.Traced, run.Reached, run.Stopped, run.Sent, run.IDBase
 	path.Unavailable = run.Unavailable
 	path.Hops = append(path.Hops, run.Hops...)
 	if run.Traced && !run.Reached {
-		path.Control, path.Notes = control(ctx, t, r, path, o)
+		path.Control, path.Notes = control(ctx, t, p.req, path, p.opts)
 	}
+	path.Elapsed = time.Since(start)
 	return path
+}
+
+// Path prepares one direction and traces it.
+func Path(ctx context.Context, t *probes.Target, r Request) evidence.TracePath {
+	return Prepare(ctx, t, r).Send(ctx, t)
 }
 
 // keepOffConnection picks a fresh client port when the flow's tuple is a
@@ -176,7 +202,9 @@ func control(ctx context.Context, t *probes.Target, r Request, path evidence.Tra
 	if r.DestHeld && (r.DestHops == 0 || ttl >= r.DestHops) {
 		return nil, append(path.Notes, fmt.Sprintf("no request-shaped probe sent at TTL %d: a socket at the destination holds the tuple and TTL %d may reach it (a SYN there is a simultaneous open on the flow's own socket)", ttl, ttl))
 	}
-	o.Shape, o.FirstTTL, o.MaxHops, o.GapLimit = shape, ttl, ttl, 1
+	// Its own IP ID base: a late answer to the reply-shaped probes of the
+	// same TTL must not count as the control's.
+	o.Shape, o.FirstTTL, o.MaxHops, o.GapLimit, o.IDBase = shape, ttl, ttl, 1, path.IDBase%255+1
 	c := Run(ctx, t, o)
 	c.Direction, c.Tuple = path.Direction, path.Tuple
 	return &c, path.Notes

@@ -56,6 +56,10 @@ type Options struct {
 	// StopAtSilence stops at the first TTL that no router answers: a probe
 	// one TTL further could reach a destination whose service would read it.
 	StopAtSilence bool
+	// IDBase is the high byte of the probes' IP IDs: 1 to 255 to choose it
+	// (the far end is told it, to count the hops of what arrives there), 0
+	// for a random one.
+	IDBase int
 }
 
 func (o Options) withDefaults() Options {
@@ -105,6 +109,9 @@ type prober struct {
 func newProber(o Options) *prober {
 	var b [5]byte
 	rand.Read(b[:])
+	if o.IDBase > 0 && o.IDBase < 256 {
+		b[0] = uint8(o.IDBase)
+	}
 	return &prober{tuple: o.Tuple, shape: o.Shape, base: b[0], seqBase: binary.BigEndian.Uint32(b[1:]) &^ 0xffff, sent: map[uint16]*sentProbe{}}
 }
 
