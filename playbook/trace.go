@@ -249,11 +249,21 @@ func pickStateless(tr *evidence.Trace, n, k int, atK, atK1 netip.Addr) (int, str
 	sk1, whyK1 := device(tr, n, n-k-1)
 	switch {
 	case sk1 == oneDevice && sk != oneDevice:
-		return k, fmt.Sprintf("hop %d (%s) is a device the request crosses too (%s), so it has state; %s answers for its own hop and forwards nothing, as a firewall that checks state after the TTL does (Linux's forward chain), and the request does not cross it: at that hop %s", k+1, atK1, whyK1, atK, whyK)
+		return k, fmt.Sprintf("hop %d (%s) is a device the request crosses too (%s), so it has state; %s answers for its own hop and forwards nothing, as a firewall that checks state after the TTL does (Linux's forward chain)%s",
+			k+1, atK1, whyK1, atK, requestThere(tr, n-k))
 	case sk == oneDevice && sk1 != oneDevice:
-		return k + 1, fmt.Sprintf("hop %d (%s) is a device the request crosses too (%s), so it has state; the request does not cross %s: %s", k, atK, whyK, atK1, whyK1)
+		return k + 1, fmt.Sprintf("hop %d (%s) is a device the request crosses too (%s), so it has state; %s checks state before it answers for the TTL%s",
+			k, atK, whyK, atK1, requestThere(tr, n-k-1))
 	}
 	return k + 1, fmt.Sprintf("or %s (hop %d) itself, if it checks state after answering for the TTL as Linux's forward chain does (the answers do not show which of the two the request crosses)", atK, k)
+}
+
+// requestThere says what the request crosses at a position instead.
+func requestThere(tr *evidence.Trace, pos int) string {
+	if h := tr.Forward.Hop(pos); h != nil && h.Addr.IsValid() {
+		return fmt.Sprintf("; at that hop the request crosses %s", h.Addr)
+	}
+	return ""
 }
 
 func noteNAT(tr *evidence.Trace) {

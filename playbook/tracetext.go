@@ -52,12 +52,14 @@ func WriteTraceText(w io.Writer, tr *evidence.Trace, findings []Finding, here ev
 func pathHeading(p *evidence.TracePath) string {
 	who := "traced here"
 	switch {
-	case p.From == SidePeer:
-		who = "traced by the peer"
 	case !p.Traced && len(p.Plan) > 0:
 		who = "not sent (--no-send)"
+	case !p.Traced && p.From == SidePeer:
+		who = "not traced by the peer"
 	case !p.Traced:
 		who = "not traced: this host's decision only"
+	case p.From == SidePeer:
+		who = "traced by the peer"
 	}
 	s := fmt.Sprintf("%s %s → %s, %s", p.Shape, endpointText(p.Tuple.Src), endpointText(p.Tuple.Dst), who)
 	if p.Traced {

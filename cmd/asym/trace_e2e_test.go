@@ -33,17 +33,17 @@ var (
 	r2Server   = netip.MustParseAddr("203.0.113.1")
 )
 
-// traceLab runs asym trace from the firewall-ecmp lab's client with the
-// server as its peer, while the lab's own failing connection is tried (so
-// a SYN_SENT socket holds the tuple on the client, as it would at 02:13).
-func traceLab(t *testing.T, env *lab.Env, peer string, extra ...string) (traceReport, int, string) {
+// traceLab runs asym trace on one end of the firewall-ecmp lab (here: its
+// namespace) with the other as its peer, while the lab's own failing
+// connection is tried (so a SYN_SENT socket holds the tuple on the client,
+// as it would at 02:13).
+func traceLab(t *testing.T, env *lab.Env, here, peer string, extra ...string) (traceReport, int, string) {
 	t.Helper()
-	client, _ := env.Ends()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go env.Try(ctx, 20*time.Second)
 	time.Sleep(300 * time.Millisecond)
-	args := append([]string{"trace", "--netns", client, "--wait", "300ms", "--peer", peer, "--peer-asym", asymBinary(t)}, extra...)
+	args := append([]string{"trace", "--netns", here, "--wait", "300ms", "--peer", peer, "--peer-asym", asymBinary(t)}, extra...)
 	args = append(args, strings.Fields(env.Checks[0].Flow)...)
 	var out, errb bytes.Buffer
 	code := run(args, &out, &errb)
@@ -57,19 +57,23 @@ func traceLab(t *testing.T, env *lab.Env, peer string, extra ...string) (traceRe
 }
 
 // checkFirewallPair asserts what a trace of the firewall-ecmp lab must
-// show: the request through fw1, the reply through fw2, the paths parting
-// at hop 2, and fw2 named as the device without state.
-func checkFirewallPair(t *testing.T, r traceReport, code int, out string) {
+// show, run on either end: the request through fw1, the reply through fw2,
+// the paths parting at hop 2, and fw2 named as the device without state.
+func checkFirewallPair(t *testing.T, r traceReport, code int, out string, here evidence.Role) {
 	t.Helper()
 	if code != exitFindings {
 		t.Fatalf("exit %d, want %d (findings):\n%s", code, exitFindings, out)
 	}
 	f, rv := &r.Forward, &r.Reverse
-	if r.Peer == nil || r.Peer.Failure != nil || r.Peer.Role != evidence.RoleServer {
-		t.Fatalf("the peer must have traced as the server: %+v\n%s", r.Peer, out)
+	peerRole, fromFwd, fromRev := evidence.RoleServer, playbook.SideHere, playbook.SidePeer
+	if here == evidence.RoleServer {
+		peerRole, fromFwd, fromRev = evidence.RoleClient, playbook.SidePeer, playbook.SideHere
 	}
-	if f.From != playbook.SideHere || rv.From != playbook.SidePeer || !f.Traced || !rv.Traced {
-		t.Errorf("the request is traced here and the reply by the peer: forward %q %v, reverse %q %v", f.From, f.Traced, rv.From, rv.Traced)
+	if r.Role != here || r.Peer == nil || r.Peer.Failure != nil || r.Peer.Role != peerRole {
+		t.Fatalf("this end is the %s (%s), the peer must have traced as the %s: %+v\n%s", here, r.Role, peerRole, r.Peer, out)
+	}
+	if f.From != fromFwd || rv.From != fromRev || !f.Traced || !rv.Traced {
+		t.Errorf("the request is traced by the client and the reply by the server: forward %q %v, reverse %q %v", f.From, f.Traced, rv.From, rv.Traced)
 	}
 	for _, c := range []struct {
 		p    *evidence.TracePath
@@ -113,17 +117,17 @@ func TestTraceLab(t *testing.T) {
 	t.Run("ip netns exec", func(t *testing.T) {
 		t.Parallel()
 		env := upScenario(t, "firewall-ecmp")
-		_, server := env.Ends()
+		client, server := env.Ends()
 		peer := "ip netns exec " + server
-		r, code, out := traceLab(t, env, peer, "--json")
-		checkFirewallPair(t, r, code, out)
+		r, code, out := traceLab(t, env, client, peer, "--json")
+		checkFirewallPair(t, r, code, out, evidence.RoleClient)
 		if *record {
 			recordTrace(t, r)
 		}
 		if !r.Forward.HeldBySocket || !strings.Contains(r.Forward.Held, "SYN_SENT") || r.Forward.Tuple != r.Flow {
 			t.Errorf("the client's SYN_SENT socket holds the tuple and the probes still carry it: held %q, tuple %s", r.Forward.Held, r.Forward.Tuple)
 		}
-		_, code, text := traceLab(t, env, peer)
+		_, code, text := traceLab(t, env, client, peer)
 		if os.Getenv("ASYM_SHOW") != "" {
 			t.Logf("asym trace --netns CLIENT --peer 'ip netns exec SERVER' %s\n%s", env.Checks[0].Flow, text)
 		}
@@ -132,10 +136,14 @@ func TestTraceLab(t *testing.T) {
 				t.Errorf("the text lacks %q (exit %d):\n%s", want, code, text)
 			}
 		}
-		r, code, out = traceLab(t, env, peer, "--json", "--no-send")
+		r, code, out = traceLab(t, env, client, peer, "--json", "--no-send")
 		if code != exitNotProven || r.Forward.Sent != 0 || r.Reverse.Sent != 0 || len(r.Forward.Plan) == 0 || len(r.Reverse.Plan) == 0 || r.Forward.Traced || r.Reverse.Traced {
 			t.Errorf("--no-send: exit %d, sent %d and %d, plans %q and %q:\n%s", code, r.Forward.Sent, r.Reverse.Sent, r.Forward.Plan, r.Reverse.Plan, out)
 		}
+		// From the server, with the client as the peer: the client traces
+		// the request while this end listens, then this end the reply.
+		r, code, out = traceLab(t, env, server, "ip netns exec "+client, "--json")
+		checkFirewallPair(t, r, code, out, evidence.RoleServer)
 	})
 	t.Run("ssh", func(t *testing.T) {
 		t.Parallel()
@@ -144,9 +152,9 @@ func TestTraceLab(t *testing.T) {
 		}
 		srv := startSSHServer(t)
 		env := upScenario(t, "firewall-ecmp")
-		_, server := env.Ends()
-		r, code, out := traceLab(t, env, srv.prefix("ip netns exec "+server), "--json")
-		checkFirewallPair(t, r, code, out)
+		client, server := env.Ends()
+		r, code, out := traceLab(t, env, client, srv.prefix("ip netns exec "+server), "--json")
+		checkFirewallPair(t, r, code, out, evidence.RoleClient)
 		srv.mu.Lock()
 		defer srv.mu.Unlock()
 		if len(srv.execs) != 1 || !strings.Contains(srv.execs[0], "trace --json --timeout 3s --max-hops 30 --wait 300ms --observe-ids ") {
