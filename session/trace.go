@@ -285,3 +285,13 @@ func randomBase() int {
 	rand.Read(b[:])
 	return int(b[0])%255 + 1
 }
+
+// TraceFlow is the view's trace (t): the defaults, both ends when there is
+// a peer.
+func (s *Session) TraceFlow(ctx context.Context, f flow.Flow) (evidence.Trace, []playbook.Finding, error) {
+	o := TraceOptions{Peer: s.cfg.Peer != nil, ObserveBase: -1}
+	if s.cfg.Peer != nil {
+		o.Version = s.cfg.Peer.LocalVersion
+	}
+	return s.Trace(ctx, f, o)
+}
