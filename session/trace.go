@@ -157,7 +157,7 @@ func (s *Session) traceFromClient(ctx context.Context, c *probes.Collector, tr *
 	if sending {
 		args.ObserveBase = o.Probes.IDBase
 	}
-	run := peer.StartTrace(ctx, s.peerOptions(asked, 0), args)
+	run := peer.StartTrace(ctx, s.tracePeerOptions(asked), args)
 	if sending {
 		select {
 		case <-run.Ready():
@@ -196,7 +196,7 @@ func peerRun(res evidence.TracePeer) *evidence.TracePeer {
 // listens for its probes, then traces the reply here.
 func (s *Session) traceFromServer(ctx context.Context, c *probes.Collector, tr *evidence.Trace, f flow.Flow, o TraceOptions) {
 	obs, obsErr := trace.Observe(ctx, s.t, f)
-	run := peer.StartTrace(ctx, s.peerOptions(f, 0), peer.TraceArgs{MaxHops: o.Probes.MaxHops, Wait: o.Probes.Wait, NoSend: o.NoSend, ObserveBase: -1})
+	run := peer.StartTrace(ctx, s.tracePeerOptions(f), peer.TraceArgs{MaxHops: o.Probes.MaxHops, Wait: o.Probes.Wait, NoSend: o.NoSend, ObserveBase: -1})
 	res := run.Wait()
 	var arrived []evidence.TraceArrival
 	if obsErr == nil {
@@ -223,6 +223,15 @@ func (s *Session) traceFromServer(ctx context.Context, c *probes.Collector, tr *
 	rev := trace.Path(ctx, s.t, req)
 	rev.From = playbook.SideHere
 	tr.Reverse = rev
+}
+
+// tracePeerOptions are the far end's options for a trace: its time limit
+// covers both directions' runs (the far end listens while this end traces,
+// then traces), on top of --peer-timeout.
+func (s *Session) tracePeerOptions(f flow.Flow) peer.Options {
+	o := s.peerOptions(f, 0)
+	o.Timeout += 2 * trace.DefaultBudget
+	return o
 }
 
 // decisionOnly is the direction this end does not send: the kernel's

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -300,5 +301,58 @@ func TestTraceKeepsOffALiveConnection(t *testing.T) {
 		if _, err := io.ReadFull(c[1], buf); err != nil {
 			t.Fatalf("the connection broke: %v", err)
 		}
+	}
+}
+
+// TestTraceUDPAndICMP: a UDP trace to a closed port is answered by the
+// server's port unreachable; to a port a service listens on, it stops at the
+// first hop no router answers (capped), so at most one TTL's datagrams
+// reach the service. An ICMP trace keeps one echo identifier and is
+// answered by the server's echo reply.
+func TestTraceUDPAndICMP(t *testing.T) {
+	n := pairNet(t, false)
+	client := n.target("client")
+	udp := flow.Flow{Proto: flow.UDP, Src: netip.MustParseAddrPort(pairClient + ":40001"), Dst: netip.MustParseAddrPort(pairServer + ":5353")}
+	p := Path(t.Context(), client, Request{Flow: udp, Direction: evidence.TraceRequest, Options: quick})
+	t.Log(show(p))
+	if h := p.Hop(4); !p.Reached || h == nil || h.Addr != netip.MustParseAddr(pairServer) || h.Answer != evidence.AnswerDestination {
+		t.Errorf("a closed UDP port answers port unreachable at hop 4: reached %v, %+v", p.Reached, h)
+	}
+	var got atomic.Int32
+	read := make(chan struct{})
+	var conn *net.UDPConn
+	probetest.Do(t, n.ns["server"].Handle, func() (err error) {
+		conn, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(pairServer+":5354")))
+		return err
+	})
+	t.Cleanup(func() { conn.Close() })
+	go func() {
+		defer close(read)
+		buf := make([]byte, 64)
+		for {
+			if _, _, err := conn.ReadFromUDPAddrPort(buf); err != nil {
+				return
+			}
+			got.Add(1)
+		}
+	}()
+	served := udp
+	served.Dst = netip.MustParseAddrPort(pairServer + ":5354")
+	p = Path(t.Context(), client, Request{Flow: served, Direction: evidence.TraceRequest, Options: quick})
+	t.Log(show(p))
+	if p.Reached || len(p.Hops) != 5 || !strings.HasPrefix(p.Stopped, "capped") {
+		t.Errorf("a served UDP port: the trace stops at hop 4, the first silent one: %d hops, stopped %q", len(p.Hops), p.Stopped)
+	}
+	time.Sleep(100 * time.Millisecond)
+	conn.Close()
+	<-read
+	if n := got.Load(); n > 3 {
+		t.Errorf("the service read %d probes, want at most one TTL's (3)", n)
+	}
+	icmp := flow.Flow{Proto: flow.ICMP, Src: netip.AddrPortFrom(netip.MustParseAddr(pairClient), 0), Dst: netip.AddrPortFrom(netip.MustParseAddr(pairServer), 0)}
+	p = Path(t.Context(), client, Request{Flow: icmp, Direction: evidence.TraceRequest, Options: quick})
+	t.Log(show(p))
+	if h := p.Hop(4); !p.Reached || h == nil || h.Answer != evidence.AnswerDestination || p.Shape != evidence.ShapeEcho {
+		t.Errorf("the server answers the echo at hop 4: reached %v, %+v", p.Reached, h)
 	}
 }
