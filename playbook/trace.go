@@ -27,19 +27,23 @@ const (
 // request.
 
 // lineUp places the two paths: n and how it is known, 0 when it is not.
+// What the server saw arrive comes first: it counts the hops of every
+// probe exactly, while an answer from the server says only that some probe
+// got there (answers to the probes of a lower TTL may have been lost on the
+// way back, which is what asym is looking for).
 func lineUp(tr *evidence.Trace) (int, string) {
 	f, r := &tr.Forward, &tr.Reverse
 	switch {
+	case f.ArrivedHops() > 0:
+		return f.ArrivedHops(), fmt.Sprintf("the request's probes arrived at the server after %d hops (it saw them arrive)", f.ArrivedHops())
 	case f.Reached:
 		return f.LastAnswered(), fmt.Sprintf("the server answered the request's probes at hop %d", f.LastAnswered())
-	case f.ArrivedHops() > 0:
-		return f.ArrivedHops(), fmt.Sprintf("the request's probes arrived at the server after %d hops (it saw them arrive; its answers did not come back)", f.ArrivedHops())
+	case r.ArrivedHops() > 0:
+		return r.ArrivedHops(), fmt.Sprintf("the reply's probes arrived at the client after %d hops (taken as the request's length too)", r.ArrivedHops())
 	case r.Reached:
 		return r.LastAnswered(), fmt.Sprintf("the client answered the reply's probes at hop %d (taken as the request's length too)", r.LastAnswered())
 	case r.Control != nil && r.Control.Reached:
 		return r.Control.LastAnswered(), fmt.Sprintf("the client answered the reply-direction SYN at hop %d (taken as the request's length too)", r.Control.LastAnswered())
-	case r.ArrivedHops() > 0:
-		return r.ArrivedHops(), fmt.Sprintf("the reply's probes arrived at the client after %d hops (taken as the request's length too)", r.ArrivedHops())
 	}
 	return 0, ""
 }

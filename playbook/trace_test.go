@@ -79,6 +79,21 @@ func TestJudgeRecordedFirewallPair(t *testing.T) {
 	}
 }
 
+// TestJudgeArrivalsBeforeAnswers: the server's answer came back only for a
+// probe of a later TTL (the answers to the earlier ones died on the way
+// back, as a loose-pickup ACK can get through where a SYN-ACK cannot): what
+// the server saw arrive still says 4 hops, and fw2 is still the one.
+func TestJudgeArrivalsBeforeAnswers(t *testing.T) {
+	tr := loadTrace(t)
+	f := &tr.Forward
+	f.Hops = append(f.Hops, evidence.TraceHop{TTL: 6, Addr: netip.MustParseAddr("203.0.113.10"), Answer: evidence.AnswerDestination, Sent: 3, Answered: 1})
+	f.Reached = true
+	JudgeTrace(&tr)
+	if tr.BoundaryAddr != fw2 || tr.DivergesAt != 2 || !strings.Contains(tr.Divergence, "arrived at the server after 4 hops") {
+		t.Errorf("boundary %s, diverges at %d: %s", tr.BoundaryAddr, tr.DivergesAt, tr.Divergence)
+	}
+}
+
 // TestJudgeWithoutTheRequestsLength: when nothing tells how far the server
 // is (the request's answers died and the server saw nothing arrive), the
 // paths cannot be lined up: the boundary is the first hop that never saw

@@ -134,10 +134,10 @@ func clientEnd(r *evidence.TracePath) string {
 func serverEnd(tr *evidence.Trace, n int) string {
 	f := &tr.Forward
 	switch {
-	case f.Reached:
-		return fmt.Sprintf("server %s answered (ttl %d)", f.Tuple.Dst.Addr(), n)
 	case f.ArrivedHops() > 0:
 		return fmt.Sprintf("server %s: the probes arrived after %d hops", f.Tuple.Dst.Addr(), f.ArrivedHops())
+	case f.Reached:
+		return fmt.Sprintf("server %s answered (ttl %d)", f.Tuple.Dst.Addr(), n)
 	}
 	return fmt.Sprintf("server %s: not reached", f.Tuple.Dst.Addr())
 }
