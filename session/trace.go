@@ -202,16 +202,16 @@ func (s *Session) traceFromServer(ctx context.Context, c *probes.Collector, tr *
 	if obsErr == nil {
 		arrived = obs.Stop()
 	}
-	asked := f
 	req := trace.Request{Flow: f, Direction: evidence.TraceReply, Options: o.Probes, NoSend: o.NoSend}
 	if res.Trace != nil {
 		tr.Forward = res.Trace.Forward
 		tr.Forward.From = playbook.SidePeer
 		tr.Forward.Arrived = arrived
-		asked = withClientPort(f, tr.Forward.Tuple.Src.Port())
-		req.Flow, req.DestHeld = asked, tr.Forward.HeldBySocket
+		// The client may have probed from a fresh port: the reply is
+		// traced to that one.
+		req.Flow, req.DestHeld = withClientPort(f, tr.Forward.Tuple.Src.Port()), tr.Forward.HeldBySocket
 		req.DestHops = tr.Forward.ArrivedHops()
-		if tr.Forward.Reached {
+		if req.DestHops == 0 && tr.Forward.Reached {
 			req.DestHops = tr.Forward.LastAnswered()
 		}
 		tr.Notes = append(tr.Notes, peerNotes(res.Trace)...)
