@@ -38,6 +38,9 @@ const (
 	ReplyReturnsElsewhere FindingID = "reply_returns_elsewhere"
 	RequestLostInPath     FindingID = "request_lost_in_path"
 	PeerRoleConflict      FindingID = "peer_role_conflict"
+	// The flow's path hop by hop (asym trace).
+	PathDiverges       FindingID = "path_diverges"
+	StateMissingInPath FindingID = "state_missing_in_path"
 	// A peer that was not diagnosed, or only partly.
 	PeerUnreachable  FindingID = "peer_unreachable"
 	PeerNoAsym       FindingID = "peer_no_asym"

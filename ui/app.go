@@ -52,6 +52,9 @@ type Session interface {
 	// Persist shows how to make a fix survive a reboot with the host's
 	// network manager: a title and the lines (rendered by the session).
 	Persist(fx *fix.Fix) (title string, lines []string)
+	// TraceFlow sends the flow's own packets with growing TTLs from this
+	// end (and the peer's) and judges the two paths (asym trace).
+	TraceFlow(ctx context.Context, f flow.Flow) (evidence.Trace, []playbook.Finding, error)
 }
 
 // Options configure the UI.
@@ -130,10 +133,11 @@ type Model struct {
 	spin     spinner.Model
 	spinning bool
 
-	live *liveState
-	fix  fixState
-	peer peerState
-	labT labTally
+	live  *liveState
+	fix   fixState
+	peer  peerState
+	trace traceState
+	labT  labTally
 
 	flash    string
 	flashErr bool
@@ -231,6 +235,8 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.probeDone(msg)
 	case peerDoneMsg:
 		return m, m.peerDone(msg)
+	case traceDoneMsg:
+		return m, m.traceDone(msg)
 	case notesMsg:
 		if msg.err != nil {
 			m.setFlash(fmt.Sprintf("notes not written: %v — they are kept: press e to retry or y to copy them", msg.err), true)
@@ -299,6 +305,12 @@ func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
 		return nil
 	}
 	m.flash = ""
+	if !m.trace.askedAt.IsZero() && !key.Matches(k, m.keys.Trace) {
+		m.trace.askedAt = time.Time{} // any other key declines
+		if key.Matches(k, m.keys.Back) {
+			return nil
+		}
+	}
 	// A pending fix owns y and n wherever the person is: the countdown is
 	// on the status line.
 	if m.fix.outcome != nil && m.fix.result == "" && (k.String() == "y" || k.String() == "n") {
@@ -321,6 +333,8 @@ func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
 			m.showFix, m.fix.confirming = false, false
 		case m.showFind:
 			m.showFind, m.focus = false, paneFindings
+		case m.trace.shown:
+			m.trace.shown = false
 		case m.live != nil && m.live.shown:
 			m.live.shown = false
 		}
@@ -364,7 +378,10 @@ func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
 			m.fix.openedAt, m.fix.confirming = m.opt.Now(), false
 		}
 	case key.Matches(k, m.keys.Live):
+		m.trace.shown = false
 		return m.toggleLive()
+	case key.Matches(k, m.keys.Trace):
+		return m.traceKey()
 	case key.Matches(k, m.keys.Notes):
 		return m.exportNotes()
 	case key.Matches(k, m.keys.Copy):
@@ -380,6 +397,7 @@ func (m *Model) quit() tea.Cmd {
 		m.live.stop()
 	}
 	m.peer.stop()
+	m.trace.stop()
 	return tea.Quit
 }
 
@@ -471,7 +489,7 @@ func (m *Model) probeDone(msg probeDoneMsg) tea.Cmd {
 }
 
 func (m *Model) anyRunning() bool {
-	if m.peer.running {
+	if m.peer.running || m.trace.running {
 		return true
 	}
 	for _, s := range m.steps {

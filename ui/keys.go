@@ -5,6 +5,7 @@ import "charm.land/bubbles/v2/key"
 // KeyMap holds every binding, grouped by where it acts.
 type KeyMap struct {
 	Next, Rerun, All, Live   key.Binding
+	Trace                    key.Binding
 	Up, Down, PageUp, PageDn key.Binding
 	Tab, Back, Fix           key.Binding
 	Notes, Copy, Help, Quit  key.Binding
@@ -22,6 +23,7 @@ func DefaultKeyMap() KeyMap {
 		Rerun:      b([]string{"r"}, "r", "re-run step"),
 		All:        b([]string{"a"}, "a", "run all"),
 		Live:       b([]string{"l"}, "l", "live view"),
+		Trace:      b([]string{"t"}, "t", "trace the path"),
 		Up:         b([]string{"k", "up"}, "↑/k", "up"),
 		Down:       b([]string{"j", "down"}, "↓/j", "down"),
 		PageUp:     b([]string{"pgup", "ctrl+u"}, "pgup", "page up"),

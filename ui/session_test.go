@@ -26,6 +26,7 @@ type fakeSession struct {
 	apply     func(context.Context, flow.Flow, string, []string) (*playbook.FixOutcome, error)
 	decide    func(context.Context, bool) error
 	gateways  map[string]netip.Addr // what the last ApplyFix was given
+	trace     func(context.Context, flow.Flow) (evidence.Trace, []playbook.Finding, error)
 }
 
 func (s *fakeSession) Info() evidence.TargetInfo                      { return s.info }
@@ -65,3 +66,7 @@ func (s *fakeSession) ApplyFix(ctx context.Context, f flow.Flow, id string, show
 
 // sess is the model's fake session, for a test to change its behaviour.
 func sess(m *Model) *fakeSession { return m.opt.Session.(*fakeSession) }
+
+func (s *fakeSession) TraceFlow(ctx context.Context, f flow.Flow) (evidence.Trace, []playbook.Finding, error) {
+	return s.trace(ctx, f)
+}

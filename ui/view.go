@@ -234,6 +234,8 @@ func (m *Model) sevBadge(s playbook.Severity) string {
 
 func (m *Model) detailLines(width int) []string {
 	switch {
+	case m.trace.shown && !m.showFind:
+		return m.traceLines(width)
 	case m.live != nil && m.live.shown && !m.showFind:
 		return m.live.lines(m.st, width)
 	case m.showFind && len(m.findings) > 0:
@@ -539,6 +541,7 @@ func (m *Model) helpLines(w int) []string {
 		{"enter (fix)", "apply it after a confirmation; reverts unless kept"},
 		{"y / n", "while an applied fix waits: keep it / revert it now"},
 		{"l", "live view: the flow's counters and conntrack events"},
+		{"t", "trace the flow's path, both ends (sends probes: asks once)"},
 		{"e", "append incident notes (Markdown, UTC) to the notes file"},
 		{"y", "copy the notes to the clipboard (OSC 52)"},
 		{"esc / q", "back / quit (the terminal is restored)"},

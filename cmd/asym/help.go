@@ -25,6 +25,18 @@ Exit status: 0 no finding and the flow proven to work, 1 findings, 2 error,
 
 Prints this host's evidence for the flow as versioned JSON, for another asym
 to read (asym check --peer runs it on the far end).`,
+	"trace": `asym trace [flags] PROTO SRC DST
+
+Sends the flow's own packets with growing TTLs from this end (the request's
+SYN from the client, the reply's SYN-ACK from the server), keeping its whole
+tuple so that every ECMP hash on the way sends them where it sends the flow,
+and shows who answers hop by hop. With --peer the other end traces the other
+direction (it runs COMMAND asym trace there, no shell) and listens while this
+end's probes arrive; both paths are shown side by side, with where they part
+and the first stateful device without state for the flow. Per TTL 3 probes,
+20 a second at most; never with the tuple of a connection established here
+(a fresh client port instead, and it says so). Needs CAP_NET_RAW.
+Exit status: 0 traced and nothing found, 1 findings, 2 error, 3 not traced.`,
 	"fix": `asym fix [flags] PROTO SRC DST               the plan: a dry run
 asym fix --apply [--revert-after 60s] PROTO SRC DST
 asym fix --confirm | --rollback | --undo | --status

@@ -25,6 +25,8 @@ Usage:
   asym check [--netns NAME|--pid PID] [--iif IFACE] [--watch 10s] [--json|--markdown]
              [--timeout 3s] [--peer 'COMMAND' [--peer-asym PATH] [--peer-timeout 30s]] PROTO SRC DST
   asym collect [--netns NAME|--pid PID] [--watch 10s] [--timeout 3s] PROTO SRC DST
+  asym trace [--netns NAME|--pid PID] [--peer 'COMMAND'] [--json] [--max-hops N]
+             [--wait 1s] [--no-send] PROTO SRC DST
   asym fix [--netns NAME|--pid PID] [--only ID] [--apply [--revert-after 60s]] PROTO SRC DST
   asym fix [--netns NAME|--pid PID] --confirm | --rollback | --status
   asym fix [--netns NAME|--pid PID] [--only ID] --persist [--root DIR] PROTO SRC DST
@@ -48,6 +50,11 @@ collect there (e.g. --peer 'ssh db1 sudo', --peer 'ip netns exec server';
 no shell is involved) and joins both ends' evidence. The peer needs the same
 asym binary; --peer-asym PATH names it when it is not on the PATH there.
 collect prints this host's evidence as JSON, for another asym to read.
+
+trace sends the flow's own packets with growing TTLs (TCP SYNs from its own
+port, so every ECMP hash sends them the flow's way) and shows who answers;
+with --peer the far end traces the reply with SYN-ACKs at the same time, and
+asym names where the two paths part and the device that drops the reply.
 
 fix shows the plan (a dry run) unless --apply; an applied fix reverts by
 itself unless confirmed in time, even when the session dies.
@@ -95,6 +102,8 @@ func subcommand(args []string, stdout io.Writer) (code int, err error) {
 		code, err = cmdCheck(args[1:], stdout, os.Stderr)
 	case "collect":
 		code, err = cmdCollect(args[1:], stdout, os.Stderr)
+	case "trace":
+		code, err = cmdTrace(args[1:], stdout, os.Stderr)
 	case "fix":
 		code, err = cmdFix(args[1:], stdout)
 	case "lab":
@@ -106,7 +115,7 @@ func subcommand(args []string, stdout io.Writer) (code int, err error) {
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:
-		err = errUsage{fmt.Sprintf("unknown command %q: use check, collect, fix, lab, explain or version, or give a flow (asym help shows how)", clip(args[0]))}
+		err = errUsage{fmt.Sprintf("unknown command %q: use check, collect, trace, fix, lab, explain or version, or give a flow (asym help shows how)", clip(args[0]))}
 	}
 	return code, err
 }

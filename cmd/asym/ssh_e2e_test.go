@@ -116,7 +116,10 @@ func (s *sshServer) serve(ctx context.Context, c net.Conn, cfg *ssh.ServerConfig
 				s.execs = append(s.execs, p.Command)
 				s.mu.Unlock()
 				cmd := exec.CommandContext(ctx, "sh", "-c", p.Command)
-				cmd.Stdout, cmd.Stderr = ch, ch.Stderr()
+				// As sshd does: the client's standard input, ended when
+				// the client sends EOF (asym trace's peer waits for it).
+				cmd.Stdin, cmd.Stdout, cmd.Stderr = ch, ch, ch.Stderr()
+				cmd.WaitDelay = 2 * time.Second // a client that never sends EOF must not hold the exit status
 				code := 0
 				if err := cmd.Run(); err != nil {
 					code = 255

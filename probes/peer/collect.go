@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os/exec"
 	"strings"
@@ -38,22 +39,11 @@ func Collect(ctx context.Context, o Options) evidence.PeerResult {
 	}
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	r := run(rctx, res.Command)
+	r := run(rctx, res.Command, nil, nil)
 	res.Stderr = r.stderr
-	j := judge{o: o, r: r, name: res.Command[0]}
-	// A run that exited by itself with status 0 is judged by its output,
-	// even when the deadline passed while asym was reading it.
-	finished := r.startErr == nil && r.code == 0 && (r.waitErr == nil || errors.Is(r.waitErr, exec.ErrWaitDelay))
-	switch {
-	case finished:
-		res.Collection, res.Failure = j.verdict(rctx)
-	case rctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled):
-		res.Failure = j.fail(evidence.PeerFailed, "asym stopped the peer command before it finished, because it was cancelled")
-	case rctx.Err() != nil:
-		res.Failure = j.fail(evidence.PeerTimeout, "the peer did not answer within %s, so asym stopped it%s: run %s by hand to see where it waits",
-			timeout, j.said(), j.tryCommand())
-	default:
-		res.Collection, res.Failure = j.verdict(rctx)
+	j := judge{o: o, r: r, name: res.Command[0], sub: "collect"}
+	if res.Failure = j.outcome(ctx, rctx, timeout); res.Failure == nil {
+		res.Collection, res.Failure = j.decode()
 	}
 	res.Elapsed = time.Since(start)
 	return res
@@ -70,18 +60,21 @@ type outcome struct {
 }
 
 // run runs argv in its own session, without a terminal, and kills
-// everything it started when ctx ends (see group).
-func run(ctx context.Context, argv []string) outcome {
+// everything it started when ctx ends (see group). stdin is nil
+// (/dev/null: the peer must not read the person's keystrokes) or a pipe
+// asym writes itself; onLine, when set, sees each line of stderr as it
+// comes, cleaned.
+func run(ctx context.Context, argv []string, stdin io.Reader, onLine func(string)) outcome {
 	out := &capped{max: maxOutput}
-	errs := &tail{max: maxStderr}
+	errs := &tail{max: maxStderr, onLine: onLine}
 	o := outcome{code: -1}
-	cmd, g := command(ctx, argv, out, errs)
+	cmd, g := command(ctx, argv, stdin, out, errs)
 	o.startErr = cmd.Start()
 	if o.startErr != nil && cmd.SysProcAttr.UseCgroupFD {
 		// A kernel without clone3's CLONE_INTO_CGROUP (before 5.7): start
 		// it again, tracked by the scan alone.
 		g.release()
-		cmd, g = command(ctx, argv, out, errs)
+		cmd, g = command(ctx, argv, stdin, out, errs)
 		g.withoutCgroup(cmd)
 		o.startErr = cmd.Start()
 	}
@@ -95,11 +88,11 @@ func run(ctx context.Context, argv []string) outcome {
 	return o
 }
 
-// command prepares argv: its own session, no terminal, stdin from
-// /dev/null, and killed with everything it started when ctx ends.
-func command(ctx context.Context, argv []string, out *capped, errs *tail) (*exec.Cmd, *group) {
+// command prepares argv: its own session, no terminal, stdin as given,
+// and killed with everything it started when ctx ends.
+func command(ctx context.Context, argv []string, stdin io.Reader, out *capped, errs *tail) (*exec.Cmd, *group) {
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Stdin = nil // /dev/null: the peer must not read the person's keystrokes
+	cmd.Stdin = stdin
 	cmd.Stdout, cmd.Stderr = out, errs
 	// Without a controlling terminal ssh and sudo cannot open /dev/tty to ask
 	// for a password or a host key, which would write over the TUI and wait
@@ -119,46 +112,66 @@ type judge struct {
 	o    Options
 	r    outcome
 	name string // the command that ran (argv[0])
+	sub  string // the asym subcommand asked for: collect, trace
+}
+
+// outcome says why the run gave nothing to decode, nil when it did: a
+// run that exited by itself with status 0 is judged by its output, even
+// when the deadline passed while asym was reading it.
+func (j judge) outcome(ctx, rctx context.Context, timeout time.Duration) *evidence.PeerFailure {
+	r := j.r
+	finished := r.startErr == nil && r.code == 0 && (r.waitErr == nil || errors.Is(r.waitErr, exec.ErrWaitDelay))
+	switch {
+	case finished:
+	case rctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled):
+		return j.fail(evidence.PeerFailed, "asym stopped the peer command before it finished, because it was cancelled")
+	case rctx.Err() != nil:
+		return j.fail(evidence.PeerTimeout, "the peer did not answer within %s, so asym stopped it%s: run %s by hand to see where it waits",
+			timeout, j.said(), j.tryCommand())
+	}
+	return j.failure(rctx)
 }
 
 func (j judge) fail(kind evidence.PeerFailureKind, format string, args ...any) *evidence.PeerFailure {
 	return &evidence.PeerFailure{Kind: kind, Reason: clean(fmt.Sprintf(format, args...)), ExitCode: j.r.code}
 }
 
-func (j judge) verdict(ctx context.Context) (*evidence.Collection, *evidence.PeerFailure) {
+// failure classifies a run that ended: nil when its output is there to
+// decode.
+func (j judge) failure(ctx context.Context) *evidence.PeerFailure {
 	r := j.r
 	switch {
 	case errors.Is(r.startErr, exec.ErrNotFound), errors.Is(r.startErr, fs.ErrNotExist):
-		return nil, j.fail(evidence.PeerFailed, "the peer command %q is not installed here: check --peer", j.name)
+		return j.fail(evidence.PeerFailed, "the peer command %q is not installed here: check --peer", j.name)
 	case r.startErr != nil:
-		return nil, j.fail(evidence.PeerFailed, "the peer command %q could not start (%v): check --peer", j.name, r.startErr)
+		return j.fail(evidence.PeerFailed, "the peer command %q could not start (%v): check --peer", j.name, r.startErr)
 	case r.tooLarge:
-		return nil, j.fail(evidence.PeerFailed, "the peer's output exceeds %d MiB, so asym stopped reading it: run %s by hand to see what it prints", maxOutput>>20, j.tryCommand())
-	case j.stderrHas(`unknown command "collect"`):
+		return j.fail(evidence.PeerFailed, "the peer's output exceeds %d MiB, so asym stopped reading it: run %s by hand to see what it prints", maxOutput>>20, j.tryCommand())
+	case j.stderrHas(`unknown command "` + j.sub + `"`):
 		v := peerVersion(ctx, j.o)
 		if v == "" {
 			v = "an older asym"
 		}
-		return nil, j.fail(evidence.PeerIncompatible, "the peer runs %s, which does not know asym collect, and this is %s: install the same asym release on both hosts", v, j.local())
+		return j.fail(evidence.PeerIncompatible, "the peer runs %s, which does not know asym %s, and this is %s: install the same asym release on both hosts", v, j.sub, j.local())
 	case j.noSudo():
-		return nil, j.fail(evidence.PeerNoSudo, "sudo on the peer did not run asym%s: asym runs the peer command without a terminal, so sudo cannot ask for a password; allow asym without a password there (NOPASSWD in sudoers), or reach the peer as a user who may run it", j.said())
+		return j.fail(evidence.PeerNoSudo, "sudo on the peer did not run asym%s: asym runs the peer command without a terminal, so sudo cannot ask for a password; allow asym without a password there (NOPASSWD in sudoers), or reach the peer as a user who may run it", j.said())
 	case r.code == 255:
 		// ssh's own failures (connection, DNS, authentication, host key),
 		// and ip netns exec's for a namespace that does not exist.
-		return nil, j.fail(evidence.PeerUnreachable, "the peer could not be reached%s: run %s by hand to see why", j.said(), j.tryCommand())
+		return j.fail(evidence.PeerUnreachable, "the peer could not be reached%s: run %s by hand to see why", j.said(), j.tryCommand())
 	case j.noAsym():
-		return nil, j.fail(evidence.PeerNoAsym, "the peer cannot run %q%s: install the same asym release there as here (%s), in a directory on the PATH the peer command uses (sudo uses its secure_path)", j.exe(), j.said(), j.local())
+		return j.fail(evidence.PeerNoAsym, "the peer cannot run %q%s: install the same asym release there as here (%s), in a directory on the PATH the peer command uses (sudo uses its secure_path)", j.exe(), j.said(), j.local())
 	case r.code != 0:
 		if r.code < 0 {
-			return nil, j.fail(evidence.PeerFailed, "the peer command was killed by a signal (%v)%s: run %s by hand to see why", r.waitErr, j.said(), j.tryCommand())
+			return j.fail(evidence.PeerFailed, "the peer command was killed by a signal (%v)%s: run %s by hand to see why", r.waitErr, j.said(), j.tryCommand())
 		}
-		return nil, j.fail(evidence.PeerFailed, "the peer command exited with status %d%s: run %s by hand to see why", r.code, j.said(), j.tryCommand())
+		return j.fail(evidence.PeerFailed, "the peer command exited with status %d%s: run %s by hand to see why", r.code, j.said(), j.tryCommand())
 	case r.waitErr != nil && !errors.Is(r.waitErr, exec.ErrWaitDelay):
 		// ErrWaitDelay: it exited 0 but something it started kept the
 		// pipes open; its output is complete, so it is not a failure.
-		return nil, j.fail(evidence.PeerFailed, "reading the peer's output failed (%v)%s", r.waitErr, j.said())
+		return j.fail(evidence.PeerFailed, "reading the peer's output failed (%v)%s", r.waitErr, j.said())
 	}
-	return j.decode()
+	return nil
 }
 
 func (j judge) decode() (*evidence.Collection, *evidence.PeerFailure) {
@@ -316,7 +329,7 @@ func peerVersion(ctx context.Context, o Options) string {
 	if exe == "" {
 		exe = "asym"
 	}
-	r := run(ctx, evidence.RemoteArgv(o.Prefix, []string{exe, "--version"}))
+	r := run(ctx, evidence.RemoteArgv(o.Prefix, []string{exe, "--version"}), nil, nil)
 	line, _, _ := strings.Cut(string(r.stdout), "\n")
 	line = strings.TrimSpace(line)
 	if r.startErr != nil || r.code != 0 || !strings.HasPrefix(line, "asym ") {
@@ -342,13 +355,30 @@ func (c *capped) Write(p []byte) (int, error) {
 }
 
 // tail keeps the last max bytes of stderr: the end says why it failed.
+// onLine, when set, is handed each complete line as it arrives, cleaned.
 type tail struct {
-	b    []byte
-	max  int
-	lost bool
+	b       []byte
+	max     int
+	lost    bool
+	onLine  func(string)
+	partial []byte
 }
 
 func (t *tail) Write(p []byte) (int, error) {
+	if t.onLine != nil {
+		t.partial = append(t.partial, p...)
+		for {
+			i := bytes.IndexByte(t.partial, '\n')
+			if i < 0 {
+				break
+			}
+			t.onLine(clean(strings.TrimSpace(string(t.partial[:i]))))
+			t.partial = t.partial[i+1:]
+		}
+		if len(t.partial) > maxStderr {
+			t.partial = t.partial[:0]
+		}
+	}
 	t.b = append(t.b, p...)
 	if over := len(t.b) - t.max; over > 0 {
 		t.b = append(t.b[:0], t.b[over:]...)

@@ -3,9 +3,11 @@ package peer
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -63,8 +65,8 @@ func fakePeer(mode string, args []string) int {
 		return 0
 	}
 	switch mode {
-	case "old": // an asym from before collect, word for word
-		fmt.Fprintln(os.Stderr, `asym: unknown command "collect": use check, explain or version, or give a flow (asym help shows how)`)
+	case "old": // an asym from before collect (and trace), word for word
+		fmt.Fprintf(os.Stderr, "asym: unknown command %q: use check, explain or version, or give a flow (asym help shows how)\n", args[0])
 		return 2
 	case "format99":
 		fmt.Println(`{"asym_collect":99,"version":"9.9.9","evidence":{"flow":"a newer shape"}}`)
@@ -141,6 +143,8 @@ func fakePeer(mode string, args []string) int {
 		return fakeCollect(args)
 	case "valid", "wrongflow":
 		return fakeCollect(args)
+	case "trace", "trace-findings":
+		return fakeTrace(mode, args)
 	}
 	fmt.Fprintf(os.Stderr, "fake peer: unknown mode %q\n", mode)
 	return 3
@@ -183,6 +187,41 @@ func fakeCollect(args []string) int {
 	if err := json.NewEncoder(os.Stdout).Encode(c); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
+	}
+	return 0
+}
+
+// fakeTrace is asym trace on the peer: with --observe-ids it says it
+// listens and waits for its standard input to end, as the real one does,
+// then prints a trace of the flow whose reverse says when it listened.
+func fakeTrace(mode string, args []string) int {
+	if len(args) < 4 || args[0] != "trace" || args[1] != "--json" {
+		fmt.Fprintf(os.Stderr, "asym: fake peer: unexpected arguments %q\n", args)
+		return 2
+	}
+	i := slices.Index(args, "--")
+	if i < 0 {
+		fmt.Fprintf(os.Stderr, "asym: fake peer: no -- in %q\n", args)
+		return 2
+	}
+	f, err := flow.Parse(args[i+1:])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "asym: %v\n", err)
+		return 2
+	}
+	tr := evidence.Trace{Format: evidence.TraceFormat, Version: "fake-1", Flow: f, Role: evidence.RoleServer,
+		Forward: evidence.TracePath{Direction: evidence.TraceRequest, Tuple: f}, Reverse: evidence.TracePath{Direction: evidence.TraceReply, Tuple: f.Reverse()}}
+	if slices.Contains(args[:i], "--observe-ids") {
+		fmt.Fprintln(os.Stderr, evidence.TraceObserving)
+		start := time.Now()
+		io.Copy(io.Discard, os.Stdin)
+		tr.Reverse.Notes = []string{fmt.Sprintf("listened %s", time.Since(start).Round(100*time.Millisecond))}
+	}
+	if err := json.NewEncoder(os.Stdout).Encode(tr); err != nil {
+		return 2
+	}
+	if mode == "trace-findings" {
+		return 1 // asym trace's status with findings: the trace is still read
 	}
 	return 0
 }
