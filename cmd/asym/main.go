@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"asym/evidence"
@@ -21,11 +22,14 @@ var version = "0.1.0-dev"
 const usage = `asym finds out why one flow fails when its packets take a different way back.
 
 Usage:
-  asym [--netns NAME|--pid PID] [--iif IFACE] [--notes FILE] [--peer 'COMMAND'] [PROTO SRC DST]
-  asym check [--netns NAME|--pid PID] [--iif IFACE] [--watch 10s] [--json|--markdown]
-             [--timeout 3s] [--peer 'COMMAND' [--peer-asym PATH] [--peer-timeout 30s]] PROTO SRC DST
-  asym collect [--netns NAME|--pid PID] [--watch 10s] [--timeout 3s] PROTO SRC DST
-  asym fix [--netns NAME|--pid PID] [--only ID] [--apply [--revert-after 60s]] PROTO SRC DST
+  asym [--netns NAME|--pid PID] [--iif IFACE] [--timeout 3s] [--notes FILE] [--revert-after 60s]
+       [--peer 'COMMAND' [--peer-asym PATH] [--peer-timeout 30s]] [PROTO SRC DST]
+  asym check [--netns NAME|--pid PID] [--iif IFACE] [--timeout 3s] [--watch 10s] [--json|--markdown]
+             [--peer 'COMMAND' [--peer-asym PATH] [--peer-timeout 30s]] PROTO SRC DST
+  asym collect [--netns NAME|--pid PID] [--iif IFACE] [--timeout 3s] [--watch 10s] [--json]
+               [--peer 'COMMAND' [--peer-asym PATH] [--peer-timeout 30s]] PROTO SRC DST
+  asym fix [--netns NAME|--pid PID] [--iif IFACE] [--timeout 3s] [--watch 10s] [--only ID]
+           [--gateway IFACE=ADDR]... [--apply [--revert-after 60s] [--no-wait]] PROTO SRC DST
   asym fix [--netns NAME|--pid PID] --confirm | --rollback | --status
   asym fix [--netns NAME|--pid PID] [--only ID] --persist [--root DIR] PROTO SRC DST
   asym lab list | run [NAME] | up NAME | down
@@ -104,6 +108,9 @@ func subcommand(args []string, stdout io.Writer) (code int, err error) {
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "asym %s (evidence format %d)\n", version, evidence.CollectFormat)
 	case "help", "-h", "--help":
+		if len(args) > 1 && args[1] != "help" && !strings.HasPrefix(args[1], "-") {
+			return subcommand([]string{args[1], "--help"}, stdout) // asym help check
+		}
 		fmt.Fprint(stdout, usage)
 	default:
 		err = errUsage{fmt.Sprintf("unknown command %q: use check, collect, fix, lab, explain or version, or give a flow (asym help shows how)", clip(args[0]))}
