@@ -12,12 +12,8 @@ import (
 	"strings"
 	"syscall"
 
-	"asym/evidence"
 	"asym/playbook"
 )
-
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "0.1.0-dev"
 
 const usage = `asym finds out why one flow fails when its packets take a different way back.
 
@@ -106,7 +102,7 @@ func subcommand(args []string, stdout io.Writer) (code int, err error) {
 	case "explain":
 		err = cmdExplain(args[1:], stdout)
 	case "version", "--version", "-version":
-		fmt.Fprintf(stdout, "asym %s (evidence format %d)\n", version, evidence.CollectFormat)
+		printVersion(stdout)
 	case "help", "-h", "--help":
 		if len(args) > 1 && args[1] != "help" && !strings.HasPrefix(args[1], "-") {
 			return subcommand([]string{args[1], "--help"}, stdout) // asym help check
