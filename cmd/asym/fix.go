@@ -320,6 +320,8 @@ func reportPendingFix(sess *session.Session, stdout, stderr io.Writer, asJSON, a
 	}
 	var line string
 	switch {
+	case pf.Unknown != "":
+		line = "note: " + pf.Unknown
 	case pf.Problem != "" && pf.Summary == "":
 		line = "!! " + pf.Problem
 	case pf.Problem != "":
