@@ -41,30 +41,14 @@ func TestWithoutRoot(t *testing.T) {
 	journals := t.TempDir() // root's alone (0700), as /run/asym is
 	asNobody := func(args ...string) (string, int) {
 		t.Helper()
-		var out []byte
-		var err error
-		probetest.Do(t, host.Handle, func() error {
-			cmd := exec.Command(bin, args...)
-			cmd.Dir = "/"
-			cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "ASYM_STATE_DIR=" + journals}
-			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-			out, err = cmd.CombinedOutput()
-			return nil
-		})
-		var ee *exec.ExitError
-		if err != nil && !errors.As(err, &ee) {
-			t.Fatalf("run %q as nobody: %v", args, err)
-		}
-		if !strings.Contains(string(out), "running without CAP_NET_ADMIN") && !strings.HasPrefix(string(out), "asym: ") {
+		out, code := runAsNobody(t, host, bin, journals, args...)
+		if !strings.Contains(out, "running without CAP_NET_ADMIN") && !strings.HasPrefix(out, "asym: ") {
 			t.Fatalf("%q did not run without privileges:\n%s", args, out)
 		}
-		if strings.Contains(string(out), `\x`) {
+		if strings.Contains(out, `\x`) {
 			t.Errorf("%q: a literal escape in the text:\n%s", args, out)
 		}
-		if ee != nil {
-			return string(out), ee.ExitCode()
-		}
-		return string(out), 0
+		return out, code
 	}
 	expect := func(what, out string, says, never []string) {
 		t.Helper()
@@ -120,6 +104,31 @@ func TestWithoutRoot(t *testing.T) {
 			t.Errorf("%q: exit status %d, want %d and the one line %q:\n%s", c.args, code, exitError, c.says, out)
 		}
 	}
+}
+
+// runAsNobody runs bin as nobody inside ns, forked from a thread in it so
+// that the process starts there without entering it, with journals as its
+// state directory; it returns the output and the exit status.
+func runAsNobody(t *testing.T, ns probetest.NS, bin, journals string, args ...string) (string, int) {
+	t.Helper()
+	var out []byte
+	var err error
+	probetest.Do(t, ns.Handle, func() error {
+		cmd := exec.Command(bin, args...)
+		cmd.Dir = "/"
+		cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "ASYM_STATE_DIR=" + journals}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err = cmd.CombinedOutput()
+		return nil
+	})
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		return string(out), ee.ExitCode()
+	case err != nil:
+		t.Fatalf("run %q as nobody: %v", args, err)
+	}
+	return string(out), 0
 }
 
 // nobodyBinary is the built asym in a directory nobody may enter (the
