@@ -12,6 +12,9 @@ const (
 	RoleClient Role = "client" // the flow's source address is local: this host opened it
 	RoleServer Role = "server" // the destination is local: this host answers
 	RoleMiddle Role = "middle" // neither: a router or firewall the flow crosses
+	// RoleOffPath: neither, and the host does not forward (ip_forward, or
+	// IPv6 forwarding, is 0): the flow cannot cross it.
+	RoleOffPath Role = "off_path"
 )
 
 // Describe says the role in words.
@@ -21,6 +24,8 @@ func (r Role) Describe() string {
 		return "client side (the flow's source is on this host)"
 	case RoleServer:
 		return "server side (the flow's destination is on this host)"
+	case RoleOffPath:
+		return "not on the flow's path (this host holds neither address and does not forward)"
 	}
 	return "in the middle (a router or firewall the flow crosses)"
 }

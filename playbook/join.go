@@ -114,7 +114,7 @@ func Join(here, there *evidence.Evidence) []Finding {
 // so --peer reaches the wrong host or an address translation sits between.
 func peerRoleConflict(here, there *evidence.Evidence) []Finding {
 	a, b := role(here), role(there)
-	if a == "" || a != b || a == evidence.RoleMiddle {
+	if a == "" || a != b || a == evidence.RoleMiddle || a == evidence.RoleOffPath {
 		return nil
 	}
 	return []Finding{{

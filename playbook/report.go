@@ -168,7 +168,7 @@ func (r Report) WriteText(w io.Writer) error {
 	writeStepsText(b, r.Steps)
 	b.WriteString("\n== Findings\n")
 	if len(r.Findings) == 0 {
-		fmt.Fprintf(b, "   none: %s\n", noFindingText(r.Verdict, "this host"))
+		fmt.Fprintf(b, "   %s\n", noFindingText(r.Verdict, r.Host.Role, "this host"))
 	}
 	writeFindingsText(b, r.Findings, fix.Prefixed(r.Prefix))
 	if len(r.Across) > 0 {
@@ -188,7 +188,7 @@ func (r Report) WriteText(w io.Writer) error {
 		writeStepsText(b, p.Steps)
 		b.WriteString("\n== Findings on the peer (run their fixes there)\n")
 		if len(p.Findings) == 0 && p.Verdict != nil {
-			fmt.Fprintf(b, "   none: %s\n", noFindingText(*p.Verdict, "the peer"))
+			fmt.Fprintf(b, "   %s\n", noFindingText(*p.Verdict, p.Host.Role, "the peer"))
 		}
 		writeFindingsText(b, p.Findings, p.Render())
 		if len(p.HandOff) > 0 {
@@ -335,7 +335,7 @@ func (r Report) WriteMarkdown(w io.Writer) error {
 	writeVerdictMarkdown(b, r.Verdict)
 	b.WriteString("\n### Findings\n\n")
 	if len(r.Findings) == 0 {
-		fmt.Fprintf(b, "None: %s\n\n", mdText(noFindingText(r.Verdict, "this host")))
+		fmt.Fprintf(b, "%s\n\n", mdText(capitalize(noFindingText(r.Verdict, r.Host.Role, "this host"))))
 	}
 	writeFindingsMarkdown(b, r.Findings, fix.Prefixed(r.Prefix))
 	if len(r.Across) > 0 {
@@ -351,7 +351,7 @@ func (r Report) WriteMarkdown(w io.Writer) error {
 		fmt.Fprintf(b, "### The peer: %s\n\n", mdText(p.headline()))
 		b.WriteString("#### Findings on the peer (run their fixes there)\n\n")
 		if len(p.Findings) == 0 && p.Verdict != nil {
-			fmt.Fprintf(b, "None: %s\n\n", mdText(noFindingText(*p.Verdict, "the peer")))
+			fmt.Fprintf(b, "%s\n\n", mdText(capitalize(noFindingText(*p.Verdict, p.Host.Role, "the peer"))))
 		}
 		writeFindingsMarkdown(b, p.Findings, p.Render())
 		if len(p.HandOff) > 0 {
@@ -447,12 +447,16 @@ func mdText(s string) string {
 func Clean(s string) string { return evidence.Clean(s) }
 
 // noFindingText says what "no finding" means under a verdict: only a
-// proven clean says that nothing breaks the flow's path.
-func noFindingText(j Judgement, where string) string {
-	if j.Verdict == VerdictClean {
-		return "the flow's way through " + where + " works (proven: " + strings.Join(j.Why, "; ") + ")."
+// proven clean says the flow works. A host off the flow's path has nothing
+// to find, and says so instead of "none".
+func noFindingText(j Judgement, r evidence.Role, where string) string {
+	switch {
+	case r == evidence.RoleOffPath:
+		return where + " is not on the flow's path: it holds neither address and does not forward; run asym on one of the flow's ends, or on a router it crosses."
+	case j.Verdict == VerdictClean:
+		return "none: the flow's way through " + where + " works (proven: " + strings.Join(j.Why, "; ") + ")."
 	}
-	return "no finding on " + where + ", but that does not prove the flow works here (verdict: " + string(j.Verdict) + ")."
+	return "none: no finding on " + where + ", but that does not prove the flow works here (verdict: " + string(j.Verdict) + ")."
 }
 
 // writeVerdictText writes the verdict line, its reasons and what would

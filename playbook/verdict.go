@@ -2,6 +2,7 @@ package playbook
 
 import (
 	"fmt"
+	"strings"
 
 	"asym/evidence"
 )
@@ -31,6 +32,9 @@ type Judgement struct {
 	// saw the reply, or its reply packets crossed this host): what turns a
 	// path without findings into a proven clean one.
 	Answered bool `json:"answered,omitempty"`
+	// offPath marks the first step's judgement of a host off the flow's
+	// path: it is then the whole check's, alone.
+	offPath bool
 }
 
 // rank orders verdicts from the most to the least alarming.
@@ -104,6 +108,9 @@ func JudgeStep(step string, e *evidence.Evidence, findings []Finding) Judgement 
 // judgePath: the two directions' decisions agree on this host.
 func judgePath(e *evidence.Evidence) Judgement {
 	h, req, rep := e.Host, okPath(e.Request), okPath(e.Reply)
+	if h != nil && h.OK() && h.Role == evidence.RoleOffPath {
+		return offPath(e)
+	}
 	if h == nil || !h.OK() || req == nil || rep == nil {
 		return Judgement{Verdict: VerdictNotProven, Why: []string{"the route decisions did not run here (or were unavailable)"}}
 	}
@@ -126,10 +133,21 @@ func judgePath(e *evidence.Evidence) Judgement {
 	return Judgement{Verdict: VerdictNotProven, Why: []string{"the request's and the reply's interfaces could not be compared"}, Prove: []string{proveLive}}
 }
 
+// offPath: a host that holds neither address and does not forward has no
+// part in the flow; asym says so instead of judging its routes.
+func offPath(e *evidence.Evidence) Judgement {
+	key := "net.ipv4.ip_forward"
+	if e.Flow.Is6() {
+		key = "net.ipv6.conf.all.forwarding"
+	}
+	return Judgement{Verdict: VerdictNotProven, Why: []string{"this host is not on the flow's path: it holds neither address and does not forward (" + key + " = 0)"},
+		Prove: []string{"run asym on one of the flow's ends, or on a router it crosses"}, offPath: true}
+}
+
 func judgeMiddlePath(e *evidence.Evidence, req, rep *evidence.PathView) Judgement {
+	// Evidence recorded before the host probe told off-path hosts apart.
 	if fwd, ok := e.Sysctls.Value("net.ipv4.ip_forward"); ok && fwd == 0 && e.Flow.Src.Addr().Is4() {
-		return Judgement{Verdict: VerdictNotProven, Why: []string{"this host is not on the flow's path: it holds neither address and does not forward (net.ipv4.ip_forward = 0)"},
-			Prove: []string{"run asym on one of the flow's ends, or on a router it crosses"}}
+		return offPath(e)
 	}
 	if !req.IngressGivenByPerson() {
 		return Judgement{Verdict: VerdictNotProven, Why: []string{fmt.Sprintf("asym took the request to arrive on %s because this router routes the source that way; the routes agree by construction, which proves nothing", req.Ingress)},
@@ -188,7 +206,11 @@ func judgeLive(e *evidence.Evidence) Judgement {
 	case l == nil:
 		return Judgement{Verdict: VerdictNotProven, Why: []string{"no live evidence: the flow's packets were not watched"}, Prove: []string{proveLive}}
 	case !l.OK() || !l.Captured:
-		return Judgement{Verdict: VerdictNotProven, Why: []string{"the flow's packets could not be captured: " + l.Reason}}
+		why := l.Reason
+		if why == "" {
+			why = strings.Join(l.Problems, "; ")
+		}
+		return Judgement{Verdict: VerdictNotProven, Why: []string{"the flow's packets could not be captured: " + why}}
 	}
 	req := countPackets(l, func(p evidence.CapturedPacket) bool { return !p.Reply && !p.IsICMP() })
 	rep := countPackets(l, func(p evidence.CapturedPacket) bool { return p.Reply && !p.IsICMP() })
@@ -225,6 +247,9 @@ func Judge(steps []StepReport) Judgement {
 		return out
 	}
 	path, working := stepVerdict(steps, "first"), false
+	if path.offPath {
+		return path
+	}
 	for _, s := range steps[1:] {
 		if s.Verdict.Verdict == VerdictClean && s.Verdict.Answered {
 			working = true

@@ -128,6 +128,30 @@ func TestVerdictMiddle(t *testing.T) {
 	}
 }
 
+// TestVerdictOffPath: a host the host probe found off the flow's path (it
+// holds neither address and does not forward) says so as the whole
+// verdict and in place of "none", without asking to watch a flow that
+// cannot cross it.
+func TestVerdictOffPath(t *testing.T) {
+	e := loadRecorded(t, "firewall-ecmp-fw1")
+	e.Live, e.Conntrack, e.Firewall, e.Request, e.Reply = nil, nil, nil, nil, nil
+	e.Host.Role = evidence.RoleOffPath
+	r := judged(&e)
+	if r.Verdict.Verdict != VerdictNotProven || len(r.Verdict.Why) != 1 || !strings.HasPrefix(r.Verdict.Why[0], "this host is not on the flow's path") ||
+		strings.Contains(strings.Join(r.Verdict.Prove, "\n"), "press l") {
+		t.Errorf("verdict %+v", r.Verdict)
+	}
+	var text, md strings.Builder
+	r.WriteText(&text)
+	r.WriteMarkdown(&md)
+	if !strings.Contains(text.String(), "== Findings\n   this host is not on the flow's path: it holds neither address and does not forward;") || strings.Contains(text.String(), "none:") {
+		t.Errorf("text:\n%s", text.String())
+	}
+	if !strings.Contains(md.String(), "### Findings\n\nThis host is not on the flow's path") {
+		t.Errorf("markdown:\n%s", md.String())
+	}
+}
+
 // TestVerdictBothEnds: the worst end wins; clean needs both.
 func TestVerdictBothEnds(t *testing.T) {
 	clean := Judgement{Verdict: VerdictClean, Why: []string{"1 request and 1 reply packets"}, Answered: true}

@@ -120,27 +120,47 @@ func (c *Collector) Run(ctx context.Context, id evidence.ProbeID) evidence.Repor
 			}
 		}
 		v := ProbeNeighbours(ctx, c.T, hops, c.ifacesInPlay(ctx, h, false))
-		if h.Role != evidence.RoleMiddle && v.OK() {
-			peer := f.Dst.Addr()
-			if h.Role == evidence.RoleServer {
-				peer = f.Src.Addr()
-			}
-			v.Gateways = ProbeGateways(ctx, c.T, h, peer)
-			for _, g := range v.Gateways {
-				if g.Gateway.IsValid() {
-					v.Add("# gateway of %s towards %s: %s (%s)", g.Iface, peer, g.Gateway, g.How)
-				}
-			}
-			v.Candidates = ProbeGatewayCandidates(ctx, c.T, h, v.Gateways, peer)
-			for _, n := range v.Candidates {
-				v.Add("# could be the gateway of %s: %s", n.Dev, n.Text)
-			}
+		if v.OK() {
+			c.gateways(ctx, h, v)
 		}
 		c.set(func(e *evidence.Evidence) { e.Neighbours = v })
 		return v
 	}
 	r := &evidence.Report{Probe: id, Status: evidence.StatusFailed, Reason: fmt.Sprintf("asym has no probe named %q", id)}
 	return r
+}
+
+// gateways adds, on an end of the flow, each interface's gateway towards
+// the other end, which the fixes that route by interface need. A flow
+// whose other end is on this host too (loopback, or another local
+// address) meets no gateway, so none is named. For one whose other end is
+// on a subnet of this host (on-link) the gateways are kept for the fixes
+// but not shown: the lines would read as the flow's way, and no gateway is
+// on it.
+func (c *Collector) gateways(ctx context.Context, h *evidence.HostView, v *evidence.NeighView) {
+	peer := c.Flow.Dst.Addr()
+	switch {
+	case h.Role == evidence.RoleServer:
+		peer = c.Flow.Src.Addr()
+	case h.Role != evidence.RoleClient:
+		return
+	}
+	if peer.IsLoopback() || h.Owner(peer) != nil {
+		return
+	}
+	v.Gateways = ProbeGateways(ctx, c.T, h, peer)
+	v.Candidates = ProbeGatewayCandidates(ctx, c.T, h, v.Gateways, peer)
+	if len(h.Connected(peer)) > 0 {
+		return
+	}
+	for _, g := range v.Gateways {
+		if g.Gateway.IsValid() {
+			v.Add("# gateway of %s towards %s: %s (%s)", g.Iface, peer, g.Gateway, g.How)
+		}
+	}
+	for _, n := range v.Candidates {
+		v.Add("# could be the gateway of %s: %s", n.Dev, n.Text)
+	}
 }
 
 func (c *Collector) set(fn func(*evidence.Evidence)) {

@@ -78,7 +78,7 @@ func ProbeHost(ctx context.Context, t *Target, f flow.Flow) *evidence.HostView {
 	case h.Owner(f.Dst.Addr()) != nil:
 		h.Role, h.Local, h.LocalIface = evidence.RoleServer, f.Dst.Addr(), h.Owner(f.Dst.Addr()).Name
 	default:
-		h.Role = evidence.RoleMiddle
+		h.Role = middleRole(ctx, t, f)
 	}
 	if to, entry, ok := translatedAway(ctx, t, f, h); ok {
 		h.Role, h.Local, h.LocalIface, h.Translated = evidence.RoleMiddle, netip.Addr{}, "", &to
@@ -94,30 +94,64 @@ func ProbeHost(ctx context.Context, t *Target, f flow.Flow) *evidence.HostView {
 	return h
 }
 
+// middleRole tells a host that holds neither address of the flow and
+// forwards it (a router or firewall on its way) from one that does not
+// forward and so is not on the flow's path at all. When the forwarding
+// sysctl cannot be read, the host is taken to be in the middle: the
+// probes then say what they see.
+func middleRole(ctx context.Context, t *Target, f flow.Flow) evidence.Role {
+	name := "net/ipv4/ip_forward"
+	if f.Is6() {
+		name = "net/ipv6/conf/all/forwarding"
+	}
+	got, err := t.ReadProc(ctx, "sys/"+name)
+	if v, ok := got["sys/"+name]; err == nil && ok && strings.TrimSpace(v) == "0" {
+		return evidence.RoleOffPath
+	}
+	return evidence.RoleMiddle
+}
+
 // privileges reports whether we hold CAP_NET_ADMIN (needed for conntrack,
 // nftables and entering namespaces), from /proc/self/status.
 func privileges() (bool, string) {
+	caps, ok := effectiveCaps()
+	if !ok {
+		return os.Geteuid() == 0, "root"
+	}
+	var missing []string
+	if caps&(1<<unix.CAP_NET_ADMIN) == 0 {
+		missing = append(missing, "CAP_NET_ADMIN")
+	}
+	if caps&(1<<unix.CAP_SYS_ADMIN) == 0 {
+		missing = append(missing, "CAP_SYS_ADMIN (to enter namespaces)")
+	}
+	return len(missing) == 0, strings.Join(missing, ", ")
+}
+
+// effectiveCaps reads this process's effective capabilities (CapEff in
+// /proc/self/status).
+func effectiveCaps() (uint64, bool) {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
-		return os.Geteuid() == 0, "root"
+		return 0, false
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
 			caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			if err != nil {
-				break
-			}
-			var missing []string
-			if caps&(1<<unix.CAP_NET_ADMIN) == 0 {
-				missing = append(missing, "CAP_NET_ADMIN")
-			}
-			if caps&(1<<unix.CAP_SYS_ADMIN) == 0 {
-				missing = append(missing, "CAP_SYS_ADMIN (to enter namespaces)")
-			}
-			return len(missing) == 0, strings.Join(missing, ", ")
+			return caps, err == nil
 		}
 	}
-	return os.Geteuid() == 0, "root"
+	return 0, false
+}
+
+// canEnterNamespaces says whether setns(2) into another network namespace
+// may work: it takes CAP_SYS_ADMIN.
+func canEnterNamespaces() bool {
+	caps, ok := effectiveCaps()
+	if !ok {
+		return os.Geteuid() == 0
+	}
+	return caps&(1<<unix.CAP_SYS_ADMIN) != 0
 }
 
 func padRight(s string, n int) string {

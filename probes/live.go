@@ -49,7 +49,7 @@ func (c *Collector) WatchLive(ctx context.Context, d time.Duration) *evidence.Li
 			l.Events = append(l.Events, u.Events...)
 			l.EventsDropped += u.Dropped
 			if u.Err != nil {
-				l.Problem(u.Err.Error())
+				problems(l, u.Err)
 			}
 		case u, ok := <-packets:
 			if !ok {
@@ -60,7 +60,7 @@ func (c *Collector) WatchLive(ctx context.Context, d time.Duration) *evidence.Li
 			l.PacketsDropped += u.Dropped
 			if u.Err != nil {
 				captureFailed = true
-				l.Problem(u.Err.Error())
+				problems(l, u.Err)
 			}
 		case u, ok := <-dropped:
 			if !ok {
@@ -90,7 +90,9 @@ func (c *Collector) WatchLive(ctx context.Context, d time.Duration) *evidence.Li
 	l.Captured = !captureFailed
 	renderLive(l, c)
 	l.Finish(start)
-	if first == nil && len(l.Packets) == 0 && len(l.Problems) > 0 {
+	// Without the capture, 0 packets proves nothing: the window is
+	// unavailable, and says why, even when counters moved.
+	if len(l.Packets) == 0 && len(l.Problems) > 0 && (captureFailed || first == nil) {
 		l.Status, l.Reason = evidence.StatusUnavailable, strings.Join(l.Problems, "; ")
 	}
 	c.set(func(e *evidence.Evidence) { e.Live = l })
@@ -109,6 +111,17 @@ func addDrops(l *evidence.LiveEvidence, u evidence.DropUpdate) {
 	l.DropsUnattributed += u.Unattributed
 	if u.Err != nil {
 		l.DropHook, l.DropsUnavailable = "", u.Err.Error()
+	}
+}
+
+// problems records each of the errors err holds as a problem of its own:
+// a joined error's text has a line per error, and a line break inside a
+// reason would reach the text as an escape.
+func problems(l *evidence.LiveEvidence, err error) {
+	for _, line := range strings.Split(err.Error(), "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			l.Problem(line)
+		}
 	}
 }
 

@@ -40,7 +40,11 @@ func probePath(ctx context.Context, t *Target, f flow.Flow, h *evidence.HostView
 	}
 	sends := (dir == evidence.DirRequest && h.Role == evidence.RoleClient) || (dir == evidence.DirReply && h.Role == evidence.RoleServer)
 	if !sends {
-		if in.iface == "" {
+		switch {
+		case in.iface == "" && h.Role == evidence.RoleOffPath:
+			p.Fail(evidence.Unavailable("this host is not on the flow's path: it holds neither address and does not forward (give --iif to ask how it would route the %s anyway)", dir))
+			return p
+		case in.iface == "":
 			p.Fail(evidence.Unavailable("asym cannot tell which interface the %s arrives on: give it with --iif", dir))
 			return p
 		}

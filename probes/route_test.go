@@ -191,10 +191,17 @@ func TestHostSysctlsNeighbours(t *testing.T) {
 	if ProbeHost(ctx, tg, f.Reverse()).Role != evidence.RoleClient {
 		t.Fatal("reverse flow: client role")
 	}
+	// Neither end local: a router or firewall in the middle, when it
+	// forwards; otherwise it is not on the flow's path at all.
 	g, _ := flow.ParseString("tcp 192.0.2.1:1 203.0.113.9:2")
-	if ProbeHost(ctx, tg, g).Role != evidence.RoleMiddle {
-		t.Fatal("neither end local: middle")
+	if r := ProbeHost(ctx, tg, g).Role; r != evidence.RoleOffPath {
+		t.Fatalf("neither end local, no forwarding: %s, want off the path", r)
 	}
+	probetest.Sysctl(t, host.Handle, "net/ipv4/ip_forward", "1")
+	if r := ProbeHost(ctx, tg, g).Role; r != evidence.RoleMiddle {
+		t.Fatalf("neither end local, forwarding: %s, want middle", r)
+	}
+	probetest.Sysctl(t, host.Handle, "net/ipv4/ip_forward", "0")
 
 	probetest.Sysctl(t, host.Handle, "net/ipv4/conf/all/rp_filter", "1")
 	probetest.Sysctl(t, host.Handle, "net/ipv4/conf/eth1/arp_ignore", "1")

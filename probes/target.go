@@ -4,7 +4,9 @@ import (
 	"asym/evidence"
 	"asym/probes/nsthread"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -73,11 +75,14 @@ func OpenTarget(name string, pid int) (*Target, error) {
 			if os.IsNotExist(err) {
 				return nil, fmt.Errorf("there is no process %d: check the pid (for a container: docker inspect -f '{{.State.Pid}}' NAME)", pid)
 			}
-			return nil, fmt.Errorf("cannot open the network namespace of process %d: %v (run asym as root)", pid, err)
+			return nil, fmt.Errorf("reading the network namespace of process %d needs root: run asym with sudo (%v)", pid, err)
 		}
 	case strings.Contains(name, "/"):
 		t.Kind, t.Value = "path", name
 		t.ns, err = netns.GetFromPath(name)
+		if errors.Is(err, fs.ErrPermission) {
+			return nil, fmt.Errorf("reading the network namespace at %s needs root: run asym with sudo (%v)", name, err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("cannot open the network namespace at %s: %v", name, err)
 		}
@@ -104,6 +109,10 @@ func OpenTarget(name string, pid int) (*Target, error) {
 	if err := unix.Fstat(int(t.ns), &stat); err != nil || stat.Dev == 0 {
 		t.ns.Close()
 		return nil, fmt.Errorf("%s is not a network namespace", t)
+	}
+	if t.Kind != "host" && !canEnterNamespaces() {
+		t.ns.Close()
+		return nil, fmt.Errorf("asym enters %s to read it, which needs root (CAP_SYS_ADMIN): run asym with sudo", t)
 	}
 	open := func() (*netlink.Handle, error) {
 		if t.Kind == "host" {

@@ -2,6 +2,8 @@ package session
 
 import (
 	"errors"
+	"io/fs"
+	"os"
 	"time"
 
 	"asym/fix/apply"
@@ -24,6 +26,10 @@ type PendingFix struct {
 	Problem string
 	// Confirm and Rollback are the commands that keep and undo it now.
 	Confirm, Rollback string
+	// Unknown says why asym cannot tell whether a fix is pending: its
+	// journals are root's to read, and asym runs without root. Nothing is
+	// known to be wrong, so it is a note, not a Problem.
+	Unknown string
 }
 
 // PendingFix is the fix pending on the session's target, nil when none is.
@@ -38,6 +44,8 @@ func PendingFixFor(cfg Config) *PendingFix {
 	switch {
 	case errors.Is(err, apply.ErrNone):
 		return nil
+	case errors.Is(err, fs.ErrPermission) && os.Geteuid() != 0:
+		return &PendingFix{Unknown: "whether a fix asym applied here is pending is unknown: its journal (" + apply.Dir() + ") is root's to read"}
 	case err != nil:
 		return &PendingFix{Problem: "the journal of the last fix cannot be read (" + err.Error() + "): a change asym made may still be there"}
 	case !j.Pending() || j.Stale():

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -80,10 +81,7 @@ func (m *Model) packetsUpdate(msg packetsMsg) tea.Cmd {
 		m.reanalyze()
 	}
 	if msg.u.Err != nil {
-		e := playbook.Clean(msg.u.Err.Error())
-		if len(l.errs) == 0 || l.errs[len(l.errs)-1] != e {
-			l.errs = append(l.errs, e)
-		}
+		l.addErr(msg.u.Err)
 	}
 	return waitPackets(l.pch)
 }
@@ -195,12 +193,21 @@ func (m *Model) liveUpdate(msg liveMsg) tea.Cmd {
 	}
 	l.dropped += u.Dropped
 	if u.Err != nil {
-		e := playbook.Clean(u.Err.Error())
-		if len(l.errs) == 0 || l.errs[len(l.errs)-1] != e {
+		l.addErr(u.Err)
+	}
+	return waitLive(l.ch)
+}
+
+// addErr keeps each of the errors err holds once, as a line of its own: a
+// joined error's text has a line break between them, which Clean would
+// show as an escape.
+func (l *liveState) addErr(err error) {
+	for _, line := range strings.Split(err.Error(), "\n") {
+		e := playbook.Clean(strings.TrimSpace(line))
+		if e != "" && !slices.Contains(l.errs, e) {
 			l.errs = append(l.errs, e)
 		}
 	}
-	return waitLive(l.ch)
 }
 
 // counterLabel names a counter for people.

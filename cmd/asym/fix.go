@@ -39,7 +39,7 @@ func cmdFix(args []string, stdout io.Writer) (int, error) {
 	watchdog := fs.String("watchdog", "", "internal: run the revert watchdog for `JOURNAL`")
 	watchdogNS := fs.String("watchdog-ns", "", "internal: the watchdog reverts in the namespace `FILE`")
 	doPersist := fs.Bool("persist", false, "write the plan into the network manager's configuration (with backups); applies nothing")
-	root := fs.String("root", "/", "with --persist: the root directory of the configuration files")
+	root := fs.String("root", "/", "with --persist: the root `DIR` of the configuration files")
 	var gateways gatewayFlag
 	fs.Var(&gateways, "gateway", "the gateway of an interface asym could not find, `IFACE=ADDR` (repeatable)")
 	watch := fs.Duration("watch", 0, "observe the flow this long before planning (retry it meanwhile): its frames name a gateway no route does")
@@ -376,6 +376,8 @@ func reportPendingFix(sess *session.Session, stdout, stderr io.Writer, asJSON, a
 	}
 	var line string
 	switch {
+	case pf.Unknown != "":
+		line = "note: " + pf.Unknown
 	case pf.Problem != "" && pf.Summary == "":
 		line = "!! " + pf.Problem
 	case pf.Problem != "":

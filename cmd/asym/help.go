@@ -106,8 +106,13 @@ func flagError(fs *flag.FlagSet, err error) error {
 	if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
 		return errUsage{fmt.Sprintf("--%s needs a value: %s --help says which", strings.TrimPrefix(clip(name), "-"), commandName(fs))}
 	}
-	// invalid value "abc" for flag -watch: parse error
+	// invalid boolean value "maybe" for -json: parse error
 	var value, name string
+	if _, scanErr := fmt.Sscanf(msg, "invalid boolean value %q for -%s", &value, &name); scanErr == nil {
+		name = strings.TrimSuffix(strings.TrimPrefix(name, "-"), ":")
+		return errUsage{fmt.Sprintf("--%s is a switch: give it alone, or as --%s=true or --%s=false, not %q", name, name, name, clip(value))}
+	}
+	// invalid value "abc" for flag -watch: parse error
 	if _, scanErr := fmt.Sscanf(msg, "invalid value %q for flag -%s", &value, &name); scanErr == nil {
 		name = strings.TrimSuffix(strings.TrimPrefix(name, "-"), ":")
 		if f := fs.Lookup(name); f != nil {

@@ -2,21 +2,17 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"asym/evidence"
-	"asym/fix/apply"
 	"asym/flow"
 	"asym/lab"
 	"asym/probes"
@@ -27,18 +23,6 @@ import (
 // labPrefix names every namespace `asym lab` makes: one lab at a time, and
 // `asym lab down` can always find what an earlier run left.
 const labPrefix = "asym-lab-"
-
-// labState is what `asym lab up` leaves for `asym lab down` and scripts.
-type labState struct {
-	Scenario   string      `json:"scenario"`
-	PID        int         `json:"pid"`
-	Checks     []lab.Check `json:"checks"`
-	Namespaces []string    `json:"namespaces"`
-	Client     string      `json:"client"` // the namespaces of the flow's two ends
-	Server     string      `json:"server"`
-}
-
-func labStatePath() string { return filepath.Join(apply.Dir(), "lab.json") }
 
 func cmdLab(args []string, stdout io.Writer) (int, error) {
 	if isHelp(args) || len(args) > 1 && isHelp(args[1:]) {
@@ -87,17 +71,6 @@ func requireRoot() error {
 	return nil
 }
 
-// refuseIfUp keeps one lab at a time.
-func refuseIfUp() error {
-	if st, err := readLabState(); err == nil && processAlive(st.PID) {
-		return fmt.Errorf("the lab %q is already up (process %d): asym lab down first", st.Scenario, st.PID)
-	}
-	if left, _ := lab.Leftovers(labPrefix); len(left) > 0 {
-		return fmt.Errorf("namespaces of an earlier lab are still there (%s): asym lab down removes them", strings.Join(left, ", "))
-	}
-	return nil
-}
-
 // labRun builds the scenario, keeps its failing flow going in the
 // background, and opens the interactive view on it. Everything is removed
 // when the view closes, whatever closes it.
@@ -109,27 +82,31 @@ func labRun(args []string) error {
 	if err := requireRoot(); err != nil {
 		return err
 	}
-	if err := refuseIfUp(); err != nil {
-		return err
-	}
 	if !isTerminal(os.Stdin) || !isTerminal(os.Stdout) {
 		return errUsage{"asym lab run opens the interactive view and needs a terminal; for scripts use asym lab up"}
 	}
+	st, err := claimLab(s.Name, ownerRun)
+	if err != nil {
+		return err
+	}
+	defer releaseLab()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	env, err := s.Up(ctx, labPrefix)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("build the lab %s: %v", s.Name, err)
 	}
-	defer env.Down()
-	// Journals of fixes made in this lab go with the lab.
-	defer os.Remove(apply.PathFor(apply.IDFor("netns", env.Checks[0].Target)))
+	defer tearDown(env)
+	st.built(env)
+	if err := st.save(); err != nil {
+		return err
+	}
 	traffic, stopTraffic := context.WithCancel(context.Background())
 	defer stopTraffic()
 	results := env.Traffic(traffic, time.Second)
 	c := env.Checks[0]
 	// A hang-up or a kill request still tears the lab down: the view quits
-	// and the deferred Down runs.
+	// and the deferred teardown runs.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM)
 	defer signal.Stop(sig)
@@ -143,6 +120,16 @@ func labRun(args []string) error {
 		lab:  &ui.LabInfo{Name: s.Name, Story: s.Story, Traffic: results},
 		quit: sig,
 	})
+}
+
+// tearDown removes a lab this process built: the journals of fixes made in
+// it go first, so that their watchdogs revert and end while the namespaces
+// are still there, and nothing of the lab (a journal, a lock, a watchdog)
+// outlives the command.
+func tearDown(env *lab.Env) {
+	forgetFixes(env.Namespaces)
+	awaitHolders(env.Namespaces, 5*time.Second)
+	env.Down()
 }
 
 // labUp starts `asym lab serve` detached and returns when it is ready.
@@ -164,7 +151,6 @@ func labUp(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	os.Remove(labStatePath())
 	cmd := exec.Command(exe, "lab", "serve", s.Name)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Dir = "/"
@@ -175,7 +161,7 @@ func labUp(args []string, stdout io.Writer) error {
 	go func() { done <- cmd.Wait() }()
 	deadline := time.After(30 * time.Second)
 	for {
-		if st, err := readLabState(); err == nil && st.PID == cmd.Process.Pid {
+		if st, err := readLabState(); err == nil && st.PID == cmd.Process.Pid && len(st.Checks) > 0 {
 			fmt.Fprintf(stdout, "lab %s is up (namespaces %s).\n", s.Name, strings.Join(st.Namespaces, ", "))
 			for _, c := range st.Checks {
 				fmt.Fprintf(stdout, "  asym --netns %s %s\n", c.Target, c.Flow)
@@ -208,25 +194,26 @@ func labServe(args []string) error {
 	if err != nil {
 		return err
 	}
+	st, err := claimLab(s.Name, ownerServe)
+	if err != nil {
+		return err
+	}
+	defer releaseLab()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	env, err := s.Up(ctx, labPrefix)
 	cancel()
 	if err != nil {
 		return err
 	}
-	defer env.Down()
-	defer os.Remove(labStatePath())
+	defer tearDown(env)
 	traffic, stop := context.WithCancel(context.Background())
 	defer stop()
 	go func() {
 		for range env.Traffic(traffic, time.Second) {
 		}
 	}()
-	st := labState{Scenario: s.Name, PID: os.Getpid(), Checks: env.Checks, Namespaces: env.Namespaces}
-	st.Client, st.Server = env.Ends()
-	b, _ := json.MarshalIndent(st, "", " ")
-	os.MkdirAll(filepath.Dir(labStatePath()), 0o700)
-	if err := os.WriteFile(labStatePath(), b, 0o600); err != nil {
+	st.built(env)
+	if err := st.save(); err != nil {
 		return err
 	}
 	sig := make(chan os.Signal, 1)
@@ -245,7 +232,8 @@ func labServe(args []string) error {
 }
 
 // labDown stops a lab started by up and removes every namespace an earlier
-// lab left behind.
+// lab left behind. A lab that asym lab run shows is its view's to remove:
+// it is refused, with the process that owns it.
 func labDown(args []string, stdout io.Writer) error {
 	if len(args) > 1 {
 		return errUsage{"asym lab down takes at most a scenario name"}
@@ -253,47 +241,40 @@ func labDown(args []string, stdout io.Writer) error {
 	if err := requireRoot(); err != nil {
 		return err
 	}
-	left, _ := lab.Leftovers(labPrefix)
-	if st, err := readLabState(); err == nil {
+	var removed []string
+	if st, err := readLabState(); err == nil && st.process().Alive() {
 		if len(args) == 1 && args[0] != st.Scenario {
 			return fmt.Errorf("the lab that is up is %q, not %q", st.Scenario, args[0])
 		}
-		if processAlive(st.PID) && isLabServe(st.PID) {
-			syscall.Kill(st.PID, syscall.SIGTERM)
-			for i := 0; i < 100 && processAlive(st.PID); i++ {
-				time.Sleep(50 * time.Millisecond)
-			}
+		if st.Owner != ownerServe {
+			return fmt.Errorf("the lab %q is in use, owned by %s; asym lab down removed nothing", st.Scenario, st.ownedBy())
 		}
+		if err := stopServe(st); err != nil {
+			return err
+		}
+		removed = st.Namespaces // the serve removes its own lab
+	}
+	left, err := removeLeftovers()
+	removed = append(removed, left...)
+	if st, rerr := readLabState(); rerr == nil && !st.process().Alive() {
 		os.Remove(labStatePath())
-		for _, c := range st.Checks {
-			os.Remove(apply.PathFor(apply.IDFor("netns", c.Target)))
-		}
 	}
-	if err := lab.Cleanup(labPrefix); err != nil {
-		return fmt.Errorf("remove the lab's namespaces: %v", err)
-	}
-	if len(left) > 0 {
-		fmt.Fprintf(stdout, "removed %s\n", strings.Join(left, ", "))
-	} else {
+	if len(removed) > 0 {
+		fmt.Fprintf(stdout, "removed %s\n", strings.Join(removed, ", "))
+	} else if err == nil {
 		fmt.Fprintln(stdout, "no lab was up")
 	}
-	return nil
+	return err
 }
 
-func readLabState() (labState, error) {
-	var st labState
-	b, err := os.ReadFile(labStatePath())
-	if err != nil {
-		return st, err
+// stopServe ends the lab serve of asym lab up, which removes its lab.
+func stopServe(st labState) error {
+	syscall.Kill(st.PID, syscall.SIGTERM)
+	for i := 0; i < 200 && st.process().Alive(); i++ {
+		time.Sleep(50 * time.Millisecond)
 	}
-	return st, json.Unmarshal(b, &st)
-}
-
-func processAlive(pid int) bool { return pid > 0 && syscall.Kill(pid, 0) == nil }
-
-// isLabServe checks the process is ours before signalling it: a pid in a
-// stale state file may have been reused.
-func isLabServe(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-	return err == nil && strings.Contains(string(b), "lab\x00serve")
+	if st.process().Alive() {
+		return fmt.Errorf("the lab's process %d did not stop within 10s: kill it (kill %d), then asym lab down again", st.PID, st.PID)
+	}
+	return nil
 }

@@ -9,26 +9,26 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
-	"asym/evidence"
 	"asym/playbook"
 )
-
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "0.1.0-dev"
 
 const usage = `asym finds out why one flow fails when its packets take a different way back.
 
 Usage:
-  asym [--netns NAME|--pid PID] [--iif IFACE] [--notes FILE] [--peer 'COMMAND'] [PROTO SRC DST]
-  asym check [--netns NAME|--pid PID] [--iif IFACE] [--watch 10s] [--json|--markdown]
-             [--timeout 3s] [--peer 'COMMAND' [--peer-asym PATH] [--peer-timeout 30s]] PROTO SRC DST
-  asym collect [--netns NAME|--pid PID] [--watch 10s] [--timeout 3s] PROTO SRC DST
-  asym trace [--netns NAME|--pid PID] [--peer 'COMMAND'] [--json] [--max-hops N]
-             [--wait 1s] [--no-send] PROTO SRC DST
-  asym fix [--netns NAME|--pid PID] [--only ID] [--apply [--revert-after 60s]] PROTO SRC DST
-  asym fix [--netns NAME|--pid PID] --confirm | --rollback | --status
+  asym [--netns NAME|--pid PID] [--iif IFACE] [--timeout 3s] [--notes FILE] [--revert-after 60s]
+       [--peer 'COMMAND' [--peer-asym PATH] [--peer-timeout 30s]] [PROTO SRC DST]
+  asym check [--netns NAME|--pid PID] [--iif IFACE] [--timeout 3s] [--watch 10s] [--json|--markdown]
+             [--peer 'COMMAND' [--peer-asym PATH] [--peer-timeout 30s]] PROTO SRC DST
+  asym collect [--netns NAME|--pid PID] [--iif IFACE] [--timeout 3s] [--watch 10s] [--json]
+               [--peer 'COMMAND' [--peer-asym PATH] [--peer-timeout 30s]] PROTO SRC DST
+  asym trace [--netns NAME|--pid PID] [--iif IFACE] [--timeout 3s] [--max-hops 30] [--wait 1s]
+             [--no-send] [--json] [--peer 'COMMAND' [--peer-asym PATH] [--peer-timeout 30s]] PROTO SRC DST
+  asym fix [--netns NAME|--pid PID] [--iif IFACE] [--timeout 3s] [--watch 10s] [--only ID]
+           [--gateway IFACE=ADDR]... [--apply [--revert-after 60s] [--no-wait]] PROTO SRC DST
+  asym fix [--netns NAME|--pid PID] --confirm | --rollback | --undo | --status
   asym fix [--netns NAME|--pid PID] [--only ID] --persist [--root DIR] PROTO SRC DST
   asym lab list | run [NAME] | up NAME | down
   asym explain [ID]
@@ -111,8 +111,11 @@ func subcommand(args []string, stdout io.Writer) (code int, err error) {
 	case "explain":
 		err = cmdExplain(args[1:], stdout)
 	case "version", "--version", "-version":
-		fmt.Fprintf(stdout, "asym %s (evidence format %d)\n", version, evidence.CollectFormat)
+		printVersion(stdout)
 	case "help", "-h", "--help":
+		if len(args) > 1 && args[1] != "help" && !strings.HasPrefix(args[1], "-") {
+			return subcommand([]string{args[1], "--help"}, stdout) // asym help check
+		}
 		fmt.Fprint(stdout, usage)
 	default:
 		err = errUsage{fmt.Sprintf("unknown command %q: use check, collect, trace, fix, lab, explain or version, or give a flow (asym help shows how)", clip(args[0]))}

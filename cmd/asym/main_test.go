@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -28,6 +29,9 @@ func TestBadInput(t *testing.T) {
 		{[]string{"check", "--json", "--markdown", "tcp", "192.0.2.1:1", "192.0.2.2:2"}, "not both"},
 		{[]string{"check", "--timeout", "0s", "tcp", "192.0.2.1:1", "192.0.2.2:2"}, "--timeout must be positive"},
 		{[]string{"check", "--timeout", "soon", "tcp", "192.0.2.1:1", "192.0.2.2:2"}, "--timeout takes a duration"},
+		{[]string{"check", "--json=maybe", "tcp", "192.0.2.1:1", "192.0.2.2:2"}, `--json is a switch: give it alone, or as --json=true or --json=false, not "maybe"`},
+		{[]string{"--bogus"}, "there is no flag --bogus: asym --help lists them"},
+		{[]string{"lab", "frob"}, `unknown lab command "frob"`},
 		{[]string{"explain", "no_such_finding"}, "there is no finding"},
 		{[]string{"check", "--peer", "ssh db1 | tee x", "tcp", "192.0.2.1:1", "192.0.2.2:2"}, "--peer: the peer command runs without a shell"},
 		{[]string{"check", "--peer", "ssh 'db1", "tcp", "192.0.2.1:1", "192.0.2.2:2"}, "--peer:"},
@@ -77,6 +81,8 @@ func TestHelp(t *testing.T) {
 		{[]string{"lab", "--help"}, []string{"Usage: asym lab list | run [NAME]"}},
 		{[]string{"lab", "run", "--help"}, []string{"Usage: asym lab"}},
 		{[]string{"explain", "--help"}, []string{"Usage: asym explain [ID]"}},
+		{[]string{"help", "check"}, []string{"Usage: asym check", "--peer-timeout duration"}},
+		{[]string{"fix", "--help"}, []string{"--root DIR", "--gateway IFACE=ADDR"}},
 		{[]string{"--netns", "x", "--help"}, []string{"Usage: asym [--netns NAME", "--notes FILE", "--revert-after"}},
 	} {
 		var out, errb bytes.Buffer
@@ -90,6 +96,49 @@ func TestHelp(t *testing.T) {
 		}
 		if strings.Contains(out.String(), "watchdog") {
 			t.Errorf("%q: internal flags stay out of the help", c.args)
+		}
+	}
+}
+
+// TestUsageListsEveryFlag: the synopsis of asym --help names every flag
+// each command's own --help lists, so that nobody needs to guess one.
+func TestUsageListsEveryFlag(t *testing.T) {
+	synopsis := map[string]string{} // command -> its usage lines, joined
+	cmd := ""
+	for _, line := range strings.Split(usage[strings.Index(usage, "Usage:\n"):], "\n")[1:] {
+		if line == "" {
+			break
+		}
+		if rest, ok := strings.CutPrefix(line, "  asym "); ok {
+			cmd = "asym"
+			if w := strings.Fields(rest)[0]; !strings.HasPrefix(w, "[") {
+				cmd = w
+			}
+		}
+		synopsis[cmd] += line + "\n"
+	}
+	for _, c := range []string{"asym", "check", "collect", "fix"} {
+		args := []string{c, "--help"}
+		if c == "asym" {
+			args = []string{"--netns", "x", "--help"}
+		}
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != 0 {
+			t.Fatalf("%q: exit status %d, %s", args, code, errb.String())
+		}
+		_, flags, ok := strings.Cut(out.String(), "\nFlags:\n")
+		if !ok {
+			t.Fatalf("%q lists no flags:\n%s", args, out.String())
+		}
+		for _, line := range strings.Split(flags, "\n") {
+			name, ok := strings.CutPrefix(line, "  --")
+			if !ok {
+				continue
+			}
+			name, _, _ = strings.Cut(name, " ")
+			if !regexp.MustCompile(`--` + regexp.QuoteMeta(name) + `[^a-z-]`).MatchString(synopsis[c]) {
+				t.Errorf("asym --help does not show --%s in the synopsis of %s:\n%s", name, c, synopsis[c])
+			}
 		}
 	}
 }

@@ -105,7 +105,7 @@ func begin(ctx context.Context, st *store, p Plan, ref TargetRef) (*Journal, err
 	if err != nil {
 		return nil, err
 	}
-	defer ns.close()
+	defer ns.release()
 	if err := noOtherName(st.path, ref); err != nil {
 		return nil, err
 	}
@@ -196,7 +196,7 @@ func lockNamespace(ctx context.Context, ref TargetRef) (*store, error) {
 		ns.close()
 		return nil, err
 	}
-	return ns, nil // closing the file releases the lock
+	return ns, nil
 }
 
 // noOtherName refuses while a fix applied to the same namespace under

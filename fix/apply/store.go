@@ -142,26 +142,46 @@ type store struct {
 // only. The file is opened read-only (flock needs no more): a file held
 // open for writing would make a remount of the directory read-only fail.
 func openStore(path string) (*store, error) {
-	f, err := os.OpenFile(path+".lock", os.O_RDONLY|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
+	s := &store{path: path}
+	if err := s.open(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *store) open() error {
+	f, err := os.OpenFile(s.path+".lock", os.O_RDONLY|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
 	if errors.Is(err, unix.EROFS) {
-		f, err = os.OpenFile(path+".lock", os.O_RDONLY|unix.O_NOFOLLOW, 0)
+		f, err = os.OpenFile(s.path+".lock", os.O_RDONLY|unix.O_NOFOLLOW, 0)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open the lock of %s: %w", path, err)
+		return fmt.Errorf("open the lock of %s: %w", s.path, err)
 	}
-	return &store{path: path, lk: f}, nil
+	s.lk = f
+	return nil
 }
 
 func (s *store) close() { s.lk.Close() }
 
-// lock takes the lock, waiting at most lockWait.
+// lock takes the lock, waiting at most lockWait. A lock file is removed
+// only by its holder (removeLock), so one this store took after it was
+// removed locks nothing anybody else sees: the next asym creates a new
+// file under that name. After taking it, the lock is checked to still be
+// the file the name gives, and otherwise taken again on that one.
 func (s *store) lock(ctx context.Context) error {
 	deadline := time.Now().Add(lockWait)
 	for {
 		err := unix.Flock(int(s.lk.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 		switch {
-		case err == nil:
+		case err == nil && s.named():
 			return nil
+		case err == nil:
+			s.unlock()
+			s.close()
+			if err := s.open(); err != nil {
+				return err
+			}
+			continue
 		case !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR):
 			return fmt.Errorf("lock %s: %w", s.path, err)
 		case time.Now().After(deadline):
@@ -175,7 +195,58 @@ func (s *store) lock(ctx context.Context) error {
 	}
 }
 
+// named says whether the lock file's name still gives the file this store
+// holds open.
+func (s *store) named() bool {
+	var held, named unix.Stat_t
+	if unix.Fstat(int(s.lk.Fd()), &held) != nil || unix.Lstat(s.path+".lock", &named) != nil {
+		return false
+	}
+	return held.Dev == named.Dev && held.Ino == named.Ino
+}
+
 func (s *store) unlock() { unix.Flock(int(s.lk.Fd()), unix.LOCK_UN) }
+
+// removeLock removes the lock file; the caller holds the lock. Whoever
+// waited on it finds it gone once it has the lock, and starts again.
+func (s *store) removeLock() { os.Remove(s.path + ".lock") }
+
+// release removes the lock file and lets the lock go: a namespace's lock
+// (ns-COOKIE) is needed only while a fix is begun, and a cookie is never
+// reused, so a file kept would only pile up.
+func (s *store) release() {
+	s.removeLock()
+	s.unlock()
+	s.close()
+}
+
+// Forget removes the journal of id and its lock file, under the lock.
+// asym lab calls it when it removes the namespace the journal is about,
+// so that no file of a lab outlives it. A watchdog still waiting on that
+// fix finds its journal gone and reverts at once.
+func Forget(id string) error {
+	path := PathFor(id)
+	if err := checkDir(filepath.Dir(path), false); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	s, err := openStore(path)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	if err := s.lock(context.Background()); err != nil {
+		return err
+	}
+	defer s.unlock()
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove the journal %s: %w", path, err)
+	}
+	s.removeLock()
+	return nil
+}
 
 // update loads the journal under the lock, lets fn change it and saves it.
 func (s *store) update(ctx context.Context, fn func(j *Journal) error) (*Journal, error) {
@@ -184,6 +255,9 @@ func (s *store) update(ctx context.Context, fn func(j *Journal) error) (*Journal
 	}
 	defer s.unlock()
 	j, err := Load(s.path)
+	if errors.Is(err, os.ErrNotExist) {
+		s.removeLock() // opening it made it: a lock without a journal guards nothing
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -204,7 +204,10 @@ func revertAtDeadline(st *store, t *probes.Target, last *Journal) error {
 	j, err := Load(st.path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return nil
+		// Removed between the last look and the lock: an orphan, as in the
+		// loop; the lock file, made again by taking the lock, goes with it.
+		st.removeLock()
+		return revertOrphan(t, last)
 	case err != nil:
 		j = last
 	case !j.Created.Equal(last.Created) || !j.Pending():

@@ -16,6 +16,7 @@ import (
 
 	"asym/evidence"
 	"asym/flow"
+	"asym/probes/probetest"
 )
 
 // The test binary is its own fake peer: run as `env ASYM_FAKE_PEER=MODE
@@ -30,7 +31,7 @@ func TestMain(m *testing.M) {
 	if mode := os.Getenv("ASYM_FAKE_PEER"); mode != "" {
 		os.Exit(fakePeer(mode, os.Args[1:]))
 	}
-	os.Exit(m.Run())
+	os.Exit(probetest.Run(m))
 }
 
 // fakeSSH runs `ssh HOST WORDS...` as sshd would on the other side: the

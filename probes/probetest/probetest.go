@@ -32,7 +32,8 @@ func RequireRoot(t testing.TB) {
 	if os.Getenv("CI") == "true" {
 		t.Fatal("this test needs root and CI=true: CI must run it as root, not skip it")
 	}
-	t.Skip("needs root: it builds real network namespaces (run: sudo go test ./...)")
+	noteSkip()
+	t.Skip("needs root: it builds real network namespaces (run as root: go test ./...)")
 }
 
 // NS is a named throwaway namespace.
