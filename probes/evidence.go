@@ -77,7 +77,10 @@ func (c *Collector) Run(ctx context.Context, id evidence.ProbeID) evidence.Repor
 		c.set(func(e *evidence.Evidence) { e.Counters = v })
 		return v
 	case evidence.ProbeFirewall:
-		v := firewall.Probe(ctx, c.T, f)
+		// The walk needs where the flow crosses this host: the First
+		// step's role and interfaces.
+		cr := firewall.CrossingOf(c.host(ctx), c.request(ctx), c.reply(ctx))
+		v := firewall.ProbePath(ctx, c.T, f, cr)
 		c.set(func(e *evidence.Evidence) { e.Firewall = v })
 		return v
 	case evidence.ProbeConntrack:

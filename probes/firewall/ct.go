@@ -48,7 +48,7 @@ func decodeCt(s *scanner, e *expr.Ct) {
 }
 
 // ctState reads what follows a `ct state` load into reg.
-func ctState(rest []expr.Any, reg uint32, sets setReader) ctMatch {
+func ctState(rest []any, reg uint32, sets setReader) ctMatch {
 	if m, ok := ctStateMasked(rest, reg); ok {
 		return m
 	}
@@ -62,7 +62,7 @@ func ctState(rest []expr.Any, reg uint32, sets setReader) ctMatch {
 }
 
 // ctStateMasked reads nft's own form: Bitwise with a mask, then == or !=.
-func ctStateMasked(rest []expr.Any, reg uint32) (ctMatch, bool) {
+func ctStateMasked(rest []any, reg uint32) (ctMatch, bool) {
 	if len(rest) < 2 {
 		return ctMatch{}, false
 	}
@@ -95,7 +95,7 @@ func ctMaskedText(mask, xor, val uint32, op expr.CmpOp) string {
 }
 
 // ctStateCompared reads a plain compare of the whole state.
-func ctStateCompared(rest []expr.Any, reg uint32) (ctMatch, bool) {
+func ctStateCompared(rest []any, reg uint32) (ctMatch, bool) {
 	if len(rest) == 0 {
 		return ctMatch{}, false
 	}
@@ -112,7 +112,7 @@ func ctStateCompared(rest []expr.Any, reg uint32) (ctMatch, bool) {
 }
 
 // ctStateLookup reads `ct state { … }` and `ct state vmap { … }`.
-func ctStateLookup(rest []expr.Any, reg uint32, sets setReader) (ctMatch, bool) {
+func ctStateLookup(rest []any, reg uint32, sets setReader) (ctMatch, bool) {
 	if len(rest) == 0 {
 		return ctMatch{}, false
 	}

@@ -39,7 +39,7 @@ var metaWords = map[expr.MetaKey]func(op string, d []byte) (string, bool){
 
 // metaCond renders a meta load compared with a constant; used is 0 when it
 // cannot.
-func metaCond(rest []expr.Any, m *expr.Meta) (used int, text string) {
+func metaCond(rest []any, m *expr.Meta) (used int, text string) {
 	if m.SourceRegister || len(rest) == 0 {
 		return 0, ""
 	}

@@ -38,7 +38,7 @@ type load struct {
 }
 
 // natRule reads a NAT rule; ok is false when the rule translates nothing.
-func natRule(fam nftables.TableFamily, exprs []expr.Any) (evidence.NATRule, bool) {
+func natRule(fam nftables.TableFamily, exprs []any) (evidence.NATRule, bool) {
 	s := &natScan{fam: fam, regs: map[uint32][]byte{}, loads: map[uint32]load{}}
 	for _, e := range exprs {
 		s.read(e)
@@ -50,7 +50,7 @@ func natRule(fam nftables.TableFamily, exprs []expr.Any) (evidence.NATRule, bool
 	return s.rule, true
 }
 
-func (s *natScan) read(e expr.Any) {
+func (s *natScan) read(e any) {
 	switch e := e.(type) {
 	case *expr.Payload:
 		s.payload(e)

@@ -49,7 +49,7 @@ var payloadWords = map[expr.PayloadBase]func(fam nftables.TableFamily, p *expr.P
 // byte boundary as a shorter load (`ip saddr 192.0.2.0/24` is a 3-byte
 // payload), iptables-nft as a 4-byte load and a Bitwise mask. used is 0
 // when it cannot.
-func payloadCond(fam nftables.TableFamily, rest []expr.Any, p *expr.Payload) (used int, text string) {
+func payloadCond(fam nftables.TableFamily, rest []any, p *expr.Payload) (used int, text string) {
 	word := payloadWords[p.Base]
 	if p.OperationType != expr.PayloadLoad || word == nil {
 		return 0, ""
@@ -71,7 +71,7 @@ func payloadCond(fam nftables.TableFamily, rest []expr.Any, p *expr.Payload) (us
 
 // maskedCompare reads a compare of register reg, with the Bitwise mask
 // iptables-nft puts before it when there is one; used counts both.
-func maskedCompare(rest []expr.Any, reg uint32) (mask []byte, cmp *expr.Cmp, used int) {
+func maskedCompare(rest []any, reg uint32) (mask []byte, cmp *expr.Cmp, used int) {
 	if len(rest) == 0 {
 		return nil, nil, 0
 	}

@@ -14,6 +14,7 @@ import (
 
 // decodeXtMatch reads an xt match.
 func decodeXtMatch(s *scanner, m *expr.Match) {
+	s.xt = true
 	text, kind := xtMatch(m)
 	s.text.push(text)
 	if kind != "" {
@@ -130,6 +131,7 @@ func xtComment(m *expr.Match) (string, evidence.FirewallRuleKind, bool) {
 
 // decodeXtTarget reads an xt target (-j): REJECT decides, LOG goes on.
 func decodeXtTarget(s *scanner, t *expr.Target) {
+	s.xt = true
 	switch t.Name {
 	case "REJECT":
 		s.text.push("reject")
