@@ -85,8 +85,11 @@ type PathHit struct {
 	Depth  int    `json:"depth,omitempty"` // 0 in a base chain, 1 in a chain it jumps to, …
 	// Maybe says the rule may match: a condition asym cannot evaluate
 	// statically (Why) stands in it.
-	Maybe      bool             `json:"maybe,omitempty"`
-	Why        string           `json:"why,omitempty"`
+	Maybe bool   `json:"maybe,omitempty"`
+	Why   string `json:"why,omitempty"`
+	// Certain says the packet certainly meets the rule and it matches: no
+	// "may match" before it could have decided first.
+	Certain    bool             `json:"certain,omitempty"`
 	Verdict    string           `json:"verdict,omitempty"` // "drop", "accept", "jump NAME", … "" when it goes on
 	Kind       FirewallRuleKind `json:"kind,omitempty"`
 	HasCounter bool             `json:"has_counter,omitempty"`

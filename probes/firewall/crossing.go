@@ -24,8 +24,10 @@ type Crossing struct {
 }
 
 // Leg is one direction: the interface it arrives on and the one it leaves
-// by ("" when unknown, or when this host sends or receives it itself).
-type Leg struct{ In, Out string }
+// by ("" when unknown, or when this host sends or receives it itself), and
+// the interface the way back to its source leaves by (the reverse-path
+// lookup of a packet that arrives), which a fib rule asks for.
+type Leg struct{ In, Out, Back string }
 
 // CrossingOf builds the crossing from the First step's views; nil views
 // leave what they would tell unknown.
@@ -35,19 +37,26 @@ func CrossingOf(h *evidence.HostView, req, rep *evidence.PathView) Crossing {
 		return c
 	}
 	c.Role = h.Role
-	if req != nil && req.OK() {
-		c.Request = Leg{In: req.Ingress, Out: req.Egress}
-	}
-	if rep != nil && rep.OK() {
-		c.Reply = Leg{In: rep.Ingress, Out: rep.Egress}
-	}
+	c.Request, c.Reply = legOf(req), legOf(rep)
 	return c
+}
+
+func legOf(p *evidence.PathView) Leg {
+	if p == nil || !p.OK() {
+		return Leg{}
+	}
+	l := Leg{In: p.Ingress, Out: p.Egress}
+	if p.ReversePath != nil && !p.ReversePath.Failed() {
+		l.Back = p.ReversePath.Dev
+	}
+	return l
 }
 
 // hookStep is one hook a packet crosses and the interfaces it has there.
 type hookStep struct {
 	hook     string
 	iif, oif ifRef
+	back     ifRef // where the way back to its source leaves: unknown when not known
 }
 
 // steps are the hooks one direction crosses, in order. A packet this host
@@ -61,18 +70,18 @@ func (c Crossing) steps(dir evidence.Direction, ifr func(string) ifRef) []hookSt
 	if dir == evidence.DirReply {
 		leg = c.Reply
 	}
-	in, out := ifr(leg.In), ifr(leg.Out)
+	in, out, back := ifr(leg.In), ifr(leg.Out), ifr(leg.Back)
 	sends := c.Role == evidence.RoleClient && dir == evidence.DirRequest || c.Role == evidence.RoleServer && dir == evidence.DirReply
 	switch {
 	case c.Role == "":
 		var any ifRef
-		return []hookStep{{"prerouting", any, any}, {"input", any, any}, {"forward", any, any}, {"output", any, any}, {"postrouting", any, any}}
+		return []hookStep{{"prerouting", any, any, any}, {"input", any, any, any}, {"forward", any, any, any}, {"output", any, any, any}, {"postrouting", any, any, any}}
 	case sends:
-		return []hookStep{{"output", noIface, out}, {"postrouting", noIface, out}}
+		return []hookStep{{"output", noIface, out, ifRef{}}, {"postrouting", noIface, out, ifRef{}}}
 	case c.Role == evidence.RoleMiddle:
-		return []hookStep{{"prerouting", in, noIface}, {"forward", in, out}, {"postrouting", in, out}}
+		return []hookStep{{"prerouting", in, noIface, back}, {"forward", in, out, back}, {"postrouting", in, out, back}}
 	}
-	return []hookStep{{"prerouting", in, noIface}, {"input", in, noIface}}
+	return []hookStep{{"prerouting", in, noIface, back}, {"input", in, noIface, back}}
 }
 
 // errorSteps are the hooks an ICMP error this host sends about the
@@ -83,7 +92,7 @@ func (c Crossing) errorSteps(ifr func(string) ifRef) []hookStep {
 	if c.Role == "" {
 		out = ifRef{}
 	}
-	return []hookStep{{"output", noIface, out}, {"postrouting", noIface, out}}
+	return []hookStep{{"output", noIface, out, ifRef{}}, {"postrouting", noIface, out, ifRef{}}}
 }
 
 // caseOf prepares the packet of one case of the walk: its tuple, its TCP

@@ -55,7 +55,7 @@ var exprEvals = map[reflect.Type]func(ev *evaluator, e any){
 	reflect.TypeFor[*expr.Immediate](): func(ev *evaluator, e any) { ev.immediate(e.(*expr.Immediate)) },
 	reflect.TypeFor[*expr.Verdict]():   func(ev *evaluator, e any) { ev.verdict(e.(*expr.Verdict)) },
 	reflect.TypeFor[*expr.Lookup]():    func(ev *evaluator, e any) { ev.lookup(e.(*expr.Lookup)) },
-	reflect.TypeFor[*expr.Fib]():       func(ev *evaluator, e any) { ev.r.unknown(e.(*expr.Fib).Register, 16, "fib") },
+	reflect.TypeFor[*expr.Fib]():       func(ev *evaluator, e any) { ev.fib(e.(*expr.Fib)) },
 	reflect.TypeFor[*expr.Numgen]():    func(ev *evaluator, e any) { ev.r.unknown(e.(*expr.Numgen).Register, 4, "numgen") },
 	reflect.TypeFor[*expr.Hash]():      func(ev *evaluator, e any) { ev.r.unknown(e.(*expr.Hash).DestRegister, 4, "hash") },
 	reflect.TypeFor[*expr.Exthdr]():    func(ev *evaluator, e any) { ev.exthdr(e.(*expr.Exthdr)) },

@@ -423,3 +423,24 @@ func cutWord(s string) (string, string, bool) {
 	}
 	return s, "", false
 }
+
+// fib is a route lookup. The one asym can answer is the reverse-path
+// check, `fib saddr [. mark] . iif oif` (nft_fib4_eval with NFTA_FIB_F_IIF):
+// the output interface of the route back to the packet's source, kept only
+// when it is the interface the packet came in on. The crossing knows that
+// route's interface: when it is the input interface, the lookup finds it.
+// Anything else (another interface, which a multipath route may still
+// include; a mark asym does not know; an address type) stays unknown.
+func (ev *evaluator) fib(f *expr.Fib) {
+	p := ev.p
+	rpf := f.FlagSADDR && !f.FlagDADDR && f.ResultOIF && (!f.FlagMARK || p.mark.known && p.mark.v == 0)
+	if !rpf || !p.back.known || !p.iif.known || p.back.name == "" || p.back.name != p.iif.name && f.FlagIIF {
+		ev.r.unknown(f.Register, 16, "fib")
+		return
+	}
+	if f.FlagPRESENT {
+		ev.r.store(f.Register, []byte{1})
+		return
+	}
+	ev.r.store(f.Register, binary.NativeEndian.AppendUint32(nil, uint32(p.back.index)))
+}

@@ -117,6 +117,7 @@ type packet struct {
 	hasFlags               bool       // tcpFlags is known
 	unknown                bool       // nothing of the packet is known (no flow was given)
 	iif, oif               ifRef      // as the current hook sees them
+	back                   ifRef      // the interface the way back to its source leaves by
 	mark                   value32    // skb->mark
 	ct                     ctView     // its connection
 	hook                   string     // the hook being walked

@@ -244,7 +244,7 @@ func (w *walk) record(c *pathChain, r pathRule, ev ruleEval, m tri, depth int) i
 		return -1
 	}
 	h := r.hit()
-	h.Hook, h.Priority, h.Depth = w.p.hook, c.priority, depth
+	h.Hook, h.Priority, h.Depth, h.Certain = w.p.hook, c.priority, depth, m == yes
 	// A rule is "may match" for a condition of its own asym cannot
 	// evaluate; one reached only if an earlier may-match does not decide
 	// shows in the verdict's certainty instead.
@@ -262,11 +262,8 @@ func (w *walk) policy(c *pathChain, reach tri, hitsBefore int) {
 		return
 	}
 	h := evidence.PathHit{Source: c.source, Family: c.family, Table: c.table, Chain: c.name, Hook: w.p.hook,
-		Priority: c.priority, Policy: true, Verdict: c.policy, Maybe: reach == maybe,
+		Priority: c.priority, Policy: true, Verdict: c.policy, Certain: reach == yes,
 		HasCounter: c.policyCounter, Packets: c.policyPackets, Bytes: c.bytes}
-	if reach == maybe {
-		h.Why = "a rule before it may decide first"
-	}
 	idx := -1
 	if len(w.path.Hits) < maxHits {
 		w.path.Hits = append(w.path.Hits, h)

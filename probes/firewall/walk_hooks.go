@@ -40,7 +40,7 @@ func (w *walk) run(steps []hookStep, chains hookChains, undo *undoNAT, natOnly b
 			w.alive = yes
 		}
 		w.path.Hooks = append(w.path.Hooks, s.hook)
-		w.p.hook, w.p.iif, w.p.oif = s.hook, s.iif, s.oif
+		w.p.hook, w.p.iif, w.p.oif, w.p.back = s.hook, s.iif, s.oif, s.back
 		for _, c := range chains(s.hook) {
 			if w.alive == no {
 				return
