@@ -95,7 +95,9 @@ func iifname(name string) []expr.Any {
 	return []expr.Any{&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1}, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: b}}
 }
 
-func jump(kind expr.VerdictKind, chain string) *expr.Verdict { return &expr.Verdict{Kind: kind, Chain: chain} }
+func jump(kind expr.VerdictKind, chain string) *expr.Verdict {
+	return &expr.Verdict{Kind: kind, Chain: chain}
+}
 
 // sinkCount is the number of TCP segments that reached ns.
 func sinkCount(t *testing.T, ns probetest.NS) uint64 {
