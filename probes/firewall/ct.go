@@ -28,7 +28,18 @@ type ctMatch struct {
 
 // decodeCt reads `ct state …`; other ct keys are not spelled out.
 func decodeCt(s *scanner, e *expr.Ct) {
-	if e.SourceRegister || e.Key != expr.CtKeySTATE {
+	switch {
+	case e.SourceRegister && e.Key == expr.CtKeyMARK:
+		s.text.push("ct mark set " + s.setValue(e.Register))
+		return
+	case !e.SourceRegister && e.Key == expr.CtKeyMARK:
+		if used, text := ctMarkCond(s.rest, e.Register); used > 0 {
+			s.condition(used, text)
+			return
+		}
+		s.hold(e.Register, "ct mark", true)
+		return
+	case e.SourceRegister || e.Key != expr.CtKeySTATE:
 		s.text.push("…")
 		return
 	}
@@ -45,6 +56,22 @@ func decodeCt(s *scanner, e *expr.Ct) {
 	if m.counter != nil && s.sc.counter == nil {
 		s.sc.counter = m.counter
 	}
+}
+
+// ctMarkCond reads `ct mark VALUE`.
+func ctMarkCond(rest []any, reg uint32) (int, string) {
+	if len(rest) == 0 {
+		return 0, ""
+	}
+	c, ok := compareOf(rest[0], reg)
+	if !ok || len(c.Data) != 4 {
+		return 0, ""
+	}
+	op := ""
+	if c.Op != expr.CmpOpEq {
+		op = cmpOpName(c.Op) + " "
+	}
+	return 1, fmt.Sprintf("ct mark %s0x%08x", op, native.Uint32(c.Data))
 }
 
 // ctState reads what follows a `ct state` load into reg.

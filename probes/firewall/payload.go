@@ -7,6 +7,7 @@ import (
 	"math/bits"
 	"net/netip"
 	"strconv"
+	"strings"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -19,6 +20,12 @@ import (
 // drops the ones it sends makes an MTU black hole.
 func decodePayload(s *scanner, p *expr.Payload) {
 	used, text := payloadCond(s.fam, s.rest, p)
+	if used == 0 && p.OperationType == expr.PayloadLoad {
+		if word := payloadWord(s.fam, p); word != "" {
+			s.hold(p.DestRegister, word, false) // a set lookup or a statement reads it
+			return
+		}
+	}
 	if used > 0 && p.Base == expr.PayloadBaseTransportHeader && p.Offset == 0 && p.Len == 1 {
 		if _, cmp, _ := maskedCompare(s.rest, p.DestRegister); cmp != nil && cmp.Op == expr.CmpOpEq && len(cmp.Data) == 1 && icmpErrorType(cmp.Data[0]) {
 			s.found(evidence.RuleICMPError, evidence.SourceNftables)
@@ -83,6 +90,21 @@ func maskedCompare(rest []any, reg uint32) (mask []byte, cmp *expr.Cmp, used int
 		return nil, nil, 0
 	}
 	return mask, cmp, used + 1
+}
+
+// payloadWord names a whole field a load reads: an address or a port.
+func payloadWord(fam nftables.TableFamily, p *expr.Payload) string {
+	switch p.Base {
+	case expr.PayloadBaseNetworkHeader:
+		if word, full, ok := addrField(fam, p); ok && int(p.Len) == full {
+			return strings.TrimSpace(word)
+		}
+	case expr.PayloadBaseTransportHeader:
+		if p.Len == 2 && (p.Offset == 0 || p.Offset == 2) {
+			return map[uint32]string{0: "th sport", 2: "th dport"}[p.Offset]
+		}
+	}
+	return ""
 }
 
 // addrField names the address a network-header load reads, and how long a

@@ -36,8 +36,9 @@ type scanner struct {
 	sets setReader // may be nil
 	text ruleText
 	sc   scan
-	xt   bool              // an x_tables match or target: the rule is iptables-nft's
-	regs map[uint32][]byte // what immediates loaded, for the statements that read them
+	xt   bool                // an x_tables match or target: the rule is iptables-nft's
+	regs map[uint32][]byte   // what immediates loaded, for the statements that read them
+	held map[uint32]heldLoad // loads no compare followed (render_stmt.go)
 }
 
 // decoder reads one kind of expression.
@@ -46,17 +47,27 @@ type decoder func(s *scanner, e any)
 // decoders are keyed by expression type. Any other expression reads as
 // "…": asym does not spell it out.
 var decoders = map[reflect.Type]decoder{
-	reflect.TypeFor[*expr.Ct]():      decodeAs(decodeCt),
-	reflect.TypeFor[*expr.Fib]():     decodeAs(decodeFib),
-	reflect.TypeFor[*expr.Meta]():    decodeAs(decodeMeta),
-	reflect.TypeFor[*expr.Payload](): decodeAs(decodePayload),
-	reflect.TypeFor[*expr.Match]():   decodeAs(decodeXtMatch),
-	reflect.TypeFor[*expr.Target]():  decodeAs(decodeXtTarget),
-	reflect.TypeFor[*expr.Verdict](): decodeAs(decodeVerdict),
-	reflect.TypeFor[*expr.Reject]():  decodeAs(decodeReject),
-	reflect.TypeFor[*expr.Counter](): decodeAs(decodeCounter),
-	reflect.TypeFor[*expr.Objref]():  decodeAs(decodeObjref),
-	reflect.TypeFor[*expr.Log]():     decodeAs(decodeLog),
+	reflect.TypeFor[*expr.Ct]():        decodeAs(decodeCt),
+	reflect.TypeFor[*expr.Fib]():       decodeAs(decodeFib),
+	reflect.TypeFor[*expr.Meta]():      decodeAs(decodeMeta),
+	reflect.TypeFor[*expr.Payload]():   decodeAs(decodePayload),
+	reflect.TypeFor[*expr.Match]():     decodeAs(decodeXtMatch),
+	reflect.TypeFor[*expr.Target]():    decodeAs(decodeXtTarget),
+	reflect.TypeFor[*expr.Verdict]():   decodeAs(decodeVerdict),
+	reflect.TypeFor[*expr.Reject]():    decodeAs(decodeReject),
+	reflect.TypeFor[*expr.Counter]():   decodeAs(decodeCounter),
+	reflect.TypeFor[*expr.Objref]():    decodeAs(decodeObjref),
+	reflect.TypeFor[*expr.Log]():       decodeAs(decodeLog),
+	reflect.TypeFor[*expr.Cmp]():       decodeAs(decodeCmp),
+	reflect.TypeFor[*expr.Lookup]():    decodeAs(decodeLookup),
+	reflect.TypeFor[*expr.Immediate](): decodeAs(decodeImmediate),
+	reflect.TypeFor[*expr.NAT]():       decodeAs(decodeNAT),
+	reflect.TypeFor[*expr.Masq]():      decodeAs(decodeMasq),
+	reflect.TypeFor[*expr.Redir]():     decodeAs(decodeRedir),
+	reflect.TypeFor[*expr.Numgen]():    decodeAs(decodeNumgen),
+	reflect.TypeFor[*expr.Limit]():     decodeAs(decodeLimit),
+	reflect.TypeFor[*expr.Notrack]():   decodeAs(decodeNotrack),
+	reflect.TypeFor[*expr.Queue]():     decodeAs(decodeQueue),
 }
 
 // decodeAs makes a decoder of a function that takes the concrete type.
@@ -86,11 +97,24 @@ func scanRule(fam nftables.TableFamily, exprs []any, sets setReader) scan {
 			s.text.push("…")
 		}
 	}
+	if len(s.held) > 0 {
+		s.text.push("…") // a load asym renders nothing for read it
+	}
 	s.sc.text = s.text.String()
 	if s.sc.source == "" && s.xt {
 		s.sc.source = evidence.SourceIptablesNft
 	}
 	return s.sc
+}
+
+// decodeCmp renders a compare of a load held for it; any other stray
+// compare is "…".
+func decodeCmp(s *scanner, c *expr.Cmp) {
+	if h, ok := s.take(c.Register); ok {
+		heldCompare(s, h, c)
+		return
+	}
+	s.text.push("…")
 }
 
 // consume takes the n expressions a decoder read along with its own.

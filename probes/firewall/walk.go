@@ -10,6 +10,7 @@ package firewall
 
 import (
 	"fmt"
+	"strings"
 
 	"asym/evidence"
 )
@@ -245,6 +246,10 @@ func (w *walk) record(c *pathChain, r pathRule, ev ruleEval, m tri, depth int) i
 	}
 	h := r.hit()
 	h.Hook, h.Priority, h.Depth, h.Certain = w.p.hook, c.priority, depth, m == yes
+	if h.Verdict == "" && len(ev.verdicts) == 1 && ev.verdicts[0].name != "?" {
+		// A verdict map's: the one the packet's key gets.
+		h.Verdict = strings.TrimSpace(ev.verdicts[0].name + " " + ev.verdicts[0].chain)
+	}
 	// A rule is "may match" for a condition of its own asym cannot
 	// evaluate; one reached only if an earlier may-match does not decide
 	// shows in the verdict's certainty instead.
