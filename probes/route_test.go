@@ -114,7 +114,7 @@ func TestRouteDecisions(t *testing.T) {
 
 	// The rules probe reads the rule back, and Served names it.
 	f, _ := flow.ParseString("tcp 198.51.100.11:40000 203.0.113.9:443")
-	rv := ProbeRules(ctx, tg, f)
+	rv := ProbeRules(ctx, tg, f, nil)
 	if !rv.OK() {
 		t.Fatalf("rules: %s", rv.Reason)
 	}

@@ -11,9 +11,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ProbeRules lists the policy rules of the flow's family. The rule list is
-// small on any real host (hundreds at most), so a dump is the targeted query.
-func ProbeRules(ctx context.Context, t *Target, f flow.Flow) *evidence.RulesView {
+// ProbeRules lists the policy rules of the flow's family that concern the
+// flow (scope; nil keeps them all) and counts the others. The kernel has no
+// filter for a rule dump, so every rule is read and parsed; a host with
+// thousands gets a report as long as what concerns the flow.
+func ProbeRules(ctx context.Context, t *Target, f flow.Flow, scope *evidence.RuleScope) *evidence.RulesView {
 	r, start := evidence.Begin("rules", "Policy routing rules")
 	v := &evidence.RulesView{Report: r}
 	defer v.Finish(start)
@@ -30,11 +32,20 @@ func ProbeRules(ctx context.Context, t *Target, f flow.Flow) *evidence.RulesView
 	}
 	t.gotRules.Add(int64(len(rules)))
 	for _, nr := range rules {
-		v.Rules = append(v.Rules, convertRule(nr))
+		r := convertRule(nr)
+		if scope != nil && !scope.Concerns(r) {
+			v.Others++
+			continue
+		}
+		r.Text = r.Render()
+		v.Rules = append(v.Rules, r)
 	}
 	sort.SliceStable(v.Rules, func(i, j int) bool { return v.Rules[i].Priority < v.Rules[j].Priority })
 	for _, r := range v.Rules {
 		v.Add("%s", r.Text)
+	}
+	if v.Others > 0 {
+		v.Add("# %d other rule(s) select neither direction of this flow nor an address of this host", v.Others)
 	}
 	return v
 }
@@ -74,6 +85,5 @@ func convertRule(nr netlink.Rule) evidence.Rule {
 	if r.Goto > 0 && r.Action == "lookup" {
 		r.Action = "goto"
 	}
-	r.Text = r.Render()
 	return r
 }
