@@ -54,7 +54,7 @@ func (c *Collector) Run(ctx context.Context, id evidence.ProbeID) evidence.Repor
 	f := c.Flow
 	switch id {
 	case evidence.ProbeHost:
-		h := ProbeHost(ctx, c.T, f)
+		h := ProbeHost(ctx, c.T, f, c.Iif)
 		c.set(func(e *evidence.Evidence) { e.Host = h })
 		return h
 	case evidence.ProbeRequest:

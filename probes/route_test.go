@@ -181,18 +181,18 @@ func TestHostSysctlsNeighbours(t *testing.T) {
 	tg, h, host := twoNICs(t)
 	ctx := context.Background()
 	f, _ := flow.ParseString("tcp 203.0.113.9:40000 198.51.100.11:8080")
-	hv := ProbeHost(ctx, tg, f)
+	hv := ProbeHost(ctx, tg, f, "")
 	if !hv.OK() || hv.Role != evidence.RoleServer || hv.LocalIface != "eth1" || hv.Local != ip11 {
 		t.Fatalf("host: %+v", hv)
 	}
 	if c := hv.Connected(netip.MustParseAddr("198.51.100.50")); len(c) != 2 {
 		t.Fatalf("both NICs are on the subnet: %+v", c)
 	}
-	if ProbeHost(ctx, tg, f.Reverse()).Role != evidence.RoleClient {
+	if ProbeHost(ctx, tg, f.Reverse(), "").Role != evidence.RoleClient {
 		t.Fatal("reverse flow: client role")
 	}
 	g, _ := flow.ParseString("tcp 192.0.2.1:1 203.0.113.9:2")
-	if ProbeHost(ctx, tg, g).Role != evidence.RoleMiddle {
+	if ProbeHost(ctx, tg, g, "").Role != evidence.RoleMiddle {
 		t.Fatal("neither end local: middle")
 	}
 
