@@ -74,8 +74,9 @@ func (c Crossing) steps(dir evidence.Direction, ifr func(string) ifRef) []hookSt
 	sends := c.Role == evidence.RoleClient && dir == evidence.DirRequest || c.Role == evidence.RoleServer && dir == evidence.DirReply
 	switch {
 	case c.Role == "":
-		var any ifRef
-		return []hookStep{{"prerouting", any, any, any}, {"input", any, any, any}, {"forward", any, any, any}, {"output", any, any, any}, {"postrouting", any, any, any}}
+		var unknown ifRef
+		return []hookStep{{"prerouting", unknown, unknown, unknown}, {"input", unknown, unknown, unknown}, {"forward", unknown, unknown, unknown},
+			{"output", unknown, unknown, unknown}, {"postrouting", unknown, unknown, unknown}}
 	case sends:
 		return []hookStep{{"output", noIface, out, ifRef{}}, {"postrouting", noIface, out, ifRef{}}}
 	case c.Role == evidence.RoleMiddle:

@@ -81,15 +81,28 @@ var exprEvals = map[reflect.Type]func(ev *evaluator, e any){
 	reflect.TypeFor[*expr.SynProxy]():    func(ev *evaluator, e any) { ev.give("drop", "") },
 }
 
+// exprList is a rule's expressions, decoded when asked for.
+type exprList interface {
+	n() int
+	at(i int) any
+}
+
+// exprSlice is a list of expressions decoded already.
+type exprSlice []any
+
+func (s exprSlice) n() int       { return len(s) }
+func (s exprSlice) at(i int) any { return s[i] }
+
 // evalRule runs one rule on p, changing p as its statements do.
-func evalRule(fam nftables.TableFamily, exprs []any, p *packet, sets setReader) ruleEval {
+func evalRule(fam nftables.TableFamily, exprs exprList, p *packet, sets setReader) ruleEval {
 	ev := &evaluator{fam: fam, p: p, reach: yes, sets: sets}
-	for _, e := range exprs {
+	for i := range exprs.n() {
 		// A verdict ends the rule (a verdict map's too: a miss is a
 		// break), as does a condition that fails.
 		if ev.reach == no || len(ev.out.verdicts) > 0 {
 			break
 		}
+		e := exprs.at(i)
 		if f, ok := exprEvals[reflect.TypeOf(e)]; ok {
 			f(ev, e)
 		} else {

@@ -227,13 +227,6 @@ func (s *natScan) translate(n *expr.NAT) {
 
 func (s *natScan) is4() bool { return s.fam != nftables.TableFamilyIPv6 }
 
-// natConcerns says whether a NAT rule can translate the flow, one way or
-// the other: a DNAT or redirect of the request, an SNAT or masquerade of
-// it, or of the reply (a rule written for the other side's connections).
-func natConcerns(r evidence.NATRule, f flow.Flow) bool {
-	return r.Matches(f) || r.Matches(f.Reverse())
-}
-
 // natLines show the NAT rules that translate the flow, and how many others
 // there are, nft-style.
 func natLines(rules []evidence.NATRule, others int, f flow.Flow) []string {

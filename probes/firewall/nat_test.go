@@ -50,12 +50,12 @@ func TestNATRule(t *testing.T) {
 	if r.Text != "ip daddr 203.0.113.80 meta l4proto tcp dport 80 counter packets 3 bytes 0 dnat to 198.18.0.10:8080" {
 		t.Errorf("dnat text %q", r.Text)
 	}
-	if !natConcerns(r, client) || r.Translate(client) != (flow.Flow{Proto: flow.TCP, Src: client.Src, Dst: to}) {
+	if !r.Matches(client) || r.Translate(client) != (flow.Flow{Proto: flow.TCP, Src: client.Src, Dst: to}) {
 		t.Errorf("the client's flow to the VIP is translated to %v", r.Translate(client))
 	}
 	other := client
 	other.Dst = netip.MustParseAddrPort("203.0.113.80:443")
-	if natConcerns(r, other) {
+	if r.Matches(other) || r.Matches(other.Reverse()) {
 		t.Error("a rule for port 80 does not concern port 443")
 	}
 	if got := evidence.NATForms([]evidence.NATRule{r}, client); len(got) != 1 || got[0].Dst != to {

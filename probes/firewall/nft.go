@@ -79,8 +79,8 @@ func (tr *tableReader) namedCounter(name string) (*expr.Counter, bool) {
 // rule makes evidence of r when it matters: a ct-invalid, reverse-path
 // or ICMP-error match, where it sits, and the counter that counts what it
 // selected.
-func (tr *tableReader) rule(c *pathChain, r rawRule) (evidence.FirewallRule, bool) {
-	sc := scanRule(tr.tb.Family, r.exprs, tr.set)
+func (tr *tableReader) rule(c *pathChain, r *rawRule) (evidence.FirewallRule, bool) {
+	sc := scanRule(tr.tb.Family, r.all(), tr.set)
 	if sc.kind == "" {
 		return evidence.FirewallRule{}, false
 	}

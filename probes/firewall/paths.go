@@ -104,22 +104,34 @@ func hookChainsOf(nft *nftSource, legacy *xtables.Ruleset, f flow.Flow) hookChai
 
 // fill puts what the walks met into the view: the drop rules of the kinds
 // asym knows, the NAT rules (and how many others the fetched chains hold),
-// the mark rules, with the chains' headers for the output.
-func (w walked) fill(v *evidence.FirewallView, headers map[string]string) {
+// the mark rules.
+func (w walked) fill(v *evidence.FirewallView) {
 	seenNAT := map[ruleKey]bool{}
 	for _, c := range w.b.fetchedChains {
-		headers[chainKey(c.source, c.family+" "+c.table+" "+c.name)] = c.header
 		for _, r := range c.rules {
 			w.fillRule(v, r, seenNAT)
 		}
 	}
 }
 
+// headers are the lines that introduce the fetched chains, by chainKey.
+func (w walked) headers() map[string]string {
+	out := map[string]string{}
+	for _, c := range w.b.fetchedChains {
+		out[chainKey(c.source, c.family+" "+c.table+" "+c.name)] = c.header
+	}
+	return out
+}
+
 func (w walked) fillRule(v *evidence.FirewallView, r pathRule, seenNAT map[ruleKey]bool) {
 	hit := w.b.hit[r.key()]
 	switch r := r.(type) {
 	case *nftRule:
-		nr, isNAT := r.natRule()
+		var nr evidence.NATRule
+		isNAT := hasNAT(r.raw.names)
+		if isNAT {
+			nr, isNAT = r.natRule()
+		}
 		switch {
 		case isNAT && hit && !seenNAT[r.key()]:
 			seenNAT[r.key()] = true
@@ -144,6 +156,18 @@ func (w walked) fillRule(v *evidence.FirewallView, r pathRule, seenNAT map[ruleK
 			})
 		}
 	}
+}
+
+// hasNAT says whether a rule holds a NAT statement, by its expressions'
+// names, before asking natRule to decode and read it: most rules on a
+// large ruleset's way hold none.
+func hasNAT(names []string) bool {
+	for _, n := range names {
+		if n == "nat" || n == "masq" || n == "redir" {
+			return true
+		}
+	}
+	return false
 }
 
 // pathLines render the paths: each under its heading, its hits under

@@ -66,14 +66,14 @@ func walkBounded(ctx context.Context, ns Namespace, f flow.Flow, cr Crossing, le
 // the legacy tables. Without nftables the legacy tables are walked alone,
 // and the error says why.
 func walkOnce(nsfd int, f flow.Flow, cr Crossing, legacy *xtables.Ruleset, ifr func(string) ifRef) (walkResult, error) {
-	r := walkResult{headers: map[string]string{}}
+	var r walkResult
 	nft, err := openNFT(nsfd, families(f), &r.read)
 	if err == nil {
 		defer nft.close()
 		r.tables, r.nft = len(nft.tables), true
 	}
 	r.w = walkFlow(f, cr, hookChainsOf(nft, legacy, f), ifr)
-	r.w.fill(&evidence.FirewallView{}, r.headers) // headers only; fill runs again into the view
+	r.headers = r.w.headers()
 	if err == nil {
 		for _, c := range r.w.b.fetchedChains {
 			if c.err != nil && c.source == evidence.SourceNftables {
@@ -110,7 +110,7 @@ func report(v *evidence.FirewallView, ns Namespace, f flow.Flow, res walkResult,
 	if res.w.b == nil {
 		return
 	}
-	res.w.fill(v, map[string]string{})
+	res.w.fill(v)
 	v.Paths = res.w.paths
 	for i := range v.Marks {
 		if m := &v.Marks[i]; m.IifIndex != 0 && m.Iif == "" {

@@ -31,7 +31,7 @@ func legacyChains(rs *xtables.Ruleset, family string) (base []*pathChain) {
 				nat: t.Name == "nat", header: tool + " table " + t.Name + "  chain " + ch.Name}
 			if ch.Policy != "" {
 				c.header += " (policy " + ch.Policy + ")"
-				c.policyCounter, c.policyPackets, c.bytes = true, ch.PolicyPackets, ch.PolicyBytes
+				c.policyCounter, c.policyPackets, c.policyBytes = true, ch.PolicyPackets, ch.PolicyBytes
 			}
 			rules := make([]pathRule, len(ch.Rules))
 			for i := range ch.Rules {

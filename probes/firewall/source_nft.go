@@ -154,7 +154,7 @@ type nftRule struct {
 }
 
 func (r *nftRule) eval(p *packet) ruleEval {
-	return evalRule(r.t.tb.Family, r.raw.exprs, p, r.t.reader.set)
+	return evalRule(r.t.tb.Family, &r.raw, p, r.t.reader.set)
 }
 
 func (r *nftRule) key() ruleKey {
@@ -163,7 +163,7 @@ func (r *nftRule) key() ruleKey {
 
 // hit renders the rule as nft list does, with the counter that counts it.
 func (r *nftRule) hit() evidence.PathHit {
-	sc := scanRule(r.t.tb.Family, r.raw.exprs, r.t.reader.set)
+	sc := scanRule(r.t.tb.Family, r.raw.all(), r.t.reader.set)
 	h := evidence.PathHit{Source: sc.source, Family: r.c.family, Table: r.c.table, Chain: r.c.name, Handle: r.raw.handle,
 		Verdict: sc.verdict, Kind: sc.kind, Text: sc.text}
 	if h.Source == "" {
@@ -182,12 +182,12 @@ func (r *nftRule) hit() evidence.PathHit {
 // firewallRule is the rule as the probe's Rules report it, when it is of a
 // kind asym looks for.
 func (r *nftRule) firewallRule() (evidence.FirewallRule, bool) {
-	return r.t.reader.rule(r.c, r.raw)
+	return r.t.reader.rule(r.c, &r.raw)
 }
 
 // natRule is the rule as the probe's NAT reports it, when it translates.
 func (r *nftRule) natRule() (evidence.NATRule, bool) {
-	nr, ok := natRule(r.t.tb.Family, r.raw.exprs)
+	nr, ok := natRule(r.t.tb.Family, r.raw.all())
 	if !ok {
 		return nr, false
 	}
@@ -198,7 +198,7 @@ func (r *nftRule) natRule() (evidence.NATRule, bool) {
 
 // markRules are the mark statements of the rule.
 func (r *nftRule) markRules() []evidence.MarkRule {
-	out := markRules(r.raw.exprs)
+	out := markRules(r.raw.all())
 	for i := range out {
 		mr := &out[i]
 		mr.Family, mr.Table, mr.Chain, mr.Handle, mr.Hook, mr.Priority = r.c.family, r.c.table, r.c.name, r.raw.handle, r.c.hook, r.c.priority

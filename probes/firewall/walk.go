@@ -56,8 +56,8 @@ type pathChain struct {
 	nat                         bool   // type nat: only a connection's first packet runs it
 	header                      string // the line that introduces its rules
 	// Legacy chains count the packets their policy took.
-	policyCounter        bool
-	policyPackets, bytes uint64
+	policyCounter              bool
+	policyPackets, policyBytes uint64
 	// fetch reads the rules; jump finds another chain of the same table.
 	fetch func() ([]pathRule, error)
 	jump  func(name string) *pathChain
@@ -268,7 +268,7 @@ func (w *walk) policy(c *pathChain, reach tri, hitsBefore int) {
 	}
 	h := evidence.PathHit{Source: c.source, Family: c.family, Table: c.table, Chain: c.name, Hook: w.p.hook,
 		Priority: c.priority, Policy: true, Verdict: c.policy, Certain: reach == yes,
-		HasCounter: c.policyCounter, Packets: c.policyPackets, Bytes: c.bytes}
+		HasCounter: c.policyCounter, Packets: c.policyPackets, Bytes: c.policyBytes}
 	idx := -1
 	if len(w.path.Hits) < maxHits {
 		w.path.Hits = append(w.path.Hits, h)
