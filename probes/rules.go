@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"time"
 
 	"asym/evidence"
 	"asym/flow"
+	"asym/probes/nldump"
 
+	mdnetlink "github.com/mdlayher/netlink"
 	"github.com/vishvananda/netlink/nl"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -54,39 +56,37 @@ func ProbeRules(ctx context.Context, t *Target, f flow.Flow, scope *evidence.Rul
 }
 
 // dumpRules reads every policy rule of a family with one RTM_GETRULE dump
-// on a socket of its own, and returns the ones keep wants (each parsed as
-// it arrives, the others dropped at once) and how many there were. A dump
-// the kernel interrupted (the rules changed meanwhile) is read once more.
+// on a socket of its own, read in place (nldump), and returns the ones
+// keep wants (each parsed as it arrives, the others dropped at once) and
+// how many there were. A dump the kernel interrupted (the rules changed
+// meanwhile) is read once more.
 func (t *Target) dumpRules(family int, keep func(*evidence.Rule) bool) ([]evidence.Rule, int, error) {
-	ns := t.ns
-	if t.Kind == "host" {
-		ns = netns.None()
+	cfg := &mdnetlink.Config{}
+	if t.Kind != "host" {
+		cfg.NetNS = int(t.ns)
 	}
-	s, err := nl.GetNetlinkSocketAt(ns, netns.None(), unix.NETLINK_ROUTE)
+	c, err := mdnetlink.Dial(unix.NETLINK_ROUTE, cfg)
 	if err != nil {
 		return nil, 0, fmt.Errorf("open a route socket in %s: %w", t, err)
 	}
-	defer s.Close()
-	tv := unix.NsecToTimeval(probeSocketTimeout.Nanoseconds())
-	s.SetReceiveTimeout(&tv)
-	s.SetSendTimeout(&tv)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(probeSocketTimeout))
 	for try := 0; ; try++ {
 		var kept []evidence.Rule
 		n := 0
-		req := nl.NewNetlinkRequest(unix.RTM_GETRULE, unix.NLM_F_DUMP|unix.NLM_F_REQUEST)
-		req.AddData(nl.NewIfInfomsg(family)) // the kernel reads only the family
-		req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: {Socket: s}}
-		err := req.ExecuteIter(unix.NETLINK_ROUTE, unix.RTM_NEWRULE, func(m []byte) bool {
-			var r evidence.Rule
-			if parseRule(m, &r) {
-				n++
-				if keep(&r) {
-					kept = append(kept, r)
+		// struct fib_rule_hdr with only the family set.
+		err := nldump.Request(c, mdnetlink.Message{Header: mdnetlink.Header{Type: unix.RTM_GETRULE}, Data: []byte{byte(family), 11: 0}},
+			func(typ uint16, m []byte) error {
+				var r evidence.Rule
+				if typ == unix.RTM_NEWRULE && parseRule(m, &r) {
+					n++
+					if keep(&r) {
+						kept = append(kept, r)
+					}
 				}
-			}
-			return true
-		})
-		if (errors.Is(err, nl.ErrDumpInterrupted) || isDumpInterrupted(err)) && try == 0 {
+				return nil
+			})
+		if errors.Is(err, nldump.ErrInterrupted) && try == 0 {
 			continue
 		}
 		if err != nil {
@@ -110,13 +110,8 @@ func parseRule(m []byte, r *evidence.Rule) bool {
 	if r.Action == "" {
 		r.Action = "lookup"
 	}
-	for b := m[hdr:]; len(b) >= 4; {
-		l, typ := int(native.Uint16(b)), native.Uint16(b[2:])&^unix.NLA_F_NESTED
-		if l < 4 || l > len(b) {
-			break
-		}
-		ruleAttr(r, typ, b[4:l], dstLen, srcLen)
-		b = b[min((l+3)&^3, len(b)):]
+	for _, a := range nldump.Attrs(m[hdr:]) {
+		ruleAttr(r, a.Type, a.Value, dstLen, srcLen)
 	}
 	if r.Goto > 0 && r.Action == "lookup" {
 		r.Action = "goto"

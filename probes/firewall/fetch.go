@@ -13,9 +13,9 @@ package firewall
 // and the walk takes it to make every register unknown.
 
 import (
+	"asym/probes/nldump"
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 
 	"github.com/google/nftables"
@@ -93,10 +93,8 @@ func nfgenmsg(family nftables.TableFamily) []byte {
 	return []byte{byte(family), unix.NFNETLINK_V0, 0, 0}
 }
 
-// fetchRules asks for the rules of one chain. The answer is read straight
-// off the socket, a kernel batch (up to 32 KiB) per read, and split in
-// place: for a chain of thousands of rules this halves the time a
-// general netlink reader takes to hand over each message on its own.
+// fetchRules asks for the rules of one chain, read off the socket in
+// place (nldump).
 func fetchRules(c *netlink.Conn, family nftables.TableFamily, table, chain string) ([]rawRule, error) {
 	attrs, err := netlink.MarshalAttributes([]netlink.Attribute{
 		{Type: unix.NFTA_RULE_TABLE, Data: append([]byte(table), 0)},
@@ -105,130 +103,103 @@ func fetchRules(c *netlink.Conn, family nftables.TableFamily, table, chain strin
 	if err != nil {
 		return nil, err
 	}
-	req, err := c.Send(netlink.Message{
-		Header: netlink.Header{Type: nfMsgType(unix.NFT_MSG_GETRULE), Flags: netlink.Request | netlink.Dump},
-		Data:   append(nfgenmsg(family), attrs...),
-	})
-	if err != nil {
-		return nil, err
-	}
 	var out []rawRule
-	err = readDump(c, req.Header.Sequence, func(typ uint16, data []byte) error {
-		if typ != uint16(nfMsgType(unix.NFT_MSG_NEWRULE)) || len(data) < 4 {
-			return nil
+	err = nldump.Request(c, netlink.Message{
+		Header: netlink.Header{Type: nfMsgType(unix.NFT_MSG_GETRULE)},
+		Data:   append(nfgenmsg(family), attrs...),
+	}, func(typ uint16, data []byte) error {
+		if typ == uint16(nfMsgType(unix.NFT_MSG_NEWRULE)) && len(data) >= 4 {
+			out = append(out, splitRule(byte(family), data[4:]))
 		}
-		r, err := splitRule(byte(family), data[4:])
-		if err != nil {
-			return fmt.Errorf("decode a rule of chain %s %s: %w", table, chain, err)
-		}
-		out = append(out, r)
 		return nil
 	})
 	return out, err
 }
 
-// readDump reads the messages of a dump until NLMSG_DONE, handing each
-// message's type and payload to each; the payloads stay valid after. An
-// error message is the kernel's errno; a dump the kernel marks interrupted
-// (the ruleset changed while it was read) is an error too.
-func readDump(c *netlink.Conn, seq uint32, each func(typ uint16, data []byte) error) error {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return err
-	}
-	buf := make([]byte, 64<<10)
-	for {
-		var n int
-		var rerr error
-		err := rc.Read(func(fd uintptr) bool {
-			n, _, rerr = unix.Recvfrom(int(fd), buf, 0)
-			return rerr != unix.EAGAIN
+// listChains lists the chains of a family's tables (one NFT_MSG_GETCHAIN
+// dump), read off the socket as fetchRules reads rules: a ruleset of
+// thousands of chains is listed for the headers of the few the walk
+// needs. It reads the hook's device, which google/nftables' ListChains
+// leaves out.
+func listChains(c *netlink.Conn, family nftables.TableFamily) ([]*nftables.Chain, error) {
+	var out []*nftables.Chain
+	err := nldump.Request(c, netlink.Message{Header: netlink.Header{Type: nfMsgType(unix.NFT_MSG_GETCHAIN)}, Data: nfgenmsg(family)},
+		func(typ uint16, data []byte) error {
+			if typ == uint16(nfMsgType(unix.NFT_MSG_NEWCHAIN)) && len(data) >= 4 {
+				out = append(out, chainOf(nftables.TableFamily(data[0]), data[4:]))
+			}
+			return nil
 		})
-		if err == nil {
-			err = rerr
+	return out, err
+}
+
+// chainOf reads one chain's attributes.
+func chainOf(fam nftables.TableFamily, b []byte) *nftables.Chain {
+	ch := &nftables.Chain{Table: &nftables.Table{Family: fam}}
+	str := func(v []byte) string { return string(bytes.TrimRight(v, "\x00")) }
+	for _, a := range nldump.Attrs(b) {
+		switch a.Type {
+		case unix.NFTA_CHAIN_TABLE:
+			ch.Table.Name = str(a.Value)
+		case unix.NFTA_CHAIN_NAME:
+			ch.Name = str(a.Value)
+		case unix.NFTA_CHAIN_TYPE:
+			ch.Type = nftables.ChainType(str(a.Value))
+		case unix.NFTA_CHAIN_POLICY:
+			if len(a.Value) == 4 {
+				p := nftables.ChainPolicy(binary.BigEndian.Uint32(a.Value))
+				ch.Policy = &p
+			}
+		case unix.NFTA_CHAIN_HOOK:
+			hookOf(ch, a.Value)
 		}
-		if err != nil {
-			return err
-		}
-		chunk := bytes.Clone(buf[:n]) // the payloads handed over point into it
-		for len(chunk) >= unix.NLMSG_HDRLEN {
-			l := int(binary.NativeEndian.Uint32(chunk))
-			if l < unix.NLMSG_HDRLEN || l > len(chunk) {
-				return fmt.Errorf("a netlink message of %d bytes in a read of %d", l, len(chunk))
-			}
-			typ, flags := binary.NativeEndian.Uint16(chunk[4:]), binary.NativeEndian.Uint16(chunk[6:])
-			msgSeq, data := binary.NativeEndian.Uint32(chunk[8:]), chunk[unix.NLMSG_HDRLEN:l]
-			chunk = chunk[min((l+3)&^3, len(chunk)):]
-			switch {
-			case msgSeq != seq:
-				continue // not the answer to this request
-			case typ == unix.NLMSG_DONE:
-				return nil
-			case typ == unix.NLMSG_ERROR:
-				if len(data) >= 4 {
-					if code := int32(binary.NativeEndian.Uint32(data)); code != 0 {
-						return unix.Errno(-code)
-					}
-				}
-				return nil
-			case flags&unix.NLM_F_DUMP_INTR != 0:
-				return errors.New("the kernel interrupted the dump: the ruleset changed while it was read")
-			}
-			if err := each(typ, data); err != nil {
-				return err
-			}
+	}
+	return ch
+}
+
+// hookOf reads a base chain's hook: its number, priority and device.
+func hookOf(ch *nftables.Chain, b []byte) {
+	for _, a := range nldump.Attrs(b) {
+		switch {
+		case a.Type == unix.NFTA_HOOK_HOOKNUM && len(a.Value) == 4:
+			h := nftables.ChainHook(binary.BigEndian.Uint32(a.Value))
+			ch.Hooknum = &h
+		case a.Type == unix.NFTA_HOOK_PRIORITY && len(a.Value) == 4:
+			p := nftables.ChainPriority(int32(binary.BigEndian.Uint32(a.Value)))
+			ch.Priority = &p
+		case a.Type == unix.NFTA_HOOK_DEV:
+			ch.Device = string(bytes.TrimRight(a.Value, "\x00"))
 		}
 	}
 }
 
 // splitRule reads a rule's handle and splits its expressions into names
 // and data, decoding none of them.
-func splitRule(fam byte, b []byte) (rawRule, error) {
+func splitRule(fam byte, b []byte) rawRule {
 	r := rawRule{fam: fam}
-	for _, a := range attrs(b) {
-		switch a.typ {
+	for _, a := range nldump.Attrs(b) {
+		switch a.Type {
 		case unix.NFTA_RULE_HANDLE:
-			if len(a.val) == 8 {
-				r.handle = binary.BigEndian.Uint64(a.val)
+			if len(a.Value) == 8 {
+				r.handle = binary.BigEndian.Uint64(a.Value)
 			}
 		case unix.NFTA_RULE_EXPRESSIONS:
-			for _, elem := range attrs(a.val) { // NFTA_LIST_ELEM
+			for _, elem := range nldump.Attrs(a.Value) { // NFTA_LIST_ELEM
 				var name string
 				var data []byte
-				for _, f := range attrs(elem.val) {
-					switch f.typ {
+				for _, f := range nldump.Attrs(elem.Value) {
+					switch f.Type {
 					case unix.NFTA_EXPR_NAME:
-						name = string(bytes.TrimRight(f.val, "\x00"))
+						name = string(bytes.TrimRight(f.Value, "\x00"))
 					case unix.NFTA_EXPR_DATA:
-						data = f.val
+						data = f.Value
 					}
 				}
 				r.names, r.data = append(r.names, name), append(r.data, data)
 			}
 		}
 	}
-	return r, nil
-}
-
-// attr is one netlink attribute: its type (flags cleared) and value.
-type attr struct {
-	typ uint16
-	val []byte
-}
-
-// attrs splits netlink attributes without copying them; a malformed tail
-// is left out.
-func attrs(b []byte) []attr {
-	var out []attr
-	for len(b) >= 4 {
-		l := int(binary.NativeEndian.Uint16(b))
-		if l < 4 || l > len(b) {
-			break
-		}
-		out = append(out, attr{typ: binary.NativeEndian.Uint16(b[2:]) &^ (unix.NLA_F_NESTED | unix.NLA_F_NET_BYTEORDER), val: b[4:l]})
-		b = b[min((l+3)&^3, len(b)):]
-	}
-	return out
+	return r
 }
 
 // decodeExpr decodes one expression from its name and data.

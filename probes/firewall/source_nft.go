@@ -64,7 +64,7 @@ func openNFT(nsfd int, families []nftables.TableFamily, read *evidence.FirewallR
 		if !slices.ContainsFunc(s.tables, func(t *nftTable) bool { return t.tb.Family == fam }) {
 			continue // no table of this family: nothing to list
 		}
-		chains, err := s.gconn.ListChainsOfTableFamily(fam)
+		chains, err := listChains(s.conn, fam)
 		read.Requests++
 		if err != nil {
 			s.close()
