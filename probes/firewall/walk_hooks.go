@@ -98,12 +98,11 @@ func (w *walk) natRuns() bool {
 // walkCase runs one case of the flow through the hooks and returns the
 // walk (its packet as it leaves the last hook, for the reply's cases).
 func walkCase(b *budget, f flow.Flow, cr Crossing, c evidence.PathCase, dir evidence.Direction, steps []hookStep, chains hookChains, first *walk) *walk {
-	var p packet
+	var request *packet // the request as its walk left it, for the reply's cases
 	if first != nil {
-		p = caseOf(f, c, first.p)
-	} else {
-		p = caseOf(f, c, nil)
+		request = first.p
 	}
+	p := caseOf(f, c, request)
 	p.headers()
 	w := newWalk(b, &p, dir, c)
 	w.anyHook = cr.Role == ""
