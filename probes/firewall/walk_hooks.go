@@ -45,10 +45,12 @@ func (w *walk) run(steps []hookStep, chains hookChains, undo *undoNAT, natOnly b
 			if w.alive == no {
 				return
 			}
+			// What the kernel did to the packet before this chain (its
+			// connection, NAT undone) decides whether a NAT chain runs.
+			w.beforeChain(c, undo)
 			if natOnly && !c.nat || c.nat && !w.natRuns() {
 				continue
 			}
-			w.beforeChain(c, undo)
 			n := len(w.path.Hits)
 			fall := w.chain(c, 0, w.alive)
 			w.policy(c, fall, n)
