@@ -88,7 +88,9 @@ func daddrIs(a string) []expr.Any {
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: netip.MustParseAddr(a).AsSlice()}}
 }
 
-func verdict(k expr.VerdictKind, chain string) *expr.Verdict { return &expr.Verdict{Kind: k, Chain: chain} }
+func verdict(k expr.VerdictKind, chain string) *expr.Verdict {
+	return &expr.Verdict{Kind: k, Chain: chain}
+}
 
 // TestWalkMayMatchFollowsBothWays: a rule asym cannot evaluate (a rate)
 // that jumps is followed, and so is the rule after it; the drop after it
