@@ -64,9 +64,11 @@ func (r FirewallRule) CounterKey() string {
 	return CounterRulePrefix + r.Where() + " #" + strconv.FormatUint(r.Handle, 10)
 }
 
-// FirewallView is what the firewall probe found: the rules that drop packets
-// conntrack calls invalid (the reply of an asymmetric flow that this host
-// never saw start) or that fail a reverse-path (fib) check.
+// FirewallView is what the firewall probe found on the flow's way through
+// this host: the rules that drop packets conntrack calls invalid (the reply
+// of an asymmetric flow that this host never saw start), that fail a
+// reverse-path (fib) check or that drop the ICMP errors path MTU discovery
+// needs; the NAT and mark rules the flow meets; and the paths themselves.
 type FirewallView struct {
 	Report
 	Rules        []FirewallRule `json:"rules"`
@@ -78,6 +80,13 @@ type FirewallView struct {
 	NATOthers int       `json:"nat_others,omitempty"`
 	// Marks are the rules that set packet or connection marks.
 	Marks []MarkRule `json:"marks,omitempty"`
+	// Paths are the flow's ways through the firewall, one per direction
+	// and case (the request's first packet; the reply with and without
+	// the request seen here; the ICMP errors a router sends about it).
+	// Rules, NAT and Marks hold what these paths meet.
+	Paths []FirewallPath `json:"paths,omitempty"`
+	// Read is what the probe fetched from the kernel to walk them.
+	Read *FirewallRead `json:"read,omitempty"`
 }
 
 // NATKind is what a NAT rule does to a flow.

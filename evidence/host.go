@@ -44,16 +44,19 @@ type Iface struct {
 // HostView is the context every other probe builds on.
 type HostView struct {
 	Report
-	Hostname   string     `json:"hostname"`
-	Kernel     string     `json:"kernel"`
-	Target     string     `json:"target"`
-	Privileged bool       `json:"privileged"`
-	Missing    string     `json:"missing_privileges,omitempty"`
-	Ifaces     []Iface    `json:"interfaces"`
-	Role       Role       `json:"role"`
-	Local      netip.Addr `json:"local_addr,omitzero"`   // the flow's address on this host
-	LocalIface string     `json:"local_iface,omitempty"` // the interface that holds it
-	BTF        bool       `json:"btf"`                   // the kernel has BTF, so eBPF tracers (pwru, retis) can run
+	Hostname   string  `json:"hostname"`
+	Kernel     string  `json:"kernel"`
+	Target     string  `json:"target"`
+	Privileged bool    `json:"privileged"`
+	Missing    string  `json:"missing_privileges,omitempty"`
+	Ifaces     []Iface `json:"interfaces"` // the interfaces in play (probes.ProbeHost says which)
+	// OtherIfaces counts the interfaces with addresses of the flow's family
+	// that are not in play.
+	OtherIfaces int        `json:"other_interfaces,omitempty"`
+	Role        Role       `json:"role"`
+	Local       netip.Addr `json:"local_addr,omitzero"`   // the flow's address on this host
+	LocalIface  string     `json:"local_iface,omitempty"` // the interface that holds it
+	BTF         bool       `json:"btf"`                   // the kernel has BTF, so eBPF tracers (pwru, retis) can run
 	// Translated is the flow as this host translates it when it owns the
 	// flow's destination but forwards the flow elsewhere (DNAT, seen in
 	// its conntrack entry): the host is then in the middle, and its routes

@@ -96,10 +96,61 @@ func (r Rule) matches(p Packet) bool {
 	return true
 }
 
-// RulesView is the policy database of the flow's family.
+// RulesView is the policy database of the flow's family: the rules that
+// concern the flow (RuleScope), and how many others there are.
 type RulesView struct {
 	Report
-	Rules []Rule `json:"rules"`
+	Rules  []Rule `json:"rules"`
+	Others int    `json:"others,omitempty"` // rules that concern neither direction of the flow nor an address of this host
+}
+
+// RuleScope is what makes a policy rule concern a flow on this host: the
+// packets of both directions as rule selection sees them, the marks they
+// may carry, and the host's own addresses with their subnets. Every rule
+// is read (the kernel has no filter for a rule dump); only these are
+// reported.
+type RuleScope struct {
+	Packets []Packet
+	// Marks are the marks the packets may carry; nil when they are not
+	// known, and every mark is taken to be possible.
+	Marks []uint32
+	Local []netip.Prefix
+}
+
+// Concerns says whether a rule concerns the flow: one of the kernel's own
+// three, one that can select either direction, or one that selects on an
+// address of this host or of its subnets (a per-interface table, a typo).
+func (s RuleScope) Concerns(r Rule) bool {
+	if r.Default() {
+		return true
+	}
+	for _, p := range s.Packets {
+		if r.HasUID && p.Iif == "lo" {
+			// A packet this host sends may come from any user.
+			p.HasUID, p.UID = true, r.UID[0]
+		}
+		if s.Marks == nil {
+			p.Mark = r.Mark
+			if r.Matches(p) {
+				return true
+			}
+			continue
+		}
+		for _, m := range s.Marks {
+			p.Mark = m
+			if r.Matches(p) {
+				return true
+			}
+		}
+	}
+	if r.Src.IsValid() {
+		for _, a := range s.Local {
+			if a.Masked().Contains(r.Src.Addr()) || r.Src.Contains(a.Addr()) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Served returns the rule that produced a decision: the first rule, in

@@ -14,6 +14,7 @@ const (
 	WrongSourceAddress FindingID = "wrong_source_address"
 	// Second: state.
 	CtInvalidDrop      FindingID = "ct_invalid_drop"
+	FirewallPathDrop   FindingID = "firewall_path_drop"
 	NftFibRPFilterDrop FindingID = "nft_fib_rpfilter_drop"
 	ConntrackUnreplied FindingID = "conntrack_unreplied"
 	NATStateMiss       FindingID = "nat_state_miss"
@@ -194,6 +195,19 @@ where the request crossed one member and the reply the other, or a reroute in th
 
 Fix: make both directions cross the same stateful device (pin the route, remove the prefix from ECMP, or
 give the pair shared state). Accepting INVALID packets hides the problem and weakens the firewall.`},
+	{FirewallPathDrop, Critical, "second", "A firewall rule on the flow's way through this host drops it",
+		`asym walks the flow's packets through the firewall the way the kernel would: the base chains of the hooks
+each direction crosses, in priority order (nftables and iptables-legacy alike), every rule evaluated
+against the packet, jumps and gotos followed where they can match. When the request's first packet, or
+the reply to a request this host tracks, certainly ends in a drop or a reject, the rule (or the chain's
+policy) that does it is named, with the jumps that lead there.
+
+On a multi-homed host or a zone firewall this is often asymmetry too: the reply comes back (or leaves) by
+an interface whose rules accept nothing but new connections of their own, and is dropped even though the
+connection is established.
+
+Fix: accept the flow before the rule (ct state established,related accept early in the chain for
+replies), or route it by the interface the firewall lets it through.`},
 	{NftFibRPFilterDrop, Critical, "second", "An nftables reverse-path rule (fib saddr . iif) drops the flow",
 		`A firewall rule like "fib saddr . iif oif missing drop" (firewalld writes one for IPv6, and for IPv4 with
 IPv4_rpfilter) is the netfilter form of the reverse-path filter: it drops a packet when the route back to

@@ -27,6 +27,11 @@ func ctInvalidDrop(e *evidence.Evidence) []Finding {
 	if !ok(e.Firewall) || !ok(e.Conntrack) || !e.Conntrack.Looked {
 		return nil
 	}
+	if p := e.Firewall.Path(evidence.DirReply, evidence.PathUntracked); p != nil {
+		return ctInvalidDropOnPath(e, p)
+	}
+	// Evidence from before the path walk: the ct state invalid drops of
+	// the hooks the flow crosses, from the rule list.
 	var ev []Line
 	for _, r := range e.Firewall.Rules {
 		if r.Kind == evidence.RuleCtInvalid && r.Drops() && r.Packets > 0 && hookRelevant(role(e), r.Hook) {
@@ -61,12 +66,7 @@ func ctInvalidDrop(e *evidence.Evidence) []Finding {
 		Severity: Warning,
 		Title:    "A ct state invalid rule drops packets here, and this host never saw the flow begin: its reply is dropped if it crosses this host",
 		Evidence: ev,
-		Fix: &fix.Fix{Summary: "Make both directions of the flow cross the same stateful device",
-			Advice: "The request reached another device (or took another path) than the reply. Pin the route for the prefix so both " +
-				"directions cross this firewall, take the prefix out of ECMP, or give the firewall pair shared state (conntrackd). " +
-				"Accepting INVALID would hide the problem and weaken the firewall.",
-			Caveat: "On the other firewall the same flow shows [UNREPLIED]: the request went through it.",
-			Prove:  []string{proveConntrack(e), proveRoute(e, true) + "   # on the router before the pair: which member the reply hashes to"}},
+		Fix:      ctInvalidFix(e),
 	}}
 }
 

@@ -33,7 +33,7 @@ var Steps = []Step{
 		Proves: "Look for what keeps state and drops what it did not see begin: conntrack INVALID drops, " +
 			"reverse-path firewall rules, NAT, and ECMP that sends the two directions different ways.",
 		Probes:    []evidence.ProbeID{evidence.ProbeFirewall, evidence.ProbeConntrack, evidence.ProbeMarks},
-		Analyzers: []Analyzer{ctInvalidDrop, nftFibRPFilterDrop, conntrackUnreplied, natStateMiss, natNoState, ecmpMultipath, markNotRestored, srcValidMarkOff},
+		Analyzers: []Analyzer{ctInvalidDrop, firewallPathDrop, nftFibRPFilterDrop, conntrackUnreplied, natStateMiss, natNoState, ecmpMultipath, markNotRestored, srcValidMarkOff},
 	},
 	{
 		ID:   "third",

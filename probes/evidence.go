@@ -54,7 +54,7 @@ func (c *Collector) Run(ctx context.Context, id evidence.ProbeID) evidence.Repor
 	f := c.Flow
 	switch id {
 	case evidence.ProbeHost:
-		h := ProbeHost(ctx, c.T, f)
+		h := ProbeHost(ctx, c.T, f, c.Iif)
 		c.set(func(e *evidence.Evidence) { e.Host = h })
 		return h
 	case evidence.ProbeRequest:
@@ -77,7 +77,10 @@ func (c *Collector) Run(ctx context.Context, id evidence.ProbeID) evidence.Repor
 		c.set(func(e *evidence.Evidence) { e.Counters = v })
 		return v
 	case evidence.ProbeFirewall:
-		v := firewall.Probe(ctx, c.T, f)
+		// The walk needs where the flow crosses this host: the First
+		// step's role and interfaces.
+		cr := firewall.CrossingOf(c.host(ctx), c.request(ctx), c.reply(ctx))
+		v := firewall.ProbePath(ctx, c.T, f, cr)
 		c.set(func(e *evidence.Evidence) { e.Firewall = v })
 		return v
 	case evidence.ProbeConntrack:
@@ -97,7 +100,7 @@ func (c *Collector) Run(ctx context.Context, id evidence.ProbeID) evidence.Repor
 		c.set(func(e *evidence.Evidence) { e.Marks = v })
 		return v
 	case evidence.ProbeRules:
-		v := ProbeRules(ctx, c.T, f)
+		v := ProbeRules(ctx, c.T, f, c.ruleScope(ctx))
 		c.set(func(e *evidence.Evidence) { e.Rules = v })
 		return v
 	case evidence.ProbeTables:
@@ -197,6 +200,56 @@ func (c *Collector) rules(ctx context.Context) *evidence.RulesView {
 		return r
 	}
 	return c.Run(ctx, evidence.ProbeRules).(*evidence.RulesView)
+}
+
+// ruleScope is what makes a policy rule concern the flow here: its two
+// packets as the First step found them, the marks the firewall and
+// conntrack may give them, the host's addresses. Nil (report every rule)
+// when the host could not be read.
+func (c *Collector) ruleScope(ctx context.Context) *evidence.RuleScope {
+	h := c.host(ctx)
+	if h == nil || !h.OK() {
+		return nil
+	}
+	f := c.Flow
+	s := &evidence.RuleScope{Packets: []evidence.Packet{
+		{Src: f.Src.Addr(), Dst: f.Dst.Addr(), Proto: uint8(f.Proto), Sport: f.Src.Port(), Dport: f.Dst.Port()},
+		{Src: f.Dst.Addr(), Dst: f.Src.Addr(), Proto: uint8(f.Proto), Sport: f.Dst.Port(), Dport: f.Src.Port()},
+	}}
+	for i, p := range []*evidence.PathView{c.request(ctx), c.reply(ctx)} {
+		if p != nil && p.OK() {
+			s.Packets[i] = p.Packet
+		}
+	}
+	for _, ifc := range h.Ifaces {
+		s.Local = append(s.Local, ifc.Addrs...)
+	}
+	s.Marks = c.possibleMarks()
+	return s
+}
+
+// possibleMarks are the marks the flow's packets may carry: none, what the
+// firewall's mark rules on its way set, what its conntrack entries hold.
+// Nil (any mark) when the firewall was not read or sets a mark asym could
+// not read.
+func (c *Collector) possibleMarks() []uint32 {
+	ev := c.Evidence()
+	if ev.Firewall == nil || !ev.Firewall.OK() {
+		return nil
+	}
+	marks := []uint32{0}
+	for _, m := range ev.Firewall.Marks {
+		if m.Partial && !m.Copy && m.Value == 0 {
+			return nil
+		}
+		marks = append(marks, m.Value)
+	}
+	if ev.Conntrack != nil {
+		for _, en := range ev.Conntrack.Entries {
+			marks = append(marks, en.Mark)
+		}
+	}
+	return marks
 }
 
 // requestIngress decides where the request arrives when this host does not

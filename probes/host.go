@@ -15,9 +15,19 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ProbeHost reads who and where we are: host name, kernel, privileges, the
-// target's interfaces and addresses of the flow's family, and this host's role.
-func ProbeHost(ctx context.Context, t *Target, f flow.Flow) *evidence.HostView {
+// ProbeHost reads who and where we are: host name, kernel, privileges,
+// this host's role, and the interfaces in play with their addresses of the
+// flow's family. iif is where the person says the request arrives ("" when
+// not given).
+//
+// The interfaces in play are the ones that hold the flow's addresses, the
+// ones the kernel routes either end of the flow by, iif, and every
+// interface with an address in one of their subnets (two NICs on one
+// subnet matter even when the flow uses one). They are looked up by index,
+// one link each; a host with thousands of interfaces costs the one address
+// dump of the family (its addresses say which interfaces share a subnet),
+// and the others are only counted.
+func ProbeHost(ctx context.Context, t *Target, f flow.Flow, iif string) *evidence.HostView {
 	r, start := evidence.Begin("host", "Host, interfaces and role")
 	h := &evidence.HostView{Report: r, Target: t.String()}
 	defer h.Finish(start)
@@ -39,27 +49,17 @@ func ProbeHost(ctx context.Context, t *Target, f flow.Flow) *evidence.HostView {
 		h.Fail(err)
 		return h
 	}
-	byIdx := map[int]*evidence.Iface{}
+	byIdx := map[int][]netip.Prefix{}
 	for _, ad := range addrs {
-		ifc := byIdx[ad.LinkIndex]
-		if ifc == nil {
-			ifc = &evidence.Iface{Index: ad.LinkIndex, Name: t.ifName(ad.LinkIndex)}
-			if l, err := t.nl.LinkByIndex(ad.LinkIndex); err == nil {
-				at := l.Attrs()
-				ifc.MTU, ifc.Up, ifc.Kind = at.MTU, at.Flags&unix.IFF_UP != 0 && at.OperState != netlink.OperDown, l.Type()
-				if len(at.HardwareAddr) > 0 {
-					ifc.MAC = at.HardwareAddr.String()
-				}
-			}
-			byIdx[ad.LinkIndex] = ifc
-		}
 		if p := prefixOf(ad.IPNet); p.IsValid() {
-			ifc.Addrs = append(ifc.Addrs, p)
+			byIdx[ad.LinkIndex] = append(byIdx[ad.LinkIndex], p)
 		}
 	}
-	for _, ifc := range byIdx {
-		h.Ifaces = append(h.Ifaces, *ifc)
+	inPlay := interfacesInPlay(ctx, t, f, iif, byIdx)
+	for idx := range inPlay {
+		h.Ifaces = append(h.Ifaces, t.iface(idx, byIdx[idx]))
 	}
+	h.OtherIfaces = len(byIdx) - len(inPlay)
 	sort.Slice(h.Ifaces, func(i, j int) bool { return h.Ifaces[i].Index < h.Ifaces[j].Index })
 	for _, ifc := range h.Ifaces {
 		state := "DOWN"
@@ -71,6 +71,9 @@ func ProbeHost(ctx context.Context, t *Target, f flow.Flow) *evidence.HostView {
 			words = append(words, p.String())
 		}
 		h.Add("%s", strings.Join(words, " "))
+	}
+	if h.OtherIfaces > 0 {
+		h.Add("# %d other interface(s) with addresses are not on the flow's way and share no subnet with it", h.OtherIfaces)
 	}
 	switch {
 	case h.Owner(f.Src.Addr()) != nil:
@@ -109,6 +112,64 @@ func middleRole(ctx context.Context, t *Target, f flow.Flow) evidence.Role {
 		return evidence.RoleOffPath
 	}
 	return evidence.RoleMiddle
+}
+
+// interfacesInPlay picks, by index, the interfaces that concern the flow
+// from the addresses of the host's interfaces.
+func interfacesInPlay(ctx context.Context, t *Target, f flow.Flow, iif string, byIdx map[int][]netip.Prefix) map[int]bool {
+	in := map[int]bool{}
+	for idx, ps := range byIdx {
+		for _, p := range ps {
+			if a := p.Addr(); a == f.Src.Addr() || a == f.Dst.Addr() {
+				in[idx] = true
+			}
+		}
+	}
+	for _, a := range []netip.Addr{f.Src.Addr(), f.Dst.Addr()} {
+		if d, err := t.RouteGet(ctx, evidence.RouteQuery{Dst: a}); err == nil && !d.Failed() && d.Dev != "" && d.Dev != "lo" {
+			if idx := t.IfIndex(d.Dev); idx != 0 {
+				in[idx] = true
+			}
+		}
+	}
+	if idx := t.IfIndex(iif); idx != 0 {
+		in[idx] = true
+	}
+	// Their subnets, and the subnets the flow's ends are on: every
+	// interface with an address there.
+	var subnets []netip.Prefix
+	for idx := range in {
+		for _, p := range byIdx[idx] {
+			subnets = append(subnets, p.Masked())
+		}
+	}
+	for idx, ps := range byIdx {
+		for _, p := range ps {
+			if p.Bits() < p.Addr().BitLen() && (p.Masked().Contains(f.Src.Addr()) || p.Masked().Contains(f.Dst.Addr())) {
+				in[idx] = true
+			}
+			for _, s := range subnets {
+				if s.Bits() < s.Addr().BitLen() && s == p.Masked() {
+					in[idx] = true
+				}
+			}
+		}
+	}
+	delete(in, t.IfIndex("lo"))
+	return in
+}
+
+// iface reads one interface by index, with the addresses the dump gave it.
+func (t *Target) iface(idx int, addrs []netip.Prefix) evidence.Iface {
+	ifc := evidence.Iface{Index: idx, Name: t.ifName(idx), Addrs: addrs}
+	if l, err := t.nl.LinkByIndex(idx); err == nil {
+		at := l.Attrs()
+		ifc.MTU, ifc.Up, ifc.Kind = at.MTU, at.Flags&unix.IFF_UP != 0 && at.OperState != netlink.OperDown, l.Type()
+		if len(at.HardwareAddr) > 0 {
+			ifc.MAC = at.HardwareAddr.String()
+		}
+	}
+	return ifc
 }
 
 // privileges reports whether we hold CAP_NET_ADMIN (needed for conntrack,

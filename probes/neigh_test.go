@@ -33,7 +33,7 @@ func TestProbeGatewaysFromConfiguration(t *testing.T) {
 	tg := openTarget(t, host.Name)
 	ctx := context.Background()
 	f := parseFlow(t, "tcp 203.0.113.9:40000 192.0.2.10:8080")
-	hv := ProbeHost(ctx, tg, f)
+	hv := ProbeHost(ctx, tg, f, "")
 	gatewayOf := func(name string) evidence.Gateway {
 		t.Helper()
 		for _, g := range ProbeGateways(ctx, tg, hv, client) {

@@ -114,7 +114,7 @@ func TestRouteDecisions(t *testing.T) {
 
 	// The rules probe reads the rule back, and Served names it.
 	f, _ := flow.ParseString("tcp 198.51.100.11:40000 203.0.113.9:443")
-	rv := ProbeRules(ctx, tg, f)
+	rv := ProbeRules(ctx, tg, f, nil)
 	if !rv.OK() {
 		t.Fatalf("rules: %s", rv.Reason)
 	}
@@ -181,24 +181,24 @@ func TestHostSysctlsNeighbours(t *testing.T) {
 	tg, h, host := twoNICs(t)
 	ctx := context.Background()
 	f, _ := flow.ParseString("tcp 203.0.113.9:40000 198.51.100.11:8080")
-	hv := ProbeHost(ctx, tg, f)
+	hv := ProbeHost(ctx, tg, f, "")
 	if !hv.OK() || hv.Role != evidence.RoleServer || hv.LocalIface != "eth1" || hv.Local != ip11 {
 		t.Fatalf("host: %+v", hv)
 	}
 	if c := hv.Connected(netip.MustParseAddr("198.51.100.50")); len(c) != 2 {
 		t.Fatalf("both NICs are on the subnet: %+v", c)
 	}
-	if ProbeHost(ctx, tg, f.Reverse()).Role != evidence.RoleClient {
+	if ProbeHost(ctx, tg, f.Reverse(), "").Role != evidence.RoleClient {
 		t.Fatal("reverse flow: client role")
 	}
 	// Neither end local: a router or firewall in the middle, when it
 	// forwards; otherwise it is not on the flow's path at all.
 	g, _ := flow.ParseString("tcp 192.0.2.1:1 203.0.113.9:2")
-	if r := ProbeHost(ctx, tg, g).Role; r != evidence.RoleOffPath {
+	if r := ProbeHost(ctx, tg, g, "").Role; r != evidence.RoleOffPath {
 		t.Fatalf("neither end local, no forwarding: %s, want off the path", r)
 	}
 	probetest.Sysctl(t, host.Handle, "net/ipv4/ip_forward", "1")
-	if r := ProbeHost(ctx, tg, g).Role; r != evidence.RoleMiddle {
+	if r := ProbeHost(ctx, tg, g, "").Role; r != evidence.RoleMiddle {
 		t.Fatalf("neither end local, forwarding: %s, want middle", r)
 	}
 	probetest.Sysctl(t, host.Handle, "net/ipv4/ip_forward", "0")

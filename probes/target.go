@@ -203,6 +203,35 @@ func (t *Target) Netlink() *netlink.Handle { return t.nl }
 // takes the target through an interface, since probes imports it.
 func (t *Target) IfName(idx int) string { return t.ifName(idx) }
 
+// IfIndex maps an interface name to its index inside the target, 0 when
+// there is no such interface: one lookup of that link (RTM_GETLINK by
+// name), remembered with the name.
+func (t *Target) IfIndex(name string) int {
+	if name == "" {
+		return 0
+	}
+	t.mu.Lock()
+	for idx, n := range t.names {
+		if n == name {
+			t.mu.Unlock()
+			return idx
+		}
+	}
+	t.mu.Unlock()
+	l, err := t.nl.LinkByName(name)
+	if err != nil {
+		return 0
+	}
+	idx := l.Attrs().Index
+	t.mu.Lock()
+	if t.names == nil {
+		t.names = map[int]string{}
+	}
+	t.names[idx] = name
+	t.mu.Unlock()
+	return idx
+}
+
 // Prefix is what a person types before a command to run it in the target,
 // as words (to be quoted).
 func (t *Target) Prefix() []string {

@@ -19,6 +19,8 @@
 //	events     3. an unrelated conntrack event flood while watching one flow (runs TestWatchFloodBudget)
 //	v6         4. 500,000 IPv6 routes in main: asym check on an IPv6 flow
 //	tui        5. the terminal view: start to first full frame, bytes per second of the live view
+//	largenode  issue 17: 100,000 nftables rules, 20,000 policy rules, 5,000 interfaces, each alone
+//	           and with a million routes and a million conntrack entries on one host
 package main
 
 import (
@@ -34,20 +36,24 @@ import (
 	"time"
 )
 
-var scenarioNames = []string{"routes", "conntrack", "events", "v6", "tui"}
+var scenarioNames = []string{"routes", "conntrack", "events", "v6", "tui", "largenode"}
 
 type config struct {
-	runs      int
-	routes    int // IPv4 routes in main for the routes scenario
-	routes6   int // IPv6 routes for v6
-	entries   int // conntrack entries
-	flood     int // seconds of the event flood
-	liveFor   time.Duration
-	asym      string // the asym binary under test
-	root      string // the module's directory
-	tmp       string
-	devnull   *os.File
-	startedAt time.Time
+	runs    int
+	routes  int // IPv4 routes in main for the routes scenario
+	routes6 int // IPv6 routes for v6
+	entries int // conntrack entries
+	// The large node's firewall rules, policy rules, interfaces and the
+	// interfaces of those with an address.
+	nftRules, policyRules, ifaces, ifAddrs int
+	baseline                               string // another asym binary measured beside, on the large node
+	flood                                  int    // seconds of the event flood
+	liveFor                                time.Duration
+	asym                                   string // the asym binary under test
+	root                                   string // the module's directory
+	tmp                                    string
+	devnull                                *os.File
+	startedAt                              time.Time
 }
 
 func main() {
@@ -59,6 +65,8 @@ func main() {
 			os.Exit(ctDumpChild(os.Args[2:]))
 		case ctProbeChildArg:
 			os.Exit(ctProbeChild(os.Args[2:]))
+		case nftListChildArg:
+			os.Exit(nftListChild(os.Args[2:]))
 		}
 	}
 	os.Exit(run())
@@ -74,6 +82,11 @@ func run() int {
 	fs.IntVar(&cfg.entries, "entries", 1_000_000, "conntrack entries for the conntrack scenario")
 	fs.IntVar(&cfg.flood, "flood-seconds", 60, "length of the conntrack event flood (events scenario)")
 	fs.DurationVar(&cfg.liveFor, "live-for", 10*time.Second, "how long the TUI's live view is measured")
+	fs.IntVar(&cfg.nftRules, "nftrules", 100_000, "nftables rules on the large node (kube-proxy shape: 50 to a service)")
+	fs.IntVar(&cfg.policyRules, "policyrules", 20_000, "policy rules on the large node")
+	fs.IntVar(&cfg.ifaces, "ifaces", 5_000, "interfaces on the large node (veth pairs)")
+	fs.IntVar(&cfg.ifAddrs, "ifaddrs", 500, "interfaces with an address on the large node")
+	fs.StringVar(&cfg.baseline, "baseline", "", "another asym binary to measure beside on the large node (e.g. one built before the path walk)")
 	fs.StringVar(&cfg.asym, "asym", "", "the asym binary to measure (default: built from this repository with go build)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: sudo go run ./cmd/asym-bench [-scenario all|%s] [-runs 21]\n", strings.Join(scenarioNames, "|"))
@@ -105,6 +118,10 @@ func run() int {
 		err = fmt.Errorf("-entries must be between 1 and %d", maxEntries)
 	case cfg.flood < 5:
 		err = errors.New("-flood-seconds must be at least 5")
+	case cfg.nftRules < 50 || cfg.nftRules > 1_000_000 || cfg.policyRules < 1 || cfg.policyRules > 32_000:
+		err = errors.New("-nftrules must be between 50 and 1,000,000, -policyrules between 1 and 32,000")
+	case cfg.ifaces < 2 || cfg.ifaces > 60_000 || cfg.ifAddrs < 0 || cfg.ifAddrs > min(cfg.ifaces, 2048):
+		err = errors.New("-ifaces must be between 2 and 60,000, -ifaddrs at most -ifaces and 2,048")
 	case cfg.liveFor < time.Second:
 		err = errors.New("-live-for must be at least 1s")
 	case os.Geteuid() != 0:
@@ -192,6 +209,8 @@ func bench(ctx context.Context, cfg *config, want []string) (*results, error) {
 			err = benchRoutes(ctx, cfg, res, true)
 		case "tui":
 			err = benchTUI(ctx, cfg, res)
+		case "largenode":
+			err = benchLargeNode(ctx, cfg, res)
 		}
 		if err != nil {
 			res.note(s, "FAILED: %v", err)

@@ -43,7 +43,7 @@ func ChainCounters(c *nftables.Conn, family nftables.TableFamily, table, chain s
 // ruleCount recognises r and reads the counter that counts its match.
 func (tr *tableReader) ruleCount(r *nftables.Rule) RuleCount {
 	rc := RuleCount{Handle: r.Handle}
-	sc := scanRule(tr.tb.Family, r.Exprs, tr.set)
+	sc := scanRule(tr.tb.Family, toAny(r.Exprs), tr.set)
 	ctr := sc.counter
 	if ctr == nil && sc.counterName != "" {
 		ctr, _ = tr.namedCounter(sc.counterName)

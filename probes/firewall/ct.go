@@ -28,7 +28,18 @@ type ctMatch struct {
 
 // decodeCt reads `ct state …`; other ct keys are not spelled out.
 func decodeCt(s *scanner, e *expr.Ct) {
-	if e.SourceRegister || e.Key != expr.CtKeySTATE {
+	switch {
+	case e.SourceRegister && e.Key == expr.CtKeyMARK:
+		s.text.push("ct mark set " + s.setValue(e.Register))
+		return
+	case !e.SourceRegister && e.Key == expr.CtKeyMARK:
+		if used, text := ctMarkCond(s.rest, e.Register); used > 0 {
+			s.condition(used, text)
+			return
+		}
+		s.hold(e.Register, "ct mark", true)
+		return
+	case e.SourceRegister || e.Key != expr.CtKeySTATE:
 		s.text.push("…")
 		return
 	}
@@ -47,8 +58,24 @@ func decodeCt(s *scanner, e *expr.Ct) {
 	}
 }
 
+// ctMarkCond reads `ct mark VALUE`.
+func ctMarkCond(rest []any, reg uint32) (int, string) {
+	if len(rest) == 0 {
+		return 0, ""
+	}
+	c, ok := compareOf(rest[0], reg)
+	if !ok || len(c.Data) != 4 {
+		return 0, ""
+	}
+	op := ""
+	if c.Op != expr.CmpOpEq {
+		op = cmpOpName(c.Op) + " "
+	}
+	return 1, fmt.Sprintf("ct mark %s0x%08x", op, native.Uint32(c.Data))
+}
+
 // ctState reads what follows a `ct state` load into reg.
-func ctState(rest []expr.Any, reg uint32, sets setReader) ctMatch {
+func ctState(rest []any, reg uint32, sets setReader) ctMatch {
 	if m, ok := ctStateMasked(rest, reg); ok {
 		return m
 	}
@@ -62,7 +89,7 @@ func ctState(rest []expr.Any, reg uint32, sets setReader) ctMatch {
 }
 
 // ctStateMasked reads nft's own form: Bitwise with a mask, then == or !=.
-func ctStateMasked(rest []expr.Any, reg uint32) (ctMatch, bool) {
+func ctStateMasked(rest []any, reg uint32) (ctMatch, bool) {
 	if len(rest) < 2 {
 		return ctMatch{}, false
 	}
@@ -95,7 +122,7 @@ func ctMaskedText(mask, xor, val uint32, op expr.CmpOp) string {
 }
 
 // ctStateCompared reads a plain compare of the whole state.
-func ctStateCompared(rest []expr.Any, reg uint32) (ctMatch, bool) {
+func ctStateCompared(rest []any, reg uint32) (ctMatch, bool) {
 	if len(rest) == 0 {
 		return ctMatch{}, false
 	}
@@ -112,7 +139,7 @@ func ctStateCompared(rest []expr.Any, reg uint32) (ctMatch, bool) {
 }
 
 // ctStateLookup reads `ct state { … }` and `ct state vmap { … }`.
-func ctStateLookup(rest []expr.Any, reg uint32, sets setReader) (ctMatch, bool) {
+func ctStateLookup(rest []any, reg uint32, sets setReader) (ctMatch, bool) {
 	if len(rest) == 0 {
 		return ctMatch{}, false
 	}

@@ -29,7 +29,7 @@ func decodeFib(s *scanner, f *expr.Fib) {
 // firewalld and the nft wiki write it; without iif it is loose. mark
 // (firewalld: `fib saddr . mark . iif oif missing`) only selects policy
 // routing by fwmark.
-func fib(rest []expr.Any, f *expr.Fib) (used int, text string, rpf bool) {
+func fib(rest []any, f *expr.Fib) (used int, text string, rpf bool) {
 	text = "fib " + strings.Join(fibKeys(f), " . ") + " " + fibResult(f)
 	if len(rest) == 0 {
 		return 0, text + " …", false

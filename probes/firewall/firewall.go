@@ -1,21 +1,25 @@
-// Package firewall finds the rules that drop a flow for asymmetric-routing
-// reasons: `ct state invalid` (the reply of a flow this host never saw
-// start) and fib reverse-path checks, with their counters. It reads
-// nftables through nfnetlink, native expressions and iptables-nft's xt
-// compat matches alike, and iptables-legacy through iptables-legacy-save.
+// Package firewall walks the flow's packets through this host's firewall
+// the way the kernel would: the base chains of the hooks each direction
+// crosses, in priority order, nftables and iptables-legacy alike, each rule
+// evaluated against the packet, jumps and gotos followed only where they
+// can match. What the paths meet is the firewall's evidence: the rules
+// that drop what conntrack calls invalid (the reply of a flow this host
+// never saw start), fib reverse-path checks and ICMP error drops, with
+// their counters; the NAT rules that translate the flow; the rules that
+// mark it. A chain the flow cannot reach is never read.
 //
 // The decoder is laid out like google/nftables' expr package: one file per
 // expression family (ct, fib, meta, payload, xt, sets, verdicts and
 // statements), scan.go to walk a rule with them, render.go for the nft-like
-// text. Reading never changes anything: listing rules does not reset their
-// counters, and it never runs iptables-legacy -L/-S, which would create
-// tables.
+// text; eval*.go evaluate the same expressions against a packet, walk*.go
+// follow the packet through the chains. Reading never changes anything:
+// listing rules does not reset their counters, and iptables-legacy tables
+// are read through the kernel without creating any.
 package firewall
 
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"asym/evidence"
 	"asym/flow"
@@ -40,61 +44,49 @@ type Namespace interface {
 	// IfName names the interface with this index inside the namespace (a
 	// rule's `iif` holds an index).
 	IfName(index int) string
+	// IfIndex is the index of the interface with this name, 0 when there
+	// is none.
+	IfIndex(name string) int
 	String() string
 }
 
-// Probe lists the nftables ruleset of the namespace (and, when present,
-// its iptables-legacy tables) and reports every rule matching
-// `ct state invalid` or doing a fib reverse-path check, with its counters.
-//
-// It also reads the NAT rules that can translate the flow (either way),
-// with what they select and where they translate to: following the flow
-// through NAT needs the translated tuple even where no packet showed it.
+// Probe walks the flow through the firewall knowing nothing of where it
+// crosses this host: every hook, no interface known. ProbePath is the
+// probe a check runs.
 func Probe(ctx context.Context, ns Namespace, f flow.Flow) *evidence.FirewallView {
+	return ProbePath(ctx, ns, f, Crossing{})
+}
+
+// ProbePath walks the flow's packets through the firewall where they
+// cross this host, and reports the paths and what they meet.
+func ProbePath(ctx context.Context, ns Namespace, f flow.Flow, cr Crossing) *evidence.FirewallView {
 	rep, start := evidence.Begin("firewall", "Firewall: ct state invalid, reverse-path and ICMP error rules, NAT and marks")
-	v := &evidence.FirewallView{Report: rep}
+	v := &evidence.FirewallView{Report: rep, Read: &evidence.FirewallRead{}}
 	defer v.Finish(start)
 	v.Command = ns.Cmd("nft", "list", "ruleset")
 	if err := ctx.Err(); err != nil {
 		v.Fail(err)
 		return v
 	}
-
-	nft, nftErr := listBounded(ctx, ns, f)
+	// Legacy tables are looked at even when nftables cannot be read: a
+	// kernel without nf_tables may well filter with x_tables.
+	legacy, legacyErr := readLegacy(ctx, v, ns)
+	if legacyErr != nil {
+		v.Fail(legacyErr)
+		return v
+	}
+	res, nftErr := walkBounded(ctx, ns, f, cr, legacy)
 	if ctx.Err() != nil {
 		v.Fail(ctx.Err())
 		return v
 	}
-	if nftErr == nil {
-		v.Tables = nft.tables
-		v.Rules = nft.rules
-		v.NAT, v.NATOthers = nft.nat, nft.natOther
-		v.Marks = nft.marks
-		for i := range v.Marks {
-			if m := &v.Marks[i]; m.IifIndex != 0 && m.Iif == "" {
-				m.Iif = ns.IfName(m.IifIndex)
-				m.Text = strings.Replace(m.Text, fmt.Sprintf("iif %d", m.IifIndex), fmt.Sprintf("iif %q", m.Iif), 1)
-			}
-		}
-		v.Lines = append(v.Lines, renderLines(nft.rules, nft.headers)...)
-		v.Lines = append(v.Lines, nft.notes...)
-		if len(nft.rules) == 0 {
-			v.Lines = append(v.Lines, noRulesLine(nft.tables))
-		}
-		v.Lines = append(v.Lines, natLines(nft.nat, nft.natOther, f)...)
-	}
-	// Legacy tables are looked at even when nftables cannot be read: a
-	// kernel without nf_tables may well filter with x_tables. The status
-	// still says nftables was not readable.
-	if err := probeLegacy(ctx, v, ns); err != nil {
-		v.Fail(err)
-		return v
-	}
+	report(v, ns, f, res, legacy)
 	v.Fail(nftErr)
 	return v
 }
 
-// noRulesLine says that nftables holds nothing of interest.
+// noRulesLine says that the firewall holds nothing of interest on the
+// flow's way.
 func noRulesLine(tables int) string {
 	switch tables {
 	case 0:

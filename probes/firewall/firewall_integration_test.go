@@ -90,6 +90,10 @@ func TestProbeFirewallFindsRules(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// firewalld jumps from filter_INPUT to its policy chains; the walk
+	// reads a chain only when a packet of the flow gets there.
+	policy := c.AddChain(&nftables.Chain{Name: "filter_IN_policy", Table: fw})
+	c.AddRule(&nftables.Rule{Table: fw, Chain: fwInput, Exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: policy.Name}}})
 	c.AddRule(&nftables.Rule{Table: fw, Chain: fwInput, Exprs: []expr.Any{
 		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
 		&expr.Lookup{SourceRegister: 1, SetName: vmap.Name, SetID: vmap.ID, IsDestRegSet: true, DestRegister: 0},
@@ -104,19 +108,25 @@ func TestProbeFirewallFindsRules(t *testing.T) {
 	}})
 	// A named counter in a regular chain: ct state invalid counter name "inv" reject.
 	c.AddObj(&nftables.NamedObj{Table: fw, Name: "inv", Type: nftables.ObjTypeCounter, Obj: &expr.Counter{Packets: 7, Bytes: 280}})
-	policy := c.AddChain(&nftables.Chain{Name: "filter_IN_policy", Table: fw})
 	c.AddRule(&nftables.Rule{Table: fw, Chain: policy, Exprs: probetest.Cat(probetest.CtState(expr.CtStateBitINVALID, expr.CmpOpNeq),
 		&expr.Objref{Type: unix.NFT_OBJECT_COUNTER, Name: "inv"},
 		&expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_ADMIN_PROHIBITED})})
+
+	// A chain nothing jumps to is never read, whatever it holds.
+	unused := c.AddChain(&nftables.Chain{Name: "filter_unused", Table: fw})
+	c.AddRule(&nftables.Rule{Table: fw, Chain: unused, Exprs: probetest.CtInvalidDrop()})
 
 	// table ip filter / ip raw: what iptables-nft writes (xt compat).
 	ipf := c.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: "filter"})
 	ipIn := probetest.BaseChain(c, ipf, "INPUT", nftables.ChainHookInput, 0)
 	c.AddRule(&nftables.Rule{Table: ipf, Chain: ipIn, Exprs: []expr.Any{probetest.XtConntrack(uint16(expr.CtStateBitINVALID), false), &expr.Counter{}, probetest.Drop}})
 	c.AddRule(&nftables.Rule{Table: ipf, Chain: ipIn, Exprs: []expr.Any{probetest.XtConntrack(uint16(expr.CtStateBitINVALID), true), probetest.Accept}})
-	// -m state --state INVALID -j REJECT: xt_state_info and ipt_reject_info
-	// are a u32 each, padded by the kernel to 8 bytes (XT_ALIGN).
-	c.AddRule(&nftables.Rule{Table: ipf, Chain: ipIn, Exprs: []expr.Any{
+	// -A OUTPUT -m state --state INVALID -j REJECT: xt_state_info and
+	// ipt_reject_info are a u32 each, padded by the kernel to 8 bytes
+	// (XT_ALIGN). (In INPUT it would stand behind the certain drop above,
+	// where no packet gets.)
+	ipOut := probetest.BaseChain(c, ipf, "OUTPUT", nftables.ChainHookOutput, 0)
+	c.AddRule(&nftables.Rule{Table: ipf, Chain: ipOut, Exprs: []expr.Any{
 		&expr.Match{Name: "state", Info: probetest.XtRaw(1, 0, 0, 0, 0, 0, 0, 0)}, &expr.Counter{},
 		&expr.Target{Name: "REJECT", Info: probetest.XtRaw(0, 0, 0, 0, 0, 0, 0, 0)},
 	}})
@@ -160,10 +170,9 @@ func TestProbeFirewallFindsRules(t *testing.T) {
 		{"inet filter input", "input", 0, "nftables", "fib_rpfilter", "drop", false, 0, "fib saddr . iif oif 0 drop"},
 		{"inet filter input", "input", 0, "nftables", "fib_rpfilter", "drop", true, 0, "fib saddr . iif oif missing counter packets 0 bytes 0 drop"},
 		{"inet firewalld filter_INPUT", "input", 10, "nftables", "ct_invalid", "drop", false, 0, "ct state vmap { invalid : drop, established : accept, related : accept }"},
-		{"inet firewalld filter_PREROUTING", "prerouting", 10, "nftables", "fib_rpfilter", "drop", false, 0, "meta nfproto ipv6 fib saddr . mark . iif oif missing drop"},
 		{"inet firewalld filter_IN_policy", "", 0, "nftables", "ct_invalid", "reject", true, 7, `ct state invalid counter name "inv" (packets 7 bytes 280) reject`},
 		{"ip filter INPUT", "input", 0, "iptables-nft", "ct_invalid", "drop", true, 0, "ct state invalid counter packets 0 bytes 0 drop"},
-		{"ip filter INPUT", "input", 0, "iptables-nft", "ct_invalid", "reject", true, 0, "ct state invalid counter packets 0 bytes 0 reject"},
+		{"ip filter OUTPUT", "output", 0, "iptables-nft", "ct_invalid", "reject", true, 0, "ct state invalid counter packets 0 bytes 0 reject"},
 		{"ip raw PREROUTING", "prerouting", -300, "iptables-nft", "fib_rpfilter", "drop", true, 0, "fib saddr . iif oif 0 counter packets 0 bytes 0 drop"},
 	}
 	var got []row
@@ -185,6 +194,19 @@ func TestProbeFirewallFindsRules(t *testing.T) {
 		if strings.Contains(r.Text, "dport") || strings.Contains(r.Text, "established,related") {
 			t.Errorf("unrelated rule reported: %q", r.Text)
 		}
+	}
+	// The IPv6 reverse-path rule cannot match an IPv4 flow, and the chain
+	// nothing jumps to was never fetched: every chain but it was.
+	if v.Read == nil || v.Read.Chains != 9 || v.Read.Fetched != 8 {
+		t.Errorf("read %+v: want 9 chains listed and 8 fetched (all but filter_unused)", v.Read)
+	}
+	v6 := firewall.Probe(fwCtx(t), openTarget(t, ns.Name), flow.Flow{Proto: flow.TCP,
+		Src: netip.MustParseAddrPort("[2001:db8::10]:40000"), Dst: netip.MustParseAddrPort("[2001:db8:1::10]:8080")})
+	if !slices.ContainsFunc(v6.Rules, func(r evidence.FirewallRule) bool {
+		return r.Where() == "inet firewalld filter_PREROUTING" && r.Hook == "prerouting" && r.Priority == 10 && r.Kind == evidence.RuleFibRPFilter &&
+			r.Verdict == "drop" && r.Text == "meta nfproto ipv6 fib saddr . mark . iif oif missing drop"
+	}) {
+		t.Errorf("an IPv6 flow meets the IPv6 reverse-path rule: %+v", v6.Rules)
 	}
 	fwd := slices.Index(v.Lines, "table inet filter  chain forward (hook forward priority 0; policy accept)")
 	if fwd < 0 || fwd+1 >= len(v.Lines) || !strings.HasPrefix(v.Lines[fwd+1], "  ct state invalid counter packets 0 bytes 0 drop  # handle ") {
@@ -286,7 +308,7 @@ func TestProbeFirewallOnlyUnrelatedRules(t *testing.T) {
 	if v.Status != evidence.StatusOK || v.Tables != 2 || len(v.Rules) != 0 {
 		t.Fatalf("status %s (%s) tables %d rules %v", v.Status, v.Reason, v.Tables, v.Rules)
 	}
-	if !slices.Equal(v.Lines, []string{"no ct state invalid or fib reverse-path rules in 2 nftables tables"}) {
+	if len(v.Lines) == 0 || v.Lines[0] != "no ct state invalid or fib reverse-path rules in 2 nftables tables" {
 		t.Errorf("lines %q", v.Lines)
 	}
 }

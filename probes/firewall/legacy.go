@@ -8,37 +8,30 @@ package firewall
 
 import (
 	"context"
-	"strings"
 
 	"asym/evidence"
 	"asym/probes/xtables"
 )
 
-// probeLegacy adds the iptables-legacy tables and their rules that matter
-// to v. Only running out of time is an error; what cannot be read is a
-// line of v.
-func probeLegacy(ctx context.Context, v *evidence.FirewallView, ns Namespace) error {
+// readLegacy reads the iptables-legacy tables. Only running out of time is
+// an error; what cannot be read is a line of v.
+func readLegacy(ctx context.Context, v *evidence.FirewallView, ns Namespace) (*xtables.Ruleset, error) {
 	rs, err := xtables.Read(ctx, ns.InNS)
 	if err != nil {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 		v.Add("could not read the iptables-legacy tables: %v", err)
-		return nil
+		return nil, nil
 	}
 	if len(rs.Tables) == 0 {
-		return nil
+		return nil, nil
 	}
 	v.LegacyTables = rs.Names()
-	rules := rs.FirewallRules()
-	v.Add("# %s", ns.Cmd("iptables-legacy-save", "-c"))
-	v.Rules = append(v.Rules, rules...)
-	v.Lines = append(v.Lines, renderLines(rules, rs.Headers())...)
-	if len(rules) == 0 {
-		v.Add("no ct state invalid or rpfilter rules in iptables-legacy tables %s", strings.Join(v.LegacyTables, ", "))
+	for _, t := range rs.Tables {
+		for _, c := range t.Chains {
+			v.Read.Legacy += len(c.Rules)
+		}
 	}
-	for _, p := range rs.Problems() {
-		v.Add("%s", p)
-	}
-	return nil
+	return rs, nil
 }

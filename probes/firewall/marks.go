@@ -12,7 +12,6 @@ import (
 
 	"asym/evidence"
 
-	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 )
 
@@ -31,7 +30,7 @@ type markScan struct {
 // markRules reads the mark statements of a rule, each with the rule's
 // conditions (`meta mark set 0x1 ct mark set meta mark` is two); none for
 // a rule that sets no mark.
-func markRules(exprs []expr.Any) []evidence.MarkRule {
+func markRules(exprs []any) []evidence.MarkRule {
 	s := &markScan{regs: map[uint32][]byte{}, loads: map[uint32]string{}, states: map[uint32]uint32{}}
 	for _, e := range exprs {
 		s.read(e)
@@ -45,7 +44,7 @@ func markRules(exprs []expr.Any) []evidence.MarkRule {
 	return s.sets
 }
 
-func (s *markScan) read(e expr.Any) {
+func (s *markScan) read(e any) {
 	switch e := e.(type) {
 	case *expr.Immediate:
 		s.regs[e.Register] = e.Data
@@ -171,20 +170,4 @@ func isZero(b []byte) bool {
 		}
 	}
 	return true
-}
-
-// markRulesOf gives each mark statement of a rule its chain's place.
-func markRulesOf(tb *nftables.Table, ch *nftables.Chain, r *nftables.Rule) []evidence.MarkRule {
-	out := markRules(r.Exprs)
-	for i := range out {
-		mr := &out[i]
-		mr.Family, mr.Table, mr.Chain, mr.Handle = familyName(tb.Family), tb.Name, ch.Name, r.Handle
-		if ch.Hooknum != nil {
-			mr.Hook = hookName(tb.Family, uint32(*ch.Hooknum))
-		}
-		if ch.Priority != nil {
-			mr.Priority = int(*ch.Priority)
-		}
-	}
-	return out
 }

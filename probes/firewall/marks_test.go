@@ -39,7 +39,7 @@ func TestMarkRules(t *testing.T) {
 		{"no mark", []expr.Any{&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictAccept}}, nil, ""},
 	}
 	for _, c := range cases {
-		got := markRules(c.exprs)
+		got := markRules(toAny(c.exprs))
 		if len(got) != len(c.want) {
 			t.Fatalf("%s: %d statements %+v, want %d", c.name, len(got), got, len(c.want))
 		}

@@ -16,8 +16,26 @@ import (
 
 // decodeMeta reads a meta load compared with a constant.
 func decodeMeta(s *scanner, m *expr.Meta) {
+	if m.SourceRegister {
+		if m.Key == expr.MetaKeyMARK {
+			s.text.push("meta mark set " + s.setValue(m.Register))
+			return
+		}
+		s.text.push("…")
+		return
+	}
 	used, text := metaCond(s.rest, m)
+	if word, ok := metaLoadWords[m.Key]; ok && used == 0 {
+		s.hold(m.Register, word, m.Key == expr.MetaKeyMARK || m.Key == expr.MetaKeyIIF || m.Key == expr.MetaKeyOIF)
+		return
+	}
 	s.condition(used, text)
+}
+
+// metaLoadWords name the meta loads a set lookup or a statement may read.
+var metaLoadWords = map[expr.MetaKey]string{
+	expr.MetaKeyMARK: "meta mark", expr.MetaKeyIIFNAME: "iifname", expr.MetaKeyOIFNAME: "oifname",
+	expr.MetaKeyIIF: "iif", expr.MetaKeyOIF: "oif", expr.MetaKeyL4PROTO: "meta l4proto", expr.MetaKeyNFPROTO: "meta nfproto",
 }
 
 // metaWords render `meta KEY OP VALUE` for the keys asym spells out; op is
@@ -39,7 +57,7 @@ var metaWords = map[expr.MetaKey]func(op string, d []byte) (string, bool){
 
 // metaCond renders a meta load compared with a constant; used is 0 when it
 // cannot.
-func metaCond(rest []expr.Any, m *expr.Meta) (used int, text string) {
+func metaCond(rest []any, m *expr.Meta) (used int, text string) {
 	if m.SourceRegister || len(rest) == 0 {
 		return 0, ""
 	}

@@ -38,7 +38,7 @@ type load struct {
 }
 
 // natRule reads a NAT rule; ok is false when the rule translates nothing.
-func natRule(fam nftables.TableFamily, exprs []expr.Any) (evidence.NATRule, bool) {
+func natRule(fam nftables.TableFamily, exprs []any) (evidence.NATRule, bool) {
 	s := &natScan{fam: fam, regs: map[uint32][]byte{}, loads: map[uint32]load{}}
 	for _, e := range exprs {
 		s.read(e)
@@ -50,7 +50,7 @@ func natRule(fam nftables.TableFamily, exprs []expr.Any) (evidence.NATRule, bool
 	return s.rule, true
 }
 
-func (s *natScan) read(e expr.Any) {
+func (s *natScan) read(e any) {
 	switch e := e.(type) {
 	case *expr.Payload:
 		s.payload(e)
@@ -226,13 +226,6 @@ func (s *natScan) translate(n *expr.NAT) {
 }
 
 func (s *natScan) is4() bool { return s.fam != nftables.TableFamilyIPv6 }
-
-// natConcerns says whether a NAT rule can translate the flow, one way or
-// the other: a DNAT or redirect of the request, an SNAT or masquerade of
-// it, or of the reply (a rule written for the other side's connections).
-func natConcerns(r evidence.NATRule, f flow.Flow) bool {
-	return r.Matches(f) || r.Matches(f.Reverse())
-}
 
 // natLines show the NAT rules that translate the flow, and how many others
 // there are, nft-style.

@@ -42,7 +42,7 @@ func TestNATRule(t *testing.T) {
 		&expr.Immediate{Register: 1, Data: to4[:]}, &expr.NAT{Type: expr.NATTypeSourceNAT, RegAddrMin: 1}}
 	client := flow.Flow{Proto: flow.TCP, Src: netip.MustParseAddrPort("192.0.2.10:40000"), Dst: vip}
 
-	r, ok := natRule(nftables.TableFamilyIPv4, dnat)
+	r, ok := natRule(nftables.TableFamilyIPv4, toAny(dnat))
 	if !ok || r.Kind != evidence.NATDest || r.ToAddr != to.Addr() || r.ToPort != 8080 || r.Proto != 6 || r.Dport != 80 ||
 		r.Dst != netip.MustParsePrefix("203.0.113.80/32") || r.Partial || !r.HasCounter || r.Packets != 3 {
 		t.Fatalf("dnat: %+v", r)
@@ -50,12 +50,12 @@ func TestNATRule(t *testing.T) {
 	if r.Text != "ip daddr 203.0.113.80 meta l4proto tcp dport 80 counter packets 3 bytes 0 dnat to 198.18.0.10:8080" {
 		t.Errorf("dnat text %q", r.Text)
 	}
-	if !natConcerns(r, client) || r.Translate(client) != (flow.Flow{Proto: flow.TCP, Src: client.Src, Dst: to}) {
+	if !r.Matches(client) || r.Translate(client) != (flow.Flow{Proto: flow.TCP, Src: client.Src, Dst: to}) {
 		t.Errorf("the client's flow to the VIP is translated to %v", r.Translate(client))
 	}
 	other := client
 	other.Dst = netip.MustParseAddrPort("203.0.113.80:443")
-	if natConcerns(r, other) {
+	if r.Matches(other) || r.Matches(other.Reverse()) {
 		t.Error("a rule for port 80 does not concern port 443")
 	}
 	if got := evidence.NATForms([]evidence.NATRule{r}, client); len(got) != 1 || got[0].Dst != to {
@@ -67,16 +67,16 @@ func TestNATRule(t *testing.T) {
 		t.Errorf("forms of the reverse %v", got)
 	}
 
-	m, ok := natRule(nftables.TableFamilyIPv4, snatNet)
+	m, ok := natRule(nftables.TableFamilyIPv4, toAny(snatNet))
 	inside := flow.Flow{Proto: flow.UDP, Src: netip.MustParseAddrPort("198.51.100.7:5353"), Dst: netip.MustParseAddrPort("203.0.113.9:53")}
 	if !ok || m.Kind != evidence.NATMasquerade || m.Src != netip.MustParsePrefix("198.51.100.0/24") || !m.Matches(inside) || m.Partial {
 		t.Errorf("masquerade of a subnet: %+v", m)
 	}
-	u, ok := natRule(nftables.TableFamilyIPv4, unread)
+	u, ok := natRule(nftables.TableFamilyIPv4, toAny(unread))
 	if !ok || !u.Partial || u.Kind != evidence.NATSource {
 		t.Errorf("a rule with a condition asym cannot read is partial: %+v", u)
 	}
-	if _, ok := natRule(nftables.TableFamilyIPv4, []expr.Any{&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictAccept}}); ok {
+	if _, ok := natRule(nftables.TableFamilyIPv4, toAny([]expr.Any{&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictAccept}})); ok {
 		t.Error("a rule without NAT is not a NAT rule")
 	}
 }

@@ -1,69 +1,20 @@
 package firewall
 
-// Listing the nftables ruleset, table by table, within the caller's
-// deadline.
+// One table's sets and named counters, read once when a rule needs them,
+// and the rules of the kinds asym reports.
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 
 	"asym/evidence"
-	"asym/flow"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 )
-
-// nftResult is one listing of the nftables ruleset.
-type nftResult struct {
-	tables   int
-	rules    []evidence.FirewallRule
-	nat      []evidence.NATRule  // the NAT rules that can translate the flow
-	natOther int                 // and how many cannot
-	marks    []evidence.MarkRule // the rules that set packet or connection marks
-	headers  map[string]string   // groupKey -> chain header line
-	notes    []string            // what could not be read, as sentences
-}
-
-// listBounded lists on its own goroutine so that a kernel that does not
-// answer cannot hold the caller past its deadline. The goroutine works on a
-// duplicate of the namespace descriptor: if we give up and the caller then
-// closes the namespace, the abandoned goroutine must not enter whatever
-// namespace (or file) reuses that descriptor number.
-func listBounded(ctx context.Context, ns Namespace, f flow.Flow) (nftResult, error) {
-	fd, err := unix.FcntlInt(uintptr(ns.NS()), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return nftResult{}, fmt.Errorf("duplicate the namespace descriptor of %s: %w", ns, err)
-	}
-	type result struct {
-		r   nftResult
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		defer unix.Close(fd)
-		r, err := list(fd, f)
-		if err != nil {
-			if st, _ := evidence.Classify(err); st == evidence.StatusFailed {
-				// A ruleset reloaded while we walk it (firewalld does a
-				// flush-and-load) makes a chain or set vanish between
-				// the listing and GetRules: list once more.
-				r, err = list(fd, f)
-			}
-		}
-		done <- result{r, err}
-	}()
-	select {
-	case res := <-done:
-		return res.r, res.err
-	case <-ctx.Done():
-		return nftResult{}, ctx.Err()
-	}
-}
 
 // nftErr gives the "nf_tables is missing" case its own sentence; Classify
 // handles the rest (EPERM: needs root).
@@ -76,72 +27,8 @@ func nftErr(op string, err error) error {
 	return fmt.Errorf("%s: %w", op, err)
 }
 
-// list reads tables, chains and rules through nfnetlink inside the
-// namespace fd. Only GET requests are sent: NFT_MSG_GETRULE (never
-// GETRULE_RESET) and NFT_MSG_GETOBJ (never GETOBJ_RESET), so counters stay.
-// The chains come in one dump for all tables, in the kernel's order (table
-// by table, as the tables are listed), and are read table by table.
-func list(nsfd int, f flow.Flow) (nftResult, error) {
-	res := nftResult{headers: map[string]string{}}
-	c, err := nftables.New(nftables.WithNetNSFd(nsfd))
-	if err != nil {
-		return res, nftErr("open nftables", err)
-	}
-	tables, err := c.ListTables()
-	if err != nil {
-		return res, nftErr("list nftables tables", err)
-	}
-	res.tables = len(tables)
-	if len(tables) == 0 {
-		return res, nil
-	}
-	chains, err := c.ListChains()
-	if err != nil {
-		return res, nftErr("list nftables chains", err)
-	}
-	byTable := map[string][]*nftables.Chain{}
-	for _, ch := range chains {
-		byTable[tableKey(ch.Table)] = append(byTable[tableKey(ch.Table)], ch)
-	}
-	for _, tb := range tables {
-		if err := listTable(c, tb, byTable[tableKey(tb)], f, &res); err != nil {
-			return res, err
-		}
-	}
-	return res, nil
-}
-
 // tableKey names a table as nft and asym's output do: "inet filter".
 func tableKey(tb *nftables.Table) string { return familyName(tb.Family) + " " + tb.Name }
-
-// listTable adds the rules of one table's chains that matter, and their
-// chains' headers, to res.
-func listTable(c *nftables.Conn, tb *nftables.Table, chains []*nftables.Chain, f flow.Flow, res *nftResult) error {
-	tr := newTableReader(c, tb)
-	// NFT_TABLE_F_DORMANT: the table exists but none of its chains are
-	// hooked, so its rules drop nothing.
-	dormant := tb.Flags&unix.NFT_TABLE_F_DORMANT != 0
-	for _, ch := range chains {
-		rules, err := c.GetRules(tb, ch)
-		if err != nil {
-			return nftErr(fmt.Sprintf("list the rules of chain %s %s", tableKey(tb), ch.Name), err)
-		}
-		for _, r := range rules {
-			tr.nat(ch, r, f, res)
-			res.marks = append(res.marks, markRulesOf(tb, ch, r)...)
-			fr, ok := tr.rule(ch, r)
-			if !ok {
-				continue
-			}
-			res.rules = append(res.rules, fr)
-			if key := groupKey(fr); res.headers[key] == "" {
-				res.headers[key] = nftChainHeader(fr, chainPolicy(ch), ch.Device, dormant)
-			}
-		}
-	}
-	res.notes = append(res.notes, tr.notes...)
-	return nil
-}
 
 // tableReader reads rules of one table. It reads the table's sets and
 // named counters only when a rule needs them, each once.
@@ -151,6 +38,7 @@ type tableReader struct {
 	sets     map[string]nftSet
 	counters map[string]*expr.Counter // named counters; nil until a rule uses one
 	notes    []string                 // what could not be read, as sentences
+	counted  *evidence.FirewallRead   // counts the requests, when set
 }
 
 func newTableReader(c *nftables.Conn, tb *nftables.Table) *tableReader {
@@ -164,6 +52,10 @@ func (tr *tableReader) set(name string) (nftSet, bool) {
 		return s, true
 	}
 	s, err := readSet(tr.c, tr.tb, name)
+	if tr.counted != nil {
+		tr.counted.Requests += 2 // the set, then its elements
+		tr.counted.Sets++
+	}
 	if err != nil {
 		tr.notes = append(tr.notes, fmt.Sprintf("could not read set %s in table %s: %v", name, tableKey(tr.tb), err))
 		return nftSet{}, false
@@ -176,51 +68,28 @@ func (tr *tableReader) set(name string) (nftSet, bool) {
 func (tr *tableReader) namedCounter(name string) (*expr.Counter, bool) {
 	if tr.counters == nil {
 		tr.counters = readNamedCounters(tr.c, tr.tb)
+		if tr.counted != nil {
+			tr.counted.Requests++
+		}
 	}
 	ctr, ok := tr.counters[name]
 	return ctr, ok
 }
 
-// rule makes evidence of r when it matters: a ct-invalid or reverse-path
-// match, where it sits, and the counter that counts what it selected.
-func (tr *tableReader) rule(ch *nftables.Chain, r *nftables.Rule) (evidence.FirewallRule, bool) {
-	sc := scanRule(tr.tb.Family, r.Exprs, tr.set)
+// rule makes evidence of r when it matters: a ct-invalid, reverse-path
+// or ICMP-error match, where it sits, and the counter that counts what it
+// selected.
+func (tr *tableReader) rule(c *pathChain, r *rawRule) (evidence.FirewallRule, bool) {
+	sc := scanRule(tr.tb.Family, r.all(), tr.set)
 	if sc.kind == "" {
 		return evidence.FirewallRule{}, false
 	}
 	fr := evidence.FirewallRule{
-		Source: sc.source, Family: familyName(tr.tb.Family), Table: tr.tb.Name, Chain: ch.Name,
-		Handle: r.Handle, Kind: sc.kind, Verdict: sc.verdict, Text: sc.text,
-	}
-	if ch.Hooknum != nil {
-		fr.Hook = hookName(tr.tb.Family, uint32(*ch.Hooknum))
-	}
-	if ch.Priority != nil {
-		fr.Priority = int(*ch.Priority)
+		Source: sc.source, Family: familyName(tr.tb.Family), Table: tr.tb.Name, Chain: c.name,
+		Hook: c.hook, Priority: c.priority, Handle: r.handle, Kind: sc.kind, Verdict: sc.verdict, Text: sc.text,
 	}
 	tr.count(&fr, sc)
 	return fr, true
-}
-
-// nat adds r to the NAT rules of res when it translates the flow, or
-// counts it among the others.
-func (tr *tableReader) nat(ch *nftables.Chain, r *nftables.Rule, f flow.Flow, res *nftResult) {
-	nr, ok := natRule(tr.tb.Family, r.Exprs)
-	if !ok {
-		return
-	}
-	if !natConcerns(nr, f) {
-		res.natOther++
-		return
-	}
-	nr.Source, nr.Family, nr.Table, nr.Chain, nr.Handle = evidence.SourceNftables, familyName(tr.tb.Family), tr.tb.Name, ch.Name, r.Handle
-	if ch.Hooknum != nil {
-		nr.Hook = hookName(tr.tb.Family, uint32(*ch.Hooknum))
-	}
-	if ch.Priority != nil {
-		nr.Priority = int(*ch.Priority)
-	}
-	res.nat = append(res.nat, nr)
 }
 
 // count gives the rule its counter: the rule's own, or a named one, whose

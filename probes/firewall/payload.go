@@ -7,6 +7,7 @@ import (
 	"math/bits"
 	"net/netip"
 	"strconv"
+	"strings"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -19,6 +20,12 @@ import (
 // drops the ones it sends makes an MTU black hole.
 func decodePayload(s *scanner, p *expr.Payload) {
 	used, text := payloadCond(s.fam, s.rest, p)
+	if used == 0 && p.OperationType == expr.PayloadLoad {
+		if word := payloadWord(s.fam, p); word != "" {
+			s.hold(p.DestRegister, word, false) // a set lookup or a statement reads it
+			return
+		}
+	}
 	if used > 0 && p.Base == expr.PayloadBaseTransportHeader && p.Offset == 0 && p.Len == 1 {
 		if _, cmp, _ := maskedCompare(s.rest, p.DestRegister); cmp != nil && cmp.Op == expr.CmpOpEq && len(cmp.Data) == 1 && icmpErrorType(cmp.Data[0]) {
 			s.found(evidence.RuleICMPError, evidence.SourceNftables)
@@ -49,7 +56,7 @@ var payloadWords = map[expr.PayloadBase]func(fam nftables.TableFamily, p *expr.P
 // byte boundary as a shorter load (`ip saddr 192.0.2.0/24` is a 3-byte
 // payload), iptables-nft as a 4-byte load and a Bitwise mask. used is 0
 // when it cannot.
-func payloadCond(fam nftables.TableFamily, rest []expr.Any, p *expr.Payload) (used int, text string) {
+func payloadCond(fam nftables.TableFamily, rest []any, p *expr.Payload) (used int, text string) {
 	word := payloadWords[p.Base]
 	if p.OperationType != expr.PayloadLoad || word == nil {
 		return 0, ""
@@ -71,7 +78,7 @@ func payloadCond(fam nftables.TableFamily, rest []expr.Any, p *expr.Payload) (us
 
 // maskedCompare reads a compare of register reg, with the Bitwise mask
 // iptables-nft puts before it when there is one; used counts both.
-func maskedCompare(rest []expr.Any, reg uint32) (mask []byte, cmp *expr.Cmp, used int) {
+func maskedCompare(rest []any, reg uint32) (mask []byte, cmp *expr.Cmp, used int) {
 	if len(rest) == 0 {
 		return nil, nil, 0
 	}
@@ -83,6 +90,21 @@ func maskedCompare(rest []expr.Any, reg uint32) (mask []byte, cmp *expr.Cmp, use
 		return nil, nil, 0
 	}
 	return mask, cmp, used + 1
+}
+
+// payloadWord names a whole field a load reads: an address or a port.
+func payloadWord(fam nftables.TableFamily, p *expr.Payload) string {
+	switch p.Base {
+	case expr.PayloadBaseNetworkHeader:
+		if word, full, ok := addrField(fam, p); ok && int(p.Len) == full {
+			return strings.TrimSpace(word)
+		}
+	case expr.PayloadBaseTransportHeader:
+		if p.Len == 2 && (p.Offset == 0 || p.Offset == 2) {
+			return map[uint32]string{0: "th sport", 2: "th dport"}[p.Offset]
+		}
+	}
+	return ""
 }
 
 // addrField names the address a network-header load reads, and how long a

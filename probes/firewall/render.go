@@ -3,7 +3,6 @@ package firewall
 // Rendering: rules as nft list prints them, grouped under chain headers.
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 
@@ -40,52 +39,6 @@ func (t *ruleText) push(tok string) {
 }
 
 func (t *ruleText) String() string { return strings.Join(t.toks, " ") }
-
-// renderLines renders the rules grouped by chain, each chain under its
-// header (a default one when headers lacks it).
-func renderLines(rules []evidence.FirewallRule, headers map[string]string) []string {
-	var out []string
-	last := ""
-	for _, r := range rules {
-		key := groupKey(r)
-		if key != last || len(out) == 0 {
-			out = append(out, chainHeader(r, headers))
-			last = key
-		}
-		out = append(out, ruleLine(r))
-	}
-	return out
-}
-
-// chainHeader is the line that introduces r's chain.
-func chainHeader(r evidence.FirewallRule, headers map[string]string) string {
-	if h, ok := headers[groupKey(r)]; ok {
-		return h
-	}
-	if r.Source == evidence.SourceIptablesLegacy {
-		// xtables.Ruleset.Headers names every chain; this is a rule whose
-		// chain it did not list.
-		tool := "iptables-legacy"
-		if r.Family == "ip6" {
-			tool = "ip6tables-legacy"
-		}
-		return tool + " table " + r.Table + "  chain " + r.Chain
-	}
-	return nftChainHeader(r, "", "", false)
-}
-
-// ruleLine is one rule under its chain: nftables rules with their handle,
-// iptables-legacy ones with their position.
-func ruleLine(r evidence.FirewallRule) string {
-	if r.Source == evidence.SourceIptablesLegacy {
-		return fmt.Sprintf("  %s  # rule %d", r.Text, r.Handle)
-	}
-	return fmt.Sprintf("  %s  # handle %d", r.Text, r.Handle)
-}
-
-// groupKey groups rules by chain for the output lines; iptables-legacy
-// and iptables-nft may both have an "ip filter INPUT".
-func groupKey(r evidence.FirewallRule) string { return r.Source + " " + r.Where() }
 
 // nftChainHeader renders the line that introduces a chain's rules.
 func nftChainHeader(r evidence.FirewallRule, policy, device string, dormant bool) string {

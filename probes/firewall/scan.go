@@ -20,6 +20,10 @@ type scan struct {
 	counter     *expr.Counter // counts only what the recognised match selected
 	counterName string        // a named counter that does the same
 	text        string
+	// anyCounter and anyCounterName are the rule's first counter wherever
+	// it stands: what a path shows for a rule the packet hits.
+	anyCounter     *expr.Counter
+	anyCounterName string
 }
 
 // scanner is one walk over a rule's expressions. A decoder reads the
@@ -28,39 +32,53 @@ type scan struct {
 // in sc what the rule matches.
 type scanner struct {
 	fam  nftables.TableFamily
-	rest []expr.Any // the expressions after the one being decoded
-	sets setReader  // may be nil
+	rest []any     // the expressions after the one being decoded
+	sets setReader // may be nil
 	text ruleText
 	sc   scan
+	xt   bool                // an x_tables match or target: the rule is iptables-nft's
+	regs map[uint32][]byte   // what immediates loaded, for the statements that read them
+	held map[uint32]heldLoad // loads no compare followed (render_stmt.go)
 }
 
 // decoder reads one kind of expression.
-type decoder func(s *scanner, e expr.Any)
+type decoder func(s *scanner, e any)
 
 // decoders are keyed by expression type. Any other expression reads as
 // "…": asym does not spell it out.
 var decoders = map[reflect.Type]decoder{
-	reflect.TypeFor[*expr.Ct]():      decodeAs(decodeCt),
-	reflect.TypeFor[*expr.Fib]():     decodeAs(decodeFib),
-	reflect.TypeFor[*expr.Meta]():    decodeAs(decodeMeta),
-	reflect.TypeFor[*expr.Payload](): decodeAs(decodePayload),
-	reflect.TypeFor[*expr.Match]():   decodeAs(decodeXtMatch),
-	reflect.TypeFor[*expr.Target]():  decodeAs(decodeXtTarget),
-	reflect.TypeFor[*expr.Verdict](): decodeAs(decodeVerdict),
-	reflect.TypeFor[*expr.Reject]():  decodeAs(decodeReject),
-	reflect.TypeFor[*expr.Counter](): decodeAs(decodeCounter),
-	reflect.TypeFor[*expr.Objref]():  decodeAs(decodeObjref),
-	reflect.TypeFor[*expr.Log]():     decodeAs(decodeLog),
+	reflect.TypeFor[*expr.Ct]():        decodeAs(decodeCt),
+	reflect.TypeFor[*expr.Fib]():       decodeAs(decodeFib),
+	reflect.TypeFor[*expr.Meta]():      decodeAs(decodeMeta),
+	reflect.TypeFor[*expr.Payload]():   decodeAs(decodePayload),
+	reflect.TypeFor[*expr.Match]():     decodeAs(decodeXtMatch),
+	reflect.TypeFor[*expr.Target]():    decodeAs(decodeXtTarget),
+	reflect.TypeFor[*expr.Verdict]():   decodeAs(decodeVerdict),
+	reflect.TypeFor[*expr.Reject]():    decodeAs(decodeReject),
+	reflect.TypeFor[*expr.Counter]():   decodeAs(decodeCounter),
+	reflect.TypeFor[*expr.Objref]():    decodeAs(decodeObjref),
+	reflect.TypeFor[*expr.Log]():       decodeAs(decodeLog),
+	reflect.TypeFor[*expr.Cmp]():       decodeAs(decodeCmp),
+	reflect.TypeFor[*expr.Lookup]():    decodeAs(decodeLookup),
+	reflect.TypeFor[*expr.Immediate](): decodeAs(decodeImmediate),
+	reflect.TypeFor[*expr.NAT]():       decodeAs(decodeNAT),
+	reflect.TypeFor[*expr.Masq]():      decodeAs(decodeMasq),
+	reflect.TypeFor[*expr.Redir]():     decodeAs(decodeRedir),
+	reflect.TypeFor[*expr.Numgen]():    decodeAs(decodeNumgen),
+	reflect.TypeFor[*expr.Limit]():     decodeAs(decodeLimit),
+	reflect.TypeFor[*expr.Notrack]():   decodeAs(decodeNotrack),
+	reflect.TypeFor[*expr.Queue]():     decodeAs(decodeQueue),
 }
 
 // decodeAs makes a decoder of a function that takes the concrete type.
-func decodeAs[E expr.Any](d func(*scanner, E)) decoder {
-	return func(s *scanner, e expr.Any) { d(s, e.(E)) }
+func decodeAs[E any](d func(*scanner, E)) decoder {
+	return func(s *scanner, e any) { d(s, e.(E)) }
 }
 
-// scanRule recognises a ct-invalid or reverse-path rule and renders it
-// nft-style. It is pure: the only outside knowledge, set contents, comes
-// through sets (which may be nil).
+// scanRule renders a rule nft-style and recognises a ct-invalid,
+// reverse-path or ICMP-error rule (kind "" for any other). It is pure: the
+// only outside knowledge, set contents, comes through sets (which may be
+// nil).
 //
 // A ct state match is recognised by evaluating it for an invalid packet
 // rather than by pattern: the state register then holds 1, so
@@ -68,7 +86,7 @@ func decodeAs[E expr.Any](d func(*scanner, E)) decoder {
 // (Bitwise 2, Cmp == 0) both match it, `ct state established,related` does not.
 // A counter is attributed to the match only when it comes after it: a counter
 // placed before counts every packet the rule sees.
-func scanRule(fam nftables.TableFamily, exprs []expr.Any, sets setReader) scan {
+func scanRule(fam nftables.TableFamily, exprs []any, sets setReader) scan {
 	s := &scanner{fam: fam, rest: exprs, sets: sets}
 	for len(s.rest) > 0 {
 		e := s.rest[0]
@@ -79,11 +97,24 @@ func scanRule(fam nftables.TableFamily, exprs []expr.Any, sets setReader) scan {
 			s.text.push("…")
 		}
 	}
-	if s.sc.kind == "" {
-		return scan{}
+	if len(s.held) > 0 {
+		s.text.push("…") // a load asym renders nothing for read it
 	}
 	s.sc.text = s.text.String()
+	if s.sc.source == "" && s.xt {
+		s.sc.source = evidence.SourceIptablesNft
+	}
 	return s.sc
+}
+
+// decodeCmp renders a compare of a load held for it; any other stray
+// compare is "…".
+func decodeCmp(s *scanner, c *expr.Cmp) {
+	if h, ok := s.take(c.Register); ok {
+		heldCompare(s, h, c)
+		return
+	}
+	s.text.push("…")
 }
 
 // consume takes the n expressions a decoder read along with its own.
@@ -118,7 +149,7 @@ func (s *scanner) counts() bool {
 var native = binaryutil.NativeEndian
 
 // compareOf returns e when it compares register reg.
-func compareOf(e expr.Any, reg uint32) (*expr.Cmp, bool) {
+func compareOf(e any, reg uint32) (*expr.Cmp, bool) {
 	c, ok := e.(*expr.Cmp)
 	return c, ok && c.Register == reg
 }

@@ -140,7 +140,7 @@ func TestFirewallScanRule(t *testing.T) {
 			if fam == 0 {
 				fam = nftables.TableFamilyINet
 			}
-			sc := scanRule(fam, tc.exprs, sets)
+			sc := scanRule(fam, toAny(tc.exprs), sets)
 			if sc.kind != tc.kind {
 				t.Fatalf("kind = %q, want %q (text %q)", sc.kind, tc.kind, sc.text)
 			}

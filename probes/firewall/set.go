@@ -16,15 +16,21 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// nftSet is what the scanner needs to know about a set a rule looks up.
+// nftSet is what the scanner and the path walk need to know about a set a
+// rule looks up.
 type nftSet struct {
 	anonymous bool
+	interval  bool // elements are intervals: starts in elems, ends in ends
+	dynamic   bool // the kernel adds and removes elements (dynamic, timeouts)
 	elems     []nftSetElem
+	ends      []nftSetElem // interval sets: where each interval ends (exclusive)
 }
 
 type nftSetElem struct {
 	key     []byte
+	keyEnd  []byte        // a concatenation with ranges: the inclusive end
 	verdict string        // verdict maps only
+	data    []byte        // data maps only
 	counter *expr.Counter // sets with per-element counters only
 }
 
@@ -42,18 +48,29 @@ func readSet(c *nftables.Conn, tb *nftables.Table, name string) (nftSet, error) 
 	if err != nil {
 		return nftSet{}, err
 	}
-	fs := nftSet{anonymous: s.Anonymous || strings.HasPrefix(name, "__")}
+	fs := nftSet{anonymous: s.Anonymous || strings.HasPrefix(name, "__"), interval: s.Interval, dynamic: s.Dynamic || s.HasTimeout}
 	for _, e := range els {
+		fe := nftSetElem{key: e.Key, keyEnd: e.KeyEnd, counter: e.Counter}
 		if e.IntervalEnd {
+			fs.ends = append(fs.ends, fe)
 			continue
 		}
-		fe := nftSetElem{key: e.Key, counter: e.Counter}
-		if len(e.Val) > 0 {
+		switch {
+		case len(e.Val) > 0 && verdictMap(s):
 			fe.verdict = decodeVerdictData(e.Val)
+		case len(e.Val) > 0:
+			fe.data = e.Val
 		}
 		fs.elems = append(fs.elems, fe)
 	}
 	return fs, nil
+}
+
+// verdictMap says a set maps keys to verdicts. google/nftables v0.3.0
+// reads a verdict map's data type (0xffffff00 in NFTA_SET_DATA_TYPE) into
+// the key type, so both are looked at.
+func verdictMap(s *nftables.Set) bool {
+	return s.IsMap && (s.DataType.Name == nftables.TypeVerdict.Name || s.KeyType.Name == nftables.TypeVerdict.Name)
 }
 
 // decodeVerdictData decodes a verdict map element's data. google/nftables

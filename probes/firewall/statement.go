@@ -14,6 +14,9 @@ import (
 // comes after it (scanner.counts).
 func decodeCounter(s *scanner, c *expr.Counter) {
 	s.text.push(fmt.Sprintf("counter packets %d bytes %d", c.Packets, c.Bytes))
+	if s.sc.anyCounter == nil && s.sc.anyCounterName == "" {
+		s.sc.anyCounter = c
+	}
 	if s.counts() {
 		s.sc.counter = c
 	}
@@ -27,6 +30,9 @@ func decodeObjref(s *scanner, o *expr.Objref) {
 		return
 	}
 	s.text.push("counter name " + strconv.Quote(o.Name))
+	if s.sc.anyCounter == nil && s.sc.anyCounterName == "" {
+		s.sc.anyCounterName = o.Name
+	}
 	if s.counts() {
 		s.sc.counterName = o.Name
 	}

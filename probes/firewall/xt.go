@@ -4,7 +4,9 @@ package firewall
 // writes them into nftables tables.
 
 import (
+	"fmt"
 	"strconv"
+	"strings"
 
 	"asym/evidence"
 
@@ -14,6 +16,7 @@ import (
 
 // decodeXtMatch reads an xt match.
 func decodeXtMatch(s *scanner, m *expr.Match) {
+	s.xt = true
 	text, kind := xtMatch(m)
 	s.text.push(text)
 	if kind != "" {
@@ -29,6 +32,8 @@ var xtMatches = map[string]func(*expr.Match) (text string, kind evidence.Firewal
 	"state":     xtState,
 	"rpfilter":  xtRPFilter,
 	"comment":   xtComment,
+	"tcp":       xtTCPText,
+	"udp":       xtUDPText,
 }
 
 // xtMatch reads an x_tables match; one it cannot read is named.
@@ -119,6 +124,79 @@ func xtRPFilter(m *expr.Match) (string, evidence.FirewallRuleKind, bool) {
 	return text + "!= 0", "", true
 }
 
+// xtTCPText reads -m tcp as nft translates it: ports and flags.
+func xtTCPText(m *expr.Match) (string, evidence.FirewallRuleKind, bool) {
+	t, ok := m.Info.(*xt.Tcp)
+	if !ok {
+		return "", "", false
+	}
+	words := portWords("tcp", t.SrcPorts, t.DstPorts, t.InvFlags&xt.TcpInvSrcPorts != 0, t.InvFlags&xt.TcpInvDestPorts != 0)
+	if t.FlagsMask != 0 {
+		op := "=="
+		if t.InvFlags&xt.TcpInvFlags != 0 {
+			op = "!="
+		}
+		words = append(words, fmt.Sprintf("tcp flags & (%s) %s %s", nftTCPFlags(t.FlagsMask), op, nftTCPFlags(t.FlagsCmp)))
+	}
+	if t.Option != 0 {
+		words = append(words, "tcp option …")
+	}
+	if len(words) == 0 {
+		return "meta l4proto tcp", "", true
+	}
+	return strings.Join(words, " "), "", true
+}
+
+// xtUDPText reads -m udp.
+func xtUDPText(m *expr.Match) (string, evidence.FirewallRuleKind, bool) {
+	u, ok := m.Info.(*xt.Udp)
+	if !ok {
+		return "", "", false
+	}
+	words := portWords("udp", u.SrcPorts, u.DstPorts, u.InvFlags&xt.UdpInvSrcPorts != 0, u.InvFlags&xt.UdpInvDestPorts != 0)
+	if len(words) == 0 {
+		return "meta l4proto udp", "", true
+	}
+	return strings.Join(words, " "), "", true
+}
+
+// portWords render port ranges that are not the whole range.
+func portWords(proto string, src, dst [2]uint16, invSrc, invDst bool) []string {
+	var out []string
+	for _, p := range []struct {
+		word string
+		r    [2]uint16
+		inv  bool
+	}{{"sport", src, invSrc}, {"dport", dst, invDst}} {
+		if p.r == [2]uint16{0, 0xffff} && !p.inv {
+			continue
+		}
+		v := strconv.Itoa(int(p.r[0]))
+		if p.r[1] != p.r[0] {
+			v += "-" + strconv.Itoa(int(p.r[1]))
+		}
+		if p.inv {
+			v = "!= " + v
+		}
+		out = append(out, proto+" "+p.word+" "+v)
+	}
+	return out
+}
+
+// nftTCPFlags names TCP flags as nft does: syn | ack.
+func nftTCPFlags(f uint8) string {
+	var names []string
+	for i, n := range []string{"fin", "syn", "rst", "psh", "ack", "urg", "ecn", "cwr"} {
+		if f&(1<<i) != 0 {
+			names = append(names, n)
+		}
+	}
+	if len(names) == 0 {
+		return "0x0"
+	}
+	return strings.Join(names, " | ")
+}
+
 // xtComment reads -m comment.
 func xtComment(m *expr.Match) (string, evidence.FirewallRuleKind, bool) {
 	c, ok := m.Info.(*xt.Comment)
@@ -130,6 +208,7 @@ func xtComment(m *expr.Match) (string, evidence.FirewallRuleKind, bool) {
 
 // decodeXtTarget reads an xt target (-j): REJECT decides, LOG goes on.
 func decodeXtTarget(s *scanner, t *expr.Target) {
+	s.xt = true
 	switch t.Name {
 	case "REJECT":
 		s.text.push("reject")

@@ -84,13 +84,25 @@ func Connect(t testing.TB, ns NS, ln net.Listener, src, dst string) (client, ser
 // path looks like to a stateful firewall: conntrack calls it invalid and
 // creates no entry (nf_conntrack_proto_tcp.c: sNO -> sIV).
 func SynAck(src, dst netip.Addr, sport, dport uint16, seq, ack uint32) []byte {
+	return Segment(src, dst, sport, dport, seq, ack, 0x12)
+}
+
+// TCP flags for Segment.
+const (
+	SYN = 0x02
+	ACK = 0x10
+)
+
+// Segment builds a 20-byte TCP segment from src to dst (IPv4) with the
+// given flags, and a correct checksum.
+func Segment(src, dst netip.Addr, sport, dport uint16, seq, ack uint32, flags byte) []byte {
 	h := make([]byte, 20)
 	binary.BigEndian.PutUint16(h[0:], sport)
 	binary.BigEndian.PutUint16(h[2:], dport)
 	binary.BigEndian.PutUint32(h[4:], seq)
 	binary.BigEndian.PutUint32(h[8:], ack)
 	h[12] = 5 << 4 // data offset: 5 words
-	h[13] = 0x12   // SYN|ACK
+	h[13] = flags
 	binary.BigEndian.PutUint16(h[14:], 65535)
 	binary.BigEndian.PutUint16(h[16:], tcpChecksum(src, dst, h))
 	return h

@@ -8,6 +8,7 @@ import (
 	"context"
 
 	"asym/evidence"
+	"asym/flow"
 )
 
 // SetEventRcvBuf sets the event socket's receive buffer for the watches
@@ -24,8 +25,9 @@ var CounterKeys = counterKeys
 // Sampler is the watch's sampler on its own, for BenchmarkWatchSample.
 type Sampler struct{ s *sampler }
 
-// NewSampler makes the sampler a watch of ns would use.
-func NewSampler(ns Namespace) Sampler { return Sampler{newSampler(ns)} }
+// NewSampler makes the sampler a watch of ns would use, for no flow in
+// particular: the firewall's walk then takes any packet.
+func NewSampler(ns Namespace) Sampler { return Sampler{newSampler(ns, flow.Flow{})} }
 
 // Sample takes one sample: the kernel counters and the watched rules'.
 func (s Sampler) Sample(ctx context.Context) (*evidence.Sample, []error) { return s.s.sample(ctx) }

@@ -30,7 +30,8 @@ const (
 // ruleWatch follows the counters of the watched rules.
 type ruleWatch struct {
 	ns     Namespace
-	fd     int // a duplicate of the namespace fd, for the nftables socket; -1 when none
+	f      flow.Flow // the rules on its way are watched
+	fd     int       // a duplicate of the namespace fd, for the nftables socket; -1 when none
 	conn   *nftables.Conn
 	chains []ruleChain
 	listed time.Time // last firewall.Probe
@@ -47,7 +48,7 @@ type ruleChain struct {
 	keys         map[uint64]string // rule handle -> counter key (FirewallRule.CounterKey)
 }
 
-func newRuleWatch(ns Namespace) *ruleWatch { return &ruleWatch{ns: ns, fd: -1} }
+func newRuleWatch(ns Namespace, f flow.Flow) *ruleWatch { return &ruleWatch{ns: ns, f: f, fd: -1} }
 
 // read adds the watched rules' packet counters to into. Listing the
 // ruleset again happens at most every rediscoverEvery, or retryAfter
@@ -81,12 +82,12 @@ func (w *ruleWatch) due() bool {
 	return w.listed.IsZero() || since >= rediscoverEvery || (w.stale && since >= retryAfter)
 }
 
-// discover lists the ruleset with firewall.Probe and keeps the nftables
-// rules that have a counter.
+// discover walks the flow through the ruleset with firewall.Probe and
+// keeps the nftables rules on its way that have a counter: what the
+// analyzers look up in a sample. Only the chains the flow can reach are
+// read, on a large ruleset too.
 func (w *ruleWatch) discover(ctx context.Context) error {
-	// Only the counted drop rules matter here, not the flow's NAT rules:
-	// no flow is given.
-	v := firewall.Probe(ctx, w.ns, flow.Flow{})
+	v := firewall.Probe(ctx, w.ns, w.f)
 	w.listed, w.stale = time.Now(), false
 	w.chains = watchedChains(v.Rules)
 	if v.OK() {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"asym/evidence"
+	"asym/flow"
 	"asym/probes/counter"
 )
 
@@ -31,8 +32,8 @@ type sampler struct {
 	lastErr [2]string // counters, rules: report a failure once, not every interval
 }
 
-func newSampler(ns Namespace) *sampler {
-	return &sampler{ns: ns, rules: newRuleWatch(ns)}
+func newSampler(ns Namespace, f flow.Flow) *sampler {
+	return &sampler{ns: ns, rules: newRuleWatch(ns, f)}
 }
 
 // sample reads the counters and the watched rules' counters. Errors come

@@ -78,7 +78,7 @@ func Start(ctx context.Context, ns Namespace, f flow.Flow, opt Options) <-chan e
 		close(out)
 		return out
 	}
-	w := &watcher{iv: opt.Interval, batch: b, sampler: newSampler(ns),
+	w := &watcher{iv: opt.Interval, batch: b, sampler: newSampler(ns, f),
 		reqs: make(chan struct{}, 1), done: make(chan struct{}, 1)}
 	events, err := openCtStream(ns, f, b)
 	if err != nil {

@@ -48,6 +48,11 @@ type Rule struct {
 	Bytes   uint64
 	Matches []string // the match names, in order
 	Target  string   // "DROP", "ACCEPT", a chain, an extension such as "LOG"; "" when none
+	// Select, Exts and TargetExt are what the kernel matches the rule with,
+	// for asym's path walk.
+	Select    Selector
+	Exts      []Extension
+	TargetExt Extension
 }
 
 // buildTable turns a table's decoded entries into chains and rules.
@@ -76,7 +81,8 @@ func buildTable(fam family, ti tableInfo, entries []entry) Table {
 
 // buildRule renders one rule and works out its kind and verdict.
 func buildRule(fam family, idx chainIndex, chain string, pos int, e entry) Rule {
-	r := Rule{Position: pos, Packets: e.packets, Bytes: e.bytes}
+	r := Rule{Position: pos, Packets: e.packets, Bytes: e.bytes, Select: selectorOf(fam, e.ip)}
+	r.Exts, r.TargetExt = extensionsOf(e)
 	text := "[" + strconv.FormatUint(e.packets, 10) + ":" + strconv.FormatUint(e.bytes, 10) + "] -A " + chain + ipText(fam, e.ip)
 	for _, m := range e.matches {
 		s, kind := renderMatch(fam, m)
