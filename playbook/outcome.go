@@ -12,7 +12,35 @@ type FixOutcome struct {
 	// Fixed are the findings whose fix was applied.
 	Fixed  []FindingID
 	Before []Finding
-	After  []Finding
+	// After are the findings of the check after the fix; nil until it ran
+	// (the view runs it itself, with the fix already pending on screen).
+	After []Finding
+	// Pending is the fix as its journal records it.
+	Pending *PendingFix
+}
+
+// PendingFix is a fix asym applied to a target that still waits for a
+// decision, as its journal records it: the view's banner and asym check
+// show it.
+type PendingFix struct {
+	Summary string // what the fix changes
+	Flow    string
+	State   string // applying, pending or revert failed
+	Applied time.Time
+	// Deadline is when the watchdog reverts it unless it is kept.
+	Deadline time.Time
+	Watchdog string // how the revert is armed
+	// Problem says why the fix will not revert by itself, or why its
+	// record cannot be trusted, ending with the command to run ("the revert
+	// did not run: …"). It is "" while the watchdog will revert it at
+	// Deadline.
+	Problem string
+	// Confirm and Rollback are the commands that keep and undo it now.
+	Confirm, Rollback string
+	// Undo are the words of the commands that undo its changes, in the
+	// order an undo runs them (the last change first): what a person types
+	// to take back a fix that was kept.
+	Undo [][]string
 }
 
 // Unhealed are the findings the fix was for that the check after it still
