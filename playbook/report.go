@@ -164,7 +164,7 @@ func (r Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(b, "running without %s: some probes are unavailable\n", r.Host.Missing)
 	}
 	if r.Peer != nil {
-		fmt.Fprintf(b, "peer %s\n", Clean(r.Peer.headline()))
+		fmt.Fprintf(b, "peer %s\n", Clean(r.Peer.Headline()))
 	}
 	writeVerdictText(b, "verdict", r.Verdict)
 	writeSummaryText(b, r.AllFindings())
@@ -186,7 +186,7 @@ func (r Report) WriteText(w io.Writer) error {
 		}
 	}
 	if p := r.Peer; p != nil && p.Failure == nil {
-		fmt.Fprintf(b, "\n\n######## The peer: %s\n", Clean(p.headline()))
+		fmt.Fprintf(b, "\n\n######## The peer: %s\n", Clean(p.Headline()))
 		b.WriteString("\n== Findings on the peer (run their fixes there)\n")
 		if len(p.Findings) == 0 && p.Verdict != nil {
 			fmt.Fprintf(b, "   none: %s\n", noFindingText(*p.Verdict, "the peer"))
@@ -238,8 +238,8 @@ func writeSummaryText(b *strings.Builder, all []Finding) {
 	}
 }
 
-// headline is the peer's line in a report's header.
-func (p *PeerReport) headline() string {
+// Headline is the peer's line in a report's header.
+func (p *PeerReport) Headline() string {
 	if p.Failure != nil {
 		return "not diagnosed: " + p.Failure.Reason + " ($ " + p.Command + ")"
 	}
@@ -378,7 +378,7 @@ func (r Report) writeMarkdownSummary(b *strings.Builder) {
 		fmt.Fprintf(b, "- privileges: missing %s, some probes were unavailable\n", r.Host.Missing)
 	}
 	if r.Peer != nil {
-		fmt.Fprintf(b, "- peer: %s\n", mdText(r.Peer.headline()))
+		fmt.Fprintf(b, "- peer: %s\n", mdText(r.Peer.Headline()))
 	}
 	fmt.Fprintf(b, "- verdict: **%s**\n", r.Verdict.Verdict)
 	writeVerdictMarkdown(b, r.Verdict)
@@ -428,7 +428,7 @@ func (r Report) WriteMarkdownEvidence(w io.Writer, shown map[string]string) erro
 	}
 	writeStepsMarkdown(b, r.Steps, "")
 	if p := r.Peer; p != nil && p.Failure == nil {
-		fmt.Fprintf(b, "### The peer: %s\n\n", mdText(p.headline()))
+		fmt.Fprintf(b, "### The peer: %s\n\n", mdText(p.Headline()))
 		b.WriteString("#### Findings on the peer (run their fixes there)\n\n")
 		if len(p.Findings) == 0 && p.Verdict != nil {
 			fmt.Fprintf(b, "None: %s\n\n", mdText(noFindingText(*p.Verdict, "the peer")))

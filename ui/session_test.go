@@ -25,7 +25,8 @@ type fakeSession struct {
 	peer      func(context.Context, flow.Flow, time.Duration) evidence.PeerResult
 	apply     func(context.Context, flow.Flow, string, []string) (*playbook.FixOutcome, error)
 	decide    func(context.Context, bool) error
-	gateways  map[string]netip.Addr // what the last ApplyFix was given
+	pending   func() *playbook.PendingFix // the journal; nil: no fix pending
+	gateways  map[string]netip.Addr       // what the last ApplyFix was given
 }
 
 func (s *fakeSession) Info() evidence.TargetInfo                      { return s.info }
@@ -61,6 +62,13 @@ func (s *fakeSession) Peer(ctx context.Context, f flow.Flow, w time.Duration) ev
 func (s *fakeSession) ApplyFix(ctx context.Context, f flow.Flow, id string, shown []string, gateways map[string]netip.Addr) (*playbook.FixOutcome, error) {
 	s.gateways = gateways
 	return s.apply(ctx, f, id, shown)
+}
+
+func (s *fakeSession) PendingFix() *playbook.PendingFix {
+	if s.pending == nil {
+		return nil
+	}
+	return s.pending()
 }
 
 // sess is the model's fake session, for a test to change its behaviour.
