@@ -166,8 +166,14 @@ func (r Report) WriteText(w io.Writer) error {
 	if r.Peer != nil {
 		fmt.Fprintf(b, "peer %s\n", Clean(r.Peer.Headline()))
 	}
-	writeVerdictText(b, "verdict", r.Verdict)
-	writeSummaryText(b, r.AllFindings())
+	all := r.AllFindings()
+	if len(all) > 0 && (r.Verdict.Verdict == VerdictBroken || r.Verdict.Verdict == VerdictSuspect) {
+		// Its reasons are the findings: they follow, once.
+		fmt.Fprintf(b, "verdict: %s %s, from the findings below\n", r.Verdict.Verdict.Symbol(), r.Verdict.Verdict)
+	} else {
+		writeVerdictText(b, "verdict", r.Verdict)
+	}
+	writeSummaryText(b, all)
 	b.WriteString("\n== Findings\n")
 	if len(r.Findings) == 0 {
 		fmt.Fprintf(b, "   none: %s\n", noFindingText(r.Verdict, "this host"))

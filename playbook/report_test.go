@@ -23,7 +23,7 @@ func TestTextSummaryFirst(t *testing.T) {
 		}
 		return i
 	}
-	verdict, cause, list := at("verdict: ✗ broken"), at("cause: rule_unknown_source: "), at("findings (3, each in full below):")
+	verdict, cause, list := at("verdict: ✗ broken, from the findings below\ncause:"), at("cause: rule_unknown_source: "), at("findings (3, each in full below):")
 	first, detail, probes := at("   WARNING  rule_unknown_source "), at("\n== Findings\n"), at("######## The probes")
 	if !(verdict < cause && cause < list && list < first && first < detail && detail < probes) {
 		t.Errorf("summary first, then the findings, then the probes:\n%s", out)
