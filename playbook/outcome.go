@@ -37,10 +37,24 @@ type PendingFix struct {
 	Problem string
 	// Confirm and Rollback are the commands that keep and undo it now.
 	Confirm, Rollback string
-	// Undo are the words of the commands that undo its changes, in the
-	// order an undo runs them (the last change first): what a person types
-	// to take back a fix that was kept.
-	Undo [][]string
+	// Undo are the commands that undo its changes by hand, the last change
+	// first, entering the namespace: what a person types to take back the
+	// fix once it is kept.
+	Undo []string
+}
+
+// KeptFix is the last fix asym applied to a target when it was kept: what
+// it changed, and how to undo it later, as the fix view, the notes and
+// asym fix --status show it.
+type KeptFix struct {
+	Summary string
+	Flow    string
+	Applied time.Time
+	// Undo is the command that undoes it, checking each change first.
+	Undo string
+	// UndoCommands undo it by hand, newest change first, entering the
+	// namespace: what Undo runs, without its checks.
+	UndoCommands []string
 }
 
 // Unhealed are the findings the fix was for that the check after it still

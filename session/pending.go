@@ -4,7 +4,6 @@ import (
 	"errors"
 	"time"
 
-	"asym/fix"
 	"asym/fix/apply"
 	"asym/playbook"
 )
@@ -35,13 +34,7 @@ func PendingFixFor(cfg Config) *PendingFix {
 
 // pendingFrom is what a journal says about its fix.
 func pendingFrom(j *apply.Journal) *PendingFix {
-	pf := &PendingFix{Summary: j.Summary, Flow: j.Flow, State: j.State, Applied: j.Created, Deadline: j.Deadline, Watchdog: j.Watchdog,
-		Problem: j.Problem(time.Now()), Confirm: apply.Command(j.Target, "--confirm"), Rollback: apply.Command(j.Target, "--rollback")}
-	for i := len(j.Steps) - 1; i >= 0; i-- {
-		// An ARP announcement changed no state: its "undo" announces again.
-		if st := j.Steps[i]; st.Started && st.Undo.Step != nil && st.Undo.Step.Kind() != fix.KindARPAnnounce {
-			pf.Undo = append(pf.Undo, st.Undo.Step.Words())
-		}
-	}
-	return pf
+	return &PendingFix{Summary: j.Summary, Flow: j.Flow, State: j.State, Applied: j.Created, Deadline: j.Deadline, Watchdog: j.Watchdog,
+		Problem: j.Problem(time.Now()), Confirm: apply.Command(j.Target, "--confirm"), Rollback: apply.Command(j.Target, "--rollback"),
+		Undo: j.UndoCommands(j.Target.Render())}
 }

@@ -53,6 +53,11 @@ type Session interface {
 	// starts, so a fix left pending by a session that dropped shows at
 	// once, and again while one waits.
 	PendingFix() *playbook.PendingFix
+	// KeptFix is the last fix applied to the target when it was kept (nil:
+	// none); UndoKept undoes it, each change only while it is as asym left
+	// it (asym fix --undo).
+	KeptFix() *playbook.KeptFix
+	UndoKept(ctx context.Context) error
 	// Persist shows how to make a fix survive a reboot with the host's
 	// network manager: a title and the lines (rendered by the session).
 	Persist(fx *fix.Fix) (title string, lines []string)
@@ -286,6 +291,8 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.countdownTick()
 	case pendingMsg:
 		return m, m.pendingRead(msg)
+	case undoneMsg:
+		return m, m.keptUndone(msg)
 	case trafficMsg:
 		return m, m.trafficResult(msg)
 	case tea.KeyPressMsg:

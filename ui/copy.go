@@ -47,7 +47,7 @@ func (m *Model) notesWritten(msg notesMsg) {
 // selection is what y copies here: a name for it and its lines.
 func (m *Model) selection() (string, []string) {
 	switch {
-	case m.showFix && m.appliedGone():
+	case m.recordShown() || m.keptShown():
 		return m.appliedSelection()
 	case len(m.findings) > 0 && (m.showFind || m.focus == paneFindings):
 		return m.findingSelection(m.findings[m.fsel])
@@ -68,9 +68,8 @@ func (m *Model) selection() (string, []string) {
 // appliedSelection is the fix this view applied, or once kept, what undoes
 // it.
 func (m *Model) appliedSelection() (string, []string) {
-	if m.fix.result == "kept" {
-		cmds := m.undoCommands()
-		return fmt.Sprintf("the %d commands that undo the kept fix of %s", len(cmds), m.fix.finding), cmds
+	if cmds := m.undoCommands(); len(cmds) > 0 {
+		return fmt.Sprintf("the %d commands that undo the kept fix", len(cmds)), cmds
 	}
 	fx, _ := fixOf(m.fix.outcome, m.fix.finding)
 	cmds := fx.CommandsIn(m.info.Prefix)
@@ -95,7 +94,7 @@ func (m *Model) findingSelection(f playbook.Finding) (string, []string) {
 
 func (m *Model) copyLabel() string {
 	switch {
-	case m.showFix && m.appliedGone() && m.fix.result == "kept":
+	case m.keptShown():
 		return "copy undo"
 	case len(m.findings) > 0 && (m.showFind || m.focus == paneFindings):
 		return "copy fix"

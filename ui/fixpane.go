@@ -27,6 +27,8 @@ type fixState struct {
 	// the cursor by then.
 	confirmID    string
 	confirmShown []string
+	confirmUndo  bool // the confirmation is for undoing the kept fix
+	undoing      bool // UndoKept runs
 	applying     bool // ApplyFix runs
 	deciding     bool // DecideFix runs
 	finding      string
@@ -41,7 +43,9 @@ type fixState struct {
 	result     string    // kept, reverted… once decided
 	decidedAt  time.Time // when
 	decided    *playbook.PendingFix
-	gen        int // answers about the journal asked before a change are dropped
+	kept       *playbook.KeptFix // the journal's kept fix, while it is in place
+	undone     *playbook.KeptFix // the kept fix X undid
+	gen        int               // answers about the journal asked before a change are dropped
 	// ask is the question for a gateway asym could not find; named holds
 	// the answers, per interface, for the flow.
 	ask   *gatewayAsk
@@ -60,7 +64,7 @@ type appliedMsg struct {
 // canApplyHere says enter in the fix view applies the selected finding's
 // fix: this host's, with steps, and no fix already waiting.
 func (m *Model) canApplyHere() bool {
-	if m.fix.busy() || m.fsel >= len(m.findings) {
+	if m.fix.busy() || m.fix.undoing || m.fsel >= len(m.findings) {
 		return false
 	}
 	f := m.findings[m.fsel]
@@ -186,11 +190,23 @@ func (m *Model) recheckDone() {
 // fixPaneLines is the part of the fix view about applying it.
 func (m *Model) fixPaneLines(f playbook.Finding, width int) []string {
 	fx := m.fix
+	var kept []string
+	if fx.outcome == nil && fx.kept != nil && !fx.confirming {
+		kept = append(m.keptLines(width), "") // the journal's kept fix heads every fix view
+	}
+	return append(kept, m.fixPaneState(f, width)...)
+}
+
+// fixPaneState is what can be done with the finding's fix now.
+func (m *Model) fixPaneState(f playbook.Finding, width int) []string {
+	fx := m.fix
 	switch {
 	case fx.ask != nil:
 		return m.askLines(width)
 	case fx.outcome != nil && fx.finding == string(f.ID) && f.Side == "":
 		return m.appliedLines(width)
+	case fx.confirming && fx.confirmUndo:
+		return m.undoPrompt(width)
 	case fx.confirming:
 		n := 0
 		if f.Fix != nil {
@@ -245,41 +261,30 @@ func (m *Model) appliedGone() bool {
 	return m.fix.outcome != nil && m.findingIndex(findingKey{id: m.fix.finding}) < 0
 }
 
+// recordShown says the fix view shows the fix record alone: this view's
+// fix whose finding is gone, or a kept fix when nothing is found.
+func (m *Model) recordShown() bool {
+	return m.showFix && (m.appliedGone() || (m.fix.outcome == nil && m.fix.kept != nil && len(m.findings) == 0))
+}
+
 // appliedFixLines is the fix view of a fix whose finding is gone: what was
 // applied, what became of it, and how to undo it.
 func (m *Model) appliedFixLines(width int) []string {
-	out := []string{m.st.Bold.Render("The fix of "+m.fix.finding) + m.dim(" · no longer found")}
+	var out []string
+	if m.fix.confirming && m.fix.confirmUndo {
+		out = append(m.undoPrompt(width), "")
+	}
+	if m.fix.outcome == nil {
+		out = append(out, m.keptLines(width)...)
+		return append(out, "", m.dim("esc: back"))
+	}
+	out = append(out, m.st.Bold.Render("The fix of "+m.fix.finding)+m.dim(" · no longer found"))
 	out = append(out, m.appliedLines(width)...)
 	if fx, ok := fixOf(m.fix.outcome, m.fix.finding); ok {
 		out = append(out, "")
 		out = append(out, m.fixLines(fx, fix.Prefixed(m.info.Prefix), width)...)
 	}
 	return append(out, "", m.dim("esc: back"))
-}
-
-// undoLines are the commands that take back a kept fix, from its journal.
-func (m *Model) undoLines(width int) []string {
-	cmds := m.undoCommands()
-	if len(cmds) == 0 {
-		return nil
-	}
-	out := append([]string{""}, hang(m.st.Bold, "", "To undo it later, these commands (the last change first):", width)...)
-	for _, c := range cmds {
-		out = append(out, m.command(c, width)...)
-	}
-	return out
-}
-
-// undoCommands renders the decided fix's undo steps for the target.
-func (m *Model) undoCommands() []string {
-	if m.fix.decided == nil {
-		return nil
-	}
-	var out []string
-	for _, w := range m.fix.decided.Undo {
-		out = append(out, playbook.Clean(commandIn(m.info.Prefix, w)))
-	}
-	return out
 }
 
 // localFinding finds this host's finding with the id (never the peer's).

@@ -16,9 +16,9 @@ type KeyMap struct {
 	Notes, Copy, EditFlow          key.Binding
 	// A fix: enter in the fix view asks, y or enter applies, esc or n
 	// cancels; once applied, K keeps and U reverts, and nothing else does.
-	Apply, Confirm, Cancel, Keep, Revert key.Binding
-	Help, Quit                           key.Binding
-	FormNext, FormUp, FormDn, FormSubmit key.Binding
+	Apply, Confirm, Cancel, Keep, Revert, Undo key.Binding
+	Help, Quit                                 key.Binding
+	FormNext, FormUp, FormDn, FormSubmit       key.Binding
 }
 
 // DefaultKeyMap is what the key bar and ? show.
@@ -52,6 +52,7 @@ func DefaultKeyMap() KeyMap {
 		Cancel:     b([]string{"esc", "n"}, "esc/n", "cancel"),
 		Keep:       b([]string{"K"}, "K", "keep the applied fix"),
 		Revert:     b([]string{"U"}, "U", "revert it now"),
+		Undo:       b([]string{"X"}, "X", "undo a kept fix, later (it asks first)"),
 		Help:       b([]string{"?"}, "?", "help"),
 		Quit:       b([]string{"q"}, "q", "quit"),
 		FormNext:   b([]string{"tab", "shift+tab"}, "tab", "next field"),
@@ -77,6 +78,7 @@ func (k KeyMap) help() []helpGroup {
 		{"search", []key.Binding{k.Search, k.SearchNext, k.SearchPrev}, "esc clears it"},
 		{"fix view", []key.Binding{k.Apply, k.Confirm, k.Cancel}, ""},
 		{"applied", []key.Binding{k.Keep, k.Revert}, "nothing else keeps or reverts it"},
+		{"kept", []key.Binding{k.Undo}, "in the fix view"},
 		{"notes", []key.Binding{k.Notes, k.Copy}, "y appends them to the notes too"},
 		{"other", []key.Binding{k.EditFlow, k.Help, k.Quit}, "a pending fix reverts by itself"},
 	}

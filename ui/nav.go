@@ -70,7 +70,7 @@ func (m *Model) openFinding() tea.Cmd {
 // openFix shows the fix of the selected finding, or of the root cause
 // when no finding is selected (the headline's f).
 func (m *Model) openFix() tea.Cmd {
-	if len(m.findings) == 0 && m.fix.outcome != nil {
+	if len(m.findings) == 0 && (m.fix.outcome != nil || m.fix.kept != nil) {
 		m.showFind, m.showFix, m.focus, m.scroll = true, true, paneDetail, 0
 		return nil
 	}

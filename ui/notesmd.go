@@ -81,15 +81,21 @@ func (m *Model) ranSteps() string {
 	return strings.Join(out, ", ")
 }
 
-// doneText says what was changed on the host from this view.
+// doneText says what was changed on the host from this view, and what
+// asym left in place before.
 func (m *Model) doneText() string {
 	fx := m.fix
+	pf := fx.pendingOrDecided()
 	var what string
 	switch {
 	case fx.outcome != nil:
-		what = fmt.Sprintf("the fix of `%s` applied at %s UTC (%d changes)", fx.finding, clock(fx.pendingOrDecided().Applied), fx.outcome.Changes)
-	case fx.pendingOrDecided() != nil:
-		what = "a fix applied by an earlier asym at " + clock(fx.pendingOrDecided().Applied) + " UTC was pending when this view started"
+		what = fmt.Sprintf("the fix of `%s` applied at %s UTC (%d changes)", fx.finding, clock(pf.Applied), fx.outcome.Changes)
+	case pf != nil:
+		what = "a fix applied by an earlier asym at " + clock(pf.Applied) + " UTC was pending when this view started"
+	case fx.kept != nil:
+		return "nothing was changed from this view; a fix kept at " + clock(fx.kept.Applied) + " UTC is in place: " + fx.kept.Summary
+	case fx.undone != nil:
+		return "the fix kept at " + clock(fx.undone.Applied) + " UTC (" + fx.undone.Summary + ") was undone at " + clock(fx.decidedAt) + " UTC"
 	default:
 		return "nothing was changed on the host"
 	}
@@ -109,14 +115,13 @@ func (fx *fixState) pendingOrDecided() *playbook.PendingFix {
 	return fx.decided
 }
 
-// writeFixRecord writes the fix applied from this view once, with its
-// undo commands, and returns it for the findings to name instead of
-// repeating it.
+// writeFixRecord writes the fix applied from this view (or found in the
+// journal) once, with its undo commands, and returns it for the findings
+// to name instead of repeating it.
 func (m *Model) writeFixRecord(b *strings.Builder) map[string]string {
 	shown := map[string]string{}
 	fx := m.fix
-	pf := fx.pendingOrDecided()
-	if pf == nil {
+	if fx.pendingOrDecided() == nil && fx.kept == nil && fx.undone == nil {
 		return shown
 	}
 	b.WriteString("### The fix\n\n")
@@ -125,16 +130,16 @@ func (m *Model) writeFixRecord(b *strings.Builder) map[string]string {
 		fmt.Fprintf(b, "Applied: %s\n\n", playbook.MarkdownText(f.Summary))
 		playbook.WriteFence(b, f.CommandsIn(m.info.Prefix))
 		shown[f.Summary] = "applied from the view (see The fix above)"
-	} else if pf.Summary != "" {
+	} else if pf := fx.pendingOrDecided(); pf != nil && pf.Summary != "" {
 		fmt.Fprintf(b, "Applied: %s\n\n", playbook.MarkdownText(pf.Summary))
 	}
-	if len(pf.Undo) > 0 {
+	undo := m.undoCommands()
+	if pf := fx.pendingOrDecided(); len(undo) == 0 && pf != nil && fx.result != "reverted" && fx.result != "undone" {
+		undo = pf.Undo
+	}
+	if len(undo) > 0 {
 		b.WriteString("Undo (the last change first):\n\n")
-		var cmds []string
-		for _, w := range pf.Undo {
-			cmds = append(cmds, commandIn(m.info.Prefix, w))
-		}
-		playbook.WriteFence(b, cmds)
+		playbook.WriteFence(b, undo)
 	}
 	return shown
 }

@@ -39,6 +39,7 @@ type fixModel struct {
 	now     time.Time
 	applied []string
 	decided []bool
+	undone  int
 }
 
 func newFixModel(t *testing.T, w, h int) *fixModel {
@@ -64,16 +65,30 @@ func newFixModel(t *testing.T, w, h int) *fixModel {
 			Before: m.findings, Fixed: []playbook.FindingID{playbook.FindingID(id)},
 			Pending: &playbook.PendingFix{Summary: "Source-based routing for 198.51.100.11: table 100 sends its traffic by eth1", Applied: fm.now,
 				Deadline: fm.now.Add(time.Minute), Watchdog: "process 4242 in its own session",
-				Undo: [][]string{
-					{"ip", "rule", "del", "from", "198.51.100.11", "lookup", "100", "priority", "1000", "proto", "245"},
-					{"ip", "route", "del", "default", "via", "198.51.100.1", "dev", "eth1", "table", "100", "proto", "245"},
+				Undo: []string{
+					"ip netns exec asym-lab-host ip rule del from 198.51.100.11 lookup 100 priority 1000 proto 245",
+					"ip netns exec asym-lab-host ip route del default via 198.51.100.1 dev eth1 table 100 proto 245",
 				}}}, nil
 	}
+	var kept *playbook.KeptFix // what the journal says once the fix is kept
 	sess(m).decide = func(_ context.Context, keep bool) error {
 		fm.decided = append(fm.decided, keep)
 		if !keep {
 			swap(broken)
+			return nil
 		}
+		kept = &playbook.KeptFix{Summary: "Source-based routing for 198.51.100.11: table 100 sends its traffic by eth1", Flow: broken.Flow.String(),
+			Applied: fm.now, Undo: "asym fix --netns asym-lab-host --undo", UndoCommands: []string{
+				"ip netns exec asym-lab-host ip rule del from 198.51.100.11 lookup 100 priority 1000 proto 245",
+				"ip netns exec asym-lab-host ip route del default via 198.51.100.1 dev eth1 table 100 proto 245",
+			}}
+		return nil
+	}
+	sess(m).kept = func() *playbook.KeptFix { return kept }
+	sess(m).undo = func(context.Context) error {
+		fm.undone++
+		swap(broken)
+		kept = nil
 		return nil
 	}
 	return fm
@@ -180,6 +195,7 @@ func stateModels(t *testing.T) map[string]*Model {
 	at("search", "a", "/", "r", "u", "l", "e", "enter")
 	at("kept", "a", "f", "enter", "y", "K")
 	at("reverted", "a", "f", "enter", "y", "U")
+	at("undo confirmation", "a", "f", "enter", "y", "K", "X")
 	fm := newFixModel(t, 80, 24)
 	fm.toConfirmation(t)
 	out["applying"] = fm.Model
@@ -227,6 +243,9 @@ func TestNoKeyDoesTwoThings(t *testing.T) {
 		}
 		if _, ok := seen["y"]; busy && ok {
 			t.Errorf("%s: y must do nothing while a fix waits", name)
+		}
+		if _, ok := seen["X"]; ok != m.canUndoHere() {
+			t.Errorf("%s: X bound %v, a kept fix shown %v", name, ok, m.canUndoHere())
 		}
 		if m.fix.confirming && len(keys) != 4 {
 			t.Errorf("%s: the confirmation takes y, enter, esc and n only: %v", name, keys)
@@ -313,7 +332,7 @@ func journalFix(problem string) *playbook.PendingFix {
 	return &playbook.PendingFix{Summary: "Source-based routing for 198.51.100.11: table 100 sends its traffic by eth1", Flow: "tcp 203.0.113.10:40000 198.51.100.11:8080",
 		State: "pending", Applied: now.Add(-40 * time.Second), Deadline: now.Add(20 * time.Second), Watchdog: "process 4242 in its own session",
 		Problem: problem, Confirm: "asym fix --netns asym-lab-host --confirm", Rollback: "asym fix --netns asym-lab-host --rollback",
-		Undo: [][]string{{"ip", "rule", "del", "from", "198.51.100.11", "lookup", "100", "priority", "1000", "proto", "245"}}}
+		Undo: []string{"ip netns exec asym-lab-host ip rule del from 198.51.100.11 lookup 100 priority 1000 proto 245"}}
 }
 
 // TestReattachPendingFix: a fix left pending by a session that dropped
@@ -577,5 +596,59 @@ func TestEditFlowInPlace(t *testing.T) {
 	}
 	if h := LoadHistory(m.opt.HistoryPath, "host namespace"); len(h) != 0 {
 		t.Errorf("another target has none of them: %v", h)
+	}
+}
+
+// TestUndoKeptFix: a fix kept from the view shows its undo commands from
+// the journal, and X undoes it after a confirmation; a kept fix found in
+// the journal when the view starts is said, and undone the same way.
+func TestUndoKeptFix(t *testing.T) {
+	fm := newFixModel(t, 120, 40)
+	fm.toConfirmation(t)
+	press(t, fm.Model, "y", "K")
+	if fm.fix.kept == nil || !strings.Contains(fm.Render(), "To undo it later: X here, or asym fix --netns asym-lab-host --undo") {
+		t.Fatalf("the kept fix's undo, from the journal:\n%s", fm.Render())
+	}
+	fm.clock(time.Second)
+	press(t, fm.Model, "X")
+	if !fm.fix.confirming || !strings.Contains(fm.Render(), "Undo the kept fix (2 changes) in netns asym-lab-host? y undo · esc cancel") {
+		t.Fatalf("X asks first:\n%s", fm.Render())
+	}
+	press(t, fm.Model, "y")
+	if fm.undone != 0 {
+		t.Fatal("y right after the question opened undoes nothing")
+	}
+	fm.clock(time.Second)
+	press(t, fm.Model, "y")
+	if fm.undone != 1 || fm.fix.result != "undone" || fm.fix.kept != nil || !fm.allRan() {
+		t.Fatalf("y undoes it and the steps run again: %d %q", fm.undone, fm.fix.result)
+	}
+	notes := string(fm.notesMarkdown())
+	if !strings.Contains(notes, "kept fix undone by alice") || !strings.Contains(notes, "; undone at 02:13:05 UTC") {
+		t.Errorf("the notes record the undo:\n%s", notes)
+	}
+
+	// Found in the journal on start.
+	m, _, _ := newTestModel(t, "healthy-host", 80, 24)
+	found := &playbook.KeptFix{Summary: "Source-based routing for 198.51.100.11", Applied: fixedNow().Add(-time.Hour),
+		Undo: "asym fix --netns asym-lab-host --undo", UndoCommands: []string{"ip netns exec asym-lab-host ip rule del from 198.51.100.11 lookup 100 priority 1000 proto 245"}}
+	var undone int
+	sess(m).kept = func() *playbook.KeptFix { return found }
+	sess(m).undo = func(context.Context) error { undone++; return nil }
+	drain(t, m, m.Init())
+	if !strings.Contains(m.flash, "a fix asym applied and kept at 01:13:00 UTC is in place here") {
+		t.Fatalf("the first screen says a kept fix is in place: %q", m.flash)
+	}
+	press(t, m, "f")
+	flat := strings.Join(strings.Fields(m.Render()), " ")
+	if !strings.Contains(flat, "A fix kept at 01:13:00 UTC is in place") || !strings.Contains(flat, "ip rule del from 198.51.100.11 lookup 100") {
+		t.Fatalf("f shows the kept fix with its undo commands:\n%s", m.Render())
+	}
+	m.fix.openedAt = fixedNow().Add(-time.Second)
+	press(t, m, "X")
+	m.fix.openedAt = fixedNow().Add(-time.Second)
+	press(t, m, "y")
+	if undone != 1 || m.fix.result != "undone" {
+		t.Fatalf("X then y undo the kept fix found in the journal: %d %q", undone, m.fix.result)
 	}
 }

@@ -130,7 +130,7 @@ func (m *Model) detailLines(width int) []string {
 	switch {
 	case m.liveShown():
 		return m.live.lines(m.st, width)
-	case m.showFix && m.appliedGone():
+	case m.recordShown():
 		return m.appliedFixLines(width)
 	case m.showFind && len(m.findings) > 0:
 		return m.findingLines(m.findings[m.fsel], width)

@@ -25,8 +25,9 @@ type decidedMsg struct {
 // pendingMsg is what the journal says: the fix pending on the target, or
 // nil. gen is the fixState.gen it was asked under.
 type pendingMsg struct {
-	pf  *playbook.PendingFix
-	gen int
+	pf   *playbook.PendingFix
+	kept *playbook.KeptFix
+	gen  int
 }
 
 type countdownMsg struct{}
@@ -39,7 +40,7 @@ func (m *Model) countdown() tea.Cmd {
 // readPending asks the journal off the UI goroutine.
 func (m *Model) readPending() tea.Cmd {
 	sess, gen := m.opt.Session, m.fix.gen
-	return func() tea.Msg { return pendingMsg{pf: sess.PendingFix(), gen: gen} }
+	return func() tea.Msg { return pendingMsg{pf: sess.PendingFix(), kept: sess.KeptFix(), gen: gen} }
 }
 
 // pendingRead takes what the journal says: a fix found pending when the view
@@ -47,9 +48,10 @@ func (m *Model) readPending() tea.Cmd {
 // reverted by its watchdog.
 func (m *Model) pendingRead(msg pendingMsg) tea.Cmd {
 	fx := &m.fix
-	if msg.gen != fx.gen || fx.applying || fx.deciding {
+	if msg.gen != fx.gen || fx.applying || fx.deciding || fx.undoing {
 		return nil // asked before a change this view made since
 	}
+	m.keptRead(msg.kept)
 	switch {
 	case msg.pf != nil && fx.pending == nil:
 		fx.pending, fx.reattached, fx.result = msg.pf, true, ""
@@ -136,8 +138,8 @@ func (m *Model) fixDecided(msg decidedMsg) tea.Cmd {
 	if msg.keep {
 		fx.result = "kept"
 		m.note("fix kept%s", by)
-		m.setFlash("kept: it stays until it is undone (the undo commands are in the fix view and the notes); make it permanent with the host's network manager", false)
-		return nil
+		m.setFlash("kept: it stays until it is undone (X in the fix view; the undo commands are there and in the notes); make it permanent with the host's network manager", false)
+		return m.readPending() // the journal's record of the kept fix, with its undo
 	}
 	fx.result, fx.rechecking = "reverted", false
 	m.note("fix reverted%s: the host is as it was", by)

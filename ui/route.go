@@ -69,7 +69,7 @@ func (m *Model) helpActions() []action {
 // person decides whether to change the host.
 func (m *Model) confirmActions() []action {
 	return []action{
-		{m.keys.Confirm, "apply", 0, m.confirmApply},
+		{m.keys.Confirm, map[bool]string{false: "apply", true: "undo"}[m.fix.confirmUndo], 0, m.confirmYes},
 		{m.keys.Cancel, "cancel", 0, m.cancelApply},
 	}
 }
@@ -111,6 +111,9 @@ func (m *Model) paneActions() []action {
 	case !m.showFind && !m.liveShown():
 		as = append(as, action{m.keys.Next, "next step", 2, m.runNext})
 	}
+	if m.canUndoHere() {
+		as = append(as, action{m.keys.Undo, "undo kept fix", 0, m.askUndo})
+	}
 	return as
 }
 
@@ -118,7 +121,7 @@ func (m *Model) paneActions() []action {
 // bound (they say why) but off the key bar.
 func (m *Model) viewActions() []action {
 	as := []action{
-		{m.keys.Fix, m.labelIf((len(m.findings) > 0 || m.fix.outcome != nil) && !m.showFix, "fix"), 1, m.openFix},
+		{m.keys.Fix, m.labelIf((len(m.findings) > 0 || m.fix.outcome != nil || m.fix.kept != nil) && !m.showFix, "fix"), 1, m.openFix},
 		{m.keys.All, m.allLabel(), 1, m.runAllSteps},
 		{m.keys.Rerun, m.labelIf(m.prober != nil, "re-run"), 2, func() tea.Cmd { return m.runStep(m.sel) }},
 		{m.keys.Tab, "pane", 1, m.nextPane},
@@ -168,6 +171,8 @@ func (m *Model) refuse(k tea.KeyPressMsg) {
 		m.setFlash(m.whyNoApply(), true)
 	case key.Matches(k, m.keys.Keep, m.keys.Revert):
 		m.setFlash("no fix is waiting for a decision: K and U keep or revert one right after it is applied", false)
+	case key.Matches(k, m.keys.Undo):
+		m.setFlash("X undoes a kept fix, in the fix view that shows it (f)", false)
 	}
 }
 

@@ -26,7 +26,9 @@ type fakeSession struct {
 	apply     func(context.Context, flow.Flow, string, []string) (*playbook.FixOutcome, error)
 	decide    func(context.Context, bool) error
 	pending   func() *playbook.PendingFix // the journal; nil: no fix pending
-	gateways  map[string]netip.Addr       // what the last ApplyFix was given
+	kept      func() *playbook.KeptFix    // the journal's kept fix; nil: none
+	undo      func(context.Context) error
+	gateways  map[string]netip.Addr // what the last ApplyFix was given
 }
 
 func (s *fakeSession) Info() evidence.TargetInfo                      { return s.info }
@@ -70,6 +72,15 @@ func (s *fakeSession) PendingFix() *playbook.PendingFix {
 	}
 	return s.pending()
 }
+
+func (s *fakeSession) KeptFix() *playbook.KeptFix {
+	if s.kept == nil {
+		return nil
+	}
+	return s.kept()
+}
+
+func (s *fakeSession) UndoKept(ctx context.Context) error { return s.undo(ctx) }
 
 // sess is the model's fake session, for a test to change its behaviour.
 func sess(m *Model) *fakeSession { return m.opt.Session.(*fakeSession) }

@@ -425,7 +425,7 @@ func TestFixPaneApply(t *testing.T) {
 		return &playbook.FixOutcome{Changes: 3, Deadline: now.Add(60 * time.Second), Watchdog: "process 1 in its own session",
 			Before: m.findings, Fixed: []playbook.FindingID{playbook.FindingID(id)},
 			Pending: &playbook.PendingFix{Summary: "Source-based routing for 198.51.100.11", Applied: now, Deadline: now.Add(60 * time.Second),
-				Undo: [][]string{{"ip", "rule", "del", "from", "198.51.100.11", "lookup", "100", "priority", "1000"}}}}, nil
+				Undo: []string{"ip netns exec asym-lab-host ip rule del from 198.51.100.11 lookup 100 priority 1000"}}}, nil
 	}
 	sess(m).decide = func(_ context.Context, keep bool) error { decided = append(decided, keep); return nil }
 	press(t, m, "a", "f")

@@ -115,6 +115,19 @@ func TestTUIFixInTmux(t *testing.T) {
 	if err != nil || j.State != apply.StateConfirmed {
 		t.Fatalf("journal: %+v %v", j, err)
 	}
+	// Later, the kept fix is undone from its journal: X, then y.
+	waitFor("the undo commands", func(s string) bool { return strings.Contains(s, "To undo it later: X here") })
+	keys("X")
+	waitFor("the undo question", func(s string) bool { return strings.Contains(s, "Undo the kept fix") })
+	time.Sleep(700 * time.Millisecond)
+	keys("y")
+	waitFor("undone", func(s string) bool { return strings.Contains(s, "undone: what asym changed is taken back") })
+	if j, err := apply.Load(apply.PathFor(apply.IDFor("netns", c.Target))); err != nil || j.State != apply.StateUndone {
+		t.Fatalf("journal after X: %+v %v", j, err)
+	}
+	if env.Try(context.Background(), 2*time.Second) == nil {
+		t.Error("the flow works again after the kept fix was undone: it was not undone")
+	}
 	keys("q")
 	waitFor("asym to exit", func(s string) bool { return strings.Contains(s, "asym-exited-0") })
 }
