@@ -355,4 +355,8 @@ var Explains = map[FindingID][]FindingID{
 	ConntrackUnreplied: {SYNUnanswered},
 	ReplyLostInPath:    {SYNUnanswered},
 	RequestLostInPath:  {SYNUnanswered},
+	// The kernel's own drops: nothing of the flow leaves, so the SYN is sent
+	// again and again.
+	NeighbourFailed: {SYNUnanswered},
+	KernelDrop:      {SYNUnanswered},
 }

@@ -116,6 +116,10 @@ func TestRootCauseScenarios(t *testing.T) {
 			[]FindingID{RuleUnknownSource, ReplyWrongEgress, CtInvalidDrop}},
 		{"the cause that explains more", []Finding{f(ReplyWrongEgress), f(RPFilterStrictDrop), f(SrcValidMarkOff), f(MissingSourceRule)}, MissingSourceRule,
 			[]FindingID{MissingSourceRule, RPFilterStrictDrop, ReplyWrongEgress, SrcValidMarkOff}},
+		// The kernel's drop witness: the neighbour that never answers is why
+		// the SYN goes unanswered.
+		{"neighbour failed --watch", []Finding{f(SYNUnanswered), f(NeighbourFailed)}, NeighbourFailed,
+			[]FindingID{NeighbourFailed, SYNUnanswered}},
 		// The peer's rule explains nothing of this host's.
 		{"ends apart", []Finding{f(ReplyWrongEgress), f(MissingSourceRule, SidePeer)}, ReplyWrongEgress,
 			[]FindingID{ReplyWrongEgress, MissingSourceRule}},
