@@ -335,3 +335,45 @@ func (e Entry) Short() string {
 	p, _, _ := strings.Cut(e.Explain, "\n\n")
 	return strings.Join(strings.Fields(p), " ")
 }
+
+// Explains is the catalog's causality: what each finding, when it is
+// there, can cause. A configuration mistake explains what the kernel then
+// does with the flow (a rule that names no address of the host leaves the
+// replies to the main table, so they leave by the wrong interface and the
+// strict reverse-path filter drops the requests), and what the kernel does
+// explains what is seen on the wire (a SYN nobody answers). It orders
+// findings cause first and names the most likely root cause (Sort,
+// RootCause). A finding may explain another only on its own end of the
+// flow, or one across both ends. It must stay acyclic (a test holds it).
+var Explains = map[FindingID][]FindingID{
+	// The rules and routes that decide the way back.
+	MissingSourceRule: {ReplyWrongEgress, RPFilterStrictDrop, WrongSourceAddress},
+	RuleUnknownSource: {MissingSourceRule, ReplyWrongEgress, RPFilterStrictDrop, WrongSourceAddress},
+	RuleEmptyTable:    {ReplyWrongEgress, RPFilterStrictDrop, WrongSourceAddress},
+	RuleShadowed:      {ReplyWrongEgress, RPFilterStrictDrop, WrongSourceAddress},
+	RulePortSelective: {ReplyWrongEgress, RPFilterStrictDrop, WrongSourceAddress},
+	MissingLinkRoute:  {SYNUnanswered},
+	// Marks: a mark never restored leaves the reply to the main table; a
+	// reverse-path check blind to the mark refuses what the mark routes.
+	MarkNotRestored: {ReplyWrongEgress, WrongSourceAddress},
+	SrcValidMarkOff: {RPFilterStrictDrop},
+	// A source address on the wrong interface: the other end answers to
+	// the interface that owns it.
+	WrongSourceAddress: {ReplyWrongEgress, RPFilterStrictDrop, SYNUnanswered},
+	// Next hops hashed per direction: the reply meets a device without the
+	// request's state.
+	ECMPMultipath: {CtInvalidDrop, ConntrackUnreplied, NATStateMiss, ReplyWrongEgress, SYNUnanswered},
+	NATStateMiss:  {CtInvalidDrop, ConntrackUnreplied, SYNUnanswered},
+	// What the kernel does with the flow, seen on the wire.
+	ReplyWrongEgress:   {SYNUnanswered, ReplyLostInPath, ReplyReturnsElsewhere},
+	RPFilterStrictDrop: {SYNUnanswered},
+	NftFibRPFilterDrop: {SYNUnanswered},
+	CtInvalidDrop:      {SYNUnanswered},
+	ConntrackUnreplied: {SYNUnanswered},
+	ReplyLostInPath:    {SYNUnanswered},
+	RequestLostInPath:  {SYNUnanswered},
+	// The kernel's own drops: nothing of the flow leaves, so the SYN is sent
+	// again and again.
+	NeighbourFailed: {SYNUnanswered},
+	KernelDrop:      {SYNUnanswered},
+}

@@ -7,7 +7,6 @@ import (
 	"asym/evidence"
 	"asym/fix"
 	"net/netip"
-	"sort"
 )
 
 // Severity orders findings.
@@ -65,21 +64,6 @@ func hostOrPrefix(p netip.Prefix) string {
 		return p.Addr().String()
 	}
 	return p.String()
-}
-
-// Sort orders findings by severity, then by playbook step (so they read as
-// the story unfolds: the drop, the asymmetry, then its cause), then in
-// catalog order.
-func Sort(fs []Finding) {
-	sort.SliceStable(fs, func(i, j int) bool {
-		if fs[i].Severity.rank() != fs[j].Severity.rank() {
-			return fs[i].Severity.rank() < fs[j].Severity.rank()
-		}
-		if a, b := StepIndex(fs[i].Step), StepIndex(fs[j].Step); a != b {
-			return a < b
-		}
-		return catalogIndex(fs[i].ID) < catalogIndex(fs[j].ID)
-	})
 }
 
 func catalogIndex(id FindingID) int {

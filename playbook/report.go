@@ -149,7 +149,9 @@ func (r Report) WriteJSON(w io.Writer) error {
 	return enc.Encode(r)
 }
 
-// WriteText writes the report for a person at a terminal.
+// WriteText writes the report for a person at a terminal: a summary first
+// (the verdict, the most likely cause, the findings in one line each), then
+// each finding in full, then the probes' detail.
 func (r Report) WriteText(w io.Writer) error {
 	b := &strings.Builder{}
 	fmt.Fprintf(b, "asym check  %s\n", Clean(r.Flow.Arrow()))
@@ -162,10 +164,16 @@ func (r Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(b, "running without %s: some probes are unavailable\n", r.Host.Missing)
 	}
 	if r.Peer != nil {
-		fmt.Fprintf(b, "peer %s\n", Clean(r.Peer.headline()))
+		fmt.Fprintf(b, "peer %s\n", Clean(r.Peer.Headline()))
 	}
-	writeVerdictText(b, "verdict", r.Verdict)
-	writeStepsText(b, r.Steps)
+	all := r.AllFindings()
+	if len(all) > 0 && (r.Verdict.Verdict == VerdictBroken || r.Verdict.Verdict == VerdictSuspect) {
+		// Its reasons are the findings: they follow, once.
+		fmt.Fprintf(b, "verdict: %s %s, from the findings below\n", r.Verdict.Verdict.Symbol(), r.Verdict.Verdict)
+	} else {
+		writeVerdictText(b, "verdict", r.Verdict)
+	}
+	writeSummaryText(b, all)
 	b.WriteString("\n== Findings\n")
 	if len(r.Findings) == 0 {
 		fmt.Fprintf(b, "   %s\n", noFindingText(r.Verdict, r.Host.Role, "this host"))
@@ -184,8 +192,7 @@ func (r Report) WriteText(w io.Writer) error {
 		}
 	}
 	if p := r.Peer; p != nil && p.Failure == nil {
-		fmt.Fprintf(b, "\n\n######## The peer: %s\n", Clean(p.headline()))
-		writeStepsText(b, p.Steps)
+		fmt.Fprintf(b, "\n\n######## The peer: %s\n", Clean(p.Headline()))
 		b.WriteString("\n== Findings on the peer (run their fixes there)\n")
 		if len(p.Findings) == 0 && p.Verdict != nil {
 			fmt.Fprintf(b, "   %s\n", noFindingText(*p.Verdict, p.Host.Role, "the peer"))
@@ -198,12 +205,47 @@ func (r Report) WriteText(w io.Writer) error {
 			}
 		}
 	}
+	b.WriteString("\n\n######## The probes: what each step asked the kernel here\n")
+	writeStepsText(b, r.Steps)
+	if p := r.Peer; p != nil && p.Failure == nil {
+		b.WriteString("\n\n######## The probes on the peer\n")
+		writeStepsText(b, p.Steps)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-// headline is the peer's line in a report's header.
-func (p *PeerReport) headline() string {
+// AllFindings are the report's findings and the peer's own, ordered cause
+// first (Sort).
+func (r Report) AllFindings() []Finding {
+	all := slices.Clone(r.Findings)
+	if r.Peer != nil {
+		all = append(all, r.Peer.Findings...)
+	}
+	Sort(all)
+	return all
+}
+
+// writeSummaryText names the most likely cause and lists every finding in
+// one line, the cause first.
+func writeSummaryText(b *strings.Builder, all []Finding) {
+	cause, ok := RootCause(all)
+	if !ok {
+		return
+	}
+	fmt.Fprintf(b, "cause: %s\n", cause.Line())
+	fmt.Fprintf(b, "findings (%d, each in full below):\n", len(all))
+	for _, f := range all {
+		id := string(f.ID)
+		if w := f.Where(); w != "" {
+			id += " (" + w + ")"
+		}
+		fmt.Fprintf(b, "   %-8s %-28s %s\n", strings.ToUpper(string(f.Severity)), id, Clean(f.Title))
+	}
+}
+
+// Headline is the peer's line in a report's header.
+func (p *PeerReport) Headline() string {
 	if p.Failure != nil {
 		return "not diagnosed: " + p.Failure.Reason + " ($ " + p.Command + ")"
 	}
@@ -320,24 +362,68 @@ func statusText(r *evidence.Report) string {
 	return string(r.Status) + ": " + Clean(r.Reason)
 }
 
-// WriteMarkdown writes the report as incident notes.
+// WriteMarkdown writes the report as incident notes: what was checked and
+// what it means first, the evidence after.
 func (r Report) WriteMarkdown(w io.Writer) error {
 	b := &strings.Builder{}
 	fmt.Fprintf(b, "## asym: `%s`\n\n", mdCode(r.Flow.Arrow()))
-	fmt.Fprintf(b, "- time: %s\n- host: %s (kernel %s), %s\n- role: %s\n", r.Time.Format(time.RFC3339), mdText(r.Host.Hostname), mdText(r.Host.Kernel), mdText(r.Host.Target), r.Host.Role.Describe())
+	fmt.Fprintf(b, "- time: %s\n", r.Time.Format(time.RFC3339))
+	r.writeMarkdownSummary(b)
+	b.WriteString("\n")
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return err
+	}
+	return r.WriteMarkdownEvidence(w, nil)
+}
+
+// writeMarkdownSummary writes the summary's list items: host, role,
+// verdict and the most likely cause.
+func (r Report) writeMarkdownSummary(b *strings.Builder) {
+	fmt.Fprintf(b, "- host: %s (kernel %s), %s\n- role: %s\n", mdText(r.Host.Hostname), mdText(r.Host.Kernel), mdText(r.Host.Target), r.Host.Role.Describe())
 	if !r.Host.Privileged {
 		fmt.Fprintf(b, "- privileges: missing %s, some probes were unavailable\n", r.Host.Missing)
 	}
 	if r.Peer != nil {
-		fmt.Fprintf(b, "- peer: %s\n", mdText(r.Peer.headline()))
+		fmt.Fprintf(b, "- peer: %s\n", mdText(r.Peer.Headline()))
 	}
 	fmt.Fprintf(b, "- verdict: **%s**\n", r.Verdict.Verdict)
 	writeVerdictMarkdown(b, r.Verdict)
-	b.WriteString("\n### Findings\n\n")
+	if cause, ok := RootCause(r.AllFindings()); ok {
+		fmt.Fprintf(b, "- root cause: %s\n", CauseMarkdown(cause))
+	}
+}
+
+// CauseMarkdown is the cause in one line of Markdown.
+func CauseMarkdown(c Cause) string {
+	s := "`" + string(c.Finding.ID) + "`"
+	if w := c.Finding.Where(); w != "" {
+		s += " (" + w + ")"
+	}
+	s += ": " + mdText(c.Finding.Title)
+	if len(c.Explains) > 0 {
+		ids := make([]string, len(c.Explains))
+		for i, id := range c.Explains {
+			ids[i] = "`" + string(id) + "`"
+		}
+		s += " — explains " + strings.Join(ids, ", ")
+	}
+	return s
+}
+
+// WriteMarkdownEvidence writes what the notes rest on: the findings in
+// full (each fix once; shown maps the summary of a fix already written
+// elsewhere in the notes to where), both ends, the hand-off commands and
+// every probe's output.
+func (r Report) WriteMarkdownEvidence(w io.Writer, shown map[string]string) error {
+	b := &strings.Builder{}
+	if shown == nil {
+		shown = map[string]string{}
+	}
+	b.WriteString("### Findings\n\n")
 	if len(r.Findings) == 0 {
 		fmt.Fprintf(b, "%s\n\n", mdText(capitalize(noFindingText(r.Verdict, r.Host.Role, "this host"))))
 	}
-	writeFindingsMarkdown(b, r.Findings, fix.Prefixed(r.Prefix))
+	writeFindingsMarkdown(b, r.Findings, fix.Prefixed(r.Prefix), shown)
 	if len(r.Across) > 0 {
 		b.WriteString("### Across both ends\n\n")
 		writeFence(b, r.Across)
@@ -348,12 +434,12 @@ func (r Report) WriteMarkdown(w io.Writer) error {
 	}
 	writeStepsMarkdown(b, r.Steps, "")
 	if p := r.Peer; p != nil && p.Failure == nil {
-		fmt.Fprintf(b, "### The peer: %s\n\n", mdText(p.headline()))
+		fmt.Fprintf(b, "### The peer: %s\n\n", mdText(p.Headline()))
 		b.WriteString("#### Findings on the peer (run their fixes there)\n\n")
 		if len(p.Findings) == 0 && p.Verdict != nil {
 			fmt.Fprintf(b, "%s\n\n", mdText(capitalize(noFindingText(*p.Verdict, p.Host.Role, "the peer"))))
 		}
-		writeFindingsMarkdown(b, p.Findings, p.Render())
+		writeFindingsMarkdown(b, p.Findings, p.Render(), shown)
 		if len(p.HandOff) > 0 {
 			b.WriteString("#### Go deeper on the peer\n\n")
 			writeFence(b, p.HandOff)
@@ -364,7 +450,9 @@ func (r Report) WriteMarkdown(w io.Writer) error {
 	return err
 }
 
-func writeFindingsMarkdown(b *strings.Builder, findings []Finding, render fix.Render) {
+// writeFindingsMarkdown writes each finding with its evidence and fix; a
+// fix already written (the same summary) is named, not repeated.
+func writeFindingsMarkdown(b *strings.Builder, findings []Finding, render fix.Render, shown map[string]string) {
 	for _, f := range findings {
 		where := ""
 		if w := f.Where(); w != "" {
@@ -378,22 +466,32 @@ func writeFindingsMarkdown(b *strings.Builder, findings []Finding, render fix.Re
 		}
 		writeFence(b, ev)
 		fmt.Fprintf(b, "Why: %s\n\n", mdText(f.Why))
-		if f.Fix != nil {
-			fmt.Fprintf(b, "Fix: %s\n\n", mdText(f.Fix.Summary))
-			if cmds := f.Fix.CommandsVia(render); len(cmds) > 0 {
-				writeFence(b, cmds)
-			}
-			if f.Fix.Advice != "" {
-				fmt.Fprintf(b, "%s\n\n", mdText(f.Fix.Advice))
-			}
-			if f.Fix.Caveat != "" {
-				fmt.Fprintf(b, "Note: %s\n\n", mdText(f.Fix.Caveat))
-			}
-			if len(f.Fix.Prove) > 0 {
-				b.WriteString("Prove it elsewhere:\n\n")
-				writeFence(b, f.Fix.Prove)
-			}
+		if f.Fix == nil {
+			continue
 		}
+		if where, ok := shown[f.Fix.Summary]; ok {
+			fmt.Fprintf(b, "Fix: %s, %s.\n\n", mdText(f.Fix.Summary), where)
+			continue
+		}
+		shown[f.Fix.Summary] = "the same as the fix of `" + string(f.ID) + "` above"
+		writeFixMarkdown(b, f.Fix, render)
+	}
+}
+
+func writeFixMarkdown(b *strings.Builder, fx *fix.Fix, render fix.Render) {
+	fmt.Fprintf(b, "Fix: %s\n\n", mdText(fx.Summary))
+	if cmds := fx.CommandsVia(render); len(cmds) > 0 {
+		writeFence(b, cmds)
+	}
+	if fx.Advice != "" {
+		fmt.Fprintf(b, "%s\n\n", mdText(fx.Advice))
+	}
+	if fx.Caveat != "" {
+		fmt.Fprintf(b, "Note: %s\n\n", mdText(fx.Caveat))
+	}
+	if len(fx.Prove) > 0 {
+		b.WriteString("Prove it elsewhere:\n\n")
+		writeFence(b, fx.Prove)
 	}
 }
 
@@ -411,6 +509,14 @@ func writeStepsMarkdown(b *strings.Builder, steps []StepReport, title string) {
 		}
 	}
 }
+
+// WriteFence writes lines in a Markdown code block that nothing inside can
+// close, for notes built elsewhere (the view's).
+func WriteFence(b *strings.Builder, lines []string) { writeFence(b, lines) }
+
+// MarkdownText escapes text from the kernel or a person for Markdown
+// prose: controls made visible, no HTML.
+func MarkdownText(s string) string { return mdText(s) }
 
 // writeFence writes lines in a code block whose fence is longer than any run
 // of backquotes inside, so hostile interface names cannot close it.

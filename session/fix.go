@@ -40,6 +40,18 @@ func (s *Session) Plan(findings []playbook.Finding, only string) (playbook.Plan,
 // that the outcome says whether the fix changed the findings. before are
 // the findings the plan was made from.
 func (s *Session) Apply(ctx context.Context, f flow.Flow, p playbook.Plan, before []playbook.Finding) (*playbook.FixOutcome, error) {
+	o, err := s.applyPlan(ctx, f, p, before)
+	if err != nil {
+		return nil, err
+	}
+	o.After = s.Check(ctx, f, Options{}).Report.Findings
+	return o, nil
+}
+
+// applyPlan applies a plan with the revert armed and returns as soon as the
+// fix is pending: its journal says so, and so must the front end, before
+// anything else runs.
+func (s *Session) applyPlan(ctx context.Context, f flow.Flow, p playbook.Plan, before []playbook.Finding) (*playbook.FixOutcome, error) {
 	if len(p.Steps) == 0 {
 		return nil, errors.New("there is nothing asym can apply on this host for this flow")
 	}
@@ -47,8 +59,7 @@ func (s *Session) Apply(ctx context.Context, f flow.Flow, p playbook.Plan, befor
 	if err != nil {
 		return nil, err
 	}
-	after := s.Check(ctx, f, Options{})
-	o := &playbook.FixOutcome{Changes: len(j.Steps), Deadline: j.Deadline, Watchdog: j.Watchdog, Before: before, After: after.Report.Findings}
+	o := &playbook.FixOutcome{Changes: len(j.Steps), Deadline: j.Deadline, Watchdog: j.Watchdog, Before: before, Pending: pendingFrom(j)}
 	for _, id := range p.Findings {
 		o.Fixed = append(o.Fixed, playbook.FindingID(id))
 	}
@@ -57,7 +68,10 @@ func (s *Session) Apply(ctx context.Context, f flow.Flow, p playbook.Plan, befor
 
 // ApplyFix is the view's one-key fix: it probes the flow again, refuses
 // when the fix of finding id is no longer what the person was shown (the
-// host changed since), applies it and checks again. gateways are the ones
+// host changed since), and applies it. It returns as soon as the fix is
+// pending, without checking again: the view re-runs its steps itself, with
+// the pending fix (and its keep and revert keys) already on screen, so no
+// key pressed meanwhile is taken for something else. gateways are the ones
 // the shown fix goes by: found in a live window this check does not have,
 // or named by the person, they are given to it.
 func (s *Session) ApplyFix(ctx context.Context, f flow.Flow, id string, shown []string, gateways map[string]netip.Addr) (*playbook.FixOutcome, error) {
@@ -75,7 +89,7 @@ func (s *Session) ApplyFix(ctx context.Context, f flow.Flow, id string, shown []
 		return nil, errors.New("the fix is different now (the host changed since it was probed): re-run the steps and read it again")
 	}
 	p := playbook.Plan{Steps: fx.Steps, Summaries: []string{fx.Summary}, Findings: []string{id}}
-	return s.Apply(ctx, f, p, before.Report.Findings)
+	return s.applyPlan(ctx, f, p, before.Report.Findings)
 }
 
 // DecideFix keeps or reverts the fix pending on the target.

@@ -1,24 +1,15 @@
 package session
 
 import (
-	"time"
+	"context"
 
 	"asym/fix/apply"
+	"asym/playbook"
 )
 
-// KeptFix is the last fix asym applied to the target when it was kept:
-// what it changed, and how to undo it later, as the fix pane and the notes
-// show it.
-type KeptFix struct {
-	Summary string
-	Flow    string
-	Applied time.Time
-	// Undo is the command that undoes it, checking each change first.
-	Undo string
-	// UndoCommands undo it by hand, newest change first, entering the
-	// namespace: what Undo runs, without its checks.
-	UndoCommands []string
-}
+// KeptFix is the last fix asym applied to the target when it was kept
+// (the view shows it as well, so it is the playbook's data).
+type KeptFix = playbook.KeptFix
 
 // KeptFix is the fix kept on the session's target, nil when the last fix
 // there is not a kept one (or there is none, or its journal cannot be
@@ -33,4 +24,10 @@ func KeptFixFor(cfg Config) *KeptFix {
 	}
 	return &KeptFix{Summary: j.Summary, Flow: j.Flow, Applied: j.Created, Undo: apply.Command(j.Target, "--undo"),
 		UndoCommands: j.UndoCommands(j.Target.Render())}
+}
+
+// UndoKept is the view's undo of the kept fix (Undo, without the journal).
+func (s *Session) UndoKept(ctx context.Context) error {
+	_, err := s.Undo(ctx)
+	return err
 }

@@ -7,30 +7,12 @@ import (
 	"time"
 
 	"asym/fix/apply"
+	"asym/playbook"
 )
 
 // PendingFix is a fix asym applied to the target that still waits for a
-// decision, as the view's banner and asym check show it.
-type PendingFix struct {
-	Summary string // what the fix changes
-	Flow    string
-	State   string // applying, pending or revert failed
-	Applied time.Time
-	// Deadline is when the watchdog reverts it unless it is kept.
-	Deadline time.Time
-	Watchdog string // how the revert is armed
-	// Problem says why the fix will not revert by itself, or why its
-	// record cannot be trusted, ending with the command to run ("the revert
-	// did not run: …"). It is "" while the watchdog will revert it at
-	// Deadline.
-	Problem string
-	// Confirm and Rollback are the commands that keep and undo it now.
-	Confirm, Rollback string
-	// Unknown says why asym cannot tell whether a fix is pending: its
-	// journals are root's to read, and asym runs without root. Nothing is
-	// known to be wrong, so it is a note, not a Problem.
-	Unknown string
-}
+// decision (the view shows it as well, so it is the playbook's data).
+type PendingFix = playbook.PendingFix
 
 // PendingFix is the fix pending on the session's target, nil when none is.
 func (s *Session) PendingFix() *PendingFix { return PendingFixFor(s.cfg) }
@@ -51,6 +33,12 @@ func PendingFixFor(cfg Config) *PendingFix {
 	case !j.Pending() || j.Stale():
 		return nil
 	}
+	return pendingFrom(j)
+}
+
+// pendingFrom is what a journal says about its fix.
+func pendingFrom(j *apply.Journal) *PendingFix {
 	return &PendingFix{Summary: j.Summary, Flow: j.Flow, State: j.State, Applied: j.Created, Deadline: j.Deadline, Watchdog: j.Watchdog,
-		Problem: j.Problem(time.Now()), Confirm: apply.Command(j.Target, "--confirm"), Rollback: apply.Command(j.Target, "--rollback")}
+		Problem: j.Problem(time.Now()), Confirm: apply.Command(j.Target, "--confirm"), Rollback: apply.Command(j.Target, "--rollback"),
+		Undo: j.UndoCommands(j.Target.Render())}
 }

@@ -3,13 +3,10 @@
 package ui
 
 import (
-	"bytes"
 	"context"
-	"fmt"
 	"net/netip"
 	"time"
 
-	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/spinner"
 	tea "charm.land/bubbletea/v2"
 
@@ -48,7 +45,19 @@ type Session interface {
 	// the revert armed, and re-checks; DecideFix keeps or reverts it.
 	CanApply() bool
 	ApplyFix(ctx context.Context, f flow.Flow, findingID string, shown []string, gateways map[string]netip.Addr) (*playbook.FixOutcome, error)
+	// It returns as soon as the fix is pending (FixOutcome.After is nil):
+	// the view re-runs its steps itself, with the fix pending on screen.
 	DecideFix(ctx context.Context, keep bool) error
+	// PendingFix is the fix asym applied to the target that waits for a
+	// decision, as its journal says (nil: none). The view asks when it
+	// starts, so a fix left pending by a session that dropped shows at
+	// once, and again while one waits.
+	PendingFix() *playbook.PendingFix
+	// KeptFix is the last fix applied to the target when it was kept (nil:
+	// none); UndoKept undoes it, each change only while it is as asym left
+	// it (asym fix --undo).
+	KeptFix() *playbook.KeptFix
+	UndoKept(ctx context.Context) error
 	// Persist shows how to make a fix survive a reboot with the host's
 	// network manager: a title and the lines (rendered by the session).
 	Persist(fx *fix.Fix) (title string, lines []string)
@@ -68,6 +77,9 @@ type Options struct {
 	HistoryPath string
 	Plain       bool             // no colour or attributes (golden tests)
 	Now         func() time.Time // clock, for notes; time.Now when nil
+	// Operator is who runs asym (the user, and who they sudo'd from), for
+	// the notes' timeline.
+	Operator string
 }
 
 // LabInfo describes the lab scenario the view runs on.
@@ -96,6 +108,8 @@ type stepState struct {
 	runID   int
 	probes  []probeState
 	verdict playbook.Judgement // what the step proved, once it ran
+	ranAt   time.Time          // when its last run finished
+	epoch   int                // Model.epoch when it started: older is stale
 }
 
 type pane int
@@ -118,26 +132,40 @@ type Model struct {
 	flow   flow.Flow
 	form   *formModel
 
-	steps    []stepState
-	sel      int  // selected step
-	runAll   bool // keep going to the next step after this one
-	nextRun  int  // run ids, to drop stale results
+	steps  []stepState
+	sel    int  // selected step
+	runAll bool // keep going to the next step after this one
+	// background: the steps run again by themselves (after a change to the
+	// host), so the view stays where the person is.
+	background bool
+	nextRun    int // run ids, to drop stale results
+	// epoch counts the changes made to the host from here (a fix applied,
+	// reverted, or ended by its watchdog): a step run before the last one
+	// is stale.
+	epoch    int
 	findings []playbook.Finding
 	verdict  playbook.Judgement // the whole check's, from the steps run so far
 	fsel     int
+	pick     findingKey // the finding the cursor is on, while findings change under it
 	focus    pane
 	showFind bool // the detail pane shows the selected finding instead of the step
 	showFix  bool
 	scroll   int
 	help     bool
+	search   searchState
+	lastKey  string // the key being routed (tab or shift+tab)
 	spin     spinner.Model
 	spinning bool
+	ticks    int // countdown ticks, to ask the journal every few
+	tick     func(time.Duration, func(time.Time) tea.Msg) tea.Cmd
 
 	live  *liveState
 	fix   fixState
 	peer  peerState
 	trace traceState
 	labT  labTally
+
+	events []event // the incident's timeline
 
 	flash    string
 	flashErr bool
@@ -150,14 +178,16 @@ func New(opt Options) *Model {
 	}
 	m := &Model{opt: opt, keys: DefaultKeyMap(), st: NewStyles(opt.Plain), start: opt.Now(), w: 80, h: 24, info: opt.Session.Info()}
 	m.spin = spinner.New(spinner.WithSpinner(spinner.Line))
+	m.tick = tea.Tick
 	m.steps = make([]stepState, len(playbook.Steps))
 	if m.opt.NotesPath == "" {
 		m.opt.NotesPath = DefaultNotesPath(m.info.Hostname, m.start)
 	}
+	m.noteAt(m.start, "asym opened%s on %s (%s)", m.by(), m.info.Target, m.info.Hostname)
 	if opt.Flow != nil {
 		m.setFlow(*opt.Flow)
 	} else {
-		m.form = newForm(LoadHistory(opt.HistoryPath), opt.Plain)
+		m.form = newForm(LoadHistory(opt.HistoryPath, m.info.Target), opt.Plain)
 	}
 	return m
 }
@@ -166,7 +196,8 @@ func (m *Model) setFlow(f flow.Flow) {
 	m.flow = f
 	m.form = nil
 	m.prober = m.opt.Session.Prober(f)
-	RememberFlow(m.opt.HistoryPath, f)
+	RememberFlow(m.opt.HistoryPath, m.info.Target, f)
+	m.note("flow: `%s`", f)
 	for i := range m.steps {
 		m.steps[i] = stepState{}
 	}
@@ -176,13 +207,15 @@ func (m *Model) setFlow(f flow.Flow) {
 	m.peer = peerState{runID: m.peer.runID}
 }
 
-// Init starts nothing on the kernel: the person decides when probes run.
-// In a lab it starts reading the lab's traffic results.
+// Init runs no probe: the person decides when probes run. It reads the
+// journal (a fix left pending shows on the first screen) and, in a lab,
+// starts reading the lab's traffic results.
 func (m *Model) Init() tea.Cmd {
+	cmds := []tea.Cmd{m.readPending()}
 	if m.opt.Lab != nil && m.opt.Lab.Traffic != nil {
-		return waitTraffic(m.opt.Lab.Traffic)
+		cmds = append(cmds, waitTraffic(m.opt.Lab.Traffic))
 	}
-	return nil
+	return tea.Batch(cmds...)
 }
 
 // labTally counts the lab traffic's attempts: the recent ones matter most,
@@ -199,23 +232,33 @@ type trafficMsg struct {
 	ok  bool
 }
 
+// trafficResult counts one attempt of the lab's failing flow.
+func (m *Model) trafficResult(msg trafficMsg) tea.Cmd {
+	t := &m.labT
+	if !msg.ok {
+		t.done = true
+		return nil
+	}
+	worked := msg.err == nil
+	if worked {
+		t.ok++
+		t.last = ""
+	} else {
+		t.failed++
+		t.last = playbook.Clean(msg.err.Error())
+	}
+	t.recent = append(t.recent, worked)
+	if len(t.recent) > 10 {
+		t.recent = t.recent[1:]
+	}
+	return waitTraffic(m.opt.Lab.Traffic)
+}
+
 func waitTraffic(ch <-chan error) tea.Cmd {
 	return func() tea.Msg {
 		err, ok := <-ch
 		return trafficMsg{err, ok}
 	}
-}
-
-// Messages. Results carry their step and run id: a result of a run that was
-// superseded (r pressed again) is dropped.
-type probeDoneMsg struct {
-	step, idx, runID int
-	rep              evidence.Reporter
-}
-
-type notesMsg struct {
-	path string
-	err  error
 }
 
 // Update routes messages.
@@ -238,11 +281,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case traceDoneMsg:
 		return m, m.traceDone(msg)
 	case notesMsg:
-		if msg.err != nil {
-			m.setFlash(fmt.Sprintf("notes not written: %v — they are kept: press e to retry or y to copy them", msg.err), true)
-		} else {
-			m.setFlash("notes appended to "+msg.path, false)
-		}
+		m.notesWritten(msg)
 		return m, nil
 	case liveMsg:
 		return m, m.liveUpdate(msg)
@@ -256,140 +295,24 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.fixDecided(msg)
 	case countdownMsg:
 		return m, m.countdownTick()
+	case pendingMsg:
+		return m, m.pendingRead(msg)
+	case undoneMsg:
+		return m, m.keptUndone(msg)
 	case trafficMsg:
-		t := &m.labT
-		if !msg.ok {
-			t.done = true
-			return m, nil
-		}
-		worked := msg.err == nil
-		if worked {
-			t.ok++
-			t.last = ""
-		} else {
-			t.failed++
-			t.last = playbook.Clean(msg.err.Error())
-		}
-		t.recent = append(t.recent, worked)
-		if len(t.recent) > 10 {
-			t.recent = t.recent[1:]
-		}
-		return m, waitTraffic(m.opt.Lab.Traffic)
+		return m, m.trafficResult(msg)
 	case tea.KeyPressMsg:
 		return m, m.key(msg)
 	}
-	if m.form != nil {
+	switch {
+	case m.form != nil:
 		return m, m.form.update(msg)
+	case m.search.editing:
+		var cmd tea.Cmd
+		m.search.input, cmd = m.search.input.Update(msg)
+		return m, cmd
 	}
 	return m, nil
-}
-
-func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
-	if k.String() == "ctrl+c" {
-		return m.quit()
-	}
-	if m.form != nil {
-		return m.formKey(k)
-	}
-	if m.fix.ask != nil {
-		return m.askKey(k)
-	}
-	if m.help {
-		if key.Matches(k, m.keys.Help, m.keys.Back) {
-			m.help = false
-			return nil
-		}
-		if key.Matches(k, m.keys.Quit) {
-			return m.quit()
-		}
-		return nil
-	}
-	m.flash = ""
-	if !m.trace.askedAt.IsZero() && !key.Matches(k, m.keys.Trace) {
-		m.trace.askedAt = time.Time{} // any other key declines
-		if key.Matches(k, m.keys.Back) {
-			return nil
-		}
-	}
-	// A pending fix owns y and n wherever the person is: the countdown is
-	// on the status line.
-	if m.fix.outcome != nil && m.fix.result == "" && (k.String() == "y" || k.String() == "n") {
-		cmd, _ := m.fixKey(k)
-		return cmd
-	}
-	if m.showFix && len(m.findings) > 0 {
-		if cmd, handled := m.fixKey(k); handled {
-			return cmd
-		}
-	}
-	switch {
-	case key.Matches(k, m.keys.Quit):
-		return m.quit()
-	case key.Matches(k, m.keys.Help):
-		m.help = true
-	case key.Matches(k, m.keys.Back):
-		switch {
-		case m.showFix:
-			m.showFix, m.fix.confirming = false, false
-		case m.showFind:
-			m.showFind, m.focus = false, paneFindings
-		case m.trace.shown:
-			m.trace.shown = false
-		case m.live != nil && m.live.shown:
-			m.live.shown = false
-		}
-		m.scroll = 0
-	case key.Matches(k, m.keys.Tab):
-		if k.String() == "shift+tab" {
-			m.focus = (m.focus + 2) % 3
-		} else {
-			m.focus = (m.focus + 1) % 3
-		}
-		if m.focus == paneFindings && len(m.findings) == 0 {
-			m.focus = paneDetail
-		}
-		m.showFind = m.focus != paneSteps && len(m.findings) > 0 && (m.focus == paneFindings || m.showFind)
-		m.scroll = 0
-	case key.Matches(k, m.keys.Up):
-		m.move(-1)
-	case key.Matches(k, m.keys.Down):
-		m.move(1)
-	case key.Matches(k, m.keys.PageUp):
-		m.scroll = max(0, m.scroll-m.detailHeight())
-	case key.Matches(k, m.keys.PageDn):
-		m.scroll += m.detailHeight()
-	case key.Matches(k, m.keys.Next):
-		if m.focus == paneFindings && len(m.findings) > 0 {
-			m.showFind, m.focus, m.scroll = true, paneDetail, 0
-			return nil
-		}
-		return m.runNext()
-	case key.Matches(k, m.keys.Rerun):
-		return m.runStep(m.sel)
-	case key.Matches(k, m.keys.All):
-		m.runAll = true
-		if cmd := m.runNext(); cmd != nil {
-			return cmd
-		}
-		m.runAll = false
-	case key.Matches(k, m.keys.Fix):
-		if len(m.findings) > 0 {
-			m.showFind, m.showFix, m.focus, m.scroll = true, true, paneDetail, 0
-			m.fix.openedAt, m.fix.confirming = m.opt.Now(), false
-		}
-	case key.Matches(k, m.keys.Live):
-		m.trace.shown = false
-		return m.toggleLive()
-	case key.Matches(k, m.keys.Trace):
-		return m.traceKey()
-	case key.Matches(k, m.keys.Notes):
-		return m.exportNotes()
-	case key.Matches(k, m.keys.Copy):
-		md := m.notesMarkdown()
-		m.setFlash(fmt.Sprintf("copied %d bytes of notes with OSC 52 (in tmux: set -g set-clipboard on)", len(md)), false)
-		return tea.SetClipboard(string(md))
-	}
-	return nil
 }
 
 func (m *Model) quit() tea.Cmd {
@@ -399,167 +322,6 @@ func (m *Model) quit() tea.Cmd {
 	m.peer.stop()
 	m.trace.stop()
 	return tea.Quit
-}
-
-func (m *Model) move(d int) {
-	switch m.focus {
-	case paneSteps:
-		m.sel = clamp(m.sel+d, 0, len(m.steps)-1)
-		m.showFind, m.scroll = false, 0
-	case paneFindings:
-		m.fsel = clamp(m.fsel+d, 0, max(0, len(m.findings)-1))
-		m.showFind, m.showFix, m.scroll = true, false, 0
-	case paneDetail:
-		m.scroll = max(0, m.scroll+d)
-	}
-}
-
-func clamp(v, lo, hi int) int { return max(lo, min(v, hi)) }
-
-// runNext runs the first step that has not run, or returns nil when all
-// have run.
-func (m *Model) runNext() tea.Cmd {
-	for i, s := range m.steps {
-		if s.status == stepNotRun {
-			return m.runStep(i)
-		}
-	}
-	return nil
-}
-
-// runStep starts a step: its probes run one after the other, each as a
-// command off the UI goroutine, each bounded by the prober's timeout.
-func (m *Model) runStep(i int) tea.Cmd {
-	if m.prober == nil {
-		return nil
-	}
-	m.nextRun++
-	st := &m.steps[i]
-	st.runID, st.status = m.nextRun, stepRunning
-	st.probes = nil
-	for _, id := range playbook.Steps[i].Probes {
-		st.probes = append(st.probes, probeState{id: id})
-	}
-	m.sel, m.showFind, m.scroll = i, false, 0
-	cmds := []tea.Cmd{m.runProbe(i, 0, st.runID)}
-	if i == 0 || (m.peer.res == nil && !m.peer.running) {
-		cmds = append(cmds, m.runPeer(0))
-	}
-	if !m.spinning {
-		m.spinning = true
-		cmds = append(cmds, m.spin.Tick)
-	}
-	return tea.Batch(cmds...)
-}
-
-func (m *Model) runProbe(step, idx, runID int) tea.Cmd {
-	st := &m.steps[step]
-	st.probes[idx].running = true
-	p, id := m.prober, st.probes[idx].id // copied: the command must not touch the model
-	return func() tea.Msg {
-		return probeDoneMsg{step: step, idx: idx, runID: runID, rep: p.Run(context.Background(), id)}
-	}
-}
-
-func (m *Model) probeDone(msg probeDoneMsg) tea.Cmd {
-	st := &m.steps[msg.step]
-	if msg.runID != st.runID || msg.idx >= len(st.probes) {
-		return nil // a stale run
-	}
-	st.probes[msg.idx].running, st.probes[msg.idx].rep = false, msg.rep
-	if msg.idx+1 < len(st.probes) {
-		return m.runProbe(msg.step, msg.idx+1, msg.runID)
-	}
-	m.analyze()
-	if m.runAll {
-		if cmd := m.runNext(); cmd != nil {
-			return cmd
-		}
-		m.runAll = false
-		// Done: show the first step that found something.
-		for i, s := range m.steps {
-			if s.status == stepFinding {
-				m.sel, m.scroll = i, 0
-				break
-			}
-		}
-	}
-	m.spinning = m.anyRunning()
-	return nil
-}
-
-func (m *Model) anyRunning() bool {
-	if m.peer.running || m.trace.running {
-		return true
-	}
-	for _, s := range m.steps {
-		if s.status == stepRunning {
-			return true
-		}
-	}
-	return false
-}
-
-// analyze recomputes the findings from all evidence so far and each step's
-// status.
-func (m *Model) analyze() {
-	last := -1
-	for i, s := range m.steps {
-		if s.status == stepClean || s.status == stepFinding || (s.status == stepRunning && allDone(s)) {
-			last = i
-		}
-	}
-	// The cursor stays on the finding it was on: new evidence (packets,
-	// the peer) reorders the list under it.
-	var selID, selSide string
-	if m.fsel < len(m.findings) && (m.focus == paneFindings || m.showFind || m.showFix) {
-		selID, selSide = string(m.findings[m.fsel].ID), m.findings[m.fsel].Side
-	}
-	ev := m.prober.Evidence()
-	ev.NameGateways(m.fix.named)
-	if m.live != nil {
-		ev.Live = m.live.evidence(m.opt.Now())
-	}
-	m.findings = playbook.Analyze(&ev, last)
-	m.joinPeer(&ev)
-	if selID == "" {
-		m.fsel = 0 // not looking at findings: the cursor waits on the first
-	}
-	for i, f := range m.findings {
-		if string(f.ID) == selID && f.Side == selSide {
-			m.fsel = i
-		}
-	}
-	judged := make([]playbook.StepReport, len(m.steps))
-	for i := range m.steps {
-		s := &m.steps[i]
-		judged[i] = playbook.StepReport{ID: playbook.Steps[i].ID, Verdict: playbook.Judgement{Verdict: playbook.VerdictNotProven, Why: []string{"the step has not run"}}}
-		if s.status == stepNotRun || !allDone(*s) {
-			continue
-		}
-		s.status = stepClean
-		for _, f := range m.findings {
-			if f.Step == playbook.Steps[i].ID {
-				s.status = stepFinding
-			}
-		}
-		s.verdict = playbook.JudgeStep(playbook.Steps[i].ID, &ev, m.findings)
-		judged[i].Verdict = s.verdict
-	}
-	m.verdict = playbook.Judge(judged)
-	if m.peer.pa != nil {
-		m.verdict = playbook.JudgeBothEnds(m.verdict, *m.peer.pa)
-	}
-	m.fsel = clamp(m.fsel, 0, max(0, len(m.findings)-1))
-}
-
-func allDone(s stepState) bool {
-	for _, p := range s.probes {
-		if p.rep == nil {
-			return false
-		}
-	}
-	return true
 }
 
 func (m *Model) setFlash(s string, isErr bool) { m.flash, m.flashErr = playbook.Clean(s), isErr }
@@ -596,27 +358,8 @@ func (m *Model) report() playbook.Report {
 	return r
 }
 
-func (m *Model) notesMarkdown() []byte {
-	var b bytes.Buffer
-	m.report().WriteMarkdown(&b)
-	if m.live != nil {
-		m.live.writeMarkdown(&b)
-	}
-	m.fix.writeMarkdown(&b, m.findings, m.info.Prefix)
-	return b.Bytes()
-}
-
-// exportNotes writes the notes off the UI goroutine.
-func (m *Model) exportNotes() tea.Cmd {
-	// Built from the model's state, so a failed write loses nothing: the
-	// next e or y builds them again.
-	md := m.notesMarkdown()
-	path := m.opt.NotesPath
-	m.setFlash("writing notes to "+path+"…", false)
-	return func() tea.Msg { return notesMsg{path: path, err: AppendNotes(path, md)} }
-}
-
-func (m *Model) detailHeight() int { return max(3, m.h-6) }
+// detailHeight is about a page of the detail pane, for page up and down.
+func (m *Model) detailHeight() int { return max(3, m.h-8) }
 
 // role is the host's role once the host probe has run.
 func (m *Model) role() string {

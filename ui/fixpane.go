@@ -3,7 +3,6 @@ package ui
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/netip"
 	"slices"
 	"strings"
@@ -11,6 +10,7 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 
+	"asym/fix"
 	"asym/playbook"
 )
 
@@ -27,196 +27,264 @@ type fixState struct {
 	// the cursor by then.
 	confirmID    string
 	confirmShown []string
-	applying     bool
+	confirmUndo  bool // the confirmation is for undoing the kept fix
+	undoing      bool // UndoKept runs
+	applying     bool // ApplyFix runs
+	deciding     bool // DecideFix runs
 	finding      string
-	outcome      *playbook.FixOutcome
-	result       string // kept, reverted…
+	outcome      *playbook.FixOutcome // what this view applied
+	// pending is the fix applied and not decided, this view's or one found
+	// in the journal when it started (reattached): K keeps it, U reverts it.
+	pending    *playbook.PendingFix
+	reattached bool
+	// rechecking: the steps run again after the fix; outcome.After waits
+	// for them, and so does K.
+	rechecking bool
+	result     string    // kept, reverted… once decided
+	decidedAt  time.Time // when
+	decided    *playbook.PendingFix
+	kept       *playbook.KeptFix // the journal's kept fix, while it is in place
+	undone     *playbook.KeptFix // the kept fix X undid
+	gen        int               // answers about the journal asked before a change are dropped
 	// ask is the question for a gateway asym could not find; named holds
 	// the answers, per interface, for the flow.
 	ask   *gatewayAsk
 	named map[string]netip.Addr
 }
 
+// busy says a fix is being applied, waits for a decision or is being
+// decided: K and U act, copy and apply do not.
+func (fx *fixState) busy() bool { return fx.applying || fx.deciding || fx.pending != nil }
+
 type appliedMsg struct {
 	outcome *playbook.FixOutcome
 	err     error
 }
 
-type decidedMsg struct {
-	keep bool
-	err  error
+// canApplyHere says enter in the fix view applies the selected finding's
+// fix: this host's, with steps, and no fix already waiting.
+func (m *Model) canApplyHere() bool {
+	if m.fix.busy() || m.fix.undoing || m.fsel >= len(m.findings) {
+		return false
+	}
+	f := m.findings[m.fsel]
+	return f.Side == "" && f.Fix != nil && len(f.Fix.Steps) > 0 && m.opt.Session.CanApply()
 }
 
-type countdownMsg struct{}
-
-func countdown() tea.Cmd {
-	return tea.Tick(time.Second, func(time.Time) tea.Msg { return countdownMsg{} })
+// whyNoApply says why enter does not apply the selected finding's fix.
+func (m *Model) whyNoApply() string {
+	f := m.findings[m.fsel]
+	switch {
+	case m.fix.busy():
+		return "a fix is already applied and waits: K keeps it or U reverts it before another is applied"
+	case f.Side != "":
+		return peerFixRefusal(f)
+	case !m.opt.Session.CanApply():
+		return "applying fixes is not available here: copy the commands (y)"
+	}
+	return "this finding has no host-local fix: its advice says what to change and where"
 }
 
-// fixKey handles keys while the fix view is shown; it returns handled=false
-// for keys it leaves to the normal routing.
-func (m *Model) fixKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
+// askApply opens the confirmation, or says why the fix cannot be applied
+// as it is (a gateway to name first).
+func (m *Model) askApply() tea.Cmd {
+	fx, now := &m.fix, m.opt.Now()
+	if now.Sub(fx.openedAt) < grace {
+		return nil // typed before the pane was read: never applies anything
+	}
+	f := m.findings[m.fsel]
+	if len(f.Fix.UnknownGateways()) > 0 {
+		m.openGatewayAsk(f.Fix)
+		return nil
+	}
+	if missing := f.Fix.Missing(); missing != "" {
+		m.setFlash("asym will not apply a guess: "+missing, true)
+		return nil
+	}
+	fx.confirming, fx.openedAt = true, now
+	fx.confirmID, fx.confirmShown = string(f.ID), f.Fix.CommandsIn(nil)
+	return nil
+}
+
+func (m *Model) cancelApply() tea.Cmd {
+	m.fix.confirming = false
+	m.setFlash("nothing applied", false)
+	return nil
+}
+
+// confirmApply applies what the confirmation showed, looked up again.
+func (m *Model) confirmApply() tea.Cmd {
 	fx := &m.fix
-	now := m.opt.Now()
-	if fx.outcome != nil && fx.result == "" {
-		switch k.String() {
-		case "y", "n":
-			if fx.applying {
-				return nil, true
-			}
-			keep := k.String() == "y"
-			fx.applying = true
-			sess := m.opt.Session
-			return func() tea.Msg { return decidedMsg{keep: keep, err: sess.DecideFix(context.Background(), keep)} }, true
-		}
-		return nil, false
+	if m.opt.Now().Sub(fx.openedAt) < grace {
+		return nil
 	}
-	dangerous := k.String() == "enter" || k.String() == "y"
-	if fx.applying && dangerous {
-		return nil, true
+	f, ok := m.localFinding(fx.confirmID)
+	shown := fx.confirmShown
+	if !ok || f.Fix == nil || !slices.Equal(f.Fix.CommandsIn(nil), shown) {
+		fx.confirming = false
+		m.setFlash(fx.confirmID+" changed while you read it (new evidence arrived): nothing applied; read the fix again", true)
+		return nil
 	}
-	if dangerous && now.Sub(fx.openedAt) < grace {
-		return nil, true // typed before the pane was read: never applies anything
+	fx.confirming, fx.applying, fx.finding = false, true, string(f.ID)
+	fx.gen++
+	sess, fl, gws := m.opt.Session, m.flow, f.Fix.Gateways()
+	m.setFlash("applying "+fmt.Sprint(len(shown))+" changes; the revert is armed first…", false)
+	return func() tea.Msg {
+		o, err := sess.ApplyFix(context.Background(), fl, string(f.ID), shown, gws)
+		return appliedMsg{o, err}
 	}
-	if fx.confirming {
-		switch k.String() {
-		case "y", "enter":
-			f, ok := m.localFinding(fx.confirmID)
-			shown := fx.confirmShown
-			if !ok || f.Fix == nil || !slices.Equal(f.Fix.CommandsIn(nil), shown) {
-				fx.confirming = false
-				m.setFlash(fx.confirmID+" changed while you read it (new evidence arrived): nothing applied; read the fix again", true)
-				return nil, true
-			}
-			fx.confirming, fx.applying, fx.finding = false, true, string(f.ID)
-			sess, fl, gws := m.opt.Session, m.flow, f.Fix.Gateways()
-			m.setFlash("applying "+fmt.Sprint(len(shown))+" changes; the revert is armed first…", false)
-			return func() tea.Msg {
-				o, err := sess.ApplyFix(context.Background(), fl, string(f.ID), shown, gws)
-				return appliedMsg{o, err}
-			}, true
-		case "esc", "n":
-			fx.confirming = false
-			m.setFlash("nothing applied", false)
-			return nil, true
-		}
-		return nil, true
-	}
-	if k.String() == "enter" {
-		f := m.findings[m.fsel]
-		switch {
-		case f.Side != "":
-			m.setFlash(peerFixRefusal(f), true)
-		case !m.opt.Session.CanApply():
-			m.setFlash("applying fixes is not available here: copy the commands", true)
-		case f.Fix == nil || len(f.Fix.Steps) == 0:
-			m.setFlash("this finding has no host-local fix: its advice says what to change and where", true)
-		default:
-			if len(f.Fix.UnknownGateways()) > 0 {
-				m.openGatewayAsk(f.Fix)
-				return nil, true
-			}
-			if missing := f.Fix.Missing(); missing != "" {
-				m.setFlash("asym will not apply a guess: "+missing, true)
-				return nil, true
-			}
-			fx.confirming, fx.openedAt = true, now
-			fx.confirmID, fx.confirmShown = string(f.ID), f.Fix.CommandsIn(nil)
-		}
-		return nil, true
-	}
-	return nil, false
 }
 
+// fixApplied makes the fix pending before anything else runs: the banner
+// and K and U are there before the steps run again, so a key pressed as
+// soon as the traffic heals is never read as something else.
 func (m *Model) fixApplied(msg appliedMsg) tea.Cmd {
-	m.fix.applying = false
+	fx := &m.fix
+	fx.applying = false
 	if msg.err != nil {
 		m.setFlash("not applied: "+msg.err.Error(), true)
+		m.note("fix of `%s` not applied: %s", fx.finding, msg.err)
 		return nil
 	}
-	m.fix.outcome, m.fix.result = msg.outcome, ""
-	m.setFlash(fmt.Sprintf("applied %d changes; re-running the playbook", msg.outcome.Changes), false)
-	// Re-run every step so the screen shows the host as it is now.
-	for i := range m.steps {
-		m.steps[i].status = stepNotRun
-	}
-	m.runAll = true
-	return tea.Batch(m.runNext(), countdown())
-}
-
-func (m *Model) fixDecided(msg decidedMsg) tea.Cmd {
-	m.fix.applying = false
-	if msg.err != nil {
-		m.setFlash("could not "+map[bool]string{true: "keep", false: "revert"}[msg.keep]+" the fix: "+msg.err.Error(), true)
-		return nil
-	}
-	if msg.keep {
-		m.fix.result = "kept"
-		m.setFlash("kept: make it permanent with the host's network manager (shown below the fix)", false)
-		return nil
-	}
-	m.fix.result = "reverted"
-	m.setFlash("reverted: the host is as it was; re-running the playbook", false)
-	for i := range m.steps {
-		m.steps[i].status = stepNotRun
-	}
-	m.runAll = true
-	return m.runNext()
-}
-
-func (m *Model) countdownTick() tea.Cmd {
-	o := m.fix.outcome
-	if o == nil || m.fix.result != "" {
-		return nil
-	}
-	if !m.opt.Now().Before(o.Deadline) {
-		m.fix.result = "reverted by the watchdog"
-		m.setFlash("no answer in time: the watchdog reverted the fix", true)
-		for i := range m.steps {
-			m.steps[i].status = stepNotRun
+	o, now := msg.outcome, m.opt.Now()
+	fx.outcome, fx.result, fx.reattached, fx.rechecking = o, "", false, true
+	fx.pending = o.Pending
+	if fx.pending == nil {
+		fx.pending = &playbook.PendingFix{Applied: now, Deadline: o.Deadline, Watchdog: o.Watchdog}
+		if f, ok := m.localFinding(fx.finding); ok && f.Fix != nil {
+			fx.pending.Summary = f.Fix.Summary
 		}
-		m.runAll = true
-		return m.runNext()
 	}
-	return countdown()
+	m.note("fix of `%s` applied: %d changes; reverts at %s unless kept (revert armed: %s)", fx.finding, o.Changes, clock(o.Deadline), o.Watchdog)
+	m.setFlash(fmt.Sprintf("applied %d changes; re-running every step to see whether it healed", o.Changes), false)
+	m.epoch++
+	return tea.Batch(m.rerunAll(), m.countdown())
+}
+
+// recheckDone takes the findings of the steps run after the fix as its
+// outcome.
+func (m *Model) recheckDone() {
+	fx := &m.fix
+	if !fx.rechecking || fx.outcome == nil {
+		return
+	}
+	fx.rechecking = false
+	after := []playbook.Finding{}
+	for _, f := range m.findings {
+		if f.Side == "" {
+			after = append(after, f)
+		}
+	}
+	fx.outcome.After = after
+	if still := fx.outcome.Unhealed(); len(still) > 0 {
+		m.note("re-check after the fix: not healed, %s still found", ids(still))
+		m.setFlash("✗ not healed: "+ids(still)+" still found; U reverts it", true)
+		return
+	}
+	m.note("re-check after the fix: %s", ids(after))
+	if fx.pending != nil {
+		m.setFlash("re-checked: "+ids(after)+"; K keeps the fix, U reverts it", false)
+	}
 }
 
 // fixPaneLines is the part of the fix view about applying it.
 func (m *Model) fixPaneLines(f playbook.Finding, width int) []string {
 	fx := m.fix
-	var out []string
+	var kept []string
+	if fx.outcome == nil && fx.kept != nil && !fx.confirming {
+		kept = append(m.keptLines(width), "") // the journal's kept fix heads every fix view
+	}
+	return append(kept, m.fixPaneState(f, width)...)
+}
+
+// fixPaneState is what can be done with the finding's fix now.
+func (m *Model) fixPaneState(f playbook.Finding, width int) []string {
+	fx := m.fix
 	switch {
 	case fx.ask != nil:
-		out = append(out, m.askLines(width)...)
-	case fx.outcome != nil && fx.finding == string(f.ID):
-		o := fx.outcome
-		out = append(out, m.st.Title.Render("Applied"), "before: "+ids(o.Before), "after:  "+ids(o.After))
-		if still := o.Unhealed(); len(still) > 0 {
-			out = append(out, m.st.Bad.Render("✗ not healed: "+ids(still)+" still found: revert it (n)"))
-		}
-		switch fx.result {
-		case "":
-			left := o.Deadline.Sub(m.opt.Now()).Round(time.Second)
-			out = append(out, m.st.Highlight.Render(fmt.Sprintf("Keep it? y keep · n revert now · reverts by itself in %s", left)))
-			out = append(out, hang(m.st.Dim, "", "The revert is armed outside this session ("+o.Watchdog+"): if this terminal dies, it still happens.", width)...)
-		default:
-			out = append(out, m.st.Bold.Render("The fix was "+fx.result+"."))
-		}
+		return m.askLines(width)
+	case fx.outcome != nil && fx.finding == string(f.ID) && f.Side == "":
+		return m.appliedLines(width)
+	case fx.confirming && fx.confirmUndo:
+		return m.undoPrompt(width)
 	case fx.confirming:
 		n := 0
 		if f.Fix != nil {
 			n = len(f.Fix.Steps)
 		}
-		out = append(out, m.st.Highlight.Render(fmt.Sprintf("Apply these %d changes to %s? y apply · esc cancel", n, playbook.Clean(m.info.Target))))
-		out = append(out, hang(m.st.Dim, "", "asym re-probes first and refuses if the host changed; the changes revert by themselves unless you keep them.", width)...)
+		out := hang(m.st.Highlight, "", fmt.Sprintf("Apply these %d changes to %s? y apply · esc cancel", n, playbook.Clean(m.info.Target)), width)
+		return append(out, hang(m.st.Dim, "", "asym re-probes first and refuses if the host changed; the changes revert by themselves unless you keep them (K).", width)...)
 	case fx.applying:
-		out = append(out, m.st.Run.Render(m.spin.View()+" applying…"))
+		return []string{m.st.Run.Render(m.spin.View() + " applying…")}
 	case f.Side != "":
-		out = append(out, hang(m.st.Dim, "", peerFixRefusal(f)+".", width)...)
-	case f.Fix != nil && len(f.Fix.Steps) > 0 && m.opt.Session.CanApply():
-		out = append(out, m.dim("enter: apply (you confirm first; it reverts by itself unless kept)"))
+		return hang(m.st.Dim, "", peerFixRefusal(f)+".", width)
+	case f.Fix == nil || len(f.Fix.Steps) == 0:
+		return nil
+	case !m.opt.Session.CanApply():
+		return hang(m.st.Dim, "", "Applying fixes is not available here: copy the commands (y).", width)
+	case fx.busy():
+		return hang(m.st.Dim, "", "A fix is already applied and waits: K keeps it or U reverts it before another is applied.", width)
+	}
+	return hang(m.st.Dim, "", "enter: apply (you confirm first; it reverts by itself unless kept) · y: copy the commands", width)
+}
+
+// appliedLines say what this view applied and what became of it.
+func (m *Model) appliedLines(width int) []string {
+	fx, o := m.fix, m.fix.outcome
+	out := []string{m.st.Title.Render("Applied at " + clock(fx.pendingOrDecided().Applied) + " UTC")}
+	out = append(out, hang(m.st.Pane, "before: ", ids(o.Before), width)...)
+	if fx.rechecking {
+		out = append(out, "after:  "+m.spin.View()+" re-checking…")
+	} else {
+		out = append(out, hang(m.st.Pane, "after:  ", ids(o.After), width)...)
+	}
+	if still := o.Unhealed(); len(still) > 0 {
+		out = append(out, hang(m.st.Bad, "", "✗ not healed: "+ids(still)+" still found: revert it (U)", width)...)
+	}
+	switch {
+	case fx.pending != nil:
+		left := fx.pending.Deadline.Sub(m.opt.Now()).Round(time.Second)
+		out = append(out, hang(m.st.Highlight, "", fmt.Sprintf("Keep it? K keep · U revert now · reverts by itself in %s", max(0, left)), width)...)
+		out = append(out, hang(m.st.Dim, "", "The revert is armed outside this session ("+playbook.Clean(o.Watchdog)+"): if this terminal dies, it still happens.", width)...)
+	case fx.result != "":
+		out = append(out, m.st.Bold.Render("The fix was "+fx.result+" at "+clock(fx.decidedAt)+"."))
+		if fx.result == "kept" {
+			out = append(out, m.undoLines(width)...)
+		}
 	}
 	return out
+}
+
+// appliedGone says the finding whose fix this view applied is no longer
+// found (healed): the fix view shows the fix itself then.
+func (m *Model) appliedGone() bool {
+	return m.fix.outcome != nil && m.findingIndex(findingKey{id: m.fix.finding}) < 0
+}
+
+// recordShown says the fix view shows the fix record alone: this view's
+// fix whose finding is gone, or a kept fix when nothing is found.
+func (m *Model) recordShown() bool {
+	return m.showFix && (m.appliedGone() || (m.fix.outcome == nil && m.fix.kept != nil && len(m.findings) == 0))
+}
+
+// appliedFixLines is the fix view of a fix whose finding is gone: what was
+// applied, what became of it, and how to undo it.
+func (m *Model) appliedFixLines(width int) []string {
+	var out []string
+	if m.fix.confirming && m.fix.confirmUndo {
+		out = append(m.undoPrompt(width), "")
+	}
+	if m.fix.outcome == nil {
+		out = append(out, m.keptLines(width)...)
+		return append(out, "", m.dim("esc: back"))
+	}
+	out = append(out, m.st.Bold.Render("The fix of "+m.fix.finding)+m.dim(" · no longer found"))
+	out = append(out, m.appliedLines(width)...)
+	if fx, ok := fixOf(m.fix.outcome, m.fix.finding); ok {
+		out = append(out, "")
+		out = append(out, m.fixLines(fx, fix.Prefixed(m.info.Prefix), width)...)
+	}
+	return append(out, "", m.dim("esc: back"))
 }
 
 // localFinding finds this host's finding with the id (never the peer's).
@@ -240,21 +308,5 @@ func ids(fs []playbook.Finding) string {
 	return fmt.Sprintf("%d: %s", len(fs), strings.Join(s, ", "))
 }
 
-// writeMarkdown records in the notes what was applied and what became of it.
-func (fx *fixState) writeMarkdown(w io.Writer, findings []playbook.Finding, prefix []string) {
-	o := fx.outcome
-	if o == nil {
-		return
-	}
-	result := fx.result
-	if result == "" {
-		result = "pending: reverts at " + o.Deadline.UTC().Format(time.RFC3339) + " unless kept"
-	}
-	fmt.Fprintf(w, "### Applied: fix of `%s` (%s)\n\n", fx.finding, result)
-	fmt.Fprintf(w, "- revert armed: %s\n- before: %s\n- after: %s\n\n", playbook.Clean(o.Watchdog), ids(o.Before), ids(o.After))
-	for _, f := range o.Before {
-		if string(f.ID) == fx.finding && f.Fix != nil {
-			fmt.Fprintf(w, "```\n%s\n```\n\n", playbook.Clean(strings.Join(f.Fix.CommandsIn(prefix), "\n")))
-		}
-	}
-}
+// clock is a time of day in UTC, as the notes and the timeline write it.
+func clock(t time.Time) string { return t.UTC().Format("15:04:05") }

@@ -18,6 +18,7 @@ type formModel struct {
 	history []flow.Flow
 	hpos    int // -1: not browsing the history
 	err     string
+	editing bool // changing the flow of a running view: esc goes back to it
 }
 
 func newForm(history []flow.Flow, plain bool) *formModel {
@@ -94,11 +95,14 @@ func (f *formModel) update(msg tea.Msg) tea.Cmd {
 func (m *Model) formKey(k tea.KeyPressMsg) tea.Cmd {
 	f := m.form
 	switch {
+	case f.editing && k.String() == "esc":
+		m.form = nil
+		return nil
 	case k.String() == "esc" || (k.String() == "q" && f.inputs[f.focus].Value() == "" && f.focus == 0):
 		return m.quit()
 	case key.Matches(k, m.keys.FormSubmit):
 		if fl, ok := f.validate(); ok {
-			m.setFlow(fl)
+			m.submitFlow(fl)
 			return nil
 		}
 		if f.err == "" {
@@ -124,4 +128,32 @@ func (m *Model) formKey(k tea.KeyPressMsg) tea.Cmd {
 		return nil
 	}
 	return f.update(k)
+}
+
+// editFlow opens the form on the current flow, to change it in place: the
+// target's earlier flows are offered, esc keeps the current one.
+func (m *Model) editFlow() tea.Cmd {
+	m.form = newForm(LoadHistory(m.opt.HistoryPath, m.info.Target), m.opt.Plain)
+	m.form.editing = true
+	if m.prober != nil {
+		m.form.fill(m.flow)
+		m.form.validate()
+	}
+	return nil
+}
+
+// submitFlow diagnoses the flow the form holds; the same flow again only
+// closes the form (its results stay).
+func (m *Model) submitFlow(fl flow.Flow) {
+	if m.form.editing && m.prober != nil && fl == m.flow {
+		m.form = nil
+		return
+	}
+	if m.live != nil {
+		m.live.stop()
+		m.live = nil
+	}
+	m.focus, m.sel, m.fsel, m.scroll, m.showFind, m.showFix = paneSteps, 0, 0, 0, false, false
+	m.search = searchState{}
+	m.setFlow(fl)
 }

@@ -24,32 +24,60 @@ func HistoryPath() string {
 	return filepath.Join(dir, "asym", "flows")
 }
 
-// LoadHistory returns the flows used before, newest first. Lines that no
-// longer parse are skipped: the file is ours, but people edit files.
-func LoadHistory(path string) []flow.Flow {
+// The history file holds one flow a line, after the target it was
+// diagnosed on and a tab: the flows of a namespace are not offered on
+// another. Lines without a target (written before) are offered nowhere.
+type historyLine struct {
+	target string
+	flow   flow.Flow
+}
+
+func readHistory(path string) []historyLine {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil
 	}
-	var out []flow.Flow
+	var out []historyLine
 	for _, l := range strings.Split(string(b), "\n") {
-		if f, err := flow.ParseString(l); err == nil {
-			out = append(out, f)
+		target, fl, ok := strings.Cut(l, "\t")
+		if !ok {
+			continue
+		}
+		if f, err := flow.ParseString(fl); err == nil {
+			out = append(out, historyLine{target, f})
 		}
 	}
 	return out
 }
 
-// RememberFlow puts f first in the history file, without duplicates. A
-// failure to write is not worth interrupting a diagnosis for: it is ignored.
-func RememberFlow(path string, f flow.Flow) {
-	if path == "" {
+// LoadHistory returns the flows used before on target, newest first. Lines
+// that no longer parse are skipped: the file is ours, but people edit files.
+func LoadHistory(path, target string) []flow.Flow {
+	var out []flow.Flow
+	for _, h := range readHistory(path) {
+		if h.target == target {
+			out = append(out, h.flow)
+		}
+	}
+	return out
+}
+
+// RememberFlow puts f first in target's history, without duplicates; the
+// other targets' flows stay. A failure to write is not worth interrupting a
+// diagnosis for: it is ignored.
+func RememberFlow(path, target string, f flow.Flow) {
+	if path == "" || strings.ContainsAny(target, "\t\n") {
 		return
 	}
-	lines := []string{f.String()}
-	for _, old := range LoadHistory(path) {
-		if old != f && len(lines) < historyMax {
-			lines = append(lines, old.String())
+	lines := []string{target + "\t" + f.String()}
+	kept := 1
+	for _, h := range readHistory(path) {
+		switch {
+		case h.target != target:
+			lines = append(lines, h.target+"\t"+h.flow.String())
+		case h.flow != f && kept < historyMax:
+			lines = append(lines, h.target+"\t"+h.flow.String())
+			kept++
 		}
 	}
 	os.MkdirAll(filepath.Dir(path), 0o700)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
 
 	"asym/evidence"
 	"asym/playbook"
@@ -132,6 +133,7 @@ func waitLive(ch <-chan evidence.WatchUpdate) tea.Cmd {
 }
 
 func (m *Model) toggleLive() tea.Cmd {
+	m.trace.shown = false
 	if !m.opt.Session.Live() || m.prober == nil {
 		m.setFlash("the live view is not available here", true)
 		return nil
@@ -238,11 +240,15 @@ func (l *liveState) lines(st Styles, width int) []string {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
-		out = append(out, st.Bold.Render(fmt.Sprintf("%-42s %9s %9s", "counter", "per sec", "since on")))
+		// The label column gives way on a narrow pane: the numbers are
+		// what the live view is for.
+		lw := clamp(width-22, 12, 42)
+		out = append(out, st.Bold.Render(fmt.Sprintf("  %-*s %9s %9s", lw, "counter", "per sec", "since on")))
 		for _, k := range keys {
 			total := int64(l.cur.Counters[k]) - int64(l.first.Counters[k])
 			rate := l.rates[k]
-			line := fmt.Sprintf("%-42s %9s %9s", counterLabel(k), fmt.Sprintf("%+.1f", rate), fmt.Sprintf("%+d", total))
+			label := ansi.Truncate(counterLabel(k), lw, "…")
+			line := fmt.Sprintf("%-*s %9s %9s", lw, label, fmt.Sprintf("%+.1f", rate), fmt.Sprintf("%+d", total))
 			if rate > 0 || total > 0 {
 				line = st.Highlight.Render("▶ " + line)
 			} else {
@@ -289,30 +295,53 @@ func (l *liveState) writeMarkdown(w io.Writer) {
 	}
 	fmt.Fprintf(w, "### Live view\n\n")
 	if l.cur != nil {
-		fmt.Fprintf(w, "Counter changes from %s to %s (UTC):\n\n```\n", l.first.Time.UTC().Format("15:04:05"), l.cur.Time.UTC().Format("15:04:05"))
+		fmt.Fprintf(w, "Counter changes from %s to %s (UTC):\n\n", l.first.Time.UTC().Format("15:04:05"), l.cur.Time.UTC().Format("15:04:05"))
 		keys := make([]string, 0, len(l.cur.Counters))
 		for k := range l.cur.Counters {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
+		var lines []string
 		for _, k := range keys {
-			fmt.Fprintf(w, "%-44s %+d\n", playbook.Clean(k), int64(l.cur.Counters[k])-int64(l.first.Counters[k]))
+			lines = append(lines, fmt.Sprintf("%-44s %+d", k, int64(l.cur.Counters[k])-int64(l.first.Counters[k])))
 		}
-		fmt.Fprintf(w, "```\n\n")
+		writeFence(w, lines)
 	}
 	if len(l.packets) > 0 {
-		fmt.Fprintf(w, "Packets of the flow (%d not kept):\n\n```\n", l.pdrop)
-		for _, p := range l.packets {
-			fmt.Fprintf(w, "%s\n", playbook.Clean(p.Text))
+		fmt.Fprintf(w, "Packets of the flow (%d seen, %d not kept by the view):\n\n", len(l.packets)+l.pdrop, l.pdrop)
+		var lines []string
+		for i, p := range l.packets {
+			if len(l.packets) > 2*notesPackets && i == notesPackets {
+				lines = append(lines, fmt.Sprintf("… %d packets not shown …", len(l.packets)-2*notesPackets))
+			}
+			if i < notesPackets || i >= len(l.packets)-notesPackets {
+				lines = append(lines, p.Text)
+			}
 		}
-		fmt.Fprintf(w, "```\n\n")
+		writeFence(w, lines)
 	}
 	l.dropMarkdown(w)
 	if len(l.events) > 0 {
-		fmt.Fprintf(w, "Conntrack events for the flow (%d dropped):\n\n```\n", l.dropped)
-		for _, e := range l.events {
-			fmt.Fprintf(w, "%s %s\n", e.Time.UTC().Format("15:04:05.000"), playbook.Clean(e.Entry.Text))
+		fmt.Fprintf(w, "Conntrack events for the flow (%d dropped; the last %d):\n\n", l.dropped, min(len(l.events), notesEvents))
+		var lines []string
+		for _, e := range l.events[max(0, len(l.events)-notesEvents):] {
+			lines = append(lines, e.Time.UTC().Format("15:04:05.000")+" "+e.Entry.Text)
 		}
-		fmt.Fprintf(w, "```\n\n")
+		writeFence(w, lines)
 	}
+}
+
+// The notes keep an excerpt of the packets (the first and the last) and
+// the last events: the whole window stays in the view, and the findings
+// quote the packets that prove them.
+const (
+	notesPackets = 10
+	notesEvents  = 20
+)
+
+// writeFence writes lines in a Markdown code block nothing inside closes.
+func writeFence(w io.Writer, lines []string) {
+	var b strings.Builder
+	playbook.WriteFence(&b, lines)
+	io.WriteString(w, b.String())
 }

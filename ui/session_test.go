@@ -25,6 +25,9 @@ type fakeSession struct {
 	peer      func(context.Context, flow.Flow, time.Duration) evidence.PeerResult
 	apply     func(context.Context, flow.Flow, string, []string) (*playbook.FixOutcome, error)
 	decide    func(context.Context, bool) error
+	pending   func() *playbook.PendingFix // the journal; nil: no fix pending
+	kept      func() *playbook.KeptFix    // the journal's kept fix; nil: none
+	undo      func(context.Context) error
 	gateways  map[string]netip.Addr // what the last ApplyFix was given
 	trace     func(context.Context, flow.Flow) (evidence.Trace, []playbook.Finding, error)
 }
@@ -63,6 +66,22 @@ func (s *fakeSession) ApplyFix(ctx context.Context, f flow.Flow, id string, show
 	s.gateways = gateways
 	return s.apply(ctx, f, id, shown)
 }
+
+func (s *fakeSession) PendingFix() *playbook.PendingFix {
+	if s.pending == nil {
+		return nil
+	}
+	return s.pending()
+}
+
+func (s *fakeSession) KeptFix() *playbook.KeptFix {
+	if s.kept == nil {
+		return nil
+	}
+	return s.kept()
+}
+
+func (s *fakeSession) UndoKept(ctx context.Context) error { return s.undo(ctx) }
 
 // sess is the model's fake session, for a test to change its behaviour.
 func sess(m *Model) *fakeSession { return m.opt.Session.(*fakeSession) }

@@ -106,6 +106,9 @@ func newTestModel(t *testing.T, scenario string, w, h int) (*Model, *replay, []s
 		NotesPath: filepath.Join(t.TempDir(), "notes.md"), HistoryPath: filepath.Join(t.TempDir(), "flows"),
 	})
 	m.Update(tea.WindowSizeMsg{Width: w, Height: h})
+	m.tick = func(_ time.Duration, fn func(time.Time) tea.Msg) tea.Cmd {
+		return func() tea.Msg { return fn(time.Time{}) }
+	}
 	return m, rp, expect
 }
 
@@ -191,7 +194,7 @@ func TestStepThrough(t *testing.T) {
 	if want := playbook.Steps[0].Probes; !slices.Equal(rp.runs, want) {
 		t.Fatalf("ran %v, want %v", rp.runs, want)
 	}
-	press(t, m, "n")
+	press(t, m, "enter")
 	if m.steps[1].status != stepClean || m.sel != 1 {
 		t.Fatalf("second step: %v, selected %d", m.steps[1].status, m.sel)
 	}
@@ -219,8 +222,12 @@ func TestFindingAndFix(t *testing.T) {
 		t.Fatalf("tab must focus the findings, focus %d", m.focus)
 	}
 	press(t, m, "enter")
+	if !m.showFind || m.findings[m.fsel].ID != "missing_source_rule" {
+		t.Fatalf("enter on the findings shows the first one, the root cause: %v %d", m.showFind, m.fsel)
+	}
+	press(t, m, "esc", "down", "enter")
 	if !m.showFind || m.findings[m.fsel].ID != "rp_filter_strict_drop" {
-		t.Fatalf("enter on the findings shows the first one: %v %d", m.showFind, m.fsel)
+		t.Fatalf("↓ enter shows the second one, the drop it explains: %v %d", m.showFind, m.fsel)
 	}
 	screen := m.Render()
 	for _, want := range []string{"Evidence", "IPReversePathFilter", "Why", "strict"} {
@@ -305,7 +312,9 @@ func TestHelpAndQuit(t *testing.T) {
 func TestForm(t *testing.T) {
 	hist := filepath.Join(t.TempDir(), "flows")
 	old, _ := flow.ParseString("udp 192.0.2.1:5353 192.0.2.53:53")
-	RememberFlow(hist, old)
+	RememberFlow(hist, "host namespace", old)
+	other, _ := flow.ParseString("tcp 192.0.2.7:1 192.0.2.8:2")
+	RememberFlow(hist, "netns other", other) // another target's flows are not offered here
 	var made []flow.Flow
 	rp, _ := loadReplay(t, "healthy-host")
 	m := New(Options{Session: &fakeSession{newProber: func(f flow.Flow) evidence.Prober { made = append(made, f); return rp }, info: evidence.TargetInfo{Hostname: "vm", Target: "host namespace"}},
@@ -414,10 +423,15 @@ func TestFixPaneApply(t *testing.T) {
 			t.Errorf("the commands on screen are handed over for the drift check: %q", shown)
 		}
 		return &playbook.FixOutcome{Changes: 3, Deadline: now.Add(60 * time.Second), Watchdog: "process 1 in its own session",
-			Before: m.findings}, nil
+			Before: m.findings, Fixed: []playbook.FindingID{playbook.FindingID(id)},
+			Pending: &playbook.PendingFix{Summary: "Source-based routing for 198.51.100.11", Applied: now, Deadline: now.Add(60 * time.Second),
+				Undo: []string{"ip netns exec asym-lab-host ip rule del from 198.51.100.11 lookup 100 priority 1000"}}}, nil
 	}
 	sess(m).decide = func(_ context.Context, keep bool) error { decided = append(decided, keep); return nil }
-	press(t, m, "a", "tab", "enter", "f")
+	press(t, m, "a", "f")
+	if !m.showFix || m.findings[m.fsel].ID != "missing_source_rule" {
+		t.Fatalf("f from the steps shows the root cause's fix: %v %s", m.showFix, m.findings[m.fsel].ID)
+	}
 	// enter typed right after the pane opened: nothing happens.
 	press(t, m, "enter", "y")
 	if m.fix.confirming || len(applied) != 0 {
@@ -434,25 +448,51 @@ func TestFixPaneApply(t *testing.T) {
 	}
 	now = now.Add(time.Second)
 	press(t, m, "y")
-	if len(applied) != 1 || applied[0] != "rp_filter_strict_drop" || m.fix.outcome == nil {
+	if len(applied) != 1 || applied[0] != "missing_source_rule" || m.fix.outcome == nil || m.fix.pending == nil {
 		t.Fatalf("y applies once: %v", applied)
 	}
-	if !strings.Contains(m.Render(), "Fix applied (3 changes): y keep · n revert now · reverts by itself in 1m0s") {
-		t.Fatalf("the countdown asks to keep:\n%s", m.Render())
+	if screen := m.Render(); !strings.Contains(screen, "!! FIX PENDING: reverts in 1m0s unless kept · K keep · U revert now") {
+		t.Fatalf("the banner asks to keep:\n%s", screen)
+	}
+	// The re-check ran (drained) and its findings are the outcome's after.
+	if m.fix.rechecking || m.fix.outcome.After == nil || !m.allRan() {
+		t.Fatalf("the steps ran again after the fix: rechecking %v, after %v", m.fix.rechecking, m.fix.outcome.After)
 	}
 	now = now.Add(20 * time.Second)
 	m.Update(countdownMsg{})
-	if !strings.Contains(m.Render(), "reverts by itself in 40s") {
+	if !strings.Contains(m.Render(), "reverts in 40s unless kept") {
 		t.Fatalf("the countdown counts down:\n%s", m.Render())
 	}
 	press(t, m, "y")
-	if len(decided) != 1 || !decided[0] || m.fix.result != "kept" {
-		t.Fatalf("y keeps: %v %q", decided, m.fix.result)
+	if !strings.Contains(m.flash, "copy is off while a fix waits") {
+		t.Errorf("y says why it does not copy: %q", m.flash)
+	}
+	press(t, m, "n", "enter")
+	if len(decided) != 0 || m.fix.pending == nil || m.fix.confirming {
+		t.Fatalf("y, n and enter neither keep, revert nor apply again: %v", decided)
+	}
+	press(t, m, "K")
+	if len(decided) != 1 || !decided[0] || m.fix.result != "kept" || m.fix.pending != nil {
+		t.Fatalf("K keeps: %v %q", decided, m.fix.result)
+	}
+	screen := m.Render()
+	if strings.Contains(screen, "FIX PENDING") || !strings.Contains(screen, "The fix was kept at 02:13:22.") ||
+		!strings.Contains(screen, "ip netns exec asym-lab-host ip rule del from 198.51.100.11 lookup 100") {
+		t.Fatalf("a kept fix: no banner, its undo commands in the fix view:\n%s", screen)
 	}
 	notes := string(m.notesMarkdown())
-	if !strings.Contains(notes, "### Applied: fix of `rp_filter_strict_drop` (kept)") || !strings.Contains(notes, "ip netns exec asym-lab-host ip rule add from 198.51.100.11") {
-		t.Fatalf("the notes record what was applied:\n%s", notes)
+	for _, want := range []string{"- done: the fix of `missing_source_rule` applied", "kept at 02:13:22 UTC",
+		"### The fix", "ip netns exec asym-lab-host ip rule add from 198.51.100.11", "Undo (the last change first):"} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("the notes record what was applied (%q):\n%s", want, notes)
+		}
 	}
+	// The fix is still found (this fake heals nothing): its commands are
+	// written once, where it was applied, and the findings name it.
+	if n := strings.Count(notes, "ip rule add from 198.51.100.11 lookup 100"); n != 1 || !strings.Contains(notes, "applied from the view (see The fix above)") {
+		t.Errorf("the fix is written %d times, want once:\n%s", n, notes)
+	}
+	wellFormed(t, parseMarkdown(t, []byte(notes)))
 }
 
 func TestFixPaneRevertsAndRefuses(t *testing.T) {
@@ -469,9 +509,13 @@ func TestFixPaneRevertsAndRefuses(t *testing.T) {
 	now = now.Add(time.Second)
 	press(t, m, "y")
 	now = now.Add(11 * time.Second)
-	m.Update(countdownMsg{})
-	if m.fix.result != "reverted by the watchdog" {
-		t.Fatalf("past the deadline the screen says the watchdog reverted: %q", m.fix.result)
+	_, cmd := m.Update(countdownMsg{})
+	drain(t, m, cmd) // the journal (the fake's: nothing pending) is read at the deadline
+	if m.fix.result != "no longer pending" || m.fix.pending != nil {
+		t.Fatalf("past the deadline, with the journal saying nothing is pending, the fix has ended: %q", m.fix.result)
+	}
+	if !strings.Contains(m.flash, "the watchdog reverted it at its deadline, or someone decided it") || !m.allRan() || m.stale(0) {
+		t.Fatalf("it says so and runs the steps again: %q", m.flash)
 	}
 	// A finding whose fix is advice has no apply.
 	m2, _, _ := newTestModel(t, "firewall-ecmp-fw2", 120, 40)

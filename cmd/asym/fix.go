@@ -367,8 +367,8 @@ func printJournal(w io.Writer, j *apply.Journal) {
 const exitFixStuck = 4
 
 // reportPendingFix adds a fix pending on the target to a check's output:
-// a line after the text or Markdown report, on stderr beside JSON (whose
-// schema it is not part of). It says whether the fix is stuck.
+// a line before the text report, after the Markdown one, on stderr beside
+// JSON (whose schema it is not part of). It says whether the fix is stuck.
 func reportPendingFix(sess *session.Session, stdout, stderr io.Writer, asJSON, asMD bool) (stuck bool) {
 	pf := sess.PendingFix()
 	if pf == nil {
@@ -393,7 +393,7 @@ func reportPendingFix(sess *session.Session, stdout, stderr io.Writer, asJSON, a
 	case asMD:
 		fmt.Fprintf(stdout, "\n> %s\n", strings.NewReplacer("<", "&lt;", ">", "&gt;").Replace(line))
 	default:
-		fmt.Fprintf(stdout, "\n%s\n", line)
+		fmt.Fprintf(stdout, "%s\n\n", line)
 	}
 	return pf.Problem != ""
 }

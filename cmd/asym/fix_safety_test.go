@@ -126,6 +126,9 @@ func TestWatchdogKilledIsReported(t *testing.T) {
 	if code != exitFixStuck || !strings.Contains(out, "!! a fix asym applied here") || !strings.Contains(out, rollback) {
 		t.Errorf("check must report the stuck fix and exit %d: %d\n%s", exitFixStuck, code, out)
 	}
+	if strings.Index(out, "!! a fix asym applied here") > strings.Index(out, "asym check  ") {
+		t.Errorf("the stuck fix heads check's text, before the report:\n%s", out)
+	}
 	cmd := exec.Command(asymBinary(t), append([]string{"check", "--json", "--netns", c.Target}, flowWords...)...)
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

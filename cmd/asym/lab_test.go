@@ -132,10 +132,16 @@ func TestLabRunInTmux(t *testing.T) {
 	waitFor("the fix pane", func(s string) bool { return strings.Contains(s, "enter: apply") })
 	time.Sleep(700 * time.Millisecond)
 	keys("Enter")
+	waitFor("the confirmation", func(s string) bool { return strings.Contains(s, "Apply these") && strings.Contains(s, "y apply") })
 	time.Sleep(700 * time.Millisecond)
 	keys("y")
+	// The prompt it answers: the banner once the steps ran again after
+	// the fix (K and U, nothing else, decide it).
+	waitFor("the keep prompt", func(s string) bool {
+		return strings.Contains(s, "FIX PENDING: reverts in") && strings.Contains(s, "K keep · U revert now")
+	})
 	waitFor("the traffic to recover", func(s string) bool { return strings.Contains(s, "✓✓") })
-	keys("n") // revert: the view must say so, and the lab goes on
+	keys("U") // revert: the view must say so, and the lab goes on
 	waitFor("the revert", func(s string) bool { return strings.Contains(s, "reverted: the host is as it was") })
 	keys("q")
 	waitFor("asym to exit", func(s string) bool { return strings.Contains(s, "asym-exited-0") })

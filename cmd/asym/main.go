@@ -172,18 +172,24 @@ func cmdCheck(args []string, stdout, stderr io.Writer) (int, error) {
 	if ctx.Err() != nil {
 		return 2, errors.New("interrupted before the check finished")
 	}
+	// A fix pending on the target heads the text (it is what a person must
+	// act on first); it follows the Markdown, and goes to stderr beside JSON.
+	stuck := false
 	switch {
 	case *asJSON:
 		err = rep.WriteJSON(stdout)
+		stuck = reportPendingFix(fc.sess, stdout, stderr, *asJSON, *asMD)
 	case *asMD:
 		err = rep.WriteMarkdown(stdout)
+		stuck = reportPendingFix(fc.sess, stdout, stderr, *asJSON, *asMD)
 	default:
+		stuck = reportPendingFix(fc.sess, stdout, stderr, *asJSON, *asMD)
 		err = rep.WriteText(stdout)
 	}
 	if err != nil {
 		return 2, fmt.Errorf("write the report: %w", err)
 	}
-	if reportPendingFix(fc.sess, stdout, stderr, *asJSON, *asMD) {
+	if stuck {
 		return exitFixStuck, nil
 	}
 	return checkStatus(rep), nil

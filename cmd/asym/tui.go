@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/user"
 	"strings"
 	"time"
 
@@ -76,7 +77,7 @@ func openView(vc viewConfig) error {
 		return err
 	}
 	defer sess.Close()
-	m := ui.New(ui.Options{Session: sess, Flow: vc.flow, Lab: vc.lab, NotesPath: vc.notes, HistoryPath: ui.HistoryPath()})
+	m := ui.New(ui.Options{Session: sess, Flow: vc.flow, Lab: vc.lab, NotesPath: vc.notes, HistoryPath: ui.HistoryPath(), Operator: operator()})
 	// Bubble Tea restores the terminal on exit, on ctrl+c and after a panic
 	// in the model (it catches panics unless told not to).
 	p := tea.NewProgram(m)
@@ -91,6 +92,19 @@ func openView(vc viewConfig) error {
 		return fmt.Errorf("the terminal view stopped: %v", err)
 	}
 	return nil
+}
+
+// operator names who runs asym, for the notes' timeline: the user, and the
+// one who became it with sudo.
+func operator() string {
+	name := os.Getenv("USER")
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	if s := os.Getenv("SUDO_USER"); s != "" && s != name {
+		return name + " (sudo from " + s + ")"
+	}
+	return name
 }
 
 func isTerminal(f *os.File) bool {

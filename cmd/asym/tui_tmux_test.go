@@ -55,7 +55,7 @@ func TestTUIInTmux(t *testing.T) {
 			t.Errorf("the screen lacks %q:\n%s", want, s)
 		}
 	}
-	tt.keys("Tab", "Enter")
+	tt.keys("Tab", "Down", "Enter") // the second finding: the drop the cause (first) explains
 	waitFor("the finding's evidence", func(s string) bool {
 		return strings.Contains(s, "IPReversePathFilter") && strings.Contains(s, "Evidence")
 	})
@@ -98,15 +98,35 @@ func TestTUIFixInTmux(t *testing.T) {
 	waitFor("the confirmation", func(s string) bool { return strings.Contains(s, "Apply these 3 changes") })
 	time.Sleep(700 * time.Millisecond)
 	keys("y")
-	s = waitFor("the keep prompt", func(s string) bool { return strings.Contains(s, "Fix applied (3 changes): y keep") })
+	s = waitFor("the keep prompt", func(s string) bool {
+		return strings.Contains(s, "FIX PENDING: reverts in") && strings.Contains(s, "K keep · U revert now")
+	})
 	if err := env.Try(context.Background(), 2*time.Second); err != nil {
 		t.Fatalf("the fix applied from the TUI did not heal the flow: %v\n%s", err, s)
 	}
-	keys("y")
-	waitFor("kept", func(s string) bool { return strings.Contains(s, "kept: make it permanent") })
+	keys("y", "n") // copy and next match: neither keeps nor reverts a fix
+	time.Sleep(300 * time.Millisecond)
+	if j, err := apply.Load(apply.PathFor(apply.IDFor("netns", c.Target))); err != nil || j.State != apply.StatePending {
+		t.Fatalf("y and n must leave the fix pending: %+v %v", j, err)
+	}
+	keys("K")
+	waitFor("kept", func(s string) bool { return strings.Contains(s, "kept: it stays until it is undone") })
 	j, err := apply.Load(apply.PathFor(apply.IDFor("netns", c.Target)))
 	if err != nil || j.State != apply.StateConfirmed {
 		t.Fatalf("journal: %+v %v", j, err)
+	}
+	// Later, the kept fix is undone from its journal: X, then y.
+	waitFor("the undo commands", func(s string) bool { return strings.Contains(s, "To undo it later: X here") })
+	keys("X")
+	waitFor("the undo question", func(s string) bool { return strings.Contains(s, "Undo the kept fix") })
+	time.Sleep(700 * time.Millisecond)
+	keys("y")
+	waitFor("undone", func(s string) bool { return strings.Contains(s, "undone: what asym changed is taken back") })
+	if j, err := apply.Load(apply.PathFor(apply.IDFor("netns", c.Target))); err != nil || j.State != apply.StateUndone {
+		t.Fatalf("journal after X: %+v %v", j, err)
+	}
+	if env.Try(context.Background(), 2*time.Second) == nil {
+		t.Error("the flow works again after the kept fix was undone: it was not undone")
 	}
 	keys("q")
 	waitFor("asym to exit", func(s string) bool { return strings.Contains(s, "asym-exited-0") })
@@ -155,6 +175,76 @@ func TestTUIPeerInTmux(t *testing.T) {
 	if strings.Contains(s, "STEPS") {
 		t.Errorf("the terminal was not restored after q:\n%s", s)
 	}
+}
+
+// TestTUIPendingFixOutlivesTheSession: a fix applied from the view whose
+// terminal dies (the SSH session dropped) is found by the next view on the
+// same target, on its first screen, with K and U to decide it.
+func TestTUIPendingFixOutlivesTheSession(t *testing.T) {
+	probetest.RequireRoot(t)
+	fixEnv(t)
+	env := upScenario(t, "two-nics-strict")
+	c := env.Checks[0]
+	state := os.Getenv("ASYM_STATE_DIR")
+	view := func(flow string) string {
+		return fmt.Sprintf("ASYM_STATE_DIR=%s ASYM_EXE=%s ASYM_WATCHDOG=detached %s --netns %s --revert-after 5m --notes %s %s; echo asym-exited-$?; sleep 60",
+			state, asymBinary(t), asymBinary(t), c.Target, filepath.Join(t.TempDir(), "n.md"), flow)
+	}
+	first := newTmux(t, 80, 24, view(c.Flow))
+	waitFor := func(tt *tmuxTerm, what string, cond func(string) bool) string {
+		t.Helper()
+		return tt.waitFor(what, 20*time.Second, cond)
+	}
+	waitFor(first, "the first screen", func(s string) bool { return strings.Contains(s, "enter next step") })
+	first.keys("a")
+	waitFor(first, "the cause", func(s string) bool { return strings.Contains(s, "▶ cause: missing_source_rule") })
+	first.keys("f")
+	waitFor(first, "the fix", func(s string) bool { return strings.Contains(s, "enter: apply") })
+	time.Sleep(700 * time.Millisecond)
+	first.keys("Enter")
+	waitFor(first, "the confirmation", func(s string) bool { return strings.Contains(s, "Apply these 3 changes") })
+	time.Sleep(700 * time.Millisecond)
+	first.keys("y")
+	waitFor(first, "the pending banner", func(s string) bool { return strings.Contains(s, "FIX PENDING: reverts in") })
+	first.run("kill-server") // the terminal dies with the view in it, as when SSH drops
+
+	journal := apply.PathFor(apply.IDFor("netns", c.Target))
+	if j, err := apply.Load(journal); err != nil || j.State != apply.StatePending {
+		t.Fatalf("the fix must still be pending, its watchdog armed: %+v %v", j, err)
+	}
+	second := newTmux(t, 80, 24, view(c.Flow))
+	s := waitFor(second, "the pending fix on the first screen", func(s string) bool {
+		return strings.Contains(s, "PENDING FIX FOUND: reverts in") && strings.Contains(s, "K keep · U revert now")
+	})
+	if !strings.Contains(s, "by an earlier asym") || !strings.Contains(s, "K keep  U revert") {
+		t.Errorf("the banner says where the fix comes from, the key bar shows K and U:\n%s", s)
+	}
+	second.keys("U")
+	waitFor(second, "the revert", func(s string) bool { return strings.Contains(s, "reverted: the host is as it was") })
+	if j, err := apply.Load(journal); err != nil || j.State != apply.StateRolledBack {
+		t.Fatalf("U reverts the fix an earlier view applied: %+v %v", j, err)
+	}
+	second.keys("q")
+	waitFor(second, "asym to exit", func(s string) bool { return strings.Contains(s, "asym-exited-0") })
+	deadline := time.Now().Add(10 * time.Second)
+	for watchdogsOf(state) != "" && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if w := watchdogsOf(state); w != "" {
+		t.Errorf("the watchdog outlived its decided fix: %s", w)
+	}
+}
+
+// watchdogsOf lists the revert watchdogs of journals in the state
+// directory dir (read from /proc: a fresh machine may have no pgrep).
+func watchdogsOf(dir string) string {
+	var out []string
+	for _, p := range ourProcesses() {
+		if strings.Contains(p, "fix --watchdog") && strings.Contains(p, dir) {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, "; ")
 }
 
 // tmuxTerm is a real terminal for a test: tmux on a socket of its own,
