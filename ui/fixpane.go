@@ -37,6 +37,9 @@ type fixState struct {
 	// in the journal when it started (reattached): K keeps it, U reverts it.
 	pending    *playbook.PendingFix
 	reattached bool
+	// unknownSaid: the view said once that it cannot read the journal
+	// (no root), so whether a fix is pending is unknown.
+	unknownSaid bool
 	// rechecking: the steps run again after the fix; outcome.After waits
 	// for them, and so does K.
 	rechecking bool

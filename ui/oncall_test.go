@@ -652,3 +652,20 @@ func TestUndoKeptFix(t *testing.T) {
 		t.Fatalf("X then y undo the kept fix found in the journal: %d %q", undone, m.fix.result)
 	}
 }
+
+// TestPendingUnknownWithoutRoot: without root the journal cannot be read;
+// the view says so once and shows no pending fix (no banner, no K or U).
+func TestPendingUnknownWithoutRoot(t *testing.T) {
+	m, _, _ := newTestModel(t, "two-nics-strict-host", 80, 24)
+	sess(m).pending = func() *playbook.PendingFix {
+		return &playbook.PendingFix{Unknown: "whether a fix asym applied here is pending is unknown: its journal (/run/asym) is root's to read"}
+	}
+	drain(t, m, m.Init())
+	screen := strings.Join(strings.Fields(m.Render()), " ")
+	if m.fix.pending != nil || strings.Contains(screen, "PENDING") || strings.Contains(m.keyBar(80), "K keep") {
+		t.Fatalf("an unreadable journal is not a pending fix:\n%s", m.Render())
+	}
+	if !strings.Contains(screen, "is pending is unknown") {
+		t.Fatalf("the view says the journal cannot be read:\n%s", m.Render())
+	}
+}

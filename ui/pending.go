@@ -51,6 +51,16 @@ func (m *Model) pendingRead(msg pendingMsg) tea.Cmd {
 	if msg.gen != fx.gen || fx.applying || fx.deciding || fx.undoing {
 		return nil // asked before a change this view made since
 	}
+	if pf := msg.pf; pf != nil && pf.Unknown != "" {
+		// Not a fix: the journal could not be read (no root). Said once,
+		// as a note; nothing is known to be wrong.
+		msg.pf = nil
+		if !fx.unknownSaid {
+			fx.unknownSaid = true
+			m.note("%s", pf.Unknown)
+			m.setFlash(pf.Unknown, false)
+		}
+	}
 	m.keptRead(msg.kept)
 	switch {
 	case msg.pf != nil && fx.pending == nil:
