@@ -49,7 +49,8 @@ undoes a kept fix later, each change only while it is as asym left it.`,
 
 Builds broken networks in namespaces named asym-lab-* to try asym on: run
 opens the view on one and removes it on exit; up keeps one going for
-scripts; down removes it.`,
+scripts; down removes it. One lab at a time; ASYM_LAB_PREFIX=asym-NAME-
+(1 to 12 lowercase letters or digits) builds one of its own beside it.`,
 	"explain": `asym explain [ID]
 
 Lists the findings asym knows, or tells one's whole story.`,

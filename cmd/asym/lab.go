@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -20,9 +21,38 @@ import (
 	"asym/ui"
 )
 
-// labPrefix names every namespace `asym lab` makes: one lab at a time, and
-// `asym lab down` can always find what an earlier run left.
-const labPrefix = "asym-lab-"
+// defaultLabPrefix names every namespace `asym lab` makes: one lab at a
+// time, and `asym lab down` can always find what an earlier run left.
+const defaultLabPrefix = "asym-lab-"
+
+// labPrefixRe is what ASYM_LAB_PREFIX may be: a lab of its own beside the
+// machine's (a second person's, a test run's), whose names no other lab's
+// prefix covers.
+var labPrefixRe = regexp.MustCompile(`^asym-[a-z0-9]{1,12}-$`)
+
+// labPrefix is the prefix of this asym's lab: ASYM_LAB_PREFIX when set (the
+// tests give each run its own, so that a lab someone has up on the same
+// machine never meets theirs), asym-lab- otherwise.
+func labPrefix() string {
+	if p := os.Getenv("ASYM_LAB_PREFIX"); p != "" {
+		return p
+	}
+	return defaultLabPrefix
+}
+
+// checkLabPrefix refuses an ASYM_LAB_PREFIX whose namespaces another lab's
+// prefix would also name (asym lab down removes every namespace its prefix
+// names).
+func checkLabPrefix() error {
+	p := labPrefix()
+	if p == defaultLabPrefix {
+		return nil
+	}
+	if !labPrefixRe.MatchString(p) || strings.HasPrefix(p, defaultLabPrefix) {
+		return errUsage{fmt.Sprintf("ASYM_LAB_PREFIX=%q: it must be asym-, 1 to 12 lowercase letters or digits, then -, and not start with %s (e.g. asym-mine-), or unset", clip(p), defaultLabPrefix)}
+	}
+	return nil
+}
 
 func cmdLab(args []string, stdout io.Writer) (int, error) {
 	if isHelp(args) || len(args) > 1 && isHelp(args[1:]) {
@@ -30,6 +60,9 @@ func cmdLab(args []string, stdout io.Writer) (int, error) {
 	}
 	if len(args) == 0 {
 		return 2, errUsage{"asym lab takes list, run [NAME], up NAME or down"}
+	}
+	if err := checkLabPrefix(); err != nil {
+		return 2, err
 	}
 	switch args[0] {
 	case "list":
@@ -91,7 +124,7 @@ func labRun(args []string) error {
 	}
 	defer releaseLab()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	env, err := s.Up(ctx, labPrefix)
+	env, err := s.Up(ctx, labPrefix())
 	cancel()
 	if err != nil {
 		return fmt.Errorf("build the lab %s: %v", s.Name, err)
@@ -200,7 +233,7 @@ func labServe(args []string) error {
 	}
 	defer releaseLab()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	env, err := s.Up(ctx, labPrefix)
+	env, err := s.Up(ctx, labPrefix())
 	cancel()
 	if err != nil {
 		return err

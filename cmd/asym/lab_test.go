@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -13,15 +15,19 @@ import (
 	"asym/probes/probetest"
 )
 
-// These tests use the real lab prefix (asym-lab-): they run one after the
-// other, wait for the machine's one lab to be free, and check that nothing
-// of it is left.
+// These tests build their labs under a prefix of their own
+// (ASYM_LAB_PREFIX), so that a lab someone has up on the same machine, or
+// another test run's, never meets theirs; they check that nothing of it is
+// left.
 
-// useLab waits until the machine's lab is free and, when the test ends,
-// removes what is left of it, unless a live process owns or holds it:
-// another asym lab, or another test run's, is not this test's to remove.
+// useLab gives the test a lab prefix of its own, waits until that lab is
+// free and, when the test ends, removes what is left of it, unless a live
+// process owns or holds it.
 func useLab(t *testing.T) {
 	t.Helper()
+	b := make([]byte, 3)
+	rand.Read(b)
+	t.Setenv("ASYM_LAB_PREFIX", "asym-l"+hex.EncodeToString(b)+"-")
 	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(time.Second) {
 		err := refuseIfUp()
 		if err != nil && !strings.Contains(err.Error(), ", owned by ") {
@@ -53,7 +59,7 @@ func noLabLeft(t *testing.T) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		left, _ := lab.Leftovers(labPrefix)
+		left, _ := lab.Leftovers(labPrefix())
 		// Only the lab's own processes and this test's watchdogs: other
 		// tests of the package run the same binary at the same time
 		// (TestKilledAnywhere leaves watchdogs that wait for their
@@ -115,7 +121,7 @@ func TestLabRunInTmux(t *testing.T) {
 	probetest.RequireRoot(t)
 	fixEnv(t)
 	useLab(t)
-	cmd := "cd " + t.TempDir() + " && ASYM_STATE_DIR=" + os.Getenv("ASYM_STATE_DIR") + " ASYM_EXE=" + asymBinary(t) +
+	cmd := "cd " + t.TempDir() + " && ASYM_LAB_PREFIX=" + labPrefix() + " ASYM_STATE_DIR=" + os.Getenv("ASYM_STATE_DIR") + " ASYM_EXE=" + asymBinary(t) +
 		" ASYM_WATCHDOG=detached " + asymBinary(t) + " lab run missing-link-route; echo asym-exited-$?; sleep 60"
 	tt := newTmux(t, 120, 40, cmd)
 	waitFor := func(what string, cond func(string) bool) string {
@@ -164,4 +170,24 @@ func ourProcesses() []string {
 		}
 	}
 	return out
+}
+
+// TestLabPrefixChecked: ASYM_LAB_PREFIX is refused when another lab's
+// prefix would name its namespaces too (lab down removes all it names).
+func TestLabPrefixChecked(t *testing.T) {
+	for _, c := range []struct {
+		prefix string
+		ok     bool
+	}{
+		{"", true}, {"asym-lab-", true}, {"asym-mine-", true}, {"asym-l0a1b2c-", true},
+		{"asym-", false}, {"asym-lab-x-", false}, {"asym-a-b-", false}, {"lab-", false}, {"asym-Mine-", false}, {"asym-mine", false},
+	} {
+		t.Setenv("ASYM_LAB_PREFIX", c.prefix)
+		var out bytes.Buffer
+		code := run([]string{"lab", "list"}, &out, &out) // list: it touches nothing
+		refused := code == 2 && strings.Contains(out.String(), "ASYM_LAB_PREFIX=")
+		if refused == c.ok {
+			t.Errorf("ASYM_LAB_PREFIX=%q: exit %d, %s", c.prefix, code, out.String())
+		}
+	}
 }

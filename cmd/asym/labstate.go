@@ -22,7 +22,14 @@ import (
 // so that every asym, and every test, sees a lab another one owns.
 const labStateDir = "/run/asym"
 
-func labStatePath() string { return filepath.Join(labStateDir, "lab.json") }
+// labStatePath is the record of the lab of labPrefix: lab.json for the
+// machine's, lab.PREFIX.json for one of ASYM_LAB_PREFIX.
+func labStatePath() string {
+	if p := labPrefix(); p != defaultLabPrefix {
+		return filepath.Join(labStateDir, "lab."+strings.TrimSuffix(p, "-")+".json")
+	}
+	return filepath.Join(labStateDir, "lab.json")
+}
 
 // The commands that own a lab.
 const (
@@ -135,7 +142,7 @@ func refuseIfUp() error {
 	if st, err := readLabState(); err == nil && st.process().Alive() {
 		return fmt.Errorf("the lab %q is already up, owned by %s", st.Scenario, st.ownedBy())
 	}
-	if left, _ := lab.Leftovers(labPrefix); len(left) > 0 {
+	if left, _ := lab.Leftovers(labPrefix()); len(left) > 0 {
 		return fmt.Errorf("namespaces of an earlier lab are still there (%s): asym lab down removes them", strings.Join(left, ", "))
 	}
 	return nil
@@ -174,7 +181,7 @@ func awaitHolders(namespaces []string, limit time.Duration) map[string][]namespa
 // still holds (an asym view on it, a shell in it) is left, and the error
 // names the process: removing its name would pull it away under them.
 func removeLeftovers() (removed []string, err error) {
-	left, err := lab.Leftovers(labPrefix)
+	left, err := lab.Leftovers(labPrefix())
 	if err != nil || len(left) == 0 {
 		return nil, err
 	}

@@ -23,7 +23,7 @@ func TestLabInUseStays(t *testing.T) {
 	useLab(t)
 	bin := asymBinary(t)
 	state := os.Getenv("ASYM_STATE_DIR")
-	tt := newTmux(t, 120, 40, "cd "+t.TempDir()+" && ASYM_STATE_DIR="+state+" ASYM_EXE="+bin+" ASYM_WATCHDOG=detached "+bin+" lab run two-isps; echo asym-exited-$?; sleep 60")
+	tt := newTmux(t, 120, 40, "cd "+t.TempDir()+" && ASYM_LAB_PREFIX="+labPrefix()+" ASYM_STATE_DIR="+state+" ASYM_EXE="+bin+" ASYM_WATCHDOG=detached "+bin+" lab run two-isps; echo asym-exited-$?; sleep 60")
 	tt.waitFor("the lab's view", 30*time.Second, func(s string) bool { return strings.Contains(s, "lab two-isps") })
 	st, err := readLabState()
 	if err != nil || st.Owner != ownerRun || !st.process().Alive() || len(st.Namespaces) == 0 {
@@ -44,7 +44,7 @@ func TestLabInUseStays(t *testing.T) {
 	if _, err := removeLeftovers(); err == nil || !strings.Contains(err.Error(), "is in use by pid "+strconv.Itoa(st.PID)) {
 		t.Errorf("removing a held lab: %v", err)
 	}
-	if left, _ := lab.Leftovers(labPrefix); len(left) != len(st.Namespaces) {
+	if left, _ := lab.Leftovers(labPrefix()); len(left) != len(st.Namespaces) {
 		t.Fatalf("the lab lost namespaces: %v, had %v", left, st.Namespaces)
 	}
 
