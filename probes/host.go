@@ -117,11 +117,11 @@ func middleRole(ctx context.Context, t *Target, f flow.Flow) evidence.Role {
 // interfacesInPlay picks, by index, the interfaces that concern the flow
 // from the addresses of the host's interfaces.
 func interfacesInPlay(ctx context.Context, t *Target, f flow.Flow, iif string, byIdx map[int][]netip.Prefix) map[int]bool {
-	in := map[int]bool{}
+	in, holds := map[int]bool{}, map[int]bool{}
 	for idx, ps := range byIdx {
 		for _, p := range ps {
 			if a := p.Addr(); a == f.Src.Addr() || a == f.Dst.Addr() {
-				in[idx] = true
+				in[idx], holds[idx] = true, true
 			}
 		}
 	}
@@ -155,7 +155,11 @@ func interfacesInPlay(ctx context.Context, t *Target, f flow.Flow, iif string, b
 			}
 		}
 	}
-	delete(in, t.IfIndex("lo"))
+	// lo is in play only when it holds one of the flow's addresses (a
+	// loopback flow): a route or a subnet by it says nothing of the flow.
+	if lo := t.IfIndex("lo"); lo != 0 && !holds[lo] {
+		delete(in, lo)
+	}
 	return in
 }
 
