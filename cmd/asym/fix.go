@@ -25,119 +25,169 @@ import (
 // cmdFix is `asym fix`: show the plan (dry run), apply it with an armed
 // revert, and keep, undo or inspect a pending fix.
 func cmdFix(args []string, stdout io.Writer) (int, error) {
-	fs := newFlagSet("fix")
-	var tf targetFlags
-	tf.register(fs)
-	doApply := fs.Bool("apply", false, "apply the plan and arm the automatic revert")
-	revertAfter := fs.Duration("revert-after", 60*time.Second, "revert unless confirmed within this time")
-	doConfirm := fs.Bool("confirm", false, "keep the pending fix")
-	doRollback := fs.Bool("rollback", false, "undo the pending fix now")
-	doUndo := fs.Bool("undo", false, "undo the kept fix now, each change only while it is as asym left it")
-	doStatus := fs.Bool("status", false, "show the pending (or last) fix")
-	only := fs.String("only", "", "only the fix of finding `ID`")
-	noWait := fs.Bool("no-wait", false, "with --apply on a terminal: do not ask to keep, leave it to --confirm")
-	watchdog := fs.String("watchdog", "", "internal: run the revert watchdog for `JOURNAL`")
-	watchdogNS := fs.String("watchdog-ns", "", "internal: the watchdog reverts in the namespace `FILE`")
-	doPersist := fs.Bool("persist", false, "write the plan into the network manager's configuration (with backups); applies nothing")
-	root := fs.String("root", "/", "with --persist: the root `DIR` of the configuration files")
-	var gateways gatewayFlag
-	fs.Var(&gateways, "gateway", "the gateway of an interface asym could not find, `IFACE=ADDR` (repeatable)")
-	watch := fs.Duration("watch", 0, "observe the flow this long before planning (retry it meanwhile): its frames name a gateway no route does")
-	words, err := parseInterleaved(fs, args)
-	if err != nil {
-		return 2, flagError(fs, err)
-	}
-	if *watchdog != "" {
-		return 0, apply.Watchdog(*watchdog, *watchdogNS)
-	}
-	actions := 0
-	for _, b := range []bool{*doApply, *doConfirm, *doRollback, *doUndo, *doStatus, *doPersist} {
-		if b {
-			actions++
-		}
-	}
-	if actions > 1 {
-		return 2, errUsage{"give one of --apply, --confirm, --rollback, --undo, --status and --persist"}
-	}
-	if *watch < 0 || *watch > time.Hour {
-		return 2, errUsage{"--watch takes a duration up to 1h, e.g. 10s"}
-	}
-	if *revertAfter < 5*time.Second || *revertAfter > 24*time.Hour {
-		return 2, errUsage{"--revert-after must be between 5s and 24h: long enough to check, short enough to save you"}
-	}
-	cfg, err := tf.config()
+	ff, words, err := parseFixFlags(args)
 	if err != nil {
 		return 2, err
 	}
-	cfg.RevertAfter = *revertAfter
-	fs.Visit(func(f *flag.Flag) {
-		// Only a root given explicitly: for a namespace that is not the
-		// host's, the host's / holds nothing that configures it.
-		if f.Name == "root" {
-			cfg.PersistRoot = *root
-		}
-	})
+	if ff.watchdog != "" {
+		return 0, apply.Watchdog(ff.watchdog, ff.watchdogNS)
+	}
+	cfg, err := ff.config()
+	if err != nil {
+		return 2, err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if *doConfirm || *doRollback || *doUndo || *doStatus {
+	if d, ok := ff.decision(); ok {
 		if len(words) > 0 {
 			return 2, errUsage{"--confirm, --rollback, --undo and --status take no flow: they act on the last fix applied to the target"}
 		}
 		// The journal, not the namespace: the target may not open by its
 		// name any more (a --pid process that exited), and its fix must
 		// still be shown and decided.
-		switch {
-		case *doConfirm:
-			return decideFix(ctx, stdout, cfg, decideConfirm)
-		case *doRollback:
-			return decideFix(ctx, stdout, cfg, decideRollback)
-		case *doUndo:
-			return decideFix(ctx, stdout, cfg, decideUndo)
-		}
-		return decideFix(ctx, stdout, cfg, decideStatus)
+		return decideFix(ctx, stdout, cfg, d)
 	}
+	return planFix(ctx, stdout, cfg, ff, words)
+}
+
+// fixFlags are asym fix's flags.
+type fixFlags struct {
+	target                                          targetFlags
+	apply, confirm, rollback, undo, status, persist bool
+	noWait                                          bool
+	revertAfter, watch                              time.Duration
+	only, root                                      string
+	rootGiven                                       bool
+	gateways                                        gatewayFlag
+	watchdog, watchdogNS                            string // internal: the revert watchdog's own run
+}
+
+// parseFixFlags reads the flags and the flow's words, and refuses what
+// cannot go together.
+func parseFixFlags(args []string) (fixFlags, []string, error) {
+	var ff fixFlags
+	fs := newFlagSet("fix")
+	ff.target.register(fs)
+	fs.BoolVar(&ff.apply, "apply", false, "apply the plan and arm the automatic revert")
+	fs.DurationVar(&ff.revertAfter, "revert-after", 60*time.Second, "revert unless confirmed within this time")
+	fs.BoolVar(&ff.confirm, "confirm", false, "keep the pending fix")
+	fs.BoolVar(&ff.rollback, "rollback", false, "undo the pending fix now")
+	fs.BoolVar(&ff.undo, "undo", false, "undo the kept fix now, each change only while it is as asym left it")
+	fs.BoolVar(&ff.status, "status", false, "show the pending (or last) fix")
+	fs.StringVar(&ff.only, "only", "", "only the fix of finding `ID`")
+	fs.BoolVar(&ff.noWait, "no-wait", false, "with --apply on a terminal: do not ask to keep, leave it to --confirm")
+	fs.StringVar(&ff.watchdog, "watchdog", "", "internal: run the revert watchdog for `JOURNAL`")
+	fs.StringVar(&ff.watchdogNS, "watchdog-ns", "", "internal: the watchdog reverts in the namespace `FILE`")
+	fs.BoolVar(&ff.persist, "persist", false, "write the plan into the network manager's configuration (with backups); applies nothing")
+	fs.StringVar(&ff.root, "root", "/", "with --persist: the root `DIR` of the configuration files")
+	fs.Var(&ff.gateways, "gateway", "the gateway of an interface asym could not find, `IFACE=ADDR` (repeatable)")
+	fs.DurationVar(&ff.watch, "watch", 0, "observe the flow this long before planning (retry it meanwhile): its frames name a gateway no route does")
+	words, err := parseInterleaved(fs, args)
+	if err != nil {
+		return ff, nil, flagError(fs, err)
+	}
+	// Only a root given explicitly: for a namespace that is not the host's,
+	// the host's / holds nothing that configures it.
+	fs.Visit(func(f *flag.Flag) { ff.rootGiven = ff.rootGiven || f.Name == "root" })
+	if ff.watchdog != "" {
+		return ff, words, nil
+	}
+	actions := 0
+	for _, b := range []bool{ff.apply, ff.confirm, ff.rollback, ff.undo, ff.status, ff.persist} {
+		if b {
+			actions++
+		}
+	}
+	switch {
+	case actions > 1:
+		return ff, nil, errUsage{"give one of --apply, --confirm, --rollback, --undo, --status and --persist"}
+	case ff.watch < 0 || ff.watch > time.Hour:
+		return ff, nil, errUsage{"--watch takes a duration up to 1h, e.g. 10s"}
+	case ff.revertAfter < 5*time.Second || ff.revertAfter > 24*time.Hour:
+		return ff, nil, errUsage{"--revert-after must be between 5s and 24h: long enough to check, short enough to save you"}
+	}
+	return ff, words, nil
+}
+
+func (ff fixFlags) config() (session.Config, error) {
+	cfg, err := ff.target.config()
+	if err != nil {
+		return cfg, err
+	}
+	cfg.RevertAfter = ff.revertAfter
+	if ff.rootGiven {
+		cfg.PersistRoot = ff.root
+	}
+	return cfg, nil
+}
+
+// decision is the one of --confirm, --rollback, --undo and --status given.
+func (ff fixFlags) decision() (decision, bool) {
+	switch {
+	case ff.confirm:
+		return decideConfirm, true
+	case ff.rollback:
+		return decideRollback, true
+	case ff.undo:
+		return decideUndo, true
+	case ff.status:
+		return decideStatus, true
+	}
+	return 0, false
+}
+
+// planFix checks the flow, prints the plan, and writes it into the network
+// manager's files (--persist), applies it (--apply) or stops there (a dry
+// run).
+func planFix(ctx context.Context, stdout io.Writer, cfg session.Config, ff fixFlags, words []string) (int, error) {
 	sess, err := session.Open(cfg)
 	if err != nil {
 		return 2, err
 	}
 	defer sess.Close()
 	t := sess.Target()
-
 	f, err := flow.Parse(words)
 	if err != nil {
 		return 2, errUsage{err.Error()}
 	}
-	if *doApply {
+	if ff.apply {
 		if err := apply.Settled(sess.JournalID(), t.String()); err != nil {
 			return 2, err
 		}
 	}
-	checked := sess.Check(ctx, f, session.Options{Gateways: gateways, Watch: *watch, Notify: func(s string) { fmt.Fprintf(os.Stderr, "asym: %s\n", s) }})
+	checked := sess.Check(ctx, f, session.Options{Gateways: ff.gateways, Watch: ff.watch, Notify: func(s string) { fmt.Fprintf(os.Stderr, "asym: %s\n", s) }})
 	before := checked.Report
-	p, err := sess.Plan(before.Findings, *only)
+	p, err := sess.Plan(before.Findings, ff.only)
 	if err != nil {
 		return 2, err
 	}
 	printPlan(stdout, t, f, before, p)
 	printGatewayHints(stdout, t, f, checked)
-	if *doPersist {
-		if len(p.Steps) == 0 {
-			return 2, errors.New("there is nothing to make permanent for this flow")
-		}
-		if err := writePersist(stdout, sess, *root, p.Steps); err != nil {
+	switch {
+	case ff.persist && len(p.Steps) == 0:
+		return 2, errors.New("there is nothing to make permanent for this flow")
+	case ff.persist:
+		if err := writePersist(stdout, sess, ff.root, p.Steps); err != nil {
 			return 2, err
 		}
 		return 0, nil
 	}
 	if len(p.Steps) > 0 {
-		printPersist(stdout, sess, *root, p.Steps)
+		printPersist(stdout, sess, ff.root, p.Steps)
 	}
-	if !*doApply {
+	if !ff.apply {
 		if len(p.Steps) > 0 {
 			fmt.Fprintf(stdout, "\nDry run: nothing changed. Apply with: %s\n", fixCommand(t, "--apply", f.String()))
 		}
 		return 0, nil
 	}
+	return applyPlan(ctx, stdout, sess, f, p, before, ff.noWait)
+}
+
+// applyPlan applies the plan with its revert armed, says whether it
+// healed, and asks to keep it when a person is at the terminal.
+func applyPlan(ctx context.Context, stdout io.Writer, sess *session.Session, f flow.Flow, p playbook.Plan, before playbook.Report, noWait bool) (int, error) {
+	t := sess.Target()
 	if j, err := sess.Status(); err == nil && j.Stale() {
 		fmt.Fprintf(stdout, "\nnote: the fix applied at %s was never made: the asym applying it (%s) stopped before its first change; asym clears it.\n",
 			j.Created.UTC().Format(time.RFC3339), j.Applier)
@@ -157,7 +207,7 @@ func cmdFix(args []string, stdout io.Writer) (int, error) {
 	}
 	fmt.Fprintf(stdout, "\nKeep it:  %s   (before %s UTC, in %s)\nUndo now: %s\nOtherwise it reverts by itself, even if this session dies. Kept, it can be undone later: %s\n",
 		fixCommand(t, "--confirm"), o.Deadline.UTC().Format("15:04:05"), time.Until(o.Deadline).Round(time.Second), fixCommand(t, "--rollback"), fixCommand(t, "--undo"))
-	if !*noWait && isTerminal(os.Stdin) {
+	if !noWait && isTerminal(os.Stdin) {
 		return askKeep(ctx, stdout, sess, o.Deadline)
 	}
 	return 0, nil
