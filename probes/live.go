@@ -7,6 +7,7 @@ import (
 	"asym/probes/watch"
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -88,6 +89,7 @@ func (c *Collector) WatchLive(ctx context.Context, d time.Duration) *evidence.Li
 	}
 	l.End = time.Now()
 	l.Captured = !captureFailed
+	sortProblems(l.Problems)
 	renderLive(l, c)
 	l.Finish(start)
 	// Without the capture, 0 packets proves nothing: the window is
@@ -112,6 +114,24 @@ func addDrops(l *evidence.LiveEvidence, u evidence.DropUpdate) {
 	if u.Err != nil {
 		l.DropHook, l.DropsUnavailable = "", u.Err.Error()
 	}
+}
+
+// sortProblems puts the problems in an order that does not depend on
+// which source failed first: the capture's first (without packets the
+// window proves nothing), then the others by their text.
+func sortProblems(ps []string) {
+	rank := func(p string) int {
+		if strings.HasPrefix(p, "packet capture") {
+			return 0
+		}
+		return 1
+	}
+	slices.SortStableFunc(ps, func(a, b string) int {
+		if ra, rb := rank(a), rank(b); ra != rb {
+			return ra - rb
+		}
+		return strings.Compare(a, b)
+	})
 }
 
 // problems records each of the errors err holds as a problem of its own:
