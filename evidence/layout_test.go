@@ -1,6 +1,7 @@
 package evidence
 
 import (
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -64,6 +65,26 @@ func TestLayout(t *testing.T) {
 					t.Errorf("%s depends on %s: %s", r.pkg, dep, r.why)
 				}
 			}
+		}
+	}
+}
+
+// TestLayoutReadme: the README's Layout section names every package, so
+// that a newcomer who reads it finds each folder there.
+func TestLayoutReadme(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("go", "list", "asym/...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	lines := strings.Split(string(readme), "\n")
+	for _, pkg := range strings.Fields(string(out)) {
+		dir := strings.TrimPrefix(pkg, "asym/") + "/ "
+		if !slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, dir) }) {
+			t.Errorf("the README's Layout section does not name %s", strings.TrimSpace(dir))
 		}
 	}
 }
