@@ -228,6 +228,37 @@ type PathView struct {
 	// UnboundFIB is the route behind Unbound (fibmatch): the one whose src
 	// hint to correct.
 	UnboundFIB *RouteDecision `json:"unbound_fib,omitempty"`
+	// Refusers, when the kernel refused the decision, are the routes of
+	// the kind that refuses it (blackhole, unreachable or prohibit) whose
+	// prefix holds the destination, in any table, the longest first: what
+	// ended the packet, asked of the kernel by route type.
+	Refusers []Refuser `json:"refusers,omitempty"`
+}
+
+// Refuser is a route that ends the packets it matches, with its table.
+type Refuser struct {
+	Table int   `json:"table"`
+	Route Route `json:"route"`
+}
+
+// Refusal says how the kernel refused a decision: "blackhole",
+// "unreachable", "prohibit" (a route or a rule of that kind), "no route",
+// or "" when it did not refuse, or when the error does not tell (an input
+// lookup's EINVAL is also the reverse-path filter's answer).
+func (d *RouteDecision) Refusal() string {
+	switch {
+	case d.Refused():
+		return d.Type
+	case d.Errno == syscall.EHOSTUNREACH:
+		return "unreachable"
+	case d.Errno == syscall.EACCES:
+		return "prohibit"
+	case d.Errno == syscall.ENETUNREACH:
+		return "no route"
+	case d.Errno == syscall.EINVAL && d.Query.Iif == "":
+		return "blackhole" // an output lookup: ip_route_output's answer to a blackhole
+	}
+	return ""
 }
 
 // Input reports whether the decision simulates a packet arriving.

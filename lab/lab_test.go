@@ -519,7 +519,7 @@ func TestUpCancelled(t *testing.T) {
 func TestCatalog(t *testing.T) {
 	want := []string{"two-nics-strict", "two-nics-fabric", "two-isps", "rule-typo", "missing-link-route", "firewall-ecmp", "mtu-blackhole", "healthy",
 		"connmark-no-restore", "src-valid-mark", "firewall-one-way-nft", "firewall-one-way-legacy", "busy-firewall-ok",
-		"nat-gateway-pair", "route-src-hint", "port-selective-rule", "host-ecmp-two-isps", "two-isps-shared-lan", "stateless-router"}
+		"nat-gateway-pair", "route-src-hint", "port-selective-rule", "host-ecmp-two-isps", "two-isps-shared-lan", "discard-route", "stateless-router"}
 	if got := Names(); !slices.Equal(got, want) {
 		t.Errorf("names %v, want %v", got, want)
 	}

@@ -148,6 +148,13 @@ var catalog = []Scenario{
 		build:    twoISPsSharedLAN,
 	},
 	{
+		Name:    "discard-route",
+		Story:   "A server answers every network but one: connections from a customer's range hang at SYN_SENT.",
+		Wrong:   "A blackhole route for 203.0.113.0/24, left in the server's main table by an old DDoS block, swallows its replies to that range.",
+		Fixable: false,
+		build:   discardRoute,
+	},
+	{
 		Name:    "stateless-router",
 		Story:   "A router that forwards the request by one link and gets the reply back by another.",
 		Wrong:   "Nothing: the router keeps no state and rp_filter is off, so asymmetric paths through it work.",

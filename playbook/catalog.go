@@ -12,6 +12,7 @@ const (
 	RPFilterStrictDrop FindingID = "rp_filter_strict_drop"
 	ReplyWrongEgress   FindingID = "reply_wrong_egress"
 	WrongSourceAddress FindingID = "wrong_source_address"
+	RouteRefused       FindingID = "route_refused"
 	// Second: state.
 	CtInvalidDrop      FindingID = "ct_invalid_drop"
 	FirewallPathDrop   FindingID = "firewall_path_drop"
@@ -102,6 +103,21 @@ to the interface that owns the address. That is asymmetric routing created on th
 
 Fix: a source-based rule for the address so its traffic leaves by its own interface, or bind the
 application to the address of the interface the route uses.`},
+	{RouteRefused, Critical, "first", "The kernel refuses to route the flow: a blackhole, unreachable or prohibit route or rule, or no route at all",
+		`Not every path problem is an asymmetry: the way back (or the way on) may not exist. A blackhole
+route drops the packet silently, an unreachable or prohibit route answers with an ICMP error, and a
+table without a matching route (not even a default) ends the packet with "network is unreachable".
+Policy rules can do the same (ip rule … blackhole, unreachable, prohibit). Such routes are left by DDoS
+blocks, decommissioned VPNs and routing daemons' summary routes; a lost default route is usually a
+network manager that lost a lease or an interface.
+
+asym asks the kernel the route, as for every flow: the error it answers with says the kind (an output
+lookup's EINVAL is a blackhole, EHOSTUNREACH unreachable, EACCES prohibit, ENETUNREACH no route), and
+a dump the kernel filters by route type names the route that holds the address, in any table. The
+policy rules, when read, name a rule of that kind.
+
+Fix: asym does not remove a route or rule it did not add: one may be meant. It shows the command that
+removes it, or says which route is missing.`},
 	{MarkNotRestored, Critical, "second", "Connections are marked on the way in, but their replies never get the mark back",
 		`Multi-WAN routers and hosts route replies by the link their connection came in on with marks: the
 firewall sets a connection mark on the first packet (ct mark set, -j CONNMARK --set-mark), a policy
@@ -364,6 +380,9 @@ var Explains = map[FindingID][]FindingID{
 	// request's state.
 	ECMPMultipath: {CtInvalidDrop, ConntrackUnreplied, NATStateMiss, ReplyWrongEgress, SYNUnanswered},
 	NATStateMiss:  {CtInvalidDrop, ConntrackUnreplied, SYNUnanswered},
+	// A route that ends the flow: nothing comes back to be checked, and
+	// the request is sent again and again.
+	RouteRefused: {RPFilterStrictDrop, SYNUnanswered},
 	// What the kernel does with the flow, seen on the wire.
 	ReplyWrongEgress:   {SYNUnanswered, ReplyLostInPath, ReplyReturnsElsewhere},
 	RPFilterStrictDrop: {SYNUnanswered},

@@ -33,6 +33,15 @@ func rpFilterStrictDrop(e *evidence.Evidence) []Finding {
 			Title:    fmt.Sprintf("Strict rp_filter on %s drops the %s from %s: the way back leaves by %s", p.Ingress, p.Direction, src, back),
 			Evidence: ev,
 		}
+		if rp := p.ReversePath; rp != nil && (rp.Failed() || rp.Refused()) {
+			// No way back at all: the check fails on every interface, and
+			// the route that refuses it is the cause (route_refused), not
+			// the asymmetry a source rule would correct.
+			f.Title = fmt.Sprintf("Strict rp_filter on %s drops the %s from %s: there is no way back to it", p.Ingress, p.Direction, src)
+			f.Evidence = append(f.Evidence, Line{Probe: p.Probe, Text: "way back to " + src.String() + ": " + rp.Text})
+			out = append(out, f)
+			continue
+		}
 		f.Fix = sourceRoutingFix(e, "")
 		if len(srcValidMarkOff(e)) > 0 && p.Direction == evidence.DirRequest {
 			// The way back is right with the request's mark: the check only

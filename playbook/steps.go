@@ -25,7 +25,7 @@ var Steps = []Step{
 		Proves: "Ask the kernel how it routes this flow and its reply on this host. If the two directions use " +
 			"different interfaces, or the kernel refuses the packet where it arrives, the problem is the path, not the host's service.",
 		Probes:    []evidence.ProbeID{evidence.ProbeHost, evidence.ProbeRequest, evidence.ProbeReply, evidence.ProbeCounters},
-		Analyzers: []Analyzer{rpFilterStrictDrop, replyWrongEgress, unboundSource, wrongSourceAddress},
+		Analyzers: []Analyzer{rpFilterStrictDrop, replyWrongEgress, unboundSource, wrongSourceAddress, routeRefused},
 	},
 	{
 		ID:   "second",

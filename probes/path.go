@@ -7,6 +7,8 @@ import (
 
 	"asym/evidence"
 	"asym/flow"
+
+	"golang.org/x/sys/unix"
 )
 
 // probePath asks the kernel about one direction of the flow.
@@ -63,6 +65,9 @@ func probePath(ctx context.Context, t *Target, f flow.Flow, h *evidence.HostView
 	p.Decision = d
 	p.Command = t.IPCmd(q.Words()...)
 	p.Add("%s", d.Text)
+	if kind := refusalToSearch(d, h); kind != "" {
+		findRefusers(ctx, t, p, kind)
+	}
 	if !d.Failed() && !d.Local() && d.Type != "blackhole" && d.Type != "unreachable" && d.Type != "prohibit" {
 		p.Egress = d.Dev
 	}
@@ -106,6 +111,43 @@ func probePath(ctx context.Context, t *Target, f flow.Flow, h *evidence.HostView
 		}
 	}
 	return p
+}
+
+// refusalToSearch is the kind of route that may have refused the decision:
+// the error says it for an output lookup; an input lookup's EINVAL is
+// the reverse-path filter's answer too, so a forwarded packet's is looked
+// for as a blackhole (a local one is not routed by any).
+func refusalToSearch(d evidence.RouteDecision, h *evidence.HostView) string {
+	kind := d.Refusal()
+	if kind == "" && d.Errno == unix.EINVAL && d.Query.Iif != "" && h.Owner(d.Query.Dst) == nil {
+		kind = "blackhole"
+	}
+	if kind == "no route" {
+		return ""
+	}
+	return kind
+}
+
+// findRefusers names the routes that refused the decision.
+func findRefusers(ctx context.Context, t *Target, p *evidence.PathView, kind string) {
+	dst := p.Decision.Query.Dst
+	words := []string{"route", "show", "table", "all", "type", kind, "match", dst.String()}
+	if dst.Is6() {
+		words = append([]string{"-6"}, words...)
+	}
+	p.Add("$ %s", t.IPCmd(words...))
+	rs, err := t.refusers(ctx, dst, kind)
+	if err != nil {
+		p.Add("# the %s routes could not be read: %s", kind, err)
+		return
+	}
+	p.Refusers = rs
+	for _, r := range rs {
+		p.Add("%s table %s", r.Route.Text, evidence.TableName(r.Table))
+	}
+	if len(rs) == 0 {
+		p.Add("# no %s route holds %s: a policy rule of that kind (ip rule … %s) may refuse it", kind, dst, kind)
+	}
 }
 
 func (t *Target) readRPFilter(ctx context.Context, iface string) *evidence.RPFilter {

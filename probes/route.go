@@ -96,7 +96,9 @@ func (t *Target) RouteGet(ctx context.Context, q evidence.RouteQuery) (evidence.
 	if a.err != nil {
 		var errno syscall.Errno
 		if errors.As(a.err, &errno) {
-			if errno == unix.EPERM || errno == unix.EACCES {
+			// A route lookup needs no privilege: EACCES is the kernel's
+			// answer for a prohibit route or rule, not a refusal to ask.
+			if errno == unix.EPERM {
 				return d, a.err
 			}
 			d.Errno, d.Error = errno, errnoText(errno)
