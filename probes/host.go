@@ -60,6 +60,9 @@ func ProbeHost(ctx context.Context, t *Target, f flow.Flow, iif string) *evidenc
 		h.Ifaces = append(h.Ifaces, t.iface(idx, byIdx[idx]))
 	}
 	h.OtherIfaces = len(byIdx) - len(inPlay)
+	if lo := t.IfIndex("lo"); lo != 0 && len(byIdx[lo]) > 0 && !inPlay[lo] {
+		h.OtherIfaces-- // lo is on every host: counting it says nothing
+	}
 	sort.Slice(h.Ifaces, func(i, j int) bool { return h.Ifaces[i].Index < h.Ifaces[j].Index })
 	for _, ifc := range h.Ifaces {
 		state := "DOWN"
