@@ -391,7 +391,7 @@ func (m *Model) fixLines(fx *fix.Fix, render fix.Render, width int) []string {
 			out = append(out, wrap("Note: "+c(alt.Caveat), width)...)
 		}
 	}
-	if title, lines := m.opt.Session.Persist(fx); len(lines) > 0 {
+	if title, lines := m.opt.Session.Persist(fx); len(fx.Steps) > 0 && len(lines) > 0 {
 		out = append(out, "")
 		out = append(out, hang(m.st.Bold, "", "To keep it across reboots ("+title+"):", width)...)
 		for _, l := range lines {
