@@ -2,6 +2,7 @@ package playbook
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"asym/evidence"
@@ -35,6 +36,10 @@ type Judgement struct {
 	// offPath marks the first step's judgement of a host off the flow's
 	// path: it is then the whole check's, alone.
 	offPath bool
+	// watched: the flow's packets were captured in a window, so "watch the
+	// flow" is not what would prove it (an empty window keeps the advice:
+	// the failure was perhaps not reproduced).
+	watched bool
 }
 
 // rank orders verdicts from the most to the least alarming.
@@ -65,9 +70,10 @@ func (v Verdict) Symbol() string {
 
 // What would prove a flow working, said once.
 const (
-	proveLive = "watch the flow while it fails: press l in the view, or asym check --watch 10s, and reproduce it: its packets show where it dies"
-	provePeer = "diagnose the other end too: --peer 'ssh HOST sudo' (or 'ip netns exec NAME')"
-	proveIif  = "say where the request arrives on this router with --iif IFACE, or watch its packets live"
+	proveLive  = "watch the flow while it fails: press l in the view, or asym check --watch 10s, and reproduce it: its packets show where it dies"
+	provePeer  = "diagnose the other end too: --peer 'ssh HOST sudo' (or 'ip netns exec NAME')"
+	proveTrace = "trace both ways: asym trace --peer 'ssh HOST sudo' shows where the two paths part (it sends probes)"
+	proveIif   = "say where the request arrives on this router with --iif IFACE, or watch its packets live"
 )
 
 // judgeFindings is broken or suspect when findings of the step exist.
@@ -176,6 +182,8 @@ func judgeState(e *evidence.Evidence) Judgement {
 	}
 	replied, waiting := ctAnswered(ct.Entries)
 	switch {
+	case replied != nil && replied.TCPState == "SYN_RECV" && waiting == 0:
+		return Judgement{Verdict: VerdictNotProven, Why: []string{halfOpenWhy(role(e)) + ": " + replied.Text}, Prove: []string{provePeer, proveTrace, proveLive}}
 	case replied != nil && waiting == 0:
 		return Judgement{Verdict: VerdictClean, Why: []string{"conntrack saw the reply: " + replied.Text}, Answered: true}
 	case replied != nil:
@@ -212,17 +220,51 @@ func judgeLive(e *evidence.Evidence) Judgement {
 		}
 		return Judgement{Verdict: VerdictNotProven, Why: []string{"the flow's packets could not be captured: " + why}}
 	}
+	j := judgeWindow(l)
+	j.watched = countPackets(l, func(evidence.CapturedPacket) bool { return true }) > 0
+	return j
+}
+
+// judgeWindow judges a window whose packets were captured.
+func judgeWindow(l *evidence.LiveEvidence) Judgement {
 	req := countPackets(l, func(p evidence.CapturedPacket) bool { return !p.Reply && !p.IsICMP() })
 	rep := countPackets(l, func(p evidence.CapturedPacket) bool { return p.Reply && !p.IsICMP() })
 	switch {
 	case req == 0 && rep == 0:
 		return Judgement{Verdict: VerdictNotProven, Why: []string{fmt.Sprintf("0 packets of the flow were seen in the %s window", l.End.Sub(l.Start).Round(100e6))},
 			Prove: []string{proveLive}}
+	case req > 0 && rep > 0 && handshakeOpen(l):
+		// A server's SYN-ACK leaving proves it answered, not that the
+		// answer arrived: only the client's ACK coming back does.
+		return Judgement{Verdict: VerdictNotProven, Why: []string{fmt.Sprintf("%d request and %d reply packets crossed this host, but no request packet acknowledged a SYN-ACK: the handshake never completed through this host (the SYN-ACK, or the ACK that answers it, is lost beyond it)", req, rep)},
+			Prove: []string{provePeer, proveTrace}}
 	case req > 0 && rep > 0:
 		return Judgement{Verdict: VerdictClean, Why: []string{fmt.Sprintf("%d request and %d reply packets of the flow crossed this host in the window", req, rep)}, Answered: true}
 	}
 	return Judgement{Verdict: VerdictNotProven, Why: []string{fmt.Sprintf("%d request and %d reply packets were seen, and no analyzer explains the silence", req, rep)},
 		Prove: []string{provePeer}}
+}
+
+// handshakeOpen says the window shows TCP handshakes that never completed
+// here: SYN-ACKs, and no request packet after them that acknowledges (a
+// bare ACK, data, a FIN: the ACK flag without SYN or RST). A client's
+// reset is no completion: it answers a stale socket's challenge ACK as
+// readily as anything. Packets whose TCP header was not captured prove
+// nothing either way; a reply that resets is an answer (the path works).
+func handshakeOpen(l *evidence.LiveEvidence) bool {
+	synack, acked := false, false
+	for _, p := range l.Packets {
+		switch {
+		case p.OtherHost || p.IsICMP() || p.TCP == 0:
+		case p.Reply && p.SYNACK():
+			synack = true
+		case p.Reply && p.RST():
+			return false // answered, with a reset: the path works
+		case !p.Reply && synack && p.TCP.Has(evidence.TCPAck) && !p.TCP.Has(evidence.TCPSyn) && !p.RST():
+			acked = true
+		}
+	}
+	return synack && !acked
 }
 
 // Judge gives the whole check's verdict: the worst finding's, or clean
@@ -262,13 +304,18 @@ func Judge(steps []StepReport) Judgement {
 		return out
 	}
 	out = Judgement{Verdict: VerdictNotProven, Why: []string{"no finding, but nothing shows the flow working through this host either"}}
+	watched := false
 	for _, s := range steps {
+		watched = watched || s.Verdict.watched
 		if s.Verdict.Verdict == VerdictNotProven {
 			out.Why = append(out.Why, s.Verdict.Why...)
 			out.Prove = appendMissing(out.Prove, s.Verdict.Prove...)
 		}
 	}
 	out.Prove = appendMissing(out.Prove, proveLive, provePeer)
+	if watched {
+		out.Prove = slices.DeleteFunc(out.Prove, func(p string) bool { return p == proveLive })
+	}
 	return out
 }
 
@@ -327,6 +374,19 @@ func JudgeBothEnds(here Judgement, pa PeerAnalysis) Judgement {
 		}
 	}
 	return out
+}
+
+// halfOpenWhy says what a SYN_RECV entry shows, by where this host is:
+// conntrack marks the reply seen as soon as the SYN-ACK passes it, which on
+// a server is its own answer leaving.
+func halfOpenWhy(r evidence.Role) string {
+	switch r {
+	case evidence.RoleServer:
+		return "this host answered (its SYN-ACK passed conntrack), but the client's ACK never came: the handshake does not complete, and the SYN-ACK or the ACK is lost beyond this host"
+	case evidence.RoleMiddle:
+		return "the SYN and the SYN-ACK crossed this host, the client's ACK did not: it takes another way, or the SYN-ACK is lost beyond this host"
+	}
+	return "the SYN-ACK arrived, but the handshake did not complete here"
 }
 
 // ctAnswered is the first of the flow's entries that saw its reply (nil

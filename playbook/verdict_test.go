@@ -29,6 +29,7 @@ func TestVerdicts(t *testing.T) {
 		}
 		return p
 	}
+	ack := evidence.CapturedPacket{Iface: "eth1", Dir: evidence.DirIn, Src: client, Dst: server, Proto: 6, TCP: evidence.TCPAck, Flags: "."}
 	live := func(pkts ...evidence.CapturedPacket) *evidence.LiveEvidence {
 		l := &evidence.LiveEvidence{Report: okRep("live"), Captured: true, Packets: pkts}
 		l.End = l.Start.Add(3 * time.Second)
@@ -42,7 +43,27 @@ func TestVerdicts(t *testing.T) {
 		says     string // in the reasons or what would prove it
 	}{
 		{"healthy, nothing watched", func(e *evidence.Evidence) {}, VerdictNotProven, false, "press l in the view"},
-		{"healthy, answered on the wire", func(e *evidence.Evidence) { e.Live = live(pkt(false), pkt(true)) }, VerdictClean, true, "1 request and 1 reply packets"},
+		{"healthy, answered on the wire", func(e *evidence.Evidence) { e.Live = live(pkt(false), pkt(true), ack) }, VerdictClean, true, "2 request and 1 reply packets"},
+		// The server's SYN-ACK leaving is its answer, not the answer
+		// arriving: without the client's ACK the handshake never completed.
+		{"the SYN-ACK leaves, no ACK comes back", func(e *evidence.Evidence) { e.Live = live(pkt(false), pkt(true), pkt(false), pkt(true)) }, VerdictNotProven, false, "the handshake never completed through this host"},
+		// A stale request socket answers a new SYN with a challenge ACK;
+		// the client resets and tries again: still no completed handshake.
+		{"challenge ACKs and the client's resets", func(e *evidence.Evidence) {
+			challenge, reset := pkt(true), pkt(false)
+			challenge.TCP, challenge.Flags = evidence.TCPAck, "."
+			reset.TCP, reset.Flags = evidence.TCPRst, "R"
+			e.Live = live(pkt(false), challenge, reset, pkt(false), pkt(true), pkt(false), challenge, reset)
+		}, VerdictNotProven, false, "the handshake never completed through this host"},
+		{"answered with a reset", func(e *evidence.Evidence) {
+			rst := pkt(true)
+			rst.TCP, rst.Flags = evidence.TCPRst|evidence.TCPAck, "R."
+			e.Live = live(pkt(false), rst)
+		}, VerdictClean, true, "1 request and 1 reply packets"},
+		{"conntrack: SYN_RECV on the server", func(e *evidence.Evidence) {
+			e.Conntrack.Count = 1
+			e.Conntrack.Entries = []evidence.ConntrackEntry{{MatchedAs: "original", Proto: 6, OrigSrc: client, OrigDst: server, ReplySrc: server, ReplyDst: client, TCPState: "SYN_RECV", Text: "tcp 6 58 SYN_RECV …"}}
+		}, VerdictNotProven, false, "the client's ACK never came"},
 		{"healthy, watched while nothing was tried", func(e *evidence.Evidence) { e.Live = live() }, VerdictNotProven, false, "0 packets of the flow"},
 		{"a request arrives, no reply leaves, nothing explains it", func(e *evidence.Evidence) { e.Live = live(pkt(false)) }, VerdictNotProven, false, "1 request and 0 reply packets"},
 		{"capture unavailable", func(e *evidence.Evidence) {
@@ -187,5 +208,26 @@ func TestFixOutcomeHealed(t *testing.T) {
 	o.After = []Finding{{ID: ReplyWrongEgress, Severity: Critical}}
 	if o.Healed() || len(o.Unhealed()) != 0 {
 		t.Errorf("another critical finding remains: healed %v, unhealed %v", o.Healed(), o.Unhealed())
+	}
+}
+
+// TestWatchedNotAskedAgain: a window that saw the flow's packets is not
+// followed by "watch the flow" among what would prove it; an empty one is.
+func TestWatchedNotAskedAgain(t *testing.T) {
+	server := netip.MustParseAddrPort("198.51.100.11:8080")
+	client := netip.MustParseAddrPort("203.0.113.10:40000")
+	syn := evidence.CapturedPacket{Iface: "eth1", Dir: evidence.DirIn, Src: client, Dst: server, Proto: 6, TCP: evidence.TCPSyn, Flags: "S"}
+	synack := evidence.CapturedPacket{Iface: "eth1", Dir: evidence.DirOut, Src: server, Dst: client, Proto: 6, TCP: evidence.TCPSyn | evidence.TCPAck, Flags: "S.", Reply: true}
+	for _, c := range []struct {
+		pkts []evidence.CapturedPacket
+		ask  bool
+	}{{[]evidence.CapturedPacket{syn, synack, syn, synack}, false}, {nil, true}} {
+		e := loadRecorded(t, "healthy-host")
+		e.Live = &evidence.LiveEvidence{Report: okRep("live"), Captured: true, Packets: c.pkts}
+		e.Live.End = e.Live.Start.Add(3 * time.Second)
+		r := judged(&e)
+		if r.Verdict.Verdict != VerdictNotProven || contains(r.Verdict.Prove, proveLive) != c.ask {
+			t.Errorf("%d packets: verdict %s, asks to watch: %v, want %v", len(c.pkts), r.Verdict.Verdict, contains(r.Verdict.Prove, proveLive), c.ask)
+		}
 	}
 }
