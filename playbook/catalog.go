@@ -112,7 +112,7 @@ blocks, decommissioned VPNs and routing daemons' summary routes; a lost default 
 network manager that lost a lease or an interface.
 
 asym asks the kernel the route, as for every flow: the error it answers with says the kind (an output
-lookup's EINVAL is a blackhole, EHOSTUNREACH unreachable, EACCES prohibit, ENETUNREACH no route), and
+lookup's EINVAL is a blackhole, EHOSTUNREACH unreachable, EACCES prohibit, ENETUNREACH no route or an unreachable rule), and
 a dump the kernel filters by route type names the route that holds the address, in any table. The
 policy rules, when read, name a rule of that kind.
 

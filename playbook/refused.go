@@ -23,9 +23,6 @@ func routeRefused(e *evidence.Evidence) []Finding {
 			continue
 		}
 		kind := p.Decision.Refusal()
-		if kind == "" && len(p.Refusers) > 0 {
-			kind = p.Refusers[0].Route.Type // a forwarded packet's EINVAL, explained by a blackhole
-		}
 		if kind == "" {
 			continue
 		}
@@ -52,12 +49,12 @@ func refusedFinding(e *evidence.Evidence, p *evidence.PathView, kind string) Fin
 		f.Evidence = append(f.Evidence, Line{Probe: p.Probe, Text: rf.Route.Text + " table " + table})
 		f.Fix = refuserFix(kind, rf, dst)
 	case r != nil:
-		f.Title = fmt.Sprintf("The kernel refuses to route the %s to %s: policy rule %d (%s) ends it", p.Direction, dst, r.Priority, kind)
+		f.Title = fmt.Sprintf("The kernel refuses to route the %s to %s: policy rule %d (%s) ends it", p.Direction, dst, r.Priority, r.Action)
 		f.Evidence = append(f.Evidence, Line{Probe: evidence.ProbeRules, Text: r.Text})
 		f.Fix = &fix.Fix{
 			Summary: fmt.Sprintf("Take out policy rule %d if it is not meant to block this flow", r.Priority),
 			Advice: fmt.Sprintf("The rule %q matches the %s and ends it (%s). If it is meant (a block list), this flow is blocked on purpose. Otherwise delete it: ip rule del priority %d. asym does not remove a rule it did not add.",
-				r.Text, p.Direction, kind, r.Priority),
+				r.Text, p.Direction, r.Action, r.Priority),
 		}
 	case kind == "no route":
 		f.Title = fmt.Sprintf("The kernel has no route for the %s to %s in the tables the policy rules lead to", p.Direction, dst)
@@ -78,6 +75,9 @@ func refusedFinding(e *evidence.Evidence, p *evidence.PathView, kind string) Fin
 // refusingRule is the first policy rule that matches the packet and ends
 // it the way the kernel did, when the rules were read.
 func refusingRule(e *evidence.Evidence, p *evidence.PathView, kind string) *evidence.Rule {
+	if kind == "no route" {
+		kind = "unreachable" // an unreachable rule answers ENETUNREACH, as no route does
+	}
 	if !ok(e.Rules) || (kind != "blackhole" && kind != "unreachable" && kind != "prohibit") {
 		return nil
 	}

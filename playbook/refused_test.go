@@ -29,6 +29,9 @@ func TestRouteRefused(t *testing.T) {
 		{Priority: 0, Action: "lookup", Table: 255, Text: "0: from all lookup local"},
 		{Priority: 90, Dst: netip.MustParsePrefix("203.0.113.0/24"), Action: "prohibit", Text: "90: from all to 203.0.113.0/24 prohibit"},
 	}}
+	unreachableRule := &evidence.RulesView{Report: evidence.Report{Status: evidence.StatusOK}, Rules: []evidence.Rule{
+		{Priority: 80, Dst: netip.MustParsePrefix("203.0.113.0/24"), Action: "unreachable", Text: "80: from all to 203.0.113.0/24 unreachable"},
+	}}
 	for _, c := range []struct {
 		name  string
 		role  evidence.Role
@@ -42,7 +45,10 @@ func TestRouteRefused(t *testing.T) {
 		{"no route", evidence.RoleServer, reply(syscall.ENETUNREACH, ""), nil, "has no route for the reply to 203.0.113.9", "ENETUNREACH"},
 		{"unreachable, not found", evidence.RoleServer, reply(syscall.EHOSTUNREACH, ""), nil, "refuses to route the reply to 203.0.113.9 (unreachable)", "ip rule"},
 		{"input EINVAL is the reverse-path filter's", evidence.RoleMiddle, reply(syscall.EINVAL, "eth1"), nil, "", ""},
-		{"a forwarded packet's EINVAL with a blackhole", evidence.RoleMiddle, reply(syscall.EINVAL, "eth1", blackhole), nil, "the blackhole route 203.0.113.0/24", "ip route del"},
+		// Since 6.13 a strict rp_filter failure is EINVAL too: a covering
+		// blackhole (a routing daemon's summary) is never blamed for it.
+		{"a forwarded packet's EINVAL, a blackhole covers it", evidence.RoleMiddle, reply(syscall.EINVAL, "eth1", blackhole), nil, "", ""},
+		{"an unreachable rule answers ENETUNREACH", evidence.RoleServer, reply(syscall.ENETUNREACH, ""), unreachableRule, "policy rule 80 (unreachable) ends it", "ip rule del priority 80"},
 		{"off the path", evidence.RoleOffPath, reply(syscall.EHOSTUNREACH, "eth1"), nil, "", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -180,10 +180,10 @@ func judgeState(e *evidence.Evidence) Judgement {
 	if ct == nil || fw == nil || !ct.OK() || !fw.OK() {
 		return Judgement{Verdict: VerdictNotProven, Why: []string{"the firewall or conntrack probe did not run here (or was unavailable)"}}
 	}
-	replied, waiting := ctAnswered(ct.Entries)
+	replied, waiting, halfOpen := ctAnswered(ct.Entries)
 	switch {
-	case replied != nil && replied.TCPState == "SYN_RECV" && waiting == 0:
-		return Judgement{Verdict: VerdictNotProven, Why: []string{halfOpenWhy(role(e)) + ": " + replied.Text}, Prove: []string{provePeer, proveTrace, proveLive}}
+	case halfOpen != nil && replied == nil && waiting == 1:
+		return Judgement{Verdict: VerdictNotProven, Why: []string{halfOpenWhy(role(e)) + ": " + halfOpen.Text}, Prove: []string{provePeer, proveTrace, proveLive}}
 	case replied != nil && waiting == 0:
 		return Judgement{Verdict: VerdictClean, Why: []string{"conntrack saw the reply: " + replied.Text}, Answered: true}
 	case replied != nil:
@@ -220,20 +220,20 @@ func judgeLive(e *evidence.Evidence) Judgement {
 		}
 		return Judgement{Verdict: VerdictNotProven, Why: []string{"the flow's packets could not be captured: " + why}}
 	}
-	j := judgeWindow(l)
+	j := judgeWindow(l, role(e))
 	j.watched = countPackets(l, func(evidence.CapturedPacket) bool { return true }) > 0
 	return j
 }
 
 // judgeWindow judges a window whose packets were captured.
-func judgeWindow(l *evidence.LiveEvidence) Judgement {
+func judgeWindow(l *evidence.LiveEvidence, r evidence.Role) Judgement {
 	req := countPackets(l, func(p evidence.CapturedPacket) bool { return !p.Reply && !p.IsICMP() })
 	rep := countPackets(l, func(p evidence.CapturedPacket) bool { return p.Reply && !p.IsICMP() })
 	switch {
 	case req == 0 && rep == 0:
 		return Judgement{Verdict: VerdictNotProven, Why: []string{fmt.Sprintf("0 packets of the flow were seen in the %s window", l.End.Sub(l.Start).Round(100e6))},
 			Prove: []string{proveLive}}
-	case req > 0 && rep > 0 && handshakeOpen(l):
+	case req > 0 && rep > 0 && handshakeOpen(l, r):
 		// A server's SYN-ACK leaving proves it answered, not that the
 		// answer arrived: only the client's ACK coming back does.
 		return Judgement{Verdict: VerdictNotProven, Why: []string{fmt.Sprintf("%d request and %d reply packets crossed this host, but no request packet acknowledged a SYN-ACK: the handshake never completed through this host (the SYN-ACK, or the ACK that answers it, is lost beyond it)", req, rep)},
@@ -250,16 +250,18 @@ func judgeWindow(l *evidence.LiveEvidence) Judgement {
 // bare ACK, data, a FIN: the ACK flag without SYN or RST). A client's
 // reset is no completion: it answers a stale socket's challenge ACK as
 // readily as anything. Packets whose TCP header was not captured prove
-// nothing either way; a reply that resets is an answer (the path works).
-func handshakeOpen(l *evidence.LiveEvidence) bool {
+// nothing either way; a reset that came back through this host is an
+// answer (the path works), one a server sends proves no more than its
+// SYN-ACK does.
+func handshakeOpen(l *evidence.LiveEvidence, r evidence.Role) bool {
 	synack, acked := false, false
 	for _, p := range l.Packets {
 		switch {
 		case p.OtherHost || p.IsICMP() || p.TCP == 0:
 		case p.Reply && p.SYNACK():
 			synack = true
-		case p.Reply && p.RST():
-			return false // answered, with a reset: the path works
+		case p.Reply && p.RST() && r != evidence.RoleServer:
+			return false // a reset came back through this host: answered, the path works
 		case !p.Reply && synack && p.TCP.Has(evidence.TCPAck) && !p.TCP.Has(evidence.TCPSyn) && !p.RST():
 			acked = true
 		}
@@ -391,14 +393,21 @@ func halfOpenWhy(r evidence.Role) string {
 
 // ctAnswered is the first of the flow's entries that saw its reply (nil
 // when none did) and how many did not.
-func ctAnswered(entries []evidence.ConntrackEntry) (replied *evidence.ConntrackEntry, waiting int) {
+func ctAnswered(entries []evidence.ConntrackEntry) (replied *evidence.ConntrackEntry, waiting int, halfOpen *evidence.ConntrackEntry) {
 	for i, en := range entries {
 		switch {
 		case en.Unreplied:
 			waiting++
+		case en.TCPState == "SYN_RECV":
+			// The SYN-ACK passed, the handshake did not complete: on a
+			// server that is its own answer leaving, not the flow answered.
+			waiting++
+			if halfOpen == nil {
+				halfOpen = &entries[i]
+			}
 		case replied == nil:
 			replied = &entries[i]
 		}
 	}
-	return replied, waiting
+	return replied, waiting, halfOpen
 }

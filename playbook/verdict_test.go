@@ -60,6 +60,19 @@ func TestVerdicts(t *testing.T) {
 			rst.TCP, rst.Flags = evidence.TCPRst|evidence.TCPAck, "R."
 			e.Live = live(pkt(false), rst)
 		}, VerdictClean, true, "1 request and 1 reply packets"},
+		{"a server's own reset leaving", func(e *evidence.Evidence) {
+			rst := pkt(true)
+			rst.TCP, rst.Flags = evidence.TCPRst|evidence.TCPAck, "R."
+			e.Live = live(pkt(false), pkt(true), rst)
+		}, VerdictNotProven, false, "the handshake never completed"},
+		{"no source port: one connection established, another half-open", func(e *evidence.Evidence) {
+			e.Flow.Src = netip.AddrPortFrom(e.Flow.Src.Addr(), 0)
+			e.Conntrack.Count = 2
+			e.Conntrack.Entries = []evidence.ConntrackEntry{
+				{MatchedAs: "original", Proto: 6, TCPState: "ESTABLISHED", Assured: true, Text: "tcp 6 431999 ESTABLISHED … sport=40000 …"},
+				{MatchedAs: "original", Proto: 6, TCPState: "SYN_RECV", Text: "tcp 6 58 SYN_RECV … sport=40001 …"},
+			}
+		}, VerdictNotProven, false, "not on the other 1"},
 		{"conntrack: SYN_RECV on the server", func(e *evidence.Evidence) {
 			e.Conntrack.Count = 1
 			e.Conntrack.Entries = []evidence.ConntrackEntry{{MatchedAs: "original", Proto: 6, OrigSrc: client, OrigDst: server, ReplySrc: server, ReplyDst: client, TCPState: "SYN_RECV", Text: "tcp 6 58 SYN_RECV …"}}

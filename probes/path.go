@@ -7,8 +7,6 @@ import (
 
 	"asym/evidence"
 	"asym/flow"
-
-	"golang.org/x/sys/unix"
 )
 
 // probePath asks the kernel about one direction of the flow.
@@ -65,7 +63,7 @@ func probePath(ctx context.Context, t *Target, f flow.Flow, h *evidence.HostView
 	p.Decision = d
 	p.Command = t.IPCmd(q.Words()...)
 	p.Add("%s", d.Text)
-	if kind := refusalToSearch(d, h); kind != "" {
+	if kind := refusalToSearch(d); kind != "" {
 		findRefusers(ctx, t, p, kind)
 	}
 	if !d.Failed() && !d.Local() && d.Type != "blackhole" && d.Type != "unreachable" && d.Type != "prohibit" {
@@ -113,15 +111,12 @@ func probePath(ctx context.Context, t *Target, f flow.Flow, h *evidence.HostView
 	return p
 }
 
-// refusalToSearch is the kind of route that may have refused the decision:
-// the error says it for an output lookup; an input lookup's EINVAL is
-// the reverse-path filter's answer too, so a forwarded packet's is looked
-// for as a blackhole (a local one is not routed by any).
-func refusalToSearch(d evidence.RouteDecision, h *evidence.HostView) string {
+// refusalToSearch is the kind of route that may have refused the decision,
+// as the error says it. An input lookup's EINVAL is not searched: since
+// 6.13 it is also the reverse-path filter's answer, and a covering
+// blackhole (a routing daemon's summary) would be blamed for it.
+func refusalToSearch(d evidence.RouteDecision) string {
 	kind := d.Refusal()
-	if kind == "" && d.Errno == unix.EINVAL && d.Query.Iif != "" && h.Owner(d.Query.Dst) == nil {
-		kind = "blackhole"
-	}
 	if kind == "no route" {
 		return ""
 	}

@@ -205,6 +205,10 @@ func (m *Model) setFlow(f flow.Flow) {
 	m.fix.ask, m.fix.named = nil, nil
 	m.peer.stop()
 	m.peer = peerState{runID: m.peer.runID}
+	// The trace was of the old flow, and agreeing to send probes was for
+	// its tuple: a new flow asks again.
+	m.trace.stop()
+	m.trace = traceState{runID: m.trace.runID}
 }
 
 // Init runs no probe: the person decides when probes run. It reads the

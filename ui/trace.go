@@ -81,6 +81,7 @@ func (m *Model) runTrace() tea.Cmd {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.cancel = cancel
 	s, f, id := m.opt.Session, m.flow, t.runID // copied: the command must not touch the model
+	t.tracedFor = f.String()
 	cmds := []tea.Cmd{func() tea.Msg {
 		tr, fs, err := s.TraceFlow(ctx, f)
 		return traceDoneMsg{runID: id, tr: tr, findings: fs, err: err}
@@ -99,7 +100,7 @@ func (m *Model) traceDone(msg traceDoneMsg) tea.Cmd {
 	}
 	t.running = false
 	t.stop()
-	t.tr, t.findings, t.tracedFor = &msg.tr, msg.findings, m.flow.String()
+	t.tr, t.findings = &msg.tr, msg.findings
 	if msg.err != nil {
 		t.tr, t.err = nil, playbook.Clean(msg.err.Error())
 	}
